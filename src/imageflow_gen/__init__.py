@@ -1,0 +1,3 @@
+"""imageflow-gen: typed ImageFlowCanvas topology in, deployable infrastructure out."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,178 @@
+"""The command line: parses options, runs the pipeline, prints, and picks the exit code.
+
+Exit codes: 0 ok; 1 validation failed (or, for checks, drift); 2 usage error or unreadable
+input; 70 an internal error (a bug: please report it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import __version__
+from .errors import ImageflowError, Location, Problem, UsageError
+
+EXIT_INTERNAL = 70
+
+app = typer.Typer(
+    name="imageflow-gen",
+    help="Render the ImageFlowCanvas topology into Kustomize, Helm, Compose and K3s files.\n\n"
+         "Examples:\n\n"
+         "  imageflow-gen validate --profile prod\n\n"
+         "  imageflow-gen render --profile prod --out out\n\n"
+         "  imageflow-gen profiles",
+    add_completion=True,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile name: a file profiles/NAME.yaml.",
+                                         show_default=False)]
+ProfilesDirOpt = Annotated[Path, typer.Option("--profiles-dir", help="Directory of the profiles.",
+                                              file_okay=False)]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory.", file_okay=False)]
+
+
+def _echo_err(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+def _report(error: ImageflowError, what: str) -> None:
+    for problem in error.problems:
+        _echo_err(str(problem))
+    count = len(error.problems)
+    _echo_err(f"imageflow-gen: {count} problem{'s' if count != 1 else ''} {what}")
+
+
+def _run(action: Callable[[], Any], what: str) -> Any:
+    """Run `action`; turn known failures into messages and exit codes, never a traceback."""
+    try:
+        return action()
+    except ImageflowError as error:
+        _report(error, what)
+        raise typer.Exit(error.exit_code) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as error:  # noqa: BLE001 - the last line of defence against a traceback
+        _echo_err(f"imageflow-gen: internal error: {type(error).__name__}: {error}")
+        if os.environ.get("IMAGEFLOW_DEBUG"):
+            traceback.print_exc()
+        else:
+            _echo_err("imageflow-gen: this is a bug; set IMAGEFLOW_DEBUG=1 for the traceback and report it")
+        raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"imageflow-gen {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """imageflow-gen: typed ImageFlowCanvas topology in, deployable infrastructure out."""
+
+
+@app.command()
+def render(profile: ProfileOpt, out: OutOpt = Path("out"), profiles_dir: ProfilesDirOpt = Path("profiles")) -> None:
+    """Validate a profile and write its output; only files whose bytes changed are written.
+
+    Example: imageflow-gen render --profile prod --out out
+    """
+    from .pipeline import build
+    from .writing import write
+
+    result = _run(lambda: build(profiles_dir, profile), f"in profile {profile!r}; nothing written")
+    changes = _run(lambda: write(out, result.files), f"writing {out}")
+    counts = {status: sum(1 for c in changes if c.status == status) for status in ("created", "changed", "unchanged")}
+    for change in changes:
+        if change.status != "unchanged":
+            typer.echo(f"{change.status:<9} {out / change.path}")
+    typer.echo(f"profile {profile}: {counts['created']} created, {counts['changed']} changed, "
+               f"{counts['unchanged']} unchanged in {out}")
+
+
+@app.command()
+def validate(profile: ProfileOpt, profiles_dir: ProfilesDirOpt = Path("profiles")) -> None:
+    """Check a profile and everything it would render, writing nothing.
+
+    Example: imageflow-gen validate --profile prod
+    """
+    from .pipeline import build
+
+    result = _run(lambda: build(profiles_dir, profile), f"in profile {profile!r}")
+    typer.echo(f"profile {profile}: valid ({len(result.files)} files would be rendered)")
+
+
+@app.command()
+def profiles(profiles_dir: ProfilesDirOpt = Path("profiles")) -> None:
+    """List the profiles, each with its one-line purpose.
+
+    Example: imageflow-gen profiles
+    """
+    from .loading import list_profiles, read_file
+
+    def purposes() -> list[tuple[str, str]]:
+        if not profiles_dir.is_dir():
+            raise UsageError([Problem(Location(str(profiles_dir)), "", "no such profiles directory")])
+        rows = []
+        for name in list_profiles(profiles_dir):
+            tree = read_file(profiles_dir / f"{name}.yaml", str(profiles_dir / f"{name}.yaml"))
+            purpose = tree.value.get("purpose")
+            rows.append((name, purpose.value if purpose is not None else "(no purpose given)"))
+        return rows
+
+    rows = _run(purposes, f"in {profiles_dir}")
+    width = max((len(name) for name, _ in rows), default=0)
+    for name, purpose in rows:
+        typer.echo(f"{name:<{width}}  {purpose}")
+
+
+@app.command()
+def schema(
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Where to write the schemas.", file_okay=False)]
+    = Path("schemas"),
+    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if a schema file is stale.")]
+    = False,
+) -> None:
+    """Write the JSON schemas of the topology and of a profile file, generated from the model.
+
+    Example: imageflow-gen schema --out-dir schemas
+    """
+    from .schema import files
+
+    stale = []
+    for name, text in files().items():
+        target = out_dir / name
+        current = target.read_text(encoding="utf-8") if target.is_file() else None
+        if current == text:
+            continue
+        stale.append(target)
+        if not check:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8", newline="\n")
+            typer.echo(f"wrote {target}")
+    if check and stale:
+        for target in stale:
+            _echo_err(f"{target}: stale; run `imageflow-gen schema`")
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="imageflow-gen")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""The typed topology: one module per area; `Topology` ties them together."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .cluster import Cluster, VirtualMachine
+from .edge import Edge
+from .messaging import Messaging
+from .namespaces import Namespace
+from .network import Network
+from .observability import Observability
+from .processing import Processing
+from .storage import Storage
+from .types import Strict
+
+
+class Topology(Strict):
+    """The whole ImageFlowCanvas deployment: machines, cluster, services and policies."""
+
+    purpose: str
+    """One line saying what this profile is for."""
+    vms: list[VirtualMachine] = Field(min_length=1)
+    """The machines (seed 8.0: vm0 edge, vm1 messaging, vm2 compute)."""
+    cluster: Cluster
+    """The K3s cluster (seed 8.1.1)."""
+    namespaces: list[Namespace] = Field(min_length=1)
+    """Namespaces (seed 8.1.2)."""
+    processing: Processing
+    """gRPC processing services."""
+    storage: Storage
+    """Storage classes and MinIO (seed 8.2)."""
+    messaging: Messaging
+    """Kafka on VM1."""
+    observability: Observability
+    """Tracing (seed 8.1.3)."""
+    network: Network
+    """Istio and network policies (seed 8.3)."""
+    edge: Edge
+    """The edge layer (seed 8.0.1)."""
+
+
+__all__ = ["Topology"]

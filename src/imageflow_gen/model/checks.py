@@ -1,0 +1,335 @@
+"""Cross-field checks: what no single field can know. Every check runs; all findings return.
+
+Each finding is (path into the merged profile, message); the caller turns paths into
+file:line:column. Nothing here raises for a finding.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import Path, dotted
+from . import Topology
+from .cluster import NODE_TYPE_LABEL
+from .common import Resources
+from .quantity import parse
+
+Finding = tuple[Path, str]
+
+
+@dataclass(frozen=True)
+class ClusterService:
+    """A Service the cluster will have, as routes and policies see it."""
+
+    namespace: str
+    name: str
+    ports: frozenset[int]
+    path: Path
+
+
+def cluster_services(topo: Topology) -> list[ClusterService]:
+    """Every in-cluster Service the topology defines, with its ports."""
+    obs, minio = topo.observability, topo.storage.minio
+    services = [
+        ClusterService(topo.processing.namespace, s.name, frozenset({s.port}), ("processing", "services", i))
+        for i, s in enumerate(topo.processing.services)
+    ]
+    services.append(ClusterService(minio.namespace, "minio", frozenset({minio.port, minio.console_port}),
+                                   ("storage", "minio")))
+    services.append(ClusterService(obs.tempo.namespace, obs.tempo.name,
+                                   frozenset(obs.tempo.ports.model_dump().values()), ("observability", "tempo")))
+    services.append(ClusterService(obs.otel_agent.namespace, obs.otel_agent.name,
+                                   frozenset(obs.otel_agent.ports.model_dump().values()),
+                                   ("observability", "otel_agent")))
+    for key in ("api_gateway", "backend_api", "web_ui"):
+        component = getattr(topo.edge, key)
+        if "cluster" in component.runs_on:
+            services.append(ClusterService(component.namespace, component.name, frozenset({component.port}),
+                                           ("edge", key)))
+    return services
+
+
+def check(topo: Topology) -> list[Finding]:
+    """All cross-field findings for `topo`."""
+    findings: list[Finding] = []
+    for rule in (_unique_names, _namespace_refs, _placement, _storage, _kafka, _routes, _policies,
+                 _ports, _resources, _vms):
+        findings.extend(rule(topo))
+    return findings
+
+
+# ---- uniqueness ------------------------------------------------------------------------
+
+
+def _duplicates(items: Iterable[tuple[Any, Path]], what: str) -> Iterator[Finding]:
+    seen: dict[Any, Path] = {}
+    for value, path in items:
+        if value in seen:
+            yield path, f"duplicate {what} {value!r} (also at {dotted(seen[value])})"
+        else:
+            seen[value] = path
+
+
+def _indexed(items: list[Any], base: Path, attr: str = "name") -> list[tuple[Any, Path]]:
+    return [(getattr(item, attr), base + (i, attr)) for i, item in enumerate(items)]
+
+
+def _unique_names(topo: Topology) -> Iterator[Finding]:
+    cluster, kafka = topo.cluster, topo.messaging.kafka
+    nodes = _indexed(cluster.master_nodes, ("cluster", "master_nodes")) + \
+        _indexed(cluster.worker_nodes, ("cluster", "worker_nodes"))
+    yield from _duplicates(nodes, "node name")
+    ips = _indexed(cluster.master_nodes, ("cluster", "master_nodes"), "ip") + \
+        _indexed(cluster.worker_nodes, ("cluster", "worker_nodes"), "ip")
+    yield from _duplicates(ips, "node address")
+    yield from _duplicates(_indexed(topo.vms, ("vms",)), "VM name")
+    yield from _duplicates(_indexed(topo.namespaces, ("namespaces",)), "namespace")
+    yield from _duplicates(_indexed(topo.storage.storage_classes, ("storage", "storage_classes")),
+                           "storage class")
+    yield from _duplicates(_indexed(topo.storage.minio.buckets, ("storage", "minio", "buckets")), "bucket")
+    yield from _duplicates(_indexed(kafka.brokers, ("messaging", "kafka", "brokers")), "broker name")
+    yield from _duplicates(_indexed(kafka.brokers, ("messaging", "kafka", "brokers"), "node_id"),
+                           "broker node_id")
+    yield from _duplicates(_indexed(kafka.listeners, ("messaging", "kafka", "listeners")), "listener")
+    yield from _duplicates(_indexed(kafka.topics, ("messaging", "kafka", "topics")), "topic")
+    yield from _duplicates([((r.namespace, r.name), ("network", "routes", i, "name"))
+                            for i, r in enumerate(topo.network.routes)], "route")
+    yield from _duplicates([((p.namespace, p.name), ("network", "policies", i, "name"))
+                            for i, p in enumerate(topo.network.policies)], "network policy")
+    yield from _duplicates([((s.namespace, s.name), s.path + ("name",)) for s in cluster_services(topo)],
+                           "service (namespace, name)")
+    if kafka.connect:
+        yield from _duplicates(_indexed(kafka.connect.connectors, ("messaging", "kafka", "connect", "connectors")),
+                               "connector")
+
+
+# ---- references ------------------------------------------------------------------------
+
+
+def _namespace_uses(topo: Topology) -> Iterator[tuple[str, Path]]:
+    obs = topo.observability
+    yield topo.processing.namespace, ("processing", "namespace")
+    yield topo.storage.minio.namespace, ("storage", "minio", "namespace")
+    yield obs.otel_agent.namespace, ("observability", "otel_agent", "namespace")
+    yield obs.tempo.namespace, ("observability", "tempo", "namespace")
+    yield topo.network.gateway.namespace, ("network", "gateway", "namespace")
+    for key in ("api_gateway", "backend_api", "web_ui"):
+        component = getattr(topo.edge, key)
+        if "cluster" in component.runs_on:
+            yield component.namespace, ("edge", key, "namespace")
+    for i, route in enumerate(topo.network.routes):
+        yield route.namespace, ("network", "routes", i, "namespace")
+    for i, policy in enumerate(topo.network.policies):
+        base = ("network", "policies", i)
+        yield policy.namespace, base + ("namespace",)
+        for j, rule in enumerate(policy.ingress or []):
+            for k, ns in enumerate(rule.from_namespaces):
+                yield ns, base + ("ingress", j, "from_namespaces", k)
+        for j, rule in enumerate(policy.egress or []):
+            for k, ns in enumerate(rule.to_namespaces):
+                yield ns, base + ("egress", j, "to_namespaces", k)
+
+
+def _namespace_refs(topo: Topology) -> Iterator[Finding]:
+    known = {ns.name for ns in topo.namespaces}
+    for name, path in _namespace_uses(topo):
+        if name not in known:
+            yield path, f"namespace {name!r} is not defined in namespaces ({_choices(known)})"
+
+
+def _choices(values: Iterable[Any]) -> str:
+    values = sorted(str(v) for v in values)
+    return "defined: " + ", ".join(values) if values else "none defined"
+
+
+def _node_types(topo: Topology) -> dict[str, list[Any]]:
+    types: dict[str, list[Any]] = {}
+    for node in topo.cluster.nodes:
+        if node.node_type:
+            types.setdefault(node.node_type, []).append(node)
+    return types
+
+
+def _placement(topo: Topology) -> Iterator[Finding]:
+    types = _node_types(topo)
+    for i, service in enumerate(topo.processing.services):
+        path = ("processing", "services", i)
+        if service.node_type is not None and service.node_type not in types:
+            yield path + ("node_type",), (f"no node has the label {NODE_TYPE_LABEL}={service.node_type} "
+                                          f"({_choices(types)})")
+        elif service.gpu and service.node_type is None:
+            yield path + ("node_type",), "a GPU service needs a node_type whose nodes have GPUs"
+        elif service.gpu and not all(n.resources.gpu >= service.gpu for n in types[service.node_type]):
+            yield path + ("gpu",), (f"asks for {service.gpu} GPU(s) per pod but nodes labelled "
+                                    f"{NODE_TYPE_LABEL}={service.node_type} do not all have that many")
+        if service.autoscaling and service.autoscaling.min_replicas > service.autoscaling.max_replicas:
+            yield path + ("autoscaling", "min_replicas"), "must not exceed max_replicas"
+    nodes = {node.name for node in topo.cluster.nodes}
+    for i, host in enumerate(topo.storage.minio.volumes.hosts):
+        if host not in nodes:
+            yield ("storage", "minio", "volumes", "hosts", i), f"node {host!r} is not a cluster node ({_choices(nodes)})"
+
+
+def _storage(topo: Topology) -> Iterator[Finding]:
+    minio = topo.storage.minio
+    base = ("storage", "minio")
+    classes = {sc.name for sc in topo.storage.storage_classes}
+    if minio.storage_class not in classes:
+        yield base + ("storage_class",), f"storage class {minio.storage_class!r} is not defined ({_choices(classes)})"
+    if minio.mode == "distributed" and minio.drives < 4:
+        yield base + ("nodes",), (f"distributed mode (erasure coding) needs at least 4 drives; "
+                                  f"nodes x drives_per_node is {minio.drives}")
+    if minio.mode == "standalone" and minio.nodes != 1:
+        yield base + ("nodes",), "standalone mode runs exactly 1 node"
+
+
+def _kafka(topo: Topology) -> Iterator[Finding]:
+    kafka = topo.messaging.kafka
+    base = ("messaging", "kafka")
+    brokers = len(kafka.brokers)
+    if kafka.default_replication_factor > brokers:
+        yield base + ("default_replication_factor",), (
+            f"{kafka.default_replication_factor} is more than the {brokers} broker(s)")
+    if kafka.min_insync_replicas > min(kafka.default_replication_factor, brokers):
+        yield base + ("min_insync_replicas",), (
+            f"{kafka.min_insync_replicas} is more than the replication factor "
+            f"{kafka.default_replication_factor} or the {brokers} broker(s); writes with acks=all would fail")
+    for i, topic in enumerate(kafka.topics):
+        if topic.replication_factor > brokers:
+            yield base + ("topics", i, "replication_factor"), (
+                f"{topic.replication_factor} is more than the {brokers} broker(s)")
+    yield from _kafka_vm(topo)
+    yield from _broker_ports(topo)
+    yield from _connectors(topo)
+
+
+def _vm(topo: Topology, name: str) -> Any:
+    return next((vm for vm in topo.vms if vm.name == name), None)
+
+
+def _kafka_vm(topo: Topology) -> Iterator[Finding]:
+    kafka = topo.messaging.kafka
+    vm = _vm(topo, kafka.vm)
+    if vm is None:
+        yield ("messaging", "kafka", "vm"), f"VM {kafka.vm!r} is not defined in vms ({_choices(v.name for v in topo.vms)})"
+        return
+    for i, listener in enumerate(kafka.listeners):
+        if listener.network == "vpn" and vm.vpn_address is None:
+            yield ("messaging", "kafka", "listeners", i, "network"), (
+                f"VM {vm.name!r} has no vpn_address to advertise on listener {listener.name}")
+
+
+def _broker_ports(topo: Topology) -> Iterator[Finding]:
+    kafka = topo.messaging.kafka
+    wanted = {listener.name for listener in kafka.listeners} | {"CONTROLLER"}
+    used: list[tuple[int, Path]] = []
+    for i, broker in enumerate(kafka.brokers):
+        path = ("messaging", "kafka", "brokers", i, "ports")
+        if set(broker.ports) != wanted:
+            yield path, f"needs a port for each of {', '.join(sorted(wanted))}; has {', '.join(sorted(broker.ports)) or 'none'}"
+        used.extend((port, path + (name,)) for name, port in sorted(broker.ports.items()))
+    if kafka.connect:
+        used.append((kafka.connect.rest_port, ("messaging", "kafka", "connect", "rest_port")))
+    yield from _duplicates(used, "port on the Kafka VM")
+
+
+def _connectors(topo: Topology) -> Iterator[Finding]:
+    kafka = topo.messaging.kafka
+    if not kafka.connect:
+        return
+    buckets = {b.name for b in topo.storage.minio.buckets}
+    topics = {t.name for t in kafka.topics}
+    for i, connector in enumerate(kafka.connect.connectors):
+        path = ("messaging", "kafka", "connect", "connectors", i)
+        if connector.bucket not in buckets:
+            yield path + ("bucket",), f"bucket {connector.bucket!r} is not a MinIO bucket ({_choices(buckets)})"
+        for j, topic in enumerate(connector.topics):
+            if topic not in topics:
+                yield path + ("topics", j), f"topic {topic!r} is not defined in messaging.kafka.topics ({_choices(topics)})"
+
+
+def _routes(topo: Topology) -> Iterator[Finding]:
+    services = {(s.namespace, s.name): s for s in cluster_services(topo)}
+    gateway = topo.network.gateway
+    for i, route in enumerate(topo.network.routes):
+        path = ("network", "routes", i)
+        if route.gateway != gateway.name:
+            yield path + ("gateway",), f"gateway {route.gateway!r} is not the topology's gateway {gateway.name!r}"
+        target = services.get((route.namespace, route.destination.service))
+        if target is None:
+            names = [name for ns, name in services if ns == route.namespace]
+            yield path + ("destination", "service"), (
+                f"no service {route.destination.service!r} in namespace {route.namespace} ({_choices(names)})")
+        elif route.destination.port not in target.ports:
+            yield path + ("destination", "port"), (
+                f"service {target.name!r} has no port {route.destination.port} ({_choices(target.ports)})")
+
+
+def _policies(topo: Topology) -> Iterator[Finding]:
+    ports_by_ns: dict[str, set[int]] = {}
+    for service in cluster_services(topo):
+        ports_by_ns.setdefault(service.namespace, set()).update(service.ports)
+    for i, policy in enumerate(topo.network.policies):
+        base = ("network", "policies", i)
+        for j, rule in enumerate(policy.ingress or []):
+            own = ports_by_ns.get(policy.namespace, set())
+            for k, port in enumerate(rule.ports):
+                if port.port not in own:
+                    yield base + ("ingress", j, "ports", k, "port"), (
+                        f"no workload in namespace {policy.namespace} listens on port {port.port} ({_choices(own)})")
+        for j, rule in enumerate(policy.egress or []):
+            theirs = set().union(*(ports_by_ns.get(ns, set()) for ns in rule.to_namespaces))
+            for k, port in enumerate(rule.ports):
+                if port.port not in theirs:
+                    yield base + ("egress", j, "ports", k, "port"), (
+                        f"no workload in {', '.join(rule.to_namespaces)} listens on port {port.port} "
+                        f"({_choices(theirs)})")
+
+
+def _ports(topo: Topology) -> Iterator[Finding]:
+    obs, minio = topo.observability, topo.storage.minio
+    yield from _duplicates([(minio.port, ("storage", "minio", "port")),
+                            (minio.console_port, ("storage", "minio", "console_port"))], "port of minio")
+    for key in ("otel_agent", "tempo"):
+        ports = getattr(obs, key).ports.model_dump()
+        yield from _duplicates([(port, ("observability", key, "ports", name)) for name, port in ports.items()],
+                               f"port of {key}")
+
+
+def _resources(topo: Topology) -> Iterator[Finding]:
+    for path, resources in _all_resources(topo):
+        for kind in ("cpu", "memory"):
+            request, limit = getattr(resources.requests, kind), getattr(resources.limits, kind)
+            if parse(request) > parse(limit):
+                yield path + ("resources", "requests", kind), f"request {request} is above the limit {limit}"
+
+
+def _all_resources(topo: Topology) -> Iterator[tuple[Path, Resources]]:
+    for i, service in enumerate(topo.processing.services):
+        yield ("processing", "services", i), service.resources
+    yield ("storage", "minio"), topo.storage.minio.resources
+    yield ("observability", "otel_agent"), topo.observability.otel_agent.resources
+    yield ("observability", "tempo"), topo.observability.tempo.resources
+    for key in ("api_gateway", "backend_api", "web_ui"):
+        yield ("edge", key), getattr(topo.edge, key).resources
+
+
+def _vms(topo: Topology) -> Iterator[Finding]:
+    roles = Counter(vm.role for vm in topo.vms)
+    for i, vm in enumerate(topo.vms):
+        if roles[vm.role] > 1:
+            yield ("vms", i, "role"), f"more than one VM has the role {vm.role!r}"
+    edge_vm = _vm(topo, topo.edge.vm)
+    if edge_vm is None:
+        yield ("edge", "vm"), f"VM {topo.edge.vm!r} is not defined in vms ({_choices(v.name for v in topo.vms)})"
+    elif edge_vm.role != "edge":
+        yield ("edge", "vm"), f"VM {edge_vm.name!r} has the role {edge_vm.role!r}, not 'edge'"
+    auth = topo.edge.api_gateway.auth
+    if auth.mode == "subrequest" and auth.url is None:
+        yield ("edge", "api_gateway", "auth", "url"), "mode subrequest needs the url of the authentication service"
+    kafka_vm = _vm(topo, topo.messaging.kafka.vm)
+    if kafka_vm is not None and kafka_vm.role != "messaging":
+        yield ("messaging", "kafka", "vm"), f"VM {kafka_vm.name!r} has the role {kafka_vm.role!r}, not 'messaging'"

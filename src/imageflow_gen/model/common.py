@@ -1,0 +1,32 @@
+"""Pieces several areas share: container resources, secret references."""
+
+from __future__ import annotations
+
+from .types import Cpu, Name, Quantity, Strict, SubdomainName
+
+
+class Amounts(Strict):
+    """CPU and memory amounts."""
+
+    cpu: Cpu
+    """CPU: whole cores (2) or a quantity ("500m")."""
+    memory: Quantity
+    """Memory, e.g. 512Mi."""
+
+
+class Resources(Strict):
+    """Container requests and limits."""
+
+    requests: Amounts
+    """What the scheduler reserves."""
+    limits: Amounts
+    """The most the container may use."""
+
+
+class SecretRef(Strict):
+    """A Kubernetes Secret that holds credentials; only its name and keys are ever written."""
+
+    name: SubdomainName
+    """Secret name."""
+    keys: dict[Name, str]
+    """Logical key -> key inside the Secret, e.g. {access-key: rootUser}."""

@@ -1,0 +1,88 @@
+"""The VM0 edge: API gateway, backend API and web UI (seed 8.0.1), and where each runs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .common import Resources
+from .types import AbsolutePath, Count, Hostname, Image, Name, Port, Positive, Strict, Url
+
+Placement = Literal["vm", "cluster"]
+
+
+class EdgeComponent(Strict):
+    """A component of the edge layer."""
+
+    name: Name
+    """Service name (compose service, and Deployment/Service in the cluster)."""
+    image: Image
+    """Container image, pinned."""
+    port: Port
+    """Port the container listens on."""
+    replicas: Positive = 1
+    """Replicas (compose replicas on the VM; Deployment replicas in the cluster)."""
+    resources: Resources
+    """Requests and limits."""
+    runs_on: list[Placement] = Field(min_length=1)
+    """Where it runs: `vm` (Docker Compose on the edge VM), `cluster` (K3s), or both."""
+    namespace: Name
+    """Cluster namespace, used where it runs in the cluster."""
+
+
+class TlsFiles(Strict):
+    """Paths of the certificate and key on the edge VM; their contents are never read or written."""
+
+    certificate_path: AbsolutePath
+    """PEM certificate chain."""
+    key_path: AbsolutePath
+    """PEM private key."""
+
+
+class RateLimit(Strict):
+    """Request rate limiting per client address."""
+
+    requests_per_second: Positive
+    """Sustained rate."""
+    burst: Count = 0
+    """Requests allowed above the rate before rejecting."""
+
+
+class AuthHook(Strict):
+    """Authentication: `none`, or `subrequest` (nginx asks `url` before passing a request on)."""
+
+    mode: Literal["none", "subrequest"] = "none"
+    """How requests are authenticated."""
+    url: Url | None = None
+    """The authentication service, for `subrequest`."""
+
+
+class ApiGateway(EdgeComponent):
+    """nginx: TLS termination, authentication, load balancing, rate limiting."""
+
+    server_name: Hostname
+    """Public host name."""
+    tls: TlsFiles
+    """Certificate and key paths."""
+    rate_limit: RateLimit
+    """Rate limiting."""
+    auth: AuthHook = AuthHook()
+    """Authentication hook."""
+
+
+class Edge(Strict):
+    """The front-end layer."""
+
+    vm: Name
+    """The edge VM (seed: vm0)."""
+    api_gateway: ApiGateway
+    """API gateway."""
+    backend_api: EdgeComponent
+    """FastAPI backend: business logic, Kafka producer, WebSockets."""
+    web_ui: EdgeComponent
+    """React single-page app, served as static files by nginx."""
+
+    @property
+    def components(self) -> list[EdgeComponent]:
+        return [self.api_gateway, self.backend_api, self.web_ui]

@@ -1,0 +1,106 @@
+"""Kafka and Kafka Connect on VM1 (seed 8.0.2)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .types import BucketName, Image, KafkaClusterId, ListenerName, Name, Port, Positive, Strict
+
+
+class KafkaListener(Strict):
+    """A client listener: who connects, and over which of the VM's addresses."""
+
+    name: ListenerName
+    """Listener name, e.g. VPN (for VM0) or K3S (for the cluster)."""
+    protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """Security protocol."""
+    network: Literal["vpn", "private"]
+    """Which address of the Kafka VM is advertised: vpn_address or address."""
+    purpose: str
+    """Who uses it."""
+
+
+class KafkaBroker(Strict):
+    """One broker (KRaft combined broker and controller)."""
+
+    name: Name
+    """Broker name (container and host name)."""
+    node_id: Positive
+    """KRaft node id."""
+    ports: dict[ListenerName, Port]
+    """Port per listener name, including CONTROLLER; brokers share one VM, so ports differ."""
+
+
+class KafkaTopic(Strict):
+    """A topic the platform uses."""
+
+    name: str
+    """Topic name."""
+    partitions: Positive
+    """Partitions."""
+    replication_factor: Positive
+    """Replicas of each partition."""
+
+
+class S3SinkConnector(Strict):
+    """A Kafka Connect sink that writes topics to a MinIO bucket over the S3 API."""
+
+    name: Name
+    """Connector name."""
+    topics: list[str] = Field(min_length=1)
+    """Topics to sink."""
+    bucket: BucketName
+    """Target bucket (must be a MinIO bucket)."""
+    flush_size: Positive = 1000
+    """Records per object written."""
+
+
+class KafkaConnect(Strict):
+    """Kafka Connect beside the brokers (seed: MinIO integration)."""
+
+    image: Image
+    """Kafka Connect image with the S3 sink plugin, pinned."""
+    rest_port: Port = 8083
+    """REST API port."""
+    group_id: str = "imageflow-connect"
+    """Connect cluster group id."""
+    connectors: list[S3SinkConnector] = Field(default_factory=list)
+    """Connectors to configure."""
+
+
+class Kafka(Strict):
+    """Apache Kafka in KRaft mode on the messaging VM."""
+
+    vm: Name
+    """The VM it runs on (seed: vm1)."""
+    image: Image
+    """Kafka image, pinned."""
+    cluster_id: KafkaClusterId
+    """KRaft cluster id (not a secret; identifies the cluster's storage)."""
+    listeners: list[KafkaListener] = Field(min_length=1)
+    """Client listeners."""
+    brokers: list[KafkaBroker] = Field(min_length=1)
+    """Brokers; the seed recommends 3."""
+    default_replication_factor: Positive
+    """Replication factor of new topics."""
+    min_insync_replicas: Positive
+    """Replicas that must acknowledge a write with acks=all."""
+    num_partitions: Positive = 3
+    """Partitions of new topics."""
+    heap_mb: Positive = 1024
+    """JVM heap per broker in MB."""
+    topics: list[KafkaTopic] = Field(default_factory=list)
+    """Topics to create."""
+    connect: KafkaConnect | None = None
+    """Kafka Connect."""
+
+
+class Messaging(Strict):
+    """The messaging layer."""
+
+    kafka: Kafka
+    """Kafka."""
+
+

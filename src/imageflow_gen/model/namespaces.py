@@ -1,0 +1,18 @@
+"""Kubernetes namespaces (seed 8.1.2)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from .types import Name, Strict
+
+
+class Namespace(Strict):
+    """A namespace and what runs in it."""
+
+    name: Name
+    """Namespace name."""
+    purpose: str
+    """What runs here (seed 8.1.2)."""
+    pod_security: Literal["restricted", "baseline", "privileged"] = "restricted"
+    """Pod Security admission level enforced in the namespace."""

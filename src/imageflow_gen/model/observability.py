@@ -1,0 +1,81 @@
+"""Tracing: the OpenTelemetry agent and Grafana Tempo (seed 8.1.3)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .common import Resources
+from .types import AbsolutePath, Image, Name, Port, Positive, Quantity, Strict
+
+
+class OtelAgentPorts(Strict):
+    """Ports of the agent."""
+
+    otlp_grpc: Port = 4317
+    """OTLP over gRPC."""
+    otlp_http: Port = 4318
+    """OTLP over HTTP."""
+    metrics: Port = 8888
+    """The collector's own Prometheus metrics."""
+
+
+class OtelAgent(Strict):
+    """OpenTelemetry Collector as a DaemonSet on every node (seed 8.1.3.1)."""
+
+    name: Name = "otel-agent"
+    """DaemonSet, ServiceAccount and ConfigMap prefix."""
+    namespace: Name
+    """Namespace (seed: imageflow-observability)."""
+    image: Image
+    """Collector image (seed: otel/opentelemetry-collector-contrib:0.97.0)."""
+    resources: Resources
+    """Requests and limits."""
+    ports: OtelAgentPorts = OtelAgentPorts()
+    """Ports."""
+    host_paths: list[AbsolutePath] = Field(default_factory=list)
+    """Host directories mounted read-only (seed: /var/log, /var/lib/docker/containers)."""
+    tolerate_master: bool = True
+    """Also run on master nodes (seed: yes)."""
+
+
+class TempoPorts(Strict):
+    """Ports of Tempo."""
+
+    http: Port = 3200
+    """HTTP API."""
+    otlp_grpc: Port = 4317
+    """OTLP over gRPC."""
+    jaeger_grpc: Port = 14250
+    """Jaeger over gRPC."""
+
+
+class Tempo(Strict):
+    """Grafana Tempo as a StatefulSet with local storage (seed 8.1.3.2)."""
+
+    name: Name = "tempo"
+    """StatefulSet, Service and ConfigMap prefix."""
+    namespace: Name
+    """Namespace (seed: imageflow-observability)."""
+    image: Image
+    """Tempo image (seed: grafana/tempo:2.4.0)."""
+    replicas: Positive = 1
+    """Replicas."""
+    resources: Resources
+    """Requests and limits."""
+    ports: TempoPorts = TempoPorts()
+    """Ports."""
+    storage_size: Quantity
+    """Size of the trace volume (seed: 10Gi)."""
+    storage_path: AbsolutePath = "/var/tempo"
+    """Where traces are kept inside the container."""
+    mem_ballast_mb: Positive = 1024
+    """-mem-ballast-size-mbs (seed: 1024)."""
+
+
+class Observability(Strict):
+    """Tracing components."""
+
+    otel_agent: OtelAgent
+    """The OpenTelemetry agent."""
+    tempo: Tempo
+    """Tempo."""

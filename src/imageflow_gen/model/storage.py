@@ -1,0 +1,98 @@
+"""MinIO and persistent storage (seed 8.2)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .common import Resources, SecretRef
+from .types import AbsolutePath, BucketName, Hostname, Image, Name, Port, Positive, Quantity, Strict
+
+
+class StorageClass(Strict):
+    """A StorageClass (seed 8.2.2)."""
+
+    name: Name
+    """StorageClass name."""
+    provisioner: str
+    """Provisioner; kubernetes.io/no-provisioner for local volumes."""
+    volume_binding_mode: Literal["WaitForFirstConsumer", "Immediate"] = "WaitForFirstConsumer"
+    """When a claim binds."""
+    reclaim_policy: Literal["Retain", "Delete"] | None = None
+    """What happens to dynamically provisioned volumes when released; unset: Kubernetes' default (Delete)."""
+    parameters: dict[str, str] = Field(default_factory=dict)
+    """Provisioner parameters; values are strings."""
+
+
+class Bucket(Strict):
+    """A bucket MinIO creates at start."""
+
+    name: BucketName
+    """Bucket name."""
+    access: Literal["rw", "r", "w"]
+    """Anonymous access policy: rw (read-write), r (download), w (upload)."""
+
+
+class MinioVolumes(Strict):
+    """The local PersistentVolumes behind MinIO's drives, one per drive."""
+
+    size: Quantity
+    """Capacity of each volume (seed: 1Ti)."""
+    path_prefix: AbsolutePath
+    """Host directory; drive NN is at <prefix>/NN (seed: /data/minio)."""
+    reclaim_policy: Literal["Retain", "Delete", "Recycle"] = "Retain"
+    """What happens to the data when the claim goes."""
+    access_modes: list[Literal["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"]] = Field(
+        default_factory=lambda: ["ReadWriteOnce"], min_length=1)
+    """Access modes of the volumes."""
+    hosts: list[Name] = Field(min_length=1)
+    """Nodes that hold the drives; drive NN goes to hosts[(NN - 1) % len(hosts)]."""
+
+
+class Minio(Strict):
+    """MinIO object storage as a StatefulSet in the cluster (seed 8.0.3, 8.2.1)."""
+
+    namespace: Name
+    """Namespace (seed: imageflow-storage)."""
+    image: Image
+    """MinIO server image, pinned."""
+    mode: Literal["distributed", "standalone"]
+    """distributed: erasure-coded over several servers; standalone: one server."""
+    nodes: Positive
+    """MinIO servers (StatefulSet replicas); seed: 4."""
+    drives_per_node: Positive = 1
+    """Drives per server."""
+    region: str
+    """S3 region name."""
+    browser: bool
+    """Whether the web console is on."""
+    domain: Hostname
+    """Domain for virtual-host-style bucket requests."""
+    port: Port = 9000
+    """S3 API port."""
+    console_port: Port = 9001
+    """Web console port."""
+    resources: Resources
+    """Requests and limits per server."""
+    storage_class: Name
+    """StorageClass of the drives' volumes."""
+    volumes: MinioVolumes
+    """The PersistentVolumes behind the drives."""
+    buckets: list[Bucket] = Field(default_factory=list)
+    """Buckets created at start."""
+    credentials: SecretRef
+    """Secret with the root user and password (keys: access-key, secret-key)."""
+
+    @property
+    def drives(self) -> int:
+        return self.nodes * self.drives_per_node
+
+
+class Storage(Strict):
+    """Storage classes and MinIO."""
+
+    storage_classes: list[StorageClass] = Field(default_factory=list)
+    """StorageClasses to create."""
+    minio: Minio
+    """MinIO."""

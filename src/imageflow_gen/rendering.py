@@ -1,0 +1,49 @@
+"""The Jinja environments. Templates never build YAML structure out of input strings.
+
+Every value enters a template through the `q` filter, which writes it as a JSON scalar or
+flow collection: valid YAML whose structure no input can change. The rendered text is then
+parsed back and re-emitted by `yamlio`, so quoting in the output is uniform.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+import jinja2
+
+from .errors import Location, Problem, ValidationFailed
+from .resources import data_dir
+
+
+def q(value: Any) -> str:
+    """Any value as a JSON literal, which YAML reads back unchanged."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=False)
+
+
+@cache
+def environment() -> jinja2.Environment:
+    """Templates for YAML and text files: `{{ }}` and `{% %}`."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["q"] = q
+    return env
+
+
+def render(template: str, **context: Any) -> str:
+    """Render `template`; a template bug is reported as a problem naming template:line."""
+    try:
+        return environment().get_template(template).render(**context)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ValidationFailed([Problem(Location(f"templates/{exc.name or template}", exc.lineno or 0, 1), "",
+                                        f"template error: {exc.message}")]) from None
+    except jinja2.UndefinedError as exc:
+        raise ValidationFailed([Problem(Location(f"templates/{template}"), "",
+                                        f"template error: {exc.message}")]) from None

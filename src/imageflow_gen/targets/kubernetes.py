@@ -1,0 +1,40 @@
+"""The cluster's Kubernetes objects for one plan, as plain data in a stable order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import Location, Problem, ValidationFailed
+from ..plan import Plan
+from ..rendering import render
+from ..yamlio import YamlParseError, order_object, parse_all
+
+
+def objects(plan: Plan) -> list[dict[str, Any]]:
+    """Every object of `plan`, parsed back from its template."""
+    result = []
+    for ns in plan.namespaces:
+        result.extend(_render("kubernetes/namespace.yaml.j2", ns=ns))
+    return result
+
+
+def _render(template: str, **context: Any) -> list[dict[str, Any]]:
+    text = render(template, **context)
+    try:
+        return [order_object(doc) for doc in parse_all(text)]
+    except YamlParseError as exc:
+        raise ValidationFailed([Problem(Location(f"templates/{template}"), "",
+                                        f"template produced invalid YAML at line {exc.line}: {exc}")]) from None
+
+
+def identity(obj: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(apiVersion group, kind, namespace, name): what makes an object the same object."""
+    group = obj["apiVersion"].rpartition("/")[0]
+    meta = obj.get("metadata", {})
+    return group, obj["kind"], meta.get("namespace", ""), meta["name"]
+
+
+def file_name(obj: dict[str, Any]) -> str:
+    """<namespace or 'cluster'>/<kind>-<name>.yaml, all lower case."""
+    _, kind, namespace, name = identity(obj)
+    return f"{namespace or 'cluster'}/{kind.lower()}-{name}.yaml"

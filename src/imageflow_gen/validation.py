@@ -1,0 +1,107 @@
+"""Loaded profile -> Topology, or every problem with its file, line, column and key."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import Path, Problem, ValidationFailed, dotted
+from .loading import Loaded
+from .model import Topology
+from .model.checks import check
+
+_TYPE_NAMES = {
+    "string_type": "a string", "int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
+    "dict_type": "a map", "list_type": "a list", "model_type": "a map", "int_from_float": "an integer",
+}
+
+
+def topology(loaded: Loaded) -> Topology:
+    """Validate `loaded` against the model and the cross-field checks; raise with all problems."""
+    try:
+        topo = Topology.model_validate(loaded.data)
+    except ValidationError as exc:
+        raise ValidationFailed([_problem(loaded, error) for error in exc.errors()]) from None
+    findings = check(topo)
+    if findings:
+        raise ValidationFailed([Problem(loaded.locate(path), dotted(path), message) for path, message in findings])
+    return topo
+
+
+def _problem(loaded: Loaded, error: Any) -> Problem:
+    path: Path = tuple(error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return Problem(loaded.locate(path, key=True), dotted(path), _unknown_key(path))
+    if kind == "missing":
+        parent = path[:-1]
+        return Problem(loaded.locate(parent, key=True), dotted(path), "required key is missing")
+    return Problem(loaded.locate(path), dotted(path), _message(loaded, path, error))
+
+
+def _message(loaded: Loaded, path: Path, error: Any) -> str:
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "literal_error":
+        return "must be one of " + ctx["expected"].replace("'", "").replace(" or ", ", ")
+    if kind in _TYPE_NAMES:
+        return f"must be {_TYPE_NAMES[kind]}, got {_shown(loaded, path, error['input'])}"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        return f"{error['input']!r} is out of range: {error['msg'].lower().removeprefix('input ')}"
+    if kind in ("too_short", "too_long") and isinstance(error["input"], list):
+        return f"{error['msg'].lower().removeprefix('list ')}".replace("should", "must")
+    return error["msg"]
+
+
+def _shown(loaded: Loaded, path: Path, value: Any) -> str:
+    """How a wrong value was written, with a hint where YAML typed it by itself."""
+    raw = loaded.raw.get(path)
+    if isinstance(value, bool):
+        return f"the boolean {raw or value}" + ("; quote it if a string is meant" if raw else "")
+    if isinstance(value, (int, float)):
+        return f"the number {raw or value}; quote it if a string is meant"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a map"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _unknown_key(path: Path) -> str:
+    allowed = _allowed_keys(path[:-1])
+    message = "unknown key"
+    if allowed:
+        close = difflib.get_close_matches(str(path[-1]), allowed, n=1)
+        message += f"; did you mean {close[0]!r}?" if close else f" (allowed: {', '.join(sorted(allowed))})"
+    return message
+
+
+def _allowed_keys(path: Path) -> list[str]:
+    """The field names of the model class at `path`, walking the model by field types."""
+    model: Any = Topology
+    for part in path:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if _is_model(model) else None
+        if field is None:
+            return []
+        model = _model_in(field.annotation)
+    return list(model.model_fields) if _is_model(model) else []
+
+
+def _is_model(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, BaseModel)
+
+
+def _model_in(annotation: Any) -> Any:
+    """The model class inside list[X], X | None, dict[str, X] or X itself."""
+    if _is_model(annotation):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None

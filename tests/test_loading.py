@@ -1,0 +1,93 @@
+"""The loader: positions, merge rules, and input it must refuse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imageflow_gen.errors import ImageflowError, InputError, Location, ValidationFailed
+from imageflow_gen.loading import MAX_FILE_BYTES, load_profile, read_file
+
+
+def write(tmp: Path, name: str, text: str | bytes) -> Path:
+    path = tmp / f"{name}.yaml"
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+def messages(exc: ImageflowError) -> list[str]:
+    return [str(p) for p in exc.problems]
+
+
+def test_maps_merge_named_lists_merge_by_name_other_lists_replace(tmp_path: Path) -> None:
+    write(tmp_path, "parent", "a: {x: 1, y: 2}\nitems:\n  - {name: one, v: 1, w: 1}\n  - {name: two, v: 2}\n"
+                              "plain: [1, 2, 3]\n")
+    write(tmp_path, "child", "extends: parent\na: {y: 3, z: 4}\nitems:\n  - {name: two, v: 20}\n"
+                             "  - {name: three, v: 3}\nplain: [9]\n")
+    data = load_profile(tmp_path, "child").data
+    assert data == {"a": {"x": 1, "y": 3, "z": 4},
+                    "items": [{"name": "one", "v": 1, "w": 1}, {"name": "two", "v": 20}, {"name": "three", "v": 3}],
+                    "plain": [9]}
+
+
+def test_positions_name_the_file_a_value_came_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "parent", "a:\n  x: 1\n  y: 2\n")
+    write(tmp_path, "child", "extends: parent\na:\n  y: 3\n")
+    loaded = load_profile(Path("."), "child")
+    assert loaded.locate(("a", "x")) == Location("parent.yaml", 2, 6)
+    assert loaded.locate(("a", "y")) == Location("child.yaml", 3, 6)
+    assert loaded.locate(("a", "y"), key=True) == Location("child.yaml", 3, 3)
+    assert loaded.locate(("a", "nope", 3)) == Location("child.yaml", 2, 1)
+    assert loaded.files == ["parent.yaml", "child.yaml"] and loaded.root == "parent"
+
+
+def test_yaml_1_2_scalars_stay_strings(tmp_path: Path) -> None:
+    write(tmp_path, "p", "a: yes\nb: on\nc: 'no'\nd: 1.10\ne: '0755'\nf: 0o17\ng: ~\n")
+    assert load_profile(tmp_path, "p").data == {"a": "yes", "b": "on", "c": "no", "d": 1.1, "e": "0755",
+                                                "f": 15, "g": None}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("a: 1\na: 2\n", "p.yaml:2:1 a: duplicate key (first defined at line 1)"),
+    ("a: !!python/object:os.system x\n", "p.yaml:1:4 a: tag tag:yaml.org,2002:python/object:os.system is not allowed"),
+    ("a: !custom x\n", "p.yaml:1:4 a: tag !custom is not allowed"),
+    ("a: 0755\n", "p.yaml:1:4 a: ambiguous number 0755"),
+    ("a:\n  <<: {b: 1}\n", "p.yaml:2:3 a: merge keys (<<) are not supported"),
+    ("? [1]\n: x\n", "p.yaml:1:3 keys must be plain strings, not a list"),
+    ("a: \"x\u200by\"\n", "p.yaml:1:4 a: contains the invisible character U+200B"),
+    ("- 1\n", "p.yaml:1:1 a profile must be a YAML map at the top level"),
+])
+def test_refused_yaml_is_reported_with_its_position(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    text: str, expected: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "p", text)
+    with pytest.raises(ValidationFailed) as caught:
+        load_profile(Path("."), "p")
+    assert any(m.startswith(expected) for m in messages(caught.value)), messages(caught.value)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (b"", "the file is empty"),
+    (b"a: [1\n", "invalid YAML"),
+    (b"a: \xff\xfe\n", "not valid UTF-8 (byte 0xff at offset 3)"),
+    (b"a: 1\n---\nb: 2\n", "one YAML document, found several"),
+    (b"a: " + b"[" * 100 + b"]" * 100 + b"\n", "nesting deeper than 64 levels"),
+    (b"a: " + b"x" * (MAX_FILE_BYTES + 1), f"the limit is {MAX_FILE_BYTES}"),
+])
+def test_unreadable_input_is_an_input_error(tmp_path: Path, text: bytes, expected: str) -> None:
+    write(tmp_path, "p", text)
+    with pytest.raises(InputError) as caught:
+        read_file(tmp_path / "p.yaml", "p.yaml")
+    assert expected in str(caught.value)
+    assert caught.value.exit_code == 2
+
+
+def test_alias_bomb_is_refused_without_expanding(tmp_path: Path) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    write(tmp_path, "p", "\n".join(lines) + "\n")
+    with pytest.raises(InputError) as caught:
+        read_file(tmp_path / "p.yaml", "p.yaml")
+    assert "alias bomb" in str(caught.value)
