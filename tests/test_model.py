@@ -121,3 +121,13 @@ def test_quantities() -> None:
     assert parse("500m") == parse("0.5") and parse("1Gi") == 2 ** 30 and parse("1e3") == 1000 and parse(2) == 2
     with pytest.raises(ValueError):
         parse("1 GB")
+
+
+def test_emitted_names_are_checked_after_suffixes(prod: dict[str, Any]) -> None:
+    from imageflow_gen.plan import make_plan, name_findings
+
+    long_name = "t" * 60
+    data = mutated(prod, lambda d: d["observability"]["tempo"].update(name=long_name))
+    found = {dotted(p): m for p, m in name_findings(make_plan(Topology.model_validate(data), "x"))}
+    assert "at most 52 characters" in found["observability.tempo.name"]
+    assert name_findings(make_plan(Topology.model_validate(prod), "prod")) == []

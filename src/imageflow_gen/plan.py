@@ -16,8 +16,10 @@ MANAGED_BY = "imageflow-gen"
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
-# Kinds whose names must be DNS-1123 labels (the rest take subdomains, up to 253).
-_LABEL_KINDS = {"Namespace", "Service"}
+# Kinds whose names must be DNS-1123 labels (the rest take subdomains, up to 253), and the
+# longest name each may have: a StatefulSet's pods carry the label
+# controller-revision-hash=<name>-<10 characters>, which must fit in 63.
+_LABEL_LIMITS = {"Namespace": 63, "Service": 63, "Pod": 63, "StatefulSet": 52, "Deployment": 63}
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ def make_plan(topo: Topology, profile: str) -> Plan:
     major, minor = topo.cluster.kubernetes_version.split(".")[:2]
     version = f"v{major}.{minor}"
     namespaces = [_namespace(ns, i, version) for i, ns in enumerate(topo.namespaces)]
-    names = [("Namespace", ns.name, ns.path + ("name",)) for ns in namespaces]
+    names = [("Namespace", ns.name, ns.path + ("name",)) for ns in namespaces] + _workload_names(topo)
     return Plan(profile=profile, topology=topo, kubernetes_minor=f"{major}.{minor}",
                 namespaces=namespaces, names=names)
 
@@ -68,11 +70,31 @@ def _namespace(ns, index: int, version: str) -> NamespacePlan:
     return NamespacePlan(name=ns.name, purpose=ns.purpose, labels=labels, path=("namespaces", index))
 
 
+def _workload_names(topo: Topology) -> list[tuple[str, str, Path]]:
+    """Names of the workloads, their Services and the pods a StatefulSet names itself."""
+    minio, tempo = topo.storage.minio, topo.observability.tempo
+    names: list[tuple[str, str, Path]] = []
+    for i, service in enumerate(topo.processing.services):
+        path = ("processing", "services", i, "name")
+        names += [("Deployment", service.name, path), ("Service", service.name, path)]
+    for kind_name, replicas, path in (("minio", minio.nodes, ("storage", "minio", "nodes")),
+                                      (tempo.name, tempo.replicas, ("observability", "tempo", "name"))):
+        names += [("StatefulSet", kind_name, path), ("Pod", f"{kind_name}-{replicas - 1}", path)]
+    names += [("PersistentVolume", pv_name(n), ("storage", "minio", "volumes"))
+              for n in range(1, minio.drives + 1)]
+    return names
+
+
+def pv_name(number: int) -> str:
+    """minio-data-01, minio-data-02, ... as the seed names the first."""
+    return f"minio-data-{number:02d}"
+
+
 def name_findings(plan: Plan) -> list[tuple[Path, str]]:
     """Emitted names that Kubernetes would reject, after every prefix and suffix."""
     findings = []
     for kind, name, path in plan.names:
-        limit, pattern, what = (63, _LABEL, "DNS-1123 label") if kind in _LABEL_KINDS else \
+        limit, pattern, what = (_LABEL_LIMITS[kind], _LABEL, "DNS-1123 label") if kind in _LABEL_LIMITS else \
             (253, _SUBDOMAIN, "DNS-1123 subdomain")
         if len(name) > limit or not pattern.match(name):
             findings.append((path, f"emits the {kind} name {name!r}, which is not a {what} of at most {limit} characters"))
