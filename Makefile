@@ -6,13 +6,19 @@ PROFILE ?= prod
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# CRD schemas (Istio, Argo CD, External Secrets, ...) the output's custom resources are checked against.
+CRD_SCHEMAS ?= ../shared/crd-schemas
+CRD_FLAG = $(if $(wildcard $(CRD_SCHEMAS)),--crd-schemas $(CRD_SCHEMAS))
+# Tests find the tools `make tools` installs here, whatever else is on PATH.
+export IMAGEFLOW_TOOLS := $(CURDIR)/.tools/bin
 
-.PHONY: help venv render validate schema test golden clean
+.PHONY: help venv tools render validate schema test golden clean
 
 help:
 	@echo "make render PROFILE=prod   render a profile into out/"
 	@echo "make validate PROFILE=prod validate a profile, writing nothing"
 	@echo "make test                  install everything the tests need and run them"
+	@echo "make tools                 install the pinned validation tools into .tools/"
 	@echo "make golden                rewrite the golden files (review the diff!)"
 	@echo "make schema                regenerate schemas/ from the model"
 
@@ -24,20 +30,23 @@ $(STAMP): pyproject.toml requirements.lock
 
 venv: $(STAMP)
 
+tools: $(STAMP)
+	bash tools/install.sh
+
 render: $(STAMP)
-	$(BIN)/imageflow-gen render --profile $(PROFILE)
+	$(BIN)/imageflow-gen render --profile $(PROFILE) $(CRD_FLAG)
 
 validate: $(STAMP)
-	$(BIN)/imageflow-gen validate --profile $(PROFILE)
+	$(BIN)/imageflow-gen validate --profile $(PROFILE) $(CRD_FLAG)
 
 schema: $(STAMP)
 	$(BIN)/imageflow-gen schema
 
-test: $(STAMP)
-	$(BIN)/python -m pytest
+test: $(STAMP) tools
+	IMAGEFLOW_CRD_SCHEMAS=$(abspath $(CRD_SCHEMAS)) $(BIN)/python -m pytest
 
 golden: $(STAMP)
 	IMAGEFLOW_UPDATE_GOLDEN=1 $(BIN)/python -m pytest tests/test_golden.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .tools .pytest_cache .hypothesis

@@ -39,6 +39,10 @@ ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile name: 
 ProfilesDirOpt = Annotated[Path, typer.Option("--profiles-dir", help="Directory of the profiles.",
                                               file_okay=False)]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory.", file_okay=False)]
+CrdOpt = Annotated[list[Path] | None, typer.Option(
+    "--crd-schemas", envvar="IMAGEFLOW_CRD_SCHEMAS",
+    help="Folder of CRD JSON schemas laid out as {group}/{kind}_{version}.json (repeatable; the "
+         "environment variable takes a list separated by ':').", file_okay=False, show_default=False)]
 
 
 def _echo_err(text: str) -> None:
@@ -85,7 +89,8 @@ def _root(
 
 
 @app.command()
-def render(profile: ProfileOpt, out: OutOpt = Path("out"), profiles_dir: ProfilesDirOpt = Path("profiles")) -> None:
+def render(profile: ProfileOpt, out: OutOpt = Path("out"), profiles_dir: ProfilesDirOpt = Path("profiles"),
+           crd_schemas: CrdOpt = None) -> None:
     """Validate a profile and write its output; only files whose bytes changed are written.
 
     Example: imageflow-gen render --profile prod --out out
@@ -93,7 +98,8 @@ def render(profile: ProfileOpt, out: OutOpt = Path("out"), profiles_dir: Profile
     from .pipeline import build
     from .writing import write
 
-    result = _run(lambda: build(profiles_dir, profile), f"in profile {profile!r}; nothing written")
+    crds = _crds(crd_schemas)
+    result = _run(lambda: build(profiles_dir, profile, crds), f"in profile {profile!r}; nothing written")
     changes = _run(lambda: write(out, result.files), f"writing {out}")
     counts = {status: sum(1 for c in changes if c.status == status) for status in ("created", "changed", "unchanged")}
     for change in changes:
@@ -104,15 +110,53 @@ def render(profile: ProfileOpt, out: OutOpt = Path("out"), profiles_dir: Profile
 
 
 @app.command()
-def validate(profile: ProfileOpt, profiles_dir: ProfilesDirOpt = Path("profiles")) -> None:
+def validate(profile: ProfileOpt, profiles_dir: ProfilesDirOpt = Path("profiles"), crd_schemas: CrdOpt = None,
+             tools: Annotated[bool, typer.Option(help="Also run kubectl kustomize, kubeconform, helm lint and the "
+                                                      "compose schema where they are installed.")] = True) -> None:
     """Check a profile and everything it would render, writing nothing.
 
-    Example: imageflow-gen validate --profile prod
+    The built-in gates always run: every file parses, every Kubernetes object matches the
+    strict schema of the cluster's version (custom resources: --crd-schemas). With --tools
+    (the default), the real tools run too, on a temporary copy of the output.
+
+    Example: imageflow-gen validate --profile prod --crd-schemas ../shared/crd-schemas
     """
     from .pipeline import build
 
-    result = _run(lambda: build(profiles_dir, profile), f"in profile {profile!r}")
-    typer.echo(f"profile {profile}: valid ({len(result.files)} files would be rendered)")
+    crds = _crds(crd_schemas)
+    result = _run(lambda: build(profiles_dir, profile, crds), f"in profile {profile!r}")
+    if tools:
+        _run(lambda: _external_gates(result, crds), f"in the output of profile {profile!r}")
+    typer.echo(f"profile {profile}: valid ({len(result.files)} files)")
+
+
+def _external_gates(result: Any, crds: list[Path]) -> None:
+    import tempfile
+
+    from .errors import ValidationFailed
+    from .plan import make_plan
+    from .validate.tools import run_all
+    from .writing import write
+
+    minor = make_plan(result.topology, result.profile).kubernetes_minor
+    with tempfile.TemporaryDirectory(prefix="imageflow-validate-") as tmp:
+        write(Path(tmp), result.files)
+        outcomes = run_all(Path(tmp), result.profile, minor, crds, result.objects)
+    for outcome in outcomes:
+        state = f"skipped ({outcome.skipped})" if outcome.skipped else (
+            "failed" if outcome.problems else "ok")
+        typer.echo(f"{outcome.tool}: {state}")
+    problems = [p for outcome in outcomes for p in outcome.problems]
+    if problems:
+        raise ValidationFailed(problems)
+
+
+def _crds(paths: list[Path] | None) -> list[Path]:
+    """CRD schema folders; each must exist."""
+    missing = [p for p in paths or [] if not p.is_dir()]
+    if missing:
+        raise typer.BadParameter(f"no such folder: {', '.join(map(str, missing))}", param_hint="--crd-schemas")
+    return list(paths or [])
 
 
 @app.command()

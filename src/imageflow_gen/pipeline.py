@@ -9,7 +9,9 @@ from .errors import Problem, ValidationFailed, dotted
 from .loading import Loaded, load_profile
 from .model import Topology
 from .plan import Plan, make_plan, name_findings
-from .targets import REGISTRY, Context
+from .targets import Context, Rendered, registry
+from .validate import parse_problems, schema_problems, schemas
+from .validate.kubernetes import SchemaStore
 from .validation import topology
 
 
@@ -21,6 +23,7 @@ class Build:
     loaded: Loaded
     topology: Topology
     files: dict[str, str]
+    objects: list[tuple[str, dict]]
 
 
 def validated(profiles_dir: FsPath, profile: str) -> tuple[Loaded, Topology, Plan]:
@@ -29,17 +32,25 @@ def validated(profiles_dir: FsPath, profile: str) -> tuple[Loaded, Topology, Pla
     topo = topology(loaded)
     plan = make_plan(topo, profile)
     findings = name_findings(plan)
+    if plan.kubernetes_minor not in schemas.versions():
+        findings.append((("cluster", "version"), f"Kubernetes {plan.kubernetes_minor} has no schemas to validate "
+                         f"against; supported: {schemas.versions()[0]} to {schemas.versions()[-1]}"))
     if findings:
         raise ValidationFailed([Problem(loaded.locate(path), dotted(path), message) for path, message in findings])
     return loaded, topo, plan
 
 
-def build(profiles_dir: FsPath, profile: str) -> Build:
-    """Everything `render` would write for `profile`, as {relative path: text}."""
+def build(profiles_dir: FsPath, profile: str, crd_locations: list[FsPath] | None = None) -> Build:
+    """Everything `render` would write for `profile`, validated; raise with every problem found."""
     loaded, topo, plan = validated(profiles_dir, profile)
     base = plan if loaded.root == profile else validated(profiles_dir, loaded.root)[2]
     context = Context(plan=plan, base=base)
-    files: dict[str, str] = {}
-    for name in sorted(REGISTRY):
-        files.update(REGISTRY[name](context))
-    return Build(profile=profile, loaded=loaded, topology=topo, files=dict(sorted(files.items())))
+    rendered = Rendered()
+    for _, target in sorted(registry().items()):
+        rendered.update(target(context))
+    store = SchemaStore(plan.kubernetes_minor, list(crd_locations or []))
+    problems = parse_problems(rendered.files) + schema_problems(store, rendered.objects)
+    if problems:
+        raise ValidationFailed(problems)
+    return Build(profile=profile, loaded=loaded, topology=topo, files=dict(sorted(rendered.files.items())),
+                 objects=rendered.objects)

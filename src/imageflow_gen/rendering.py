@@ -8,6 +8,7 @@ parsed back and re-emitted by `yamlio`, so quoting in the output is uniform.
 from __future__ import annotations
 
 import json
+import shlex
 from functools import cache
 from typing import Any
 
@@ -34,6 +35,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["q"] = q
+    env.filters["shq"] = lambda value: shlex.quote(str(value))
     return env
 
 

@@ -1,12 +1,16 @@
-"""Output targets. Each module turns plans into {relative path: text}; one registry lists them."""
+"""Output targets. Each module turns plans into files; one registry lists them.
+
+A target returns `Rendered`: its files ({relative path: text}) and the Kubernetes objects
+those files deploy, each with the file that defines (or last changes) it, for validation.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..plan import Plan
-from . import kustomize
 
 
 @dataclass(frozen=True)
@@ -17,8 +21,23 @@ class Context:
     base: Plan
 
 
-Target = Callable[[Context], dict[str, str]]
+@dataclass
+class Rendered:
+    """Files of a target and the Kubernetes objects they deploy."""
 
-REGISTRY: dict[str, Target] = {
-    "kustomize": lambda ctx: kustomize.render(ctx.plan, ctx.base),
-}
+    files: dict[str, str] = field(default_factory=dict)
+    objects: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def update(self, other: Rendered) -> None:
+        self.files.update(other.files)
+        self.objects.extend(other.objects)
+
+
+Target = Callable[[Context], Rendered]
+
+
+def registry() -> dict[str, Target]:
+    """Every target by name."""
+    from . import ci, kustomize
+
+    return {"ci": ci.render_ci, "kustomize": kustomize.render}

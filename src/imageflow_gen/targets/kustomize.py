@@ -9,22 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..plan import Plan
 from ..rendering import render as render_template
 from ..yamlio import dump, parse_all
-from . import jsonpatch
+from . import Context, Rendered, jsonpatch
 from .kubernetes import file_name, identity, objects
 
 
-def render(plan: Plan, base: Plan) -> dict[str, str]:
-    """Files of the base and of `plan.profile`'s overlay."""
-    files: dict[str, str] = {}
-    base_objects = objects(base)
+def render(ctx: Context) -> Rendered:
+    """Files of the base and of the profile's overlay; objects as the overlay builds them."""
+    base_objects = objects(ctx.base)
     base_files = {file_name(obj): dump(obj) for obj in base_objects}
-    files.update({f"kustomize/base/{name}": text for name, text in base_files.items()})
-    files["kustomize/base/kustomization.yaml"] = _kustomization(sorted(base_files), [])
-    files.update(_overlay(plan.profile, base_objects, objects(plan)))
-    return files
+    result = Rendered(files={f"kustomize/base/{name}": text for name, text in base_files.items()})
+    result.files["kustomize/base/kustomization.yaml"] = _kustomization(sorted(base_files), [])
+    result.objects.extend((f"kustomize/base/{file_name(obj)}", obj) for obj in base_objects)
+    result.update(_overlay(ctx.plan.profile, base_objects, objects(ctx.plan)))
+    return result
 
 
 def _kustomization(resources: list[str], patches: list[dict[str, Any]]) -> str:
@@ -41,9 +40,11 @@ def _target(obj: dict[str, Any]) -> dict[str, str]:
     return target
 
 
-def _overlay(profile: str, base: list[dict[str, Any]], wanted: list[dict[str, Any]]) -> dict[str, str]:
+def _overlay(profile: str, base: list[dict[str, Any]], wanted: list[dict[str, Any]]) -> Rendered:
+    """The overlay's files; its objects are those it adds or changes, named by their file."""
     root = f"kustomize/overlays/{profile}"
-    files: dict[str, str] = {}
+    result = Rendered()
+    files = result.files
     resources, patches = ["../../base"], []
     old = {identity(obj): obj for obj in base}
     new = {identity(obj): obj for obj in wanted}
@@ -52,9 +53,11 @@ def _overlay(profile: str, base: list[dict[str, Any]], wanted: list[dict[str, An
         if key not in old:
             files[f"{root}/resources/{name}"] = dump(new[key])
             resources.append(f"resources/{name}")
+            result.objects.append((f"{root}/resources/{name}", new[key]))
         elif ops := jsonpatch.diff(old[key], new[key]):
             files[f"{root}/patches/{name}"] = dump(ops)
             patches.append({"path": f"patches/{name}", "target": _target(new[key])})
+            result.objects.append((f"{root}/patches/{name}", new[key]))
     for key in sorted(set(old) - set(new)):
         name = file_name(old[key])
         files[f"{root}/patches/delete-{name.replace('/', '-')}"] = dump(
@@ -62,4 +65,4 @@ def _overlay(profile: str, base: list[dict[str, Any]], wanted: list[dict[str, An
              "metadata": {k: v for k, v in old[key]["metadata"].items() if k in ("name", "namespace")}})
         patches.append({"path": f"patches/delete-{name.replace('/', '-')}"})
     files[f"{root}/kustomization.yaml"] = _kustomization(resources, patches)
-    return files
+    return result

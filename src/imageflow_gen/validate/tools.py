@@ -1,0 +1,155 @@
+"""The real tools users run in CI, run over a rendered tree where they are installed.
+
+kubectl kustomize (each overlay builds), kubeconform -strict (the built objects, against the
+cluster's Kubernetes version and the CRD schemas, nothing skipped), helm lint --strict (the
+chart with each profile's values) and check-jsonschema (compose files against the
+compose-spec). A tool that is not installed is reported as skipped, never as passed.
+Tools are looked up on PATH, after the folders in IMAGEFLOW_TOOLS (the Makefile points it
+at .tools/bin).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import Location, Problem
+from . import schemas
+
+TIMEOUT = 600
+
+
+@dataclass
+class ToolResult:
+    """What one tool said: problems, or why it did not run."""
+
+    tool: str
+    problems: list[Problem] = field(default_factory=list)
+    skipped: str | None = None
+
+
+def find(name: str) -> str | None:
+    """The tool's path: IMAGEFLOW_TOOLS folders first, then PATH."""
+    extra = os.environ.get("IMAGEFLOW_TOOLS", "")
+    path = os.pathsep.join(p for p in (extra, os.environ.get("PATH", "")) if p)
+    return shutil.which(name, path=path)
+
+
+def _run(argv: list[str], cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=cwd, input=stdin, capture_output=True, text=True, timeout=TIMEOUT,
+                          env={**os.environ, "HELM_CACHE_HOME": str(cwd / ".helm-cache"),
+                               "HELM_CONFIG_HOME": str(cwd / ".helm-config"),
+                               "HELM_DATA_HOME": str(cwd / ".helm-data")})
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def kustomize_build(root: Path, overlay: str) -> tuple[ToolResult, str]:
+    """`kubectl kustomize` of one overlay; returns the built YAML."""
+    kubectl = find("kubectl")
+    if kubectl is None:
+        return ToolResult("kubectl kustomize", skipped="kubectl not found"), ""
+    proc = _run([kubectl, "kustomize", overlay], cwd=root)
+    if proc.returncode != 0:
+        message = " ".join(_lines(proc.stderr)) or f"exit code {proc.returncode}"
+        return ToolResult("kubectl kustomize", [Problem(Location(f"{overlay}/kustomization.yaml"), "kustomize",
+                                                        message)]), ""
+    return ToolResult("kubectl kustomize"), proc.stdout
+
+
+def kubeconform(root: Path, built: str, source: str, minor: str, crd_locations: list[Path],
+                files_by_object: dict[str, str]) -> ToolResult:
+    """kubeconform -strict over built YAML; each problem names the file that defines the object."""
+    binary = find("kubeconform")
+    if binary is None:
+        return ToolResult("kubeconform", skipped="kubeconform not found")
+    with tempfile.TemporaryDirectory(prefix="imageflow-kubeconform-") as tmp:
+        schemas.export(Path(tmp), [minor])
+        argv = [binary, "-strict", "-output", "json", "-kubernetes-version", f"{minor}.0",
+                "-schema-location", f"{tmp}/{{{{.NormalizedKubernetesVersion}}}}-standalone{{{{.StrictSuffix}}}}/"
+                                    "{{.ResourceKind}}{{.KindSuffix}}.json"]
+        for location in crd_locations:
+            argv += ["-schema-location",
+                     f"{location.resolve()}/{{{{.Group}}}}/{{{{.ResourceKind}}}}_{{{{.ResourceAPIVersion}}}}.json"]
+        proc = _run(argv + ["-"], cwd=root, stdin=built)
+    try:
+        report = json.loads(proc.stdout or "{}")
+    except json.JSONDecodeError:
+        return ToolResult("kubeconform", [Problem(Location(source), "kubeconform", " ".join(_lines(proc.stdout +
+                                                                                                  proc.stderr)))])
+    problems = []
+    for resource in report.get("resources", []):
+        if resource.get("status") in ("statusInvalid", "statusError", "statusSkipped"):
+            what = f"{resource.get('kind')} {resource.get('name')}"
+            problems.append(Problem(Location(files_by_object.get(what, source)), what,
+                                    f"kubeconform: {resource.get('msg') or resource.get('status')}"))
+    if proc.returncode != 0 and not problems:
+        problems.append(Problem(Location(source), "kubeconform", " ".join(_lines(proc.stderr)) or "failed"))
+    return ToolResult("kubeconform", problems)
+
+
+def helm_lint(root: Path, chart: str, values: str | None) -> ToolResult:
+    """`helm lint --strict` of a chart, with a values file."""
+    helm = find("helm")
+    if helm is None:
+        return ToolResult("helm lint", skipped="helm not found")
+    argv = [helm, "lint", "--strict", chart] + (["-f", values] if values else [])
+    proc = _run(argv, cwd=root)
+    if proc.returncode == 0:
+        return ToolResult("helm lint")
+    found = [line for line in _lines(proc.stdout + proc.stderr) if line.startswith(("[ERROR]", "[WARNING]", "Error"))]
+    return ToolResult("helm lint", [Problem(Location(f"{chart}/Chart.yaml"), "helm lint", line)
+                                    for line in found or [f"exit code {proc.returncode}"]])
+
+
+def compose_schema(root: Path, files: list[str]) -> ToolResult:
+    """check-jsonschema with the compose-spec schema it carries."""
+    checker = find("check-jsonschema")
+    if checker is None:
+        return ToolResult("compose schema", skipped="check-jsonschema not found")
+    problems = []
+    for name in files:
+        proc = _run([checker, "--builtin-schema", "vendor.compose-spec", "--output-format", "json", name], cwd=root)
+        if proc.returncode != 0:
+            problems.extend(_compose_errors(name, proc))
+    return ToolResult("compose schema", problems)
+
+
+def _compose_errors(name: str, proc: subprocess.CompletedProcess[str]) -> list[Problem]:
+    try:
+        report = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        return [Problem(Location(name), "compose", " ".join(_lines(proc.stdout + proc.stderr)))]
+    errors = report.get("errors", []) + report.get("parse_errors", [])
+    return [Problem(Location(name), str(e.get("path", "compose")).lstrip("$."), e.get("message", str(e)))
+            for e in errors] or [Problem(Location(name), "compose", "failed")]
+
+
+def run_all(root: Path, profile: str, minor: str, crd_locations: list[Path],
+            objects: list[tuple[str, Any]]) -> list[ToolResult]:
+    """Every gate that applies to the tree under `root` for `profile`."""
+    results = []
+    overlay = f"kustomize/overlays/{profile}"
+    if (root / overlay / "kustomization.yaml").is_file():
+        built_result, built = kustomize_build(root, overlay)
+        results.append(built_result)
+        if built:
+            by_object = {f"{obj.get('kind')} {obj.get('metadata', {}).get('name')}": path for path, obj in objects}
+            results.append(kubeconform(root, built, f"{overlay}/kustomization.yaml", minor, crd_locations,
+                                       by_object))
+    chart = "helm/imageflow"
+    if (root / chart / "Chart.yaml").is_file():
+        values = f"helm/values/{profile}.yaml"
+        results.append(helm_lint(root, chart, values if (root / values).is_file() else None))
+    compose = sorted(str(p.relative_to(root)) for p in (root / "compose" / profile).rglob("docker-compose.yaml"))
+    if compose:
+        results.append(compose_schema(root, compose))
+    return results

