@@ -13,6 +13,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PROFILES = REPO / "profiles"
 SHARED = REPO.parent / "shared"
+CRDS = [SHARED / "crd-schemas"]
+# The output has Istio custom resources: tests check them against the shared CRD schemas
+# (`make test` sets the same variable).
+os.environ.setdefault("IMAGEFLOW_CRD_SCHEMAS", str(CRDS[0]))
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROFILES, REPO, SHARED
+from conftest import CRDS, PROFILES, REPO
 from imageflow_gen.errors import ValidationFailed
 from imageflow_gen.pipeline import build, validated
 from imageflow_gen.targets.kubernetes import identity, objects
@@ -22,7 +22,6 @@ from imageflow_gen.validate.kubernetes import SchemaStore
 from imageflow_gen.writing import write
 from imageflow_gen.yamlio import parse_all
 
-CRDS = [SHARED / "crd-schemas"]
 PROFILE_NAMES = ["dev", "staging", "prod"]
 NAMESPACE = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "imageflow-web", "labels": {"a": "b"}}}
 

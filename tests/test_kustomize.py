@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import PROFILES
+from conftest import CRDS, PROFILES
 from imageflow_gen.pipeline import build, validated
 from imageflow_gen.targets import jsonpatch
 from imageflow_gen.targets.kubernetes import identity, objects
@@ -16,7 +16,7 @@ def base_files(files: dict[str, str]) -> dict[str, str]:
 
 
 def test_base_is_identical_whichever_profile_renders_it() -> None:
-    bases = [base_files(build(PROFILES, p).files) for p in PROFILE_NAMES]
+    bases = [base_files(build(PROFILES, p, CRDS).files) for p in PROFILE_NAMES]
     assert bases[0] and all(b == bases[0] for b in bases)
 
 
@@ -44,7 +44,7 @@ def overlay_result(files: dict[str, str], profile: str) -> dict:
 
 def test_overlay_applied_to_base_gives_the_profile_objects() -> None:
     for profile in PROFILE_NAMES:
-        files = build(PROFILES, profile).files
+        files = build(PROFILES, profile, CRDS).files
         expected = {identity(o): o for o in objects(validated(PROFILES, profile)[2])}
         assert overlay_result(files, profile) == expected
 

@@ -86,6 +86,12 @@ def test_dev_is_single_node_one_drive_one_broker() -> None:
      else d["edge"]["api_gateway"].update(auth={"mode": "subrequest"}),
      "edge.api_gateway.auth.url", "needs the url"),
     (lambda d: d["vms"][2].update(role="edge"), "vms[2].role", "more than one VM has the role 'edge'"),
+    (lambda d: d["cluster"]["worker_nodes"][1].update(taints=[]), "cluster.worker_nodes[1].taints",
+     "a GPU node in a multi-node cluster needs a NoSchedule taint"),
+    (lambda d: d["storage"]["minio"]["credentials"]["keys"].pop("secret-key"), "storage.minio.credentials.keys",
+     "missing secret-key"),
+    (lambda d: d["messaging"]["kafka"].update(cluster_namespace="nowhere"), "messaging.kafka.cluster_namespace",
+     "namespace 'nowhere' is not defined"),
 ])
 def test_cross_checks(prod: dict[str, Any], change, key: str, text: str) -> None:
     found = findings(mutated(prod, change))
@@ -129,5 +135,5 @@ def test_emitted_names_are_checked_after_suffixes(prod: dict[str, Any]) -> None:
     long_name = "t" * 60
     data = mutated(prod, lambda d: d["observability"]["tempo"].update(name=long_name))
     found = {dotted(p): m for p, m in name_findings(make_plan(Topology.model_validate(data), "x"))}
-    assert "at most 52 characters" in found["observability.tempo.name"]
+    assert "StatefulSet name" in found["observability.tempo"] and "at most 52 characters" in found["observability.tempo"]
     assert name_findings(make_plan(Topology.model_validate(prod), "prod")) == []

@@ -11,14 +11,12 @@ Output rules, so every reader (kubectl and Helm use a YAML 1.1 parser) sees the 
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import re
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
+import yaml
 
 _TOP_ORDER = ("apiVersion", "kind", "metadata")
 _META_ORDER = ("name", "generateName", "namespace", "labels", "annotations")
@@ -49,13 +47,34 @@ class YamlParseError(ValueError):
         self.line, self.column = line, column
 
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictLoader(_Loader):  # type: ignore[misc,valid-type]
+    """PyYAML's safe loader (libyaml where present, for speed), refusing duplicate keys.
+
+    It reads YAML 1.1, as kubectl and Helm do: reading our own output with it proves that a
+    YAML 1.1 reader sees exactly the values that were written.
+    """
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:map", _StrictLoader.construct_yaml_map)
+
+
 def parse_all(text: str) -> list[Any]:
-    """Every document of `text` as plain data (YAML 1.2, duplicate keys rejected)."""
-    yaml = YAML(typ="safe", pure=True)
-    yaml.allow_duplicate_keys = False
+    """Every document of `text` as plain data (read as YAML 1.1; duplicate keys rejected)."""
     try:
-        return [doc for doc in yaml.load_all(io.StringIO(text)) if doc is not None]
-    except YAMLError as exc:
+        return [doc for doc in yaml.load_all(text, Loader=_StrictLoader) if doc is not None]
+    except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise YamlParseError(str(exc).strip(), (mark.line + 1) if mark else 0,
                              (mark.column + 1) if mark else 0) from None

@@ -116,6 +116,7 @@ def _namespace_uses(topo: Topology) -> Iterator[tuple[str, Path]]:
     yield obs.otel_agent.namespace, ("observability", "otel_agent", "namespace")
     yield obs.tempo.namespace, ("observability", "tempo", "namespace")
     yield topo.network.gateway.namespace, ("network", "gateway", "namespace")
+    yield topo.messaging.kafka.cluster_namespace, ("messaging", "kafka", "cluster_namespace")
     for key in ("api_gateway", "backend_api", "web_ui"):
         component = getattr(topo.edge, key)
         if "cluster" in component.runs_on:
@@ -167,13 +168,34 @@ def _placement(topo: Topology) -> Iterator[Finding]:
                                     f"{NODE_TYPE_LABEL}={service.node_type} do not all have that many")
         if service.autoscaling and service.autoscaling.min_replicas > service.autoscaling.max_replicas:
             yield path + ("autoscaling", "min_replicas"), "must not exceed max_replicas"
+    if len(topo.cluster.nodes) > 1:
+        for group in ("master_nodes", "worker_nodes"):
+            for i, node in enumerate(getattr(topo.cluster, group)):
+                if node.resources.gpu and not any(t.effect == "NoSchedule" for t in node.taints):
+                    yield ("cluster", group, i, "taints"), (
+                        "a GPU node in a multi-node cluster needs a NoSchedule taint (e.g. nvidia.com/gpu=true) "
+                        "so that only GPU workloads land on it")
     nodes = {node.name for node in topo.cluster.nodes}
     for i, host in enumerate(topo.storage.minio.volumes.hosts):
         if host not in nodes:
             yield ("storage", "minio", "volumes", "hosts", i), f"node {host!r} is not a cluster node ({_choices(nodes)})"
 
 
+_SECRET_KEYS = ((("storage", "minio", "credentials"), ("access-key", "secret-key")),
+                (("network", "gateway", "tls"), ("cert", "key")))
+
+
+def _secret_keys(topo: Topology) -> Iterator[Finding]:
+    refs = {("storage", "minio", "credentials"): topo.storage.minio.credentials,
+            ("network", "gateway", "tls"): topo.network.gateway.tls}
+    for path, wanted in _SECRET_KEYS:
+        missing = [key for key in wanted if key not in refs[path].keys]
+        if missing:
+            yield path + ("keys",), f"needs the keys {', '.join(wanted)}; missing {', '.join(missing)}"
+
+
 def _storage(topo: Topology) -> Iterator[Finding]:
+    yield from _secret_keys(topo)
     minio = topo.storage.minio
     base = ("storage", "minio")
     classes = {sc.name for sc in topo.storage.storage_classes}

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from .common import Resources
-from .types import AbsolutePath, Count, Hostname, Image, Name, Port, Positive, Strict, Url
+from .types import AbsolutePath, Count, Hostname, Image, Name, Port, Positive, Strict, Url, UrlPrefix
 
 Placement = Literal["vm", "cluster"]
 
@@ -29,6 +29,8 @@ class EdgeComponent(Strict):
     """Where it runs: `vm` (Docker Compose on the edge VM), `cluster` (K3s), or both."""
     namespace: Name
     """Cluster namespace, used where it runs in the cluster."""
+    health_path: UrlPrefix = "/healthz"
+    """HTTP path that answers 200 when the component is healthy (liveness and readiness)."""
 
 
 class TlsFiles(Strict):

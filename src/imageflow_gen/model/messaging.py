@@ -75,6 +75,10 @@ class Kafka(Strict):
 
     vm: Name
     """The VM it runs on (seed: vm1)."""
+    cluster_service: Name = "kafka"
+    """Name of the selector-less Service that gives cluster workloads a stable name for the brokers."""
+    cluster_namespace: Name
+    """Namespace of that Service."""
     image: Image
     """Kafka image, pinned."""
     cluster_id: KafkaClusterId

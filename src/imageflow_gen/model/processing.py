@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from .common import Resources
-from .types import Count, Image, Name, Percent, Port, Positive, Strict
+from .types import Count, Image, Name, Port, Positive, Strict, UtilizationPercent
 
 
 class Autoscaling(Strict):
@@ -15,8 +15,8 @@ class Autoscaling(Strict):
     """Fewest replicas."""
     max_replicas: Positive
     """Most replicas."""
-    target_cpu_utilization: Percent
-    """Average CPU utilisation (percent of requests) the autoscaler aims for."""
+    target_cpu_utilization: UtilizationPercent
+    """Average CPU utilisation, in whole percent of the requests, that the autoscaler aims for."""
 
 
 class ProcessingService(Strict):

@@ -57,6 +57,8 @@ class Minio(Strict):
     """Namespace (seed: imageflow-storage)."""
     image: Image
     """MinIO server image, pinned."""
+    client_image: Image
+    """MinIO client (mc) image, pinned; the bucket-creating Job runs it."""
     mode: Literal["distributed", "standalone"]
     """distributed: erasure-coded over several servers; standalone: one server."""
     nodes: Positive

@@ -38,6 +38,6 @@ Target = Callable[[Context], Rendered]
 
 def registry() -> dict[str, Target]:
     """Every target by name."""
-    from . import ci, kustomize
+    from . import ci, k3s, kustomize
 
-    return {"ci": ci.render_ci, "kustomize": kustomize.render}
+    return {"ci": ci.render_ci, "k3s": k3s.render_k3s, "kustomize": kustomize.render}

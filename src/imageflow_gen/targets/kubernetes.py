@@ -11,11 +11,8 @@ from ..yamlio import YamlParseError, order_object, parse_all
 
 
 def objects(plan: Plan) -> list[dict[str, Any]]:
-    """Every object of `plan`, parsed back from its template."""
-    result = []
-    for ns in plan.namespaces:
-        result.extend(_render("kubernetes/namespace.yaml.j2", ns=ns))
-    return result
+    """Every object of `plan`, parsed back from its kind template."""
+    return [obj for spec in plan.specs for obj in _render(spec.template, o=spec.values)]
 
 
 def _render(template: str, **context: Any) -> list[dict[str, Any]]:

@@ -9,7 +9,9 @@
 set -eu
 
 K8S_SCHEMA_LOCATION="${K8S_SCHEMA_LOCATION:-default}"
-CRD_SCHEMA_LOCATION="${CRD_SCHEMA_LOCATION:-./crd-schemas/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json}"
+# (kept in single quotes: the braces of the template would end a ${...:-default} early)
+default_crd_location='./crd-schemas/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json'
+CRD_SCHEMA_LOCATION="${CRD_SCHEMA_LOCATION:-$default_crd_location}"
 status=0
 
 conform() {

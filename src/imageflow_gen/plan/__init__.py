@@ -1,0 +1,65 @@
+"""Plan: every object the cluster gets, as data, derived once from the topology. Pure, no I/O.
+
+Each area module returns `Spec`s: the kind template to render, the values it places, and
+the topology key the object comes from (so a problem in the output can point at the input).
+Templates only place what a spec holds; no template derives a name or a label itself.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from ..errors import Path
+from ..model import Topology
+from .common import Spec, common_labels
+from . import edge, messaging, namespaces, network, observability, processing, storage
+
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+# Kinds whose names must be DNS-1123 labels (the rest take subdomains, up to 253), and the
+# longest name each may have: a StatefulSet's pods carry the label
+# controller-revision-hash=<name>-<10 characters>, which must fit in 63.
+_LABEL_LIMITS = {"Namespace": 63, "Service": 63, "Pod": 63, "StatefulSet": 52, "Deployment": 63,
+                 "DaemonSet": 63, "Job": 63}
+_AREAS = (namespaces, storage, processing, edge, messaging, observability, network)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the targets need, derived from one topology."""
+
+    profile: str
+    topology: Topology
+    kubernetes_minor: str
+    specs: list[Spec]
+    names: list[tuple[str, str, Path]] = field(default_factory=list)
+
+
+def make_plan(topo: Topology, profile: str) -> Plan:
+    """Derive the plan of `topo` for `profile`."""
+    major, minor = topo.cluster.kubernetes_version.split(".")[:2]
+    specs = [spec for area in _AREAS for spec in area.specs(topo)]
+    names = [(s.kind, s.name, s.source) for s in specs] + _pod_names(topo)
+    return Plan(profile=profile, topology=topo, kubernetes_minor=f"{major}.{minor}", specs=specs, names=names)
+
+
+def _pod_names(topo: Topology) -> list[tuple[str, str, Path]]:
+    """The host names a StatefulSet gives its last pod: <name>-<replicas - 1>."""
+    minio, tempo = topo.storage.minio, topo.observability.tempo
+    return [("Pod", f"minio-{minio.nodes - 1}", ("storage", "minio", "nodes")),
+            ("Pod", f"{tempo.name}-{tempo.replicas - 1}", ("observability", "tempo", "name"))]
+
+
+def name_findings(plan: Plan) -> list[tuple[Path, str]]:
+    """Emitted names that Kubernetes would reject, after every prefix and suffix."""
+    findings = []
+    for kind, name, path in plan.names:
+        limit, pattern, what = (_LABEL_LIMITS[kind], _LABEL, "DNS-1123 label") if kind in _LABEL_LIMITS else \
+            (253, _SUBDOMAIN, "DNS-1123 subdomain")
+        if len(name) > limit or not pattern.match(name):
+            findings.append((path, f"emits the {kind} name {name!r}, which is not a {what} of at most {limit} characters"))
+    return findings
+
+
+__all__ = ["Plan", "Spec", "common_labels", "make_plan", "name_findings"]

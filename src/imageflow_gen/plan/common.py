@@ -1,0 +1,80 @@
+"""What every area of the plan shares: the Spec, labels, and hardened pod and container parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import Path
+from ..model.common import Resources
+
+PART_OF = "imageflow"
+MANAGED_BY = "imageflow-gen"
+NON_ROOT_UID = 10001
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One object to render: its kind template, the values it places, and its source key."""
+
+    kind: str
+    name: str
+    template: str
+    values: dict[str, Any]
+    source: Path
+
+
+def spec(kind: str, template: str, source: Path, **values: Any) -> Spec:
+    """A Spec whose `name` is taken from the values."""
+    return Spec(kind=kind, name=values["name"], template=f"kubernetes/{template}.yaml.j2", values=values,
+                source=source)
+
+
+def common_labels() -> dict[str, str]:
+    """Labels every generated object carries."""
+    return {"app.kubernetes.io/part-of": PART_OF, "app.kubernetes.io/managed-by": MANAGED_BY}
+
+
+def labels(name: str, component: str, **extra: str) -> dict[str, str]:
+    """Standard labels of a workload and its pods, sorted; `app` is what selectors match."""
+    return dict(sorted({"app": name, "app.kubernetes.io/name": name, "app.kubernetes.io/component": component,
+                        **common_labels(), **extra}.items()))
+
+
+def pod_security(uid: int = NON_ROOT_UID) -> dict[str, Any]:
+    """Pod-level part of Pod Security `restricted`: non-root, fixed ids, RuntimeDefault seccomp."""
+    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def container_security() -> dict[str, Any]:
+    """Container-level part of `restricted`, plus a read-only root file system."""
+    return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+
+
+def resources(res: Resources, gpu: int = 0) -> dict[str, Any]:
+    """Requests and limits; GPUs go in limits (Kubernetes sets the request equal)."""
+    limits: dict[str, Any] = {"cpu": res.limits.cpu, "memory": res.limits.memory}
+    if gpu:
+        limits["nvidia.com/gpu"] = gpu
+    return {"requests": {"cpu": res.requests.cpu, "memory": res.requests.memory}, "limits": limits}
+
+
+def http_probe(path: str, port: str | int, *, delay: int = 5) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": port}, "initialDelaySeconds": delay, "periodSeconds": 10,
+            "timeoutSeconds": 3, "failureThreshold": 3}
+
+
+def grpc_probe(port: int, *, delay: int = 5) -> dict[str, Any]:
+    """The gRPC health checking protocol, probed by the kubelet itself (Kubernetes >= 1.27)."""
+    return {"grpc": {"port": port}, "initialDelaySeconds": delay, "periodSeconds": 10, "timeoutSeconds": 3,
+            "failureThreshold": 3}
+
+
+def tmp_volume() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Scratch space for a read-only root file system: (volume, mount)."""
+    return {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}, {"name": "tmp", "mountPath": "/tmp"}
+
+
+def service_dns(name: str, namespace: str) -> str:
+    return f"{name}.{namespace}.svc.cluster.local"

@@ -1,0 +1,46 @@
+"""Edge components the topology places in the cluster: backend API, web UI (and the gateway)."""
+
+from __future__ import annotations
+
+from ..model import Topology
+from ..model.edge import EdgeComponent
+from .common import Spec, container_security, http_probe, labels, pod_security, resources, spec, tmp_volume
+from .processing import service_env
+
+_COMPONENTS = ("api_gateway", "backend_api", "web_ui")
+
+
+def specs(topo: Topology) -> list[Spec]:
+    result = []
+    for key in _COMPONENTS:
+        component: EdgeComponent = getattr(topo.edge, key)
+        if "cluster" in component.runs_on:
+            result += _component(topo, component, ("edge", key))
+    return result
+
+
+def _component(topo: Topology, component: EdgeComponent, source: tuple) -> list[Spec]:
+    volume, mount = tmp_volume()
+    env = service_env(topo) if component is topo.edge.backend_api else []
+    container = {
+        "name": component.name,
+        "image": component.image,
+        "ports": [{"name": "http", "containerPort": component.port, "protocol": "TCP"}],
+        **({"env": env} if env else {}),
+        "resources": resources(component.resources),
+        "volumeMounts": [mount],
+        "livenessProbe": http_probe(component.health_path, "http", delay=10),
+        "readinessProbe": http_probe(component.health_path, "http"),
+        "securityContext": container_security(),
+    }
+    pod_labels = labels(component.name, "edge")
+    return [
+        spec("Deployment", "deployment", source, name=component.name, namespace=component.namespace,
+             labels=pod_labels, selector={"app": component.name}, pod_labels=pod_labels,
+             replicas=component.replicas,
+             pod={"securityContext": pod_security(), "automountServiceAccountToken": False,
+                  "containers": [container], "volumes": [volume]}),
+        spec("Service", "service", source, name=component.name, namespace=component.namespace, labels=pod_labels,
+             selector={"app": component.name}, headless=False,
+             ports=[{"name": "http", "port": component.port, "targetPort": "http", "protocol": "TCP"}]),
+    ]

@@ -1,0 +1,21 @@
+"""Namespaces (seed 8.1.2), labelled for the seed's namespaceSelector and Pod Security."""
+
+from __future__ import annotations
+
+from ..model import Topology
+from .common import Spec, common_labels, spec
+
+
+def specs(topo: Topology) -> list[Spec]:
+    major, minor = topo.cluster.kubernetes_version.split(".")[:2]
+    return [
+        spec("Namespace", "namespace", ("namespaces", i), name=ns.name, purpose=ns.purpose, labels={
+            **common_labels(),
+            "name": ns.name,
+            "pod-security.kubernetes.io/enforce": ns.pod_security,
+            "pod-security.kubernetes.io/enforce-version": f"v{major}.{minor}",
+            "pod-security.kubernetes.io/audit": ns.pod_security,
+            "pod-security.kubernetes.io/warn": ns.pod_security,
+        })
+        for i, ns in enumerate(topo.namespaces)
+    ]
