@@ -152,7 +152,9 @@ def test_generated_ci_script_validates_the_output_offline(tmp_path: Path) -> Non
            "CRD_SCHEMA_LOCATION": str(CRDS[0]) + "/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"}
     proc = subprocess.run(["sh", "ci/validate.sh"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.count("Invalid: 0, Errors: 0, Skipped: 0") == len(PROFILE_NAMES)
+    # each profile: the overlay and the chart
+    assert proc.stdout.count("Invalid: 0, Errors: 0, Skipped: 0") == 2 * len(PROFILE_NAMES)
+    assert proc.stdout.count("1 chart(s) linted, 0 chart(s) failed") == len(PROFILE_NAMES)
     (tmp_path / "kustomize/base/cluster/namespace-imageflow-web.yaml").write_text(
         NAMESPACE_TEXT_WITH_TYPO)
     assert subprocess.run(["sh", "ci/validate.sh"], cwd=tmp_path, env=env, capture_output=True).returncode == 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -106,39 +107,55 @@ def dump_all(documents: list[Any]) -> str:
     return "---\n".join(dump(doc) for doc in documents)
 
 
-def dump(value: Any) -> str:
-    """One document in canonical form, ending with a newline."""
+Comments = Callable[[tuple[Any, ...]], "str | None"]
+
+
+def dump(value: Any, comments: Comments | None = None) -> str:
+    """One document in canonical form, ending with a newline.
+
+    `comments`, if given, maps the path of a map key (list positions as ints) to a comment
+    written above the key.
+    """
     lines: list[str] = []
     if isinstance(value, (dict, list)) and value:
-        _block(value, 0, lines)
+        _block(value, 0, lines, (), comments)
     else:
         lines.append(_scalar(value, 0))
     return "\n".join(lines) + "\n"
 
 
-def _block(value: Any, indent: int, lines: list[str]) -> None:
+def _block(value: Any, indent: int, lines: list[str], path: tuple[Any, ...], comments: Comments | None) -> None:
     pad = " " * indent
     if isinstance(value, dict):
         for key, item in value.items():
-            _entry(f"{pad}{_key(key)}:", item, indent, lines, nested_indent=indent + 2, list_indent=indent)
+            note = comments(path + (key,)) if comments else None
+            if note:
+                lines.extend(f"{pad}# {line}".rstrip() for line in note.splitlines())
+            _entry(f"{pad}{_key(key)}:", item, indent, lines, path + (key,), comments,
+                   nested_indent=indent + 2, list_indent=indent)
     else:
-        for item in value:
+        for i, item in enumerate(value):
             if isinstance(item, dict) and item:
                 sub: list[str] = []
-                _block(item, indent + 2, sub)
-                lines.append(f"{pad}- {sub[0][indent + 2:]}")
-                lines.extend(sub[1:])
+                _block(item, indent + 2, sub, path + (i,), comments)
+                first = next(n for n, line in enumerate(sub) if not line.lstrip().startswith("#"))
+                # Comments of the item's first key go above the dash.
+                lines.extend(line[2:] if line.startswith(" " * (indent + 2)) else line for line in sub[:first])
+                lines.append(f"{pad}- {sub[first][indent + 2:]}")
+                lines.extend(sub[first + 1:])
             else:
-                _entry(f"{pad}-", item, indent, lines, nested_indent=indent + 2, list_indent=indent + 2)
+                _entry(f"{pad}-", item, indent, lines, path + (i,), comments,
+                       nested_indent=indent + 2, list_indent=indent + 2)
 
 
-def _entry(head: str, item: Any, indent: int, lines: list[str], *, nested_indent: int, list_indent: int) -> None:
+def _entry(head: str, item: Any, indent: int, lines: list[str], path: tuple[Any, ...], comments: Comments | None,
+           *, nested_indent: int, list_indent: int) -> None:
     if isinstance(item, dict) and item:
         lines.append(head)
-        _block(item, nested_indent, lines)
+        _block(item, nested_indent, lines, path, comments)
     elif isinstance(item, list) and item:
         lines.append(head)
-        _block(item, list_indent, lines)
+        _block(item, list_indent, lines, path, comments)
     else:
         lines.append(f"{head} {_scalar(item, nested_indent)}")
 

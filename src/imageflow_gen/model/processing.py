@@ -47,3 +47,5 @@ class Processing(Strict):
     """Namespace of the services (seed: imageflow-processing)."""
     services: list[ProcessingService] = Field(default_factory=list)
     """The services."""
+    health_probe_image: Image = "ghcr.io/grpc-ecosystem/grpc-health-probe:v0.4.28"
+    """Image of grpc_health_probe, which the Helm chart's `helm test` runs against each service."""

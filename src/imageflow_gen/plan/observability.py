@@ -3,11 +3,11 @@ reference and the seed omits: their ConfigMaps, the agent's ServiceAccount and R
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..model import Topology
 from ..model.observability import OtelAgent, Tempo
-from ..yamlio import dump
 from .common import Spec, container_security, http_probe, labels, pod_security, resources, service_dns, spec
 
 OTEL_UID = 10001
@@ -59,7 +59,15 @@ def _agent_config(topo: Topology) -> str:
                                      "exporters": ["otlp"]}},
         },
     }
-    return dump(config)
+    return config_text(config)
+
+
+def config_text(config: dict[str, Any]) -> str:
+    """A config file as JSON (which YAML readers take): key-sorted, two-space indent.
+
+    This is exactly what Helm's `toPrettyJson` writes, so the chart renders the same bytes.
+    """
+    return json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False)
 
 
 def _agent_tolerations(topo: Topology, agent: OtelAgent) -> list[dict[str, Any]]:
@@ -121,7 +129,7 @@ def _agent(topo: Topology) -> list[Spec]:
 
 def _tempo_config(tempo: Tempo) -> str:
     path = tempo.storage_path.rstrip("/")
-    return dump({
+    return config_text({
         "server": {"http_listen_port": tempo.ports.http},
         "distributor": {"receivers": {
             "otlp": {"protocols": {"grpc": {"endpoint": f"0.0.0.0:{tempo.ports.otlp_grpc}"}}},

@@ -38,6 +38,6 @@ Target = Callable[[Context], Rendered]
 
 def registry() -> dict[str, Target]:
     """Every target by name."""
-    from . import ci, k3s, kustomize
+    from . import ci, helm, k3s, kustomize
 
-    return {"ci": ci.render_ci, "k3s": k3s.render_k3s, "kustomize": kustomize.render}
+    return {"ci": ci.render_ci, "helm": helm.render_helm, "k3s": k3s.render_k3s, "kustomize": kustomize.render}

@@ -110,6 +110,43 @@ def helm_lint(root: Path, chart: str, values: str | None) -> ToolResult:
                                     for line in found or [f"exit code {proc.returncode}"]])
 
 
+def helm_template(root: Path, chart: str, values: str) -> tuple[ToolResult, str]:
+    """`helm template` of the chart with a profile's values; returns the rendered YAML."""
+    helm = find("helm")
+    if helm is None:
+        return ToolResult("helm template", skipped="helm not found"), ""
+    proc = _run([helm, "template", "imageflow", chart, "-f", values], cwd=root)
+    if proc.returncode != 0:
+        return ToolResult("helm template", [Problem(Location(values), "helm template",
+                                                    " ".join(_lines(proc.stderr)) or "failed")]), ""
+    return ToolResult("helm template"), proc.stdout
+
+
+def without_hooks(text: str) -> list[dict[str, Any]]:
+    """The objects of rendered YAML, leaving out Helm hooks (helm test pods are not deployed)."""
+    import yaml
+
+    return [doc for doc in yaml.safe_load_all(text) if isinstance(doc, dict)
+            and "helm.sh/hook" not in (doc.get("metadata", {}).get("annotations") or {})]
+
+
+def same_objects(helm_text: str, kustomize_text: str, values: str) -> ToolResult:
+    """Helm and Kustomize must deploy the same objects, field for field."""
+    from ..targets.kubernetes import identity
+
+    helm_objects = {identity(o): o for o in without_hooks(helm_text)}
+    kustomize_objects = {identity(o): o for o in without_hooks(kustomize_text)}
+    problems = []
+    for key in sorted(set(helm_objects) | set(kustomize_objects)):
+        what = f"{key[1]} {key[2] + '/' if key[2] else ''}{key[3]}"
+        if key not in helm_objects or key not in kustomize_objects:
+            side = "the chart" if key not in helm_objects else "the overlay"
+            problems.append(Problem(Location(values), what, f"missing from {side}"))
+        elif helm_objects[key] != kustomize_objects[key]:
+            problems.append(Problem(Location(values), what, "the chart and the overlay render it differently"))
+    return ToolResult("helm = kustomize", problems)
+
+
 def compose_schema(root: Path, files: list[str]) -> ToolResult:
     """check-jsonschema with the compose-spec schema it carries."""
     checker = find("check-jsonschema")
@@ -138,17 +175,24 @@ def run_all(root: Path, profile: str, minor: str, crd_locations: list[Path],
     """Every gate that applies to the tree under `root` for `profile`."""
     results = []
     overlay = f"kustomize/overlays/{profile}"
+    by_object = {f"{obj.get('kind')} {obj.get('metadata', {}).get('name')}": path for path, obj in objects}
+    built = ""
     if (root / overlay / "kustomization.yaml").is_file():
         built_result, built = kustomize_build(root, overlay)
         results.append(built_result)
         if built:
-            by_object = {f"{obj.get('kind')} {obj.get('metadata', {}).get('name')}": path for path, obj in objects}
             results.append(kubeconform(root, built, f"{overlay}/kustomization.yaml", minor, crd_locations,
                                        by_object))
-    chart = "helm/imageflow"
-    if (root / chart / "Chart.yaml").is_file():
-        values = f"helm/values/{profile}.yaml"
-        results.append(helm_lint(root, chart, values if (root / values).is_file() else None))
+    chart, values = "helm/imageflow", f"helm/values/{profile}.yaml"
+    if (root / chart / "Chart.yaml").is_file() and (root / values).is_file():
+        results.append(helm_lint(root, chart, values))
+        template_result, rendered = helm_template(root, chart, values)
+        results.append(template_result)
+        if rendered:
+            result = kubeconform(root, rendered, values, minor, crd_locations, {})
+            results.append(ToolResult("kubeconform (chart)", result.problems, result.skipped))
+            if built:
+                results.append(same_objects(rendered, built, values))
     compose = sorted(str(p.relative_to(root)) for p in (root / "compose" / profile).rglob("docker-compose.yaml"))
     if compose:
         results.append(compose_schema(root, compose))
