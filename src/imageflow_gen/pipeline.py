@@ -10,7 +10,7 @@ from .loading import Loaded, load_profile
 from .model import Topology
 from .plan import Plan, make_plan, name_findings
 from .targets import Context, Rendered, registry
-from .validate import parse_problems, schema_problems, schemas
+from .validate import parse_problems, schema_problems, schemas, secret_problems
 from .validate.kubernetes import SchemaStore
 from .validation import topology
 
@@ -40,6 +40,12 @@ def validated(profiles_dir: FsPath, profile: str) -> tuple[Loaded, Topology, Pla
     return loaded, topo, plan
 
 
+def secret_key_names(topo: Topology) -> frozenset[str]:
+    """The names of the keys inside the Secrets the topology references (never their values)."""
+    refs = (topo.storage.minio.credentials, topo.network.gateway.tls)
+    return frozenset(name for ref in refs for name in ref.keys.values())
+
+
 def build(profiles_dir: FsPath, profile: str, crd_locations: list[FsPath] | None = None) -> Build:
     """Everything `render` would write for `profile`, validated; raise with every problem found."""
     loaded, topo, plan = validated(profiles_dir, profile)
@@ -49,7 +55,8 @@ def build(profiles_dir: FsPath, profile: str, crd_locations: list[FsPath] | None
     for _, target in sorted(registry().items()):
         rendered.update(target(context))
     store = SchemaStore(plan.kubernetes_minor, list(crd_locations or []))
-    problems = parse_problems(rendered.files) + schema_problems(store, rendered.objects)
+    problems = (parse_problems(rendered.files) + schema_problems(store, rendered.objects)
+                + secret_problems(rendered.files, secret_key_names(topo)))
     if problems:
         raise ValidationFailed(problems)
     return Build(profile=profile, loaded=loaded, topology=topo, files=dict(sorted(rendered.files.items())),

@@ -23,6 +23,20 @@ def q(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=False)
 
 
+_NGINX_UNSAFE = set(";{}\"'\\$#\n\r\t ")
+
+
+def nginx_value(value: Any) -> str:
+    """A value for an nginx directive; refuses anything that could end or extend the directive.
+
+    The model's types already keep these characters out; this is the second line of defence.
+    """
+    text = str(value)
+    if not text or _NGINX_UNSAFE & set(text):
+        raise ValueError(f"{text!r} cannot be written into an nginx directive")
+    return text
+
+
 @cache
 def environment() -> jinja2.Environment:
     """Templates for YAML and text files: `{{ }}` and `{% %}`."""
@@ -36,6 +50,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters["q"] = q
     env.filters["shq"] = lambda value: shlex.quote(str(value))
+    env.filters["nginx"] = nginx_value
     return env
 
 
@@ -49,3 +64,5 @@ def render(template: str, **context: Any) -> str:
     except jinja2.UndefinedError as exc:
         raise ValidationFailed([Problem(Location(f"templates/{template}"), "",
                                         f"template error: {exc.message}")]) from None
+    except ValueError as exc:  # a filter refused a value
+        raise ValidationFailed([Problem(Location(f"templates/{template}"), "", str(exc))]) from None

@@ -252,6 +252,9 @@ def _broker_ports(topo: Topology) -> Iterator[Finding]:
         path = ("messaging", "kafka", "brokers", i, "ports")
         if set(broker.ports) != wanted:
             yield path, f"needs a port for each of {', '.join(sorted(wanted))}; has {', '.join(sorted(broker.ports)) or 'none'}"
+        for name, port in sorted(broker.ports.items()):
+            if port == kafka.internal_port:
+                yield path + (name,), f"port {port} is the brokers' internal listener port (internal_port)"
         used.extend((port, path + (name,)) for name, port in sorted(broker.ports.items()))
     if kafka.connect:
         used.append((kafka.connect.rest_port, ("messaging", "kafka", "connect", "rest_port")))

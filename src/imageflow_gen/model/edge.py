@@ -65,6 +65,10 @@ class ApiGateway(EdgeComponent):
 
     server_name: Hostname
     """Public host name."""
+    https_port: Port = 443
+    """Port published on the edge VM for HTTPS (the container listens on `port`)."""
+    http_port: Port = 80
+    """Port published on the edge VM for plain HTTP, which redirects to HTTPS."""
     tls: TlsFiles
     """Certificate and key paths."""
     rate_limit: RateLimit

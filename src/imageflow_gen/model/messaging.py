@@ -61,7 +61,9 @@ class KafkaConnect(Strict):
     """Kafka Connect beside the brokers (seed: MinIO integration)."""
 
     image: Image
-    """Kafka Connect image with the S3 sink plugin, pinned."""
+    """Kafka Connect image that bundles the S3 sink connector (io.confluent.connect.s3.S3SinkConnector), pinned."""
+    init_image: Image = "curlimages/curl:8.8.0"
+    """Image of the one-shot service that submits the connector configurations over the REST API."""
     rest_port: Port = 8083
     """REST API port."""
     group_id: str = "imageflow-connect"
@@ -93,6 +95,8 @@ class Kafka(Strict):
     """Replicas that must acknowledge a write with acks=all."""
     num_partitions: Positive = 3
     """Partitions of new topics."""
+    internal_port: Port = 39092
+    """Port of the brokers' own listener on the compose network (between brokers, and for Connect)."""
     heap_mb: Positive = 1024
     """JVM heap per broker in MB."""
     topics: list[KafkaTopic] = Field(default_factory=list)

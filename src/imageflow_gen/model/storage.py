@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from .common import Resources, SecretRef
-from .types import AbsolutePath, BucketName, Hostname, Image, Name, Port, Positive, Quantity, Strict
+from .types import AbsolutePath, BucketName, Hostname, Image, Name, Port, Positive, Quantity, Strict, Url
 
 
 class StorageClass(Strict):
@@ -73,6 +73,8 @@ class Minio(Strict):
     """Domain for virtual-host-style bucket requests."""
     port: Port = 9000
     """S3 API port."""
+    external_url: Url
+    """Where machines outside the cluster (the edge VM's backend, Kafka Connect on VM1) reach the S3 API."""
     console_port: Port = 9001
     """Web console port."""
     resources: Resources

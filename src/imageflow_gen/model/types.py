@@ -82,7 +82,11 @@ KafkaClusterId = _pattern_type(r"[A-Za-z0-9_-]{22}", "a KRaft cluster id (22 cha
                                {"description": "The KRaft cluster id: 16 bytes in base64url, 22 characters."})
 EnvName = _pattern_type(r"[A-Z_][A-Z0-9_]*", "an environment variable name in upper case", 128,
                         {"description": "An environment variable name."})
-Url = _pattern_type(r"https?://[^\s]+", "an http(s) URL", 2048, {"description": "An http or https URL."})
+# Host, optional port and a plain path: nothing that could end a line or a directive in the
+# nginx or shell text the URL is written into.
+Url = _pattern_type(r"https?://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?",
+                    "an http(s) URL such as http://auth.internal:8080/verify (host, port, path)", 2048,
+                    {"description": "An http or https URL: host, optional port, optional path."})
 
 # A Kubernetes resource quantity, e.g. 100m, 1.5, 8Gi, 1Ti, 3e3.
 _QUANTITY = r"[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?"

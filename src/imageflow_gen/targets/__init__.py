@@ -38,6 +38,7 @@ Target = Callable[[Context], Rendered]
 
 def registry() -> dict[str, Target]:
     """Every target by name."""
-    from . import ci, helm, k3s, kustomize
+    from . import ci, compose, helm, k3s, kustomize
 
-    return {"ci": ci.render_ci, "helm": helm.render_helm, "k3s": k3s.render_k3s, "kustomize": kustomize.render}
+    return {"ci": ci.render_ci, "compose": compose.render_compose, "helm": helm.render_helm, "k3s": k3s.render_k3s,
+            "kustomize": kustomize.render}

@@ -6,6 +6,7 @@ check-jsonschema) live in `tools`, which the CLI runs where they are installed.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..errors import Location, Problem
@@ -45,4 +46,32 @@ def schema_problems(store: SchemaStore, objects: list[tuple[str, Any]]) -> list[
         for error in store.check(obj):
             key = describe(obj) + (f" {error.field}" if error.field else "")
             problems.append(Problem(Location(path), key, error.message))
+    return problems
+
+
+# A secret value written out: key material, cloud keys, or a credential-named key with a
+# literal value (references such as /run/secrets/..., ${...} and secretKeyRef are fine).
+_SECRET_PATTERNS = (
+    ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
+    ("an AWS access key id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("a credential with a literal value", re.compile(
+        r"""(?ix)["']?[a-z0-9_.-]*(password|passwd|secret[_.-]?(access[_.-]?)?key|token|api[_.-]?key)["']?
+            \s*[:=]\s*["']?(?![$/"'\s{]|file:|null\b|true\b|false\b)(?P<value>[A-Za-z0-9+=_.-]{6,})""")),
+)
+
+
+def secret_problems(files: dict[str, str], references: frozenset[str] = frozenset()) -> list[Problem]:
+    """Any secret value in the output: the output names secrets, it never holds them.
+
+    `references` are names that stand for a secret (keys inside a Secret, such as
+    rootPassword); a credential-named key whose value is one of them is a reference.
+    """
+    problems = []
+    for path, text in files.items():
+        for number, line in enumerate(text.splitlines(), 1):
+            for what, pattern in _SECRET_PATTERNS:
+                match = pattern.search(line)
+                if match and match.groupdict().get("value") not in references:
+                    problems.append(Problem(Location(path, number, 1), "", f"looks like {what}; "
+                                            "secrets must be referenced (Secret, secret file), never written"))
     return problems

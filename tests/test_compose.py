@@ -1,0 +1,154 @@
+"""Compose stacks for VM0 (edge) and VM1 (Kafka): schema, nginx -t, hardening, no secret values."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import CRDS, PROFILES
+from imageflow_gen.pipeline import build
+from imageflow_gen.validate import secret_problems
+from imageflow_gen.validate import tools as gates
+from imageflow_gen.writing import write
+
+PROFILE_NAMES = ["dev", "staging", "prod"]
+
+
+def files_of(profile: str, profiles_dir: Path = PROFILES) -> dict[str, str]:
+    return build(profiles_dir, profile, CRDS).files
+
+
+def stack(files: dict[str, str], profile: str, vm: str) -> dict:
+    return yaml.safe_load(files[f"compose/{profile}/{vm}/docker-compose.yaml"])
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_compose_files_pass_the_compose_spec(profile: str, tmp_path: Path) -> None:
+    write(tmp_path, files_of(profile))
+    names = [f"compose/{profile}/{vm}/docker-compose.yaml" for vm in ("vm0", "vm1")]
+    result = gates.compose_schema(tmp_path, names)
+    assert result.skipped is None and result.problems == []
+
+
+def nginx_test(conf: str, tmp_path: Path, hosts: list[str]) -> subprocess.CompletedProcess[str]:
+    """nginx -t on a generated config, with throwaway certificates and the stack's host names."""
+    (tmp_path / "tls").mkdir(exist_ok=True)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=test", "-keyout", str(tmp_path / "tls/tls.key"), "-out", str(tmp_path / "tls/tls.crt")],
+                   check=True, capture_output=True)
+    shutil.copy("/etc/nginx/mime.types", tmp_path / "mime.types")
+    (tmp_path / "nginx.conf").write_text(conf)
+    (tmp_path / "hosts").write_text("127.0.0.1 localhost " + " ".join(hosts) + "\n")
+    nginx = gates.find("nginx")
+    # The upstream names resolve only on the compose network: give them an address in a
+    # private mount namespace, so nginx -t checks the real file unchanged.
+    script = f"mount --bind {tmp_path}/hosts /etc/hosts && {nginx} -t -p {tmp_path} -c {tmp_path}/nginx.conf"
+    return subprocess.run(["unshare", "--mount", "sh", "-c", script], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_generated_nginx_configs_pass_nginx_t(profile: str, tmp_path: Path) -> None:
+    files = files_of(profile)
+    for name in ("api-gateway", "web-ui"):
+        work = tmp_path / name
+        work.mkdir()
+        result = nginx_test(files[f"compose/{profile}/vm0/nginx/{name}.conf"], work, ["backend-api", "web-ui"])
+        assert result.returncode == 0, result.stderr
+        assert "test is successful" in result.stderr
+
+
+def test_auth_subrequest_hook(tmp_path: Path) -> None:
+    profiles = tmp_path / "profiles"
+    shutil.copytree(PROFILES, profiles)
+    (profiles / "authed.yaml").write_text("purpose: auth hook\nextends: prod\nedge:\n  api_gateway:\n    auth:\n"
+                                          "      mode: subrequest\n      url: http://auth.internal:9000/verify\n")
+    conf = files_of("authed", profiles)["compose/authed/vm0/nginx/api-gateway.conf"]
+    assert "auth_request /_auth;" in conf and "proxy_pass http://auth.internal:9000/verify;" in conf
+    work = tmp_path / "nginx"
+    work.mkdir()
+    result = nginx_test(conf, work, ["backend-api", "web-ui", "auth.internal"])
+    assert result.returncode == 0, result.stderr
+    plain = files_of("prod")["compose/prod/vm0/nginx/api-gateway.conf"]
+    assert "auth_request" not in plain
+
+
+def test_gateway_duties_are_in_the_config() -> None:
+    conf = files_of("prod")["compose/prod/vm0/nginx/api-gateway.conf"]
+    for needle in ("ssl_certificate tls/tls.crt;", "limit_req_zone $binary_remote_addr zone=api:10m rate=20r/s;",
+                   "limit_req zone=api burst=40 nodelay;", "upstream backend_api", "proxy_set_header Upgrade",
+                   "Strict-Transport-Security", "X-Content-Type-Options", "server_name api.imageflow.com;",
+                   "return 301 https://"):
+        assert needle in conf, needle
+    web = files_of("prod")["compose/prod/vm0/nginx/web-ui.conf"]
+    assert "try_files $uri $uri/ /index.html;" in web
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_every_service_is_hardened(profile: str) -> None:
+    files = files_of(profile)
+    for vm in ("vm0", "vm1"):
+        text = files[f"compose/{profile}/{vm}/docker-compose.yaml"]
+        assert "docker.sock" not in text
+        for name, service in stack(files, profile, vm)["services"].items():
+            assert re.search(r":[A-Za-z0-9_.-]+$", service["image"]) and not service["image"].endswith(":latest")
+            assert service["restart"] in ("unless-stopped", "on-failure"), name
+            assert "no-new-privileges:true" in service["security_opt"] and service["cap_drop"] == ["ALL"]
+            limits = service["deploy"]["resources"]["limits"]
+            assert limits["memory"] and limits["pids"] > 0, name
+            assert "healthcheck" in service, name
+            if service["healthcheck"].get("disable"):
+                assert service["restart"] == "on-failure", f"{name}: only one-shot services skip health checks"
+
+
+def test_prod_matches_the_seed_roles() -> None:
+    files = files_of("prod")
+    assert set(stack(files, "prod", "vm0")["services"]) == {"api-gateway", "backend-api", "web-ui"}
+    vm1 = stack(files, "prod", "vm1")["services"]
+    assert {"kafka-1", "kafka-2", "kafka-3", "kafka-connect"} <= set(vm1)
+    brokers = [vm1[f"kafka-{i}"]["environment"] for i in (1, 2, 3)]
+    assert all(b["KAFKA_PROCESS_ROLES"] == "broker,controller" for b in brokers)
+    assert {b["KAFKA_DEFAULT_REPLICATION_FACTOR"] for b in brokers} == {"3"}
+    assert {b["KAFKA_MIN_INSYNC_REPLICAS"] for b in brokers} == {"2"}
+    assert brokers[0]["KAFKA_ADVERTISED_LISTENERS"] == \
+        "INTERNAL://kafka-1:39092,VPN://10.8.0.11:9092,K3S://10.0.2.10:9094"
+    backend = stack(files, "prod", "vm0")["services"]["backend-api"]
+    assert backend["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "10.8.0.11:9092,10.8.0.11:19092,10.8.0.11:29092"
+    assert backend["deploy"]["replicas"] == 3
+    connector = yaml.safe_load(files["compose/prod/vm1/connectors/system-logs-to-minio.json"])
+    assert connector["connector.class"] == "io.confluent.connect.s3.S3SinkConnector"
+    assert connector["s3.bucket.name"] == "system-logs" and connector["store.url"] == "http://minio.imageflow.local:9000"
+
+
+def test_dev_has_one_broker() -> None:
+    vm1 = stack(files_of("dev"), "dev", "vm1")["services"]
+    assert sorted(n for n in vm1 if n.startswith("kafka-") and n[6:].isdigit()) == ["kafka-1"]
+    assert vm1["kafka-1"]["environment"]["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_env_example_lists_every_variable_and_no_secret(profile: str) -> None:
+    files = files_of(profile)
+    for vm in ("vm0", "vm1"):
+        compose = files[f"compose/{profile}/{vm}/docker-compose.yaml"]
+        example = files[f"compose/{profile}/{vm}/.env.example"]
+        used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", compose))
+        listed = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", example, re.M))
+        assert used == listed, (vm, used ^ listed)
+        assert all(value.startswith(("/", "./")) for value in re.findall(r"^[A-Z_]+=(.*)$", example, re.M))
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_no_secret_value_anywhere_in_the_output(profile: str) -> None:
+    assert secret_problems(files_of(profile), frozenset({"rootUser", "rootPassword", "tls.crt", "tls.key"})) == []
+
+
+def test_the_secret_scan_finds_planted_secrets() -> None:
+    planted = {"a.yaml": "MINIO_ROOT_PASSWORD: changeme123\n", "b.conf": "-----BEGIN PRIVATE KEY-----\n",
+               "c.env": "AWS_KEY=AKIAABCDEFGHIJKLMNOP\n"}
+    assert sorted(str(p.location) for p in secret_problems(planted)) == ["a.yaml:1:1", "b.conf:1:1", "c.env:1:1"]
+    assert secret_problems({"d.yaml": "secret-key: rootPassword\n"}, frozenset({"rootPassword"})) == []
