@@ -29,7 +29,7 @@ def stack(files: dict[str, str], profile: str, vm: str) -> dict:
 
 @pytest.mark.parametrize("profile", PROFILE_NAMES)
 def test_compose_files_pass_the_compose_spec(profile: str, tmp_path: Path) -> None:
-    write(tmp_path, files_of(profile))
+    write(tmp_path, profile, files_of(profile))
     names = [f"compose/{profile}/{vm}/docker-compose.yaml" for vm in ("vm0", "vm1")]
     result = gates.compose_schema(tmp_path, names)
     assert result.skipped is None and result.problems == []

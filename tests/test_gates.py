@@ -40,7 +40,7 @@ def store() -> SchemaStore:
 @pytest.mark.parametrize("profile", PROFILE_NAMES)
 def test_every_profile_passes_every_gate(profile: str, tmp_path: Path) -> None:
     result = build(PROFILES, profile, CRDS)
-    write(tmp_path, result.files)
+    write(tmp_path, profile, result.files)
     outcomes = gates.run_all(tmp_path, profile, "1.28", CRDS, result.objects)
     assert {o.tool for o in outcomes} >= {"kubectl kustomize", "kubeconform"}
     assert [(o.tool, o.skipped, [str(p) for p in o.problems]) for o in outcomes if o.skipped or o.problems] == []
@@ -48,7 +48,7 @@ def test_every_profile_passes_every_gate(profile: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("profile", PROFILE_NAMES)
 def test_kustomize_builds_exactly_the_profile_objects(profile: str, tmp_path: Path) -> None:
-    write(tmp_path, build(PROFILES, profile, CRDS).files)
+    write(tmp_path, profile, build(PROFILES, profile, CRDS).files)
     result, built = gates.kustomize_build(tmp_path, f"kustomize/overlays/{profile}")
     assert not result.problems
     expected = {identity(o): o for o in objects(validated(PROFILES, profile)[2])}
@@ -145,15 +145,15 @@ def test_validate_command_runs_the_tools(cli) -> None:
 
 def test_generated_ci_script_validates_the_output_offline(tmp_path: Path) -> None:
     for profile in PROFILE_NAMES:
-        write(tmp_path, build(PROFILES, profile, CRDS).files)
+        write(tmp_path, profile, build(PROFILES, profile, CRDS).files)
     env = {**os.environ, "PATH": f"{os.environ['IMAGEFLOW_TOOLS']}{os.pathsep}{os.environ['PATH']}",
            "K8S_SCHEMA_LOCATION": str(REPO / ".tools/kubernetes-schemas") +
            "/{{.NormalizedKubernetesVersion}}-standalone{{.StrictSuffix}}/{{.ResourceKind}}{{.KindSuffix}}.json",
            "CRD_SCHEMA_LOCATION": str(CRDS[0]) + "/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"}
     proc = subprocess.run(["sh", "ci/validate.sh"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    # each profile: the overlay and the chart
-    assert proc.stdout.count("Invalid: 0, Errors: 0, Skipped: 0") == 2 * len(PROFILE_NAMES)
+    # each profile: the overlay, the chart and the Argo CD Application
+    assert proc.stdout.count("Invalid: 0, Errors: 0, Skipped: 0") == 3 * len(PROFILE_NAMES)
     assert proc.stdout.count("1 chart(s) linted, 0 chart(s) failed") == len(PROFILE_NAMES)
     (tmp_path / "kustomize/base/cluster/namespace-imageflow-web.yaml").write_text(
         NAMESPACE_TEXT_WITH_TYPO)

@@ -27,7 +27,7 @@ CHART = "helm/imageflow"
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("out")
     for profile in PROFILE_NAMES:
-        write(root, build(PROFILES, profile, CRDS).files)
+        write(root, profile, build(PROFILES, profile, CRDS).files)
     return root
 
 
@@ -36,8 +36,9 @@ def test_helm_template_equals_kustomize_build(rendered: Path, profile: str) -> N
     template, helm_text = gates.helm_template(rendered, CHART, f"helm/values/{profile}.yaml")
     built, kustomize_text = gates.kustomize_build(rendered, f"kustomize/overlays/{profile}")
     assert not template.problems and not built.problems
-    helm_objects = {identity(o): o for o in gates.without_hooks(helm_text)}
-    kustomize_objects = {identity(o): o for o in gates.without_hooks(kustomize_text)}
+    helm_objects = {identity(o): gates.comparable(o) for o in gates.without_hooks(helm_text)}
+    kustomize_objects = {identity(o): gates.comparable(o) for o in gates.without_hooks(kustomize_text)}
+    assert all("imageflow.io/source" in o["metadata"]["annotations"] for o in gates.without_hooks(kustomize_text))
     assert sorted(helm_objects) == sorted(kustomize_objects)
     different = [key for key in helm_objects if helm_objects[key] != kustomize_objects[key]]
     assert different == []

@@ -90,8 +90,12 @@ def _root(
 
 @app.command()
 def render(profile: ProfileOpt, out: OutOpt = Path("out"), profiles_dir: ProfilesDirOpt = Path("profiles"),
-           crd_schemas: CrdOpt = None) -> None:
+           crd_schemas: CrdOpt = None,
+           quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False) -> None:
     """Validate a profile and write its output; only files whose bytes changed are written.
+
+    Files the profile's previous render wrote and this one no longer produces are removed;
+    files imageflow-gen did not generate are never touched. On any failure nothing is written.
 
     Example: imageflow-gen render --profile prod --out out
     """
@@ -100,13 +104,54 @@ def render(profile: ProfileOpt, out: OutOpt = Path("out"), profiles_dir: Profile
 
     crds = _crds(crd_schemas)
     result = _run(lambda: build(profiles_dir, profile, crds), f"in profile {profile!r}; nothing written")
-    changes = _run(lambda: write(out, result.files), f"writing {out}")
-    counts = {status: sum(1 for c in changes if c.status == status) for status in ("created", "changed", "unchanged")}
-    for change in changes:
-        if change.status != "unchanged":
+    changes = _run(lambda: write(out, profile, result.owned()), f"writing {out}; nothing written")
+    statuses = ("created", "changed", "unchanged", "removed")
+    counts = {status: sum(1 for c in changes if c.status == status) for status in statuses}
+    if not quiet:
+        for change in changes:
             typer.echo(f"{change.status:<9} {out / change.path}")
-    typer.echo(f"profile {profile}: {counts['created']} created, {counts['changed']} changed, "
-               f"{counts['unchanged']} unchanged in {out}")
+    typer.echo(f"profile {profile}: " + ", ".join(f"{counts[s]} {s}" for s in statuses) + f" in {out}")
+
+
+def _stale(profile: str, out: Path, profiles_dir: Path, crd_schemas: list[Path] | None) -> tuple[str, int]:
+    """The unified diff between `out` and a fresh render of `profile`, and how many files differ."""
+    from .pipeline import build
+    from .writing import plan_changes, unified_diff
+
+    crds = _crds(crd_schemas)
+    result = _run(lambda: build(profiles_dir, profile, crds), f"in profile {profile!r}")
+    files = result.owned()
+    changes = _run(lambda: plan_changes(out, profile, files), f"in {out}")
+    return unified_diff(out, files, changes), sum(1 for c in changes if c.status != "unchanged")
+
+
+@app.command()
+def check(profile: ProfileOpt, out: OutOpt = Path("out"), profiles_dir: ProfilesDirOpt = Path("profiles"),
+          crd_schemas: CrdOpt = None) -> None:
+    """Exit 1, with a unified diff, if the output of a profile is stale, missing or has extra files.
+
+    Writes nothing. Use it in CI and pre-commit hooks of the repository holding the output.
+
+    Example: imageflow-gen check --profile prod --out out
+    """
+    diff, count = _stale(profile, out, profiles_dir, crd_schemas)
+    if count:
+        typer.echo(diff, nl=False)
+        _echo_err(f"imageflow-gen: {count} file{'s are' if count != 1 else ' is'} stale for profile {profile!r} "
+                  f"in {out}; run `imageflow-gen render --profile {profile} --out {out}`")
+        raise typer.Exit(1)
+    typer.echo(f"profile {profile}: {out} is up to date")
+
+
+@app.command()
+def diff(profile: ProfileOpt, out: OutOpt = Path("out"), profiles_dir: ProfilesDirOpt = Path("profiles"),
+         crd_schemas: CrdOpt = None) -> None:
+    """Show, as a unified diff, what `render` would change in the output; exit 0.
+
+    Example: imageflow-gen diff --profile prod --out out
+    """
+    text, _ = _stale(profile, out, profiles_dir, crd_schemas)
+    typer.echo(text, nl=False)
 
 
 @app.command()
@@ -140,7 +185,7 @@ def _external_gates(result: Any, crds: list[Path]) -> None:
 
     minor = make_plan(result.topology, result.profile).kubernetes_minor
     with tempfile.TemporaryDirectory(prefix="imageflow-validate-") as tmp:
-        write(Path(tmp), result.files)
+        write(Path(tmp), result.profile, result.files)
         outcomes = run_all(Path(tmp), result.profile, minor, crds, result.objects)
     for outcome in outcomes:
         state = f"skipped ({outcome.skipped})" if outcome.skipped else (

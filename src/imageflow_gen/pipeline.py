@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 
@@ -24,13 +25,31 @@ class Build:
     topology: Topology
     files: dict[str, str]
     objects: list[tuple[str, dict]]
+    input_sha256: str = ""
+
+    def owned(self) -> dict[str, str]:
+        """The files with the profile's lock: everything `render` writes for it."""
+        from . import __version__
+        from .writing import lock_path, lock_text
+
+        return {**self.files, lock_path(self.profile): lock_text(self.profile, __version__, self.input_sha256,
+                                                                  self.files)}
+
+
+def input_hash(loaded: Loaded) -> str:
+    """sha256 over the profile files of the extends chain, by file name (not by path)."""
+    digest = hashlib.sha256()
+    for name in loaded.files:
+        digest.update(FsPath(name).name.encode() + b"\0" + FsPath(name).read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def validated(profiles_dir: FsPath, profile: str) -> tuple[Loaded, Topology, Plan]:
     """Load, validate and plan `profile`; raise with every problem found."""
     loaded = load_profile(profiles_dir, profile)
     topo = topology(loaded)
-    plan = make_plan(topo, profile)
+    # Only the file's name: the output must not depend on where the profiles are.
+    plan = make_plan(topo, profile, lambda path: FsPath(loaded.locate(path).file).name)
     findings = name_findings(plan)
     if plan.kubernetes_minor not in schemas.versions():
         findings.append((("cluster", "version"), f"Kubernetes {plan.kubernetes_minor} has no schemas to validate "
@@ -60,4 +79,4 @@ def build(profiles_dir: FsPath, profile: str, crd_locations: list[FsPath] | None
     if problems:
         raise ValidationFailed(problems)
     return Build(profile=profile, loaded=loaded, topology=topo, files=dict(sorted(rendered.files.items())),
-                 objects=rendered.objects)
+                 objects=rendered.objects, input_sha256=input_hash(loaded))

@@ -1,54 +1,139 @@
 """The only writer. Files are compared byte for byte; only changed ones are written.
 
-Each file is written to a temporary name beside it and renamed into place, so a reader never
-sees half a file; every file is staged before the first rename, so a failure while staging
-leaves the output as it was.
+Each profile's lock (`.imageflow-gen/<profile>.lock.json` in the output) records the
+generator version, a hash of the input files and the sha256 of every file the profile
+owns. With it the writer:
+- writes only files whose bytes changed, and says for each file what happened;
+- removes files the profile's previous lock listed that the new render no longer produces,
+  unless another profile's lock still lists them (shared files such as the Kustomize base);
+- never touches a file no lock lists: a user's own file in the output survives, and a
+  generated path that collides with one is an error;
+- never follows a symbolic link inside the output.
+Every new file is staged beside its target before the first rename, and the lock is
+written last, so a failure before the renames leaves the output exactly as it was.
 """
 
 from __future__ import annotations
 
+import difflib
+import hashlib
+import json
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import Location, Problem, ValidationFailed
+
+LOCK_DIR = ".imageflow-gen"
+
 
 @dataclass(frozen=True)
 class Change:
-    """What happened to one file: created, changed or unchanged."""
+    """What happens to one file: created, changed, unchanged or removed."""
 
     path: str
     status: str
 
 
-def plan_changes(out: Path, files: dict[str, str]) -> list[Change]:
-    """Compare `files` with what is in `out`, without writing."""
-    changes = []
-    for rel, text in sorted(files.items()):
-        target = out / rel
-        if not target.is_file():
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def lock_path(profile: str) -> str:
+    return f"{LOCK_DIR}/{profile}.lock.json"
+
+
+def lock_text(profile: str, generator: str, input_sha256: str, files: dict[str, str]) -> str:
+    """The lock of a profile: what generated it, from what, and the hash of every file it owns."""
+    lock = {"profile": profile, "generator": generator, "input_sha256": input_sha256,
+            "files": {path: sha256(text.encode("utf-8")) for path, text in sorted(files.items())}}
+    return json.dumps(lock, indent=2, sort_keys=True) + "\n"
+
+
+def _locks(out: Path) -> dict[str, set[str]]:
+    """Every profile's owned files, from the locks in `out`."""
+    owned: dict[str, set[str]] = {}
+    lock_dir = out / LOCK_DIR
+    if not lock_dir.is_dir() or lock_dir.is_symlink():
+        return owned
+    for path in sorted(lock_dir.glob("*.lock.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            owned[path.name.removesuffix(".lock.json")] = set(data.get("files", {}))
+        except (OSError, ValueError, AttributeError):
+            raise ValidationFailed([Problem(Location(str(path)), "", "unreadable lock file; "
+                                            "remove it to let imageflow-gen take the output over again")]) from None
+    return owned
+
+
+def _target(out: Path, rel: str) -> Path:
+    """`out/rel`, refusing '..', absolute paths and symbolic links on the way."""
+    parts = Path(rel).parts
+    if Path(rel).is_absolute() or ".." in parts:
+        raise ValidationFailed([Problem(Location(rel), "", "a generated path must stay inside the output")])
+    current = out
+    for part in parts:
+        current = current / part
+        if current.is_symlink():
+            raise ValidationFailed([Problem(Location(str(current)), "", "is a symbolic link inside the output; "
+                                            "imageflow-gen never writes through one")])
+    return current
+
+
+def plan_changes(out: Path, profile: str, files: dict[str, str]) -> list[Change]:
+    """What writing `files` (the lock included) for `profile` into `out` would do; writes nothing."""
+    if out.is_symlink():
+        raise ValidationFailed([Problem(Location(str(out)), "", "the output directory is a symbolic link")])
+    locks = _locks(out)
+    previous = locks.get(profile, set())
+    others = set().union(*(owned for name, owned in locks.items() if name != profile))
+    changes, conflicts = [], []
+    # The lock last: it summarises the rest, in the status list and in diffs alike.
+    for rel, text in sorted(files.items(), key=lambda item: (item[0] == lock_path(profile), item[0])):
+        target = _target(out, rel)
+        if not target.exists():
             changes.append(Change(rel, "created"))
-        elif target.read_bytes() != text.encode("utf-8"):
+        elif not target.is_file():
+            conflicts.append(Problem(Location(str(target)), "", "is in the way of a generated file"))
+        elif target.read_bytes() == text.encode("utf-8"):
+            changes.append(Change(rel, "unchanged"))
+        elif rel in previous or rel in others or rel == lock_path(profile):
             changes.append(Change(rel, "changed"))
         else:
-            changes.append(Change(rel, "unchanged"))
+            conflicts.append(Problem(Location(str(target)), "", "exists and was not generated by imageflow-gen "
+                                     "(no lock lists it); move it away or delete it"))
+    if conflicts:
+        raise ValidationFailed(conflicts)
+    for rel in sorted(previous - set(files) - others):
+        if _target(out, rel).is_file():
+            changes.append(Change(rel, "removed"))
     return changes
 
 
-def write(out: Path, files: dict[str, str]) -> list[Change]:
-    """Write what differs into `out`; return each file's status."""
-    changes = plan_changes(out, files)
-    staged: list[tuple[str, Path]] = []
+def write(out: Path, profile: str, files: dict[str, str]) -> list[Change]:
+    """Bring `out` in line with `files` for `profile`; return what happened to each file."""
+    changes = plan_changes(out, profile, files)
+    lock = lock_path(profile)
+    staged: list[tuple[Path, Path]] = []
     try:
         for change in changes:
-            if change.status != "unchanged":
-                staged.append((change.path, _stage(out / change.path, files[change.path])))
+            if change.status in ("created", "changed") and change.path != lock:
+                target = _target(out, change.path)
+                staged.append((_stage(target, files[change.path]), target))
+        lock_changed = any(c.path == lock and c.status in ("created", "changed") for c in changes)
+        lock_stage = _stage(_target(out, lock), files[lock]) if lock_changed else None
     except BaseException:
-        for _, temp in staged:
+        for temp, _ in staged:
             temp.unlink(missing_ok=True)
         raise
-    for rel, temp in staged:
-        os.replace(temp, out / rel)
+    for temp, target in staged:
+        os.replace(temp, target)
+    for change in changes:
+        if change.status == "removed":
+            _remove(out, _target(out, change.path))
+    if lock_stage is not None:
+        os.replace(lock_stage, _target(out, lock))
     return changes
 
 
@@ -59,3 +144,30 @@ def _stage(target: Path, text: str) -> Path:
         handle.write(text.encode("utf-8"))
     os.chmod(name, 0o644)
     return Path(name)
+
+
+def _remove(out: Path, target: Path) -> None:
+    """Remove a generated file, then the directories it leaves empty (never `out` itself)."""
+    target.unlink()
+    parent = target.parent
+    while parent != out and parent.is_dir() and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
+
+
+def unified_diff(out: Path, files: dict[str, str], changes: list[Change]) -> str:
+    """The difference between `out` and what a render would write, as a unified diff."""
+    chunks = []
+    for change in changes:
+        if change.status == "unchanged":
+            continue
+        target = out / change.path
+        old = target.read_text(encoding="utf-8", errors="replace") if change.status != "created" else ""
+        new = files.get(change.path, "")
+        chunks.extend(difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True),
+            "/dev/null" if change.status == "created" else f"a/{change.path}",
+            "/dev/null" if change.status == "removed" else f"b/{change.path}"))
+        if chunks and not chunks[-1].endswith("\n"):
+            chunks[-1] += "\n\\ No newline at end of file\n"
+    return "".join(chunks)

@@ -6,6 +6,7 @@ from pydantic import Field
 
 from .cluster import Cluster, VirtualMachine
 from .edge import Edge
+from .gitops import GitOps
 from .messaging import Messaging
 from .namespaces import Namespace
 from .network import Network
@@ -38,6 +39,8 @@ class Topology(Strict):
     """Istio and network policies (seed 8.3)."""
     edge: Edge
     """The edge layer (seed 8.0.1)."""
+    gitops: GitOps
+    """GitOps wiring: the repository the output is committed to, and Argo CD (seed 8.0.6)."""
 
 
 __all__ = ["Topology"]

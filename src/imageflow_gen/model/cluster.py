@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .types import IPv4, K3sVersion, LabelKey, LabelValue, Count, Name, Positive, Quantity, Strict
+from .types import Count, IPv4, K3sVersion, LabelKey, LabelValue, Name, Positive, Quantity, Sorted, Strict
 
 NODE_TYPE_LABEL = "node-type"
 
@@ -44,7 +44,7 @@ class ClusterNode(Strict):
     """Address on the cluster network (K3s node-ip)."""
     resources: NodeResources
     """Capacity of the node."""
-    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    labels: Annotated[dict[LabelKey, LabelValue], Sorted] = Field(default_factory=dict)
     """Node labels; `node-type` is what workloads are placed by."""
     taints: list[Taint] = Field(default_factory=list)
     """Node taints, e.g. on GPU nodes so only GPU workloads land there."""

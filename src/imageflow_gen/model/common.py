@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .types import Cpu, Name, Quantity, Strict, SubdomainName
+from typing import Annotated
+
+from .types import Cpu, Name, Quantity, Sorted, Strict, SubdomainName
 
 
 class Amounts(Strict):
@@ -28,5 +30,5 @@ class SecretRef(Strict):
 
     name: SubdomainName
     """Secret name."""
-    keys: dict[Name, str]
+    keys: Annotated[dict[Name, str], Sorted]
     """Logical key -> key inside the Secret, e.g. {access-key: rootUser}."""

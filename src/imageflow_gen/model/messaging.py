@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .types import BucketName, Image, KafkaClusterId, ListenerName, Name, Port, Positive, Strict
+from .types import BucketName, Image, KafkaClusterId, ListenerName, Name, Port, Positive, Sorted, Strict
 
 
 class KafkaListener(Strict):
@@ -29,7 +29,7 @@ class KafkaBroker(Strict):
     """Broker name (container and host name)."""
     node_id: Positive
     """KRaft node id."""
-    ports: dict[ListenerName, Port]
+    ports: Annotated[dict[ListenerName, Port], Sorted]
     """Port per listener name, including CONTROLLER; brokers share one VM, so ports differ."""
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from .common import SecretRef
-from .types import Duration, Hostname, LabelKey, LabelValue, Name, Percent, Port, Positive, Strict, UrlPrefix
+from .types import (Duration, Hostname, LabelKey, LabelValue, Name, Percent, Port, Positive, Sorted, Strict, UrlPrefix)
 
 
 class IstioGateway(Strict):
@@ -23,7 +23,7 @@ class IstioGateway(Strict):
     """HTTPS port."""
     tls: SecretRef
     """Secret with the certificate and key (keys: cert, key); never their contents."""
-    selector: dict[LabelKey, LabelValue] = Field(default_factory=lambda: {"istio": "ingressgateway"})
+    selector: Annotated[dict[LabelKey, LabelValue], Sorted] = Field(default_factory=lambda: {"istio": "ingressgateway"})
     """Labels of the ingress gateway pods."""
 
 
@@ -116,7 +116,7 @@ class NetworkPolicy(Strict):
     """Policy name."""
     namespace: Name
     """Namespace."""
-    pod_selector: dict[LabelKey, LabelValue]
+    pod_selector: Annotated[dict[LabelKey, LabelValue], Sorted]
     """Labels of the pods it applies to."""
     ingress: list[IngressRule] | None = None
     """Allowed ingress; absent: ingress not isolated."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from .common import Resources, SecretRef
-from .types import AbsolutePath, BucketName, Hostname, Image, Name, Port, Positive, Quantity, Strict, Url
+from .types import (AbsolutePath, BucketName, Hostname, Image, Name, Port, Positive, Quantity, Sorted, Strict, Url)
 
 
 class StorageClass(Strict):
@@ -21,7 +21,7 @@ class StorageClass(Strict):
     """When a claim binds."""
     reclaim_policy: Literal["Retain", "Delete"] | None = None
     """What happens to dynamically provisioned volumes when released; unset: Kubernetes' default (Delete)."""
-    parameters: dict[str, str] = Field(default_factory=dict)
+    parameters: Annotated[dict[str, str], Sorted] = Field(default_factory=dict)
     """Provisioner parameters; values are strings."""
 
 

@@ -11,7 +11,7 @@ import ipaddress
 import re
 from typing import Annotated, Any, Callable
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 
@@ -148,3 +148,12 @@ Count = Annotated[int, Field(ge=0)]
 Positive = Annotated[int, Field(ge=1)]
 Percent = Annotated[float, Field(ge=0, le=100)]
 UtilizationPercent = Annotated[int, Field(ge=1, le=100)]
+
+
+def _sorted(mapping: dict[Any, Any]) -> dict[Any, Any]:
+    return dict(sorted(mapping.items()))
+
+
+# A map whose order carries no meaning is kept sorted by key, so that reordering the keys
+# of a profile never changes a byte of the output.
+Sorted = AfterValidator(_sorted)

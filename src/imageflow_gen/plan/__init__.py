@@ -8,8 +8,9 @@ Templates only place what a spec holds; no template derives a name or a label it
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from ..errors import Path
+from ..errors import Path, dotted
 from ..model import Topology
 from .common import Spec, common_labels
 from . import edge, messaging, namespaces, network, observability, processing, storage
@@ -34,14 +35,21 @@ class Plan:
     kubernetes_minor: str
     specs: list[Spec]
     names: list[tuple[str, str, Path]] = field(default_factory=list)
+    source_file: Callable[[Path], str] = field(default=lambda path: "", compare=False, repr=False)
+
+    def source(self, path: Path) -> str:
+        """'prod.yaml#storage.minio': the profile file and key an object comes from."""
+        file = self.source_file(path)
+        return f"{file}#{dotted(path)}" if file else dotted(path)
 
 
-def make_plan(topo: Topology, profile: str) -> Plan:
-    """Derive the plan of `topo` for `profile`."""
+def make_plan(topo: Topology, profile: str, source_file: Callable[[Path], str] | None = None) -> Plan:
+    """Derive the plan of `topo` for `profile`; `source_file` names the file that wrote a key."""
     major, minor = topo.cluster.kubernetes_version.split(".")[:2]
     specs = [spec for area in _AREAS for spec in area.specs(topo)]
     names = [(s.kind, s.name, s.source) for s in specs] + _pod_names(topo)
-    return Plan(profile=profile, topology=topo, kubernetes_minor=f"{major}.{minor}", specs=specs, names=names)
+    return Plan(profile=profile, topology=topo, kubernetes_minor=f"{major}.{minor}", specs=specs, names=names,
+                source_file=source_file or (lambda path: ""))
 
 
 def _pod_names(topo: Topology) -> list[tuple[str, str, Path]]:

@@ -10,9 +10,18 @@ from ..rendering import render
 from ..yamlio import YamlParseError, order_object, parse_all
 
 
+SOURCE_ANNOTATION = "imageflow.io/source"
+
+
 def objects(plan: Plan) -> list[dict[str, Any]]:
-    """Every object of `plan`, parsed back from its kind template."""
-    return [obj for spec in plan.specs for obj in _render(spec.template, o=spec.values)]
+    """Every object of `plan`, parsed back from its kind template, annotated with its source."""
+    result = []
+    for spec in plan.specs:
+        for obj in _render(spec.template, o=spec.values):
+            meta = obj.setdefault("metadata", {})
+            meta["annotations"] = {**meta.get("annotations", {}), SOURCE_ANNOTATION: plan.source(spec.source)}
+            result.append(order_object(obj))
+    return result
 
 
 def _render(template: str, **context: Any) -> list[dict[str, Any]]:

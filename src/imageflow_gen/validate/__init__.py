@@ -39,13 +39,24 @@ def parse_problems(files: dict[str, str]) -> list[Problem]:
     return problems
 
 
+def source_of(obj: Any) -> str:
+    """The profile file and key an object came from, as its annotation records them."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    return ((meta or {}).get("annotations") or {}).get("imageflow.io/source", "") if isinstance(meta, dict) else ""
+
+
 def schema_problems(store: SchemaStore, objects: list[tuple[str, Any]]) -> list[Problem]:
-    """Every object against its strict schema; a kind with no schema is a problem too."""
+    """Every object against its strict schema; a kind with no schema is a problem too.
+
+    Each problem names the output file, the object and the field, and the profile key the
+    object comes from.
+    """
     problems = []
     for path, obj in objects:
+        source = source_of(obj)
         for error in store.check(obj):
             key = describe(obj) + (f" {error.field}" if error.field else "")
-            problems.append(Problem(Location(path), key, error.message))
+            problems.append(Problem(Location(path), key, error.message + (f" (from {source})" if source else "")))
     return problems
 
 

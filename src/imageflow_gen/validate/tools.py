@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Location, Problem
-from . import schemas
+from . import schemas, source_of
 
 TIMEOUT = 600
 
@@ -89,8 +89,9 @@ def kubeconform(root: Path, built: str, source: str, minor: str, crd_locations: 
     for resource in report.get("resources", []):
         if resource.get("status") in ("statusInvalid", "statusError", "statusSkipped"):
             what = f"{resource.get('kind')} {resource.get('name')}"
-            problems.append(Problem(Location(files_by_object.get(what, source)), what,
-                                    f"kubeconform: {resource.get('msg') or resource.get('status')}"))
+            file, _, origin = files_by_object.get(what, source).partition(" ")
+            problems.append(Problem(Location(file), what,
+                                    f"kubeconform: {resource.get('msg') or resource.get('status')}{origin}"))
     if proc.returncode != 0 and not problems:
         problems.append(Problem(Location(source), "kubeconform", " ".join(_lines(proc.stderr)) or "failed"))
     return ToolResult("kubeconform", problems)
@@ -130,12 +131,24 @@ def without_hooks(text: str) -> list[dict[str, Any]]:
             and "helm.sh/hook" not in (doc.get("metadata", {}).get("annotations") or {})]
 
 
+def comparable(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object without the source annotation, which names a profile file the chart cannot know."""
+    from ..targets.kubernetes import SOURCE_ANNOTATION
+
+    meta = dict(obj.get("metadata", {}))
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != SOURCE_ANNOTATION}
+    meta.pop("annotations", None)
+    if annotations:
+        meta["annotations"] = annotations
+    return {**obj, "metadata": meta}
+
+
 def same_objects(helm_text: str, kustomize_text: str, values: str) -> ToolResult:
-    """Helm and Kustomize must deploy the same objects, field for field."""
+    """Helm and Kustomize must deploy the same objects, field for field (the source annotation aside)."""
     from ..targets.kubernetes import identity
 
-    helm_objects = {identity(o): o for o in without_hooks(helm_text)}
-    kustomize_objects = {identity(o): o for o in without_hooks(kustomize_text)}
+    helm_objects = {identity(o): comparable(o) for o in without_hooks(helm_text)}
+    kustomize_objects = {identity(o): comparable(o) for o in without_hooks(kustomize_text)}
     problems = []
     for key in sorted(set(helm_objects) | set(kustomize_objects)):
         what = f"{key[1]} {key[2] + '/' if key[2] else ''}{key[3]}"
@@ -175,7 +188,9 @@ def run_all(root: Path, profile: str, minor: str, crd_locations: list[Path],
     """Every gate that applies to the tree under `root` for `profile`."""
     results = []
     overlay = f"kustomize/overlays/{profile}"
-    by_object = {f"{obj.get('kind')} {obj.get('metadata', {}).get('name')}": path for path, obj in objects}
+    # "<file> (from <profile file>#<key>)": where a finding about the object points.
+    by_object = {f"{obj.get('kind')} {obj.get('metadata', {}).get('name')}":
+                 f"{path} (from {source_of(obj)})" if source_of(obj) else path for path, obj in objects}
     built = ""
     if (root / overlay / "kustomization.yaml").is_file():
         built_result, built = kustomize_build(root, overlay)

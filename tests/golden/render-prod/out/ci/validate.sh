@@ -35,4 +35,9 @@ for env_file in ci/profiles/*.env; do
         helm template imageflow helm/imageflow -f "$values" | conform "$KUBERNETES_VERSION" || status=1
     fi
 done
+for app in argocd/*.yaml; do
+    [ -f "$app" ] || continue
+    echo "== $app"
+    conform "$KUBERNETES_VERSION" < "$app" || status=1
+done
 exit "$status"
