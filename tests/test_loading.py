@@ -43,6 +43,11 @@ def test_positions_name_the_file_a_value_came_from(tmp_path: Path, monkeypatch: 
     assert loaded.files == ["parent.yaml", "child.yaml"] and loaded.root == "parent"
 
 
+def test_folded_scalars_read_as_yaml_says(tmp_path: Path) -> None:
+    write(tmp_path, "p", "a: >-\n  one\n  two\nb: |\n  x\n  y\n")
+    assert load_profile(tmp_path, "p").data == {"a": "one two", "b": "x\ny\n"}
+
+
 def test_yaml_1_2_scalars_stay_strings(tmp_path: Path) -> None:
     write(tmp_path, "p", "a: yes\nb: on\nc: 'no'\nd: 1.10\ne: '0755'\nf: 0o17\ng: ~\n")
     assert load_profile(tmp_path, "p").data == {"a": "yes", "b": "on", "c": "no", "d": 1.1, "e": "0755",

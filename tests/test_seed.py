@@ -135,8 +135,9 @@ def test_prod_creates_the_seed_buckets_with_their_access(prod_objects: dict) -> 
     for bucket, policy in (("raw-images", "public"), ("processed-images", "public"), ("system-logs", "download")):
         assert f"mc mb --ignore-existing imageflow/{bucket}\n" in script
         assert f"mc anonymous set {policy} imageflow/{bucket}\n" in script
-    text = str(job)
-    assert "rootPassword" in text and "secretKeyRef" in text
+    assert '"$(cat /run/secrets/minio/rootUser)" "$(cat /run/secrets/minio/rootPassword)"' in script
+    volumes = job["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "credentials", "secret": {"secretName": "minio-credentials", "defaultMode": 0o440}} in volumes
 
 
 def test_prod_processing_placement(prod_objects: dict) -> None:

@@ -102,7 +102,7 @@ def render(profile: ProfileOpt, out: OutOpt = Path("out"), profiles_dir: Profile
     from .pipeline import build
     from .writing import write
 
-    crds = _crds(crd_schemas)
+    crds, out = _crds(crd_schemas), _out(out, profiles_dir)
     result = _run(lambda: build(profiles_dir, profile, crds), f"in profile {profile!r}; nothing written")
     changes = _run(lambda: write(out, profile, result.owned()), f"writing {out}; nothing written")
     statuses = ("created", "changed", "unchanged", "removed")
@@ -118,7 +118,7 @@ def _stale(profile: str, out: Path, profiles_dir: Path, crd_schemas: list[Path] 
     from .pipeline import build
     from .writing import plan_changes, unified_diff
 
-    crds = _crds(crd_schemas)
+    crds, out = _crds(crd_schemas), _out(out, profiles_dir)
     result = _run(lambda: build(profiles_dir, profile, crds), f"in profile {profile!r}")
     files = result.owned()
     changes = _run(lambda: plan_changes(out, profile, files), f"in {out}")
@@ -194,6 +194,14 @@ def _external_gates(result: Any, crds: list[Path]) -> None:
     problems = [p for outcome in outcomes for p in outcome.problems]
     if problems:
         raise ValidationFailed(problems)
+
+
+def _out(out: Path, profiles_dir: Path) -> Path:
+    """The output directory; never the file system's root or the profiles' own directory."""
+    resolved = out.resolve()
+    if resolved == Path(resolved.anchor) or resolved == profiles_dir.resolve():
+        raise typer.BadParameter(f"refusing to write into {out}: choose a directory of its own", param_hint="--out")
+    return out
 
 
 def _crds(paths: list[Path] | None) -> list[Path]:

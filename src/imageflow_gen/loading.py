@@ -133,6 +133,10 @@ class _Reader:
 
     def scalar(self, node: ScalarNode, path: Path) -> LValue:
         tag, text = str(node.tag), node.value
+        if node.style == ">":
+            # ruamel's round-trip scanner marks the fold points of a folded scalar with BEL;
+            # a YAML stream cannot hold a raw BEL, so every one of them is such a mark.
+            text = text.replace("\a", "")
         if tag not in _SCALAR_TAGS:
             self.problem(node, path, f"tag {tag} is not allowed; only plain YAML maps, lists and scalars")
             return LValue(text, self.loc(node), raw=text)

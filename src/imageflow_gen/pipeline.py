@@ -62,7 +62,8 @@ def validated(profiles_dir: FsPath, profile: str) -> tuple[Loaded, Topology, Pla
 def secret_key_names(topo: Topology) -> frozenset[str]:
     """The names of the keys inside the Secrets the topology references (never their values)."""
     refs = (topo.storage.minio.credentials, topo.network.gateway.tls)
-    return frozenset(name for ref in refs for name in ref.keys.values())
+    # Sealed values are ciphertext for the cluster's controller: safe to commit by design.
+    return frozenset(name for ref in refs for name in ref.keys.values()) | topo.secrets.ciphertexts
 
 
 def build(profiles_dir: FsPath, profile: str, crd_locations: list[FsPath] | None = None) -> Build:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -18,8 +19,40 @@ _TYPE_NAMES = {
 }
 
 
+_KEY_MATERIAL = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----|\b(AKIA|ASIA)[0-9A-Z]{16}\b")
+_CREDENTIAL_NAME = re.compile(r"(?i)(password|passwd|secret|token|api[_.-]?key|private[_.-]?key)")
+# Maps whose values name secrets or are ciphertext, never secret values themselves.
+_REFERENCE_MAPS = {"keys", "sealed"}
+
+
+def literal_secrets(loaded: Loaded) -> list[Problem]:
+    """A secret value typed into a profile: key material anywhere, or a credential-named key."""
+    problems = []
+
+    def walk(node: Any, path: Path) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, path + (key,))
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, path + (i,))
+        elif isinstance(node, str) and node:
+            named = any(isinstance(p, str) and _CREDENTIAL_NAME.search(p) for p in path[-1:])
+            reference = any(p in _REFERENCE_MAPS for p in path if isinstance(p, str))
+            if _KEY_MATERIAL.search(node) or (named and not reference):
+                problems.append(Problem(loaded.locate(path), dotted(path),
+                                        "looks like a secret value; a profile only references Secrets "
+                                        "(see `secrets:` and the credentials' Secret names), never holds one"))
+
+    walk(loaded.data, ())
+    return problems
+
+
 def topology(loaded: Loaded) -> Topology:
     """Validate `loaded` against the model and the cross-field checks; raise with all problems."""
+    secrets = literal_secrets(loaded)
+    if secrets:
+        raise ValidationFailed(secrets)
     try:
         topo = Topology.model_validate(loaded.data)
     except ValidationError as exc:

@@ -12,6 +12,7 @@ from .namespaces import Namespace
 from .network import Network
 from .observability import Observability
 from .processing import Processing
+from .secrets import Secrets
 from .storage import Storage
 from .types import Strict
 
@@ -39,6 +40,8 @@ class Topology(Strict):
     """Istio and network policies (seed 8.3)."""
     edge: Edge
     """The edge layer (seed 8.0.1)."""
+    secrets: Secrets
+    """Where the Secrets the output references (never contains) come from."""
     gitops: GitOps
     """GitOps wiring: the repository the output is committed to, and Argo CD (seed 8.0.6)."""
 

@@ -135,6 +135,10 @@ def _namespace_uses(topo: Topology) -> Iterator[tuple[str, Path]]:
 
 
 def _namespace_refs(topo: Topology) -> Iterator[Finding]:
+    for i, ns in enumerate(topo.namespaces):
+        if ns.pod_security != "restricted" and not ns.pod_security_reason:
+            yield ("namespaces", i, "pod_security"), (
+                f"{ns.pod_security!r} is weaker than 'restricted': give the reason in pod_security_reason")
     known = {ns.name for ns in topo.namespaces}
     for name, path in _namespace_uses(topo):
         if name not in known:
@@ -194,8 +198,30 @@ def _secret_keys(topo: Topology) -> Iterator[Finding]:
             yield path + ("keys",), f"needs the keys {', '.join(wanted)}; missing {', '.join(missing)}"
 
 
+def secret_refs(topo: Topology) -> list[tuple[str, str, Any, Path]]:
+    """(namespace, purpose, SecretRef, path) of every Secret the output references."""
+    return [(topo.storage.minio.namespace, "opaque", topo.storage.minio.credentials, ("storage", "minio", "credentials")),
+            ("istio-system", "tls", topo.network.gateway.tls, ("network", "gateway", "tls"))]
+
+
+def _secret_provider(topo: Topology) -> Iterator[Finding]:
+    secrets = topo.secrets
+    if secrets.provider == "external-secrets" and secrets.external_secrets is None:
+        yield ("secrets", "external_secrets"), "provider external-secrets needs external_secrets settings"
+    if secrets.provider != "sealed-secrets":
+        if secrets.sealed:
+            yield ("secrets", "sealed"), f"sealed values are only used with provider sealed-secrets"
+        return
+    for _, _, ref, path in secret_refs(topo):
+        sealed = secrets.sealed.get(ref.name)
+        missing = sorted(set(ref.keys.values()) - set(sealed or {}))
+        if missing:
+            yield ("secrets", "sealed"), f"Secret {ref.name!r} needs sealed values for {', '.join(missing)}"
+
+
 def _storage(topo: Topology) -> Iterator[Finding]:
     yield from _secret_keys(topo)
+    yield from _secret_provider(topo)
     minio = topo.storage.minio
     base = ("storage", "minio")
     classes = {sc.name for sc in topo.storage.storage_classes}

@@ -6,7 +6,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .types import BucketName, Image, KafkaClusterId, ListenerName, Name, Port, Positive, Sorted, Strict
+from .types import (BucketName, Image, KafkaClusterId, ListenerName, Name, Port, Positive, Sorted, Strict,
+                    _pattern_type)
+
+
+TopicName = _pattern_type(r"[A-Za-z0-9._-]+", "a Kafka topic name (letters, digits, '.', '_' and '-')", 249,
+                          {"description": "A Kafka topic name."})
+GroupId = _pattern_type(r"[A-Za-z0-9._-]+", "a Kafka Connect group id (letters, digits, '.', '_' and '-')", 249,
+                        {"description": "A Kafka consumer group id."})
 
 
 class KafkaListener(Strict):
@@ -36,7 +43,7 @@ class KafkaBroker(Strict):
 class KafkaTopic(Strict):
     """A topic the platform uses."""
 
-    name: str
+    name: TopicName
     """Topic name."""
     partitions: Positive
     """Partitions."""
@@ -49,7 +56,7 @@ class S3SinkConnector(Strict):
 
     name: Name
     """Connector name."""
-    topics: list[str] = Field(min_length=1)
+    topics: list[TopicName] = Field(min_length=1)
     """Topics to sink."""
     bucket: BucketName
     """Target bucket (must be a MinIO bucket)."""
@@ -66,7 +73,7 @@ class KafkaConnect(Strict):
     """Image of the one-shot service that submits the connector configurations over the REST API."""
     rest_port: Port = 8083
     """REST API port."""
-    group_id: str = "imageflow-connect"
+    group_id: GroupId = "imageflow-connect"
     """Connect cluster group id."""
     connectors: list[S3SinkConnector] = Field(default_factory=list)
     """Connectors to configure."""

@@ -16,3 +16,5 @@ class Namespace(Strict):
     """What runs here (seed 8.1.2)."""
     pod_security: Literal["restricted", "baseline", "privileged"] = "restricted"
     """Pod Security admission level enforced in the namespace."""
+    pod_security_reason: str | None = None
+    """Why the namespace cannot be `restricted`; required for any other level, and written as an annotation."""

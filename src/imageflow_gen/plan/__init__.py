@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ..errors import Path, dotted
 from ..model import Topology
 from .common import Spec, common_labels
-from . import edge, messaging, namespaces, network, observability, processing, storage
+from . import edge, messaging, namespaces, network, observability, processing, secrets, storage
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -23,7 +23,7 @@ _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a
 # controller-revision-hash=<name>-<10 characters>, which must fit in 63.
 _LABEL_LIMITS = {"Namespace": 63, "Service": 63, "Pod": 63, "StatefulSet": 52, "Deployment": 63,
                  "DaemonSet": 63, "Job": 63}
-_AREAS = (namespaces, storage, processing, edge, messaging, observability, network)
+_AREAS = (namespaces, secrets, storage, processing, edge, messaging, observability, network)
 
 
 @dataclass(frozen=True)

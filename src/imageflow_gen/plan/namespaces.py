@@ -9,7 +9,8 @@ from .common import Spec, common_labels, spec
 def specs(topo: Topology) -> list[Spec]:
     major, minor = topo.cluster.kubernetes_version.split(".")[:2]
     return [
-        spec("Namespace", "namespace", ("namespaces", i), name=ns.name, purpose=ns.purpose, labels={
+        spec("Namespace", "namespace", ("namespaces", i), name=ns.name, purpose=ns.purpose,
+             exemption=ns.pod_security_reason, labels={
             **common_labels(),
             "name": ns.name,
             "pod-security.kubernetes.io/enforce": ns.pod_security,

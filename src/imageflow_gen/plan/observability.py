@@ -13,6 +13,9 @@ from .common import Spec, container_security, http_probe, labels, pod_security, 
 OTEL_UID = 10001
 TEMPO_UID = 10001
 OTEL_HEALTH_PORT = 13133
+EXEMPTION_ANNOTATION = "imageflow.io/pod-security-exemption"
+EXEMPTION_REASON = ("hostPath: the seed (8.1.3.1) mounts /var/log and /var/lib/docker/containers read-only; "
+                    "only the privileged Pod Security level admits hostPath volumes")
 _DOWNWARD = (("KUBE_NODE_NAME", "spec.nodeName"), ("KUBE_POD_NAME", "metadata.name"),
              ("KUBE_POD_UID", "metadata.uid"), ("KUBE_NAMESPACE", "metadata.namespace"))
 
@@ -24,7 +27,11 @@ def otlp_endpoint(topo: Topology) -> str:
 
 
 def specs(topo: Topology) -> list[Spec]:
-    return _agent(topo) + _tempo(topo.observability.tempo)
+    from .storage import disruption_budget
+
+    tempo = topo.observability.tempo
+    return _agent(topo) + _tempo(tempo) + [
+        disruption_budget(tempo.name, tempo.namespace, ("observability", "tempo"), "observability")]
 
 
 def _host_volume_name(path: str) -> str:
@@ -118,7 +125,8 @@ def _agent(topo: Topology) -> list[Spec]:
         spec("ClusterRoleBinding", "clusterrolebinding", source, name=agent.name, labels=agent_labels,
              role=agent.name, subjects=[{"kind": "ServiceAccount", "name": agent.name, "namespace": agent.namespace}]),
         spec("DaemonSet", "daemonset", source, name=agent.name, namespace=agent.namespace, labels=agent_labels,
-             selector={"app": agent.name}, pod_labels=agent_labels, pod=pod),
+             selector={"app": agent.name}, pod_labels=agent_labels, pod=pod,
+             annotations={EXEMPTION_ANNOTATION: EXEMPTION_REASON}),
         spec("Service", "service", source, name=agent.name, namespace=agent.namespace, labels=agent_labels,
              selector={"app": agent.name}, headless=False, internal_traffic_policy="Local",
              ports=[{"name": "otlp-grpc", "port": agent.ports.otlp_grpc, "targetPort": "otlp-grpc", "protocol": "TCP"},

@@ -7,11 +7,12 @@ from typing import Any
 
 from ..model import Topology
 from ..model.storage import Minio
-from .common import (Spec, common_labels, container_security, http_probe, labels, pod_security, resources,
-                     service_dns, spec, tmp_volume)
+from .common import (NON_ROOT_UID, Spec, common_labels, container_security, http_probe, labels, pod_security,
+                     resources, service_dns, spec, tmp_volume)
 
-MINIO_UID = 1000
+MINIO_UID = NON_ROOT_UID
 HEADLESS = "minio-hl"
+SECRET_DIR = "/run/secrets/minio"
 _POLICY = {"rw": "public", "r": "download", "w": "upload"}
 
 
@@ -37,6 +38,7 @@ def specs(topo: Topology) -> list[Spec]:
     result.extend(_volumes(minio))
     result.extend(_services(minio))
     result.append(_statefulset(minio))
+    result.append(disruption_budget("minio", minio.namespace, base, "storage"))
     result.append(_bucket_job(minio))
     return result
 
@@ -105,13 +107,13 @@ def _statefulset(minio: Minio) -> Spec:
         "args": _server_args(minio),
         "ports": [{"name": "api", "containerPort": minio.port, "protocol": "TCP"},
                   {"name": "console", "containerPort": minio.console_port, "protocol": "TCP"}],
-        "env": [{"name": "MINIO_ROOT_USER", "valueFrom": {"secretKeyRef": {"name": secret.name,
-                                                                           "key": secret.keys["access-key"]}}},
-                {"name": "MINIO_ROOT_PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret.name,
-                                                                               "key": secret.keys["secret-key"]}}}],
+        # Credentials as files from the Secret (MinIO reads *_FILE), never as environment values.
+        "env": [{"name": "MINIO_ROOT_USER_FILE", "value": f"{SECRET_DIR}/{secret.keys['access-key']}"},
+                {"name": "MINIO_ROOT_PASSWORD_FILE", "value": f"{SECRET_DIR}/{secret.keys['secret-key']}"}],
         "envFrom": [{"configMapRef": {"name": "minio-config"}}],
         "resources": resources(minio.resources),
-        "volumeMounts": [{"name": t, "mountPath": f"/{t}"} for t in claim_templates(minio)] + [mount],
+        "volumeMounts": [{"name": t, "mountPath": f"/{t}"} for t in claim_templates(minio)]
+        + [mount, credentials_mount()],
         "livenessProbe": http_probe("/minio/health/live", "api", delay=10),
         "readinessProbe": http_probe("/minio/health/ready", "api", delay=10),
         "securityContext": container_security(),
@@ -124,14 +126,39 @@ def _statefulset(minio: Minio) -> Spec:
                 labels=labels("minio", "storage"), selector={"app": "minio"}, pod_labels=labels("minio", "storage"),
                 service_name=HEADLESS, replicas=minio.nodes, pod_management_policy="Parallel",
                 pod={"securityContext": pod_security(MINIO_UID), "automountServiceAccountToken": False,
-                     "containers": [container], "volumes": [volume]},
+                     "affinity": spread_over_nodes("minio"),
+                     "containers": [container], "volumes": [volume, credentials_volume(minio)]},
                 claims=claims)
 
 
+def credentials_volume(minio: Minio) -> dict[str, Any]:
+    """The credentials Secret as read-only files, readable by the pod's group only."""
+    return {"name": "credentials", "secret": {"secretName": minio.credentials.name, "defaultMode": 0o440}}
+
+
+def credentials_mount() -> dict[str, Any]:
+    return {"name": "credentials", "mountPath": SECRET_DIR, "readOnly": True}
+
+
+def spread_over_nodes(app: str) -> dict[str, Any]:
+    """Prefer one pod per node; preferred, because the volumes pin where the pods can go."""
+    return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": app}},
+                                            "topologyKey": "kubernetes.io/hostname"}}]}}
+
+
+def disruption_budget(name: str, namespace: str, source: tuple, component: str) -> Spec:
+    """At most one pod of the workload down at a time during voluntary disruptions (drains)."""
+    return spec("PodDisruptionBudget", "poddisruptionbudget", source, name=name, namespace=namespace,
+                labels=labels(name, component), selector={"app": name})
+
+
 def _bucket_script(minio: Minio) -> str:
+    user = shlex.quote(f"{SECRET_DIR}/{minio.credentials.keys['access-key']}")
+    password = shlex.quote(f"{SECRET_DIR}/{minio.credentials.keys['secret-key']}")
     endpoint = f"http://{service_dns('minio', minio.namespace)}:{minio.port}"
     lines = ["set -eu",
-             f'until mc alias set imageflow {shlex.quote(endpoint)} "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD"; do',
+             f'until mc alias set imageflow {shlex.quote(endpoint)} "$(cat {user})" "$(cat {password})"; do',
              "  sleep 5", "done"]
     for bucket in minio.buckets:
         name = shlex.quote(f"imageflow/{bucket.name}")
@@ -146,17 +173,14 @@ def _bucket_job(minio: Minio) -> Spec:
         "name": "mc",
         "image": minio.client_image,
         "command": ["/bin/sh", "-c", _bucket_script(minio)],
-        "env": [{"name": "MC_CONFIG_DIR", "value": "/tmp/mc"},
-                {"name": "MINIO_ROOT_USER", "valueFrom": {"secretKeyRef": {"name": secret.name,
-                                                                           "key": secret.keys["access-key"]}}},
-                {"name": "MINIO_ROOT_PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret.name,
-                                                                               "key": secret.keys["secret-key"]}}}],
+        "env": [{"name": "MC_CONFIG_DIR", "value": "/tmp/mc"}],
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}},
-        "volumeMounts": [mount],
+        "volumeMounts": [mount, credentials_mount()],
         "securityContext": container_security(),
     }
     return spec("Job", "job", ("storage", "minio", "buckets"), name="minio-buckets", namespace=minio.namespace,
                 labels=labels("minio-buckets", "storage"), pod_labels=labels("minio-buckets", "storage"),
                 backoff_limit=10,
                 pod={"securityContext": pod_security(), "automountServiceAccountToken": False,
-                     "restartPolicy": "OnFailure", "containers": [container], "volumes": [volume]})
+                     "restartPolicy": "OnFailure", "containers": [container],
+                     "volumes": [volume, credentials_volume(minio)]})

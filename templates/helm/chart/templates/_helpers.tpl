@@ -206,3 +206,15 @@ them back with `atoi`. Usage: include "imageflow.flows" . | fromYamlArray */}}
 {{- $flows = append $flows (dict "name" "otel-agent-to-api-server" "sourceNs" $agent.namespace "sourcePods" (dict "app" $agent.name) "destNs" "" "destPods" (dict) "ports" (list "06443") "cidrs" ($masters | sortAlpha)) -}}
 {{- toYaml $flows -}}
 {{- end -}}
+
+{{/* imageflow.spreadOverNodes: prefer one pod of the app per node. Usage: include "imageflow.spreadOverNodes" "minio" */}}
+{{- define "imageflow.spreadOverNodes" -}}
+podAntiAffinity:
+  preferredDuringSchedulingIgnoredDuringExecution:
+  - weight: 100
+    podAffinityTerm:
+      labelSelector:
+        matchLabels:
+          app: {{ . }}
+      topologyKey: kubernetes.io/hostname
+{{- end -}}

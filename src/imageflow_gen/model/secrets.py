@@ -1,0 +1,45 @@
+"""Where the Secrets the output references come from: never a value in a profile or the output."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from .types import Duration, Sorted, Strict, SubdomainName, _pattern_type
+
+Ciphertext = _pattern_type(r"[A-Za-z0-9+/=]{16,}", "a sealed (encrypted) value in base64, from kubeseal", 65536,
+                           {"description": "A value encrypted by kubeseal for the cluster's controller."})
+
+
+class ExternalSecrets(Strict):
+    """The External Secrets Operator creates each Secret from a secret store."""
+
+    store_kind: Literal["ClusterSecretStore", "SecretStore"] = "ClusterSecretStore"
+    """Kind of the store the ExternalSecrets read from."""
+    store_name: SubdomainName
+    """Name of that store."""
+    remote_key_prefix: str = "imageflow/"
+    """Remote key of a Secret: this prefix and the Secret's name; each key is a property of it."""
+    refresh_interval: Duration = "1h"
+    """How often the operator refreshes the Secret from the store."""
+
+
+class Secrets(Strict):
+    """How the referenced Secrets (MinIO credentials, the gateway's TLS) reach the cluster."""
+
+    provider: Literal["external-secrets", "sealed-secrets", "out-of-band"]
+    """external-secrets: ExternalSecret objects; sealed-secrets: SealedSecret objects with the values
+    encrypted by kubeseal; out-of-band: nothing is generated and the Secrets must exist (see the docs)."""
+    external_secrets: ExternalSecrets | None = None
+    """Settings for provider external-secrets."""
+    sealed: Annotated[dict[SubdomainName, Annotated[dict[str, Ciphertext], Sorted]], Sorted] = Field(
+        default_factory=dict)
+    """For provider sealed-secrets: Secret name -> key -> value encrypted with kubeseal (safe to commit)."""
+
+    @property
+    def ciphertexts(self) -> frozenset[str]:
+        return frozenset(v for keys in self.sealed.values() for v in keys.values())
+
+
+
