@@ -12,7 +12,7 @@ CRD_FLAG = $(if $(wildcard $(CRD_SCHEMAS)),--crd-schemas $(CRD_SCHEMAS))
 # Tests find the tools `make tools` installs here, whatever else is on PATH.
 export IMAGEFLOW_TOOLS := $(CURDIR)/.tools/bin
 
-.PHONY: help venv tools render validate schema test golden clean
+.PHONY: help venv tools render validate schema test golden bench clean
 
 help:
 	@echo "make render PROFILE=prod   render a profile into out/"
@@ -21,6 +21,7 @@ help:
 	@echo "make tools                 install the pinned validation tools into .tools/"
 	@echo "make golden                rewrite the golden files (review the diff!)"
 	@echo "make schema                regenerate schemas/ from the model"
+	@echo "make bench                 benchmark against helm, kustomize and kubeconform (bench/README.md)"
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,9 @@ schema: $(STAMP)
 
 test: $(STAMP) tools
 	IMAGEFLOW_CRD_SCHEMAS=$(abspath $(CRD_SCHEMAS)) $(BIN)/python -m pytest
+
+bench: $(STAMP) tools
+	IMAGEFLOW_CRD_SCHEMAS=$(abspath $(CRD_SCHEMAS)) $(BIN)/python bench/bench.py
 
 golden: $(STAMP)
 	IMAGEFLOW_UPDATE_GOLDEN=1 $(BIN)/python -m pytest tests/test_golden.py

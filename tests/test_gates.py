@@ -7,6 +7,7 @@ fails these tests: a gate that did not run has not passed.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -154,6 +155,8 @@ def test_generated_ci_script_validates_the_output_offline(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # each profile: the overlay, the chart and the Argo CD Application
     assert proc.stdout.count("Invalid: 0, Errors: 0, Skipped: 0") == 3 * len(PROFILE_NAMES)
+    found = [int(n) for n in re.findall(r"Summary: (\d+) resources? found", proc.stdout)]
+    assert len(found) == 3 * len(PROFILE_NAMES) and all(n > 0 for n in found), proc.stdout
     assert proc.stdout.count("1 chart(s) linted, 0 chart(s) failed") == len(PROFILE_NAMES)
     (tmp_path / "kustomize/base/cluster/namespace-imageflow-web.yaml").write_text(
         NAMESPACE_TEXT_WITH_TYPO)

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from conftest import CRDS, PROFILES
+from imageflow_gen.loading import walk
 from imageflow_gen.model import Topology
 from imageflow_gen.pipeline import build
 from imageflow_gen.schema import topology_schema
@@ -97,17 +98,9 @@ def test_profile_values_are_the_complete_topology(rendered: Path) -> None:
 def test_every_values_key_is_commented(rendered: Path) -> None:
     values = yaml.safe_load((rendered / CHART / "values.yaml").read_text())
 
-    def paths(node, path=(), model_level=True):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                yield path + (key,)
-                yield from paths(value, path + (key,))
-        elif isinstance(node, list):
-            for i, value in enumerate(node):
-                yield from paths(value, path + (i,))
     free_maps = ("labels", "parameters", "selector", "keys", "ports", "pod_selector")
-    field_paths = [p for p in paths(values)
-                   if not any(isinstance(part, str) and part in free_maps for part in p[:-1])]
+    field_paths = [p for p, _ in walk(values) if p and isinstance(p[-1], str)
+                   and not any(isinstance(part, str) and part in free_maps for part in p[:-1])]
     assert field_paths and [p for p in field_paths if not _comment(p)] == []
     text = (rendered / CHART / "values.yaml").read_text()
     assert "# The K3s cluster (seed 8.1.1).\ncluster:\n" in text

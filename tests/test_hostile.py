@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from conftest import CRDS, PROFILES, run_cli
 from imageflow_gen.errors import ImageflowError
-from imageflow_gen.loading import load_profile
+from imageflow_gen.loading import load_profile, walk
 from imageflow_gen.pipeline import build
 
 PROD = load_profile(PROFILES, "prod").data
@@ -73,18 +73,7 @@ def test_no_input_string_changes_the_structure_of_the_output(tmp_path_factory, t
 
 def mutations() -> st.SearchStrategy:
     """A path into prod's topology and a value of any type to put there."""
-    paths = []
-
-    def walk(node: Any, path: tuple) -> None:
-        paths.append(path)
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, path + (key,))
-        elif isinstance(node, list):
-            for i, value in enumerate(node):
-                walk(value, path + (i,))
-
-    walk(PROD, ())
+    paths = [path for path, _ in walk(PROD)]
     values = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.floats(allow_nan=False),
                        hostile, st.sampled_from(["", "imageflow-web", "10.0.1.10", "1Gi", "nginx:1.27.3"]),
                        st.lists(st.integers(0, 3), max_size=2), st.dictionaries(st.sampled_from(["a", "name"]),

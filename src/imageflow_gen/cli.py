@@ -169,7 +169,7 @@ def validate(profile: ProfileOpt, profiles_dir: ProfilesDirOpt = Path("profiles"
     from .pipeline import build
 
     crds = _crds(crd_schemas)
-    result = _run(lambda: build(profiles_dir, profile, crds), f"in profile {profile!r}")
+    result = _run(lambda: build(profiles_dir, profile, crds, reparse=True), f"in profile {profile!r}")
     if tools:
         _run(lambda: _external_gates(result, crds), f"in the output of profile {profile!r}")
     typer.echo(f"profile {profile}: valid ({len(result.files)} files)")

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .errors import Path, Problem, ValidationFailed, dotted
-from .loading import Loaded
+from .loading import Loaded, walk
 from .model import Topology
 from .model.checks import check
 
@@ -28,23 +28,15 @@ _REFERENCE_MAPS = {"keys", "sealed"}
 def literal_secrets(loaded: Loaded) -> list[Problem]:
     """A secret value typed into a profile: key material anywhere, or a credential-named key."""
     problems = []
-
-    def walk(node: Any, path: Path) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, path + (key,))
-        elif isinstance(node, list):
-            for i, value in enumerate(node):
-                walk(value, path + (i,))
-        elif isinstance(node, str) and node:
-            named = any(isinstance(p, str) and _CREDENTIAL_NAME.search(p) for p in path[-1:])
-            reference = any(p in _REFERENCE_MAPS for p in path if isinstance(p, str))
-            if _KEY_MATERIAL.search(node) or (named and not reference):
-                problems.append(Problem(loaded.locate(path), dotted(path),
-                                        "looks like a secret value; a profile only references Secrets "
-                                        "(see `secrets:` and the credentials' Secret names), never holds one"))
-
-    walk(loaded.data, ())
+    for path, node in walk(loaded.data):
+        if not isinstance(node, str) or not node:
+            continue
+        named = any(isinstance(p, str) and _CREDENTIAL_NAME.search(p) for p in path[-1:])
+        reference = any(p in _REFERENCE_MAPS for p in path if isinstance(p, str))
+        if _KEY_MATERIAL.search(node) or (named and not reference):
+            problems.append(Problem(loaded.locate(path), dotted(path),
+                                    "looks like a secret value; a profile only references Secrets "
+                                    "(see `secrets:` and the credentials' Secret names), never holds one"))
     return problems
 
 

@@ -18,11 +18,12 @@ from .kubernetes import file_name, identity, objects
 def render(ctx: Context) -> Rendered:
     """Files of the base and of the profile's overlay; objects as the overlay builds them."""
     base_objects = objects(ctx.base)
+    profile_objects = base_objects if ctx.plan is ctx.base else objects(ctx.plan)
     base_files = {file_name(obj): dump(obj) for obj in base_objects}
     result = Rendered(files={f"kustomize/base/{name}": text for name, text in base_files.items()})
     result.files["kustomize/base/kustomization.yaml"] = _kustomization(sorted(base_files), [])
     result.objects.extend((f"kustomize/base/{file_name(obj)}", obj) for obj in base_objects)
-    result.update(_overlay(ctx.plan.profile, base_objects, objects(ctx.plan)))
+    result.update(_overlay(ctx.plan.profile, base_objects, profile_objects))
     return result
 
 

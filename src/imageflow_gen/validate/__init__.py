@@ -66,8 +66,8 @@ _SECRET_PATTERNS = (
     ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
     ("an AWS access key id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
     ("a credential with a literal value", re.compile(
-        r"""(?ix)["']?[a-z0-9_.-]*(password|passwd|secret[_.-]?(access[_.-]?)?key|token|api[_.-]?key)["']?
-            \s*[:=]\s*["']?(?![$/"'\s{]|file:|null\b|true\b|false\b)(?P<value>[A-Za-z0-9+=_.-]{6,})""")),
+        r"""(?ix)(password|passwd|secret[_.-]?(access[_.-]?)?key|token|api[_.-]?key)["']?
+            [ \t]*[:=][ \t]*["']?(?![$/"'\s{]|file:|null\b|true\b|false\b)(?P<value>[A-Za-z0-9+=_.-]{6,})""")),
 )
 
 
@@ -76,13 +76,15 @@ def secret_problems(files: dict[str, str], references: frozenset[str] = frozense
 
     `references` are names that stand for a secret (keys inside a Secret, such as
     rootPassword); a credential-named key whose value is one of them is a reference.
+    Each pattern searches a whole file at once; lines are counted only for a match.
     """
     problems = []
     for path, text in files.items():
-        for number, line in enumerate(text.splitlines(), 1):
-            for what, pattern in _SECRET_PATTERNS:
-                match = pattern.search(line)
-                if match and match.groupdict().get("value") not in references:
-                    problems.append(Problem(Location(path, number, 1), "", f"looks like {what}; "
-                                            "secrets must be referenced (Secret, secret file), never written"))
+        for what, pattern in _SECRET_PATTERNS:
+            for match in pattern.finditer(text):
+                if match.groupdict().get("value") in references:
+                    continue
+                line = text.count("\n", 0, match.start()) + 1
+                problems.append(Problem(Location(path, line, 1), "", f"looks like {what}; "
+                                        "secrets must be referenced (Secret, secret file), never written"))
     return problems

@@ -79,7 +79,11 @@ def kubeconform(root: Path, built: str, source: str, minor: str, crd_locations: 
         for location in crd_locations:
             argv += ["-schema-location",
                      f"{location.resolve()}/{{{{.Group}}}}/{{{{.ResourceKind}}}}_{{{{.ResourceAPIVersion}}}}.json"]
-        proc = _run(argv + ["-"], cwd=root, stdin=built)
+        # A file, not stdin: kubeconform v0.7.0 reading a large stdin with its worker pool
+        # reports random false errors (seen at a few thousand objects); from a file it does not.
+        objects_file = Path(tmp) / "objects.yaml"
+        objects_file.write_text(built, encoding="utf-8")
+        proc = _run(argv + [str(objects_file)], cwd=root)
     try:
         report = json.loads(proc.stdout or "{}")
     except json.JSONDecodeError:

@@ -14,9 +14,17 @@ default_crd_location='./crd-schemas/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIV
 CRD_SCHEMA_LOCATION="${CRD_SCHEMA_LOCATION:-$default_crd_location}"
 status=0
 
+# (kubeconform skips files without a .yaml, .yml or .json name)
+workdir=$(mktemp -d)
+objects="$workdir/objects.yaml"
+trap 'rm -rf "$workdir"' EXIT
+
+# kubeconform reads a file rather than stdin: v0.7.0 reading a large stdin with its worker
+# pool reports random false errors.
 conform() {
+    cat > "$objects"
     kubeconform -strict -summary -kubernetes-version "$1" \
-        -schema-location "$K8S_SCHEMA_LOCATION" -schema-location "$CRD_SCHEMA_LOCATION" -
+        -schema-location "$K8S_SCHEMA_LOCATION" -schema-location "$CRD_SCHEMA_LOCATION" "$objects"
 }
 
 for env_file in ci/profiles/*.env; do

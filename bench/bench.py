@@ -1,0 +1,196 @@
+"""imageflow-gen against the tools users would run instead, on the same work in the same run.
+
+    python bench/bench.py                 the full table (make bench)
+    python bench/bench.py --sizes 500 --runs 1   a smoke run (make test runs this)
+
+Prints median, min and max of several runs of:
+ 1. cold `imageflow-gen render --profile prod` against `helm template` + `kubectl kustomize`
+    on the output it produced;
+ 2. synthetic topologies (bench/gen_topology.py): render (built-in validation included)
+    against helm template + kubectl kustomize + kubeconform on the result; wall time, peak
+    memory, growth per doubling;
+ 3. built-in schema validation throughput against kubeconform on the same objects;
+ 4. a re-render with nothing changed: files written, and time.
+Tools come from IMAGEFLOW_TOOLS (make tools puts them in .tools/bin).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+
+from gen_topology import write as write_topology  # noqa: E402
+
+CRDS = Path(os.environ.get("IMAGEFLOW_CRD_SCHEMAS", REPO.parent / "shared" / "crd-schemas"))
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name, path=os.pathsep.join([os.environ.get("IMAGEFLOW_TOOLS", ""), os.environ["PATH"]]))
+    if not found:
+        sys.exit(f"bench: {name} not found; run `make tools`")
+    return found
+
+
+def run(argv: list[str], cwd: Path | None = None, stdin: bytes | None = None) -> tuple[float, int, bytes]:
+    """Wall seconds, peak resident memory (MiB) and stdout of one process (reaped with wait4)."""
+    with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:
+        if stdin:
+            fin.write(stdin)
+            fin.seek(0)
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=cwd, stdin=fin, stdout=fout, stderr=ferr)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        fout.seek(0)
+        ferr.seek(0)
+        out, err = fout.read(), ferr.read()
+    if proc.returncode:
+        sys.exit(f"bench: {' '.join(argv[:4])} failed with exit code {proc.returncode}: "
+                 f"{(err or out).decode()[-2000:]}")
+    return elapsed, round(usage.ru_maxrss / 1024), out
+
+
+def gen(profiles: Path, profile: str, out: Path) -> list[str]:
+    return [sys.executable, "-m", "imageflow_gen", "render", "--profile", profile, "--profiles-dir", str(profiles),
+            "--out", str(out), "--crd-schemas", str(CRDS), "--quiet"]
+
+
+def tools_on(out: Path, profile: str, minor: str, kubeconform: bool) -> tuple[float, int]:
+    """helm template + kubectl kustomize (+ kubeconform on both) over a rendered output."""
+    total, peak = 0.0, 0
+    t, m, chart = run([tool("helm"), "template", "imageflow", str(out / "helm/imageflow"),
+                       "-f", str(out / f"helm/values/{profile}.yaml")])
+    total, peak = total + t, max(peak, m)
+    t, m, built = run([tool("kubectl"), "kustomize", str(out / f"kustomize/overlays/{profile}")])
+    total, peak = total + t, max(peak, m)
+    if kubeconform:
+        for name, text in (("chart.yaml", chart), ("built.yaml", built)):
+            (out / name).write_bytes(text)  # a file: kubeconform's stdin reading is racy (see README)
+            t, m, _ = run(kubeconform_argv(minor) + [str(out / name)])
+            total, peak = total + t, max(peak, m)
+    return total, peak
+
+
+def kubeconform_argv(minor: str) -> list[str]:
+    return [tool("kubeconform"), "-strict", "-summary", "-kubernetes-version", f"{minor}.0",
+            "-schema-location", str(REPO / ".tools/kubernetes-schemas") +
+            "/{{.NormalizedKubernetesVersion}}-standalone{{.StrictSuffix}}/{{.ResourceKind}}{{.KindSuffix}}.json",
+            "-schema-location", f"{CRDS}/{{{{.Group}}}}/{{{{.ResourceKind}}}}_{{{{.ResourceAPIVersion}}}}.json"]
+
+
+def stats(values: list[float]) -> str:
+    return f"{statistics.median(values):8.2f} {min(values):8.2f} {max(values):8.2f}"
+
+
+def row(label: str, ours: list[float], theirs: list[float], extra: str = "") -> str:
+    ratio = statistics.median(ours) / statistics.median(theirs)
+    return f"{label:<34} {stats(ours)} | {stats(theirs)} | {ratio:6.2f}x {extra}"
+
+
+HEADER = (f"{'':<34} {'imageflow-gen (s)':^26} | {'helm+kustomize[+kubeconform] (s)':^26} | ratio\n"
+          f"{'':<34} {'median':>8} {'min':>8} {'max':>8} | {'median':>8} {'min':>8} {'max':>8} |")
+
+
+def bench_prod(runs: int, work: Path) -> list[str]:
+    ours, theirs = [], []
+    for i in range(runs):
+        out = work / f"prod-{i}"
+        ours.append(run(gen(REPO / "profiles", "prod", out))[0])
+        theirs.append(tools_on(out, "prod", "1.28", kubeconform=False)[0])
+    return [row("1. cold render prod", ours, theirs)]
+
+
+def bench_synthetic(sizes: list[int], runs: int, work: Path, large_runs: int) -> list[str]:
+    """One row per size (printed as it completes), then the growth per doubling."""
+    lines, medians = [], {}
+    profiles = work / "profiles"
+    for size in sizes:
+        name = write_topology(size, profiles).stem
+        ours, theirs, our_peak, their_peak = [], [], 0, 0
+        for i in range(runs if size <= 2000 else min(runs, large_runs)):
+            out = work / f"{name}-{i}"
+            t, m, _ = run(gen(profiles, name, out))
+            ours.append(t)
+            our_peak = max(our_peak, m)
+            t, m = tools_on(out, name, "1.28", kubeconform=True)
+            theirs.append(t)
+            their_peak = max(their_peak, m)
+        medians[size] = statistics.median(ours)
+        print(row(f"2. {size} services render+validate ({len(ours)} run{'s' if len(ours) > 1 else ''})",
+                  ours, theirs, f"peak {our_peak} MiB vs {their_peak} MiB"), flush=True)
+    ordered = sorted(medians)
+    for a, b in zip(ordered, ordered[1:]):
+        growth = (medians[b] / medians[a]) ** (1 / math.log2(b / a))
+        lines.append(f"   growth per doubling {a} -> {b}: {growth:.2f}x")
+    return lines
+
+
+def bench_throughput(size: int, runs: int, work: Path) -> list[str]:
+    """Objects per second: the built-in schema gate against kubeconform, on the same objects."""
+    import yaml
+
+    from imageflow_gen.validate.kubernetes import SchemaStore
+
+    out = work / f"synthetic-{size}-0"
+    _, _, built = run([tool("kubectl"), "kustomize", str(out / f"kustomize/overlays/synthetic-{size}")])
+    docs = [d for d in yaml.safe_load_all(built) if d]
+    ours, theirs = [], []
+    for _ in range(runs):
+        store = SchemaStore("1.28", [CRDS])
+        start = time.perf_counter()
+        problems = [e for d in docs for e in store.check(d)]
+        ours.append(len(docs) / (time.perf_counter() - start))
+        assert not problems, problems[:3]
+        (out / "built.yaml").write_bytes(built)
+        t, _, _ = run(kubeconform_argv("1.28") + [str(out / "built.yaml")])
+        theirs.append(len(docs) / t)
+    ratio = statistics.median(ours) / statistics.median(theirs)
+    return [f"3. validation, {len(docs)} objects (obj/s)  {stats(ours)} | {stats(theirs)} | {ratio:6.2f}x "
+            "(higher is better)"]
+
+
+def bench_rerender(runs: int, work: Path) -> list[str]:
+    out = work / "prod-0"
+    times, written = [], []
+    for _ in range(runs):
+        t, _, stdout = run(gen(REPO / "profiles", "prod", out)[:-1])
+        times.append(t)
+        summary = stdout.decode().strip().splitlines()[-1]
+        counts = [int(word) for word in summary.replace(",", "").split() if word.isdigit()]
+        written.append(counts[0] + counts[1] + counts[3])  # created, changed, removed
+    return [f"4. re-render prod, nothing changed     {stats(times)} | files written: {max(written)}"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000, 8000])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--max-runs-large", type=int, default=1,
+                        help="runs at sizes above 2000, where kubectl kustomize alone takes minutes")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="imageflow-bench-") as tmp:
+        work = Path(tmp)
+        print(HEADER, flush=True)
+        steps = (lambda: bench_prod(args.runs, work),
+                 lambda: bench_synthetic(args.sizes, args.runs, work, args.max_runs_large),
+                 lambda: bench_throughput(args.sizes[min(1, len(args.sizes) - 1)], args.runs, work),
+                 lambda: bench_rerender(args.runs, work))
+        for step in steps:
+            print("\n".join(step()), flush=True)
+    print(f"\nmachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, runs per cell: {args.runs}")
+
+
+if __name__ == "__main__":
+    main()
