@@ -6,11 +6,11 @@ import difflib
 import re
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from .errors import Path, Problem, ValidationFailed, dotted
 from .loading import Loaded, walk
-from .model import Topology
+from .model import Topology, is_model, model_in
 from .model.checks import check
 
 _TYPE_NAMES = {
@@ -110,23 +110,8 @@ def _allowed_keys(path: Path) -> list[str]:
     for part in path:
         if isinstance(part, int):
             continue
-        field = model.model_fields.get(part) if _is_model(model) else None
+        field = model.model_fields.get(part) if is_model(model) else None
         if field is None:
             return []
-        model = _model_in(field.annotation)
-    return list(model.model_fields) if _is_model(model) else []
-
-
-def _is_model(value: Any) -> bool:
-    return isinstance(value, type) and issubclass(value, BaseModel)
-
-
-def _model_in(annotation: Any) -> Any:
-    """The model class inside list[X], X | None, dict[str, X] or X itself."""
-    if _is_model(annotation):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
+        model = model_in(field.annotation)
+    return list(model.model_fields) if is_model(model) else []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any
+
+from pydantic import BaseModel, Field
 
 from .cluster import Cluster, VirtualMachine
 from .edge import Edge
@@ -46,4 +48,20 @@ class Topology(Strict):
     """GitOps wiring: the repository the output is committed to, and Argo CD (seed 8.0.6)."""
 
 
-__all__ = ["Topology"]
+def is_model(value: Any) -> bool:
+    """Whether `value` is a pydantic model class."""
+    return isinstance(value, type) and issubclass(value, BaseModel)
+
+
+def model_in(annotation: Any) -> Any:
+    """The model class inside list[X], X | None, dict[str, X] or X itself."""
+    if is_model(annotation):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+__all__ = ["Topology", "is_model", "model_in"]

@@ -78,3 +78,16 @@ def tmp_volume() -> tuple[dict[str, Any], dict[str, Any]]:
 
 def service_dns(name: str, namespace: str) -> str:
     return f"{name}.{namespace}.svc.cluster.local"
+
+
+def spread_over_nodes(app: str) -> dict[str, Any]:
+    """Prefer one pod per node; preferred, because the volumes pin where the pods can go."""
+    return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": app}},
+                                            "topologyKey": "kubernetes.io/hostname"}}]}}
+
+
+def disruption_budget(name: str, namespace: str, source: tuple, component: str) -> Spec:
+    """At most one pod of the workload down at a time during voluntary disruptions (drains)."""
+    return spec("PodDisruptionBudget", "poddisruptionbudget", source, name=name, namespace=namespace,
+                labels=labels(name, component), selector={"app": name})

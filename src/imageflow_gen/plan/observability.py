@@ -8,7 +8,8 @@ from typing import Any
 
 from ..model import Topology
 from ..model.observability import OtelAgent, Tempo
-from .common import Spec, container_security, http_probe, labels, pod_security, resources, service_dns, spec
+from .common import (Spec, container_security, disruption_budget, http_probe, labels, pod_security, resources,
+                     service_dns, spec)
 
 OTEL_UID = 10001
 TEMPO_UID = 10001
@@ -27,8 +28,6 @@ def otlp_endpoint(topo: Topology) -> str:
 
 
 def specs(topo: Topology) -> list[Spec]:
-    from .storage import disruption_budget
-
     tempo = topo.observability.tempo
     return _agent(topo) + _tempo(tempo) + [
         disruption_budget(tempo.name, tempo.namespace, ("observability", "tempo"), "observability")]

@@ -7,8 +7,8 @@ from typing import Any
 
 from ..model import Topology
 from ..model.storage import Minio
-from .common import (NON_ROOT_UID, Spec, common_labels, container_security, http_probe, labels, pod_security,
-                     resources, service_dns, spec, tmp_volume)
+from .common import (NON_ROOT_UID, Spec, common_labels, container_security, disruption_budget, http_probe, labels,
+                     pod_security, resources, service_dns, spec, spread_over_nodes, tmp_volume)
 
 MINIO_UID = NON_ROOT_UID
 HEADLESS = "minio-hl"
@@ -138,19 +138,6 @@ def credentials_volume(minio: Minio) -> dict[str, Any]:
 
 def credentials_mount() -> dict[str, Any]:
     return {"name": "credentials", "mountPath": SECRET_DIR, "readOnly": True}
-
-
-def spread_over_nodes(app: str) -> dict[str, Any]:
-    """Prefer one pod per node; preferred, because the volumes pin where the pods can go."""
-    return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-        {"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": app}},
-                                            "topologyKey": "kubernetes.io/hostname"}}]}}
-
-
-def disruption_budget(name: str, namespace: str, source: tuple, component: str) -> Spec:
-    """At most one pod of the workload down at a time during voluntary disruptions (drains)."""
-    return spec("PodDisruptionBudget", "poddisruptionbudget", source, name=name, namespace=namespace,
-                labels=labels(name, component), selector={"app": name})
 
 
 def _bucket_script(minio: Minio) -> str:

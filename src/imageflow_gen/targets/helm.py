@@ -15,14 +15,11 @@ import json
 from functools import cache
 from typing import Any
 
-from pydantic import BaseModel
-
 from .. import __version__
-from ..model import Topology
+from ..model import Topology, is_model, model_in
 from ..rendering import render
 from ..resources import data_dir
 from ..schema import topology_schema
-from ..validation import _model_in  # the model class behind list[X] / X | None
 from ..yamlio import dump, parse_all
 from . import Context, Rendered
 
@@ -72,10 +69,10 @@ def _comment(path: tuple[Any, ...]) -> str | None:
     for part in path:
         if isinstance(part, int):
             continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        if not is_model(model):
             return None
         field = model.model_fields.get(part)
         if field is None:
             return None
-        model = _model_in(field.annotation)
+        model = model_in(field.annotation)
     return field.description if field is not None else None
