@@ -179,14 +179,12 @@ def _external_gates(result: Any, crds: list[Path]) -> None:
     import tempfile
 
     from .errors import ValidationFailed
-    from .plan import make_plan
     from .validate.tools import run_all
     from .writing import write
 
-    minor = make_plan(result.topology, result.profile).kubernetes_minor
     with tempfile.TemporaryDirectory(prefix="imageflow-validate-") as tmp:
         write(Path(tmp), result.profile, result.files)
-        outcomes = run_all(Path(tmp), result.profile, minor, crds, result.objects)
+        outcomes = run_all(Path(tmp), result.profile, result.kubernetes_minor, crds, result.objects)
     for outcome in outcomes:
         state = f"skipped ({outcome.skipped})" if outcome.skipped else (
             "failed" if outcome.problems else "ok")

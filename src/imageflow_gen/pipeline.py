@@ -26,6 +26,7 @@ class Build:
     files: dict[str, str]
     objects: list[tuple[str, dict]]
     input_sha256: str = ""
+    kubernetes_minor: str = ""
 
     def owned(self) -> dict[str, str]:
         """The files with the profile's lock: everything `render` writes for it."""
@@ -86,4 +87,4 @@ def build(profiles_dir: FsPath, profile: str, crd_locations: list[FsPath] | None
     if problems:
         raise ValidationFailed(problems)
     return Build(profile=profile, loaded=loaded, topology=topo, files=dict(sorted(rendered.files.items())),
-                 objects=rendered.objects, input_sha256=input_hash(loaded))
+                 objects=rendered.objects, input_sha256=input_hash(loaded), kubernetes_minor=plan.kubernetes_minor)
