@@ -66,16 +66,22 @@ def kustomize_build(root: Path, overlay: str) -> tuple[ToolResult, str]:
 
 
 def kubeconform(root: Path, built: str, source: str, minor: str, crd_locations: list[Path],
-                files_by_object: dict[str, str]) -> ToolResult:
-    """kubeconform -strict over built YAML; each problem names the file that defines the object."""
+                files_by_object: dict[str, str], schema_dir: Path | None = None) -> ToolResult:
+    """kubeconform -strict over built YAML; each problem names the file that defines the object.
+
+    `schema_dir` holds the Kubernetes schemas in kubeconform's layout (schemas.export); without
+    it they are exported for this call alone.
+    """
     binary = find("kubeconform")
     if binary is None:
         return ToolResult("kubeconform", skipped="kubeconform not found")
     with tempfile.TemporaryDirectory(prefix="imageflow-kubeconform-") as tmp:
-        schemas.export(Path(tmp), [minor])
+        if schema_dir is None:
+            schema_dir = Path(tmp)
+            schemas.export(schema_dir, [minor])
         argv = [binary, "-strict", "-output", "json", "-kubernetes-version", f"{minor}.0",
-                "-schema-location", f"{tmp}/{{{{.NormalizedKubernetesVersion}}}}-standalone{{{{.StrictSuffix}}}}/"
-                                    "{{.ResourceKind}}{{.KindSuffix}}.json"]
+                "-schema-location", f"{schema_dir}/{{{{.NormalizedKubernetesVersion}}}}-standalone"
+                                    "{{.StrictSuffix}}/{{.ResourceKind}}{{.KindSuffix}}.json"]
         for location in crd_locations:
             argv += ["-schema-location",
                      f"{location.resolve()}/{{{{.Group}}}}/{{{{.ResourceKind}}}}_{{{{.ResourceAPIVersion}}}}.json"]
@@ -190,6 +196,14 @@ def _compose_errors(name: str, proc: subprocess.CompletedProcess[str]) -> list[P
 def run_all(root: Path, profile: str, minor: str, crd_locations: list[Path],
             objects: list[tuple[str, Any]]) -> list[ToolResult]:
     """Every gate that applies to the tree under `root` for `profile`."""
+    with tempfile.TemporaryDirectory(prefix="imageflow-schemas-") as schema_dir:
+        # Exported once for both kubeconform runs (the overlay's and the chart's objects).
+        schemas.export(Path(schema_dir), [minor])
+        return _run_all(root, profile, minor, crd_locations, objects, Path(schema_dir))
+
+
+def _run_all(root: Path, profile: str, minor: str, crd_locations: list[Path], objects: list[tuple[str, Any]],
+             schema_dir: Path) -> list[ToolResult]:
     results = []
     overlay = f"kustomize/overlays/{profile}"
     # "<file> (from <profile file>#<key>)": where a finding about the object points.
@@ -201,14 +215,14 @@ def run_all(root: Path, profile: str, minor: str, crd_locations: list[Path],
         results.append(built_result)
         if built:
             results.append(kubeconform(root, built, f"{overlay}/kustomization.yaml", minor, crd_locations,
-                                       by_object))
+                                       by_object, schema_dir))
     chart, values = "helm/imageflow", f"helm/values/{profile}.yaml"
     if (root / chart / "Chart.yaml").is_file() and (root / values).is_file():
         results.append(helm_lint(root, chart, values))
         template_result, rendered = helm_template(root, chart, values)
         results.append(template_result)
         if rendered:
-            result = kubeconform(root, rendered, values, minor, crd_locations, {})
+            result = kubeconform(root, rendered, values, minor, crd_locations, {}, schema_dir)
             results.append(ToolResult("kubeconform (chart)", result.problems, result.skipped))
             if built:
                 results.append(same_objects(rendered, built, values))
