@@ -9,6 +9,7 @@ from pathlib import Path as FsPath
 from .errors import Problem, ValidationFailed, dotted
 from .loading import Loaded, load_profile
 from .model import Topology
+from .model.checks import secret_refs
 from .plan import Plan, make_plan, name_findings
 from .targets import Context, Rendered, registry
 from .validate import parse_problems, schema_problems, schemas, secret_problems
@@ -62,9 +63,9 @@ def validated(profiles_dir: FsPath, profile: str) -> tuple[Loaded, Topology, Pla
 
 def secret_key_names(topo: Topology) -> frozenset[str]:
     """The names of the keys inside the Secrets the topology references (never their values)."""
-    refs = (topo.storage.minio.credentials, topo.network.gateway.tls)
+    names = frozenset(name for _, _, ref, _ in secret_refs(topo) for name in ref.keys.values())
     # Sealed values are ciphertext for the cluster's controller: safe to commit by design.
-    return frozenset(name for ref in refs for name in ref.keys.values()) | topo.secrets.ciphertexts
+    return names | topo.secrets.ciphertexts
 
 
 def build(profiles_dir: FsPath, profile: str, crd_locations: list[FsPath] | None = None, *,

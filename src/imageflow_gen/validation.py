@@ -12,6 +12,7 @@ from .errors import Path, Problem, ValidationFailed, dotted
 from .loading import Loaded, walk
 from .model import Topology, is_model, model_in
 from .model.checks import check
+from .validate import AWS_ACCESS_KEY, PRIVATE_KEY
 
 _TYPE_NAMES = {
     "string_type": "a string", "int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
@@ -19,7 +20,6 @@ _TYPE_NAMES = {
 }
 
 
-_KEY_MATERIAL = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----|\b(AKIA|ASIA)[0-9A-Z]{16}\b")
 _CREDENTIAL_NAME = re.compile(r"(?i)(password|passwd|secret|token|api[_.-]?key|private[_.-]?key)")
 # Maps whose values name secrets or are ciphertext, never secret values themselves.
 _REFERENCE_MAPS = {"keys", "sealed"}
@@ -33,7 +33,7 @@ def literal_secrets(loaded: Loaded) -> list[Problem]:
             continue
         named = any(isinstance(p, str) and _CREDENTIAL_NAME.search(p) for p in path[-1:])
         reference = any(p in _REFERENCE_MAPS for p in path if isinstance(p, str))
-        if _KEY_MATERIAL.search(node) or (named and not reference):
+        if PRIVATE_KEY.search(node) or AWS_ACCESS_KEY.search(node) or (named and not reference):
             problems.append(Problem(loaded.locate(path), dotted(path),
                                     "looks like a secret value; a profile only references Secrets "
                                     "(see `secrets:` and the credentials' Secret names), never holds one"))

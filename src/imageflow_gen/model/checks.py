@@ -185,15 +185,14 @@ def _placement(topo: Topology) -> Iterator[Finding]:
             yield ("storage", "minio", "volumes", "hosts", i), f"node {host!r} is not a cluster node ({_choices(nodes)})"
 
 
-_SECRET_KEYS = ((("storage", "minio", "credentials"), ("access-key", "secret-key")),
-                (("network", "gateway", "tls"), ("cert", "key")))
+# The logical keys each kind of referenced Secret must map to a key of the Secret.
+_SECRET_KEYS = {"opaque": ("access-key", "secret-key"), "tls": ("cert", "key")}
 
 
 def _secret_keys(topo: Topology) -> Iterator[Finding]:
-    refs = {("storage", "minio", "credentials"): topo.storage.minio.credentials,
-            ("network", "gateway", "tls"): topo.network.gateway.tls}
-    for path, wanted in _SECRET_KEYS:
-        missing = [key for key in wanted if key not in refs[path].keys]
+    for _, purpose, ref, path in secret_refs(topo):
+        wanted = _SECRET_KEYS[purpose]
+        missing = [key for key in wanted if key not in ref.keys]
         if missing:
             yield path + ("keys",), f"needs the keys {', '.join(wanted)}; missing {', '.join(missing)}"
 

@@ -62,9 +62,11 @@ def schema_problems(store: SchemaStore, objects: list[tuple[str, Any]]) -> list[
 
 # A secret value written out: key material, cloud keys, or a credential-named key with a
 # literal value (references such as /run/secrets/..., ${...} and secretKeyRef are fine).
+PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+AWS_ACCESS_KEY = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")
 _SECRET_PATTERNS = (
-    ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
-    ("an AWS access key id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("a private key", PRIVATE_KEY),
+    ("an AWS access key id", AWS_ACCESS_KEY),
     ("a credential with a literal value", re.compile(
         r"""(?ix)(password|passwd|secret[_.-]?(access[_.-]?)?key|token|api[_.-]?key)["']?
             [ \t]*[:=][ \t]*["']?(?![$/"'\s{]|file:|null\b|true\b|false\b)(?P<value>[A-Za-z0-9+=_.-]{6,})""")),
