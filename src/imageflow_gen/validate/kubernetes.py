@@ -3,24 +3,28 @@
 Built-in kinds are checked against the strict schemas of the cluster's own Kubernetes
 version; custom resources against CRD schemas from the locations the user gives, laid out as
 `{group}/{kind}_{version}.json` (kubeconform's convention). A kind with no schema is an
-error, never a skip. Each validator is compiled once and reused.
+error, never a skip. Each validator is compiled once and reused: a compiled check
+(`compiled.py`) answers whether an object is valid, and jsonschema is asked for the messages
+only when it is not.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-
-import jsonschema
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+from urllib.parse import urljoin
 
 from . import schemas
+from .compiled import Check, Compiler, Unsupported
 
 _CORE_TOP = ("apiVersion", "kind", "metadata")
+# What compiling a schema part can raise: the kind is then checked by jsonschema alone.
+_NOT_COMPILED = (Unsupported, KeyError, TypeError, re.error)
 
 
 @dataclass(frozen=True)
@@ -37,21 +41,76 @@ class SchemaStore:
 
     kubernetes_minor: str
     crd_locations: list[Path] = field(default_factory=list)
+    _schemas: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
     _validators: dict[tuple[str, str], Any] = field(default_factory=dict)
+    _fast: dict[tuple[str, str], Check | None] = field(default_factory=dict)
 
     @cached_property
-    def _registry(self) -> Registry:
-        definitions = json.loads((schemas.strict_dir(self.kubernetes_minor) / "_definitions.json").read_text())
-        return Registry().with_resource(schemas.DEFINITIONS_URI, Resource(definitions, DRAFT202012))
+    def _definitions(self) -> dict[str, Any]:
+        return json.loads((schemas.strict_dir(self.kubernetes_minor) / "_definitions.json").read_text())
+
+    @cached_property
+    def _registry(self) -> Any:
+        from referencing import Registry, Resource
+        from referencing.jsonschema import DRAFT202012
+
+        return Registry().with_resource(schemas.DEFINITIONS_URI, Resource(self._definitions, DRAFT202012))
+
+    def schema(self, api_version: str, kind: str) -> dict[str, Any] | None:
+        """The kind's schema, or None when no schema is known for it."""
+        key = (api_version, kind)
+        if key not in self._schemas:
+            self._schemas[key] = self._builtin(api_version, kind) or self._crd(api_version, kind)
+        return self._schemas[key]
+
+    def fast(self, api_version: str, kind: str) -> Check | None:
+        """The compiled check of the kind, or None (no schema, or a keyword not compiled).
+
+        Parts of a schema are compiled when an object first reaches them, so the check can
+        still raise `Unsupported` (or fail on a bad `$ref`); `check` then falls back.
+        """
+        key = (api_version, kind)
+        if key not in self._fast:
+            schema = self.schema(api_version, kind)
+            self._fast[key] = self._compile(schema, f"urn:imageflow-gen:{api_version}/{kind}") if schema else None
+        return self._fast[key]
 
     def validator(self, api_version: str, kind: str) -> Any | None:
-        """The compiled validator of the kind, or None when no schema is known for it."""
+        """The jsonschema validator of the kind, or None when no schema is known for it.
+
+        jsonschema is imported here, on first need: a valid output never needs it.
+        """
         key = (api_version, kind)
         if key not in self._validators:
-            schema = self._builtin(api_version, kind) or self._crd(api_version, kind)
-            self._validators[key] = (jsonschema.Draft202012Validator(schema, registry=self._registry)
-                                     if schema else None)
+            import jsonschema
+
+            schema = self.schema(api_version, kind)
+            self._validators[key] = jsonschema.Draft202012Validator(schema, registry=self._registry) if schema else None
         return self._validators[key]
+
+    @cached_property
+    def _documents(self) -> dict[str, Any]:
+        return {schemas.DEFINITIONS_URI: self._definitions}
+
+    @cached_property
+    def _compiler(self) -> Compiler:
+        """One compiler for every kind: a definition every kind refers to is compiled once."""
+        def resolve(base: str, ref: str) -> tuple[str, Mapping[str, Any]]:
+            uri, _, pointer = urljoin(base, ref).partition("#")
+            target: Any = self._documents[uri]
+            for part in pointer.split("/")[1:]:
+                target = target[part.replace("~1", "/").replace("~0", "~")]
+            return uri, target
+
+        return Compiler(resolve)
+
+    def _compile(self, schema: dict[str, Any], fallback_uri: str) -> Check | None:
+        root = schema.get("$id", fallback_uri)
+        self._documents[root] = schema
+        try:
+            return self._compiler.compile(schema, root)
+        except _NOT_COMPILED:
+            return None
 
     def _builtin(self, api_version: str, kind: str) -> dict[str, Any] | None:
         path = schemas.kind_file(self.kubernetes_minor, api_version, kind)
@@ -76,6 +135,12 @@ class SchemaStore:
         if not isinstance(obj, dict) or not isinstance(obj.get("apiVersion"), str) or not isinstance(
                 obj.get("kind"), str):
             return [SchemaError("", "not a Kubernetes object: apiVersion and kind must be strings")]
+        fast = self.fast(obj["apiVersion"], obj["kind"])
+        try:
+            if fast is not None and fast(obj):
+                return []
+        except _NOT_COMPILED:
+            self._fast[(obj["apiVersion"], obj["kind"])] = None
         validator = self.validator(obj["apiVersion"], obj["kind"])
         if validator is None:
             return [SchemaError("", f"no schema for {obj['kind']} in {obj['apiVersion']} (Kubernetes "
@@ -105,7 +170,8 @@ def _field(path: Any) -> str:
     return text
 
 
-def _message(error: jsonschema.ValidationError) -> str:
+def _message(error: Any) -> str:
+    """A jsonschema.ValidationError as one line."""
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         return f"unknown field{'s' if len(extra) > 1 else ''} {', '.join(repr(e) for e in extra)}"
