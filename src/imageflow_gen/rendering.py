@@ -8,6 +8,7 @@ parsed back and re-emitted by `yamlio`, so quoting in the output is uniform.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from functools import cache
 from typing import Any
@@ -37,11 +38,42 @@ def nginx_value(value: Any) -> str:
     return text
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept between runs, like Python's own .pyc files.
+
+    In $IMAGEFLOW_CACHE_DIR, else $XDG_CACHE_HOME/imageflow-gen, else ~/.cache/imageflow-gen;
+    IMAGEFLOW_CACHE_DIR=off turns it off. Entries are keyed by each template's source, so a
+    changed template is compiled again; the output never depends on the cache.
+    """
+    configured = os.environ.get("IMAGEFLOW_CACHE_DIR", "")
+    if configured == "off":
+        return None
+    base = configured or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                                      "imageflow-gen")
+    folder = os.path.join(base, f"jinja-{jinja2.__version__}")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    return _QuietCache(folder)
+
+
+class _QuietCache(jinja2.FileSystemBytecodeCache):
+    """A cache that is only ever a speed-up: a read-only or full disk is not an error."""
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
+
+
 @cache
 def environment() -> jinja2.Environment:
     """Templates for YAML and text files: `{{ }}` and `{% %}`."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
+        bytecode_cache=_bytecode_cache(),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,

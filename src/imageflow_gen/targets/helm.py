@@ -11,7 +11,6 @@ reaches Helm untouched.
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import Any
 
@@ -19,7 +18,8 @@ from .. import __version__
 from ..model import Topology, is_model, model_in
 from ..rendering import render
 from ..resources import data_dir
-from ..schema import topology_schema
+from ..resources import data_dir
+from ..schema import TOPOLOGY_FILE
 from ..yamlio import dump, parse_all
 from . import Context, Rendered
 
@@ -50,7 +50,8 @@ def _chart(base: Topology) -> dict[str, str]:
         "# Each profile's complete values are in helm/values/<profile>.yaml; values.schema.json\n"
         "# (the topology schema) rejects unknown keys and wrong types.\n"
         + dump(values_of(base), comments=_comment))
-    files[f"{CHART}/values.schema.json"] = json.dumps(topology_schema(), indent=2, ensure_ascii=False) + "\n"
+    # The schema file shipped with the tool (`imageflow-gen schema --check` keeps it current).
+    files[f"{CHART}/values.schema.json"] = (data_dir("schemas") / TOPOLOGY_FILE).read_text(encoding="utf-8")
     return files
 
 

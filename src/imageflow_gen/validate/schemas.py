@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from importlib import resources
+import importlib.util
 from pathlib import Path
 
 DEFINITIONS_URI = "https://kubernetes.io/api/_definitions.json"
 _PACKAGE_DIR = "kubernetes-json-schema"
 
 
+@cache
 def _root() -> Path:
-    return Path(str(resources.files("kubernetes_validate") / _PACKAGE_DIR))
+    # Found without importing the package: its __init__ imports jsonschema, which a valid
+    # output never needs (see kubernetes.SchemaStore.validator).
+    spec = importlib.util.find_spec("kubernetes_validate")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the kubernetes-validate package is not installed")
+    return Path(list(spec.submodule_search_locations)[0]) / _PACKAGE_DIR
 
 
 @cache
