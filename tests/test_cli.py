@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROFILES
+from conftest import PROFILES, REPO
 from imageflow_gen import __version__
 
 
@@ -16,7 +16,8 @@ def test_version(cli) -> None:
     assert (result.code, result.stdout) == (0, f"imageflow-gen {__version__}\n")
 
 
-@pytest.mark.parametrize("command", ["render", "validate", "profiles", "schema"])
+@pytest.mark.parametrize("command", ["render", "check", "diff", "validate", "profiles", "schema", "graph", "init",
+                                     "explain"])
 def test_every_command_has_help_with_an_example(cli, command: str) -> None:
     result = cli(command, "--help")
     assert result.code == 0 and "Example: imageflow-gen " + command in " ".join(result.stdout.split())
@@ -71,3 +72,44 @@ def test_template_cache_is_a_speed_up_only(cli, tmp_path: Path) -> None:
     result = cli("render", "--profile", "dev", "--out", str(tmp_path / "out3"), "--quiet",
                  env={"IMAGEFLOW_CACHE_DIR": str(blocker / "sub")})
     assert result.code == 0 and result.stderr == ""
+
+
+def test_init_scaffolds_a_profile_that_validates_and_never_overwrites(cli, tmp_path: Path) -> None:
+    profiles = tmp_path / "profiles"
+    shutil.copytree(PROFILES, profiles)
+    result = cli("init", "eu", "--profiles-dir", str(profiles), "--extends", "prod")
+    assert result.code == 0 and result.stdout.startswith(f"created {profiles / 'eu.yaml'}\n"), result.stderr
+    text = (profiles / "eu.yaml").read_text()
+    modeline = text.splitlines()[0]
+    assert modeline.startswith("# yaml-language-server: $schema=") and modeline.endswith("profile.schema.json")
+    assert (profiles / modeline.split("=", 1)[1]).resolve() == (REPO / "schemas/profile.schema.json").resolve()
+    assert 'extends: "prod"' in text and "# processing:" in text
+    assert cli("validate", "--profile", "eu", "--profiles-dir", str(profiles), "--no-tools").code == 0
+    # The scaffold's commented examples are valid too, once uncommented.
+    body = "\n".join(line[2:] if line.startswith("# ") and not line.startswith("#   imageflow") else line
+                     for line in text.splitlines()[14:])
+    (profiles / "eu-full.yaml").write_text(text.splitlines()[13].replace("eu:", "eu-full:") + "\n" + body + "\n")
+    full = cli("validate", "--profile", "eu-full", "--profiles-dir", str(profiles), "--no-tools")
+    assert full.code == 0, full.stderr
+    again = cli("init", "eu", "--profiles-dir", str(profiles))
+    assert again.code == 2 and "already exists; init never overwrites a profile" in again.stderr
+    assert (profiles / "eu.yaml").read_text() == text
+    missing = cli("init", "x", "--profiles-dir", str(profiles), "--extends", "nope")
+    assert missing.code == 2 and "no profile 'nope' to extend" in missing.stderr
+    assert not (profiles / "x.yaml").exists() and not list(profiles.glob(".*tmp"))
+
+
+def test_init_refuses_a_path_for_a_name(cli, tmp_path: Path) -> None:
+    profiles = tmp_path / "profiles"
+    shutil.copytree(PROFILES, profiles)
+    result = cli("init", "../escape", "--profiles-dir", str(profiles))
+    assert result.code == 2 and "is not a profile name" in result.stderr
+    assert not (tmp_path / "escape.yaml").exists()
+
+
+def test_status_is_coloured_only_when_asked(cli, tmp_path: Path) -> None:
+    plain = cli("render", "--profile", "dev", "--out", str(tmp_path / "a"))
+    assert "\033[" not in plain.stdout and plain.stdout.startswith("created   ")
+    coloured = cli("render", "--profile", "dev", "--out", str(tmp_path / "b"), env={"FORCE_COLOR": "1"})
+    assert coloured.stdout.startswith("\033[32mcreated  \033[0m ")
+    assert "\033[" not in coloured.stderr

@@ -8,7 +8,7 @@
 #                   checksum database and the h1: sum pinned here
 #   k8s schemas     kubeconform layout, from the PyPI package kubernetes-validate (in .venv)
 #   check-jsonschema, checkov   a separate venv, .tools/py, from tools/requirements.lock
-#   nginx           Debian's package, for `nginx -t`
+#   nginx, graphviz Debian's packages, for `nginx -t` and `dot`
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -88,26 +88,30 @@ install_python_tools() {
     touch "$stamp"
 }
 
-install_nginx() {
-    if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then
-        ln -sf "$(command -v nginx || echo /usr/sbin/nginx)" "$BIN/nginx"
-        return
+# Debian packages: nginx (`nginx -t` on the edge configs) and graphviz (`dot` on the
+# diagrams `imageflow-gen graph --format dot` writes). One apt-get run for whatever is missing.
+install_debian() {
+    local missing=()
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+    command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "installing Debian's ${missing[*]} (apt-get)"
+        if [ "$(id -u)" -ne 0 ]; then die "installing ${missing[*]} needs root (apt-get install ${missing[*]})"; fi
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        # Debian starts nginx's service on install; the tests only need the binary.
+        (command -v systemctl >/dev/null && systemctl stop nginx >/dev/null 2>&1) || true
+        pkill -x nginx >/dev/null 2>&1 || true
     fi
-    say "installing Debian's nginx (apt-get)"
-    if [ "$(id -u)" -ne 0 ]; then die "installing nginx needs root (apt-get install nginx)"; fi
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null
-    # Debian starts the service on install; the tests only need the binary.
-    (command -v systemctl >/dev/null && systemctl stop nginx >/dev/null 2>&1) || true
-    pkill -x nginx >/dev/null 2>&1 || true
-    ln -sf /usr/sbin/nginx "$BIN/nginx"
+    ln -sf "$(command -v nginx || echo /usr/sbin/nginx)" "$BIN/nginx"
+    ln -sf "$(command -v dot)" "$BIN/dot"
 }
 
 install_helm_kubectl
 install_kubeconform
 install_schemas
 install_python_tools
-install_nginx
+install_debian
 
 echo "helm             $("$BIN/helm" version --short)"
 echo "kubectl          $("$BIN/kubectl" version --client 2>/dev/null | head -1 | sed 's/Client Version: //')"
@@ -117,3 +121,4 @@ echo "k8s schemas      $(ls "$TOOLS/kubernetes-schemas" | grep -c strict) versio
 echo "check-jsonschema $("$BIN/check-jsonschema" --version | awk '{print $NF}')"
 echo "checkov          $("$BIN/checkov" --version)"
 echo "nginx            $("$BIN/nginx" -v 2>&1 | sed 's/.*nginx\///')"
+echo "graphviz         $("$BIN/dot" -V 2>&1 | awk '{print $5}')"

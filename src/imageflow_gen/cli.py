@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
+from .console import Progress, paint, status
 from .errors import ImageflowError, Location, Problem, UsageError
 
 EXIT_INTERNAL = 70
@@ -26,7 +27,10 @@ app = typer.Typer(
          "Examples:\n\n"
          "  imageflow-gen validate --profile prod\n\n"
          "  imageflow-gen render --profile prod --out out\n\n"
-         "  imageflow-gen profiles",
+         "  imageflow-gen graph --profile prod\n\n"
+         "  imageflow-gen explain minio.buckets\n\n"
+         "  imageflow-gen init my-site --extends prod\n\n"
+         "Shell completion: imageflow-gen --install-completion",
     add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -43,6 +47,11 @@ CrdOpt = Annotated[list[Path] | None, typer.Option(
     "--crd-schemas", envvar="IMAGEFLOW_CRD_SCHEMAS",
     help="Folder of CRD JSON schemas laid out as {group}/{kind}_{version}.json (repeatable; the "
          "environment variable takes a list separated by ':').", file_okay=False, show_default=False)]
+
+
+def _say(text: str) -> None:
+    """A status line on stdout; `console` already left colour out where it does not belong."""
+    typer.echo(text, color=True)
 
 
 def _echo_err(text: str) -> None:
@@ -109,8 +118,9 @@ def render(profile: ProfileOpt, out: OutOpt = Path("out"), profiles_dir: Profile
     counts = {status: sum(1 for c in changes if c.status == status) for status in statuses}
     if not quiet:
         for change in changes:
-            typer.echo(f"{change.status:<9} {out / change.path}")
-    typer.echo(f"profile {profile}: " + ", ".join(f"{counts[s]} {s}" for s in statuses) + f" in {out}")
+            _say(f"{status(change.status, 9)} {out / change.path}")
+    _say(f"profile {profile}: " + ", ".join(f"{counts[s]} {status(s) if counts[s] else s}" for s in statuses)
+               + f" in {out}")
 
 
 def _stale(profile: str, out: Path, profiles_dir: Path, crd_schemas: list[Path] | None) -> tuple[str, int]:
@@ -172,7 +182,7 @@ def validate(profile: ProfileOpt, profiles_dir: ProfilesDirOpt = Path("profiles"
     result = _run(lambda: build(profiles_dir, profile, crds, reparse=True), f"in profile {profile!r}")
     if tools:
         _run(lambda: _external_gates(result, crds), f"in the output of profile {profile!r}")
-    typer.echo(f"profile {profile}: valid ({len(result.files)} files)")
+    _say(f"profile {profile}: {status('valid')} ({len(result.files)} files)")
 
 
 def _external_gates(result: Any, crds: list[Path]) -> None:
@@ -182,13 +192,17 @@ def _external_gates(result: Any, crds: list[Path]) -> None:
     from .validate.tools import run_all
     from .writing import write
 
+    progress = Progress()
     with tempfile.TemporaryDirectory(prefix="imageflow-validate-") as tmp:
         write(Path(tmp), result.profile, result.files)
-        outcomes = run_all(Path(tmp), result.profile, result.kubernetes_minor, crds, result.objects)
+        try:
+            outcomes = run_all(Path(tmp), result.profile, result.kubernetes_minor, crds, result.objects, progress)
+        finally:
+            progress.done()
     for outcome in outcomes:
-        state = f"skipped ({outcome.skipped})" if outcome.skipped else (
-            "failed" if outcome.problems else "ok")
-        typer.echo(f"{outcome.tool}: {state}")
+        state = f"{status('skipped')} ({outcome.skipped})" if outcome.skipped else (
+            status("failed") if outcome.problems else status("ok"))
+        _say(f"{outcome.tool}: {state}")
     problems = [p for outcome in outcomes for p in outcome.problems]
     if problems:
         raise ValidationFailed(problems)
@@ -262,6 +276,104 @@ def schema(
         for target in stale:
             _echo_err(f"{target}: stale; run `imageflow-gen schema`")
         raise typer.Exit(1)
+
+
+@app.command()
+def graph(profile: ProfileOpt, profiles_dir: ProfilesDirOpt = Path("profiles"),
+          fmt: Annotated[str, typer.Option("--format", "-f", help="mermaid (Git hosts render it) or dot (Graphviz).",
+                                           case_sensitive=False)] = "mermaid") -> None:
+    """Print the topology as a diagram: VMs, namespaces, workloads, Kafka, buckets, allowed flows.
+
+    Solid edges are the flows the NetworkPolicies allow; dashed edges are traffic outside
+    the cluster (Internet to the edge VM, the VPN to Kafka). A denied flow has no edge.
+
+    Example: imageflow-gen graph --profile prod --format dot | dot -Tsvg > prod.svg
+    """
+    from .graph import FORMATS, build_graph, write
+    from .pipeline import validated
+
+    fmt = fmt.lower()
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
+    _, _, plan = _run(lambda: validated(profiles_dir, profile), f"in profile {profile!r}")
+    typer.echo(write(build_graph(plan), fmt), nl=False)
+
+
+@app.command()
+def init(name: Annotated[str, typer.Argument(help="Name of the new profile (its file is NAME.yaml).",
+                                             show_default=False)],
+         profiles_dir: ProfilesDirOpt = Path("profiles"),
+         extends: Annotated[str, typer.Option("--extends", help="The profile it extends.")] = "base",
+         purpose: Annotated[str, typer.Option("--purpose", help="Its one-line purpose.")] = "") -> None:
+    """Create profiles/NAME.yaml: extends a profile, with comments and the schema modeline.
+
+    The new file validates as written; it refuses to overwrite an existing profile.
+
+    Example: imageflow-gen init staging-eu --extends staging
+    """
+    import os
+
+    from .loading import profile_path
+    from .rendering import render as render_template
+    from .resources import data_dir
+    from .schema import PROFILE_FILE
+    from .validation import topology
+
+    def scaffold() -> Path:
+        target = profile_path(profiles_dir, name)
+        parent = profile_path(profiles_dir, extends)
+        if target.exists():
+            raise UsageError([Problem(Location(str(target)), "", "already exists; init never overwrites a profile")])
+        if not parent.is_file():
+            raise UsageError([Problem(Location(str(parent)), "extends",
+                                      f"no profile {extends!r} to extend; `imageflow-gen profiles` lists them")])
+        schema = os.path.relpath(data_dir("schemas") / PROFILE_FILE, profiles_dir.resolve())
+        text = render_template("init/profile.yaml.j2", name=name, parent=extends, schema_path=schema,
+                               purpose=purpose or f"{name}: based on {extends}")
+        temp = profiles_dir / f".{name}.yaml.tmp"
+        temp.write_text(text, encoding="utf-8")
+        try:
+            from .loading import load_profile
+
+            os.replace(temp, target)
+            topology(load_profile(profiles_dir, name))  # it must validate as written
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+        finally:
+            temp.unlink(missing_ok=True)
+        return target
+
+    target = _run(scaffold, f"creating profile {name!r}; nothing written")
+    _say(f"{status('created')} {target}")
+    typer.echo(f"next: imageflow-gen validate --profile {name}" +
+               (f" --profiles-dir {profiles_dir}" if profiles_dir != Path("profiles") else ""))
+
+
+@app.command()
+def explain(key: Annotated[str | None, typer.Argument(help="A dotted topology key, e.g. storage.minio.buckets "
+                                                           "(an unambiguous tail such as minio.buckets works).",
+                                                      show_default=False)] = None) -> None:
+    """Describe a topology key: its type, default, allowed values, description and fields.
+
+    Like `kubectl explain`, from the same schema validation uses. Without a key, lists the
+    top-level keys.
+
+    Example: imageflow-gen explain minio.buckets
+    """
+    from .explain import explain as describe
+    from .explain import lookup, overview
+
+    if key is None:
+        typer.echo(overview(), nl=False)
+        return
+    field, candidates = lookup(key)
+    if field is None:
+        hint = ("; did you mean: " + ", ".join(candidates[:8]) + (" ..." if len(candidates) > 8 else "")
+                if candidates else "; `imageflow-gen explain` lists the top-level keys")
+        _echo_err(f"imageflow-gen: no key {key!r} in the topology{hint}")
+        raise typer.Exit(2)
+    typer.echo(describe(field), nl=False)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from .model import Topology
 from .model.checks import secret_refs
 from .plan import Plan, make_plan, name_findings
 from .targets import Context, Rendered, registry
+from .targets.docs import render_docs
 from .validate import parse_problems, schema_problems, schemas, secret_problems
 from .validate.kubernetes import SchemaStore
 from .validation import topology
@@ -82,6 +83,7 @@ def build(profiles_dir: FsPath, profile: str, crd_locations: list[FsPath] | None
     rendered = Rendered()
     for _, target in sorted(registry().items()):
         rendered.update(target(context))
+    rendered.update(render_docs(context, rendered.files))  # last: it lists the other targets' files
     store = SchemaStore(plan.kubernetes_minor, list(crd_locations or []))
     problems = ((parse_problems(rendered.files) if reparse else []) + schema_problems(store, rendered.objects)
                 + secret_problems(rendered.files, secret_key_names(topo)))

@@ -90,7 +90,7 @@ def _policy(policy: PolicyModel, index: int) -> Spec:
 # ---- generated policies -----------------------------------------------------------------
 
 
-def _flows(topo: Topology) -> list[Flow]:
+def flows(topo: Topology) -> list[Flow]:
     obs, minio = topo.observability, topo.storage.minio
     edge = topo.edge
     backend = edge.backend_api if "cluster" in edge.backend_api.runs_on else None
@@ -152,7 +152,7 @@ def _generated_policies(topo: Topology) -> list[Spec]:
                                                                              "kube-system"}},
                                        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
                                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]))
-    for flow in _flows(topo):
+    for flow in flows(topo):
         ports = [{"protocol": "TCP", "port": p} for p in flow.ports]
         if flow.source_ns in owned:
             to = [{"ipBlock": {"cidr": c}} for c in flow.dest_cidrs] or [_peer(flow.dest_ns, flow.dest_pods)]

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,16 +195,16 @@ def _compose_errors(name: str, proc: subprocess.CompletedProcess[str]) -> list[P
 
 
 def run_all(root: Path, profile: str, minor: str, crd_locations: list[Path],
-            objects: list[tuple[str, Any]]) -> list[ToolResult]:
-    """Every gate that applies to the tree under `root` for `profile`."""
+            objects: list[tuple[str, Any]], progress: Callable[[str], None] | None = None) -> list[ToolResult]:
+    """Every gate that applies to the tree under `root` for `profile`; `progress` hears each step."""
     with tempfile.TemporaryDirectory(prefix="imageflow-schemas-") as schema_dir:
         # Exported once for both kubeconform runs (the overlay's and the chart's objects).
         schemas.export(Path(schema_dir), [minor])
-        return _run_all(root, profile, minor, crd_locations, objects, Path(schema_dir))
+        return _run_all(root, profile, minor, crd_locations, objects, Path(schema_dir), progress or (lambda _: None))
 
 
 def _run_all(root: Path, profile: str, minor: str, crd_locations: list[Path], objects: list[tuple[str, Any]],
-             schema_dir: Path) -> list[ToolResult]:
+             schema_dir: Path, progress: Callable[[str], None]) -> list[ToolResult]:
     results = []
     overlay = f"kustomize/overlays/{profile}"
     # "<file> (from <profile file>#<key>)": where a finding about the object points.
@@ -211,22 +212,28 @@ def _run_all(root: Path, profile: str, minor: str, crd_locations: list[Path], ob
                  f"{path} (from {source_of(obj)})" if source_of(obj) else path for path, obj in objects}
     built = ""
     if (root / overlay / "kustomization.yaml").is_file():
+        progress("kubectl kustomize")
         built_result, built = kustomize_build(root, overlay)
         results.append(built_result)
         if built:
+            progress("kubeconform")
             results.append(kubeconform(root, built, f"{overlay}/kustomization.yaml", minor, crd_locations,
                                        by_object, schema_dir))
     chart, values = "helm/imageflow", f"helm/values/{profile}.yaml"
     if (root / chart / "Chart.yaml").is_file() and (root / values).is_file():
+        progress("helm lint")
         results.append(helm_lint(root, chart, values))
+        progress("helm template")
         template_result, rendered = helm_template(root, chart, values)
         results.append(template_result)
         if rendered:
+            progress("kubeconform (chart)")
             result = kubeconform(root, rendered, values, minor, crd_locations, {}, schema_dir)
             results.append(ToolResult("kubeconform (chart)", result.problems, result.skipped))
             if built:
                 results.append(same_objects(rendered, built, values))
     compose = sorted(str(p.relative_to(root)) for p in (root / "compose" / profile).rglob("docker-compose.yaml"))
     if compose:
+        progress("compose schema")
         results.append(compose_schema(root, compose))
     return results

@@ -1,0 +1,237 @@
+"""The topology as a diagram: VMs, namespaces, workloads, Kafka, buckets, and the allowed flows.
+
+Built from the plan, so the diagram shows what is deployed: the workloads are the planned
+Deployments, StatefulSets and DaemonSets, and each in-cluster edge is a flow the generated
+NetworkPolicies allow at both ends (`plan.network.flows`); a flow the policies deny has no
+edge. Edges outside the cluster (Internet to the edge VM, the edge VM's proxying, the VPN
+to Kafka) are drawn dashed: no NetworkPolicy governs them. `tests/test_graph.py` checks the
+in-cluster edges against an evaluation of the rendered NetworkPolicy objects.
+
+Two writers share one graph: Mermaid (what Git hosts render, used in the output README) and
+Graphviz DOT.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .model import Topology
+from .plan import Plan
+from .plan.messaging import kafka_vm_address
+from .plan.network import INGRESS_GATEWAY, ISTIO_NAMESPACE, Flow, flows
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+FORMATS = ("mermaid", "dot")
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    label: str
+    group: str
+    shape: str = "box"  # box | cylinder | round | anchor
+    namespace: str | None = None
+    pod_labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Group:
+    id: str
+    label: str
+    parent: str | None = None
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    label: str
+    kind: str  # flow: allowed by the NetworkPolicies; outside: not governed by them; holds: a bucket
+
+
+@dataclass
+class Graph:
+    title: str
+    groups: list[Group] = field(default_factory=list)
+    nodes: list[Node] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+
+    def node(self, node_id: str) -> Node:
+        return next(n for n in self.nodes if n.id == node_id)
+
+
+def _id(*parts: str) -> str:
+    return "_".join(re.sub(r"[^A-Za-z0-9]", "_", p) for p in parts)
+
+
+def _ports(ports: tuple[int, ...] | list[int]) -> str:
+    return "TCP " + ", ".join(str(p) for p in sorted(ports))
+
+
+def build_graph(plan: Plan) -> Graph:
+    """The diagram of a planned topology."""
+    topo = plan.topology
+    graph = Graph(title=f"imageflow-gen {plan.profile}: {topo.cluster.name}")
+    vms = {vm.name: vm for vm in topo.vms}
+    edge_vm, kafka_vm = topo.edge.vm, topo.messaging.kafka.vm
+    cluster_vm = next((vm.name for vm in topo.vms if vm.role == "compute"), None)
+    cluster_group = _id("vm", cluster_vm) if cluster_vm else "cluster"
+    graph.nodes.append(Node("internet", "Internet", "", shape="round"))
+    for vm in topo.vms:
+        what = f"K3s {topo.cluster.name}" if vm.name == cluster_vm else vm.purpose
+        graph.groups.append(Group(_id("vm", vm.name), f"{vm.name} · {vm.role} · {vm.address} · {what}"))
+    if cluster_vm is None:
+        graph.groups.append(Group(cluster_group, f"K3s {topo.cluster.name}"))
+
+    # The edge VM's containers and the Kafka brokers (docker compose, outside the cluster).
+    on_vm = [c for c in topo.edge.components if "vm" in c.runs_on]
+    for component in on_vm:
+        graph.nodes.append(Node(_id("vm", edge_vm, component.name), f"{component.name}<br/>container :{component.port}",
+                                _id("vm", edge_vm)))
+    brokers = ", ".join(b.name for b in topo.messaging.kafka.brokers)
+    graph.nodes.append(Node(_id("vm", kafka_vm, "kafka"), f"Kafka (KRaft)<br/>{brokers}", _id("vm", kafka_vm),
+                            shape="cylinder"))
+
+    # Namespaces and workloads in the cluster.
+    namespaces = sorted({n.name for n in topo.namespaces} | {ISTIO_NAMESPACE})
+    for ns in namespaces:
+        graph.groups.append(Group(_id("ns", ns), f"namespace {ns}", cluster_group))
+    graph.nodes.append(Node(_id("ns", ISTIO_NAMESPACE, "ingressgateway"), "istio-ingressgateway",
+                            _id("ns", ISTIO_NAMESPACE), namespace=ISTIO_NAMESPACE,
+                            pod_labels=tuple(sorted(INGRESS_GATEWAY.items()))))
+    for spec in plan.specs:
+        if spec.kind in WORKLOAD_KINDS:
+            ns = spec.values["namespace"]
+            graph.nodes.append(Node(_id("ns", ns, spec.name), f"{spec.name}<br/>{spec.kind}", _id("ns", ns),
+                                    namespace=ns, pod_labels=tuple(sorted(spec.values["pod_labels"].items()))))
+    minio = topo.storage.minio
+    minio_id = _id("ns", minio.namespace, "minio")
+    for bucket in minio.buckets:
+        bucket_id = _id("bucket", bucket.name)
+        graph.nodes.append(Node(bucket_id, f"bucket {bucket.name}<br/>{bucket.access}", _id("ns", minio.namespace),
+                                shape="cylinder"))
+        graph.edges.append(Edge(minio_id, bucket_id, "holds", "holds"))
+    masters = {n.ip: n.name for n in topo.cluster.master_nodes}
+    api_server = _id("k3s", "api-server")
+    graph.nodes.append(Node(api_server, f"K3s API server<br/>{', '.join(sorted(masters.values()))}", cluster_group))
+
+    for flow in flows(topo):
+        _add_flow(graph, topo, flow, kafka_vm, masters, api_server)
+    _outside_edges(graph, topo, on_vm, edge_vm, kafka_vm, vms)
+    used = {e.source for e in graph.edges} | {e.target for e in graph.edges}
+    graph.nodes = [n for n in graph.nodes if n.shape != "anchor" or n.id in used]
+    return graph
+
+
+def _endpoints(graph: Graph, namespace: str | None, pods: dict[str, str]) -> list[str]:
+    """The nodes a flow's end selects: matching workloads, or the namespace's 'any pod' anchor."""
+    if namespace is None:
+        return []
+    if not pods:
+        anchor = _id("ns", namespace, "any")
+        if not any(n.id == anchor for n in graph.nodes):
+            graph.nodes.append(Node(anchor, "any pod", _id("ns", namespace), shape="anchor", namespace=namespace))
+        return [anchor]
+    wanted = set(pods.items())
+    return [n.id for n in graph.nodes if n.namespace == namespace and n.shape != "anchor"
+            and wanted <= set(n.pod_labels)]
+
+
+def _add_flow(graph: Graph, topo: Topology, flow: Flow, kafka_vm: str, masters: dict[str, str],
+              api_server: str) -> None:
+    sources = _endpoints(graph, flow.source_ns, flow.source_pods)
+    if flow.dest_cidrs:
+        kafka_address = f"{kafka_vm_address(topo)}/32"
+        targets: list[tuple[str, tuple[int, ...]]] = []
+        for cidr in flow.dest_cidrs:
+            if cidr == kafka_address:
+                targets.append((_id("vm", kafka_vm, "kafka"), flow.ports))
+            elif cidr.removesuffix("/32") in masters:
+                targets.append((api_server, flow.ports))
+    else:
+        targets = [(t, flow.ports) for t in _endpoints(graph, flow.dest_ns, flow.dest_pods)]
+    for source in sources:
+        for target, ports in targets:
+            graph.edges.append(Edge(source, target, _ports(ports), "flow"))
+
+
+def _outside_edges(graph: Graph, topo: Topology, on_vm: list, edge_vm: str, kafka_vm: str, vms: dict) -> None:
+    """Traffic outside the cluster's policies: into the edge VM, its proxying, the VPN to Kafka."""
+    edge = topo.edge
+    gateway = _id("vm", edge_vm, edge.api_gateway.name)
+    istio = _id("ns", ISTIO_NAMESPACE, "ingressgateway")
+    if edge.api_gateway in on_vm:
+        graph.edges.append(Edge("internet", gateway, f"HTTPS {edge.api_gateway.https_port}", "outside"))
+        for component in on_vm:
+            if component is not edge.api_gateway:
+                graph.edges.append(Edge(gateway, _id("vm", edge_vm, component.name), f"HTTP {component.port}",
+                                        "outside"))
+    if topo.network.routes:
+        graph.edges.append(Edge("internet", istio, f"HTTPS {topo.network.gateway.port}", "outside"))
+    backend = edge.backend_api
+    vpn = vms[kafka_vm].vpn_address
+    listener = next((lst.name for lst in topo.messaging.kafka.listeners if lst.network == "vpn"), None)
+    if backend in on_vm and vpn and listener:
+        ports = sorted(b.ports[listener] for b in topo.messaging.kafka.brokers)
+        graph.edges.append(Edge(_id("vm", edge_vm, backend.name), _id("vm", kafka_vm, "kafka"),
+                                f"VPN {vpn} TCP {', '.join(map(str, ports))}", "outside"))
+
+
+# ---- writers ------------------------------------------------------------------------------
+
+
+def _mermaid_label(text: str) -> str:
+    return text.replace('"', "#quot;")
+
+
+def mermaid(graph: Graph) -> str:
+    """Mermaid flowchart: subgraphs for VMs and namespaces, solid edges for allowed flows."""
+    lines = [f"%% {graph.title}", "flowchart LR"]
+    shapes = {"box": ('["', '"]'), "cylinder": ('[("', '")]'), "round": ('(["', '"])'), "anchor": ('(("', '"))')}
+
+    def emit(group: str | None, indent: str) -> None:
+        for node in (n for n in graph.nodes if (n.group or None) == group):
+            left, right = shapes[node.shape]
+            lines.append(f"{indent}{node.id}{left}{_mermaid_label(node.label)}{right}")
+        for sub in (g for g in graph.groups if g.parent == group):
+            lines.append(f'{indent}subgraph {sub.id}["{_mermaid_label(sub.label)}"]')
+            emit(sub.id, indent + "  ")
+            lines.append(f"{indent}end")
+
+    emit(None, "  ")
+    arrows = {"flow": "-->", "outside": "-.->", "holds": "---"}
+    for edge in graph.edges:
+        lines.append(f'  {edge.source} {arrows[edge.kind]}|"{_mermaid_label(edge.label)}"| {edge.target}')
+    return "\n".join(lines) + "\n"
+
+
+def _dot_text(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("<br/>", "\\n") + '"'
+
+
+def dot(graph: Graph) -> str:
+    """Graphviz DOT: clusters for VMs and namespaces, solid edges for allowed flows."""
+    lines = ["digraph imageflow {", f"  label={_dot_text(graph.title)};", "  rankdir=LR;", "  compound=true;",
+             '  node [shape=box, fontname="Helvetica"];', '  edge [fontname="Helvetica", fontsize=10];']
+    shapes = {"box": "box", "cylinder": "cylinder", "round": "ellipse", "anchor": "circle"}
+
+    def emit(group: str | None, indent: str) -> None:
+        for node in (n for n in graph.nodes if (n.group or None) == group):
+            lines.append(f"{indent}{node.id} [label={_dot_text(node.label)}, shape={shapes[node.shape]}];")
+        for sub in (g for g in graph.groups if g.parent == group):
+            lines.append(f"{indent}subgraph cluster_{sub.id} {{")
+            lines.append(f"{indent}  label={_dot_text(sub.label)};")
+            emit(sub.id, indent + "  ")
+            lines.append(f"{indent}}}")
+
+    emit(None, "  ")
+    styles = {"flow": "solid", "outside": "dashed", "holds": "dotted"}
+    for edge in graph.edges:
+        lines.append(f"  {edge.source} -> {edge.target} [label={_dot_text(edge.label)}, style={styles[edge.kind]}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def write(graph: Graph, fmt: str) -> str:
+    return mermaid(graph) if fmt == "mermaid" else dot(graph)

@@ -1,0 +1,47 @@
+"""docs/<profile>/README.md: what the output holds, the diagram, how to apply and validate it.
+
+Rendered after every other target, from the files they produced, so the folder list is what
+is really there. The diagram is the Mermaid of `imageflow-gen graph`, which Git hosts render.
+"""
+
+from __future__ import annotations
+
+from ..graph import build_graph, mermaid
+from ..model.checks import secret_refs
+from ..rendering import render
+from . import Context, Rendered
+
+# Output paths and what they hold; "{p}" is the profile. Listed when the profile has them.
+_FOLDERS = [
+    ("kustomize/base/", "the Kustomize base: every object, from the root profile `{root}`"),
+    ("kustomize/overlays/{p}/", "the `{p}` overlay: JSON 6902 patches from the base, plus objects only `{p}` has"),
+    ("helm/imageflow/", "the Helm chart (same objects as the overlay, checked by `imageflow-gen validate`)"),
+    ("helm/values/{p}.yaml", "the chart's values for `{p}`"),
+    ("compose/{p}/", "docker compose stacks for the VMs outside the cluster, one folder per VM"),
+    ("k3s/{p}/", "K3s configuration per node (/etc/rancher/k3s/config.yaml)"),
+    ("argocd/{p}.yaml", "the Argo CD Application that syncs `{p}` from the GitOps repository"),
+    ("ci/", "`ci/validate.sh`: validates the committed output of every profile with the real tools"),
+    (".github/workflows/", "a GitHub Actions workflow running `ci/validate.sh`"),
+    (".imageflow-gen/{p}.lock.json", "what `imageflow-gen render` wrote for `{p}` (do not edit)"),
+]
+
+
+def render_docs(ctx: Context, files: dict[str, str]) -> Rendered:
+    plan, topo = ctx.plan, ctx.plan.topology
+    profile = plan.profile
+    folders = []
+    for pattern, text in _FOLDERS:
+        path = pattern.format(p=profile)
+        if path.startswith(".imageflow-gen/") or any(f == path or f.startswith(path) for f in files):
+            folders.append((path, text.format(p=profile, root=ctx.base.profile)))
+    stacks = sorted({f.split("/")[2] for f in files if f.startswith(f"compose/{profile}/") and
+                     f.endswith("/docker-compose.yaml")})
+    vm_order = [vm.name for vm in topo.vms]
+    secrets = [{"namespace": ns, "name": ref.name, "key_names": sorted(ref.keys.values()), "purpose": purpose}
+               for ns, purpose, ref, _ in secret_refs(topo)]
+    text = render("docs/README.md.j2", profile=profile, topo=topo, folders=folders,
+                  diagram=mermaid(build_graph(plan)), stacks=stacks, vm_order=vm_order, secrets=secrets,
+                  provider=topo.secrets.provider, external=topo.secrets.external_secrets,
+                  kubernetes_minor=plan.kubernetes_minor, argo=topo.gitops.argocd,
+                  nodes=[n.name for n in topo.cluster.master_nodes + topo.cluster.worker_nodes])
+    return Rendered(files={f"docs/{profile}/README.md": text})

@@ -1,0 +1,38 @@
+"""docs/<profile>/README.md: every path it names exists, the diagram is the graph, Secrets listed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import CRDS, PROFILES
+from imageflow_gen.graph import build_graph, mermaid
+from imageflow_gen.model.checks import secret_refs
+from imageflow_gen.pipeline import build, validated
+
+PROFILE_NAMES = ["base", "dev", "staging", "prod"]
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_readme_matches_the_output(profile: str) -> None:
+    result = build(PROFILES, profile, CRDS)
+    files = result.owned()
+    readme = files[f"docs/{profile}/README.md"]
+    # Every path in the table and the commands is in this profile's output.
+    table = readme.split("## What is here")[1].split("\n## ")[0]
+    named = set(re.findall(r"^\| `([^`]+)` \|", table, re.M))
+    named |= {m.rstrip("/") for m in re.findall(r"(?:apply -k|helm upgrade --install imageflow|-f|cd) (\S+)", readme)}
+    assert named, readme
+    for path in named:
+        assert path in files or any(f.startswith(path.rstrip("/") + "/") for f in files), path
+    diagram = re.search(r"```mermaid\n(.*?)```", readme, re.S).group(1)
+    assert diagram == mermaid(build_graph(validated(PROFILES, profile)[2]))
+    for namespace, _, ref, _ in secret_refs(result.topology):
+        assert f"| `{namespace}` | `{ref.name}` |" in readme
+        assert all(f"`{key}`" in readme for key in ref.keys.values())
+    order = [vm.name for vm in result.topology.vms]
+    assert " → ".join(order) in readme
+    for stack in sorted({f.split("/")[2] for f in files if f.startswith(f"compose/{profile}/")}):
+        assert f"cd compose/{profile}/{stack} && cp .env.example .env" in readme
+        assert f"compose/{profile}/{stack}/.env.example" in files

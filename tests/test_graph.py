@@ -1,0 +1,176 @@
+"""The diagram: its nodes are the topology, its solid edges exactly what the NetworkPolicies allow.
+
+The allowed flows are computed here, independently of the code, by evaluating the rendered
+NetworkPolicy objects the way Kubernetes does (a pod selected by a policy of a direction
+accepts only what some rule of that direction allows), for every pair of pods and every
+port any policy names.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from ipaddress import ip_address, ip_network
+from typing import Any
+
+import pytest
+
+from conftest import PROFILES, run_cli
+from imageflow_gen.graph import build_graph, dot, mermaid
+from imageflow_gen.pipeline import validated
+from imageflow_gen.plan.network import INGRESS_GATEWAY, ISTIO_NAMESPACE
+from imageflow_gen.targets.kubernetes import objects
+from imageflow_gen.validate import tools as gates
+
+PROFILE_NAMES = ["base", "dev", "staging", "prod"]
+
+
+def _matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    wanted = (selector or {}).get("matchLabels") or {}
+    return all(labels.get(k) == v for k, v in wanted.items())
+
+
+class Cluster:
+    """Pods, namespace labels and NetworkPolicies read from the rendered objects."""
+
+    def __init__(self, objs: list[dict[str, Any]]) -> None:
+        self.ns_labels: dict[str, dict[str, str]] = {ISTIO_NAMESPACE: {}}
+        self.pods: list[tuple[str, str, dict[str, str]]] = [(ISTIO_NAMESPACE, "istio-ingressgateway",
+                                                             dict(INGRESS_GATEWAY))]
+        self.policies: list[dict[str, Any]] = []
+        for obj in objs:
+            meta = obj["metadata"]
+            if obj["kind"] == "Namespace":
+                self.ns_labels[meta["name"]] = dict(meta.get("labels") or {})
+            elif obj["kind"] in ("Deployment", "StatefulSet", "DaemonSet"):
+                self.pods.append((meta["namespace"], meta["name"], obj["spec"]["template"]["metadata"]["labels"]))
+            elif obj["kind"] == "NetworkPolicy":
+                self.policies.append(obj)
+        for ns, labels in self.ns_labels.items():
+            labels["kubernetes.io/metadata.name"] = ns
+        self.ports = sorted({p["port"] for pol in self.policies
+                             for rule in pol["spec"].get("ingress", []) + pol["spec"].get("egress", [])
+                             for p in rule.get("ports", [])})
+        self.cidrs = sorted({peer["ipBlock"]["cidr"] for pol in self.policies
+                             for rule in pol["spec"].get("egress", []) for peer in rule.get("to", [])
+                             if "ipBlock" in peer})
+
+    def _selecting(self, ns: str, labels: dict[str, str], direction: str) -> list[dict[str, Any]]:
+        return [p for p in self.policies if p["metadata"]["namespace"] == ns and direction in p["spec"]["policyTypes"]
+                and _matches(p["spec"]["podSelector"], labels)]
+
+    def _peer_matches(self, peer: dict[str, Any], ns: str | None, labels: dict[str, str], ip: str | None) -> bool:
+        if "ipBlock" in peer:
+            return ip is not None and ip_address(ip) in ip_network(peer["ipBlock"]["cidr"])
+        if ns is None:
+            return False
+        if "namespaceSelector" in peer and not _matches(peer["namespaceSelector"], self.ns_labels.get(ns, {})):
+            return False
+        return _matches(peer.get("podSelector"), labels)
+
+    def _rule_allows(self, rule: dict[str, Any], peers_key: str, port: int, ns: str | None, labels: dict[str, str],
+                     ip: str | None) -> bool:
+        port_ok = not rule.get("ports") or any(p["port"] == port for p in rule["ports"])
+        peers = rule.get(peers_key)
+        return port_ok and (not peers or any(self._peer_matches(p, ns, labels, ip) for p in peers))
+
+    def allowed(self) -> set[tuple[str, str, int]]:
+        """(source pod, destination pod or ip:ADDRESS, port) for everything both ends allow."""
+        result = set()
+        pods = [(f"{ns}/{name}", ns, labels) for ns, name, labels in self.pods]
+        ips = sorted({c.removesuffix("/32") for c in self.cidrs})
+        for src, src_ns, src_labels in pods:
+            egress = self._selecting(src_ns, src_labels, "Egress")
+            for port in self.ports:
+                for dst, dst_ns, dst_labels in pods:
+                    out_ok = not egress or any(self._rule_allows(r, "to", port, dst_ns, dst_labels, None)
+                                               for p in egress for r in p["spec"].get("egress", []))
+                    ingress = self._selecting(dst_ns, dst_labels, "Ingress")
+                    in_ok = not ingress or any(self._rule_allows(r, "from", port, src_ns, src_labels, None)
+                                               for p in ingress for r in p["spec"].get("ingress", []))
+                    if out_ok and in_ok and (egress or ingress):
+                        result.add((src, dst, port))
+                for ip in ips:  # outside the cluster only the source's own policies decide
+                    if egress and any(self._rule_allows(r, "to", port, None, {}, ip)
+                                      for p in egress for r in p["spec"].get("egress", [])):
+                        result.add((src, f"ip:{ip}", port))
+        return result
+
+
+def _graph_flows(profile: str) -> tuple[set[tuple[str, str, int]], Any]:
+    """The diagram's solid edges, expanded to (source pod, destination pod or ip:ADDRESS, port)."""
+    _, topo, plan = validated(PROFILES, profile)
+    graph = build_graph(plan)
+    workloads = {n.id: f"{n.namespace}/{n.label.split('<br/>')[0]}" for n in graph.nodes
+                 if n.namespace and n.shape != "anchor"}
+    kafka_vm = next(vm for vm in topo.vms if vm.name == topo.messaging.kafka.vm)
+    externals = {f"vm_{kafka_vm.name}_kafka": [f"ip:{kafka_vm.address}"],
+                 "k3s_api_server": [f"ip:{n.ip}" for n in topo.cluster.master_nodes]}
+    result = set()
+    for edge in (e for e in graph.edges if e.kind == "flow"):
+        source = graph.node(edge.source)
+        sources = ([pod for node_id, pod in workloads.items() if graph.node(node_id).namespace == source.namespace]
+                   if source.shape == "anchor" else [workloads[edge.source]])
+        targets = externals.get(edge.target) or [workloads[edge.target]]
+        ports = [int(p) for p in re.findall(r"\d+", edge.label)]
+        result |= {(s, t, p) for s in sources for t in targets for p in ports}
+    return result, graph
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_solid_edges_are_exactly_the_flows_the_policies_allow(profile: str) -> None:
+    _, _, plan = validated(PROFILES, profile)
+    allowed = Cluster(objects(plan)).allowed()
+    drawn, _ = _graph_flows(profile)
+    assert drawn - allowed == set(), "drawn but denied"
+    assert allowed - drawn == set(), "allowed but not drawn"
+    assert ("imageflow-web/web-ui", "imageflow-storage/minio", 9000) not in drawn  # denied: no edge
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_nodes_are_the_topology(profile: str) -> None:
+    _, topo, plan = validated(PROFILES, profile)
+    graph = build_graph(plan)
+    groups = {g.label.split(" · ")[0] for g in graph.groups if g.id.startswith("vm_")}
+    assert groups == {vm.name for vm in topo.vms}
+    namespaces = {g.label.removeprefix("namespace ") for g in graph.groups if g.id.startswith("ns_")}
+    assert namespaces == {n.name for n in topo.namespaces} | {ISTIO_NAMESPACE}
+    labels = [n.label for n in graph.nodes]
+    for spec in plan.specs:
+        if spec.kind in ("Deployment", "StatefulSet", "DaemonSet"):
+            assert f"{spec.name}<br/>{spec.kind}" in labels
+    assert sorted(lbl.split("<br/>")[0].removeprefix("bucket ") for lbl in labels if lbl.startswith("bucket ")) == \
+        sorted(b.name for b in topo.storage.minio.buckets)
+    kafka = next(lbl for lbl in labels if lbl.startswith("Kafka"))
+    assert all(b.name in kafka for b in topo.messaging.kafka.brokers)
+    ids = {n.id for n in graph.nodes}
+    assert all(e.source in ids and e.target in ids for e in graph.edges)
+
+
+def test_mermaid_and_dot_draw_the_same_edges() -> None:
+    _, _, plan = validated(PROFILES, "prod")
+    graph = build_graph(plan)
+    text_m, text_d = mermaid(graph), dot(graph)
+    edges_m = re.findall(r"^  (\w+) (?:-->|-\.->|---)\|\"[^\"]*\"\| (\w+)$", text_m, re.M)
+    edges_d = re.findall(r"^  (\w+) -> (\w+) \[", text_d, re.M)
+    assert edges_m == edges_d == [(e.source, e.target) for e in graph.edges]
+    assert text_m.splitlines()[1] == "flowchart LR"
+    assert text_m.count("subgraph ") == text_m.count("\n  end") + text_m.count("\n    end") + \
+        text_m.count("\n      end")
+
+
+def test_dot_output_is_accepted_by_graphviz(tmp_path) -> None:
+    tool = gates.find("dot")
+    if tool is None:
+        pytest.skip("graphviz's dot is not installed (make tools installs it)")
+    result = run_cli("graph", "--profile", "prod", "--format", "dot")
+    assert result.code == 0, result.stderr
+    svg = subprocess.run([tool, "-Tsvg"], input=result.stdout, capture_output=True, text=True, check=True).stdout
+    assert "<svg" in svg and "istio&#45;ingressgateway" in svg
+
+
+def test_graph_command_prints_mermaid_by_default_and_refuses_unknown_formats() -> None:
+    result = run_cli("graph", "--profile", "dev")
+    assert result.code == 0 and result.stdout.startswith("%% imageflow-gen dev: ")
+    bad = run_cli("graph", "--profile", "dev", "--format", "png")
+    assert bad.code == 2 and "'png' is not one of mermaid, dot" in bad.stderr and bad.stdout == ""
