@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 from pydantic import Field
 
 from .common import Resources
@@ -17,6 +19,31 @@ class Autoscaling(Strict):
     """Most replicas."""
     target_cpu_utilization: UtilizationPercent
     """Average CPU utilisation, in whole percent of the requests, that the autoscaler aims for."""
+
+
+Colour = Literal["blue", "green"]
+Percent = Annotated[int, Field(ge=0, le=100)]
+
+
+class Release(Strict):
+    """How a new version of the service replaces the running one (seed 8.0.6)."""
+
+    strategy: Literal["rolling", "blue-green", "canary"] = "rolling"
+    """rolling: one Deployment updated in place. blue-green: two Deployments (`<name>-blue`,
+    `<name>-green`) and a Service that selects the active one. canary: a stable Deployment and
+    `<name>-canary`, with Istio splitting the traffic by weight."""
+    active: Colour = "blue"
+    """blue-green: the colour the Service sends traffic to; switching is this one line."""
+    blue_image: Image | None = None
+    """blue-green: image of the blue Deployment (default: the service's image)."""
+    green_image: Image | None = None
+    """blue-green: image of the green Deployment (default: the service's image)."""
+    canary_weight: Percent = 0
+    """canary: percent of the requests routed to the canary (0 to 100; the rest go to stable)."""
+    canary_image: Image | None = None
+    """canary: image of the canary Deployment (default: the service's image)."""
+    canary_replicas: Count = 1
+    """canary: replicas of the canary Deployment."""
 
 
 class ProcessingService(Strict):
@@ -38,6 +65,8 @@ class ProcessingService(Strict):
     """Value of the nodes' `node-type` label to place the pods on (e.g. gpu-enabled)."""
     autoscaling: Autoscaling | None = None
     """Scale horizontally between min and max replicas."""
+    release: Release = Field(default_factory=Release)
+    """Release strategy: rolling (default), blue-green or canary."""
 
 
 class Processing(Strict):

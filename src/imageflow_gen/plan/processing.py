@@ -43,15 +43,66 @@ def specs(topo: Topology) -> list[Spec]:
                            labels=common_labels(), handler=GPU_RUNTIME_CLASS))
     for i, service in enumerate(topo.processing.services):
         source = ("processing", "services", i)
-        result += [_deployment(topo, service, source), _service(topo, service, source)]
-        if service.autoscaling:
+        result += _release_specs(topo, service, source)
+    return result
+
+
+def variants(service: ProcessingService) -> list[tuple[str, dict[str, str], str, int | None, bool]]:
+    """(Deployment name, extra pod labels, image, fixed replicas, autoscaled) of each variant.
+
+    rolling: the service itself. blue-green: `-blue` and `-green`, each labelled `color`, both
+    at full size so the switch needs no scale-up. canary: the stable Deployment (the service's
+    name, `track: stable`, autoscaled if asked) and `-canary` (`track: canary`).
+    """
+    release = service.release
+    fixed = None if service.autoscaling else service.replicas
+    if release.strategy == "blue-green":
+        images = {"blue": release.blue_image or service.image, "green": release.green_image or service.image}
+        return [(f"{service.name}-{colour}", {"color": colour}, images[colour], fixed, bool(service.autoscaling))
+                for colour in ("blue", "green")]
+    if release.strategy == "canary":
+        return [(service.name, {"track": "stable"}, service.image, fixed, bool(service.autoscaling)),
+                (f"{service.name}-canary", {"track": "canary"}, release.canary_image or service.image,
+                 release.canary_replicas, False)]
+    return [(service.name, {}, service.image, fixed, bool(service.autoscaling))]
+
+
+def service_selector(service: ProcessingService) -> dict[str, str]:
+    """What the Service selects: the active colour for blue-green; every variant otherwise."""
+    if service.release.strategy == "blue-green":
+        return {"app": service.name, "color": service.release.active}
+    return {"app": service.name}
+
+
+def _release_specs(topo: Topology, service: ProcessingService, source: tuple) -> list[Spec]:
+    result = []
+    namespace = topo.processing.namespace
+    for name, extra, image, replicas, autoscaled in variants(service):
+        result.append(_deployment(topo, service, source, name, extra, image, replicas))
+        if autoscaled and service.autoscaling:
             result.append(spec("HorizontalPodAutoscaler", "horizontalpodautoscaler", source + ("autoscaling",),
-                               name=service.name, namespace=topo.processing.namespace,
-                               labels=_labels(service), target_kind="Deployment",
+                               name=name, namespace=namespace, labels=_labels(service), target_kind="Deployment",
                                min_replicas=service.autoscaling.min_replicas,
                                max_replicas=service.autoscaling.max_replicas,
                                cpu_utilization=service.autoscaling.target_cpu_utilization))
+    result.append(_service(topo, service, source))
+    if service.release.strategy == "canary":
+        result += _canary_routing(topo, service, source + ("release",))
     return result
+
+
+def _canary_routing(topo: Topology, service: ProcessingService, source: tuple) -> list[Spec]:
+    """Istio splits the service's requests between the stable and canary subsets by weight."""
+    namespace = topo.processing.namespace
+    host = service_dns(service.name, namespace)
+    weight = service.release.canary_weight
+    subsets = [{"name": track, "labels": {"track": track}} for track in ("stable", "canary")]
+    route = [{"destination": {"host": host, "subset": track, "port": {"number": service.port}}, "weight": w}
+             for track, w in (("stable", 100 - weight), ("canary", weight))]
+    return [spec("DestinationRule", "destinationrule", source, name=service.name, namespace=namespace,
+                 labels=_labels(service), host=host, subsets=subsets),
+            spec("VirtualService", "virtualservice", source, name=service.name, namespace=namespace,
+                 labels=_labels(service), hosts=[host], gateways=None, http=[{"route": route}])]
 
 
 def _labels(service: ProcessingService) -> dict[str, str]:
@@ -59,11 +110,12 @@ def _labels(service: ProcessingService) -> dict[str, str]:
     return labels(service.name, "processing", tier="processing")
 
 
-def _deployment(topo: Topology, service: ProcessingService, source: tuple) -> Spec:
+def _deployment(topo: Topology, service: ProcessingService, source: tuple, name: str, extra: dict[str, str],
+                image: str, replicas: int | None) -> Spec:
     volume, mount = tmp_volume()
     container = {
         "name": service.name,
-        "image": service.image,
+        "image": image,
         "ports": [{"name": "grpc", "containerPort": service.port, "protocol": "TCP"}],
         "env": [{"name": "GRPC_PORT", "value": str(service.port)}, *service_env(topo)],
         "resources": resources(service.resources, service.gpu),
@@ -80,13 +132,14 @@ def _deployment(topo: Topology, service: ProcessingService, source: tuple) -> Sp
         pod["nodeSelector"] = {NODE_TYPE_LABEL: service.node_type}
     if tolerations := tolerations_for(topo, service.node_type):
         pod["tolerations"] = tolerations
-    return spec("Deployment", "deployment", source, name=service.name, namespace=topo.processing.namespace,
-                labels=_labels(service), selector={"app": service.name}, pod_labels=_labels(service),
-                replicas=None if service.autoscaling else service.replicas, pod=pod)
+    pod_labels = dict(sorted({**_labels(service), **extra}.items()))
+    return spec("Deployment", "deployment", source, name=name, namespace=topo.processing.namespace,
+                labels=_labels(service), selector={"app": service.name, **extra}, pod_labels=pod_labels,
+                replicas=replicas, pod=pod)
 
 
 def _service(topo: Topology, service: ProcessingService, source: tuple) -> Spec:
     return spec("Service", "service", source, name=service.name, namespace=topo.processing.namespace,
-                labels=_labels(service), selector={"app": service.name}, headless=False,
+                labels=_labels(service), selector=service_selector(service), headless=False,
                 ports=[{"name": "grpc", "port": service.port, "targetPort": "grpc", "protocol": "TCP",
                         "appProtocol": "grpc"}])

@@ -218,3 +218,24 @@ podAntiAffinity:
           app: {{ . }}
       topologyKey: kubernetes.io/hostname
 {{- end -}}
+
+{{- /* The Deployments of a processing service under its release strategy, as JSON
+{"items": [{name, extra (pod labels), image, replicas, autoscaled}]}; mirrors
+plan/processing.py variants(). rolling: the service; blue-green: -blue and -green (label
+color); canary: the stable Deployment (track: stable) and -canary (track: canary). */ -}}
+{{- define "imageflow.variants" -}}
+{{- $svc := . -}}
+{{- $r := $svc.release -}}
+{{- $scaled := not (empty $svc.autoscaling) -}}
+{{- $items := list -}}
+{{- if eq $r.strategy "blue-green" -}}
+{{- $items = append $items (dict "name" (printf "%s-blue" $svc.name) "extra" (dict "color" "blue") "image" ($r.blue_image | default $svc.image) "replicas" $svc.replicas "autoscaled" $scaled) -}}
+{{- $items = append $items (dict "name" (printf "%s-green" $svc.name) "extra" (dict "color" "green") "image" ($r.green_image | default $svc.image) "replicas" $svc.replicas "autoscaled" $scaled) -}}
+{{- else if eq $r.strategy "canary" -}}
+{{- $items = append $items (dict "name" $svc.name "extra" (dict "track" "stable") "image" $svc.image "replicas" $svc.replicas "autoscaled" $scaled) -}}
+{{- $items = append $items (dict "name" (printf "%s-canary" $svc.name) "extra" (dict "track" "canary") "image" ($r.canary_image | default $svc.image) "replicas" $r.canary_replicas "autoscaled" false) -}}
+{{- else -}}
+{{- $items = append $items (dict "name" $svc.name "extra" (dict) "image" $svc.image "replicas" $svc.replicas "autoscaled" $scaled) -}}
+{{- end -}}
+{{- dict "items" $items | toJson -}}
+{{- end -}}
