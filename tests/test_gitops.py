@@ -205,3 +205,26 @@ def test_pre_commit_hook_runs_check() -> None:
     assert hook["id"] == "imageflow-gen-check" and hook["entry"] == "imageflow-gen check"
     assert hook["pass_filenames"] is False
     assert subprocess.run([sys.executable, "-m", "imageflow_gen", "check", "--help"], capture_output=True).returncode == 0
+
+
+def test_sync_waves_put_what_workloads_need_before_them() -> None:
+    import re
+
+    from imageflow_gen.pipeline import validated
+    from imageflow_gen.plan.common import SYNC_WAVE_ANNOTATION, SYNC_WAVES
+    from imageflow_gen.targets.kubernetes import objects
+
+    objs = objects(validated(PROFILES, "prod")[2])
+    wave = {}
+    for obj in objs:
+        value = obj["metadata"]["annotations"][SYNC_WAVE_ANNOTATION]
+        wave.setdefault(obj["kind"], set()).add(int(value))
+    assert all(len(values) == 1 for values in wave.values())
+    w = {kind: values.pop() for kind, values in wave.items()}
+    assert w["Namespace"] < w["ConfigMap"] == w["ExternalSecret"] == w["PersistentVolume"] < w["StatefulSet"]
+    assert w["StatefulSet"] < w["Deployment"] == w["Job"] < w["VirtualService"] == w["Gateway"]
+    # The chart's helper carries the same table.
+    helper = (REPO / "templates/helm/chart/templates/_helpers.tpl").read_text()
+    table = re.search(r'define "imageflow.syncWave".*?\$waves := dict (.*?) -}}', helper, re.S).group(1)
+    pairs = re.findall(r'"(\w+)" "(-?\d+)"', table)
+    assert {k: int(v) for k, v in pairs} == SYNC_WAVES

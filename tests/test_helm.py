@@ -104,6 +104,8 @@ def test_every_values_key_is_commented(rendered: Path) -> None:
     assert field_paths and [p for p in field_paths if not _comment(p)] == []
     text = (rendered / CHART / "values.yaml").read_text()
     assert "# The K3s cluster (seed 8.1.1).\ncluster:\n" in text
+    # Described once, on the first item of a list; the others are plain.
+    assert text.count("# Service name (Deployment and Service).") == 1
 
 
 def test_chart_follows_helm_conventions(rendered: Path) -> None:

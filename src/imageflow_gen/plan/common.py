@@ -9,6 +9,22 @@ from ..errors import Path
 from ..model.common import Resources
 
 PART_OF = "imageflow"
+
+# Argo CD sync waves by kind (seed 8.0.6, staged deployment): Argo CD applies a wave and waits
+# for it to be healthy before the next. Namespaces and cluster-wide settings first; then what
+# workloads read (config, Secrets, volumes, Services, policies); then the stateful services
+# (MinIO, Tempo) and the node agent; then the workloads that need them; routes last, once
+# their destinations exist. The Helm chart's imageflow.syncWave helper mirrors this table.
+SYNC_WAVE_ANNOTATION = "argocd.argoproj.io/sync-wave"
+SYNC_WAVES = {
+    "Namespace": -3, "StorageClass": -3, "RuntimeClass": -3,
+    "ServiceAccount": -2, "ClusterRole": -2, "ClusterRoleBinding": -2, "NetworkPolicy": -2,
+    "PersistentVolume": -2, "ConfigMap": -2, "ExternalSecret": -2, "SealedSecret": -2, "Service": -2,
+    "EndpointSlice": -2,
+    "StatefulSet": -1, "DaemonSet": -1,
+    "Job": 0, "Deployment": 0, "HorizontalPodAutoscaler": 0, "PodDisruptionBudget": 0,
+    "Gateway": 1, "VirtualService": 1, "DestinationRule": 1,
+}
 MANAGED_BY = "imageflow-gen"
 NON_ROOT_UID = 10001
 

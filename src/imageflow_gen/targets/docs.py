@@ -39,7 +39,13 @@ def render_docs(ctx: Context, files: dict[str, str]) -> Rendered:
     vm_order = [vm.name for vm in topo.vms]
     secrets = [{"namespace": ns, "name": ref.name, "key_names": sorted(ref.keys.values()), "purpose": purpose}
                for ns, purpose, ref, _ in secret_refs(topo)]
-    text = render("docs/README.md.j2", profile=profile, topo=topo, folders=folders,
+    # The current colour or weight is not repeated here: switching changes only the selector
+    # (or the route), not this file.
+    releases = [{"name": svc.name, "strategy": svc.release.strategy,
+                 "setting": ("`release.active`: the colour the Service selects" if svc.release.strategy == "blue-green"
+                             else "`release.canary_weight`: percent of requests to the canary")}
+                for svc in topo.processing.services if svc.release.strategy != "rolling"]
+    text = render("docs/README.md.j2", releases=releases, profile=profile, topo=topo, folders=folders,
                   diagram=mermaid(build_graph(plan)), stacks=stacks, vm_order=vm_order, secrets=secrets,
                   provider=topo.secrets.provider, external=topo.secrets.external_secrets,
                   kubernetes_minor=plan.kubernetes_minor, argo=topo.gitops.argocd,

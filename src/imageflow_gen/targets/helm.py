@@ -49,7 +49,7 @@ def _chart(base: Topology) -> dict[str, str]:
         "# Default values of the imageflow chart: the topology of imageflow-gen's root profile.\n"
         "# Each profile's complete values are in helm/values/<profile>.yaml; values.schema.json\n"
         "# (the topology schema) rejects unknown keys and wrong types.\n"
-        + dump(values_of(base), comments=_comment))
+        + dump(values_of(base), comments=_first_item_comment))
     # The schema file shipped with the tool (`imageflow-gen schema --check` keeps it current).
     files[f"{CHART}/values.schema.json"] = (data_dir("schemas") / TOPOLOGY_FILE).read_text(encoding="utf-8")
     return files
@@ -61,6 +61,13 @@ def _static_files() -> dict[str, str]:
     root = data_dir("templates") / "helm" / "chart"
     return {str(p.relative_to(root)): p.read_text(encoding="utf-8")
             for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _first_item_comment(path: tuple[Any, ...]) -> str | None:
+    """Comments on the first item of each list only: the description is the same for every
+    item, and Helm refuses a chart file over 5 MiB (the default values of a root profile with
+    thousands of services would pass it with a comment on every key)."""
+    return None if any(isinstance(part, int) and part > 0 for part in path) else _comment(path)
 
 
 def _comment(path: tuple[Any, ...]) -> str | None:

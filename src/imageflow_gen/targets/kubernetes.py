@@ -6,6 +6,7 @@ from typing import Any
 
 from ..errors import Location, Problem, ValidationFailed
 from ..plan import Plan
+from ..plan.common import SYNC_WAVE_ANNOTATION, SYNC_WAVES
 from ..rendering import render
 from ..yamlio import YamlParseError, order_object, parse_all
 
@@ -14,12 +15,14 @@ SOURCE_ANNOTATION = "imageflow.io/source"
 
 
 def objects(plan: Plan) -> list[dict[str, Any]]:
-    """Every object of `plan`, parsed back from its kind template, annotated with its source."""
+    """Every object of `plan`, parsed back from its kind template, annotated with its Argo CD sync
+    wave and its source."""
     result = []
     for spec in plan.specs:
         for obj in _render(spec.template, o=spec.values):
             meta = obj.setdefault("metadata", {})
-            meta["annotations"] = {**meta.get("annotations", {}), SOURCE_ANNOTATION: plan.source(spec.source)}
+            meta["annotations"] = {SYNC_WAVE_ANNOTATION: str(SYNC_WAVES[obj["kind"]]), **meta.get("annotations", {}),
+                                   SOURCE_ANNOTATION: plan.source(spec.source)}
             result.append(order_object(obj))
     return result
 

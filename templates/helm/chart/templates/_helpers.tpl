@@ -239,3 +239,11 @@ color); canary: the stable Deployment (track: stable) and -canary (track: canary
 {{- end -}}
 {{- dict "items" $items | toJson -}}
 {{- end -}}
+
+{{- /* imageflow.syncWave: the Argo CD sync wave of a kind, so that namespaces, storage, config
+and Secrets are in place before the workloads that need them, and routes come last. Mirrors
+plan/common.py SYNC_WAVES. Usage: include "imageflow.syncWave" "Deployment" */ -}}
+{{- define "imageflow.syncWave" -}}
+{{- $waves := dict "Namespace" "-3" "StorageClass" "-3" "RuntimeClass" "-3" "ServiceAccount" "-2" "ClusterRole" "-2" "ClusterRoleBinding" "-2" "NetworkPolicy" "-2" "PersistentVolume" "-2" "ConfigMap" "-2" "ExternalSecret" "-2" "SealedSecret" "-2" "Service" "-2" "EndpointSlice" "-2" "StatefulSet" "-1" "DaemonSet" "-1" "Job" "0" "Deployment" "0" "HorizontalPodAutoscaler" "0" "PodDisruptionBudget" "0" "Gateway" "1" "VirtualService" "1" "DestinationRule" "1" -}}
+argocd.argoproj.io/sync-wave: {{ required (printf "no sync wave for kind %s" .) (index $waves .) | quote }}
+{{- end -}}

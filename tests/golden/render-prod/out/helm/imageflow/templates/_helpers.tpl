@@ -218,3 +218,32 @@ podAntiAffinity:
           app: {{ . }}
       topologyKey: kubernetes.io/hostname
 {{- end -}}
+
+{{- /* The Deployments of a processing service under its release strategy, as JSON
+{"items": [{name, extra (pod labels), image, replicas, autoscaled}]}; mirrors
+plan/processing.py variants(). rolling: the service; blue-green: -blue and -green (label
+color); canary: the stable Deployment (track: stable) and -canary (track: canary). */ -}}
+{{- define "imageflow.variants" -}}
+{{- $svc := . -}}
+{{- $r := $svc.release -}}
+{{- $scaled := not (empty $svc.autoscaling) -}}
+{{- $items := list -}}
+{{- if eq $r.strategy "blue-green" -}}
+{{- $items = append $items (dict "name" (printf "%s-blue" $svc.name) "extra" (dict "color" "blue") "image" ($r.blue_image | default $svc.image) "replicas" $svc.replicas "autoscaled" $scaled) -}}
+{{- $items = append $items (dict "name" (printf "%s-green" $svc.name) "extra" (dict "color" "green") "image" ($r.green_image | default $svc.image) "replicas" $svc.replicas "autoscaled" $scaled) -}}
+{{- else if eq $r.strategy "canary" -}}
+{{- $items = append $items (dict "name" $svc.name "extra" (dict "track" "stable") "image" $svc.image "replicas" $svc.replicas "autoscaled" $scaled) -}}
+{{- $items = append $items (dict "name" (printf "%s-canary" $svc.name) "extra" (dict "track" "canary") "image" ($r.canary_image | default $svc.image) "replicas" $r.canary_replicas "autoscaled" false) -}}
+{{- else -}}
+{{- $items = append $items (dict "name" $svc.name "extra" (dict) "image" $svc.image "replicas" $svc.replicas "autoscaled" $scaled) -}}
+{{- end -}}
+{{- dict "items" $items | toJson -}}
+{{- end -}}
+
+{{- /* imageflow.syncWave: the Argo CD sync wave of a kind, so that namespaces, storage, config
+and Secrets are in place before the workloads that need them, and routes come last. Mirrors
+plan/common.py SYNC_WAVES. Usage: include "imageflow.syncWave" "Deployment" */ -}}
+{{- define "imageflow.syncWave" -}}
+{{- $waves := dict "Namespace" "-3" "StorageClass" "-3" "RuntimeClass" "-3" "ServiceAccount" "-2" "ClusterRole" "-2" "ClusterRoleBinding" "-2" "NetworkPolicy" "-2" "PersistentVolume" "-2" "ConfigMap" "-2" "ExternalSecret" "-2" "SealedSecret" "-2" "Service" "-2" "EndpointSlice" "-2" "StatefulSet" "-1" "DaemonSet" "-1" "Job" "0" "Deployment" "0" "HorizontalPodAutoscaler" "0" "PodDisruptionBudget" "0" "Gateway" "1" "VirtualService" "1" "DestinationRule" "1" -}}
+argocd.argoproj.io/sync-wave: {{ required (printf "no sync wave for kind %s" .) (index $waves .) | quote }}
+{{- end -}}
