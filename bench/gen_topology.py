@@ -5,6 +5,7 @@ Usage: python bench/gen_topology.py N OUT_DIR   writes OUT_DIR/synthetic-N.yaml 
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -16,10 +17,19 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def synthetic(count: int) -> dict:
-    """prod, with `count` processing services spread over the CPU node type; every fourth autoscaled."""
+    """prod, with `count` processing services spread over the CPU node type; every fourth autoscaled.
+
+    Enough CPU-intensive workers are added for the services' requests to pass the capacity
+    check (each service: one pod of resize's 250m CPU / 256Mi, at most 70% of a node's CPU).
+    """
     data = load_profile(REPO / "profiles", "prod").data
     data["purpose"] = f"Benchmark: prod with {count} processing services"
     template = next(s for s in data["processing"]["services"] if s["name"] == "resize")
+    template = {k: v for k, v in template.items() if k != "release"}
+    worker = next(n for n in data["cluster"]["worker_nodes"] if n["labels"].get("node-type") == "cpu-intensive")
+    for i in range(math.ceil(count * 0.25 / (worker["resources"]["cpu"] * 0.7))):
+        data["cluster"]["worker_nodes"].append({**worker, "name": f"k3s-bench-{i:04d}",
+                                                "ip": f"10.1.{i // 250}.{i % 250 + 1}"})
     services = []
     for i in range(count):
         service = {**template, "name": f"svc-{i:05d}", "image": f"ghcr.io/imageflowcanvas/svc-{i % 50:02d}:1.0.{i % 7}"}

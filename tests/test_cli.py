@@ -17,7 +17,7 @@ def test_version(cli) -> None:
 
 
 @pytest.mark.parametrize("command", ["render", "check", "diff", "validate", "profiles", "schema", "graph", "init",
-                                     "explain"])
+                                     "explain", "capacity"])
 def test_every_command_has_help_with_an_example(cli, command: str) -> None:
     result = cli(command, "--help")
     assert result.code == 0 and "Example: imageflow-gen " + command in " ".join(result.stdout.split())
@@ -27,7 +27,8 @@ def test_every_command_has_help_with_an_example(cli, command: str) -> None:
 def test_validate_shipped_profiles(cli, profile: str) -> None:
     result = cli("validate", "--profile", profile)
     assert result.code == 0, result.stderr
-    assert result.stderr == ""
+    # Only capacity warnings (prod's and staging's are in docs/seed-deviations.md).
+    assert all(line.startswith("warning: ") for line in result.stderr.splitlines())
 
 
 def test_render_twice_writes_nothing_the_second_time(cli, tmp_path: Path) -> None:

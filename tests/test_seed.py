@@ -56,11 +56,29 @@ def test_the_seed_has_the_objects_this_test_expects() -> None:
                      "VirtualService/imageflow-api"]
 
 
+# Where prod departs from a value of the seed because the seed's own numbers do not fit, and
+# the line of docs/seed-deviations.md that says so. Nothing else may differ.
+DEVIATIONS = {
+    ("PersistentVolume/minio-data-01", ".spec.capacity.storage: seed '1Ti', got '400Gi'"):
+        "4 x 1Ti MinIO drives do not fit",
+}
+
+
 @pytest.mark.parametrize("seed", seed_objects(), ids=lambda o: f"{o['kind']}-{o['metadata']['name']}")
 def test_prod_contains_every_seed_object_field_for_field(seed: dict, prod_objects: dict) -> None:
     key = identity(seed)
     assert key in prod_objects, f"prod has no {key}"
-    assert contained(seed, prod_objects[key]) == []
+    name = f"{seed['kind']}/{seed['metadata']['name']}"
+    differences = [d for d in contained(seed, prod_objects[key]) if (name, d) not in DEVIATIONS]
+    assert differences == []
+
+
+def test_every_deviation_from_a_seed_value_is_documented_and_still_needed(prod_objects: dict) -> None:
+    docs = (PROFILES.parent / "docs/seed-deviations.md").read_text(encoding="utf-8")
+    seeds = {f"{o['kind']}/{o['metadata']['name']}": o for o in seed_objects()}
+    for (name, difference), reason in DEVIATIONS.items():
+        assert reason in docs, reason
+        assert difference in contained(seeds[name], prod_objects[identity(seeds[name])])
 
 
 def test_prod_cluster_matches_the_seed() -> None:

@@ -54,6 +54,12 @@ def _say(text: str) -> None:
     typer.echo(text, color=True)
 
 
+def _warn(warnings: Any) -> None:
+    """Warnings (capacity near its limit) on stderr; they never change the exit code."""
+    for warning in warnings:
+        _echo_err(f"{paint('warning:', 'yellow', sys.stderr)} {warning}")
+
+
 def _echo_err(text: str) -> None:
     typer.echo(text, err=True)
 
@@ -113,6 +119,7 @@ def render(profile: ProfileOpt, out: OutOpt = Path("out"), profiles_dir: Profile
 
     crds, out = _crds(crd_schemas), _out(out, profiles_dir)
     result = _run(lambda: build(profiles_dir, profile, crds), f"in profile {profile!r}; nothing written")
+    _warn(result.warnings)
     changes = _run(lambda: write(out, profile, result.owned()), f"writing {out}; nothing written")
     statuses = ("created", "changed", "unchanged", "removed")
     counts = {status: sum(1 for c in changes if c.status == status) for status in statuses}
@@ -180,6 +187,7 @@ def validate(profile: ProfileOpt, profiles_dir: ProfilesDirOpt = Path("profiles"
 
     crds = _crds(crd_schemas)
     result = _run(lambda: build(profiles_dir, profile, crds, reparse=True), f"in profile {profile!r}")
+    _warn(result.warnings)
     if tools:
         _run(lambda: _external_gates(result, crds), f"in the output of profile {profile!r}")
     _say(f"profile {profile}: {status('valid')} ({len(result.files)} files)")
@@ -297,6 +305,38 @@ def graph(profile: ProfileOpt, profiles_dir: ProfilesDirOpt = Path("profiles"),
         raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
     _, _, plan = _run(lambda: validated(profiles_dir, profile), f"in profile {profile!r}")
     typer.echo(write(build_graph(plan), fmt), nl=False)
+
+
+@app.command()
+def capacity(profile: ProfileOpt, profiles_dir: ProfilesDirOpt = Path("profiles"), crd_schemas: CrdOpt = None) -> None:
+    """Print what the workloads request against what the nodes and VMs have, and the VMs' cost.
+
+    One row per node group (the nodes a workload may run on), the cluster, each node (its
+    local PersistentVolumes against its storage) and each VM with a compose stack (the
+    stack's limits). Exit 1 when something is over capacity; above 80% is a warning.
+
+    Example: imageflow-gen capacity --profile prod
+    """
+    from .capacity import table
+    from .errors import dotted
+    from .pipeline import capacity_of, validated
+    from .targets import Context, Rendered, registry
+
+    def report() -> Any:
+        loaded, _, plan = validated(profiles_dir, profile)
+        base = plan if loaded.root == profile else validated(profiles_dir, loaded.root)[2]
+        rendered = Rendered()
+        rendered.update(registry()["compose"](Context(plan=plan, base=base)))
+        return loaded, capacity_of(plan, rendered.files)
+
+    loaded, result = _run(report, f"in profile {profile!r}")
+    typer.echo(table(result), nl=False)
+    for finding in result.findings:
+        problem = Problem(loaded.locate(finding.path), dotted(finding.path), finding.message)
+        level = paint(f"{finding.level}:", "red" if finding.level == "error" else "yellow", sys.stderr)
+        _echo_err(f"{level} {problem}")
+    if result.errors:
+        raise typer.Exit(1)
 
 
 @app.command()

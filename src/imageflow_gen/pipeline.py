@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 
+from .capacity import Report, analyse
 from .errors import Problem, ValidationFailed, dotted
 from .loading import Loaded, load_profile
 from .model import Topology
@@ -16,6 +17,7 @@ from .targets.docs import render_docs
 from .validate import parse_problems, schema_problems, schemas, secret_problems
 from .validate.kubernetes import SchemaStore
 from .validation import topology
+from .yamlio import parse_all
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class Build:
     objects: list[tuple[str, dict]]
     input_sha256: str = ""
     kubernetes_minor: str = ""
+    warnings: tuple[Problem, ...] = ()
 
     def owned(self) -> dict[str, str]:
         """The files with the profile's lock: everything `render` writes for it."""
@@ -85,9 +88,24 @@ def build(profiles_dir: FsPath, profile: str, crd_locations: list[FsPath] | None
         rendered.update(target(context))
     rendered.update(render_docs(context, rendered.files))  # last: it lists the other targets' files
     store = SchemaStore(plan.kubernetes_minor, list(crd_locations or []))
+    report = capacity_of(plan, rendered.files)
     problems = ((parse_problems(rendered.files) if reparse else []) + schema_problems(store, rendered.objects)
-                + secret_problems(rendered.files, secret_key_names(topo)))
+                + secret_problems(rendered.files, secret_key_names(topo))
+                + [Problem(loaded.locate(f.path), dotted(f.path), f.message) for f in report.errors])
     if problems:
         raise ValidationFailed(problems)
+    warnings = tuple(sorted({Problem(loaded.locate(f.path), dotted(f.path), f.message, severity="warning")
+                             for f in report.warnings}))
     return Build(profile=profile, loaded=loaded, topology=topo, files=dict(sorted(rendered.files.items())),
-                 objects=rendered.objects, input_sha256=input_hash(loaded), kubernetes_minor=plan.kubernetes_minor)
+                 objects=rendered.objects, input_sha256=input_hash(loaded), kubernetes_minor=plan.kubernetes_minor,
+                 warnings=warnings)
+
+
+def capacity_of(plan: Plan, files: dict[str, str]) -> Report:
+    """The capacity report of a plan, with the compose stacks as rendered."""
+    stacks = {}
+    prefix = f"compose/{plan.profile}/"
+    for path, text in files.items():
+        if path.startswith(prefix) and path.endswith("/docker-compose.yaml"):
+            stacks[path[len(prefix):].split("/")[0]] = parse_all(text)[0]
+    return analyse(plan, stacks)
