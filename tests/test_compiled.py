@@ -21,7 +21,8 @@ GOLDEN = REPO / "tests/golden/render-prod/out"
 def _objects() -> list[dict[str, Any]]:
     found = []
     for path in sorted(GOLDEN.rglob("*.yaml")):
-        if "kustomize/" in str(path) and path.name != "kustomization.yaml" or "/k8s/" in str(path):
+        # Whole objects only: not the overlays' patches (partial objects, delete markers).
+        if "kustomize/" in str(path) and path.name != "kustomization.yaml" and "/patches/" not in str(path):
             found.extend(d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict) and "kind" in d)
     return found
 

@@ -99,13 +99,13 @@ def test_check_exits_1_with_a_diff_when_the_input_changed_and_writes_nothing(tmp
     before = tree_hashes(out)
     result = run_cli("check", *args)
     assert result.code == 1 and "is stale" in result.stderr or "are stale" in result.stderr
-    assert "--- a/kustomize/overlays/prod/resources/imageflow-processing/horizontalpodautoscaler-resize.yaml" \
+    assert "--- a/kustomize/overlays/prod/resources/imageflow-processing/horizontalpodautoscaler-resize-blue.yaml" \
         in result.stdout and "+++ /dev/null" in result.stdout
     assert tree_hashes(out) == before
     shown = run_cli("diff", *args)
     assert shown.code == 0 and shown.stdout == result.stdout
     render(out, profiles=profiles)
-    assert not (out / "kustomize/overlays/prod/resources/imageflow-processing/horizontalpodautoscaler-resize.yaml"
+    assert not (out / "kustomize/overlays/prod/resources/imageflow-processing/horizontalpodautoscaler-resize-blue.yaml"
                 ).exists()
     assert run_cli("check", *args).code == 0
 

@@ -54,6 +54,14 @@ def test_yaml_1_2_scalars_stay_strings(tmp_path: Path) -> None:
                                                 "f": 15, "g": None}
 
 
+def test_yaml_infinity_and_nan_read_as_floats(tmp_path: Path) -> None:
+    # Python's float() does not read YAML's .inf; hypothesis found the crash (test_hostile).
+    write(tmp_path, "p", "a: .inf\nb: -.Inf\nc: +.INF\nd: .NaN\ne: 1.5e3\n")
+    data = load_profile(tmp_path, "p").data
+    assert (data["a"], data["b"], data["c"], data["e"]) == (float("inf"), float("-inf"), float("inf"), 1500.0)
+    assert data["d"] != data["d"]
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("a: 1\na: 2\n", "p.yaml:2:1 a: duplicate key (first defined at line 1)"),
     ("a: !!python/object:os.system x\n", "p.yaml:1:4 a: tag tag:yaml.org,2002:python/object:os.system is not allowed"),

@@ -168,11 +168,12 @@ def test_prod_processing_placement(prod_objects: dict) -> None:
     assert ai["spec"]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "true",
                                           "effect": "NoSchedule"}]
     assert ai["spec"]["containers"][0]["readinessProbe"]["grpc"] == {"port": 8080}
-    for name in ("resize", "filter", "grpc-gateway"):
+    # resize is released blue-green, filter by canary (seed 8.0.6): every variant is placed alike.
+    for name in ("resize-blue", "resize-green", "filter", "filter-canary", "grpc-gateway"):
         assert pod(name)["spec"]["nodeSelector"] == {"node-type": "cpu-intensive"}
         assert "tolerations" not in pod(name)["spec"]
     hpas = sorted(k[3] for k in prod_objects if k[1] == "HorizontalPodAutoscaler")
-    assert hpas == ["filter", "resize"]
+    assert hpas == ["filter", "resize-blue", "resize-green"]
 
 
 def test_prod_reaches_kafka_on_vm1_by_a_stable_name(prod_objects: dict) -> None:

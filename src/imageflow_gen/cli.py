@@ -61,7 +61,7 @@ def _warn(warnings: Any) -> None:
 
 
 def _echo_err(text: str) -> None:
-    typer.echo(text, err=True)
+    typer.echo(text, err=True, color=True)
 
 
 def _report(error: ImageflowError, what: str) -> None:
@@ -308,7 +308,7 @@ def graph(profile: ProfileOpt, profiles_dir: ProfilesDirOpt = Path("profiles"),
 
 
 @app.command()
-def capacity(profile: ProfileOpt, profiles_dir: ProfilesDirOpt = Path("profiles"), crd_schemas: CrdOpt = None) -> None:
+def capacity(profile: ProfileOpt, profiles_dir: ProfilesDirOpt = Path("profiles")) -> None:
     """Print what the workloads request against what the nodes and VMs have, and the VMs' cost.
 
     One row per node group (the nodes a workload may run on), the cluster, each node (its

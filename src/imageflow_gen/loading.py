@@ -157,6 +157,9 @@ class _Reader:
                              f"write it without the leading zero, or quote it if a string is meant")
                 return int(text, 10)
             return int(text.replace("_", ""), 0)
+        special = text.lower().lstrip("+")
+        if special in (".inf", "-.inf", ".nan"):  # YAML's spellings, which float() does not read
+            return float(special.replace(".", ""))
         return float(text)
 
     def check_text(self, node: Node, path: Path, text: str) -> None:
