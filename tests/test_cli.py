@@ -114,3 +114,17 @@ def test_status_is_coloured_only_when_asked(cli, tmp_path: Path) -> None:
     coloured = cli("render", "--profile", "dev", "--out", str(tmp_path / "b"), env={"FORCE_COLOR": "1"})
     assert coloured.stdout.startswith("\033[32mcreated  \033[0m ")
     assert "\033[" not in coloured.stderr
+
+
+def test_shell_completion_of_commands_and_profile_names(cli) -> None:
+    def complete(words: str) -> list[str]:
+        result = cli(env={"_IMAGEFLOW_GEN_COMPLETE": "complete_bash", "COMP_WORDS": words,
+                          "COMP_CWORD": str(len(words.split(" ")) - 1)})
+        assert result.code == 0, result.stderr
+        return result.stdout.split()
+
+    assert complete("imageflow-gen gr") == ["graph"]
+    assert complete("imageflow-gen render --profile st") == ["staging"]
+    assert complete("imageflow-gen validate --profile ") == ["base", "dev", "prod", "staging"]
+    script = cli("--show-completion", "bash")
+    assert script.code == 0 and "_IMAGEFLOW_GEN_COMPLETE=complete_bash" in script.stdout

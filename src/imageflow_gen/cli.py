@@ -38,10 +38,17 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+def _complete_profile(incomplete: str) -> list[str]:
+    """Shell completion of --profile: the profiles in ./profiles (or $IMAGEFLOW_PROFILES_DIR)."""
+    folder = Path(os.environ.get("IMAGEFLOW_PROFILES_DIR", "profiles"))
+    names = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    return [name for name in names if name.startswith(incomplete)]
+
+
 ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile name: a file profiles/NAME.yaml.",
-                                         show_default=False)]
+                                         show_default=False, autocompletion=_complete_profile)]
 ProfilesDirOpt = Annotated[Path, typer.Option("--profiles-dir", help="Directory of the profiles.",
-                                              file_okay=False)]
+                                              file_okay=False, envvar="IMAGEFLOW_PROFILES_DIR")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory.", file_okay=False)]
 CrdOpt = Annotated[list[Path] | None, typer.Option(
     "--crd-schemas", envvar="IMAGEFLOW_CRD_SCHEMAS",
