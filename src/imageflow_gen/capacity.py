@@ -16,6 +16,7 @@ the topology gives them; K3s and the OS take a share of each, which the margin i
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -107,9 +108,17 @@ def _tolerated(taint: Any, tolerations: list[dict[str, Any]]) -> bool:
     return False
 
 
-def _eligible(topo: Topology, pod: dict[str, Any]) -> frozenset[str]:
+def _eligible(topo: Topology, pod: dict[str, Any], cache: dict[str, frozenset[str]]) -> frozenset[str]:
+    """The nodes a pod may run on; cached by placement, which thousands of services share."""
     selector = pod.get("nodeSelector") or {}
     tolerations = pod.get("tolerations") or []
+    key = json.dumps([selector, tolerations], sort_keys=True)
+    if key not in cache:
+        cache[key] = _matching_nodes(topo, selector, tolerations)
+    return cache[key]
+
+
+def _matching_nodes(topo: Topology, selector: dict[str, str], tolerations: list[dict[str, Any]]) -> frozenset[str]:
     return frozenset(
         n.name for n in topo.cluster.nodes
         if all(n.labels.get(k) == v for k, v in selector.items())
@@ -137,12 +146,13 @@ def demands(plan: Plan) -> list[Demand]:
     autoscaled = {s.values["name"]: s.values["min_replicas"] for s in plan.specs
                   if s.kind == "HorizontalPodAutoscaler"}
     minio_hosts = frozenset(topo.storage.minio.volumes.hosts)
-    result = []
+    result: list[Demand] = []
+    placements: dict[str, frozenset[str]] = {}
     for spec in plan.specs:
         if spec.kind not in ("Deployment", "StatefulSet", "DaemonSet"):
             continue
         pod = spec.values["pod"]
-        nodes = _eligible(topo, pod)
+        nodes = _eligible(topo, pod, placements)
         if spec.kind == "StatefulSet" and spec.name == "minio" and minio_hosts:
             nodes &= minio_hosts  # its local volumes pin each pod to their node
         replicas = spec.values.get("replicas")
@@ -184,6 +194,8 @@ def _cluster(plan: Plan, rows: list[Row], findings: list[Finding]) -> None:
     index = _node_index(topo)
     everything = frozenset(index)
     work = demands(plan)
+    caps = {name: _node_capacity(node) for name, (node, _) in index.items()}
+    largest: dict[tuple[frozenset[str], str], Decimal] = {}
     for demand in work:
         if not demand.nodes and demand.pods:
             findings.append(Finding("error", demand.source, f"{demand.label} fits no node: no node matches its "
@@ -191,7 +203,9 @@ def _cluster(plan: Plan, rows: list[Row], findings: list[Finding]) -> None:
             continue
         for resource in _RESOURCES:
             need = demand.per_pod[resource]
-            biggest = max((_node_capacity(index[n][0])[resource] for n in demand.nodes), default=Decimal(0))
+            if (demand.nodes, resource) not in largest:
+                largest[(demand.nodes, resource)] = max((caps[n][resource] for n in demand.nodes), default=Decimal(0))
+            biggest = largest[(demand.nodes, resource)]
             if need > biggest and demand.nodes:
                 findings.append(Finding("error", demand.source, (
                     f"one pod of {demand.label} requests {_fmt(resource, need)} {_unit(resource)}, more than any "
@@ -202,7 +216,7 @@ def _cluster(plan: Plan, rows: list[Row], findings: list[Finding]) -> None:
                     key=lambda g: (len(g) == len(everything), sorted(g)))
     for nodes in groups:
         inside = [d for d in work if d.nodes and d.nodes <= nodes or d.per_node and d.nodes & nodes]
-        capacity = {r: sum((_node_capacity(index[n][0])[r] for n in nodes), Decimal(0)) for r in _RESOURCES}
+        capacity = {r: sum((caps[n][r] for n in nodes), Decimal(0)) for r in _RESOURCES}
         requested = {r: sum((d.total(r, nodes) for d in inside), Decimal(0)) for r in _RESOURCES}
         scope = "cluster" if nodes == everything else "group"
         name = f"cluster ({len(nodes)} node{'s' if len(nodes) != 1 else ''})" if scope == "cluster" else \
@@ -223,7 +237,7 @@ def _cluster(plan: Plan, rows: list[Row], findings: list[Finding]) -> None:
         for name in (d.nodes if d.per_node else (d.nodes if len(d.nodes) == 1 else ())):
             pinned.setdefault(name, []).append(d)
     for name, (node, path) in index.items():
-        capacity = _node_capacity(node)
+        capacity = caps[name]
         placed = volumes.get(name, [])
         on_node = pinned.get(name, [])
         row = Row("node", name, capacity,
