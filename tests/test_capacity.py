@@ -11,17 +11,12 @@ import pytest
 
 from conftest import CRDS, PROFILES, run_cli
 from imageflow_gen.errors import ImageflowError
-from imageflow_gen.pipeline import build, capacity_of, validated
-from imageflow_gen.targets import Context, Rendered, registry
+from imageflow_gen.pipeline import build, capacity_report
 from test_hostile import profile_with
 
 
 def report_of(profiles: Path, name: str) -> Any:
-    loaded, _, plan = validated(profiles, name)
-    base = validated(profiles, loaded.root)[2]
-    rendered = Rendered()
-    rendered.update(registry()["compose"](Context(plan=plan, base=base)))
-    return capacity_of(plan, rendered.files)
+    return capacity_report(profiles, name)[1]
 
 
 def child(tmp: Path, name: str, data: dict[str, Any]) -> Path:

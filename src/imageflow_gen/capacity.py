@@ -134,9 +134,10 @@ def _pod_requests(pod: dict[str, Any]) -> dict[str, Decimal]:
                 "memory": parse(requests.get("memory", limits.get("memory", 0))),
                 "gpu": parse(limits.get(GPU, requests.get(GPU, 0)))}
 
-    total = {r: sum((of(c)[r] for c in pod.get("containers", [])), Decimal(0)) for r in _RESOURCES}
-    for init in pod.get("initContainers", []):
-        total = {r: max(total[r], of(init)[r]) for r in _RESOURCES}
+    containers = [of(c) for c in pod.get("containers", [])]
+    total = {r: sum((c[r] for c in containers), Decimal(0)) for r in _RESOURCES}
+    for init in map(of, pod.get("initContainers", [])):
+        total = {r: max(total[r], init[r]) for r in _RESOURCES}
     return total
 
 

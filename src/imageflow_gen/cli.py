@@ -326,17 +326,9 @@ def capacity(profile: ProfileOpt, profiles_dir: ProfilesDirOpt = Path("profiles"
     """
     from .capacity import table
     from .errors import dotted
-    from .pipeline import capacity_of, validated
-    from .targets import Context, Rendered, registry
+    from .pipeline import capacity_report
 
-    def report() -> Any:
-        loaded, _, plan = validated(profiles_dir, profile)
-        base = plan if loaded.root == profile else validated(profiles_dir, loaded.root)[2]
-        rendered = Rendered()
-        rendered.update(registry()["compose"](Context(plan=plan, base=base)))
-        return loaded, capacity_of(plan, rendered.files)
-
-    loaded, result = _run(report, f"in profile {profile!r}")
+    loaded, result = _run(lambda: capacity_report(profiles_dir, profile), f"in profile {profile!r}")
     typer.echo(table(result), nl=False)
     for finding in result.findings:
         problem = Problem(loaded.locate(finding.path), dotted(finding.path), finding.message)

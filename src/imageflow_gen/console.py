@@ -41,18 +41,16 @@ def status(word: str, width: int = 0, stream: TextIO | None = None) -> str:
 class Progress:
     """One transient line on stderr for a long step, only when stderr is a terminal."""
 
-    def __init__(self, total: int | None = None, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
         self.step = 0
-        self.total = total
 
     def __call__(self, what: str) -> None:
         if not self.enabled:
             return
         self.step += 1
-        count = f"[{self.step}/{self.total}] " if self.total else ""
-        self.stream.write(f"\r\033[K{count}running {what} ...")
+        self.stream.write(f"\r\033[Krunning {what} ...")
         self.stream.flush()
 
     def done(self) -> None:

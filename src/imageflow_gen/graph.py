@@ -14,6 +14,7 @@ Graphviz DOT.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .model import Topology
@@ -185,24 +186,30 @@ def _mermaid_label(text: str) -> str:
     return text.replace('"', "#quot;")
 
 
-def mermaid(graph: Graph) -> str:
-    """Mermaid flowchart: subgraphs for VMs and namespaces, solid edges for allowed flows."""
-    lines = [f"%% {graph.title}", "flowchart LR"]
-    shapes = {"box": ('["', '"]'), "cylinder": ('[("', '")]'), "round": ('(["', '"])'), "anchor": ('(("', '"))')}
+def _nested(graph: Graph, node_line: Callable[[Node], str], open_lines: Callable[[Group], list[str]],
+            close_line: str) -> list[str]:
+    """The nodes and groups as nested lines, each group's members indented inside it."""
+    lines: list[str] = []
 
     def emit(group: str | None, indent: str) -> None:
-        for node in (n for n in graph.nodes if (n.group or None) == group):
-            left, right = shapes[node.shape]
-            lines.append(f"{indent}{node.id}{left}{_mermaid_label(node.label)}{right}")
+        lines.extend(indent + node_line(n) for n in graph.nodes if (n.group or None) == group)
         for sub in (g for g in graph.groups if g.parent == group):
-            lines.append(f'{indent}subgraph {sub.id}["{_mermaid_label(sub.label)}"]')
+            lines.extend(indent + line for line in open_lines(sub))
             emit(sub.id, indent + "  ")
-            lines.append(f"{indent}end")
+            lines.append(indent + close_line)
 
     emit(None, "  ")
+    return lines
+
+
+def mermaid(graph: Graph) -> str:
+    """Mermaid flowchart: subgraphs for VMs and namespaces, solid edges for allowed flows."""
+    shapes = {"box": ('["', '"]'), "cylinder": ('[("', '")]'), "round": ('(["', '"])'), "anchor": ('(("', '"))')}
     arrows = {"flow": "-->", "outside": "-.->", "holds": "---"}
-    for edge in graph.edges:
-        lines.append(f'  {edge.source} {arrows[edge.kind]}|"{_mermaid_label(edge.label)}"| {edge.target}')
+    lines = [f"%% {graph.title}", "flowchart LR"]
+    lines += _nested(graph, lambda n: f"{n.id}{shapes[n.shape][0]}{_mermaid_label(n.label)}{shapes[n.shape][1]}",
+                     lambda g: [f'subgraph {g.id}["{_mermaid_label(g.label)}"]'], "end")
+    lines += [f'  {e.source} {arrows[e.kind]}|"{_mermaid_label(e.label)}"| {e.target}' for e in graph.edges]
     return "\n".join(lines) + "\n"
 
 
@@ -212,23 +219,14 @@ def _dot_text(text: str) -> str:
 
 def dot(graph: Graph) -> str:
     """Graphviz DOT: clusters for VMs and namespaces, solid edges for allowed flows."""
+    shapes = {"box": "box", "cylinder": "cylinder", "round": "ellipse", "anchor": "circle"}
+    styles = {"flow": "solid", "outside": "dashed", "holds": "dotted"}
     lines = ["digraph imageflow {", f"  label={_dot_text(graph.title)};", "  rankdir=LR;", "  compound=true;",
              '  node [shape=box, fontname="Helvetica"];', '  edge [fontname="Helvetica", fontsize=10];']
-    shapes = {"box": "box", "cylinder": "cylinder", "round": "ellipse", "anchor": "circle"}
-
-    def emit(group: str | None, indent: str) -> None:
-        for node in (n for n in graph.nodes if (n.group or None) == group):
-            lines.append(f"{indent}{node.id} [label={_dot_text(node.label)}, shape={shapes[node.shape]}];")
-        for sub in (g for g in graph.groups if g.parent == group):
-            lines.append(f"{indent}subgraph cluster_{sub.id} {{")
-            lines.append(f"{indent}  label={_dot_text(sub.label)};")
-            emit(sub.id, indent + "  ")
-            lines.append(f"{indent}}}")
-
-    emit(None, "  ")
-    styles = {"flow": "solid", "outside": "dashed", "holds": "dotted"}
-    for edge in graph.edges:
-        lines.append(f"  {edge.source} -> {edge.target} [label={_dot_text(edge.label)}, style={styles[edge.kind]}];")
+    lines += _nested(graph, lambda n: f"{n.id} [label={_dot_text(n.label)}, shape={shapes[n.shape]}];",
+                     lambda g: [f"subgraph cluster_{g.id} {{", f"  label={_dot_text(g.label)};"], "}")
+    lines += [f"  {e.source} -> {e.target} [label={_dot_text(e.label)}, style={styles[e.kind]}];"
+              for e in graph.edges]
     lines.append("}")
     return "\n".join(lines) + "\n"
 

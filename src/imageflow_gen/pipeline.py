@@ -65,6 +65,14 @@ def validated(profiles_dir: FsPath, profile: str) -> tuple[Loaded, Topology, Pla
     return loaded, topo, plan
 
 
+def with_base(profiles_dir: FsPath, profile: str) -> tuple[Loaded, Topology, Plan, Plan]:
+    """`validated`, plus the plan of the profile's root (the Kustomize base; the same plan when
+    the profile is its own root)."""
+    loaded, topo, plan = validated(profiles_dir, profile)
+    base = plan if loaded.root == profile else validated(profiles_dir, loaded.root)[2]
+    return loaded, topo, plan, base
+
+
 def secret_key_names(topo: Topology) -> frozenset[str]:
     """The names of the keys inside the Secrets the topology references (never their values)."""
     names = frozenset(name for _, _, ref, _ in secret_refs(topo) for name in ref.keys.values())
@@ -80,8 +88,7 @@ def build(profiles_dir: FsPath, profile: str, crd_locations: list[FsPath] | None
     a property test holds the emitter to round-tripping; `reparse` parses each file once more
     anyway (the `validate` command does).
     """
-    loaded, topo, plan = validated(profiles_dir, profile)
-    base = plan if loaded.root == profile else validated(profiles_dir, loaded.root)[2]
+    loaded, topo, plan, base = with_base(profiles_dir, profile)
     context = Context(plan=plan, base=base)
     rendered = Rendered()
     for _, target in sorted(registry().items()):
@@ -99,6 +106,12 @@ def build(profiles_dir: FsPath, profile: str, crd_locations: list[FsPath] | None
     return Build(profile=profile, loaded=loaded, topology=topo, files=dict(sorted(rendered.files.items())),
                  objects=rendered.objects, input_sha256=input_hash(loaded), kubernetes_minor=plan.kubernetes_minor,
                  warnings=warnings)
+
+
+def capacity_report(profiles_dir: FsPath, profile: str) -> tuple[Loaded, Report]:
+    """The capacity report of a profile without rendering all of it: only its compose stacks."""
+    loaded, _, plan, base = with_base(profiles_dir, profile)
+    return loaded, capacity_of(plan, registry()["compose"](Context(plan=plan, base=base)).files)
 
 
 def capacity_of(plan: Plan, files: dict[str, str]) -> Report:
