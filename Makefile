@@ -6,13 +6,10 @@ PROFILE ?= prod
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# CRD schemas (Istio, Argo CD, External Secrets, ...) the output's custom resources are checked against.
-CRD_SCHEMAS ?= ../shared/crd-schemas
-CRD_FLAG = $(if $(wildcard $(CRD_SCHEMAS)),--crd-schemas $(CRD_SCHEMAS))
 # Tests find the tools `make tools` installs here, whatever else is on PATH.
 export IMAGEFLOW_TOOLS := $(CURDIR)/.tools/bin
 
-.PHONY: help venv tools render validate schema test golden bench clean
+.PHONY: help venv tools render validate schema crds test golden bench clean
 
 help:
 	@echo "make render PROFILE=prod   render a profile into out/"
@@ -21,6 +18,7 @@ help:
 	@echo "make tools                 install the pinned validation tools into .tools/"
 	@echo "make golden                rewrite the golden files (review the diff!)"
 	@echo "make schema                regenerate schemas/ from the model"
+	@echo "make crds                  regenerate schemas/crds/ from the pinned upstream CRDs (needs go)"
 	@echo "make bench                 benchmark against helm, kustomize and kubeconform (bench/README.md)"
 
 $(STAMP): pyproject.toml requirements.lock
@@ -35,19 +33,22 @@ tools: $(STAMP)
 	bash tools/install.sh
 
 render: $(STAMP)
-	$(BIN)/imageflow-gen render --profile $(PROFILE) $(CRD_FLAG)
+	$(BIN)/imageflow-gen render --profile $(PROFILE)
 
 validate: $(STAMP)
-	$(BIN)/imageflow-gen validate --profile $(PROFILE) $(CRD_FLAG)
+	$(BIN)/imageflow-gen validate --profile $(PROFILE)
 
 schema: $(STAMP)
 	$(BIN)/imageflow-gen schema
 
+crds: $(STAMP)
+	$(BIN)/python tools/crds.py
+
 test: $(STAMP) tools
-	IMAGEFLOW_CRD_SCHEMAS=$(abspath $(CRD_SCHEMAS)) $(BIN)/python -m pytest
+	$(BIN)/python -m pytest
 
 bench: $(STAMP) tools
-	IMAGEFLOW_CRD_SCHEMAS=$(abspath $(CRD_SCHEMAS)) $(BIN)/python bench/bench.py
+	$(BIN)/python bench/bench.py
 
 golden: $(STAMP)
 	IMAGEFLOW_UPDATE_GOLDEN=1 $(BIN)/python -m pytest tests/test_golden.py

@@ -32,7 +32,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from gen_topology import write as write_topology  # noqa: E402
 
-CRDS = Path(os.environ.get("IMAGEFLOW_CRD_SCHEMAS", REPO.parent / "shared" / "crd-schemas"))
+# The CRD schemas shipped with the tool: what `render` uses when no --crd-schemas is given.
+CRDS = REPO / "schemas" / "crds"
 
 
 def tool(name: str) -> str:
@@ -84,7 +85,7 @@ def run(argv: list[str], cwd: Path | None = None, stdin: bytes | None = None,
 
 def gen(profiles: Path, profile: str, out: Path) -> list[str]:
     return [sys.executable, "-m", "imageflow_gen", "render", "--profile", profile, "--profiles-dir", str(profiles),
-            "--out", str(out), "--crd-schemas", str(CRDS), "--quiet"]
+            "--out", str(out), "--quiet"]
 
 
 def tools_on(out: Path, profile: str, minor: str, kubeconform: bool,

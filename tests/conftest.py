@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from imageflow_gen.resources import crd_locations
+
 REPO = Path(__file__).resolve().parent.parent
 PROFILES = REPO / "profiles"
-SHARED = REPO.parent / "shared"
-CRDS = [SHARED / "crd-schemas"]
-# The output has Istio custom resources: tests check them against the shared CRD schemas
-# (`make test` sets the same variable).
-os.environ.setdefault("IMAGEFLOW_CRD_SCHEMAS", str(CRDS[0]))
+# The CRD schemas the tool ships (schemas/crds), as `render` and `validate` use them by default.
+CRDS = crd_locations()
 
 
 @dataclass

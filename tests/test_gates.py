@@ -139,7 +139,7 @@ def test_compose_typo_is_caught(tmp_path: Path) -> None:
 
 
 def test_validate_command_runs_the_tools(cli) -> None:
-    result = cli("validate", "--profile", "prod", "--crd-schemas", str(CRDS[0]))
+    result = cli("validate", "--profile", "prod")
     assert result.code == 0, result.stderr
     assert "kubeconform: ok" in result.stdout and "kubectl kustomize: ok" in result.stdout
 

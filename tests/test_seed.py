@@ -1,6 +1,7 @@
 """prod carries every value the seed (infra-design.ja.md, chapter 8) gives, field for field.
 
-The seed's own YAML blocks are read from the document itself: every Kubernetes object in
+The seed's own YAML blocks (copied unchanged into tests/fixtures/seed/blocks.yaml by
+tools/seed_fixtures.py; the seed itself is not part of the repository): every Kubernetes object in
 them must be contained in prod's output (every key and value the seed writes, lists item by
 item, additions allowed), and the cluster and namespace blocks must match the topology and
 the K3s node configs.
@@ -8,22 +9,20 @@ the K3s node configs.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
 import yaml
 
-from conftest import CRDS, PROFILES, SHARED
+from conftest import CRDS, PROFILES, REPO
 from imageflow_gen.pipeline import build, validated
 from imageflow_gen.targets.kubernetes import identity, objects
 
-SEED = SHARED / "seed" / "infra-design.ja.md"
+SEED_BLOCKS = REPO / "tests" / "fixtures" / "seed" / "blocks.yaml"
 
 
 def seed_documents() -> list[Any]:
-    blocks = re.findall(r"```yaml\n(.*?)```", SEED.read_text(encoding="utf-8"), re.S)
-    return [doc for block in blocks for doc in yaml.safe_load_all(block) if doc is not None]
+    return [doc for doc in yaml.safe_load_all(SEED_BLOCKS.read_text(encoding="utf-8")) if doc is not None]
 
 
 def seed_objects() -> list[dict]:

@@ -52,8 +52,9 @@ ProfilesDirOpt = Annotated[Path, typer.Option("--profiles-dir", help="Directory 
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory.", file_okay=False)]
 CrdOpt = Annotated[list[Path] | None, typer.Option(
     "--crd-schemas", envvar="IMAGEFLOW_CRD_SCHEMAS",
-    help="Folder of CRD JSON schemas laid out as {group}/{kind}_{version}.json (repeatable; the "
-         "environment variable takes a list separated by ':').", file_okay=False, show_default=False)]
+    help="Extra folder of CRD JSON schemas laid out as {group}/{kind}_{version}.json, searched before the "
+         "shipped ones (repeatable; the environment variable takes a list separated by ':').",
+    file_okay=False, show_default=False)]
 
 
 def _say(text: str) -> None:
@@ -185,10 +186,11 @@ def validate(profile: ProfileOpt, profiles_dir: ProfilesDirOpt = Path("profiles"
     """Check a profile and everything it would render, writing nothing.
 
     The built-in gates always run: every file parses, every Kubernetes object matches the
-    strict schema of the cluster's version (custom resources: --crd-schemas). With --tools
-    (the default), the real tools run too, on a temporary copy of the output.
+    strict schema of the cluster's version, custom resources the schemas of the CRDs shipped
+    with the tool (--crd-schemas adds folders searched first). With --tools (the default), the
+    real tools run too, on a temporary copy of the output.
 
-    Example: imageflow-gen validate --profile prod --crd-schemas ../shared/crd-schemas
+    Example: imageflow-gen validate --profile prod
     """
     from .pipeline import build
 
@@ -232,11 +234,13 @@ def _out(out: Path, profiles_dir: Path) -> Path:
 
 
 def _crds(paths: list[Path] | None) -> list[Path]:
-    """CRD schema folders; each must exist."""
+    """The CRD schema folders given (each must exist) ahead of the shipped ones."""
+    from .resources import crd_locations
+
     missing = [p for p in paths or [] if not p.is_dir()]
     if missing:
         raise typer.BadParameter(f"no such folder: {', '.join(map(str, missing))}", param_hint="--crd-schemas")
-    return list(paths or [])
+    return crd_locations(paths)
 
 
 @app.command()
@@ -338,6 +342,15 @@ def capacity(profile: ProfileOpt, profiles_dir: ProfilesDirOpt = Path("profiles"
         raise typer.Exit(1)
 
 
+_MODELINE = "# yaml-language-server: $schema="
+
+
+def _with_modeline(text: str, schema: str) -> str:
+    """A shipped profile's text with its schema modeline pointing at `schema`."""
+    first, newline, rest = text.partition("\n")
+    return f"{_MODELINE}{schema}{newline}{rest}" if first.startswith(_MODELINE) else text
+
+
 @app.command()
 def init(name: Annotated[str, typer.Argument(help="Name of the new profile (its file is NAME.yaml).",
                                              show_default=False)],
@@ -346,45 +359,53 @@ def init(name: Annotated[str, typer.Argument(help="Name of the new profile (its 
          purpose: Annotated[str, typer.Option("--purpose", help="Its one-line purpose.")] = "") -> None:
     """Create profiles/NAME.yaml: extends a profile, with comments and the schema modeline.
 
-    The new file validates as written; it refuses to overwrite an existing profile.
+    The new file validates as written; it refuses to overwrite an existing profile. A parent
+    the profiles folder lacks (and its own parents) is copied there from the profiles shipped
+    with the tool, so init works in an empty folder.
 
     Example: imageflow-gen init staging-eu --extends staging
     """
     import os
 
-    from .loading import profile_path
+    from .loading import load_profile, missing_ancestors, profile_path
     from .rendering import render as render_template
     from .resources import data_dir
     from .schema import PROFILE_FILE
     from .validation import topology
 
-    def scaffold() -> Path:
+    def scaffold() -> list[Path]:
         target = profile_path(profiles_dir, name)
         parent = profile_path(profiles_dir, extends)
         if target.exists():
             raise UsageError([Problem(Location(str(target)), "", "already exists; init never overwrites a profile")])
-        if not parent.is_file():
+        # A parent the folder lacks comes from the profiles shipped with the tool, with its own
+        # ancestors: `init` in an empty folder gives a profile that renders.
+        ancestors = missing_ancestors(profiles_dir, extends, data_dir("profiles"))
+        if not parent.is_file() and not ancestors:
             raise UsageError([Problem(Location(str(parent)), "extends",
                                       f"no profile {extends!r} to extend; `imageflow-gen profiles` lists them")])
         schema = os.path.relpath(data_dir("schemas") / PROFILE_FILE, profiles_dir.resolve())
-        text = render_template("init/profile.yaml.j2", name=name, parent=extends, schema_path=schema,
-                               purpose=purpose or f"{name}: based on {extends}")
-        temp = profiles_dir / f".{name}.yaml.tmp"
-        temp.write_text(text, encoding="utf-8")
+        texts = {profiles_dir / shipped.name: _with_modeline(shipped.read_text(encoding="utf-8"), schema)
+                 for shipped in ancestors}
+        texts[target] = render_template("init/profile.yaml.j2", name=name, parent=extends, schema_path=schema,
+                                        purpose=purpose or f"{name}: based on {extends}")
+        profiles_dir.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
         try:
-            from .loading import load_profile
-
-            os.replace(temp, target)
+            for path, text in texts.items():
+                temp = path.with_name(f".{path.name}.tmp")
+                temp.write_text(text, encoding="utf-8")
+                os.replace(temp, path)
+                written.append(path)
             topology(load_profile(profiles_dir, name))  # it must validate as written
         except BaseException:
-            target.unlink(missing_ok=True)
+            for path in [*written, *(p.with_name(f".{p.name}.tmp") for p in texts)]:
+                path.unlink(missing_ok=True)
             raise
-        finally:
-            temp.unlink(missing_ok=True)
-        return target
+        return written
 
-    target = _run(scaffold, f"creating profile {name!r}; nothing written")
-    _say(f"{status('created')} {target}")
+    for path in _run(scaffold, f"creating profile {name!r}; nothing written"):
+        _say(f"{status('created')} {path}")
     typer.echo(f"next: imageflow-gen validate --profile {name}" +
                (f" --profiles-dir {profiles_dir}" if profiles_dir != Path("profiles") else ""))
 

@@ -353,6 +353,20 @@ def load_profile(profiles_dir: FsPath, name: str) -> Loaded:
     return loaded
 
 
+def missing_ancestors(profiles_dir: FsPath, name: str, shipped_dir: FsPath) -> list[FsPath]:
+    """The shipped profiles that `name` and its ancestors would need in `profiles_dir` and that
+    are missing there (nearest first); a name found in neither ends the chain."""
+    missing: list[FsPath] = []
+    current: str | None = name
+    while current is not None and not profile_path(profiles_dir, current).is_file():
+        shipped = profile_path(shipped_dir, current)
+        if not shipped.is_file() or shipped in missing or len(missing) >= MAX_EXTENDS:
+            break
+        missing.append(shipped)
+        current = _parent(read_file(shipped, _display(shipped)))[0]
+    return missing
+
+
 def list_profiles(profiles_dir: FsPath) -> list[str]:
     """Every profile name in `profiles_dir`, sorted."""
     return sorted(p.stem for p in profiles_dir.glob("*.yaml") if _PROFILE_NAME.match(p.stem))

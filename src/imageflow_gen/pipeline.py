@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 
+from . import resources
 from .capacity import Report, analyse
 from .errors import Problem, ValidationFailed, dotted
 from .loading import Loaded, load_profile
@@ -84,6 +85,9 @@ def build(profiles_dir: FsPath, profile: str, crd_locations: list[FsPath] | None
           reparse: bool = False) -> Build:
     """Everything `render` would write for `profile`, validated; raise with every problem found.
 
+    Custom resources are checked against the CRD schemas in `crd_locations` (by default the
+    shipped ones, resources.crd_locations()).
+
     Every YAML file is written by yamlio's emitter from data that was parsed and checked, and
     a property test holds the emitter to round-tripping; `reparse` parses each file once more
     anyway (the `validate` command does).
@@ -94,7 +98,7 @@ def build(profiles_dir: FsPath, profile: str, crd_locations: list[FsPath] | None
     for _, target in sorted(registry().items()):
         rendered.update(target(context))
     rendered.update(render_docs(context, rendered.files))  # last: it lists the other targets' files
-    store = SchemaStore(plan.kubernetes_minor, list(crd_locations or []))
+    store = SchemaStore(plan.kubernetes_minor, resources.crd_locations() if crd_locations is None else crd_locations)
     report = capacity_of(plan, rendered.files)
     problems = ((parse_problems(rendered.files) if reparse else []) + schema_problems(store, rendered.objects)
                 + secret_problems(rendered.files, secret_key_names(topo))
