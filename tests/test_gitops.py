@@ -74,6 +74,7 @@ def test_lock_lists_version_input_hash_and_every_owned_file(tmp_path: Path) -> N
     render(out)
     lock = json.loads((out / ".imageflow-gen/prod.lock.json").read_text())
     assert lock["generator"] == __version__ and lock["profile"] == "prod"
+    assert lock["format"] == 1 and lock["root"] == "base"
     digest = hashlib.sha256()
     for name in ("base.yaml", "prod.yaml"):
         digest.update(name.encode() + b"\0" + (PROFILES / name).read_bytes() + b"\0")
@@ -150,7 +151,8 @@ def test_shared_files_stay_while_another_profile_owns_them(tmp_path: Path) -> No
     out = tmp_path / "out"
     render(out, "prod")
     render(out, "dev")
-    (out / ".imageflow-gen/prod.lock.json").write_text(json.dumps({"files": {"kustomize/base/extra.yaml": "x"}}))
+    (out / ".imageflow-gen/prod.lock.json").write_text(json.dumps({"files": {
+        "kustomize/base/extra.yaml": hashlib.sha256(b"kept\n").hexdigest()}}))
     (out / "kustomize/base/extra.yaml").write_text("kept\n")
     render(out, "dev")
     assert (out / "kustomize/base/extra.yaml").exists()

@@ -49,7 +49,15 @@ ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile name: 
                                          show_default=False, autocompletion=_complete_profile)]
 ProfilesDirOpt = Annotated[Path, typer.Option("--profiles-dir", help="Directory of the profiles.",
                                               file_okay=False, envvar="IMAGEFLOW_PROFILES_DIR")]
-OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory.", file_okay=False)]
+def _out_path(value: str) -> Path:
+    """--out as given: an empty string is refused (as a path it would mean the working folder)."""
+    if not value:
+        raise typer.BadParameter("must name a folder (an empty string would mean the working folder)")
+    return Path(value)
+
+
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory.", parser=_out_path,
+                                      metavar="<dir>")]
 CrdOpt = Annotated[list[Path] | None, typer.Option(
     "--crd-schemas", envvar="IMAGEFLOW_CRD_SCHEMAS",
     help="Extra folder of CRD JSON schemas laid out as {group}/{kind}_{version}.json, searched before the "
@@ -128,9 +136,11 @@ def render(profile: ProfileOpt, out: OutOpt = Path("out"), profiles_dir: Profile
     crds, out = _crds(crd_schemas), _out(out, profiles_dir)
     result = _run(lambda: build(profiles_dir, profile, crds), f"in profile {profile!r}; nothing written")
     _warn(result.warnings)
-    changes = _run(lambda: write(out, profile, result.owned()), f"writing {out}; nothing written")
-    statuses = ("created", "changed", "unchanged", "removed")
-    counts = {status: sum(1 for c in changes if c.status == status) for status in statuses}
+    changes = _run(lambda: write(out, profile, result.owned()), f"writing {out}")
+    counts = {s: sum(1 for c in changes if c.status == s) for s in ("created", "changed", "unchanged", "removed",
+                                                                      "kept")}
+    # "kept": edited since generated and no longer produced; said only when it happened.
+    statuses = [s for s in counts if s != "kept" or counts[s]]
     if not quiet:
         for change in changes:
             _say(f"{status(change.status, 9)} {out / change.path}")
@@ -141,12 +151,12 @@ def render(profile: ProfileOpt, out: OutOpt = Path("out"), profiles_dir: Profile
 def _stale(profile: str, out: Path, profiles_dir: Path, crd_schemas: list[Path] | None) -> tuple[str, int]:
     """The unified diff between `out` and a fresh render of `profile`, and how many files differ."""
     from .pipeline import build
-    from .writing import plan_changes, unified_diff
+    from .writing import compare, unified_diff
 
     crds, out = _crds(crd_schemas), _out(out, profiles_dir)
     result = _run(lambda: build(profiles_dir, profile, crds), f"in profile {profile!r}")
     files = result.owned()
-    changes = _run(lambda: plan_changes(out, profile, files), f"in {out}")
+    changes = _run(lambda: compare(out, profile, files), f"in {out}")
     return unified_diff(out, files, changes), sum(1 for c in changes if c.status != "unchanged")
 
 

@@ -70,6 +70,13 @@ class UsageError(ImageflowError):
     exit_code = 2
 
 
+class OutputError(ImageflowError):
+    """The output folder cannot be written or read as needed (in use, read-only, full, a file
+    in the way of a folder): exit 2, like input that cannot be read."""
+
+    exit_code = 2
+
+
 class ValidationFailed(ImageflowError):
     """The input was read but breaks the model, a cross-check or an output gate: exit 1."""
 

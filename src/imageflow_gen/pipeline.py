@@ -40,7 +40,7 @@ class Build:
         from .writing import lock_path, lock_text
 
         return {**self.files, lock_path(self.profile): lock_text(self.profile, __version__, self.input_sha256,
-                                                                  self.files)}
+                                                                  self.files, self.loaded.root)}
 
 
 def input_hash(loaded: Loaded) -> str:
