@@ -104,3 +104,61 @@ def test_alias_bomb_is_refused_without_expanding(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         read_file(tmp_path / "p.yaml", "p.yaml")
     assert "alias bomb" in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (b"a: 1\x00\n", "p.yaml:1:5 invalid character U+0000: control characters are not allowed in YAML"),
+    (b"a: 1\nb: \x07\n", "p.yaml:2:4 invalid character U+0007"),
+    (b"a: \"1\\0\"\n", "p.yaml:1:4 a: contains a NUL character"),
+    (b"a: " + b"9" * 5000 + b"\n", "p.yaml:1:4 a: a number of 5000 digits; the limit is 40"),
+    (b"a: [" + b"1," * 1_000_000 + b"]\n", "p.yaml:1:200001 a[99998]: document has more than 100000 values"),
+    (b"a: \"" + b"x" * 15_000_000 + b"\"\n", f"p.yaml file is 15000006 bytes; the limit is {MAX_FILE_BYTES}"),
+])
+def test_hostile_bytes_are_located_errors(tmp_path: Path, text: bytes, expected: str) -> None:
+    write(tmp_path, "p", text)
+    with pytest.raises((InputError, ValidationFailed)) as caught:
+        read_file(tmp_path / "p.yaml", "p.yaml")
+    assert any(expected in m for m in messages(caught.value)), messages(caught.value)
+
+
+def test_a_huge_profile_is_refused_early_in_little_memory(tmp_path: Path) -> None:
+    """A million-item list stops at the limit: the process stays small (time: `make bench`)."""
+    import resource
+    import subprocess
+    import sys
+
+    write(tmp_path, "huge", b"a:\n" + b"- 1\n" * 1_000_000)
+    proc = subprocess.Popen([sys.executable, "-m", "imageflow_gen", "validate", "--profile", "huge",
+                             "--profiles-dir", str(tmp_path), "--no-tools"], stderr=subprocess.PIPE, text=True)
+    _, stderr = proc.communicate(timeout=60)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert proc.returncode == 2 and "huge.yaml:100000:3 a[99998]: document has more than 100000 values" in stderr
+    assert usage.ru_maxrss < 200 * 1024, f"{usage.ru_maxrss} KiB"
+
+
+@pytest.mark.parametrize(("kind", "expected"), [("fifo", "not a regular file (a FIFO, socket or device)"),
+                                                ("folder", "Is a directory")])
+def test_a_profile_that_is_not_a_regular_file_is_not_read(tmp_path: Path, kind: str, expected: str) -> None:
+    import os
+
+    target = tmp_path / "p.yaml"
+    os.mkfifo(target) if kind == "fifo" else target.mkdir()
+    with pytest.raises(InputError) as caught:
+        read_file(target, "p.yaml")  # a FIFO would block forever if it were opened for reading
+    assert f"p.yaml cannot read: {expected}" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["prod\n", "prod\r", "pr\x00od", "../prod", "prod/x", "Prod", "p" * 64])
+def test_profile_names_with_control_characters_or_paths_are_refused(name: str) -> None:
+    with pytest.raises(InputError) as caught:
+        load_profile(Path("profiles"), name)
+    assert "is not a profile name" in str(caught.value)
+
+
+def test_an_extends_outside_the_folder_is_blamed_on_its_line(tmp_path: Path) -> None:
+    write(tmp_path, "p", "purpose: x\nextends: ../etc/passwd\n")
+    with pytest.raises(InputError) as caught:
+        load_profile(tmp_path, "p")
+    (message,) = messages(caught.value)
+    assert message.startswith(f"{tmp_path / 'p.yaml'}:2:10 extends: '../etc/passwd' is not a profile name") or \
+        message.startswith("p.yaml:2:10 extends: '../etc/passwd' is not a profile name"), message

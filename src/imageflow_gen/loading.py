@@ -11,27 +11,37 @@ column it came from, through the merge, so a later problem can point at it.
 from __future__ import annotations
 
 import io
+import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path as FsPath
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.events import (AliasEvent, DocumentStartEvent, MappingEndEvent, MappingStartEvent, ScalarEvent,
+                                SequenceEndEvent, SequenceStartEvent)
+from ruamel.yaml.resolver import VersionedResolver
 
 from .errors import InputError, Location, Path, Problem, ValidationFailed, dotted
 
-# Limits against hostile input, sized well above real topologies (a profile with 8,000
-# processing services is about 1.2 MB and 250,000 values).
-MAX_FILE_BYTES = 16 * 1024 * 1024
+# Limits against hostile input: above real topologies (the benchmark's largest profile, 8,000
+# processing services, is about 1.2 MB and 99,600 values) and low enough that a hostile file
+# is refused in well under two seconds: the size is checked before reading, the values while
+# parsing (a million-item list stops at the 100,000th).
+MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 64
-MAX_VALUES = 1_000_000
+MAX_VALUES = 100_000
+MAX_NUMBER_DIGITS = 40
 MAX_EXTENDS = 16
 
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_TAG}{t}" for t in ("str", "int", "float", "bool", "null")}
+_STR = f"{_TAG}str"
 _LEADING_ZERO = re.compile(r"^[-+]?0[0-9]+$")
 # Zero-width and bidirectional-control characters: invisible, and able to make a name read
 # differently from what it is.
@@ -78,72 +88,115 @@ class Loaded:
 
 
 class _Reader:
-    """Turns one file's node tree into LValues, collecting problems as it goes."""
+    """Builds one file's LValue tree straight from the parser's events, collecting problems.
 
-    def __init__(self, display: str):
+    No node tree is composed first: values are counted as they arrive (an alias adds the size
+    of what it repeats), so an oversized or alias-bombed document is refused after reading
+    only as much of it as the limit allows.
+    """
+
+    def __init__(self, display: str, events: Iterator[Any]):
         self.display = display
+        self.events = events
         self.problems: list[Problem] = []
         self.count = 0
+        self.anchors: dict[str, tuple[LValue, int]] = {}
 
-    def loc(self, node: Node) -> Location:
-        mark = node.start_mark
+    def loc(self, event: Any) -> Location:
+        mark = event.start_mark
         return Location(self.display, mark.line + 1, mark.column + 1)
 
-    def problem(self, node: Node, path: Path, message: str) -> None:
-        self.problems.append(Problem(self.loc(node), dotted(path), message))
+    def problem(self, event: Any, path: Path, message: str) -> None:
+        self.problems.append(Problem(self.loc(event), dotted(path), message))
 
-    def convert(self, node: Node, path: Path, depth: int = 0) -> LValue:
-        self.count += 1
+    def grow(self, event: Any, path: Path, size: int) -> None:
+        self.count += size
         if self.count > MAX_VALUES:
-            raise InputError([Problem(self.loc(node), dotted(path),
-                                      f"document expands to more than {MAX_VALUES} values "
-                                      "(an alias bomb?); refusing to read it")])
-        if depth > MAX_DEPTH:
-            raise InputError([Problem(self.loc(node), dotted(path),
-                                      f"nesting deeper than {MAX_DEPTH} levels; refusing to read it")])
-        if isinstance(node, MappingNode):
-            return self.mapping(node, path, depth)
-        if isinstance(node, SequenceNode):
-            return self.sequence(node, path, depth)
-        return self.scalar(node, path)
+            raise InputError([Problem(self.loc(event), dotted(path),
+                                      f"document has more than {MAX_VALUES} values (a huge list, or an alias "
+                                      "bomb?); refusing to read it")])
 
-    def mapping(self, node: MappingNode, path: Path, depth: int) -> LValue:
-        if str(node.tag) != f"{_TAG}map":
-            self.problem(node, path, f"tag {node.tag} is not allowed; only plain YAML maps, lists and scalars")
+    def value(self, event: Any, path: Path, depth: int = 0) -> tuple[LValue, int]:
+        """The value that starts with `event`, and how many values it holds."""
+        if isinstance(event, AliasEvent):
+            if event.anchor not in self.anchors:
+                raise InputError([Problem(self.loc(event), dotted(path), f"unknown alias *{event.anchor}")])
+            found, size = self.anchors[event.anchor]
+            self.grow(event, path, size)
+            return found, size
+        self.grow(event, path, 1)
+        if depth > MAX_DEPTH:
+            raise InputError([Problem(self.loc(event), dotted(path),
+                                      f"nesting deeper than {MAX_DEPTH} levels; refusing to read it")])
+        if isinstance(event, MappingStartEvent):
+            result, size = self.mapping(event, path, depth)
+        elif isinstance(event, SequenceStartEvent):
+            result, size = self.sequence(event, path, depth)
+        else:
+            result, size = self.scalar(event, path), 1
+        if event.anchor is not None:
+            self.anchors[event.anchor] = (result, size)
+        return result, size
+
+    def mapping(self, start: Any, path: Path, depth: int) -> tuple[LValue, int]:
+        if start.tag not in (None, "!", f"{_TAG}map"):
+            self.problem(start, path, f"tag {start.tag} is not allowed; only plain YAML maps, lists and scalars")
         items: dict[str, LValue] = {}
         key_locs: dict[str, Location] = {}
-        for key_node, value_node in node.value:
-            if isinstance(key_node, ScalarNode) and key_node.value == "<<":
-                self.problem(key_node, path, "merge keys (<<) are not supported; use `extends`")
+        size = 1
+        while not isinstance(key_event := next(self.events), MappingEndEvent):
+            key = self.key(key_event, path, depth)
+            value, value_size = self.value(next(self.events), path + (key or "",), depth + 1)
+            size += value_size
+            if key is None:
                 continue
-            if not isinstance(key_node, ScalarNode) or str(key_node.tag) != f"{_TAG}str":
-                self.problem(key_node, path, f"keys must be plain strings, not {_describe(key_node)}")
-                continue
-            key = key_node.value
-            self.check_text(key_node, path + (key,), key)
             if key in items:
                 first = key_locs[key]
-                self.problem(key_node, path + (key,), f"duplicate key (first defined at line {first.line})")
+                self.problem(key_event, path + (key,), f"duplicate key (first defined at line {first.line})")
                 continue
-            key_locs[key] = self.loc(key_node)
-            items[key] = self.convert(value_node, path + (key,), depth + 1)
-        return LValue(items, self.loc(node), key_locs=key_locs)
+            key_locs[key] = self.loc(key_event)
+            items[key] = value
+        return LValue(items, self.loc(start), key_locs=key_locs), size
 
-    def sequence(self, node: SequenceNode, path: Path, depth: int) -> LValue:
-        if str(node.tag) != f"{_TAG}seq":
-            self.problem(node, path, f"tag {node.tag} is not allowed; only plain YAML maps, lists and scalars")
-        values = [self.convert(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
-        return LValue(values, self.loc(node))
+    def key(self, event: Any, path: Path, depth: int) -> str | None:
+        """A map's key, or None (with a problem) when it is not a plain string."""
+        if isinstance(event, ScalarEvent) and event.value == "<<" and event.implicit[0]:
+            self.problem(event, path, "merge keys (<<) are not supported; use `extends`")
+            return None
+        if not isinstance(event, ScalarEvent) or self.tag_of(event) != f"{_TAG}str":
+            described = self.describe(event)
+            if not isinstance(event, ScalarEvent):
+                self.value(event, path, depth + 1)  # read past it
+            self.problem(event, path, f"keys must be plain strings, not {described}")
+            return None
+        self.check_text(event, path + (event.value,), event.value)
+        return event.value
 
-    def scalar(self, node: ScalarNode, path: Path) -> LValue:
-        tag, text = str(node.tag), node.value
+    def sequence(self, start: Any, path: Path, depth: int) -> tuple[LValue, int]:
+        if start.tag not in (None, "!", f"{_TAG}seq"):
+            self.problem(start, path, f"tag {start.tag} is not allowed; only plain YAML maps, lists and scalars")
+        values: list[LValue] = []
+        size = 1
+        while not isinstance(event := next(self.events), SequenceEndEvent):
+            value, value_size = self.value(event, path + (len(values),), depth + 1)
+            values.append(value)
+            size += value_size
+        return LValue(values, self.loc(start)), size
+
+    def tag_of(self, event: Any) -> str:
+        if event.tag is None and event.implicit[0]:
+            return _resolve_plain(event.value)
+        return f"{_TAG}str" if event.tag in (None, "!") else str(event.tag)
+
+    def scalar(self, event: Any, path: Path) -> LValue:
+        tag, text = self.tag_of(event), event.value
         if tag not in _SCALAR_TAGS:
-            self.problem(node, path, f"tag {tag} is not allowed; only plain YAML maps, lists and scalars")
-            return LValue(text, self.loc(node), raw=text)
-        self.check_text(node, path, text)
-        return LValue(self.typed(node, path, tag, text), self.loc(node), raw=text)
+            self.problem(event, path, f"tag {tag} is not allowed; only plain YAML maps, lists and scalars")
+            return LValue(text, self.loc(event), raw=text)
+        self.check_text(event, path, text)
+        return LValue(self.typed(event, path, tag, text), self.loc(event), raw=text)
 
-    def typed(self, node: ScalarNode, path: Path, tag: str, text: str) -> Any:
+    def typed(self, event: Any, path: Path, tag: str, text: str) -> Any:
         kind = tag[len(_TAG):]
         if kind == "str":
             return text
@@ -152,8 +205,11 @@ class _Reader:
         if kind == "bool":
             return text.lower() == "true"
         if kind == "int":
+            if len(text) > MAX_NUMBER_DIGITS:
+                self.problem(event, path, f"a number of {len(text)} digits; the limit is {MAX_NUMBER_DIGITS}")
+                return 0
             if _LEADING_ZERO.match(text):
-                self.problem(node, path, f"ambiguous number {text} (YAML 1.1 tools read it as octal); "
+                self.problem(event, path, f"ambiguous number {text} (YAML 1.1 tools read it as octal); "
                              f"write it without the leading zero, or quote it if a string is meant")
                 return int(text, 10)
             return int(text.replace("_", ""), 0)
@@ -162,32 +218,59 @@ class _Reader:
             return float(special.replace(".", ""))
         return float(text)
 
-    def check_text(self, node: Node, path: Path, text: str) -> None:
+    def check_text(self, event: Any, path: Path, text: str) -> None:
         found = _INVISIBLE.search(text)
         if found:
-            self.problem(node, path, f"contains the invisible character U+{ord(found.group()):04X} "
+            self.problem(event, path, f"contains the invisible character U+{ord(found.group()):04X} "
                          "(zero-width or bidirectional control); remove it")
+        elif "\0" in text:
+            self.problem(event, path, "contains a NUL character; remove it")
+
+    @staticmethod
+    def describe(event: Any) -> str:
+        if isinstance(event, MappingStartEvent):
+            return "a map"
+        if isinstance(event, SequenceStartEvent):
+            return "a list"
+        if isinstance(event, AliasEvent):
+            return f"the alias *{event.anchor}"
+        return f"the {str(event.tag or 'str').removeprefix(_TAG)} {event.value!r}"
 
 
-def _describe(node: Node) -> str:
-    if isinstance(node, MappingNode):
-        return "a map"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    return f"the {str(node.tag).removeprefix(_TAG)} {node.value!r}"
+@cache
+def _plain_resolvers() -> dict[str, list[tuple[str, Any]]]:
+    """ruamel.yaml's YAML 1.2 implicit resolvers by first character ('' for the empty value),
+    each list ending with those for any character."""
+    table = VersionedResolver(version=(1, 2)).versioned_resolver
+    compiled = {first: [(str(tag), re.compile(regexp.pattern, regexp.flags)) for tag, regexp in resolvers]
+                for first, resolvers in table.items()}
+    anywhere = compiled.pop(None, [])
+    return {first: resolvers + anywhere for first, resolvers in compiled.items()}
+
+
+_ANYWHERE: list[tuple[str, Any]] = []
+
+
+def _resolve_plain(value: str) -> str:
+    """The tag YAML 1.2 gives a plain scalar: ruamel.yaml's resolution, without its Tag objects."""
+    for tag, regexp in _plain_resolvers().get(value[:1], _ANYWHERE):
+        if regexp.match(value):
+            return tag
+    return _STR
 
 
 def read_file(path: FsPath, display: str) -> LValue:
     """Read one YAML file into an LValue tree, or raise with every problem found."""
     location = Location(display)
     try:
-        data = path.read_bytes()
+        data, size = _read_capped(path)
     except FileNotFoundError:
         raise InputError([Problem(location, "", "file not found")]) from None
     except OSError as exc:
-        raise InputError([Problem(location, "", f"cannot read: {exc.strerror}")]) from None
-    if len(data) > MAX_FILE_BYTES:
-        raise InputError([Problem(location, "", f"file is {len(data)} bytes; the limit is {MAX_FILE_BYTES}")])
+        raise InputError([Problem(location, "", f"cannot read: {exc.strerror or exc}")]) from None
+    if size > MAX_FILE_BYTES:
+        raise InputError([Problem(location, "", f"file is {size} bytes; the limit is {MAX_FILE_BYTES}, "
+                                  "refusing to read it")])
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -197,24 +280,57 @@ def read_file(path: FsPath, display: str) -> LValue:
     return _parse(text, display)
 
 
+def _read_capped(path: FsPath) -> tuple[bytes, int]:
+    """At most MAX_FILE_BYTES + 1 bytes of a regular file, and its size; a FIFO or a device is
+    never read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, socket or device)"
+            raise OSError(0, f"{kind}; a profile is a YAML file")
+        if info.st_size > MAX_FILE_BYTES:
+            return b"", info.st_size
+        data = handle.read(MAX_FILE_BYTES + 1)
+        return data, len(data)
+
+
 def _parse(text: str, display: str) -> LValue:
-    # The safe loader's composer: libyaml's parser where ruamel.yaml.clib is installed, YAML 1.2
-    # resolution, and nodes that keep their marks. Nothing is constructed.
-    yaml = YAML(typ="safe")
+    # The safe loader's parser (libyaml's where ruamel.yaml.clib is installed) yields events;
+    # _Reader builds the values from them with YAML 1.2 resolution. Nothing is constructed.
+    events = YAML(typ="safe").parse(io.StringIO(text))
     try:
-        documents = list(yaml.compose_all(io.StringIO(text)))
+        tree = _document(events, display)
+    except ReaderError as exc:  # a character YAML does not allow (NUL, other controls)
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise InputError([Problem(Location(display, line, column), "",
+                                  f"invalid character U+{_code_point(exc.character):04X}: control characters are not "
+                                  "allowed in YAML")]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display)
         message = " ".join(part for part in (exc.context, exc.problem) if part)
         raise InputError([Problem(where, "", f"invalid YAML: {message}")]) from None
-    documents = [d for d in documents if d is not None]
-    if not documents:
+    return tree
+
+
+def _code_point(character: int | str) -> int:
+    return character if isinstance(character, int) else ord(character)
+
+
+def _document(events: Iterator[Any], display: str) -> LValue:
+    """The one document of a profile file, as an LValue tree."""
+    reader = _Reader(display, events)
+    tree = None
+    for event in events:
+        if isinstance(event, DocumentStartEvent):
+            if tree is not None:
+                raise InputError([Problem(Location(display), "", "a profile is one YAML document, found several")])
+            tree, _ = reader.value(next(events), ())
+            next(events)  # the document's end
+    if tree is None or (tree.value is None and tree.raw == ""):
         raise InputError([Problem(Location(display), "", "the file is empty; a profile is a YAML map")])
-    if len(documents) > 1:
-        raise InputError([Problem(Location(display), "", "a profile is one YAML document, found several")])
-    reader = _Reader(display)
-    tree = reader.convert(documents[0], ())
     if not isinstance(tree.value, dict):
         reader.problems.append(Problem(tree.loc, "", "a profile must be a YAML map at the top level"))
     if reader.problems:
@@ -289,10 +405,12 @@ _PROFILE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$")
 _META_KEYS = ("extends",)
 
 
-def profile_path(profiles_dir: FsPath, name: str) -> FsPath:
-    """The file of profile `name`; a name is a bare word, never a path."""
-    if not _PROFILE_NAME.match(name) or len(name) > 63:
-        raise InputError([Problem(Location("--profile"), "",
+def profile_path(profiles_dir: FsPath, name: str, referrer: Location | None = None) -> FsPath:
+    """The file of profile `name`; a name is a bare word, never a path. A bad name is blamed on
+    `referrer` (the `extends` that names it) or else on --profile."""
+    if not _PROFILE_NAME.fullmatch(name) or len(name) > 63:
+        where, key = (referrer, "extends") if referrer is not None else (Location("--profile"), "")
+        raise InputError([Problem(where, key,
                                   f"{name!r} is not a profile name (lower-case letters, digits, '-' and '_'; "
                                   "no paths); `imageflow-gen profiles` lists them")])
     return profiles_dir / f"{name}.yaml"
@@ -311,7 +429,7 @@ def _chain(profiles_dir: FsPath, name: str) -> list[tuple[str, LValue]]:
     seen: list[str] = []
     current, referrer = name, None
     while current is not None:
-        path = profile_path(profiles_dir, current)
+        path = profile_path(profiles_dir, current, referrer)
         display = _display(path)
         if current in seen:
             cycle = " -> ".join(seen + [current])
@@ -369,4 +487,4 @@ def missing_ancestors(profiles_dir: FsPath, name: str, shipped_dir: FsPath) -> l
 
 def list_profiles(profiles_dir: FsPath) -> list[str]:
     """Every profile name in `profiles_dir`, sorted."""
-    return sorted(p.stem for p in profiles_dir.glob("*.yaml") if _PROFILE_NAME.match(p.stem))
+    return sorted(p.stem for p in profiles_dir.glob("*.yaml") if _PROFILE_NAME.fullmatch(p.stem))
