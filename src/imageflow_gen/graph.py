@@ -182,8 +182,13 @@ def _outside_edges(graph: Graph, topo: Topology, on_vm: list, edge_vm: str, kafk
 # ---- writers ------------------------------------------------------------------------------
 
 
+_MERMAID_ENTITIES = {"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "&": "#amp;"}
+
+
 def _mermaid_label(text: str) -> str:
-    return text.replace('"', "#quot;")
+    """A label's text with Mermaid's entity codes for what could end it or become markup; the
+    generator's own line breaks (<br/>) stay."""
+    return "<br/>".join("".join(_MERMAID_ENTITIES.get(c, c) for c in part) for part in text.split("<br/>"))
 
 
 def _nested(graph: Graph, node_line: Callable[[Node], str], open_lines: Callable[[Group], list[str]],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 from functools import cache
 from typing import Any
@@ -36,6 +37,20 @@ def nginx_value(value: Any) -> str:
     if not text or _NGINX_UNSAFE & set(text):
         raise ValueError(f"{text!r} cannot be written into an nginx directive")
     return text
+
+
+_MARKDOWN_INLINE = set("\\`*_[]|!~")
+_MARKDOWN_LINE_START = re.compile(r"[#>+=-]|[0-9]+[.)]")
+
+
+def markdown_text(value: Any) -> str:
+    """Text for a Markdown line or table cell: HTML characters as entities, Markdown's inline
+    punctuation backslash-escaped and a leading block marker defused, so no input adds a link,
+    an image, markup, a heading, a list or a table column."""
+    text = str(value).replace("\n", " ").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = "".join(f"\\{c}" if c in _MARKDOWN_INLINE else c for c in text)
+    start = _MARKDOWN_LINE_START.match(text)
+    return f"{text[:start.end() - 1]}\\{text[start.end() - 1:]}" if start else text
 
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
@@ -83,6 +98,7 @@ def environment() -> jinja2.Environment:
     env.filters["q"] = q
     env.filters["shq"] = lambda value: shlex.quote(str(value))
     env.filters["nginx"] = nginx_value
+    env.filters["md"] = markdown_text
     return env
 
 

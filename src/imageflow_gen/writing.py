@@ -370,6 +370,7 @@ def _apply(out: Path, operations: list[dict[str, str]]) -> None:
 def write(out: Path, profile: str, files: dict[str, str]) -> list[Change]:
     """Bring `out` in line with `files` for `profile`; return what happened to each file."""
     committed = False
+    _check_out(out)
     try:
         with exclusive(out):
             recover(out)

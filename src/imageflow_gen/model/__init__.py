@@ -16,13 +16,13 @@ from .observability import Observability
 from .processing import Processing
 from .secrets import Secrets
 from .storage import Storage
-from .types import Strict
+from .types import Strict, Text
 
 
 class Topology(Strict):
     """The whole ImageFlowCanvas deployment: machines, cluster, services and policies."""
 
-    purpose: str
+    purpose: Text
     """One line saying what this profile is for."""
     vms: list[VirtualMachine] = Field(min_length=1)
     """The machines (seed 8.0: vm0 edge, vm1 messaging, vm2 compute)."""

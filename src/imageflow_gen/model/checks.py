@@ -354,7 +354,11 @@ def _policies(topo: Topology) -> Iterator[Finding]:
 
 
 def _ports(topo: Topology) -> Iterator[Finding]:
-    obs, minio = topo.observability, topo.storage.minio
+    obs, minio, gateway = topo.observability, topo.storage.minio, topo.edge.api_gateway
+    if "vm" in gateway.runs_on:  # both published on every address of the edge VM
+        yield from _duplicates([(gateway.https_port, ("edge", "api_gateway", "https_port")),
+                                (gateway.http_port, ("edge", "api_gateway", "http_port"))],
+                               f"port published on {topo.edge.vm}")
     yield from _duplicates([(minio.port, ("storage", "minio", "port")),
                             (minio.console_port, ("storage", "minio", "console_port"))], "port of minio")
     for key in ("otel_agent", "tempo"):

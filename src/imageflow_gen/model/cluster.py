@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .types import Count, IPv4, K3sVersion, LabelKey, LabelValue, Name, Positive, Quantity, Sorted, Strict
+from .types import Count, IPv4, K3sVersion, LabelKey, LabelValue, Name, Positive, Quantity, Sorted, Strict, Text
 
 NODE_TYPE_LABEL = "node-type"
 
@@ -92,7 +92,7 @@ class VirtualMachine(Strict):
     """Machine name: vm0, vm1 or vm2 in the seed."""
     role: Literal["edge", "messaging", "compute"]
     """edge: API gateway, backend, web UI; messaging: Kafka; compute: the K3s cluster."""
-    purpose: str
+    purpose: Text
     """One line on what the machine is for."""
     cpu: Positive
     """vCPUs."""

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from .common import Resources
-from .types import AbsolutePath, Count, Hostname, Image, Name, Port, Positive, Strict, Url, UrlPrefix
+from .types import AbsolutePath, Count, Hostname, Image, Name, Port, Positive, ServiceName, Strict, Url, UrlPrefix
 
 Placement = Literal["vm", "cluster"]
 
@@ -15,7 +15,7 @@ Placement = Literal["vm", "cluster"]
 class EdgeComponent(Strict):
     """A component of the edge layer."""
 
-    name: Name
+    name: ServiceName
     """Service name (compose service, and Deployment/Service in the cluster)."""
     image: Image
     """Container image, pinned."""

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .types import (BucketName, Image, KafkaClusterId, ListenerName, Name, Port, Positive, Sorted, Strict,
-                    _pattern_type)
+from .types import (BucketName, Image, KafkaClusterId, ListenerName, Name, Port, Positive, ServiceName, Sorted,
+                    Strict, Text, _pattern_type)
 
 
 TopicName = _pattern_type(r"[A-Za-z0-9._-]+", "a Kafka topic name (letters, digits, '.', '_' and '-')", 249,
@@ -25,7 +25,7 @@ class KafkaListener(Strict):
     """Security protocol."""
     network: Literal["vpn", "private"]
     """Which address of the Kafka VM is advertised: vpn_address or address."""
-    purpose: str
+    purpose: Text
     """Who uses it."""
 
 
@@ -84,7 +84,7 @@ class Kafka(Strict):
 
     vm: Name
     """The VM it runs on (seed: vm1)."""
-    cluster_service: Name = "kafka"
+    cluster_service: ServiceName = "kafka"
     """Name of the selector-less Service that gives cluster workloads a stable name for the brokers."""
     cluster_namespace: Name
     """Namespace of that Service."""

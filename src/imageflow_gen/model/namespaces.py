@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .types import Name, Strict
+from .types import Name, Strict, Text
 
 
 class Namespace(Strict):
@@ -12,9 +12,9 @@ class Namespace(Strict):
 
     name: Name
     """Namespace name."""
-    purpose: str
+    purpose: Text
     """What runs here (seed 8.1.2)."""
     pod_security: Literal["restricted", "baseline", "privileged"] = "restricted"
     """Pod Security admission level enforced in the namespace."""
-    pod_security_reason: str | None = None
+    pod_security_reason: Text | None = None
     """Why the namespace cannot be `restricted`; required for any other level, and written as an annotation."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from .common import Resources
-from .types import AbsolutePath, Image, Name, Port, Positive, Quantity, Strict
+from .types import AbsolutePath, Image, Name, Port, Positive, Quantity, ServiceName, Strict
 
 
 class OtelAgentPorts(Strict):
@@ -22,7 +22,7 @@ class OtelAgentPorts(Strict):
 class OtelAgent(Strict):
     """OpenTelemetry Collector as a DaemonSet on every node (seed 8.1.3.1)."""
 
-    name: Name = "otel-agent"
+    name: ServiceName = "otel-agent"
     """DaemonSet, ServiceAccount and ConfigMap prefix."""
     namespace: Name
     """Namespace (seed: imageflow-observability)."""
@@ -52,7 +52,7 @@ class TempoPorts(Strict):
 class Tempo(Strict):
     """Grafana Tempo as a StatefulSet with local storage (seed 8.1.3.2)."""
 
-    name: Name = "tempo"
+    name: ServiceName = "tempo"
     """StatefulSet, Service and ConfigMap prefix."""
     namespace: Name
     """Namespace (seed: imageflow-observability)."""

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from .common import Resources
-from .types import Count, Image, Name, Port, Positive, Strict, UtilizationPercent
+from .types import Count, Image, LabelValue, Name, Port, Positive, ServiceName, Strict, UtilizationPercent
 
 
 class Autoscaling(Strict):
@@ -49,7 +49,7 @@ class Release(Strict):
 class ProcessingService(Strict):
     """A resident gRPC service, called directly by the pipeline."""
 
-    name: Name
+    name: ServiceName
     """Service name (Deployment and Service)."""
     image: Image
     """Container image, pinned."""
@@ -61,7 +61,7 @@ class ProcessingService(Strict):
     """Requests and limits."""
     gpu: Count = 0
     """NVIDIA GPUs per pod."""
-    node_type: str | None = None
+    node_type: LabelValue | None = None
     """Value of the nodes' `node-type` label to place the pods on (e.g. gpu-enabled)."""
     autoscaling: Autoscaling | None = None
     """Scale horizontally between min and max replicas."""

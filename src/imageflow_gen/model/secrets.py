@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .types import Duration, Sorted, Strict, SubdomainName, _pattern_type
+from .types import Duration, KeyPrefix, Sorted, Strict, SubdomainName, _pattern_type
 
 Ciphertext = _pattern_type(r"[A-Za-z0-9+/=]{16,}", "a sealed (encrypted) value in base64, from kubeseal", 65536,
                            {"description": "A value encrypted by kubeseal for the cluster's controller."})
@@ -19,7 +19,7 @@ class ExternalSecrets(Strict):
     """Kind of the store the ExternalSecrets read from."""
     store_name: SubdomainName
     """Name of that store."""
-    remote_key_prefix: str = "imageflow/"
+    remote_key_prefix: KeyPrefix = "imageflow/"
     """Remote key of a Secret: this prefix and the Secret's name; each key is a property of it."""
     refresh_interval: Duration = "1h"
     """How often the operator refreshes the Secret from the store."""

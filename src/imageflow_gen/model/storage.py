@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from .common import Resources, SecretRef
-from .types import (AbsolutePath, BucketName, Hostname, Image, Name, Port, Positive, Quantity, Sorted, Strict, Url)
+from .types import (AbsolutePath, BucketName, Hostname, Image, Name, Port, Positive, Provisioner, Quantity, Region,
+                    Sorted, Strict, Url)
 
 
 class StorageClass(Strict):
@@ -15,7 +16,7 @@ class StorageClass(Strict):
 
     name: Name
     """StorageClass name."""
-    provisioner: str
+    provisioner: Provisioner
     """Provisioner; kubernetes.io/no-provisioner for local volumes."""
     volume_binding_mode: Literal["WaitForFirstConsumer", "Immediate"] = "WaitForFirstConsumer"
     """When a claim binds."""
@@ -65,7 +66,7 @@ class Minio(Strict):
     """MinIO servers (StatefulSet replicas); seed: 4."""
     drives_per_node: Positive = 1
     """Drives per server."""
-    region: str
+    region: Region
     """S3 region name."""
     browser: bool
     """Whether the web console is on."""

@@ -8,7 +8,9 @@ never silently `1.1`.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
+from decimal import Decimal
 from typing import Annotated, Any, Callable
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
@@ -42,7 +44,8 @@ def _pattern_type(pattern: str, what: str, max_len: int, schema: dict[str, Any])
             raise _fail("pattern", f"{text!r} is not {what}")
         return text
 
-    full = {"type": "string", "pattern": pattern, "maxLength": max_len, **schema}
+    # JSON Schema's pattern searches: anchored, it means what fullmatch means here.
+    full = {"type": "string", "pattern": f"^(?:{pattern})$", "maxLength": max_len, **schema}
     return Annotated[str, PlainValidator(check), WithJsonSchema(full)]
 
 
@@ -58,6 +61,11 @@ Name = _pattern_type(DNS_LABEL, "a DNS-1123 label (lower-case letters, digits an
                      {"description": "A DNS-1123 label."})
 SubdomainName = _pattern_type(DNS_SUBDOMAIN, "a DNS-1123 subdomain", 253,
                               {"description": "A DNS-1123 subdomain."})
+# Services and the other kinds named by DNS-1035 labels: a letter first, so the name can be a
+# host name of its own (the API server refuses a Service named 1-resize).
+ServiceName = _pattern_type(r"[a-z]([-a-z0-9]*[a-z0-9])?", "a DNS-1035 label (lower-case letters, digits and '-', "
+                            "starting with a letter and ending with a letter or digit)", 63,
+                            {"description": "A DNS-1035 label: the name of a Service."})
 Hostname = _pattern_type(r"(\*\.)?" + DNS_SUBDOMAIN, "a host name such as api.example.com", 253,
                          {"description": "A DNS host name; a leading '*.' wildcard is allowed."})
 LabelKey = _pattern_type(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
@@ -72,10 +80,30 @@ Duration = _pattern_type(r"[0-9]+(\.[0-9]+)?(ms|s|m|h)", "a duration such as 500
                          {"description": "A duration: a number and a unit (ms, s, m, h)."})
 K3sVersion = _pattern_type(r"v[0-9]+\.[0-9]+\.[0-9]+\+k3s[0-9]+", "a K3s version such as v1.28.9+k3s1", 64,
                            {"description": "A K3s release, e.g. v1.28.9+k3s1."})
-AbsolutePath = _pattern_type(r"/([^/\x00]+/?)*", "an absolute path without '..'", 4096,
-                             {"description": "An absolute file system path."})
-UrlPrefix = _pattern_type(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*", "a URL path prefix starting with '/'", 1024,
+# Paths and URL prefixes land in shell commands, compose files, nginx directives and Kubernetes
+# env values: only characters that mean nothing to any of them (no spaces, quotes, `$`, `;`,
+# braces or parentheses), and no `.` or `..` segment.
+# (A segment may start with one '.', not two, and is never '.' alone: no lookahead, which the
+# Go regexp of Helm's schema check lacks.)
+_SEGMENT = r"\.?[A-Za-z0-9_@+=,~-][A-Za-z0-9._@+=,~-]*"
+AbsolutePath = _pattern_type(rf"/|(/{_SEGMENT})+/?",
+                             "an absolute path (letters, digits and ._@+=,~- between slashes; no '.' or '..' "
+                             "segment)", 4096, {"description": "An absolute file system path."})
+UrlPrefix = _pattern_type(r"/([A-Za-z0-9._~@:+=,-]+/?)*", "a URL path prefix starting with '/' (letters, "
+                          "digits and ._~@:+=,- between slashes)", 1024,
                           {"description": "A URL path prefix, starting with '/'."})
+# Free text a person reads (purposes, reasons): one line of printable characters.
+# (The line separators are literal characters: Go's regexp, in Helm's schema check, has no \u.)
+Text = _pattern_type(r"[^\x00-\x1f\x7f" + "\u2028\u2029" + "]*", "one line of text (no control characters or line breaks)",
+                     500, {"description": "One line of text."})
+# A MinIO/S3 region and an External Secrets remote key prefix.
+Region = _pattern_type(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", "a region such as us-east-1", 63,
+                       {"description": "An S3 region name."})
+KeyPrefix = _pattern_type(r"[A-Za-z0-9/_.-]*", "a key prefix (letters, digits and /_.-)", 253,
+                          {"description": "A remote key prefix."})
+Provisioner = _pattern_type(rf"{DNS_SUBDOMAIN}(/{DNS_LABEL})?", "a provisioner name such as "
+                            "kubernetes.io/no-provisioner or rancher.io/local-path", 253,
+                            {"description": "A StorageClass provisioner."})
 ListenerName = _pattern_type(r"[A-Z][A-Z0-9_]*", "a Kafka listener name in upper case (e.g. VPN)", 63,
                              {"description": "A Kafka listener name, upper case."})
 KafkaClusterId = _pattern_type(r"[A-Za-z0-9_-]{22}", "a KRaft cluster id (22 characters of base64url)", 22,
@@ -90,23 +118,53 @@ Url = _pattern_type(r"https?://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,
 
 # A Kubernetes resource quantity, e.g. 100m, 1.5, 8Gi, 1Ti, 3e3.
 _QUANTITY = r"[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?"
-Quantity = _pattern_type(_QUANTITY, "a Kubernetes quantity such as 500m, 2, 512Mi or 1Ti", 64,
-                         {"description": "A Kubernetes resource quantity."})
+# The largest amount a Kubernetes quantity holds (the API server clamps larger ones silently).
+QUANTITY_MAX = 2**63 - 1
 
 
-def _cpu(value: Any) -> str:
-    """CPU is written as a whole number of cores (2) or as a quantity string ("500m")."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 0:
-            raise _fail("cpu", "must not be negative")
-        return str(value)
-    text = _string(value, "a CPU amount such as 2 or \"500m\"")
-    if not re.fullmatch(_QUANTITY, text):
-        raise _fail("pattern", f"{text!r} is not a CPU amount such as 2 or \"500m\"")
+def _in_range(text: str, what: str) -> str:
+    if len(text) > 64 or not re.fullmatch(_QUANTITY, text):
+        raise _fail("pattern", f"{text!r} is not {what}")
+    from .quantity import parse
+
+    try:
+        too_large = parse(text) > QUANTITY_MAX
+    except ArithmeticError:  # an exponent beyond what Decimal holds
+        too_large = True
+    if too_large:
+        raise _fail("range", f"{text!r} is out of range: a Kubernetes quantity is at most {QUANTITY_MAX}")
     return text
 
 
-Cpu = _checked_type(_cpu, {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": _QUANTITY}],
+def _number_text(value: Any) -> Any:
+    """A quantity written as a YAML number (2, 0.5, 1e3), as the string Kubernetes would read."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):  # 1e309 read as a number is inf
+        raise _fail("range", "is out of range: a Kubernetes quantity is at most "
+                             f"{QUANTITY_MAX}" + ("" if value > 0 else ", and not negative"))
+    if value < 0:
+        raise _fail("range", f"{value!r} is negative; a quantity is not")
+    return format(Decimal(repr(value)).normalize(), "f")
+
+
+def _quantity(value: Any) -> str:
+    what = "a Kubernetes quantity such as 500m, 2, 512Mi or 1Ti"
+    return _in_range(_string(_number_text(value), what), what)
+
+
+_QUANTITY_SCHEMA = [{"type": "number", "minimum": 0, "maximum": QUANTITY_MAX},
+                    {"type": "string", "pattern": f"^(?:{_QUANTITY})$", "maxLength": 64}]
+Quantity = _checked_type(_quantity, {"anyOf": _QUANTITY_SCHEMA, "description": "A Kubernetes resource quantity."})
+
+
+def _cpu(value: Any) -> str:
+    """CPU is written as a number of cores (2, 0.5) or as a quantity string ("500m")."""
+    what = "a CPU amount such as 2 or \"500m\""
+    return _in_range(_string(_number_text(value), what), what)
+
+
+Cpu = _checked_type(_cpu, {"anyOf": _QUANTITY_SCHEMA,
                            "description": "CPU: whole cores (2) or a quantity (\"500m\")."})
 
 
@@ -144,8 +202,10 @@ Image = _checked_type(_image, {"type": "string", "pattern": _IMAGE,
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 """A TCP or UDP port, 1 to 65535."""
-Count = Annotated[int, Field(ge=0)]
-Positive = Annotated[int, Field(ge=1)]
+# Counts land in int32 fields (replicas, partitions, node ids, sizes): bounded like them.
+INT32_MAX = 2**31 - 1
+Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
+Positive = Annotated[int, Field(ge=1, le=INT32_MAX)]
 Percent = Annotated[float, Field(ge=0, le=100)]
 UtilizationPercent = Annotated[int, Field(ge=1, le=100)]
 
