@@ -152,3 +152,34 @@ def test_the_secret_scan_finds_planted_secrets() -> None:
                "c.env": "AWS_KEY=AKIAABCDEFGHIJKLMNOP\n"}
     assert sorted(str(p.location) for p in secret_problems(planted)) == ["a.yaml:1:1", "b.conf:1:1", "c.env:1:1"]
     assert secret_problems({"d.yaml": "secret-key: rootPassword\n"}, frozenset({"rootPassword"})) == []
+
+
+@pytest.mark.parametrize("access, ports", [("internal", None), ("localhost", ["127.0.0.1:8083:8083"]),
+                                           ("private", ["10.0.2.10:8083:8083"])])
+def test_kafka_connects_rest_api_is_published_only_as_the_profile_says(tmp_path: Path, access: str,
+                                                                      ports: list[str] | None) -> None:
+    from test_hostile import profile_with
+
+    profiles = profile_with(tmp_path, "rest", {"purpose": "rest", "extends": "prod",
+                                               "messaging": {"kafka": {"connect": {"rest_access": access}}}})
+    stack = yaml.safe_load(build(profiles, "rest", CRDS).files["compose/rest/vm1/docker-compose.yaml"])
+    connect = stack["services"]["kafka-connect"]
+    assert connect.get("ports") == ports
+    assert connect["environment"]["CONNECT_CONFIG_PROVIDERS_FILE_PARAM_ALLOWED_PATHS"] == "/run/secrets"
+
+
+@pytest.mark.parametrize("protocol", ["SSL", "SASL_PLAINTEXT", "SASL_SSL"])
+def test_a_listener_protocol_the_output_cannot_configure_is_refused(tmp_path: Path, protocol: str) -> None:
+    from imageflow_gen.errors import ImageflowError
+    from test_hostile import profile_with
+
+    prod = yaml.safe_load((PROFILES / "base.yaml").read_text())
+    listeners = [{**lst, "protocol": protocol if lst["name"] == "VPN" else "PLAINTEXT"}
+                 for lst in prod["messaging"]["kafka"]["listeners"]]
+    profiles = profile_with(tmp_path, "tls", {"purpose": "tls", "extends": "prod",
+                                              "messaging": {"kafka": {"listeners": listeners}}})
+    with pytest.raises(ImageflowError) as caught:
+        build(profiles, "tls", CRDS)
+    (problem,) = caught.value.problems
+    assert str(problem).startswith(f"{profiles / 'tls.yaml'}:") and "messaging.kafka.listeners[0].protocol: " \
+        f"{protocol} is not generated yet" in str(problem)

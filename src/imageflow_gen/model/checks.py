@@ -262,6 +262,12 @@ def _kafka(topo: Topology) -> Iterator[Finding]:
         if topic.replication_factor > brokers:
             yield base + ("topics", i, "replication_factor"), (
                 f"{topic.replication_factor} is more than the {brokers} broker(s)")
+    for i, listener in enumerate(kafka.listeners):
+        if listener.protocol != "PLAINTEXT":
+            yield base + ("listeners", i, "protocol"), (
+                f"{listener.protocol} is not generated yet: the brokers, the backend, the processing services and "
+                "Kafka Connect would get no keystores or credentials for it. Use PLAINTEXT on a network only the "
+                "platform reaches (the VPN, the private network)")
     yield from _kafka_vm(topo)
     yield from _broker_ports(topo)
     yield from _connectors(topo)
@@ -295,7 +301,7 @@ def _broker_ports(topo: Topology) -> Iterator[Finding]:
             if port == kafka.internal_port:
                 yield path + (name,), f"port {port} is the brokers' internal listener port (internal_port)"
         used.extend((port, path + (name,)) for name, port in sorted(broker.ports.items()))
-    if kafka.connect:
+    if kafka.connect and kafka.connect.rest_access == "private":
         used.append((kafka.connect.rest_port, ("messaging", "kafka", "connect", "rest_port")))
     yield from _duplicates(used, "port on the Kafka VM")
 

@@ -22,7 +22,9 @@ class KafkaListener(Strict):
     name: ListenerName
     """Listener name, e.g. VPN (for VM0) or K3S (for the cluster)."""
     protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    """Security protocol."""
+    """Security protocol. Only PLAINTEXT is generated so far (the others are refused, not half
+    configured): keep such a listener on a network only the platform reaches (the VPN, the
+    private network), as the generated docs say."""
     network: Literal["vpn", "private"]
     """Which address of the Kafka VM is advertised: vpn_address or address."""
     purpose: Text
@@ -73,6 +75,10 @@ class KafkaConnect(Strict):
     """Image of the one-shot service that submits the connector configurations over the REST API."""
     rest_port: Port = 8083
     """REST API port."""
+    rest_access: Literal["internal", "localhost", "private"] = "internal"
+    """Who reaches the REST API (which can create connectors): `internal`, only the stack's own
+    network (the connector set-up job); `localhost`, also the VM itself (published on
+    127.0.0.1); `private`, also the VM's private network."""
     group_id: GroupId = "imageflow-connect"
     """Connect cluster group id."""
     connectors: list[S3SinkConnector] = Field(default_factory=list)

@@ -327,15 +327,23 @@ def _connect(topo: Topology, kafka: Kafka) -> dict[str, Any]:
             "CONNECT_PLUGIN_PATH": "/usr/share/java,/usr/share/confluent-hub-components",
             "CONNECT_CONFIG_PROVIDERS": "file",
             "CONNECT_CONFIG_PROVIDERS_FILE_CLASS": "org.apache.kafka.common.config.provider.FileConfigProvider",
+            # Connector configs may read files under /run/secrets only (Kafka 3.8 and later enforce
+            # it; older Connect ignores it, so the REST API stays internal unless the profile says).
+            "CONNECT_CONFIG_PROVIDERS_FILE_PARAM_ALLOWED_PATHS": "/run/secrets",
             "KAFKA_HEAP_OPTS": "-Xms512m -Xmx1g",
         },
         "secrets": ["minio_s3_credentials"],
-        "ports": [f"{vm.address}:{connect.rest_port}:{connect.rest_port}"],
+        **({"ports": [f"{_REST_ADDRESS[connect.rest_access] or vm.address}:{connect.rest_port}:{connect.rest_port}"]}
+           if connect.rest_access != "internal" else {}),
         "depends_on": {"kafka-init": {"condition": "service_completed_successfully"}},
         "networks": ["kafka"],
         "healthcheck": {"test": ["CMD-SHELL", f"curl -fsS http://127.0.0.1:{connect.rest_port}/ >/dev/null"],
                         "interval": "30s", "timeout": "10s", "retries": 5, "start_period": "90s"},
     }
+
+
+# Where the Connect REST API is published on the Kafka VM (None: the VM's private address).
+_REST_ADDRESS = {"localhost": "127.0.0.1", "private": None}
 
 
 def _connect_init(kafka: Kafka) -> dict[str, Any]:
