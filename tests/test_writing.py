@@ -214,25 +214,35 @@ def cli_line(*args: str) -> str:
     return " ".join([sys.executable, "-m", "imageflow_gen", *args, "--profiles-dir", str(PROFILES), "--quiet"])
 
 
-def test_a_full_disk_is_a_located_error_and_changes_nothing(tmp_path: Path) -> None:
+def prod_over_dev_on_tmpfs(tmp_path: Path, size: str, between: str) -> tuple[str, str]:
+    """Render dev onto a fresh tmpfs, run the shell lines `between`, then render prod there;
+    prod's exit code and stderr. Hashes of the output before and after prod's render are in
+    tmp_path/before and tmp_path/after, the lock folder's listing in tmp_path/lockdir."""
     disk = tmp_path / "disk"
     disk.mkdir()
+    hashes = f"(cd {disk} && find out -type f -exec sha256sum {{}} + | sort)"
     script = f"""
-mount -t tmpfs -o size=2m tmpfs {disk}
+mount -t tmpfs -o size={size} tmpfs {disk}
 cd {REPO}
 {cli_line("render", "--profile", "dev", "--out", f"{disk}/out")} >/dev/null 2>&1
-(cd {disk} && find out -type f -exec sha256sum {{}} + | sort) > {tmp_path}/before
-head -c $(( $(df --output=avail -B1 {disk} | tail -1) - 40000 )) /dev/zero > {disk}/filler 2>/dev/null || true
+{hashes} > {tmp_path}/before
+{between}
 set +e
 {cli_line("render", "--profile", "prod", "--out", f"{disk}/out")} 2> {tmp_path}/stderr
 echo $? > {tmp_path}/code
-(cd {disk} && find out -type f -exec sha256sum {{}} + | sort) > {tmp_path}/after
+{hashes} > {tmp_path}/after
 ls -a {disk}/out/{LOCK_DIR} > {tmp_path}/lockdir
 """
     proc = in_namespace(script)
     assert proc.returncode == 0, proc.stderr
-    stderr = (tmp_path / "stderr").read_text()
-    assert (tmp_path / "code").read_text().strip() == "2", stderr
+    return (tmp_path / "code").read_text().strip(), (tmp_path / "stderr").read_text()
+
+
+def test_a_full_disk_is_a_located_error_and_changes_nothing(tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    fill = f"head -c $(( $(df --output=avail -B1 {disk} | tail -1) - 40000 )) /dev/zero > {disk}/filler || true"
+    code, stderr = prod_over_dev_on_tmpfs(tmp_path, "2m", fill)
+    assert code == "2", stderr
     assert "no space left on device; nothing was changed" in stderr and str(disk) in stderr
     assert (tmp_path / "before").read_text() == (tmp_path / "after").read_text()
     assert (tmp_path / "lockdir").read_text().split() == [".", "..", "dev.lock.json"]
@@ -240,21 +250,10 @@ ls -a {disk}/out/{LOCK_DIR} > {tmp_path}/lockdir
 
 def test_a_read_only_output_is_a_located_error(tmp_path: Path) -> None:
     disk = tmp_path / "disk"
-    disk.mkdir()
-    script = f"""
-mount -t tmpfs -o size=8m tmpfs {disk}
-cd {REPO}
-{cli_line("render", "--profile", "dev", "--out", f"{disk}/out")} >/dev/null 2>&1
-mount -o remount,ro {disk}
-set +e
-{cli_line("render", "--profile", "prod", "--out", f"{disk}/out")} 2> {tmp_path}/stderr
-echo $? > {tmp_path}/code
-"""
-    proc = in_namespace(script)
-    assert proc.returncode == 0, proc.stderr
-    stderr = (tmp_path / "stderr").read_text()
-    assert (tmp_path / "code").read_text().strip() == "2", stderr
+    code, stderr = prod_over_dev_on_tmpfs(tmp_path, "8m", f"mount -o remount,ro {disk}")
+    assert code == "2", stderr
     assert "read-only file system" in stderr and str(disk / "out") in stderr and "internal error" not in stderr
+    assert (tmp_path / "before").read_text() == (tmp_path / "after").read_text()
 
 
 def test_a_file_where_a_folder_goes_is_a_located_error(tmp_path: Path) -> None:
