@@ -203,6 +203,7 @@ def test_removal_needs_the_bytes_the_lock_recorded(tmp_path: Path) -> None:
     assert mine.read_text() == "my notes\n" and (out / (edited + ".old")).exists()
     assert not (out / "ci/gone.sh").exists()
     assert f"kept      {out / 'kustomize/notes.md'}" in result.stdout and ", 1 removed, 2 kept in" in result.stdout
+    assert run_cli("check", "--profile", "prod", "--out", str(out)).code == 0  # kept files are not drift
 
 
 def in_namespace(script: str) -> subprocess.CompletedProcess:

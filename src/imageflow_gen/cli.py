@@ -49,6 +49,8 @@ ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile name: 
                                          show_default=False, autocompletion=_complete_profile)]
 ProfilesDirOpt = Annotated[Path, typer.Option("--profiles-dir", help="Directory of the profiles.",
                                               file_okay=False, envvar="IMAGEFLOW_PROFILES_DIR")]
+
+
 def _out_path(value: str) -> Path:
     """--out as given: an empty string is refused (as a path it would mean the working folder)."""
     if not value:
@@ -157,7 +159,8 @@ def _stale(profile: str, out: Path, profiles_dir: Path, crd_schemas: list[Path] 
     result = _run(lambda: build(profiles_dir, profile, crds), f"in profile {profile!r}")
     files = result.owned()
     changes = _run(lambda: compare(out, profile, files), f"in {out}")
-    return unified_diff(out, files, changes), sum(1 for c in changes if c.status != "unchanged")
+    # A kept file (edited, no longer generated) is the user's now: not drift.
+    return unified_diff(out, files, changes), sum(1 for c in changes if c.status not in ("unchanged", "kept"))
 
 
 @app.command()
