@@ -17,6 +17,7 @@ Tools come from IMAGEFLOW_TOOLS (make tools puts them in .tools/bin).
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import shutil
@@ -168,7 +169,7 @@ def bench_synthetic(sizes: list[int], runs: int, work: Path, large_runs: int, li
         print(row(f"2. {size} services render+validate ({len(ours)} run{'s' if len(ours) > 1 else ''})",
                   ours, theirs, f"peak {our_peak} MiB vs {their_peak} MiB", limit), flush=True)
     ordered = sorted(medians)
-    for a, b in zip(ordered, ordered[1:]):
+    for a, b in itertools.pairwise(ordered):
         growth = (medians[b] / medians[a]) ** (1 / math.log2(b / a))
         lines.append(f"   growth per doubling {a} -> {b}: {growth:.2f}x")
     return lines

@@ -167,7 +167,8 @@ def test_crd_schemas_option_adds_folders_searched_first(tmp_path: Path) -> None:
     (folder / "virtualservice_v1beta1.json").write_text(json.dumps(schema))
     result = run_cli("validate", "--profile", "prod", "--no-tools", "--crd-schemas", str(tmp_path / "mine"))
     assert result.code == 1 and "VirtualService" in result.stderr and "hosts" in result.stderr
-    result = run_cli("validate", "--profile", "prod", "--no-tools", env={"IMAGEFLOW_CRD_SCHEMAS": str(tmp_path / "mine")})
+    result = run_cli("validate", "--profile", "prod", "--no-tools",
+                     env={"IMAGEFLOW_CRD_SCHEMAS": str(tmp_path / "mine")})
     assert result.code == 1 and "hosts" in result.stderr
 
 

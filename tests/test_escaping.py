@@ -53,7 +53,8 @@ def test_free_text_lands_unchanged_in_yaml_and_escaped_in_markdown_and_mermaid(t
     for line in prose.splitlines():  # the text adds no HTML, link or image
         assert "<script" not in line and "](" not in line.replace("\\](", "")
     diagram = mermaid(build_graph(validated(profiles, "text")[2]))
-    (group,) = [line for line in diagram.splitlines() if line.strip().startswith(f"subgraph vm_{prod['vms'][0]['name']}")]
+    group_id = f"subgraph vm_{prod['vms'][0]['name']}"
+    (group,) = [line for line in diagram.splitlines() if line.strip().startswith(group_id)]
     label = group.split('["', 1)[1].rsplit('"]', 1)[0]
     assert '"' not in label and "<" not in label.replace("<br/>", "")
 

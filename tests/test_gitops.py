@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from conftest import CRDS, PROFILES, REPO, run_cli
@@ -206,7 +205,8 @@ def test_pre_commit_hook_runs_check() -> None:
     (hook,) = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
     assert hook["id"] == "imageflow-gen-check" and hook["entry"] == "imageflow-gen check"
     assert hook["pass_filenames"] is False
-    assert subprocess.run([sys.executable, "-m", "imageflow_gen", "check", "--help"], capture_output=True).returncode == 0
+    command = [sys.executable, "-m", "imageflow_gen", "check", "--help"]
+    assert subprocess.run(command, capture_output=True).returncode == 0
 
 
 def test_sync_waves_put_what_workloads_need_before_them() -> None:

@@ -55,7 +55,8 @@ def test_dev_is_single_node_one_drive_one_broker() -> None:
      "cluster.worker_nodes[3].name", "duplicate node name 'k3s-worker-01'"),
     (lambda d: d["namespaces"].append(copy.deepcopy(d["namespaces"][0])), "namespaces[6].name", "duplicate namespace"),
     (lambda d: d["storage"]["minio"].update(nodes=3), "storage.minio.nodes", "needs at least 4 drives"),
-    (lambda d: d["storage"]["minio"].update(mode="standalone"), "storage.minio.nodes", "standalone mode runs exactly 1"),
+    (lambda d: d["storage"]["minio"].update(mode="standalone"), "storage.minio.nodes",
+     "standalone mode runs exactly 1"),
     (lambda d: d["messaging"]["kafka"].update(default_replication_factor=4),
      "messaging.kafka.default_replication_factor", "more than the 3 broker(s)"),
     (lambda d: d["messaging"]["kafka"].update(min_insync_replicas=4),
@@ -135,5 +136,6 @@ def test_emitted_names_are_checked_after_suffixes(prod: dict[str, Any]) -> None:
     long_name = "t" * 60
     data = mutated(prod, lambda d: d["observability"]["tempo"].update(name=long_name))
     found = {dotted(p): m for p, m in name_findings(make_plan(Topology.model_validate(data), "x"))}
-    assert "StatefulSet name" in found["observability.tempo"] and "at most 52 characters" in found["observability.tempo"]
+    tempo = found["observability.tempo"]
+    assert "StatefulSet name" in tempo and "at most 52 characters" in tempo
     assert name_findings(make_plan(Topology.model_validate(prod), "prod")) == []

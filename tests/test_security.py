@@ -70,7 +70,8 @@ def test_disruption_budgets_and_minio_spread() -> None:
         assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": {"app": name}}}
     affinity = objs[("StatefulSet", "minio")]["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
     term = affinity["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
-    assert term["topologyKey"] == "kubernetes.io/hostname" and term["labelSelector"] == {"matchLabels": {"app": "minio"}}
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"] == {"matchLabels": {"app": "minio"}}
 
 
 def test_credentials_are_files_from_a_secret_never_values() -> None:

@@ -40,7 +40,9 @@ def contained(expected: Any, actual: Any, path: str = "") -> list[str]:
         if not isinstance(actual, list) or len(actual) < len(expected):
             return [f"{path}: expected at least {len(expected)} items, got {actual!r}"]
         return [m for i, v in enumerate(expected) for m in contained(v, actual[i], f"{path}[{i}]")]
-    return [] if expected == actual and type(expected) is type(actual) else [f"{path}: seed {expected!r}, got {actual!r}"]
+    if expected == actual and type(expected) is type(actual):
+        return []
+    return [f"{path}: seed {expected!r}, got {actual!r}"]
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +89,7 @@ def test_prod_cluster_matches_the_seed() -> None:
     for group in ("master_nodes", "worker_nodes"):
         ours = getattr(topo.cluster, group)
         assert [n.name for n in ours] == [n["name"] for n in cluster[group]]
-        for node, seed in zip(ours, cluster[group]):
+        for node, seed in zip(ours, cluster[group], strict=True):
             assert node.ip == seed["ip"]
             res = seed["resources"]
             assert (node.resources.cpu, node.resources.memory, node.resources.storage, node.resources.gpu) == \

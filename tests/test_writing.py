@@ -141,7 +141,7 @@ def test_two_renders_at_once_leave_one_complete_result(tmp_path: Path) -> None:
     for code, stderr in results:
         assert code == 0 or (code == 2 and "is writing this output folder" in stderr), stderr
     assert any(code == 0 for code, _ in results)
-    for profile in {p for (code, _), p in zip(results, ("prod", "prod", "dev", "dev")) if code == 0}:
+    for profile in {p for (code, _), p in zip(results, ("prod", "prod", "dev", "dev"), strict=True) if code == 0}:
         assert run_cli("check", "--profile", profile, "--out", str(out)).code == 0
     assert leftovers(out) == []
 
@@ -282,7 +282,8 @@ def test_a_profile_of_another_root_cannot_rewrite_the_shared_base(tmp_path: Path
     shutil.copytree(PROFILES, profiles)
     # A standalone profile: base's content, one value changed, no `extends`.
     text = (profiles / "base.yaml").read_text()
-    (profiles / "solo.yaml").write_text(text.replace("requests: {cpu: 50m, memory: 32Mi}", "requests: {cpu: 60m, memory: 32Mi}", 1))
+    (profiles / "solo.yaml").write_text(text.replace("requests: {cpu: 50m, memory: 32Mi}",
+                                                     "requests: {cpu: 60m, memory: 32Mi}", 1))
     out = tmp_path / "out"
     assert render(out, "prod", profiles).code == 0
     before = tree(out)

@@ -49,7 +49,8 @@ def test_floats_keep_a_dot_for_yaml_1_1() -> None:
 def test_kubernetes_key_order_and_sorted_labels() -> None:
     obj = order_object({"spec": {}, "metadata": {"labels": {"b": "1", "a": "2"}, "name": "x"}, "kind": "K",
                         "apiVersion": "v1"})
-    assert dump(obj) == "apiVersion: v1\nkind: K\nmetadata:\n  name: x\n  labels:\n    a: \"2\"\n    b: \"1\"\nspec: {}\n"
+    assert dump(obj) == ("apiVersion: v1\nkind: K\nmetadata:\n  name: x\n  labels:\n    a: \"2\"\n    b: \"1\"\n"
+                         "spec: {}\n")
 
 
 def test_documents_are_separated() -> None:

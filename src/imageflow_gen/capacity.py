@@ -169,7 +169,7 @@ def _node_capacity(node: Any) -> dict[str, Decimal]:
 
 
 def _node_index(topo: Topology) -> dict[str, tuple[Any, Path]]:
-    index = {}
+    index: dict[str, tuple[Any, Path]] = {}
     for group in ("master_nodes", "worker_nodes"):
         for i, node in enumerate(getattr(topo.cluster, group)):
             index[node.name] = (node, ("cluster", group, i))
@@ -237,7 +237,7 @@ def _cluster(plan: Plan, rows: list[Row], findings: list[Finding]) -> None:
     for d in work:
         for name in (d.nodes if d.per_node else (d.nodes if len(d.nodes) == 1 else ())):
             pinned.setdefault(name, []).append(d)
-    for name, (node, path) in index.items():
+    for name, (_node, path) in index.items():
         capacity = caps[name]
         placed = volumes.get(name, [])
         on_node = pinned.get(name, [])
@@ -325,7 +325,8 @@ def _judge(row: Row, findings: list[Finding], verb: str, resources: tuple[str, .
         if need > cap:
             findings.append(Finding("error", row.source, f"over capacity: {text}"))
         elif percent > WARN_PERCENT and resource != "gpu":  # GPUs are whole: one per pod is the plan
-            findings.append(Finding("warning", row.source, f"{percent:.0f}% of capacity (over {WARN_PERCENT}%): {text}"))
+            findings.append(Finding("warning", row.source,
+                                    f"{percent:.0f}% of capacity (over {WARN_PERCENT}%): {text}"))
 
 
 def analyse(plan: Plan, compose: dict[str, dict[str, Any]] | None = None) -> Report:

@@ -124,7 +124,7 @@ def type_text(schema: dict[str, Any]) -> str:
     if kind == "object":
         if "properties" in schema:
             return f"object ({schema['title']})" if schema.get("title") else "object"
-        values = schema.get("additionalProperties") or next(iter((schema.get("patternProperties") or {}).values()),
+        values: Any = schema.get("additionalProperties") or next(iter((schema.get("patternProperties") or {}).values()),
                                                              {})
         return f"map of string to {type_text(values) if values else 'any'}"
     bounds = []

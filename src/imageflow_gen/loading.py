@@ -427,7 +427,8 @@ def _chain(profiles_dir: FsPath, name: str) -> list[tuple[str, LValue]]:
     """The profile and its ancestors, root first."""
     chain: list[tuple[str, LValue]] = []
     seen: list[str] = []
-    current, referrer = name, None
+    current: str | None = name
+    referrer: Location | None = None
     while current is not None:
         path = profile_path(profiles_dir, current, referrer)
         display = _display(path)

@@ -126,11 +126,11 @@ def _namespace_uses(topo: Topology) -> Iterator[tuple[str, Path]]:
     for i, policy in enumerate(topo.network.policies):
         base = ("network", "policies", i)
         yield policy.namespace, base + ("namespace",)
-        for j, rule in enumerate(policy.ingress or []):
-            for k, ns in enumerate(rule.from_namespaces):
+        for j, ingress in enumerate(policy.ingress or []):
+            for k, ns in enumerate(ingress.from_namespaces):
                 yield ns, base + ("ingress", j, "from_namespaces", k)
-        for j, rule in enumerate(policy.egress or []):
-            for k, ns in enumerate(rule.to_namespaces):
+        for j, egress in enumerate(policy.egress or []):
+            for k, ns in enumerate(egress.to_namespaces):
                 yield ns, base + ("egress", j, "to_namespaces", k)
 
 
@@ -180,7 +180,8 @@ def _placement(topo: Topology) -> Iterator[Finding]:
                                           f"({_choices(types)})")
         elif service.gpu and service.node_type is None:
             yield path + ("node_type",), "a GPU service needs a node_type whose nodes have GPUs"
-        elif service.gpu and not all(n.resources.gpu >= service.gpu for n in types[service.node_type]):
+        elif service.gpu and service.node_type is not None and not all(
+                n.resources.gpu >= service.gpu for n in types[service.node_type]):
             yield path + ("gpu",), (f"asks for {service.gpu} GPU(s) per pod but nodes labelled "
                                     f"{NODE_TYPE_LABEL}={service.node_type} do not all have that many")
         if service.autoscaling and service.autoscaling.min_replicas > service.autoscaling.max_replicas:
@@ -196,7 +197,8 @@ def _placement(topo: Topology) -> Iterator[Finding]:
     nodes = {node.name for node in topo.cluster.nodes}
     for i, host in enumerate(topo.storage.minio.volumes.hosts):
         if host not in nodes:
-            yield ("storage", "minio", "volumes", "hosts", i), f"node {host!r} is not a cluster node ({_choices(nodes)})"
+            yield ("storage", "minio", "volumes", "hosts", i), (
+                f"node {host!r} is not a cluster node ({_choices(nodes)})")
 
 
 # The logical keys each kind of referenced Secret must map to a key of the Secret.
@@ -213,7 +215,8 @@ def _secret_keys(topo: Topology) -> Iterator[Finding]:
 
 def secret_refs(topo: Topology) -> list[tuple[str, str, Any, Path]]:
     """(namespace, purpose, SecretRef, path) of every Secret the output references."""
-    return [(topo.storage.minio.namespace, "opaque", topo.storage.minio.credentials, ("storage", "minio", "credentials")),
+    minio = topo.storage.minio
+    return [(minio.namespace, "opaque", minio.credentials, ("storage", "minio", "credentials")),
             ("istio-system", "tls", topo.network.gateway.tls, ("network", "gateway", "tls"))]
 
 
@@ -223,9 +226,9 @@ def _secret_provider(topo: Topology) -> Iterator[Finding]:
         yield ("secrets", "external_secrets"), "provider external-secrets needs external_secrets settings"
     if secrets.provider != "sealed-secrets":
         if secrets.sealed:
-            yield ("secrets", "sealed"), f"sealed values are only used with provider sealed-secrets"
+            yield ("secrets", "sealed"), "sealed values are only used with provider sealed-secrets"
         return
-    for _, _, ref, path in secret_refs(topo):
+    for _, _, ref, _path in secret_refs(topo):
         sealed = secrets.sealed.get(ref.name)
         missing = sorted(set(ref.keys.values()) - set(sealed or {}))
         if missing:
@@ -281,7 +284,8 @@ def _kafka_vm(topo: Topology) -> Iterator[Finding]:
     kafka = topo.messaging.kafka
     vm = _vm(topo, kafka.vm)
     if vm is None:
-        yield ("messaging", "kafka", "vm"), f"VM {kafka.vm!r} is not defined in vms ({_choices(v.name for v in topo.vms)})"
+        yield ("messaging", "kafka", "vm"), (
+            f"VM {kafka.vm!r} is not defined in vms ({_choices(v.name for v in topo.vms)})")
         return
     for i, listener in enumerate(kafka.listeners):
         if listener.network == "vpn" and vm.vpn_address is None:
@@ -296,7 +300,8 @@ def _broker_ports(topo: Topology) -> Iterator[Finding]:
     for i, broker in enumerate(kafka.brokers):
         path = ("messaging", "kafka", "brokers", i, "ports")
         if set(broker.ports) != wanted:
-            yield path, f"needs a port for each of {', '.join(sorted(wanted))}; has {', '.join(sorted(broker.ports)) or 'none'}"
+            yield path, (f"needs a port for each of {', '.join(sorted(wanted))}; "
+                         f"has {', '.join(sorted(broker.ports)) or 'none'}")
         for name, port in sorted(broker.ports.items()):
             if port == kafka.internal_port:
                 yield path + (name,), f"port {port} is the brokers' internal listener port (internal_port)"
@@ -318,7 +323,8 @@ def _connectors(topo: Topology) -> Iterator[Finding]:
             yield path + ("bucket",), f"bucket {connector.bucket!r} is not a MinIO bucket ({_choices(buckets)})"
         for j, topic in enumerate(connector.topics):
             if topic not in topics:
-                yield path + ("topics", j), f"topic {topic!r} is not defined in messaging.kafka.topics ({_choices(topics)})"
+                yield path + ("topics", j), (
+                    f"topic {topic!r} is not defined in messaging.kafka.topics ({_choices(topics)})")
 
 
 def _routes(topo: Topology) -> Iterator[Finding]:
@@ -344,18 +350,18 @@ def _policies(topo: Topology) -> Iterator[Finding]:
         ports_by_ns.setdefault(service.namespace, set()).update(service.ports)
     for i, policy in enumerate(topo.network.policies):
         base = ("network", "policies", i)
-        for j, rule in enumerate(policy.ingress or []):
+        for j, ingress in enumerate(policy.ingress or []):
             own = ports_by_ns.get(policy.namespace, set())
-            for k, port in enumerate(rule.ports):
+            for k, port in enumerate(ingress.ports):
                 if port.port not in own:
                     yield base + ("ingress", j, "ports", k, "port"), (
                         f"no workload in namespace {policy.namespace} listens on port {port.port} ({_choices(own)})")
-        for j, rule in enumerate(policy.egress or []):
-            theirs = set().union(*(ports_by_ns.get(ns, set()) for ns in rule.to_namespaces))
-            for k, port in enumerate(rule.ports):
+        for j, egress in enumerate(policy.egress or []):
+            theirs = set().union(*(ports_by_ns.get(ns, set()) for ns in egress.to_namespaces))
+            for k, port in enumerate(egress.ports):
                 if port.port not in theirs:
                     yield base + ("egress", j, "ports", k, "port"), (
-                        f"no workload in {', '.join(rule.to_namespaces)} listens on port {port.port} "
+                        f"no workload in {', '.join(egress.to_namespaces)} listens on port {port.port} "
                         f"({_choices(theirs)})")
 
 

@@ -4,19 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .types import Name, Strict, _pattern_type
+from .types import ApiServer, GitRevision, GitUrl, Name, RepoPath, Strict
 
-GitUrl = _pattern_type(r"(https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~-]+)+|"
-                       r"(ssh://)?[A-Za-z0-9._-]+@[A-Za-z0-9.-]+[:/][A-Za-z0-9._~/-]+)",
-                       "a Git repository URL (https://host/org/repo.git or git@host:org/repo.git)", 2048,
-                       {"description": "A Git repository URL, https or ssh."})
-GitRevision = _pattern_type(r"[A-Za-z0-9._/-]+", "a branch, tag or commit", 255,
-                            {"description": "A Git branch, tag or commit."})
-RepoPath = _pattern_type(r"([A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*)?", "a relative path inside the repository "
-                         "(no leading '/', no '..')", 1024,
-                         {"description": "A relative path in the repository; empty for its root."})
-ApiServer = _pattern_type(r"https://[A-Za-z0-9.-]+(:[0-9]+)?", "an API server URL such as "
-                          "https://kubernetes.default.svc", 2048, {"description": "A Kubernetes API server URL."})
 
 
 class ArgoCd(Strict):

@@ -6,14 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .types import (BucketName, Image, KafkaClusterId, ListenerName, Name, Port, Positive, ServiceName, Sorted,
-                    Strict, Text, _pattern_type)
+from .types import (BucketName, GroupId, Image, KafkaClusterId, ListenerName, Name, Port, Positive, ServiceName,
+                    Sorted, Strict, Text, TopicName)
 
 
-TopicName = _pattern_type(r"[A-Za-z0-9._-]+", "a Kafka topic name (letters, digits, '.', '_' and '-')", 249,
-                          {"description": "A Kafka topic name."})
-GroupId = _pattern_type(r"[A-Za-z0-9._-]+", "a Kafka Connect group id (letters, digits, '.', '_' and '-')", 249,
-                        {"description": "A Kafka consumer group id."})
 
 
 class KafkaListener(Strict):

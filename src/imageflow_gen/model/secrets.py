@@ -6,10 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .types import Duration, KeyPrefix, Sorted, Strict, SubdomainName, _pattern_type
+from .types import Ciphertext, Duration, KeyPrefix, Sorted, Strict, SubdomainName
 
-Ciphertext = _pattern_type(r"[A-Za-z0-9+/=]{16,}", "a sealed (encrypted) value in base64, from kubeseal", 65536,
-                           {"description": "A value encrypted by kubeseal for the cluster's controller."})
 
 
 class ExternalSecrets(Strict):

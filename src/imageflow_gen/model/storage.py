@@ -11,6 +11,9 @@ from .types import (AbsolutePath, BucketName, Hostname, Image, Name, Port, Posit
                     Sorted, Strict, Url)
 
 
+AccessMode = Literal["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"]
+
+
 class StorageClass(Strict):
     """A StorageClass (seed 8.2.2)."""
 
@@ -44,8 +47,7 @@ class MinioVolumes(Strict):
     """Host directory; drive NN is at <prefix>/NN (seed: /data/minio)."""
     reclaim_policy: Literal["Retain", "Delete", "Recycle"] = "Retain"
     """What happens to the data when the claim goes."""
-    access_modes: list[Literal["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"]] = Field(
-        default_factory=lambda: ["ReadWriteOnce"], min_length=1)
+    access_modes: list[AccessMode] = Field(default_factory=lambda: list[AccessMode](["ReadWriteOnce"]), min_length=1)
     """Access modes of the volumes."""
     hosts: list[Name] = Field(min_length=1)
     """Nodes that hold the drives; drive NN goes to hosts[(NN - 1) % len(hosts)]."""

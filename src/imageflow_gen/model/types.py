@@ -94,8 +94,9 @@ UrlPrefix = _pattern_type(r"/([A-Za-z0-9._~@:+=,-]+/?)*", "a URL path prefix sta
                           {"description": "A URL path prefix, starting with '/'."})
 # Free text a person reads (purposes, reasons): one line of printable characters.
 # (The line separators are literal characters: Go's regexp, in Helm's schema check, has no \u.)
-Text = _pattern_type(r"[^\x00-\x1f\x7f" + "\u2028\u2029" + "]*", "one line of text (no control characters or line breaks)",
-                     500, {"description": "One line of text."})
+Text = _pattern_type(r"[^\x00-\x1f\x7f" + "\u2028\u2029" + "]*",
+                     "one line of text (no control characters or line breaks)", 500,
+                     {"description": "One line of text."})
 # A MinIO/S3 region and an External Secrets remote key prefix.
 Region = _pattern_type(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", "a region such as us-east-1", 63,
                        {"description": "An S3 region name."})
@@ -115,6 +116,25 @@ EnvName = _pattern_type(r"[A-Z_][A-Z0-9_]*", "an environment variable name in up
 Url = _pattern_type(r"https?://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?",
                     "an http(s) URL such as http://auth.internal:8080/verify (host, port, path)", 2048,
                     {"description": "An http or https URL: host, optional port, optional path."})
+
+# Kafka names, kubeseal ciphertext and Git locations.
+TopicName = _pattern_type(r"[A-Za-z0-9._-]+", "a Kafka topic name (letters, digits, '.', '_' and '-')", 249,
+                          {"description": "A Kafka topic name."})
+GroupId = _pattern_type(r"[A-Za-z0-9._-]+", "a Kafka Connect group id (letters, digits, '.', '_' and '-')", 249,
+                        {"description": "A Kafka consumer group id."})
+Ciphertext = _pattern_type(r"[A-Za-z0-9+/=]{16,}", "a sealed (encrypted) value in base64, from kubeseal", 65536,
+                           {"description": "A value encrypted by kubeseal for the cluster's controller."})
+GitUrl = _pattern_type(r"(https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~-]+)+|"
+                       r"(ssh://)?[A-Za-z0-9._-]+@[A-Za-z0-9.-]+[:/][A-Za-z0-9._~/-]+)",
+                       "a Git repository URL (https://host/org/repo.git or git@host:org/repo.git)", 2048,
+                       {"description": "A Git repository URL, https or ssh."})
+GitRevision = _pattern_type(r"[A-Za-z0-9._/-]+", "a branch, tag or commit", 255,
+                            {"description": "A Git branch, tag or commit."})
+RepoPath = _pattern_type(r"([A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*)?", "a relative path inside the repository "
+                         "(no leading '/', no '..')", 1024,
+                         {"description": "A relative path in the repository; empty for its root."})
+ApiServer = _pattern_type(r"https://[A-Za-z0-9.-]+(:[0-9]+)?", "an API server URL such as "
+                          "https://kubernetes.default.svc", 2048, {"description": "A Kubernetes API server URL."})
 
 # A Kubernetes resource quantity, e.g. 100m, 1.5, 8Gi, 1Ti, 3e3.
 _QUANTITY = r"[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?"

@@ -66,7 +66,8 @@ def name_findings(plan: Plan) -> list[tuple[Path, str]]:
         limit, pattern, what = (_LABEL_LIMITS[kind], _LABEL, "DNS-1123 label") if kind in _LABEL_LIMITS else \
             (253, _SUBDOMAIN, "DNS-1123 subdomain")
         if len(name) > limit or not pattern.match(name):
-            findings.append((path, f"emits the {kind} name {name!r}, which is not a {what} of at most {limit} characters"))
+            findings.append((path, f"emits the {kind} name {name!r}, which is not a {what} of at most {limit} "
+                                   "characters"))
     return findings
 
 

@@ -7,8 +7,8 @@ from typing import Any
 from ..model import Topology
 from ..model.cluster import NODE_TYPE_LABEL
 from ..model.processing import ProcessingService
-from .common import (Spec, common_labels, container_security, grpc_probe, labels, pod_security, resources, service_dns, spec,
-                     tmp_volume)
+from .common import (Spec, common_labels, container_security, grpc_probe, labels, pod_security, resources, service_dns,
+                     spec, tmp_volume)
 from .messaging import bootstrap_servers
 from .observability import otlp_endpoint
 

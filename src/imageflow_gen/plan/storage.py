@@ -155,7 +155,6 @@ def _bucket_script(minio: Minio) -> str:
 
 def _bucket_job(minio: Minio) -> Spec:
     volume, mount = tmp_volume()
-    secret = minio.credentials
     container = {
         "name": "mc",
         "image": minio.client_image,

@@ -18,7 +18,6 @@ from .. import __version__
 from ..model import Topology, is_model, model_in
 from ..rendering import render
 from ..resources import data_dir
-from ..resources import data_dir
 from ..schema import TOPOLOGY_FILE
 from ..yamlio import dump, parse_all
 from . import Context, Rendered

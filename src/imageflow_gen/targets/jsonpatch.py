@@ -26,7 +26,7 @@ def diff(old: Any, new: Any, path: tuple[str | int, ...] = ()) -> list[dict[str,
                 ops.extend(diff(old[key], value, path + (key,)))
         return ops
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        return [op for i, (a, b) in enumerate(zip(old, new)) for op in diff(a, b, path + (i,))]
+        return [op for i, (a, b) in enumerate(zip(old, new, strict=True)) for op in diff(a, b, path + (i,))]
     return [{"op": "replace", "path": _pointer(path), "value": new}]
 
 

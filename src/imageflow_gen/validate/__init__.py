@@ -21,7 +21,9 @@ def describe(obj: Any) -> str:
     """'Deployment imageflow-processing/resize' (or 'Namespace imageflow-web')."""
     if not isinstance(obj, dict):
         return "document"
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
     name = f"{meta.get('namespace')}/{meta.get('name')}" if meta.get("namespace") else str(meta.get("name"))
     return f"{obj.get('kind')} {name}"
 

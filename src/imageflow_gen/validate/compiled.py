@@ -59,7 +59,7 @@ def equal(a: Any, b: Any) -> bool:
     if isinstance(a, str) or isinstance(b, str):
         return a == b
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
     return a == b
@@ -84,8 +84,8 @@ class Compiler:
         unknown = {k for k in unknown if not k.startswith("x-")}
         if unknown:
             raise Unsupported(", ".join(sorted(unknown)))
-        checks = [self._keyword(schema, key, base) for key in _HANDLED if key in schema]
-        checks = [c for c in checks if c is not None]
+        found = [self._keyword(schema, key, base) for key in _HANDLED if key in schema]
+        checks = [c for c in found if c is not None]
         if not checks:
             return lambda v: True
         if len(checks) == 1:
@@ -130,8 +130,8 @@ class Compiler:
             item = self.compile(value, base)
             return lambda v: not isinstance(v, list) or all(item(x) for x in v)
         if key == "required":
-            names = tuple(value)
-            return lambda v: not isinstance(v, dict) or all(n in v for n in names)
+            required = tuple(value)
+            return lambda v: not isinstance(v, dict) or all(n in v for n in required)
         if key == "enum":
             if all(isinstance(e, str) for e in value):
                 strings = frozenset(value)

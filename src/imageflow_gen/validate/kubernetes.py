@@ -51,10 +51,10 @@ class SchemaStore:
 
     @cached_property
     def _registry(self) -> Any:
-        from referencing import Registry, Resource
+        from referencing import Registry
         from referencing.jsonschema import DRAFT202012
 
-        return Registry().with_resource(schemas.DEFINITIONS_URI, Resource(self._definitions, DRAFT202012))
+        return Registry().with_resource(schemas.DEFINITIONS_URI, DRAFT202012.create_resource(self._definitions))
 
     def schema(self, api_version: str, kind: str) -> dict[str, Any] | None:
         """The kind's schema, or None when no schema is known for it."""

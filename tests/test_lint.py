@@ -1,0 +1,22 @@
+"""The code passes its linter (ruff: pycodestyle, pyflakes, bugbear) and its type checker (mypy)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def run(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *argv], cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_ruff_finds_nothing() -> None:
+    proc = run("ruff", "check", "--no-cache", "src", "tests", "tools", "bench")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_mypy_finds_nothing() -> None:
+    proc = run("mypy", "--cache-dir", "/dev/null")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
