@@ -292,17 +292,14 @@ def schema(
     Example: imageflow-gen schema --out-dir schemas
     """
     from .schema import files
+    from .writing import put_files
 
-    stale = []
-    for name, text in files().items():
-        target = out_dir / name
-        current = target.read_text(encoding="utf-8") if target.is_file() else None
-        if current == text:
-            continue
-        stale.append(target)
-        if not check:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8", newline="\n")
+    wanted = {out_dir / name: text for name, text in files().items()}
+    stale = {target: text for target, text in wanted.items()
+             if not target.is_file() or target.read_text(encoding="utf-8") != text}
+    if not check:
+        _run(lambda: put_files(stale), f"writing {out_dir}")
+        for target in stale:
             typer.echo(f"wrote {target}")
     if check and stale:
         for target in stale:
@@ -378,13 +375,12 @@ def init(name: Annotated[str, typer.Argument(help="Name of the new profile (its 
 
     Example: imageflow-gen init staging-eu --extends staging
     """
-    import os
-
     from .loading import load_profile, missing_ancestors, profile_path
     from .rendering import render as render_template
     from .resources import data_dir
     from .schema import PROFILE_FILE
     from .validation import topology
+    from .writing import put_files
 
     def scaffold() -> list[Path]:
         target = profile_path(profiles_dir, name)
@@ -402,20 +398,14 @@ def init(name: Annotated[str, typer.Argument(help="Name of the new profile (its 
                  for shipped in ancestors}
         texts[target] = render_template("init/profile.yaml.j2", name=name, parent=extends, schema_path=schema,
                                         purpose=purpose or f"{name}: based on {extends}")
-        profiles_dir.mkdir(parents=True, exist_ok=True)
-        written: list[Path] = []
+        put_files(texts, create=True)
         try:
-            for path, text in texts.items():
-                temp = path.with_name(f".{path.name}.tmp")
-                temp.write_text(text, encoding="utf-8")
-                os.replace(temp, path)
-                written.append(path)
             topology(load_profile(profiles_dir, name))  # it must validate as written
         except BaseException:
-            for path in [*written, *(p.with_name(f".{p.name}.tmp") for p in texts)]:
+            for path in texts:
                 path.unlink(missing_ok=True)
             raise
-        return written
+        return list(texts)
 
     for path in _run(scaffold, f"creating profile {name!r}; nothing written"):
         _say(f"{status('created')} {path}")

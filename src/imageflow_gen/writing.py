@@ -461,6 +461,33 @@ def _remove(out: Path, target: Path) -> None:
         parent = parent.parent
 
 
+def put_files(files: dict[Path, str], *, create: bool = False) -> None:
+    """Write files outside an output folder (profiles, schemas): each whole, through a temporary
+    file beside it and a rename. With `create`, none may exist yet, and a failure removes those
+    this call wrote. A file-system fault is a located error."""
+    written: list[Path] = []
+    try:
+        for path, text in files.items():
+            if create and path.exists():
+                raise OutputError([Problem(Location(str(path)), "", "already exists; refusing to overwrite it")])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp = path.with_name(f".{path.name}.tmp")
+            try:
+                _write_synced(temp, text.encode("utf-8"))
+                os.replace(temp, path)
+            finally:
+                temp.unlink(missing_ok=True)
+            written.append(path)
+    except BaseException as error:
+        if create:
+            for path in written:
+                path.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise OutputError([Problem(Location(error.filename or str(next(iter(files), ""))), "",
+                                       f"cannot write: {_reason(error)}")]) from None
+        raise
+
+
 def unified_diff(out: Path, files: dict[str, str], changes: list[Change]) -> str:
     """The difference between `out` and what a render would write, as a unified diff."""
     chunks: list[str] = []

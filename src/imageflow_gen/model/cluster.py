@@ -75,6 +75,11 @@ class Cluster(Strict):
         """'v1.28.9+k3s1' -> '1.28.9'."""
         return self.version[1:].split("+", 1)[0]
 
+    @property
+    def kubernetes_minor(self) -> str:
+        """'v1.28.9+k3s1' -> '1.28': the version the schemas, Pod Security and the chart name."""
+        return ".".join(self.kubernetes_version.split(".")[:2])
+
 
 class CostRange(Strict):
     """An estimated monthly cost range in US dollars."""

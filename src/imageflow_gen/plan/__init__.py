@@ -45,11 +45,10 @@ class Plan:
 
 def make_plan(topo: Topology, profile: str, source_file: Callable[[Path], str] | None = None) -> Plan:
     """Derive the plan of `topo` for `profile`; `source_file` names the file that wrote a key."""
-    major, minor = topo.cluster.kubernetes_version.split(".")[:2]
     specs = [spec for area in _AREAS for spec in area.specs(topo)]
     names = [(s.kind, s.name, s.source) for s in specs] + _pod_names(topo)
-    return Plan(profile=profile, topology=topo, kubernetes_minor=f"{major}.{minor}", specs=specs, names=names,
-                source_file=source_file or (lambda path: ""))
+    return Plan(profile=profile, topology=topo, kubernetes_minor=topo.cluster.kubernetes_minor, specs=specs,
+                names=names, source_file=source_file or (lambda path: ""))
 
 
 def _pod_names(topo: Topology) -> list[tuple[str, str, Path]]:

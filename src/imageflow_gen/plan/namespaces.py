@@ -7,14 +7,13 @@ from .common import Spec, common_labels, spec
 
 
 def specs(topo: Topology) -> list[Spec]:
-    major, minor = topo.cluster.kubernetes_version.split(".")[:2]
     return [
         spec("Namespace", "namespace", ("namespaces", i), name=ns.name, purpose=ns.purpose,
              exemption=ns.pod_security_reason, labels={
             **common_labels(),
             "name": ns.name,
             "pod-security.kubernetes.io/enforce": ns.pod_security,
-            "pod-security.kubernetes.io/enforce-version": f"v{major}.{minor}",
+            "pod-security.kubernetes.io/enforce-version": f"v{topo.cluster.kubernetes_minor}",
             "pod-security.kubernetes.io/audit": ns.pod_security,
             "pod-security.kubernetes.io/warn": ns.pod_security,
         })

@@ -41,8 +41,7 @@ def render_helm(ctx: Context) -> Rendered:
 
 def _chart(base: Topology) -> dict[str, str]:
     files = {f"{CHART}/{name}": text for name, text in _static_files().items()}
-    minor = ".".join(base.cluster.kubernetes_version.split(".")[:2])
-    chart = parse_all(render("helm/Chart.yaml.j2", version=__version__, kube_minor=minor))[0]
+    chart = parse_all(render("helm/Chart.yaml.j2", version=__version__, kube_minor=base.cluster.kubernetes_minor))[0]
     files[f"{CHART}/Chart.yaml"] = dump(chart)
     files[f"{CHART}/values.yaml"] = (
         "# Default values of the imageflow chart: the topology of imageflow-gen's root profile.\n"
