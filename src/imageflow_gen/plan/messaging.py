@@ -4,14 +4,33 @@ cluster workloads a stable in-cluster name for the brokers' cluster-network list
 from __future__ import annotations
 
 from ..model import Topology
+from ..model.messaging import KafkaListener
 from .common import Spec, labels, service_dns, spec
 
 K3S_NETWORK = "private"
+VPN_NETWORK = "vpn"
+
+
+def listener_on(topo: Topology, network: str) -> KafkaListener | None:
+    """The first listener on one of the Kafka VM's networks (vpn or private)."""
+    return next((lst for lst in topo.messaging.kafka.listeners if lst.network == network), None)
 
 
 def cluster_listener(topo: Topology) -> str | None:
     """The listener cluster workloads use: the first on the VM's private network."""
-    return next((lst.name for lst in topo.messaging.kafka.listeners if lst.network == K3S_NETWORK), None)
+    listener = listener_on(topo, K3S_NETWORK)
+    return listener.name if listener else None
+
+
+def vpn_bootstrap_servers(topo: Topology) -> str:
+    """The brokers as the edge VM reaches them: the Kafka VM's VPN address and each broker's
+    port of the VPN listener; empty without either."""
+    kafka = topo.messaging.kafka
+    vm = next(v for v in topo.vms if v.name == kafka.vm)
+    listener = listener_on(topo, VPN_NETWORK)
+    if listener is None or vm.vpn_address is None:
+        return ""
+    return ",".join(f"{vm.vpn_address}:{b.ports[listener.name]}" for b in kafka.brokers)
 
 
 def broker_ports(topo: Topology) -> list[tuple[str, int]]:

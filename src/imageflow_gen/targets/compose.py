@@ -15,6 +15,7 @@ from typing import Any
 
 from ..model import Topology
 from ..model.quantity import parse
+from ..plan.messaging import VPN_NETWORK, listener_on, vpn_bootstrap_servers
 from ..model.edge import EdgeComponent
 from ..model.messaging import Kafka
 from ..rendering import render
@@ -93,16 +94,6 @@ def _on_vm(component: EdgeComponent) -> bool:
     return "vm" in component.runs_on
 
 
-def kafka_vpn_bootstrap(topo: Topology) -> str:
-    """The brokers as VM0 reaches them: VM1's VPN address and each broker's VPN-network port."""
-    kafka = topo.messaging.kafka
-    vm = next(v for v in topo.vms if v.name == kafka.vm)
-    listener = next((lst for lst in kafka.listeners if lst.network == "vpn"), None)
-    if listener is None or vm.vpn_address is None:
-        return ""
-    return ",".join(f"{vm.vpn_address}:{b.ports[listener.name]}" for b in kafka.brokers)
-
-
 def _vm0(topo: Topology) -> dict[str, str]:
     edge = topo.edge
     gw, backend, web = edge.api_gateway, edge.backend_api, edge.web_ui
@@ -140,7 +131,7 @@ def _env_example(title: str, variables: dict[str, tuple[str, str]]) -> str:
 
 
 def _backend(topo: Topology, backend: EdgeComponent) -> dict[str, Any]:
-    minio, kafka = topo.storage.minio, topo.messaging.kafka
+    minio, vpn = topo.storage.minio, listener_on(topo, VPN_NETWORK)
     memory, cpus = _limits(backend)
     return {
         "image": backend.image,
@@ -149,9 +140,8 @@ def _backend(topo: Topology, backend: EdgeComponent) -> dict[str, Any]:
                    "resources": {"limits": {"cpus": cpus, "memory": memory, "pids": 512}}},
         "environment": {
             "PORT": str(backend.port),
-            "KAFKA_BOOTSTRAP_SERVERS": kafka_vpn_bootstrap(topo),
-            "KAFKA_SECURITY_PROTOCOL": next((lst.protocol for lst in kafka.listeners if lst.network == "vpn"),
-                                            "PLAINTEXT"),
+            "KAFKA_BOOTSTRAP_SERVERS": vpn_bootstrap_servers(topo),
+            "KAFKA_SECURITY_PROTOCOL": vpn.protocol if vpn else "PLAINTEXT",
             "KAFKA_ACKS": "all",
             "KAFKA_ENABLE_IDEMPOTENCE": "true",
             "KAFKA_COMPRESSION_TYPE": "lz4",
