@@ -111,3 +111,21 @@ def test_capacity_command_exits_1_over_capacity(tmp_path: Path) -> None:
     result = run_cli("capacity", "--profile", "seedsize", "--profiles-dir", str(profiles))
     assert result.code == 1 and "4Ti/2Ti (200%)" in result.stdout
     assert "error: " in result.stderr and "over capacity: k3s-worker-03" in result.stderr
+
+
+@pytest.mark.parametrize("profile", ["dev", "staging", "prod"])
+def test_the_compose_stacks_carry_exactly_the_envelopes_the_capacity_check_sums(profile: str) -> None:
+    import yaml
+
+    from imageflow_gen.pipeline import validated
+    from imageflow_gen.plan.vms import stacks
+
+    files = build(PROFILES, profile, CRDS).files
+    for vm, envelopes in stacks(validated(PROFILES, profile)[2].topology).items():
+        compose = yaml.safe_load(files[f"compose/{profile}/{vm}/docker-compose.yaml"])["services"]
+        assert sorted(compose) == sorted(envelopes)
+        for name, env in envelopes.items():
+            deploy = compose[name]["deploy"]
+            assert deploy["resources"]["limits"] == {"cpus": env.cpus, "memory": env.memory, "pids": env.pids}
+            assert deploy.get("replicas", 1) == env.replicas
+            assert (compose[name]["restart"] == "on-failure") == env.one_shot

@@ -7,7 +7,8 @@ cluster as a whole, the requests of the workloads that can only run inside the g
 the group's capacity (CPU, memory, GPUs): a DaemonSet counts once per node it runs on, an
 autoscaled Deployment at its minimum, and one pod must fit on one node. Local
 PersistentVolumes are summed per node against the node's storage. Outside the cluster, each
-compose stack's limits (times replicas) are summed against its VM.
+compose stack's limits (times replicas; plan/vms.py, which the compose target writes) are
+summed against its VM.
 
 Over capacity is an error; above WARN_PERCENT a warning (not for GPUs: a whole GPU per pod
 is how they are used, so 100% is the plan). Capacities are the nodes' totals as
@@ -26,6 +27,7 @@ from .errors import Path
 from .model import Topology
 from .model.quantity import parse
 from .plan import Plan
+from .plan.vms import stacks as vm_stacks
 
 WARN_PERCENT = 80
 GPU = "nvidia.com/gpu"
@@ -263,23 +265,21 @@ def _docker_bytes(text: str) -> Decimal:
     return Decimal(match[1]) * _DOCKER_UNITS[match[2]]
 
 
-def _vms(topo: Topology, stacks: dict[str, dict[str, Any]], rows: list[Row], findings: list[Finding]) -> None:
+def _vms(topo: Topology, rows: list[Row], findings: list[Finding]) -> None:
     """Each compose stack's limits against its VM; the cluster's nodes against the compute VM."""
+    stacks = vm_stacks(topo)
     for i, vm in enumerate(topo.vms):
         capacity = {"cpu": Decimal(vm.cpu), "memory": Decimal(vm.memory_gb) * 2 ** 30, "gpu": Decimal(vm.gpu)}
         stack = stacks.get(vm.name)
         if stack is not None:
             requested = {"cpu": Decimal(0), "memory": Decimal(0), "gpu": Decimal(0)}
             names = []
-            for name, service in (stack.get("services") or {}).items():
-                deploy = service.get("deploy") or {}
-                limits = (deploy.get("resources") or {}).get("limits") or {}
-                count = int(deploy.get("replicas", 1))
-                if service.get("restart") == "on-failure":
-                    continue  # a one-shot job (topic creation) that exits once done
-                requested["cpu"] += Decimal(str(limits.get("cpus", 0))) * count
-                requested["memory"] += _docker_bytes(limits.get("memory", "0")) * count
-                names.append(f"{name}" + (f" x{count}" if count > 1 else ""))
+            for name, env in stack.items():
+                if env.one_shot:
+                    continue  # a job (topic creation) that exits once done
+                requested["cpu"] += Decimal(env.cpus) * env.replicas
+                requested["memory"] += _docker_bytes(env.memory) * env.replicas
+                names.append(f"{name}" + (f" x{env.replicas}" if env.replicas > 1 else ""))
             row = Row("vm", f"{vm.name} (compose limits)", capacity, requested, names, ("vms", i))
             rows.append(row)
             _judge(row, findings, "limits of")
@@ -329,15 +329,12 @@ def _judge(row: Row, findings: list[Finding], verb: str, resources: tuple[str, .
                                     f"{percent:.0f}% of capacity (over {WARN_PERCENT}%): {text}"))
 
 
-def analyse(plan: Plan, compose: dict[str, dict[str, Any]] | None = None) -> Report:
-    """The capacity table of a plan and what is over (error) or near (warning) capacity.
-
-    `compose` maps a VM's name to its parsed docker-compose file, when it has one.
-    """
+def analyse(plan: Plan) -> Report:
+    """The capacity table of a plan and what is over (error) or near (warning) capacity."""
     rows: list[Row] = []
     findings: list[Finding] = []
     _cluster(plan, rows, findings)
-    _vms(plan.topology, compose or {}, rows, findings)
+    _vms(plan.topology, rows, findings)
     costs = [(vm.name, vm.monthly_cost_usd.min, vm.monthly_cost_usd.max) for vm in plan.topology.vms]
     unique = {(f.level, f.path, f.message): f for f in findings}
     return Report(rows, list(unique.values()), costs)

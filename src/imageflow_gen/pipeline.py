@@ -18,7 +18,6 @@ from .targets.docs import render_docs
 from .validate import parse_problems, schema_problems, schemas, secret_problems
 from .validate.kubernetes import SchemaStore
 from .validation import topology
-from .yamlio import parse_all
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,7 @@ def build(profiles_dir: FsPath, profile: str, crd_locations: list[FsPath] | None
         rendered.update(target(context))
     rendered.update(render_docs(context, rendered.files))  # last: it lists the other targets' files
     store = SchemaStore(plan.kubernetes_minor, resources.crd_locations() if crd_locations is None else crd_locations)
-    report = capacity_of(plan, rendered.files)
+    report = analyse(plan)
     problems = ((parse_problems(rendered.files) if reparse else []) + schema_problems(store, rendered.objects)
                 + secret_problems(rendered.files, secret_key_names(topo))
                 + [Problem(loaded.locate(f.path), dotted(f.path), f.message) for f in report.errors])
@@ -113,16 +112,6 @@ def build(profiles_dir: FsPath, profile: str, crd_locations: list[FsPath] | None
 
 
 def capacity_report(profiles_dir: FsPath, profile: str) -> tuple[Loaded, Report]:
-    """The capacity report of a profile without rendering all of it: only its compose stacks."""
-    loaded, _, plan, base = with_base(profiles_dir, profile)
-    return loaded, capacity_of(plan, registry()["compose"](Context(plan=plan, base=base)).files)
-
-
-def capacity_of(plan: Plan, files: dict[str, str]) -> Report:
-    """The capacity report of a plan, with the compose stacks as rendered."""
-    stacks = {}
-    prefix = f"compose/{plan.profile}/"
-    for path, text in files.items():
-        if path.startswith(prefix) and path.endswith("/docker-compose.yaml"):
-            stacks[path[len(prefix):].split("/")[0]] = parse_all(text)[0]
-    return analyse(plan, stacks)
+    """The capacity report of a profile, without rendering it."""
+    loaded, _, plan = validated(profiles_dir, profile)
+    return loaded, analyse(plan)

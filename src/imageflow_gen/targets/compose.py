@@ -9,13 +9,11 @@ by variables in `.env` (compose secrets); no value is ever written.
 
 from __future__ import annotations
 
-import math
-import re
 from typing import Any
 
 from ..model import Topology
-from ..model.quantity import parse
 from ..plan.messaging import VPN_NETWORK, listener_on, vpn_bootstrap_servers
+from ..plan.vms import Envelope, edge_services, kafka_services
 from ..model.edge import EdgeComponent
 from ..model.messaging import Kafka
 from ..rendering import render
@@ -63,28 +61,20 @@ def _compose(name: str, services: dict[str, Any], **sections: Any) -> str:
     return header + dump(parse_all(text)[0])
 
 
-def _hardened(memory: str, pids: int, cpus: str, *, read_only: bool = True) -> dict[str, Any]:
-    """What every service gets: restart, limits, no new privileges, no capabilities, log rotation."""
+def _hardened(env: Envelope, *, read_only: bool = True, replicas: bool = False) -> dict[str, Any]:
+    """What every service gets: restart, the plan's limits, no new privileges, no capabilities,
+    log rotation; `replicas` writes the replica count too."""
+    limits = {"limits": {"cpus": env.cpus, "memory": env.memory, "pids": env.pids}}
     service: dict[str, Any] = {
-        "restart": "unless-stopped",
+        "restart": "on-failure" if env.one_shot else "unless-stopped",
         "security_opt": ["no-new-privileges:true"],
         "cap_drop": ["ALL"],
-        "deploy": {"resources": {"limits": {"cpus": cpus, "memory": memory, "pids": pids}}},
+        "deploy": {"replicas": env.replicas, "resources": limits} if replicas else {"resources": limits},
         "logging": LOG_OPTIONS,
     }
     if read_only:
         service.update({"read_only": True, "tmpfs": ["/tmp"]})
     return service
-
-
-def _limits(component: EdgeComponent) -> tuple[str, str]:
-    """Compose memory and CPU limits from the component's Kubernetes limits (any quantity form)."""
-    memory = component.resources.limits.memory
-    binary = re.fullmatch(r"([0-9]+)([GMK])i", memory)
-    # Compose reads 512m as MiB; anything else (1e9, 0.5Gi, 64M) as a whole number of bytes.
-    memory = f"{binary[1]}{binary[2].lower()}" if binary else f"{math.ceil(parse(memory))}b"
-    cpus = format(parse(component.resources.limits.cpu).normalize(), "f")
-    return memory, cpus
 
 
 # ---- VM0 --------------------------------------------------------------------------------
@@ -103,13 +93,15 @@ def _vm0(topo: Topology) -> dict[str, str]:
                 "IMAGEFLOW_TLS_KEY": (gw.tls.key_path, "TLS private key (PEM) on this VM"),
                 "MINIO_ACCESS_KEY_FILE": ("./secrets/minio-access-key", "file holding the MinIO access key"),
                 "MINIO_SECRET_KEY_FILE": ("./secrets/minio-secret-key", "file holding the MinIO secret key")}
+    stack = edge_services(topo)
     if _on_vm(backend):
-        services[backend.name] = _backend(topo, backend)
+        services[backend.name] = _backend(topo, backend, stack[backend.name])
     if _on_vm(web):
-        services[web.name] = _web(web)
+        services[web.name] = _web(web, stack[web.name])
         files["nginx/web-ui.conf"] = render("compose/web-ui.conf.j2", web=web)
     if _on_vm(gw):
-        services[gw.name] = _gateway(gw, backend if _on_vm(backend) else None, web if _on_vm(web) else None)
+        services[gw.name] = _gateway(gw, stack[gw.name], backend if _on_vm(backend) else None,
+                                     web if _on_vm(web) else None)
         files["nginx/api-gateway.conf"] = render("compose/api-gateway.conf.j2", gw=gw, backend=backend,
                                                  web=web if _on_vm(web) else None, vm=edge.vm,
                                                  http_listen=8080)
@@ -130,14 +122,11 @@ def _env_example(title: str, variables: dict[str, tuple[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _backend(topo: Topology, backend: EdgeComponent) -> dict[str, Any]:
+def _backend(topo: Topology, backend: EdgeComponent, env: Envelope) -> dict[str, Any]:
     minio, vpn = topo.storage.minio, listener_on(topo, VPN_NETWORK)
-    memory, cpus = _limits(backend)
     return {
         "image": backend.image,
-        **_hardened(memory, 512, cpus),
-        "deploy": {"replicas": backend.replicas,
-                   "resources": {"limits": {"cpus": cpus, "memory": memory, "pids": 512}}},
+        **_hardened(env, replicas=True),
         "environment": {
             "PORT": str(backend.port),
             "KAFKA_BOOTSTRAP_SERVERS": vpn_bootstrap_servers(topo),
@@ -162,11 +151,10 @@ def _backend(topo: Topology, backend: EdgeComponent) -> dict[str, Any]:
     }
 
 
-def _web(web: EdgeComponent) -> dict[str, Any]:
-    memory, cpus = _limits(web)
+def _web(web: EdgeComponent, env: Envelope) -> dict[str, Any]:
     return {
         "image": web.image,
-        **_hardened(memory, 128, cpus),
+        **_hardened(env),
         "volumes": ["./nginx/web-ui.conf:/etc/nginx/nginx.conf:ro"],
         "expose": [str(web.port)],
         "networks": ["edge"],
@@ -175,12 +163,11 @@ def _web(web: EdgeComponent) -> dict[str, Any]:
     }
 
 
-def _gateway(gw: Any, backend: EdgeComponent | None, web: EdgeComponent | None) -> dict[str, Any]:
-    memory, cpus = _limits(gw)
+def _gateway(gw: Any, env: Envelope, backend: EdgeComponent | None, web: EdgeComponent | None) -> dict[str, Any]:
     depends = {c.name: {"condition": "service_healthy"} for c in (backend, web) if c is not None}
     return {
         "image": gw.image,
-        **_hardened(memory, 256, cpus),
+        **_hardened(env),
         "ports": [f"{gw.https_port}:{gw.port}", f"{gw.http_port}:8080"],
         "volumes": ["./nginx/api-gateway.conf:/etc/nginx/nginx.conf:ro",
                     Interpolated("${IMAGEFLOW_TLS_CERTIFICATE:?set IMAGEFLOW_TLS_CERTIFICATE in .env}"
@@ -201,16 +188,17 @@ def _vm1(topo: Topology) -> dict[str, str]:
     vm = next(v for v in topo.vms if v.name == kafka.vm)
     services: dict[str, Any] = {}
     volumes: dict[str, Any] = {}
+    stack = kafka_services(topo)
     for broker in kafka.brokers:
-        services[broker.name] = _broker(topo, kafka, broker, vm)
+        services[broker.name] = _broker(topo, kafka, broker, vm, stack[broker.name])
         volumes[f"{broker.name}-data"] = {}
-    services["kafka-init"] = _topics(kafka)
+    services["kafka-init"] = _topics(kafka, stack["kafka-init"])
     files: dict[str, str] = {}
     env_vars: dict[str, tuple[str, str]] = {}
     secrets: dict[str, Any] = {}
     if kafka.connect:
-        services["kafka-connect"] = _connect(topo, kafka)
-        services["kafka-connect-init"] = _connect_init(kafka)
+        services["kafka-connect"] = _connect(topo, kafka, stack["kafka-connect"])
+        services["kafka-connect-init"] = _connect_init(kafka, stack["kafka-connect-init"])
         for connector in kafka.connect.connectors:
             files[f"connectors/{connector.name}.json"] = _connector(topo, connector)
         env_vars["MINIO_S3_CREDENTIALS_FILE"] = (
@@ -228,7 +216,7 @@ def _internal(kafka: Kafka, broker_name: str) -> str:
     return f"{broker_name}:{kafka.internal_port}"
 
 
-def _broker(topo: Topology, kafka: Kafka, broker: Any, vm: Any) -> dict[str, Any]:
+def _broker(topo: Topology, kafka: Kafka, broker: Any, vm: Any, env: Envelope) -> dict[str, Any]:
     addresses = {"vpn": vm.vpn_address, "private": vm.address}
     voters = ",".join(f"{b.node_id}@{b.name}:{b.ports['CONTROLLER']}" for b in kafka.brokers)
     listeners = [f"{INTERNAL_LISTENER}://0.0.0.0:{kafka.internal_port}",
@@ -242,7 +230,7 @@ def _broker(topo: Topology, kafka: Kafka, broker: Any, vm: Any) -> dict[str, Any
     return {
         "image": kafka.image,
         "hostname": broker.name,
-        **_hardened(f"{kafka.heap_mb * 2}m", 4096, "2", read_only=False),
+        **_hardened(env, read_only=False),
         "environment": {
             "CLUSTER_ID": kafka.cluster_id,
             "KAFKA_NODE_ID": str(broker.node_id),
@@ -277,7 +265,7 @@ def _bootstrap(kafka: Kafka) -> str:
     return ",".join(_internal(kafka, b.name) for b in kafka.brokers)
 
 
-def _topics(kafka: Kafka) -> dict[str, Any]:
+def _topics(kafka: Kafka, env: Envelope) -> dict[str, Any]:
     commands = ["set -eu"]
     for topic in kafka.topics:
         commands.append(f"/opt/kafka/bin/kafka-topics.sh --bootstrap-server {_bootstrap(kafka)} --create "
@@ -285,8 +273,7 @@ def _topics(kafka: Kafka) -> dict[str, Any]:
                         f"--replication-factor {topic.replication_factor}")
     service = {
         "image": kafka.image,
-        **_hardened("512m", 256, "0.5", read_only=False),
-        "restart": "on-failure",
+        **_hardened(env, read_only=False),
         "entrypoint": ["/bin/sh", "-c", "\n".join(commands) + "\n"],
         "depends_on": {b.name: {"condition": "service_healthy"} for b in kafka.brokers},
         "networks": ["kafka"],
@@ -295,7 +282,7 @@ def _topics(kafka: Kafka) -> dict[str, Any]:
     return service
 
 
-def _connect(topo: Topology, kafka: Kafka) -> dict[str, Any]:
+def _connect(topo: Topology, kafka: Kafka, env: Envelope) -> dict[str, Any]:
     connect = kafka.connect
     assert connect is not None
     internal_rf = str(min(3, len(kafka.brokers)))
@@ -303,7 +290,7 @@ def _connect(topo: Topology, kafka: Kafka) -> dict[str, Any]:
     return {
         "image": connect.image,
         "hostname": "kafka-connect",
-        **_hardened("2g", 1024, "2", read_only=False),
+        **_hardened(env, read_only=False),
         "environment": {
             "CONNECT_BOOTSTRAP_SERVERS": _bootstrap(kafka),
             "CONNECT_REST_PORT": str(connect.rest_port),
@@ -340,7 +327,7 @@ def _connect(topo: Topology, kafka: Kafka) -> dict[str, Any]:
 _REST_ADDRESS = {"localhost": "127.0.0.1", "private": None}
 
 
-def _connect_init(kafka: Kafka) -> dict[str, Any]:
+def _connect_init(kafka: Kafka, env: Envelope) -> dict[str, Any]:
     connect = kafka.connect
     assert connect is not None
     url = f"http://kafka-connect:{connect.rest_port}/connectors"
@@ -349,8 +336,7 @@ def _connect_init(kafka: Kafka) -> dict[str, Any]:
         f"{url}/{c.name}/config" for c in connect.connectors]
     return {
         "image": connect.init_image,
-        **_hardened("64m", 64, "0.25"),
-        "restart": "on-failure",
+        **_hardened(env),
         "entrypoint": ["/bin/sh", "-c", "\n".join(commands) + "\n"],
         "volumes": ["./connectors:/connectors:ro"],
         "depends_on": {"kafka-connect": {"condition": "service_healthy"}},

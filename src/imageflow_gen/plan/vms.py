@@ -1,0 +1,59 @@
+"""What each VM outside the cluster runs under Docker Compose, and in what envelope.
+
+The compose target formats these services; the capacity check sums the same envelopes
+against the VMs. Both read this one list, so neither re-derives (or re-parses) the other.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from ..model import Topology
+from ..model.common import Resources
+from ..model.quantity import parse
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A compose service's limits, in compose's own notation."""
+
+    cpus: str  # e.g. "0.5"
+    memory: str  # e.g. "512m" (MiB), or a whole number of bytes such as "1000b"
+    pids: int
+    replicas: int = 1
+    one_shot: bool = False  # runs once to completion (topic creation): restarted on failure, not counted
+
+
+def envelope(resources: Resources, pids: int, replicas: int = 1) -> Envelope:
+    """Compose limits from Kubernetes limits, whatever quantity form they are written in."""
+    memory = resources.limits.memory
+    binary = re.fullmatch(r"([0-9]+)([GMK])i", memory)
+    # Compose reads 512m as MiB; anything else (1e9, 0.5Gi, 64M) as a whole number of bytes.
+    memory = f"{binary[1]}{binary[2].lower()}" if binary else f"{math.ceil(parse(memory))}b"
+    return Envelope(format(parse(resources.limits.cpu).normalize(), "f"), memory, pids, replicas)
+
+
+def edge_services(topo: Topology) -> dict[str, Envelope]:
+    """The edge components that run on the edge VM, by name."""
+    edge = topo.edge
+    wanted = ((edge.backend_api, 512), (edge.web_ui, 128), (edge.api_gateway, 256))
+    return {c.name: envelope(c.resources, pids, c.replicas if c is edge.backend_api else 1)
+            for c, pids in wanted if "vm" in c.runs_on}
+
+
+def kafka_services(topo: Topology) -> dict[str, Envelope]:
+    """The brokers, topic creation, Kafka Connect and its set-up job on the Kafka VM, by name."""
+    kafka = topo.messaging.kafka
+    services = {b.name: Envelope("2", f"{kafka.heap_mb * 2}m", 4096) for b in kafka.brokers}
+    services["kafka-init"] = Envelope("0.5", "512m", 256, one_shot=True)
+    if kafka.connect:
+        services["kafka-connect"] = Envelope("2", "2g", 1024)
+        services["kafka-connect-init"] = Envelope("0.25", "64m", 64, one_shot=True)
+    return services
+
+
+def stacks(topo: Topology) -> dict[str, dict[str, Envelope]]:
+    """Per VM name, the services its compose stack runs."""
+    return {topo.edge.vm: edge_services(topo), topo.messaging.kafka.vm: kafka_services(topo)}
