@@ -379,7 +379,7 @@ def init(name: Annotated[str, typer.Argument(help="Name of the new profile (its 
     from .rendering import render as render_template
     from .resources import data_dir
     from .schema import PROFILE_FILE
-    from .validation import topology
+    from .modelling import topology
     from .writing import put_files
 
     def scaffold() -> list[Path]:

@@ -17,7 +17,7 @@ from .targets import Context, Rendered, registry
 from .targets.docs import render_docs
 from .validate import parse_problems, schema_problems, schemas, secret_problems
 from .validate.kubernetes import SchemaStore
-from .validation import topology
+from .modelling import topology
 
 
 @dataclass(frozen=True)

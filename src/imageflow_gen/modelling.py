@@ -1,4 +1,5 @@
-"""Loaded profile -> Topology, or every problem with its file, line, column and key."""
+"""The model stage: a loaded profile -> Topology, or every problem with its file, line, column
+and key. (The output gates are validate/; this checks the input.)"""
 
 from __future__ import annotations
 
