@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import Topology
-from ..plan.messaging import VPN_NETWORK, listener_on, vpn_bootstrap_servers
-from ..plan.vms import Envelope, edge_services, kafka_services
 from ..model.edge import EdgeComponent
 from ..model.messaging import Kafka
+from ..plan.messaging import VPN_NETWORK, listener_on, vpn_bootstrap_servers
+from ..plan.vms import Envelope, edge_services, kafka_services
 from ..rendering import render
 from ..yamlio import dump, parse_all
 from . import Context, Rendered
