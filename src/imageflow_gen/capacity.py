@@ -18,7 +18,6 @@ the topology gives them; K3s and the OS take a share of each, which the margin i
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -255,16 +254,6 @@ def _cluster(plan: Plan, rows: list[Row], findings: list[Finding]) -> None:
 # ---- VMs ------------------------------------------------------------------------------------
 
 
-_DOCKER_UNITS = {"": 1, "b": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30}
-
-
-def _docker_bytes(text: str) -> Decimal:
-    match = re.fullmatch(r"([0-9.]+)([bkmg]?)", str(text).lower())
-    if not match:
-        raise ValueError(f"{text!r} is not a compose memory size")
-    return Decimal(match[1]) * _DOCKER_UNITS[match[2]]
-
-
 def _vms(topo: Topology, rows: list[Row], findings: list[Finding]) -> None:
     """Each compose stack's limits against its VM; the cluster's nodes against the compute VM."""
     stacks = vm_stacks(topo)
@@ -277,8 +266,8 @@ def _vms(topo: Topology, rows: list[Row], findings: list[Finding]) -> None:
             for name, env in stack.items():
                 if env.one_shot:
                     continue  # a job (topic creation) that exits once done
-                requested["cpu"] += Decimal(env.cpus) * env.replicas
-                requested["memory"] += _docker_bytes(env.memory) * env.replicas
+                requested["cpu"] += env.cpu_cores * env.replicas
+                requested["memory"] += env.memory_bytes * env.replicas
                 names.append(f"{name}" + (f" x{env.replicas}" if env.replicas > 1 else ""))
             row = Row("vm", f"{vm.name} (compose limits)", capacity, requested, names, ("vms", i))
             rows.append(row)

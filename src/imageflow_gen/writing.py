@@ -186,8 +186,8 @@ def _file_bytes(path: Path) -> bytes | None:
 
 
 def plan_changes(out: Path, profile: str, files: dict[str, str]) -> list[Change]:
-    """What writing `files` (the lock included) for `profile` into `out` would do; writes nothing."""
-    _check_out(out)
+    """What writing `files` (the lock included) for `profile` into `out` would do; writes nothing.
+    The caller has checked `out` itself (_check_out)."""
     if _pending(out):
         raise _interrupted(out)
     locks = _locks(out)
@@ -236,6 +236,7 @@ def _change(out: Path, rel: str, data: bytes, previous: dict[str, str], others: 
 
 def compare(out: Path, profile: str, files: dict[str, str]) -> list[Change]:
     """`plan_changes` for check and diff: while no writer runs, file faults as located errors."""
+    _check_out(out)
     try:
         with shared(out):
             # No writer holds the output now, so a pid file is a killed writer's.

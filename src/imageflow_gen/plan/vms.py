@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 from ..model import Topology
 from ..model.common import Resources
@@ -24,6 +25,21 @@ class Envelope:
     pids: int
     replicas: int = 1
     one_shot: bool = False  # runs once to completion (topic creation): restarted on failure, not counted
+
+    @property
+    def cpu_cores(self) -> Decimal:
+        return Decimal(self.cpus)
+
+    @property
+    def memory_bytes(self) -> Decimal:
+        """The memory limit in bytes, read as compose reads it (m is MiB)."""
+        match = re.fullmatch(r"([0-9.]+)([bkmg]?)", self.memory)
+        if match is None:
+            raise ValueError(f"{self.memory!r} is not a compose memory size")
+        return Decimal(match[1]) * _UNITS[match[2]]
+
+
+_UNITS = {"": 1, "b": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30}
 
 
 def envelope(resources: Resources, pids: int, replicas: int = 1) -> Envelope:

@@ -80,10 +80,6 @@ def _hardened(env: Envelope, *, read_only: bool = True, replicas: bool = False) 
 # ---- VM0 --------------------------------------------------------------------------------
 
 
-def _on_vm(component: EdgeComponent) -> bool:
-    return "vm" in component.runs_on
-
-
 def _vm0(topo: Topology) -> dict[str, str]:
     edge = topo.edge
     gw, backend, web = edge.api_gateway, edge.backend_api, edge.web_ui
@@ -93,7 +89,11 @@ def _vm0(topo: Topology) -> dict[str, str]:
                 "IMAGEFLOW_TLS_KEY": (gw.tls.key_path, "TLS private key (PEM) on this VM"),
                 "MINIO_ACCESS_KEY_FILE": ("./secrets/minio-access-key", "file holding the MinIO access key"),
                 "MINIO_SECRET_KEY_FILE": ("./secrets/minio-secret-key", "file holding the MinIO secret key")}
-    stack = edge_services(topo)
+    stack = edge_services(topo)  # the components that run on the VM, by name
+
+    def _on_vm(component: EdgeComponent) -> bool:
+        return component.name in stack
+
     if _on_vm(backend):
         services[backend.name] = _backend(topo, backend, stack[backend.name])
     if _on_vm(web):
