@@ -104,8 +104,7 @@ def tools_on(out: Path, profile: str, minor: str, kubeconform: bool,
         return text
 
     try:
-        chart = timed([tool("helm"), "template", "imageflow", str(out / "helm/imageflow"),
-                       "-f", str(out / f"helm/values/{profile}.yaml")])
+        chart = timed([tool("helm"), "template", "imageflow", str(out / f"helm/{profile}")])
         built = timed([tool("kubectl"), "kustomize", str(out / f"kustomize/overlays/{profile}")])
         if kubeconform:
             for name, text in (("chart.yaml", chart), ("built.yaml", built)):

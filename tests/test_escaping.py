@@ -40,8 +40,11 @@ def test_free_text_lands_unchanged_in_yaml_and_escaped_in_markdown_and_mermaid(t
             "namespaces": [{"name": "imageflow-web", "purpose": text}]}
     profiles = profile_with(tmp, "text", data)
     result = build(profiles, "text")
-    values = yaml.safe_load(result.files["helm/values/text.yaml"])
-    assert values["purpose"] == values["vms"][0]["purpose"] == values["namespaces"][0]["purpose"] == text
+    # The chart's template is literal text to Go: each `{{` of the input is an action printing `{{`.
+    template = result.files["helm/text/templates/cluster/namespace-imageflow-web.yaml"]
+    assert "{{" not in template.replace('{{ "{{" }}', "")
+    chart_namespace = yaml.safe_load(template.replace('{{ "{{" }}', "{{"))
+    assert chart_namespace["metadata"]["annotations"]["imageflow.io/purpose"] == text
     (namespace,) = [o for o in objects(validated(profiles, "text")[2])
                     if o["kind"] == "Namespace" and o["metadata"]["name"] == "imageflow-web"]
     assert namespace["metadata"]["annotations"]["imageflow.io/purpose"] == text

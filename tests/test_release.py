@@ -57,9 +57,9 @@ def test_switching_colour_changes_only_the_selector_line(tmp_path: Path) -> None
     before, after = outputs["blue"], outputs["green"]
     assert before.keys() == after.keys()
     changed = sorted(path for path in before if before[path] != after[path])
-    assert changed == [".imageflow-gen/bg.lock.json", "helm/values/bg.yaml",
+    assert changed == [".imageflow-gen/bg.lock.json", "helm/bg/values.yaml",
                        "kustomize/overlays/bg/patches/imageflow-processing/service-resize.yaml"]
-    for path, expected in (("helm/values/bg.yaml", "active: blue"),
+    for path, expected in (("helm/bg/values.yaml", "active: blue"),
                            ("kustomize/overlays/bg/patches/imageflow-processing/service-resize.yaml", "blue")):
         diff = [line for line in difflib.unified_diff(before[path].splitlines(), after[path].splitlines(), n=0)
                 if line[:1] in "+-" and not line.startswith(("+++", "---"))]

@@ -112,7 +112,7 @@ def test_checkov_finds_nothing_outside_the_skip_list(profile: str, tmp_path: Pat
     manifests = tmp_path / "manifests"
     manifests.mkdir()
     _, built = gates.kustomize_build(out, f"kustomize/overlays/{profile}")
-    _, chart = gates.helm_template(out, "helm/imageflow", f"helm/values/{profile}.yaml")
+    _, chart = gates.helm_template(out, f"helm/{profile}", f"helm/{profile}/values.yaml")
     (manifests / "overlay.yaml").write_text(built)
     (manifests / "chart.yaml").write_text(chart)
     reports = checkov(manifests, "kubernetes")

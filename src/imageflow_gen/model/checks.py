@@ -6,6 +6,7 @@ file:line:column. Nothing here raises for a finding.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from ..errors import Path, dotted
 from . import Topology
 from .cluster import NODE_TYPE_LABEL
 from .common import Resources
+from .messaging import client_keys
 from .quantity import parse
 
 Finding = tuple[Path, str]
@@ -207,7 +209,7 @@ _SECRET_KEYS = {"opaque": ("access-key", "secret-key"), "tls": ("cert", "key")}
 
 def _secret_keys(topo: Topology) -> Iterator[Finding]:
     for _, purpose, ref, path in secret_refs(topo):
-        wanted = _SECRET_KEYS[purpose]
+        wanted = client_keys(_cluster_protocol(topo)) if purpose == "kafka" else _SECRET_KEYS[purpose]
         missing = [key for key in wanted if key not in ref.keys]
         if missing:
             yield path + ("keys",), f"needs the keys {', '.join(wanted)}; missing {', '.join(missing)}"
@@ -215,9 +217,14 @@ def _secret_keys(topo: Topology) -> Iterator[Finding]:
 
 def secret_refs(topo: Topology) -> list[tuple[str, str, Any, Path]]:
     """(namespace, purpose, SecretRef, path) of every Secret the output references."""
-    minio = topo.storage.minio
-    return [(minio.namespace, "opaque", minio.credentials, ("storage", "minio", "credentials")),
-            ("istio-system", "tls", topo.network.gateway.tls, ("network", "gateway", "tls"))]
+    minio, kafka = topo.storage.minio, topo.messaging.kafka
+    refs: list[tuple[str, str, Any, Path]] = [
+        (minio.namespace, "opaque", minio.credentials, ("storage", "minio", "credentials")),
+        ("istio-system", "tls", topo.network.gateway.tls, ("network", "gateway", "tls"))]
+    if kafka.client_credentials is not None and client_keys(_cluster_protocol(topo)):
+        refs += [(namespace, "kafka", kafka.client_credentials, ("messaging", "kafka", "client_credentials"))
+                 for namespace in _kafka_client_namespaces(topo)]
+    return refs
 
 
 def _secret_provider(topo: Topology) -> Iterator[Finding]:
@@ -265,15 +272,48 @@ def _kafka(topo: Topology) -> Iterator[Finding]:
         if topic.replication_factor > brokers:
             yield base + ("topics", i, "replication_factor"), (
                 f"{topic.replication_factor} is more than the {brokers} broker(s)")
-    for i, listener in enumerate(kafka.listeners):
-        if listener.protocol != "PLAINTEXT":
-            yield base + ("listeners", i, "protocol"), (
-                f"{listener.protocol} is not generated yet: the brokers, the backend, the processing services and "
-                "Kafka Connect would get no keystores or credentials for it. Use PLAINTEXT on a network only the "
-                "platform reaches (the VPN, the private network)")
+    yield from _listener_security(topo)
     yield from _kafka_vm(topo)
     yield from _broker_ports(topo)
     yield from _connectors(topo)
+
+
+def _listener_security(topo: Topology) -> Iterator[Finding]:
+    kafka = topo.messaging.kafka
+    base = ("messaging", "kafka")
+    for i, listener in enumerate(kafka.listeners):
+        name = listener.name
+        if name.endswith("SSL") or "SASL_" in name:
+            # The apache/kafka image's start script reads "SSL://" and "SASL_..://" in the advertised
+            # listeners as its own TLS and SASL set-up, and stops when that set-up is missing.
+            yield base + ("listeners", i, "name"), (
+                f"{name!r} ends in SSL or contains SASL_, which the Kafka image's start script takes for a "
+                "protocol; name the listener for its network (e.g. VPN, K3S)")
+        elif listener.protocol == "SSL" and not re.fullmatch(r"[A-Z][A-Z0-9]+", name):
+            yield base + ("listeners", i, "name"), (
+                f"{name!r}: an SSL listener's name must be 2 or more letters and digits without '_', so that "
+                "its client-authentication setting reaches the broker through the image's environment")
+    if _kafka_client_namespaces(topo) and client_keys(_cluster_protocol(topo)) and kafka.client_credentials is None:
+        yield base + ("client_credentials",), (
+            f"the private listener uses {_cluster_protocol(topo)}: name the Secret the cluster's Kafka clients "
+            f"read (keys: {', '.join(client_keys(_cluster_protocol(topo)))})")
+    elif kafka.client_credentials is not None and not client_keys(_cluster_protocol(topo)):
+        yield base + ("client_credentials",), "only used when the private listener is not PLAINTEXT"
+
+
+def _cluster_protocol(topo: Topology) -> str:
+    listener = next((lst for lst in topo.messaging.kafka.listeners if lst.network == "private"), None)
+    return listener.protocol if listener else "PLAINTEXT"
+
+
+def _kafka_client_namespaces(topo: Topology) -> list[str]:
+    """Namespaces of the cluster's Kafka clients: the processing services', and the backend's when
+    it runs in the cluster."""
+    namespaces = [topo.processing.namespace] if topo.processing.services else []
+    backend = topo.edge.backend_api
+    if "cluster" in backend.runs_on and backend.namespace not in namespaces:
+        namespaces.append(backend.namespace)
+    return namespaces
 
 
 def _vm(topo: Topology, name: str) -> Any:

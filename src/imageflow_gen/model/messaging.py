@@ -6,10 +6,24 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from .common import SecretRef
 from .types import (BucketName, GroupId, Image, KafkaClusterId, ListenerName, Name, Port, Positive, ServiceName,
                     Sorted, Strict, Text, TopicName)
 
 
+TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
+SASL_PROTOCOLS = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
+
+
+def client_keys(protocol: str) -> list[str]:
+    """The files a client needs for `protocol`, by logical key: `password` (SASL), `ca` (the CA
+    of the brokers' certificate, TLS), `certificate` and `private-key` (its own, SSL)."""
+    keys = ["password"] if protocol in SASL_PROTOCOLS else []
+    if protocol in TLS_PROTOCOLS:
+        keys.append("ca")
+    if protocol == "SSL":
+        keys += ["certificate", "private-key"]
+    return keys
 
 
 class KafkaListener(Strict):
@@ -18,13 +32,25 @@ class KafkaListener(Strict):
     name: ListenerName
     """Listener name, e.g. VPN (for VM0) or K3S (for the cluster)."""
     protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    """Security protocol. Only PLAINTEXT is generated so far (the others are refused, not half
-    configured): keep such a listener on a network only the platform reaches (the VPN, the
-    private network), as the generated docs say."""
+    """Security protocol. SASL_SSL: TLS and a SCRAM user name and password (`sasl`); SSL: TLS
+    with client certificates (mutual TLS); SASL_PLAINTEXT: SCRAM without encryption; PLAINTEXT:
+    neither, so keep it on a network only the platform reaches (the generated docs warn)."""
     network: Literal["vpn", "private"]
     """Which address of the Kafka VM is advertised: vpn_address or address."""
     purpose: Text
     """Who uses it."""
+
+
+class KafkaSasl(Strict):
+    """SCRAM authentication on the SASL listeners: one user for the edge VM's backend, one for
+    the cluster's workloads. Passwords are files (compose) and Secret keys (cluster), never values."""
+
+    mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    """SCRAM mechanism the brokers enable and the clients use."""
+    vm_user: Name = "imageflow-backend"
+    """User of the backend on the edge VM (over the VPN listener)."""
+    cluster_user: Name = "imageflow-cluster"
+    """User of the cluster's workloads (over the private listener)."""
 
 
 class KafkaBroker(Strict):
@@ -112,6 +138,12 @@ class Kafka(Strict):
     """Topics to create."""
     connect: KafkaConnect | None = None
     """Kafka Connect."""
+    sasl: KafkaSasl = Field(default_factory=KafkaSasl)
+    """SCRAM users of the SASL listeners."""
+    client_credentials: SecretRef | None = None
+    """The Secret cluster workloads read when the private listener is not PLAINTEXT, in each
+    namespace with Kafka clients. Keys: `password` (SASL), `ca` (the CA that signed the brokers'
+    certificate, for TLS), `certificate` and `private-key` (the client's, for SSL)."""
 
 
 class Messaging(Strict):

@@ -217,7 +217,11 @@ def _image(value: Any) -> str:
     return text
 
 
-Image = _checked_type(_image, {"type": "string", "pattern": _IMAGE,
+# In the JSON schema: anchored, and without group names (ECMA-262 and Go spell them differently);
+# ending in a tag or a digest, and not in the tag latest.
+Image = _checked_type(_image, {"type": "string", "pattern": "^(?:" + re.sub(r"\(\?P<\w+>", "(", _IMAGE) + ")$",
+                               "allOf": [{"pattern": "(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"}],
+                               "not": {"pattern": ":latest$"},
                                "description": "An image reference pinned by tag (not 'latest') or digest."})
 
 Port = Annotated[int, Field(ge=1, le=65535)]

@@ -34,6 +34,8 @@ class Plan:
     topology: Topology
     kubernetes_minor: str
     specs: list[Spec]
+    test_specs: list[Spec] = field(default_factory=list)
+    """Objects only the Helm chart carries, as `helm test` hooks."""
     names: list[tuple[str, str, Path]] = field(default_factory=list)
     source_file: Callable[[Path], str] = field(default=lambda path: "", compare=False, repr=False)
 
@@ -46,9 +48,10 @@ class Plan:
 def make_plan(topo: Topology, profile: str, source_file: Callable[[Path], str] | None = None) -> Plan:
     """Derive the plan of `topo` for `profile`; `source_file` names the file that wrote a key."""
     specs = [spec for area in _AREAS for spec in area.specs(topo)]
-    names = [(s.kind, s.name, s.source) for s in specs] + _pod_names(topo)
+    tests = processing.test_specs(topo)
+    names = [(s.kind, s.name, s.source) for s in specs + tests] + _pod_names(topo)
     return Plan(profile=profile, topology=topo, kubernetes_minor=topo.cluster.kubernetes_minor, specs=specs,
-                names=names, source_file=source_file or (lambda path: ""))
+                test_specs=tests, names=names, source_file=source_file or (lambda path: ""))
 
 
 def _pod_names(topo: Topology) -> list[tuple[str, str, Path]]:

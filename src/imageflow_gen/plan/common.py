@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import types
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, TypeAdapter
 
 from ..errors import Path
 from ..model.common import Resources
@@ -14,7 +18,7 @@ PART_OF = "imageflow"
 # for it to be healthy before the next. Namespaces and cluster-wide settings first; then what
 # workloads read (config, Secrets, volumes, Services, policies); then the stateful services
 # (MinIO, Tempo) and the node agent; then the workloads that need them; routes last, once
-# their destinations exist. The Helm chart's imageflow.syncWave helper mirrors this table.
+# their destinations exist. The Helm chart's templates carry the same annotations.
 SYNC_WAVE_ANNOTATION = "argocd.argoproj.io/sync-wave"
 SYNC_WAVES = {
     "Namespace": -3, "StorageClass": -3, "RuntimeClass": -3,
@@ -30,20 +34,75 @@ NON_ROOT_UID = 10001
 
 
 @dataclass(frozen=True)
+class Tunable:
+    """A value an operator may change at install time without a re-render (replicas, images,
+    resources, autoscaling bounds, the canary weight, the active colour).
+
+    The plan places it where the value goes; Kustomize gets the value, the Helm chart a lookup
+    of `key` in its values. `complement`: the object holds `complement - value` (the stable
+    share of a canary split), so one setting moves both routes.
+    """
+
+    key: tuple[str, ...]
+    value: Any
+    schema: dict[str, Any] = field(compare=False)
+    description: str = field(compare=False)
+    complement: int | None = None
+
+    @property
+    def placed(self) -> Any:
+        """What the object holds."""
+        return self.value if self.complement is None else self.complement - self.value
+
+
+def tunable(key: tuple[str, ...], value: Any, model: type[BaseModel], name: str,
+            complement: int | None = None) -> Tunable:
+    """A Tunable whose schema and description are those of the model field `model.name`."""
+    schema, description = _field_facts(model, name)
+    return Tunable(key=key, value=value, schema=schema, description=description, complement=complement)
+
+
+@cache
+def _field_facts(model: type[BaseModel], name: str) -> tuple[dict[str, Any], str]:
+    info = model.model_fields[name]
+    annotation: Any = info.annotation
+    if get_origin(annotation) in (Union, types.UnionType):  # `Image | None`: the tunable is never null
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    schema = TypeAdapter(Annotated[(annotation, *info.metadata)] if info.metadata else annotation).json_schema()
+    description = info.description or name
+    return {**schema, "description": description}, description
+
+
+def placed(value: Any) -> Any:
+    """`value` with every Tunable replaced by what the object holds."""
+    if isinstance(value, Tunable):
+        return value.placed
+    if isinstance(value, dict):
+        return {k: placed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [placed(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
 class Spec:
-    """One object to render: its kind template, the values it places, and its source key."""
+    """One object to render: its kind template, the values it places, and its source key.
+
+    `values` hold plain data; `raw` the same with the Tunables still in place (for the chart).
+    """
 
     kind: str
     name: str
     template: str
     values: dict[str, Any]
     source: Path
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def spec(kind: str, template: str, source: Path, **values: Any) -> Spec:
-    """A Spec whose `name` is taken from the values."""
-    return Spec(kind=kind, name=values["name"], template=f"kubernetes/{template}.yaml.j2", values=values,
-                source=source)
+    """A Spec whose `name` is taken from the values; Tunables among them stay in `raw`."""
+    return Spec(kind=kind, name=values["name"], template=f"kubernetes/{template}.yaml.j2", values=placed(values),
+                source=source, raw=values)
 
 
 def common_labels() -> dict[str, str]:
@@ -68,12 +127,17 @@ def container_security() -> dict[str, Any]:
     return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
 
 
-def resources(res: Resources, gpu: int = 0) -> dict[str, Any]:
-    """Requests and limits; GPUs go in limits (Kubernetes sets the request equal)."""
-    limits: dict[str, Any] = {"cpu": res.limits.cpu, "memory": res.limits.memory}
+def resources(res: Resources, key: tuple[str, ...], gpu: int = 0) -> dict[str, Any]:
+    """Requests and limits, tunable under `key` + resources; GPUs go in limits (Kubernetes sets
+    the request equal) and are not tunable (the node's devices are planned)."""
+    result: dict[str, Any] = {}
+    for part in ("requests", "limits"):
+        amounts = getattr(res, part)
+        result[part] = {name: tunable(key + ("resources", part, name), getattr(amounts, name), type(amounts), name)
+                        for name in ("cpu", "memory")}
     if gpu:
-        limits["nvidia.com/gpu"] = gpu
-    return {"requests": {"cpu": res.requests.cpu, "memory": res.requests.memory}, "limits": limits}
+        result["limits"]["nvidia.com/gpu"] = gpu
+    return result
 
 
 def http_probe(path: str, port: str | int, *, delay: int = 5) -> dict[str, Any]:

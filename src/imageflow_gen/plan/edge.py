@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from ..model import Topology
 from ..model.edge import EdgeComponent
-from .common import Spec, container_security, http_probe, labels, pod_security, resources, spec, tmp_volume
-from .processing import service_env
+from .common import (Spec, container_security, http_probe, labels, pod_security, resources, spec, tmp_volume,
+                     tunable)
+from .processing import service_env, service_files
 
 _COMPONENTS = ("api_gateway", "backend_api", "web_ui")
 
@@ -21,14 +22,16 @@ def specs(topo: Topology) -> list[Spec]:
 
 def _component(topo: Topology, component: EdgeComponent, source: tuple) -> list[Spec]:
     volume, mount = tmp_volume()
-    env = service_env(topo) if component is topo.edge.backend_api else []
+    backend = component is topo.edge.backend_api
+    env = service_env(topo) if backend else []
+    volumes, mounts = service_files(topo) if backend else ([], [])
     container = {
         "name": component.name,
-        "image": component.image,
+        "image": tunable(source + ("image",), component.image, EdgeComponent, "image"),
         "ports": [{"name": "http", "containerPort": component.port, "protocol": "TCP"}],
         **({"env": env} if env else {}),
-        "resources": resources(component.resources),
-        "volumeMounts": [mount],
+        "resources": resources(component.resources, source),
+        "volumeMounts": [mount, *mounts],
         "livenessProbe": http_probe(component.health_path, "http", delay=10),
         "readinessProbe": http_probe(component.health_path, "http"),
         "securityContext": container_security(),
@@ -37,9 +40,9 @@ def _component(topo: Topology, component: EdgeComponent, source: tuple) -> list[
     return [
         spec("Deployment", "deployment", source, name=component.name, namespace=component.namespace,
              labels=pod_labels, selector={"app": component.name}, pod_labels=pod_labels,
-             replicas=component.replicas,
+             replicas=tunable(source + ("replicas",), component.replicas, EdgeComponent, "replicas"),
              pod={"securityContext": pod_security(), "automountServiceAccountToken": False,
-                  "containers": [container], "volumes": [volume]}),
+                  "containers": [container], "volumes": [volume, *volumes]}),
         spec("Service", "service", source, name=component.name, namespace=component.namespace, labels=pod_labels,
              selector={"app": component.name}, headless=False,
              ports=[{"name": "http", "port": component.port, "targetPort": "http", "protocol": "TCP"}]),

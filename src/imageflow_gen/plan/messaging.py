@@ -3,8 +3,10 @@ cluster workloads a stable in-cluster name for the brokers' cluster-network list
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..model import Topology
-from ..model.messaging import KafkaListener
+from ..model.messaging import SASL_PROTOCOLS, TLS_PROTOCOLS, KafkaListener, client_keys
 from .common import Spec, labels, service_dns, spec
 
 K3S_NETWORK = "private"
@@ -69,3 +71,95 @@ def specs(topo: Topology) -> list[Spec]:
              addresses=[kafka_vm_address(topo)],
              ports=[{"name": name, "port": port, "protocol": "TCP"} for name, port in ports]),
     ]
+
+
+# ---- security: what brokers and clients need for each listener's protocol ----------------
+
+# Where the Secret of the cluster's Kafka clients is mounted.
+CLUSTER_CLIENT_DIR = "/etc/imageflow/kafka"
+CLUSTER_CLIENT_VOLUME = "kafka-client"
+# Inside the broker containers (the apache/kafka image keeps its secrets in /etc/kafka/secrets).
+SERVER_PEM = "/etc/kafka/secrets/kafka-server.pem"
+CLIENT_CA_PEM = "/etc/kafka/secrets/kafka-client-ca.pem"
+JAAS_FILE = "/etc/kafka/jaas/kafka_server_jaas.conf"
+
+
+def client_env(topo: Topology, protocol: str, username: str, paths: dict[str, str]) -> dict[str, str]:
+    """A client's settings for `protocol`: the contract the backend and the processing services
+    read (docs/<profile>/README.md lists it). Secrets are files; `paths` names them by logical key."""
+    env = {"KAFKA_SECURITY_PROTOCOL": protocol}
+    if protocol in SASL_PROTOCOLS:
+        env.update({"KAFKA_SASL_MECHANISM": topo.messaging.kafka.sasl.mechanism, "KAFKA_SASL_USERNAME": username,
+                    "KAFKA_SASL_PASSWORD_FILE": paths["password"]})
+    if protocol in TLS_PROTOCOLS:
+        env["KAFKA_SSL_CA_FILE"] = paths["ca"]
+    if protocol == "SSL":
+        env.update({"KAFKA_SSL_CERT_FILE": paths["certificate"], "KAFKA_SSL_KEY_FILE": paths["private-key"]})
+    return env
+
+
+def cluster_protocol(topo: Topology) -> str:
+    listener = listener_on(topo, K3S_NETWORK)
+    return listener.protocol if listener else "PLAINTEXT"
+
+
+def cluster_client(topo: Topology) -> tuple[list[dict[str, str]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(env, volumes, mounts) a cluster workload adds to reach the brokers: the protocol, and for
+    an authenticated listener the Secret `client_credentials`, mounted read-only as files."""
+    kafka, protocol = topo.messaging.kafka, cluster_protocol(topo)
+    ref = kafka.client_credentials
+    keys = client_keys(protocol)
+    if not keys or ref is None:  # PLAINTEXT (or refused by the model's checks)
+        return [{"name": "KAFKA_SECURITY_PROTOCOL", "value": protocol}], [], []
+    paths = {key: f"{CLUSTER_CLIENT_DIR}/{ref.keys[key]}" for key in keys}
+    env = client_env(topo, protocol, kafka.sasl.cluster_user, paths)
+    volume = {"name": CLUSTER_CLIENT_VOLUME,
+              "secret": {"secretName": ref.name, "defaultMode": 0o440,
+                         "items": [{"key": ref.keys[key], "path": ref.keys[key]} for key in sorted(keys)]}}
+    mount = {"name": CLUSTER_CLIENT_VOLUME, "mountPath": CLUSTER_CLIENT_DIR, "readOnly": True}
+    return [{"name": name, "value": value} for name, value in env.items()], [volume], [mount]
+
+
+def vm_client_paths(protocol: str) -> dict[str, str]:
+    """Where the edge VM's backend finds its Kafka files: compose secrets, one per logical key."""
+    return {key: f"/run/secrets/{vm_client_secret(key)}" for key in client_keys(protocol)}
+
+
+def vm_client_secret(key: str) -> str:
+    return "kafka_" + key.replace("-", "_")
+
+
+def scram_users(topo: Topology) -> list[str]:
+    """The SCRAM users the topic job creates: the clients' of each SASL listener."""
+    kafka = topo.messaging.kafka
+    users = {VPN_NETWORK: kafka.sasl.vm_user, K3S_NETWORK: kafka.sasl.cluster_user}
+    return sorted({users[lst.network] for lst in kafka.listeners if lst.protocol in SASL_PROTOCOLS})
+
+
+# What each client file holds, by logical key (for .env.example and the generated docs).
+CLIENT_FILES = {"password": "the password of the client's SCRAM user",
+                "ca": "the CA certificate (PEM) that signed the brokers' certificate",
+                "certificate": "the client's certificate (PEM), signed by the brokers' client CA",
+                "private-key": "the client's private key (PEM)"}
+
+
+def broker_env(topo: Topology) -> dict[str, str]:
+    """The brokers' security settings for the listeners' protocols (none for PLAINTEXT only).
+
+    Keys and certificates are PEM files, so no keystore password exists to be passed around;
+    client authentication is required on SSL listeners only (SASL_SSL authenticates by SCRAM).
+    """
+    listeners = topo.messaging.kafka.listeners
+    protocols = {lst.protocol for lst in listeners}
+    env: dict[str, str] = {}
+    if protocols & TLS_PROTOCOLS:
+        env.update({"KAFKA_SSL_KEYSTORE_TYPE": "PEM", "KAFKA_SSL_KEYSTORE_LOCATION": SERVER_PEM})
+    if "SSL" in protocols:
+        env.update({"KAFKA_SSL_TRUSTSTORE_TYPE": "PEM", "KAFKA_SSL_TRUSTSTORE_LOCATION": CLIENT_CA_PEM})
+        # The image turns KAFKA_LISTENER_NAME_VPN_SSL_CLIENT_AUTH into listener.name.vpn.ssl.client.auth.
+        env.update({f"KAFKA_LISTENER_NAME_{lst.name}_SSL_CLIENT_AUTH": "required"
+                    for lst in listeners if lst.protocol == "SSL"})
+    if protocols & SASL_PROTOCOLS:
+        env.update({"KAFKA_SASL_ENABLED_MECHANISMS": topo.messaging.kafka.sasl.mechanism,
+                    "KAFKA_OPTS": f"-Djava.security.auth.login.config={JAAS_FILE}"})
+    return env

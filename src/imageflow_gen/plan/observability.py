@@ -8,7 +8,7 @@ from typing import Any
 
 from ..model import Topology
 from ..model.observability import OtelAgent, Tempo
-from .common import (Spec, container_security, disruption_budget, http_probe, labels, pod_security, resources,
+from .common import (Spec, container_security, disruption_budget, http_probe, labels, pod_security, resources, tunable,
                      service_dns, spec)
 
 OTEL_UID = 10001
@@ -95,11 +95,11 @@ def _agent(topo: Topology) -> list[Spec]:
     host_mounts = [{"name": _host_volume_name(p), "mountPath": p, "readOnly": True} for p in agent.host_paths]
     container = {
         "name": agent.name,
-        "image": agent.image,
+        "image": tunable(source + ("image",), agent.image, OtelAgent, "image"),
         "args": ["--config=/etc/otelcol-contrib/config.yaml"],
         "volumeMounts": [{"name": "config", "mountPath": "/etc/otelcol-contrib"}, *host_mounts],
         "env": [{"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}} for name, path in _DOWNWARD],
-        "resources": resources(agent.resources),
+        "resources": resources(agent.resources, source),
         "ports": [{"containerPort": agent.ports.otlp_grpc, "name": "otlp-grpc", "protocol": "TCP"},
                   {"containerPort": agent.ports.otlp_http, "name": "otlp-http", "protocol": "TCP"},
                   {"containerPort": agent.ports.metrics, "name": "metrics", "protocol": "TCP"}],
@@ -153,13 +153,13 @@ def _tempo(tempo: Tempo) -> list[Spec]:
     config_name = f"{tempo.name}-config"
     container = {
         "name": tempo.name,
-        "image": tempo.image,
+        "image": tunable(source + ("image",), tempo.image, Tempo, "image"),
         "args": ["-config.file=/etc/tempo/tempo.yaml", f"-mem-ballast-size-mbs={tempo.mem_ballast_mb}"],
         "volumeMounts": [{"name": "config", "mountPath": "/etc/tempo"},
                          {"name": "data", "mountPath": tempo.storage_path}],
         "env": [{"name": "TEMPO_STORAGE_TRACE_BACKEND", "value": "local"},
                 {"name": "TEMPO_STORAGE_TRACE_LOCAL_PATH", "value": tempo.storage_path}],
-        "resources": resources(tempo.resources),
+        "resources": resources(tempo.resources, source),
         "ports": [{"containerPort": tempo.ports.http, "name": "http", "protocol": "TCP"},
                   {"containerPort": tempo.ports.otlp_grpc, "name": "otlp-grpc", "protocol": "TCP"},
                   {"containerPort": tempo.ports.jaeger_grpc, "name": "jaeger-grpc", "protocol": "TCP"}],

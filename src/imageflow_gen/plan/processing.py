@@ -6,10 +6,10 @@ from typing import Any
 
 from ..model import Topology
 from ..model.cluster import NODE_TYPE_LABEL
-from ..model.processing import ProcessingService
-from .common import (Spec, common_labels, container_security, grpc_probe, labels, pod_security, resources, service_dns,
-                     spec, tmp_volume)
-from .messaging import bootstrap_servers
+from ..model.processing import Autoscaling, ProcessingService, Release
+from .common import (Spec, Tunable, common_labels, container_security, grpc_probe, labels, pod_security, resources,
+                     service_dns, spec, tmp_volume, tunable)
+from .messaging import bootstrap_servers, cluster_client
 from .observability import otlp_endpoint
 
 
@@ -23,12 +23,19 @@ def tolerations_for(topo: Topology, node_type: str | None) -> list[dict[str, Any
 
 
 def service_env(topo: Topology) -> list[dict[str, str]]:
-    """Where a cluster workload finds MinIO, Kafka and the OTel agent."""
+    """Where a cluster workload finds MinIO, Kafka (and how it authenticates) and the OTel agent."""
     minio = topo.storage.minio
     return [{"name": "MINIO_ENDPOINT", "value": f"{service_dns('minio', minio.namespace)}:{minio.port}"},
             {"name": "MINIO_REGION", "value": minio.region},
             {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": bootstrap_servers(topo)},
+            *cluster_client(topo)[0],
             {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": otlp_endpoint(topo)}]
+
+
+def service_files(topo: Topology) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, mounts) a cluster workload adds for its Kafka client files, if any."""
+    _, volumes, mounts = cluster_client(topo)
+    return volumes, mounts
 
 
 GPU_RUNTIME_CLASS = "nvidia"
@@ -47,30 +54,44 @@ def specs(topo: Topology) -> list[Spec]:
     return result
 
 
-def variants(service: ProcessingService) -> list[tuple[str, dict[str, str], str, int | None, bool]]:
+def variants(service: ProcessingService) -> list[tuple[str, dict[str, str], Tunable, Tunable | None, bool]]:
     """(Deployment name, extra pod labels, image, fixed replicas, autoscaled) of each variant.
 
     rolling: the service itself. blue-green: `-blue` and `-green`, each labelled `color`, both
     at full size so the switch needs no scale-up. canary: the stable Deployment (the service's
-    name, `track: stable`, autoscaled if asked) and `-canary` (`track: canary`).
+    name, `track: stable`, autoscaled if asked) and `-canary` (`track: canary`). Images and
+    replicas are tunable at install time, under the profile's own keys.
     """
-    release = service.release
-    fixed = None if service.autoscaling else service.replicas
+    release, key = service.release, _key(service)
+    image = tunable(key + ("image",), service.image, ProcessingService, "image")
+    fixed = None if service.autoscaling else tunable(key + ("replicas",), service.replicas, ProcessingService,
+                                                     "replicas")
+    scaled = bool(service.autoscaling)
     if release.strategy == "blue-green":
-        images = {"blue": release.blue_image or service.image, "green": release.green_image or service.image}
-        return [(f"{service.name}-{colour}", {"color": colour}, images[colour], fixed, bool(service.autoscaling))
+        return [(f"{service.name}-{colour}", {"color": colour},
+                 tunable(key + ("release", f"{colour}_image"), getattr(release, f"{colour}_image") or service.image,
+                         Release, f"{colour}_image"), fixed, scaled)
                 for colour in ("blue", "green")]
     if release.strategy == "canary":
-        return [(service.name, {"track": "stable"}, service.image, fixed, bool(service.autoscaling)),
-                (f"{service.name}-canary", {"track": "canary"}, release.canary_image or service.image,
-                 release.canary_replicas, False)]
-    return [(service.name, {}, service.image, fixed, bool(service.autoscaling))]
+        return [(service.name, {"track": "stable"}, image, fixed, scaled),
+                (f"{service.name}-canary", {"track": "canary"},
+                 tunable(key + ("release", "canary_image"), release.canary_image or service.image, Release,
+                         "canary_image"),
+                 tunable(key + ("release", "canary_replicas"), release.canary_replicas, Release, "canary_replicas"),
+                 False)]
+    return [(service.name, {}, image, fixed, scaled)]
 
 
-def service_selector(service: ProcessingService) -> dict[str, str]:
+def _key(service: ProcessingService) -> tuple[str, ...]:
+    """Where a service's tunables live: the profile's own path, with the service's name for its place."""
+    return ("processing", "services", service.name)
+
+
+def service_selector(service: ProcessingService) -> dict[str, Any]:
     """What the Service selects: the active colour for blue-green; every variant otherwise."""
     if service.release.strategy == "blue-green":
-        return {"app": service.name, "color": service.release.active}
+        return {"app": service.name,
+                "color": tunable(_key(service) + ("release", "active"), service.release.active, Release, "active")}
     return {"app": service.name}
 
 
@@ -82,8 +103,10 @@ def _release_specs(topo: Topology, service: ProcessingService, source: tuple) ->
         if autoscaled and service.autoscaling:
             result.append(spec("HorizontalPodAutoscaler", "horizontalpodautoscaler", source + ("autoscaling",),
                                name=name, namespace=namespace, labels=_labels(service), target_kind="Deployment",
-                               min_replicas=service.autoscaling.min_replicas,
-                               max_replicas=service.autoscaling.max_replicas,
+                               min_replicas=tunable(_key(service) + ("autoscaling", "min_replicas"),
+                                                    service.autoscaling.min_replicas, Autoscaling, "min_replicas"),
+                               max_replicas=tunable(_key(service) + ("autoscaling", "max_replicas"),
+                                                    service.autoscaling.max_replicas, Autoscaling, "max_replicas"),
                                cpu_utilization=service.autoscaling.target_cpu_utilization))
     result.append(_service(topo, service, source))
     if service.release.strategy == "canary":
@@ -96,9 +119,11 @@ def _canary_routing(topo: Topology, service: ProcessingService, source: tuple) -
     namespace = topo.processing.namespace
     host = service_dns(service.name, namespace)
     weight = service.release.canary_weight
+    key = _key(service) + ("release", "canary_weight")
     subsets = [{"name": track, "labels": {"track": track}} for track in ("stable", "canary")]
     route = [{"destination": {"host": host, "subset": track, "port": {"number": service.port}}, "weight": w}
-             for track, w in (("stable", 100 - weight), ("canary", weight))]
+             for track, w in (("stable", tunable(key, weight, Release, "canary_weight", complement=100)),
+                              ("canary", tunable(key, weight, Release, "canary_weight")))]
     return [spec("DestinationRule", "destinationrule", source, name=service.name, namespace=namespace,
                  labels=_labels(service), host=host, subsets=subsets),
             spec("VirtualService", "virtualservice", source, name=service.name, namespace=namespace,
@@ -111,21 +136,21 @@ def _labels(service: ProcessingService) -> dict[str, str]:
 
 
 def _deployment(topo: Topology, service: ProcessingService, source: tuple, name: str, extra: dict[str, str],
-                image: str, replicas: int | None) -> Spec:
+                image: Tunable, replicas: Tunable | None) -> Spec:
     volume, mount = tmp_volume()
     container = {
         "name": service.name,
         "image": image,
         "ports": [{"name": "grpc", "containerPort": service.port, "protocol": "TCP"}],
         "env": [{"name": "GRPC_PORT", "value": str(service.port)}, *service_env(topo)],
-        "resources": resources(service.resources, service.gpu),
-        "volumeMounts": [mount],
+        "resources": resources(service.resources, _key(service), service.gpu),
+        "volumeMounts": [mount, *service_files(topo)[1]],
         "livenessProbe": grpc_probe(service.port, delay=10),
         "readinessProbe": grpc_probe(service.port),
         "securityContext": container_security(),
     }
     pod: dict[str, Any] = {"securityContext": pod_security(), "automountServiceAccountToken": False,
-                           "containers": [container], "volumes": [volume]}
+                           "containers": [container], "volumes": [volume, *service_files(topo)[0]]}
     if service.gpu:
         pod["runtimeClassName"] = GPU_RUNTIME_CLASS
     if service.node_type:
@@ -143,3 +168,39 @@ def _service(topo: Topology, service: ProcessingService, source: tuple) -> Spec:
                 labels=_labels(service), selector=service_selector(service), headless=False,
                 ports=[{"name": "grpc", "port": service.port, "targetPort": "grpc", "protocol": "TCP",
                         "appProtocol": "grpc"}])
+
+
+TEST_LABEL = "imageflow.io/helm-test"
+
+
+def test_specs(topo: Topology) -> list[Spec]:
+    """`helm test`: a Pod per processing service that asks its gRPC health service, and the two
+    policies that let those pods through the processing namespace's default deny."""
+    processing = topo.processing
+    namespace, source = processing.namespace, ("processing", "health_probe_image")
+    skip = "a helm test pod runs one check and exits; "
+    result = []
+    for i, service in enumerate(processing.services):
+        name = f"{service.name}-grpc-health-test"
+        container = {"name": "grpc-health", "image": processing.health_probe_image,
+                     "args": [f"-addr={service_dns(service.name, namespace)}:{service.port}", "-connect-timeout=5s",
+                              "-rpc-timeout=5s"],
+                     "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
+                                   "limits": {"cpu": "100m", "memory": "32Mi"}},
+                     "securityContext": container_security()}
+        result.append(spec("Pod", "pod", ("processing", "services", i, "name"), name=name, namespace=namespace,
+                           labels=labels(f"{service.name}-test", "test", **{TEST_LABEL: "true"}),
+                           annotations={"checkov.io/skip1": f"CKV_K8S_8={skip}a liveness probe has nothing to watch",
+                                        "checkov.io/skip2": f"CKV_K8S_9={skip}nothing routes traffic to it"},
+                           pod={"restartPolicy": "Never", "automountServiceAccountToken": False,
+                                "securityContext": pod_security(), "containers": [container]}))
+    if result:
+        result += [
+            spec("NetworkPolicy", "networkpolicy", source, name="allow-helm-test-egress", namespace=namespace,
+                 labels=common_labels(), pod_selector={TEST_LABEL: "true"}, policy_types=["Egress"],
+                 egress=[{"to": [{"podSelector": {"matchLabels": {"tier": "processing"}}}]}]),
+            spec("NetworkPolicy", "networkpolicy", source, name="allow-helm-test-ingress", namespace=namespace,
+                 labels=common_labels(), pod_selector={"tier": "processing"}, policy_types=["Ingress"],
+                 ingress=[{"from": [{"podSelector": {"matchLabels": {TEST_LABEL: "true"}}}]}]),
+        ]
+    return result

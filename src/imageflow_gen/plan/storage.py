@@ -8,8 +8,9 @@ from typing import Any
 from ..model import Topology
 from ..model.storage import Minio
 from .common import (NON_ROOT_UID, Spec, common_labels, container_security, disruption_budget, http_probe, labels,
-                     pod_security, resources, service_dns, spec, spread_over_nodes, tmp_volume)
+                     pod_security, resources, service_dns, spec, spread_over_nodes, tmp_volume, tunable)
 
+_SOURCE = ("storage", "minio")
 MINIO_UID = NON_ROOT_UID
 HEADLESS = "minio-hl"
 SECRET_DIR = "/run/secrets/minio"
@@ -103,7 +104,7 @@ def _statefulset(minio: Minio) -> Spec:
     secret = minio.credentials
     container: dict[str, Any] = {
         "name": "minio",
-        "image": minio.image,
+        "image": tunable(_SOURCE + ("image",), minio.image, Minio, "image"),
         "args": _server_args(minio),
         "ports": [{"name": "api", "containerPort": minio.port, "protocol": "TCP"},
                   {"name": "console", "containerPort": minio.console_port, "protocol": "TCP"}],
@@ -111,7 +112,7 @@ def _statefulset(minio: Minio) -> Spec:
         "env": [{"name": "MINIO_ROOT_USER_FILE", "value": f"{SECRET_DIR}/{secret.keys['access-key']}"},
                 {"name": "MINIO_ROOT_PASSWORD_FILE", "value": f"{SECRET_DIR}/{secret.keys['secret-key']}"}],
         "envFrom": [{"configMapRef": {"name": "minio-config"}}],
-        "resources": resources(minio.resources),
+        "resources": resources(minio.resources, _SOURCE),
         "volumeMounts": [{"name": t, "mountPath": f"/{t}"} for t in claim_templates(minio)]
         + [mount, credentials_mount()],
         "livenessProbe": http_probe("/minio/health/live", "api", delay=10),
@@ -157,7 +158,7 @@ def _bucket_job(minio: Minio) -> Spec:
     volume, mount = tmp_volume()
     container = {
         "name": "mc",
-        "image": minio.client_image,
+        "image": tunable(_SOURCE + ("client_image",), minio.client_image, Minio, "client_image"),
         "command": ["/bin/sh", "-c", _bucket_script(minio)],
         "env": [{"name": "MC_CONFIG_DIR", "value": "/tmp/mc"}],
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}},

@@ -1,11 +1,12 @@
-"""Argo CD wiring: one Application per profile, pointing at the profile's overlay (or the chart
-with its values) in the GitOps repository that holds the output."""
+"""Argo CD wiring: one Application per profile, pointing at the profile's overlay (or its chart)
+in the GitOps repository that holds the output."""
 
 from __future__ import annotations
 
 from ..rendering import render
 from ..yamlio import dump, order_object, parse_all
 from . import Context, Rendered
+from .helm import chart_dir
 
 
 def render_argocd(ctx: Context) -> Rendered:
@@ -14,7 +15,7 @@ def render_argocd(ctx: Context) -> Rendered:
     prefix = f"{argo.path}/" if argo.path else ""
     source = {"repoURL": argo.repo_url, "targetRevision": argo.revision}
     if argo.source == "helm":
-        source.update({"path": f"{prefix}helm/imageflow", "helm": {"valueFiles": [f"../values/{profile}.yaml"]}})
+        source["path"] = f"{prefix}{chart_dir(profile)}"
     else:
         source["path"] = f"{prefix}kustomize/overlays/{profile}"
     application = order_object(parse_all(render(

@@ -13,8 +13,9 @@ from typing import Any
 
 from ..model import Topology
 from ..model.edge import EdgeComponent
-from ..model.messaging import Kafka
-from ..plan.messaging import VPN_NETWORK, listener_on, vpn_bootstrap_servers
+from ..model.messaging import Kafka, client_keys
+from ..plan.messaging import (CLIENT_CA_PEM, CLIENT_FILES, JAAS_FILE, SERVER_PEM, VPN_NETWORK, broker_env, client_env,
+                              listener_on, scram_users, vm_client_paths, vm_client_secret, vpn_bootstrap_servers)
 from ..plan.vms import Envelope, edge_services, kafka_services
 from ..rendering import render
 from ..yamlio import dump, parse_all
@@ -105,13 +106,29 @@ def _vm0(topo: Topology) -> dict[str, str]:
         files["nginx/api-gateway.conf"] = render("compose/api-gateway.conf.j2", gw=gw, backend=backend,
                                                  web=web if _on_vm(web) else None, vm=edge.vm,
                                                  http_listen=8080)
-    secrets = {key: {"file": Interpolated(f"${{{variable}:?set {variable} in .env}}")}
-               for key, variable in (("minio_access_key", "MINIO_ACCESS_KEY_FILE"),
-                                     ("minio_secret_key", "MINIO_SECRET_KEY_FILE"))}
+    secret_files = [("minio_access_key", "MINIO_ACCESS_KEY_FILE"), ("minio_secret_key", "MINIO_SECRET_KEY_FILE")]
+    protocol = _vpn_protocol(topo)
+    for key in client_keys(protocol):
+        variable = f"KAFKA_{key.replace('-', '_').upper()}_FILE"
+        secret_files.append((vm_client_secret(key), variable))
+        what = f"the password of Kafka's SCRAM user {topo.messaging.kafka.sasl.vm_user}" if key == "password" \
+            else CLIENT_FILES[key]
+        env_vars[variable] = (f"./secrets/kafka-{key}", f"Kafka ({protocol}): file holding {what}")
+    secrets = {key: _secret_file(variable) for key, variable in secret_files}
     files["docker-compose.yaml"] = _compose(f"imageflow-{edge.vm}", services, networks={"edge": {}},
                                             secrets=secrets if _on_vm(backend) else {})
     files[".env.example"] = _env_example(f"imageflow {edge.vm}", env_vars)
     return files
+
+
+def _secret_file(variable: str) -> dict[str, Any]:
+    """A compose secret read from the file the .env variable names (which must be set)."""
+    return {"file": Interpolated(f"${{{variable}:?set {variable} in .env}}")}
+
+
+def _vpn_protocol(topo: Topology) -> str:
+    vpn = listener_on(topo, VPN_NETWORK)
+    return vpn.protocol if vpn else "PLAINTEXT"
 
 
 def _env_example(title: str, variables: dict[str, tuple[str, str]]) -> str:
@@ -123,14 +140,15 @@ def _env_example(title: str, variables: dict[str, tuple[str, str]]) -> str:
 
 
 def _backend(topo: Topology, backend: EdgeComponent, env: Envelope) -> dict[str, Any]:
-    minio, vpn = topo.storage.minio, listener_on(topo, VPN_NETWORK)
+    minio, protocol = topo.storage.minio, _vpn_protocol(topo)
+    kafka_env = client_env(topo, protocol, topo.messaging.kafka.sasl.vm_user, vm_client_paths(protocol))
     return {
         "image": backend.image,
         **_hardened(env, replicas=True),
         "environment": {
             "PORT": str(backend.port),
             "KAFKA_BOOTSTRAP_SERVERS": vpn_bootstrap_servers(topo),
-            "KAFKA_SECURITY_PROTOCOL": vpn.protocol if vpn else "PLAINTEXT",
+            **kafka_env,
             "KAFKA_ACKS": "all",
             "KAFKA_ENABLE_IDEMPOTENCE": "true",
             "KAFKA_COMPRESSION_TYPE": "lz4",
@@ -139,7 +157,7 @@ def _backend(topo: Topology, backend: EdgeComponent, env: Envelope) -> dict[str,
             "MINIO_ACCESS_KEY_FILE": "/run/secrets/minio_access_key",
             "MINIO_SECRET_KEY_FILE": "/run/secrets/minio_secret_key",
         },
-        "secrets": ["minio_access_key", "minio_secret_key"],
+        "secrets": ["minio_access_key", "minio_secret_key", *(vm_client_secret(k) for k in client_keys(protocol))],
         "expose": [str(backend.port)],
         "networks": ["edge"],
         "healthcheck": {
@@ -192,10 +210,20 @@ def _vm1(topo: Topology) -> dict[str, str]:
     for broker in kafka.brokers:
         services[broker.name] = _broker(topo, kafka, broker, vm, stack[broker.name])
         volumes[f"{broker.name}-data"] = {}
-    services["kafka-init"] = _topics(kafka, stack["kafka-init"])
     files: dict[str, str] = {}
     env_vars: dict[str, tuple[str, str]] = {}
     secrets: dict[str, Any] = {}
+    for name, (variable, default, description) in _broker_files(topo).items():
+        env_vars[variable] = (default, description)
+        secrets[name] = _secret_file(variable)
+    for user in scram_users(topo):
+        variable = f"KAFKA_USER_{_upper(user)}_PASSWORD_FILE"
+        env_vars[variable] = (f"./secrets/kafka-user-{user}-password",
+                              f"file holding the password of Kafka's SCRAM user {user} (no ',', '=', '[' or ']')")
+        secrets[_user_secret(user)] = _secret_file(variable)
+    if broker_env(topo).get("KAFKA_OPTS"):
+        files["kafka/kafka_server_jaas.conf"] = _JAAS
+    services["kafka-init"] = _topics(topo, kafka, stack["kafka-init"])
     if kafka.connect:
         services["kafka-connect"] = _connect(topo, kafka, stack["kafka-connect"])
         services["kafka-connect-init"] = _connect_init(kafka, stack["kafka-connect-init"])
@@ -210,6 +238,36 @@ def _vm1(topo: Topology) -> dict[str, str]:
                                             volumes=volumes, secrets=secrets)
     files[".env.example"] = _env_example(f"imageflow {vm.name}", env_vars)
     return files
+
+
+# The brokers' JAAS configuration for SCRAM: no secret in it (SCRAM credentials live in the
+# cluster's metadata, created by the topic job).
+_JAAS = "KafkaServer {\n  org.apache.kafka.common.security.scram.ScramLoginModule required;\n};\n"
+
+
+def _upper(name: str) -> str:
+    return name.replace("-", "_").upper()
+
+
+def _user_secret(user: str) -> str:
+    return f"kafka_user_{user.replace('-', '_')}_password"
+
+
+def _broker_files(topo: Topology) -> dict[str, tuple[str, str, str]]:
+    """Compose secret -> (.env variable, default, what it holds) of the brokers' TLS files."""
+    env = broker_env(topo)
+    vm = next(v for v in topo.vms if v.name == topo.messaging.kafka.vm)
+    names = " and ".join(a for a in (vm.vpn_address, vm.address) if a)
+    result = {}
+    if "KAFKA_SSL_KEYSTORE_LOCATION" in env:
+        result["kafka_server_pem"] = (
+            "KAFKA_SERVER_PEM_FILE", "./secrets/kafka-server.pem",
+            f"the brokers' private key (PKCS#8, unencrypted) and certificate chain, PEM, for {names} "
+            "(IP subject alternative names); readable by uid 1000")
+    if "KAFKA_SSL_TRUSTSTORE_LOCATION" in env:
+        result["kafka_client_ca"] = ("KAFKA_CLIENT_CA_FILE", "./secrets/kafka-client-ca.pem",
+                                     "the CA certificate (PEM) that signs the SSL listeners' client certificates")
+    return result
 
 
 def _internal(kafka: Kafka, broker_name: str) -> str:
@@ -227,6 +285,7 @@ def _broker(topo: Topology, kafka: Kafka, broker: Any, vm: Any, env: Envelope) -
     protocols = [f"{INTERNAL_LISTENER}:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
     protocols += [f"{lst.name}:{lst.protocol}" for lst in kafka.listeners]
     internal_rf = min(3, len(kafka.brokers))
+    tls = sorted(_broker_files(topo))
     return {
         "image": kafka.image,
         "hostname": broker.name,
@@ -250,10 +309,13 @@ def _broker(topo: Topology, kafka: Kafka, broker: Any, vm: Any, env: Envelope) -
             "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
             "KAFKA_LOG_DIRS": "/var/lib/kafka/data",
             "KAFKA_HEAP_OPTS": f"-Xms{kafka.heap_mb}m -Xmx{kafka.heap_mb}m",
+            **broker_env(topo),
         },
         "ports": [f"{addresses[lst.network]}:{broker.ports[lst.name]}:{broker.ports[lst.name]}"
                   for lst in kafka.listeners],
-        "volumes": [f"{broker.name}-data:/var/lib/kafka/data"],
+        **({"secrets": [{"source": name, "target": _TARGETS[name]} for name in tls]} if tls else {}),
+        "volumes": [f"{broker.name}-data:/var/lib/kafka/data",
+                    *([f"./kafka/kafka_server_jaas.conf:{JAAS_FILE}:ro"] if "KAFKA_OPTS" in broker_env(topo) else [])],
         "networks": ["kafka"],
         "healthcheck": {"test": ["CMD-SHELL", "/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server "
                                  f"{_internal(kafka, broker.name)} >/dev/null 2>&1"],
@@ -265,16 +327,27 @@ def _bootstrap(kafka: Kafka) -> str:
     return ",".join(_internal(kafka, b.name) for b in kafka.brokers)
 
 
-def _topics(kafka: Kafka, env: Envelope) -> dict[str, Any]:
+_TARGETS = {"kafka_server_pem": SERVER_PEM, "kafka_client_ca": CLIENT_CA_PEM}
+
+
+def _topics(topo: Topology, kafka: Kafka, env: Envelope) -> dict[str, Any]:
+    """Topic creation and the SCRAM users, over the internal listener; each password is read
+    from its secret file when the job runs."""
     commands = ["set -eu"]
     for topic in kafka.topics:
         commands.append(f"/opt/kafka/bin/kafka-topics.sh --bootstrap-server {_bootstrap(kafka)} --create "
                         f"--if-not-exists --topic {topic.name} --partitions {topic.partitions} "
                         f"--replication-factor {topic.replication_factor}")
+    users = scram_users(topo)
+    for user in users:
+        commands.append(f"/opt/kafka/bin/kafka-configs.sh --bootstrap-server {_bootstrap(kafka)} --alter "
+                        f"--entity-type users --entity-name {user} --add-config "
+                        f'"{kafka.sasl.mechanism}=[password=$(cat /run/secrets/{_user_secret(user)})]"')
     service = {
         "image": kafka.image,
         **_hardened(env, read_only=False),
         "entrypoint": ["/bin/sh", "-c", "\n".join(commands) + "\n"],
+        **({"secrets": [_user_secret(user) for user in users]} if users else {}),
         "depends_on": {b.name: {"condition": "service_healthy"} for b in kafka.brokers},
         "networks": ["kafka"],
         "healthcheck": {"disable": True},

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import Location, Problem, ValidationFailed
 from ..plan import Plan
-from ..plan.common import SYNC_WAVE_ANNOTATION, SYNC_WAVES
+from ..plan.common import SYNC_WAVE_ANNOTATION, SYNC_WAVES, Spec
 from ..rendering import render
 from ..yamlio import YamlParseError, order_object, parse_all
 
@@ -14,17 +15,22 @@ from ..yamlio import YamlParseError, order_object, parse_all
 SOURCE_ANNOTATION = "imageflow.io/source"
 
 
-def objects(plan: Plan) -> list[dict[str, Any]]:
+def objects(plan: Plan, values: Callable[[Spec], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Every object of `plan`, parsed back from its kind template, annotated with its Argo CD sync
-    wave and its source."""
+    wave and its source. `values` picks what each template places (default: the plain values)."""
     result = []
     for spec in plan.specs:
-        for obj in _render(spec.template, o=spec.values):
+        for obj in render_spec(spec, values(spec) if values else spec.values):
             meta = obj.setdefault("metadata", {})
             meta["annotations"] = {SYNC_WAVE_ANNOTATION: str(SYNC_WAVES[obj["kind"]]), **meta.get("annotations", {}),
                                    SOURCE_ANNOTATION: plan.source(spec.source)}
             result.append(order_object(obj))
     return result
+
+
+def render_spec(spec: Spec, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The objects the kind template of `spec` renders with `values`."""
+    return _render(spec.template, o=values)
 
 
 def _render(template: str, **context: Any) -> list[dict[str, Any]]:

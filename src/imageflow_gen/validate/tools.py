@@ -122,12 +122,14 @@ def helm_lint(root: Path, chart: str, values: str | None) -> ToolResult:
                                     for line in found or [f"exit code {proc.returncode}"]])
 
 
-def helm_template(root: Path, chart: str, values: str) -> tuple[ToolResult, str]:
-    """`helm template` of the chart with a profile's values; returns the rendered YAML."""
+def helm_template(root: Path, chart: str, values: str, *sets: str) -> tuple[ToolResult, str]:
+    """`helm template` of the chart with a values file (and `--set` assignments); returns the
+    rendered YAML."""
     helm = find("helm")
     if helm is None:
         return ToolResult("helm template", skipped="helm not found"), ""
-    proc = _run([helm, "template", "imageflow", chart, "-f", values], cwd=root)
+    proc = _run([helm, "template", "imageflow", chart, "-f", values, *(a for s in sets for a in ("--set", s))],
+                cwd=root)
     if proc.returncode != 0:
         return ToolResult("helm template", [Problem(Location(values), "helm template",
                                                     " ".join(_lines(proc.stderr)) or "failed")]), ""
@@ -219,10 +221,11 @@ def _run_all(root: Path, profile: str, minor: str, crd_locations: list[Path], ob
             progress("kubeconform")
             results.append(kubeconform(root, built, f"{overlay}/kustomization.yaml", minor, crd_locations,
                                        by_object, schema_dir))
-    chart, values = "helm/imageflow", f"helm/values/{profile}.yaml"
-    if (root / chart / "Chart.yaml").is_file() and (root / values).is_file():
+    chart = f"helm/{profile}"
+    values = f"{chart}/values.yaml"
+    if (root / chart / "Chart.yaml").is_file():
         progress("helm lint")
-        results.append(helm_lint(root, chart, values))
+        results.append(helm_lint(root, chart, None))
         progress("helm template")
         template_result, rendered = helm_template(root, chart, values)
         results.append(template_result)

@@ -37,10 +37,10 @@ for env_file in ci/profiles/*.env; do
         built=$(kubectl kustomize "$overlay") || { echo "kustomize build failed: $overlay"; status=1; continue; }
         printf '%s\n' "$built" | conform "$KUBERNETES_VERSION" || status=1
     fi
-    values="helm/values/$PROFILE.yaml"
-    if [ -f helm/imageflow/Chart.yaml ] && [ -f "$values" ]; then
-        helm lint --strict helm/imageflow -f "$values" || status=1
-        helm template imageflow helm/imageflow -f "$values" | conform "$KUBERNETES_VERSION" || status=1
+    chart="helm/$PROFILE"
+    if [ -f "$chart/Chart.yaml" ]; then
+        helm lint --strict "$chart" || status=1
+        helm template imageflow "$chart" | conform "$KUBERNETES_VERSION" || status=1
     fi
 done
 for app in argocd/*.yaml; do
