@@ -339,13 +339,12 @@ def capacity(profile: ProfileOpt, profiles_dir: ProfilesDirOpt = Path("profiles"
     Example: imageflow-gen capacity --profile prod
     """
     from .capacity import table
-    from .errors import dotted
     from .pipeline import capacity_report
 
     loaded, result = _run(lambda: capacity_report(profiles_dir, profile), f"in profile {profile!r}")
     typer.echo(table(result), nl=False)
     for finding in result.findings:
-        problem = Problem(loaded.locate(finding.path), dotted(finding.path), finding.message)
+        problem = loaded.problem(finding.path, finding.message)
         level = paint(f"{finding.level}:", "red" if finding.level == "error" else "yellow", sys.stderr)
         _echo_err(f"{level} {problem}")
     if result.errors:

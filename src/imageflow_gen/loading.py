@@ -86,6 +86,11 @@ class Loaded:
                 return self.value_locs[prefix]
         return Location(self.files[-1] if self.files else self.name)
 
+    def problem(self, path: Path, message: str, *, severity: str = "error", key: bool = False) -> Problem:
+        """A finding about the key at `path`, located where that key was written: the one way
+        findings of the model, the plan and the capacity check become problems."""
+        return Problem(self.locate(path, key=key), dotted(path), message, severity=severity)
+
 
 class _Reader:
     """Builds one file's LValue tree straight from the parser's events, collecting problems.

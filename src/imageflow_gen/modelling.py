@@ -13,7 +13,7 @@ from .errors import Path, Problem, ValidationFailed, dotted
 from .loading import Loaded, walk
 from .model import Topology, is_model, model_in
 from .model.checks import check
-from .validate import AWS_ACCESS_KEY, PRIVATE_KEY
+from .shared import AWS_ACCESS_KEY, PRIVATE_KEY
 
 _TYPE_NAMES = {
     "string_type": "a string", "int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
@@ -35,9 +35,8 @@ def literal_secrets(loaded: Loaded) -> list[Problem]:
         named = any(isinstance(p, str) and _CREDENTIAL_NAME.search(p) for p in path[-1:])
         reference = any(p in _REFERENCE_MAPS for p in path if isinstance(p, str))
         if PRIVATE_KEY.search(node) or AWS_ACCESS_KEY.search(node) or (named and not reference):
-            problems.append(Problem(loaded.locate(path), dotted(path),
-                                    "looks like a secret value; a profile only references Secrets "
-                                    "(see `secrets:` and the credentials' Secret names), never holds one"))
+            problems.append(loaded.problem(path, "looks like a secret value; a profile only references Secrets "
+                                                 "(see `secrets:` and the credentials' Secret names), never holds one"))
     return problems
 
 
@@ -52,7 +51,7 @@ def topology(loaded: Loaded) -> Topology:
         raise ValidationFailed([_problem(loaded, error) for error in exc.errors()]) from None
     findings = check(topo)
     if findings:
-        raise ValidationFailed([Problem(loaded.locate(path), dotted(path), message) for path, message in findings])
+        raise ValidationFailed([loaded.problem(path, message) for path, message in findings])
     return topo
 
 
@@ -60,11 +59,11 @@ def _problem(loaded: Loaded, error: Any) -> Problem:
     path: Path = tuple(error["loc"])
     kind = error["type"]
     if kind == "extra_forbidden":
-        return Problem(loaded.locate(path, key=True), dotted(path), _unknown_key(path))
+        return loaded.problem(path, _unknown_key(path), key=True)
     if kind == "missing":
         parent = path[:-1]
         return Problem(loaded.locate(parent, key=True), dotted(path), "required key is missing")
-    return Problem(loaded.locate(path), dotted(path), _message(loaded, path, error))
+    return loaded.problem(path, _message(loaded, path, error))
 
 
 def _message(loaded: Loaded, path: Path, error: Any) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path as FsPath
 
 from . import resources
 from .capacity import Report, analyse
-from .errors import Problem, ValidationFailed, dotted
+from .errors import Problem, ValidationFailed
 from .loading import Loaded, load_profile
 from .model import Topology
 from .model.checks import secret_refs
@@ -61,7 +61,7 @@ def validated(profiles_dir: FsPath, profile: str) -> tuple[Loaded, Topology, Pla
         findings.append((("cluster", "version"), f"Kubernetes {plan.kubernetes_minor} has no schemas to validate "
                          f"against; supported: {schemas.versions()[0]} to {schemas.versions()[-1]}"))
     if findings:
-        raise ValidationFailed([Problem(loaded.locate(path), dotted(path), message) for path, message in findings])
+        raise ValidationFailed([loaded.problem(path, message) for path, message in findings])
     return loaded, topo, plan
 
 
@@ -101,11 +101,10 @@ def build(profiles_dir: FsPath, profile: str, crd_locations: list[FsPath] | None
     report = analyse(plan)
     problems = ((parse_problems(rendered.files) if reparse else []) + schema_problems(store, rendered.objects)
                 + secret_problems(rendered.files, secret_key_names(topo))
-                + [Problem(loaded.locate(f.path), dotted(f.path), f.message) for f in report.errors])
+                + [loaded.problem(f.path, f.message) for f in report.errors])
     if problems:
         raise ValidationFailed(problems)
-    warnings = tuple(sorted({Problem(loaded.locate(f.path), dotted(f.path), f.message, severity="warning")
-                             for f in report.warnings}))
+    warnings = tuple(sorted({loaded.problem(f.path, f.message, severity="warning") for f in report.warnings}))
     return Build(profile=profile, loaded=loaded, topology=topo, files=dict(sorted(rendered.files.items())),
                  objects=rendered.objects, input_sha256=input_hash(loaded), kubernetes_minor=plan.kubernetes_minor,
                  warnings=warnings)

@@ -9,10 +9,10 @@ from ..errors import Location, Problem, ValidationFailed
 from ..plan import Plan
 from ..plan.common import SYNC_WAVE_ANNOTATION, SYNC_WAVES, Spec
 from ..rendering import render
+from ..shared import SOURCE_ANNOTATION, identity
 from ..yamlio import YamlParseError, order_object, parse_all
 
-
-SOURCE_ANNOTATION = "imageflow.io/source"
+__all__ = ["SOURCE_ANNOTATION", "file_name", "identity", "objects", "render_spec"]
 
 
 def objects(plan: Plan, values: Callable[[Spec], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
@@ -40,13 +40,6 @@ def _render(template: str, **context: Any) -> list[dict[str, Any]]:
     except YamlParseError as exc:
         raise ValidationFailed([Problem(Location(f"templates/{template}"), "",
                                         f"template produced invalid YAML at line {exc.line}: {exc}")]) from None
-
-
-def identity(obj: dict[str, Any]) -> tuple[str, str, str, str]:
-    """(apiVersion group, kind, namespace, name): what makes an object the same object."""
-    group = obj["apiVersion"].rpartition("/")[0]
-    meta = obj.get("metadata", {})
-    return group, obj["kind"], meta.get("namespace", ""), meta["name"]
 
 
 def file_name(obj: dict[str, Any]) -> str:

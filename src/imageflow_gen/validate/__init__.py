@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from ..errors import Location, Problem
+from ..shared import AWS_ACCESS_KEY, PRIVATE_KEY, SOURCE_ANNOTATION
 from ..yamlio import YamlParseError, parse_all
 from .kubernetes import SchemaStore
 
@@ -44,7 +45,7 @@ def parse_problems(files: dict[str, str]) -> list[Problem]:
 def source_of(obj: Any) -> str:
     """The profile file and key an object came from, as its annotation records them."""
     meta = obj.get("metadata") if isinstance(obj, dict) else None
-    return ((meta or {}).get("annotations") or {}).get("imageflow.io/source", "") if isinstance(meta, dict) else ""
+    return ((meta or {}).get("annotations") or {}).get(SOURCE_ANNOTATION, "") if isinstance(meta, dict) else ""
 
 
 def schema_problems(store: SchemaStore, objects: list[tuple[str, Any]]) -> list[Problem]:
@@ -64,8 +65,6 @@ def schema_problems(store: SchemaStore, objects: list[tuple[str, Any]]) -> list[
 
 # A secret value written out: key material, cloud keys, or a credential-named key with a
 # literal value (references such as /run/secrets/..., ${...} and secretKeyRef are fine).
-PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
-AWS_ACCESS_KEY = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")
 _SECRET_PATTERNS = (
     ("a private key", PRIVATE_KEY),
     ("an AWS access key id", AWS_ACCESS_KEY),

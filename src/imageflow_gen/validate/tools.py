@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Location, Problem
+from ..shared import SOURCE_ANNOTATION, identity
 from . import schemas, source_of
 
 TIMEOUT = 600
@@ -146,8 +147,6 @@ def without_hooks(text: str) -> list[dict[str, Any]]:
 
 def comparable(obj: dict[str, Any]) -> dict[str, Any]:
     """An object without the source annotation, which names a profile file the chart cannot know."""
-    from ..targets.kubernetes import SOURCE_ANNOTATION
-
     meta = dict(obj.get("metadata", {}))
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != SOURCE_ANNOTATION}
     meta.pop("annotations", None)
@@ -158,8 +157,6 @@ def comparable(obj: dict[str, Any]) -> dict[str, Any]:
 
 def same_objects(helm_text: str, kustomize_text: str, values: str) -> ToolResult:
     """Helm and Kustomize must deploy the same objects, field for field (the source annotation aside)."""
-    from ..targets.kubernetes import identity
-
     helm_objects = {identity(o): comparable(o) for o in without_hooks(helm_text)}
     kustomize_objects = {identity(o): comparable(o) for o in without_hooks(kustomize_text)}
     problems = []
