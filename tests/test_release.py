@@ -109,3 +109,20 @@ def test_settings_of_another_strategy_are_refused(tmp_path: Path) -> None:
     bad = release_profile(tmp_path / "w", "weight", {"filter": {"strategy": "canary", "canary_weight": 101}})
     result = run_cli("validate", "--profile", "weight", "--profiles-dir", str(bad), "--no-tools")
     assert result.code == 1 and "canary_weight" in result.stderr and "less than or equal to 100" in result.stderr
+
+
+@pytest.mark.parametrize(("release", "expected"), [
+    # No strategy written is rolling, which has no canary settings.
+    ({"canary_weight": 20}, "release.canary_weight: only used with strategy canary (this service's strategy is "
+                            "rolling)"),
+    ({"strategy": "purple"}, "release: strategy must be one of rolling, blue-green, canary"),
+    ({"strategy": "canary", "colour": "blue"}, "release.colour: unknown key (strategy canary takes: strategy, "
+                                               "canary_weight, canary_image, canary_replicas)"),
+])
+def test_release_is_a_tagged_union_with_located_messages(tmp_path: Path, release: dict, expected: str) -> None:
+    profiles = release_profile(tmp_path, "tagged", {"ai-detection": release})  # rolling in prod
+    with pytest.raises(ImageflowError) as caught:
+        build(profiles, "tagged", CRDS)
+    (problem,) = caught.value.problems
+    assert problem.location.file.endswith("tagged.yaml") and problem.location.line > 0
+    assert str(problem).endswith("processing.services[2]." + expected)

@@ -61,6 +61,18 @@ def _children(node: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
     node, _ = _without_null(node)
     if node.get("type") == "array" and isinstance(node.get("items"), dict):
         return _children(node["items"])
+    if "oneOf" in node:  # a tagged union (a release strategy): every member's fields
+        merged: dict[str, Any] = {}
+        for member in node["oneOf"]:
+            for key, child in _children(member)[0].items():
+                known = merged.get(key)
+                if known is not None and "enum" in known and "const" in child:  # the tag: every member's
+                    merged[key] = {**known, "enum": [*known["enum"], child["const"]]}
+                elif known is not None and known.get("const") is not None and "const" in child:
+                    merged[key] = {**known, "enum": [known["const"], child["const"]], "const": None}
+                else:
+                    merged.setdefault(key, child)
+        return {k: {n: v for n, v in c.items() if not (n == "const" and v is None)} for k, c in merged.items()}, set()
     if "properties" in node:
         return node["properties"], set(node.get("required", []))
     values = node.get("additionalProperties")
@@ -111,8 +123,8 @@ def lookup(key: str) -> tuple[Field | None, list[str]]:
 def type_text(schema: dict[str, Any]) -> str:
     """'string', 'integer >= 1', 'list of object (Bucket)', 'map of string to integer' ..."""
     schema, _ = _without_null(schema)
-    if "anyOf" in schema:
-        return " or ".join(type_text(o) for o in schema["anyOf"])
+    if "anyOf" in schema or "oneOf" in schema:
+        return " or ".join(type_text(_resolve(o)) for o in schema.get("anyOf") or schema["oneOf"])
     if "const" in schema:
         return f"constant {json.dumps(schema['const'])}"
     kind = schema.get("type", "any")
@@ -148,7 +160,8 @@ def allowed_text(schema: dict[str, Any]) -> str:
         return allowed_text(schema.get("items", {}))
     parts = []
     if "pattern" in schema:
-        parts.append(f"matching ^{schema['pattern']}$")
+        pattern = schema["pattern"]
+        parts.append(f"matching {pattern}" if pattern.startswith("^") else f"matching ^{pattern}$")
     if "format" in schema:
         parts.append(f"format {schema['format']}")
     return ", ".join(parts)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from .errors import Path, Problem, ValidationFailed, dotted
 from .loading import Loaded, walk
-from .model import Topology, is_model, model_in
+from .model import Topology, is_model, model_in, union_members
 from .model.checks import check
 from .shared import AWS_ACCESS_KEY, PRIVATE_KEY
 
@@ -56,8 +56,10 @@ def topology(loaded: Loaded) -> Topology:
 
 
 def _problem(loaded: Loaded, error: Any) -> Problem:
-    path: Path = tuple(error["loc"])
+    path, tagged = _untagged(tuple(error["loc"]))
     kind = error["type"]
+    if kind == "extra_forbidden" and tagged is not None:
+        return loaded.problem(path, _not_of_tag(path[-1], *tagged), key=True)
     if kind == "extra_forbidden":
         return loaded.problem(path, _unknown_key(path), key=True)
     if kind == "missing":
@@ -93,6 +95,37 @@ def _shown(loaded: Loaded, path: Path, value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return repr(value)
+
+
+def _untagged(loc: Path) -> tuple[Path, tuple[str, dict[str, Any]] | None]:
+    """pydantic names a tagged union's member in an error's location (`release.canary.x`); the
+    profile has no such key. The location without it, and (tag, members) of the last union."""
+    model: Any = Topology
+    path: list[str | int] = []
+    members: dict[str, Any] = {}
+    tagged = None
+    for part in loc:
+        if members and isinstance(part, str) and part in members:
+            model, tagged, members = members[part], (part, members), {}
+            continue
+        path.append(part)
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if is_model(model) else None
+        if field is None:
+            model, members = None, {}
+            continue
+        members = union_members(field.annotation)
+        model = model_in(field.annotation)
+    return tuple(path), tagged
+
+
+def _not_of_tag(key: Any, tag: str, members: dict[str, Any]) -> str:
+    """An unknown key under one member of a tagged union: say which members have it."""
+    owners = sorted(t for t, member in members.items() if key in member.model_fields)
+    if owners:
+        return f"only used with strategy {' or '.join(owners)} (this service's strategy is {tag})"
+    return f"unknown key (strategy {tag} takes: {', '.join(members[tag].model_fields)})"
 
 
 def _unknown_key(path: Path) -> str:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, Tag
 
 from .cluster import Cluster, VirtualMachine
 from .edge import Edge
@@ -64,4 +64,15 @@ def model_in(annotation: Any) -> Any:
     return None
 
 
-__all__ = ["Topology", "is_model", "model_in"]
+def union_members(annotation: Any) -> dict[str, Any]:
+    """The members of a tagged union (Annotated[Model, Tag("t")] | ...) by tag; {} otherwise."""
+    members = {}
+    for arg in get_args(annotation):
+        parts = get_args(arg)
+        tag = next((m for m in parts[1:] if isinstance(m, Tag)), None)
+        if tag is not None and is_model(parts[0]):
+            members[tag.tag] = parts[0]
+    return members
+
+
+__all__ = ["Topology", "is_model", "model_in", "union_members"]

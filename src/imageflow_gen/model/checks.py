@@ -160,19 +160,6 @@ def _node_types(topo: Topology) -> dict[str, list[Any]]:
     return types
 
 
-_RELEASE_FIELDS = {"blue-green": ("active", "blue_image", "green_image"),
-                   "canary": ("canary_weight", "canary_image", "canary_replicas")}
-
-
-def _release(release: Any, path: Path) -> Iterator[Finding]:
-    """A release setting of another strategy is a mistake, not something to ignore."""
-    for strategy, names in _RELEASE_FIELDS.items():
-        if release.strategy != strategy:
-            for name in sorted(set(names) & release.model_fields_set):
-                yield path + (name,), f"only used with strategy {strategy} (this service's strategy is " \
-                                      f"{release.strategy})"
-
-
 def _placement(topo: Topology) -> Iterator[Finding]:
     types = _node_types(topo)
     for i, service in enumerate(topo.processing.services):
@@ -188,7 +175,6 @@ def _placement(topo: Topology) -> Iterator[Finding]:
                                     f"{NODE_TYPE_LABEL}={service.node_type} do not all have that many")
         if service.autoscaling and service.autoscaling.min_replicas > service.autoscaling.max_replicas:
             yield path + ("autoscaling", "min_replicas"), "must not exceed max_replicas"
-        yield from _release(service.release, path + ("release",))
     if len(topo.cluster.nodes) > 1:
         for group in ("master_nodes", "worker_nodes"):
             for i, node in enumerate(getattr(topo.cluster, group)):

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..model import Topology
 from ..model.cluster import NODE_TYPE_LABEL
-from ..model.processing import Autoscaling, ProcessingService, Release
+from ..model.processing import Autoscaling, BlueGreenRelease, CanaryRelease, ProcessingService
 from .common import (Spec, Tunable, common_labels, container_security, grpc_probe, labels, pod_security, resources,
                      service_dns, spec, tmp_volume, tunable)
 from .messaging import bootstrap_servers, cluster_client
@@ -67,17 +67,18 @@ def variants(service: ProcessingService) -> list[tuple[str, dict[str, str], Tuna
     fixed = None if service.autoscaling else tunable(key + ("replicas",), service.replicas, ProcessingService,
                                                      "replicas")
     scaled = bool(service.autoscaling)
-    if release.strategy == "blue-green":
+    if isinstance(release, BlueGreenRelease):
         return [(f"{service.name}-{colour}", {"color": colour},
                  tunable(key + ("release", f"{colour}_image"), getattr(release, f"{colour}_image") or service.image,
-                         Release, f"{colour}_image"), fixed, scaled)
+                         BlueGreenRelease, f"{colour}_image"), fixed, scaled)
                 for colour in ("blue", "green")]
-    if release.strategy == "canary":
+    if isinstance(release, CanaryRelease):
         return [(service.name, {"track": "stable"}, image, fixed, scaled),
                 (f"{service.name}-canary", {"track": "canary"},
-                 tunable(key + ("release", "canary_image"), release.canary_image or service.image, Release,
+                 tunable(key + ("release", "canary_image"), release.canary_image or service.image, CanaryRelease,
                          "canary_image"),
-                 tunable(key + ("release", "canary_replicas"), release.canary_replicas, Release, "canary_replicas"),
+                 tunable(key + ("release", "canary_replicas"), release.canary_replicas, CanaryRelease,
+                         "canary_replicas"),
                  False)]
     return [(service.name, {}, image, fixed, scaled)]
 
@@ -89,9 +90,10 @@ def _key(service: ProcessingService) -> tuple[str, ...]:
 
 def service_selector(service: ProcessingService) -> dict[str, Any]:
     """What the Service selects: the active colour for blue-green; every variant otherwise."""
-    if service.release.strategy == "blue-green":
+    release = service.release
+    if isinstance(release, BlueGreenRelease):
         return {"app": service.name,
-                "color": tunable(_key(service) + ("release", "active"), service.release.active, Release, "active")}
+                "color": tunable(_key(service) + ("release", "active"), release.active, BlueGreenRelease, "active")}
     return {"app": service.name}
 
 
@@ -109,21 +111,21 @@ def _release_specs(topo: Topology, service: ProcessingService, source: tuple) ->
                                                     service.autoscaling.max_replicas, Autoscaling, "max_replicas"),
                                cpu_utilization=service.autoscaling.target_cpu_utilization))
     result.append(_service(topo, service, source))
-    if service.release.strategy == "canary":
-        result += _canary_routing(topo, service, source + ("release",))
+    if isinstance(service.release, CanaryRelease):
+        result += _canary_routing(topo, service, service.release, source + ("release",))
     return result
 
 
-def _canary_routing(topo: Topology, service: ProcessingService, source: tuple) -> list[Spec]:
+def _canary_routing(topo: Topology, service: ProcessingService, release: CanaryRelease, source: tuple) -> list[Spec]:
     """Istio splits the service's requests between the stable and canary subsets by weight."""
     namespace = topo.processing.namespace
     host = service_dns(service.name, namespace)
-    weight = service.release.canary_weight
+    weight = release.canary_weight
     key = _key(service) + ("release", "canary_weight")
     subsets = [{"name": track, "labels": {"track": track}} for track in ("stable", "canary")]
     route = [{"destination": {"host": host, "subset": track, "port": {"number": service.port}}, "weight": w}
-             for track, w in (("stable", tunable(key, weight, Release, "canary_weight", complement=100)),
-                              ("canary", tunable(key, weight, Release, "canary_weight")))]
+             for track, w in (("stable", tunable(key, weight, CanaryRelease, "canary_weight", complement=100)),
+                              ("canary", tunable(key, weight, CanaryRelease, "canary_weight")))]
     return [spec("DestinationRule", "destinationrule", source, name=service.name, namespace=namespace,
                  labels=_labels(service), host=host, subsets=subsets),
             spec("VirtualService", "virtualservice", source, name=service.name, namespace=namespace,
