@@ -68,3 +68,17 @@ def test_only_the_cli_prints() -> None:
                 and any(isinstance(n, ast.Call) and getattr(n.func, "id", "") == "print"
                         for n in ast.walk(ast.parse(p.read_text(encoding="utf-8"))))]
     assert printing == []
+
+
+def test_the_contributors_hooks_run_the_projects_own_tools() -> None:
+    import shlex
+
+    import yaml
+
+    root = PACKAGE.parent.parent
+    (repo,) = yaml.safe_load((root / ".pre-commit-config.yaml").read_text())["repos"]
+    hooks = {hook["id"]: hook for hook in repo["hooks"]}
+    assert repo["repo"] == "local" and {"ruff", "mypy", "schemas", "golden"} <= set(hooks)
+    for hook in hooks.values():
+        program = shlex.split(hook["entry"])[0]
+        assert hook["language"] == "system" and (root / program).is_file(), hook["id"]
