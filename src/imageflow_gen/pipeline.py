@@ -14,7 +14,6 @@ from .model import Topology
 from .model.checks import secret_refs
 from .plan import Plan, make_plan, name_findings
 from .targets import Context, Rendered, registry
-from .targets.docs import render_docs
 from .validate import parse_problems, schema_problems, schemas, secret_problems
 from .validate.kubernetes import SchemaStore
 from .modelling import topology
@@ -96,7 +95,6 @@ def build(profiles_dir: FsPath, profile: str, crd_locations: list[FsPath] | None
     rendered = Rendered()
     for _, target in sorted(registry().items()):
         rendered.update(target(context))
-    rendered.update(render_docs(context, rendered.files))  # last: it lists the other targets' files
     store = SchemaStore(plan.kubernetes_minor, resources.crd_locations() if crd_locations is None else crd_locations)
     report = analyse(plan)
     problems = ((parse_problems(rendered.files) if reparse else []) + schema_problems(store, rendered.objects)

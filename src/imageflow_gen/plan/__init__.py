@@ -10,10 +10,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 from ..errors import Path, dotted
 from ..model import Topology
+from ..model.checks import secret_refs
 from .common import Spec, common_labels
-from . import edge, messaging, namespaces, network, observability, processing, secrets, storage
+from . import edge, messaging, namespaces, network, observability, processing, secrets, stacks, storage
+from .gitops import Application, application
+from .nodes import NodeConfig, node_configs
+from .stacks import Stack
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -38,6 +44,26 @@ class Plan:
     """Objects only the Helm chart carries, as `helm test` hooks."""
     names: list[tuple[str, str, Path]] = field(default_factory=list)
     source_file: Callable[[Path], str] = field(default=lambda path: "", compare=False, repr=False)
+
+    @cached_property
+    def secret_refs(self) -> list[tuple[str, str, Any, Path]]:
+        """(namespace, purpose, SecretRef, key) of every Secret the output references."""
+        return secret_refs(self.topology)
+
+    @cached_property
+    def stacks(self) -> list[Stack]:
+        """The compose stacks of the VMs outside the cluster."""
+        return stacks.stacks(self.topology)
+
+    @cached_property
+    def nodes(self) -> list[NodeConfig]:
+        """The K3s configuration of each node."""
+        return node_configs(self.topology)
+
+    @cached_property
+    def application(self) -> Application:
+        """The Argo CD Application of the profile."""
+        return application(self.topology, self.profile)
 
     def source(self, path: Path) -> str:
         """'prod.yaml#storage.minio': the profile file and key an object comes from."""

@@ -163,3 +163,25 @@ def broker_env(topo: Topology) -> dict[str, str]:
         env.update({"KAFKA_SASL_ENABLED_MECHANISMS": topo.messaging.kafka.sasl.mechanism,
                     "KAFKA_OPTS": f"-Djava.security.auth.login.config={JAAS_FILE}"})
     return env
+
+
+def kafka_clients(topo: Topology) -> dict[str, Any]:
+    """Who connects to which listener with which settings, and which security the brokers
+    serve: what the generated docs tell."""
+    kafka = topo.messaging.kafka
+    protocols = {lst.protocol for lst in kafka.listeners}
+    clients = []
+    for network, who, user, env in (
+            (VPN_NETWORK, f"The backend on {topo.edge.vm}", kafka.sasl.vm_user,
+             lambda p: client_env(topo, p, kafka.sasl.vm_user, vm_client_paths(p))),
+            (K3S_NETWORK, "The cluster's workloads", kafka.sasl.cluster_user,
+             lambda p: {e["name"]: e["value"] for e in cluster_client(topo)[0]})):
+        listener = listener_on(topo, network)
+        if listener is None or listener.protocol == "PLAINTEXT":
+            continue
+        clients.append({"who": who, "who_one": network == VPN_NETWORK, "listener": listener.name,
+                        "protocol": listener.protocol,
+                        "username": user if listener.protocol in SASL_PROTOCOLS else None,
+                        "mechanism": kafka.sasl.mechanism, "env": sorted(env(listener.protocol).items())})
+    return {"kafka_clients": clients, "kafka_tls": bool(protocols & TLS_PROTOCOLS), "kafka_mtls": "SSL" in protocols,
+            "kafka_sasl": bool(protocols & SASL_PROTOCOLS), "kafka_sasl_plaintext": "SASL_PLAINTEXT" in protocols}

@@ -38,7 +38,7 @@ Target = Callable[[Context], Rendered]
 
 def registry() -> dict[str, Target]:
     """Every target by name."""
-    from . import argocd, ci, compose, helm, k3s, kustomize
+    from . import argocd, ci, compose, docs, helm, k3s, kustomize
 
     return {"argocd": argocd.render_argocd, "ci": ci.render_ci, "compose": compose.render_compose,
-            "helm": helm.render_helm, "k3s": k3s.render_k3s, "kustomize": kustomize.render}
+            "docs": docs.render_docs, "helm": helm.render_helm, "k3s": k3s.render_k3s, "kustomize": kustomize.render}

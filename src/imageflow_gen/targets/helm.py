@@ -17,9 +17,9 @@ import secrets
 from typing import Any
 
 from .. import __version__
-from ..model.checks import secret_refs
 from ..plan import Plan
 from ..plan.common import Tunable
+from ..plan.gitops import chart_dir
 from ..rendering import render
 from ..resources import data_dir
 from ..yamlio import dump, order_object, parse_all
@@ -29,10 +29,6 @@ from .kubernetes import file_name, objects, render_spec
 # Helm hooks: `helm test` runs these; they are not part of the release's objects.
 _TEST_HOOK = {"helm.sh/hook": "test", "helm.sh/hook-delete-policy": "before-hook-creation,hook-succeeded"}
 _SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-
-
-def chart_dir(profile: str) -> str:
-    return f"helm/{profile}"
 
 
 def render_helm(ctx: Context) -> Rendered:
@@ -65,7 +61,7 @@ def render_helm(ctx: Context) -> Rendered:
 def _notes(plan: Plan) -> dict[str, Any]:
     topo = plan.topology
     return {"profile": plan.profile, "cluster": topo.cluster.name, "version": topo.cluster.version,
-            "secrets": [(ref.name, ns) for ns, _, ref, _ in secret_refs(topo)], "tests": bool(plan.test_specs)}
+            "secrets": [(ref.name, ns) for ns, _, ref, _ in plan.secret_refs], "tests": bool(plan.test_specs)}
 
 
 def _go_text(text: str) -> str:

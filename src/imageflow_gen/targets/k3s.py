@@ -1,51 +1,17 @@
-"""K3s node configs: one /etc/rancher/k3s/config.yaml per node of the profile's cluster.
-
-The first master initialises the cluster (embedded etcd when there are several masters);
-other masters and all workers join it. Node labels (`node-type`) and taints come from the
-topology. The join token is a file on the node, never a value in the output.
-"""
+"""K3s node configs: the plan's config of each node (plan/nodes.py) as
+k3s/<profile>/<node>.yaml, under a comment header; formatting only."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from ..model import Topology
-from ..model.cluster import ClusterNode
 from ..rendering import render
 from ..yamlio import dump, parse_all
 from . import Context, Rendered
 
-TOKEN_FILE = "/etc/rancher/k3s/cluster-token"
-
 
 def render_k3s(ctx: Context) -> Rendered:
-    topo = ctx.plan.topology
     files = {}
-    for node in topo.cluster.nodes:
-        config = _config(topo, node)
-        header = render("k3s/header.j2", node=node, version=topo.cluster.version,
-                        role="server" if node in topo.cluster.master_nodes else "agent")
+    for node in ctx.plan.nodes:
+        header = render("k3s/header.j2", node=node.node, version=node.version, role=node.role)
         parse_all(header)  # the header is comments only: it must not add data
-        files[f"k3s/{ctx.plan.profile}/{node.name}.yaml"] = header + dump(config)
+        files[f"k3s/{ctx.plan.profile}/{node.node.name}.yaml"] = header + dump(node.config)
     return Rendered(files=files)
-
-
-def _config(topo: Topology, node: ClusterNode) -> dict[str, Any]:
-    first = topo.cluster.master_nodes[0]
-    server = node in topo.cluster.master_nodes
-    config: dict[str, Any] = {}
-    if not server or node is not first:
-        config["server"] = f"https://{first.ip}:6443"
-    elif len(topo.cluster.master_nodes) > 1:
-        config["cluster-init"] = True
-    config.update({"token-file": TOKEN_FILE, "node-name": node.name, "node-ip": node.ip})
-    if server:
-        config.update({"write-kubeconfig-mode": "0600", "tls-san": [first.ip],
-                       # Istio's ingress gateway serves ingress; K3s's bundled Traefik would compete for 80/443.
-                       "disable": ["traefik"], "secrets-encryption": True})
-    if node.labels:
-        config["node-label"] = [f"{k}={v}" for k, v in sorted(node.labels.items())]
-    if node.taints:
-        config["node-taint"] = [f"{t.key}={t.value}:{t.effect}" if t.value else f"{t.key}:{t.effect}"
-                                for t in node.taints]
-    return config

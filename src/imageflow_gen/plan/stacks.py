@@ -1,0 +1,426 @@
+"""What the VMs outside the cluster run under Docker Compose (seed 8.0.1 and 8.0.2), derived once.
+
+VM0: the nginx API gateway (TLS, auth hook, rate limiting, load balancing, WebSockets,
+security headers), the FastAPI backend (a Kafka producer to VM1 over the VPN) and the web UI
+(static files with history fallback). VM1: Kafka in KRaft mode, one broker per topology
+broker, topic creation (and SCRAM users), and Kafka Connect with an S3 sink to MinIO.
+Secrets are files named by variables in `.env` (compose secrets); no value is ever written.
+Each stack is data: the compose target only formats it, and the services' limits are the
+envelopes of `plan/vms.py`, which the capacity check sums.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model import Topology
+from ..model.edge import EdgeComponent
+from ..model.messaging import Kafka, client_keys
+from .messaging import (CLIENT_CA_PEM, CLIENT_FILES, JAAS_FILE, SERVER_PEM, VPN_NETWORK, broker_env, client_env,
+                        listener_on, scram_users, vm_client_paths, vm_client_secret, vpn_bootstrap_servers)
+from .vms import Envelope, edge_services, kafka_services
+
+LOG_OPTIONS = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "5"}}
+INTERNAL_LISTENER = "INTERNAL"
+
+
+class Interpolated(str):
+    """A compose value meant to be interpolated (`${VAR:?message}`); every other string is
+    written literally (the compose target doubles its `$`)."""
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A file beside a stack's compose file: a template with its context, JSON data, or text."""
+
+    template: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    json: dict[str, Any] | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One VM's compose project: its services and top-level sections, the `.env` variables it
+    reads (name -> (example value, what it holds)), and the files beside it."""
+
+    vm: str
+    project: str
+    services: dict[str, Any]
+    networks: dict[str, Any] = field(default_factory=dict)
+    volumes: dict[str, Any] = field(default_factory=dict)
+    secrets: dict[str, Any] = field(default_factory=dict)
+    variables: dict[str, tuple[str, str]] = field(default_factory=dict)
+    files: dict[str, ConfigFile] = field(default_factory=dict)
+
+
+def stacks(topo: Topology) -> list[Stack]:
+    """The edge VM's stack and the Kafka VM's."""
+    return [_vm0(topo), _vm1(topo)]
+
+
+def _hardened(env: Envelope, *, read_only: bool = True, replicas: bool = False) -> dict[str, Any]:
+    """What every service gets: restart, the plan's limits, no new privileges, no capabilities,
+    log rotation; `replicas` writes the replica count too."""
+    limits = {"limits": {"cpus": env.cpus, "memory": env.memory, "pids": env.pids}}
+    service: dict[str, Any] = {
+        "restart": "on-failure" if env.one_shot else "unless-stopped",
+        "security_opt": ["no-new-privileges:true"],
+        "cap_drop": ["ALL"],
+        "deploy": {"replicas": env.replicas, "resources": limits} if replicas else {"resources": limits},
+        "logging": LOG_OPTIONS,
+    }
+    if read_only:
+        service.update({"read_only": True, "tmpfs": ["/tmp"]})
+    return service
+
+
+# ---- VM0 --------------------------------------------------------------------------------
+
+
+def _vm0(topo: Topology) -> Stack:
+    edge = topo.edge
+    gw, backend, web = edge.api_gateway, edge.backend_api, edge.web_ui
+    services: dict[str, Any] = {}
+    files: dict[str, ConfigFile] = {}
+    env_vars = {"IMAGEFLOW_TLS_CERTIFICATE": (gw.tls.certificate_path, "TLS certificate chain (PEM) on this VM"),
+                "IMAGEFLOW_TLS_KEY": (gw.tls.key_path, "TLS private key (PEM) on this VM"),
+                "MINIO_ACCESS_KEY_FILE": ("./secrets/minio-access-key", "file holding the MinIO access key"),
+                "MINIO_SECRET_KEY_FILE": ("./secrets/minio-secret-key", "file holding the MinIO secret key")}
+    stack = edge_services(topo)  # the components that run on the VM, by name
+
+    def _on_vm(component: EdgeComponent) -> bool:
+        return component.name in stack
+
+    if _on_vm(backend):
+        services[backend.name] = _backend(topo, backend, stack[backend.name])
+    if _on_vm(web):
+        services[web.name] = _web(web, stack[web.name])
+        files["nginx/web-ui.conf"] = ConfigFile(template="compose/web-ui.conf.j2", context={"web": web})
+    if _on_vm(gw):
+        services[gw.name] = _gateway(gw, stack[gw.name], backend if _on_vm(backend) else None,
+                                     web if _on_vm(web) else None)
+        files["nginx/api-gateway.conf"] = ConfigFile(
+            template="compose/api-gateway.conf.j2",
+            context={"gw": gw, "backend": backend, "web": web if _on_vm(web) else None, "vm": edge.vm,
+                     "http_listen": 8080})
+    secret_files = [("minio_access_key", "MINIO_ACCESS_KEY_FILE"), ("minio_secret_key", "MINIO_SECRET_KEY_FILE")]
+    protocol = _vpn_protocol(topo)
+    for key in client_keys(protocol):
+        variable = f"KAFKA_{key.replace('-', '_').upper()}_FILE"
+        secret_files.append((vm_client_secret(key), variable))
+        what = f"the password of Kafka's SCRAM user {topo.messaging.kafka.sasl.vm_user}" if key == "password" \
+            else CLIENT_FILES[key]
+        env_vars[variable] = (f"./secrets/kafka-{key}", f"Kafka ({protocol}): file holding {what}")
+    secrets = {key: _secret_file(variable) for key, variable in secret_files}
+    return Stack(vm=edge.vm, project=f"imageflow-{edge.vm}", services=services, networks={"edge": {}},
+                 secrets=secrets if _on_vm(backend) else {}, variables=env_vars, files=files)
+
+
+def _secret_file(variable: str) -> dict[str, Any]:
+    """A compose secret read from the file the .env variable names (which must be set)."""
+    return {"file": Interpolated(f"${{{variable}:?set {variable} in .env}}")}
+
+
+def _vpn_protocol(topo: Topology) -> str:
+    vpn = listener_on(topo, VPN_NETWORK)
+    return vpn.protocol if vpn else "PLAINTEXT"
+
+
+def _backend(topo: Topology, backend: EdgeComponent, env: Envelope) -> dict[str, Any]:
+    minio, protocol = topo.storage.minio, _vpn_protocol(topo)
+    kafka_env = client_env(topo, protocol, topo.messaging.kafka.sasl.vm_user, vm_client_paths(protocol))
+    return {
+        "image": backend.image,
+        **_hardened(env, replicas=True),
+        "environment": {
+            "PORT": str(backend.port),
+            "KAFKA_BOOTSTRAP_SERVERS": vpn_bootstrap_servers(topo),
+            **kafka_env,
+            "KAFKA_ACKS": "all",
+            "KAFKA_ENABLE_IDEMPOTENCE": "true",
+            "KAFKA_COMPRESSION_TYPE": "lz4",
+            "MINIO_ENDPOINT": minio.external_url,
+            "MINIO_REGION": minio.region,
+            "MINIO_ACCESS_KEY_FILE": "/run/secrets/minio_access_key",
+            "MINIO_SECRET_KEY_FILE": "/run/secrets/minio_secret_key",
+        },
+        "secrets": ["minio_access_key", "minio_secret_key", *(vm_client_secret(k) for k in client_keys(protocol))],
+        "expose": [str(backend.port)],
+        "networks": ["edge"],
+        "healthcheck": {
+            # The URL is an argument, never part of the code.
+            "test": ["CMD", "python", "-c",
+                     "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=3)",
+                     f"http://127.0.0.1:{backend.port}{backend.health_path}"],
+            "interval": "15s", "timeout": "5s", "retries": 5, "start_period": "20s"},
+    }
+
+
+def _web(web: EdgeComponent, env: Envelope) -> dict[str, Any]:
+    return {
+        "image": web.image,
+        **_hardened(env),
+        "volumes": ["./nginx/web-ui.conf:/etc/nginx/nginx.conf:ro"],
+        "expose": [str(web.port)],
+        "networks": ["edge"],
+        "healthcheck": {"test": ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{web.port}{web.health_path}"],
+                        "interval": "15s", "timeout": "5s", "retries": 5},
+    }
+
+
+def _gateway(gw: Any, env: Envelope, backend: EdgeComponent | None, web: EdgeComponent | None) -> dict[str, Any]:
+    depends = {c.name: {"condition": "service_healthy"} for c in (backend, web) if c is not None}
+    return {
+        "image": gw.image,
+        **_hardened(env),
+        "ports": [f"{gw.https_port}:{gw.port}", f"{gw.http_port}:8080"],
+        "volumes": ["./nginx/api-gateway.conf:/etc/nginx/nginx.conf:ro",
+                    Interpolated("${IMAGEFLOW_TLS_CERTIFICATE:?set IMAGEFLOW_TLS_CERTIFICATE in .env}"
+                                 ":/etc/nginx/tls/tls.crt:ro"),
+                    Interpolated("${IMAGEFLOW_TLS_KEY:?set IMAGEFLOW_TLS_KEY in .env}:/etc/nginx/tls/tls.key:ro")],
+        **({"depends_on": depends} if depends else {}),
+        "networks": ["edge"],
+        "healthcheck": {"test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/healthz"],
+                        "interval": "15s", "timeout": "5s", "retries": 3},
+    }
+
+
+# ---- VM1 --------------------------------------------------------------------------------
+
+
+def _vm1(topo: Topology) -> Stack:
+    kafka = topo.messaging.kafka
+    vm = next(v for v in topo.vms if v.name == kafka.vm)
+    services: dict[str, Any] = {}
+    volumes: dict[str, Any] = {}
+    stack = kafka_services(topo)
+    for broker in kafka.brokers:
+        services[broker.name] = _broker(topo, kafka, broker, vm, stack[broker.name])
+        volumes[f"{broker.name}-data"] = {}
+    files: dict[str, ConfigFile] = {}
+    env_vars: dict[str, tuple[str, str]] = {}
+    secrets: dict[str, Any] = {}
+    for name, (variable, default, description) in _broker_files(topo).items():
+        env_vars[variable] = (default, description)
+        secrets[name] = _secret_file(variable)
+    for user in scram_users(topo):
+        variable = f"KAFKA_USER_{_upper(user)}_PASSWORD_FILE"
+        env_vars[variable] = (f"./secrets/kafka-user-{user}-password",
+                              f"file holding the password of Kafka's SCRAM user {user} (no ',', '=', '[' or ']')")
+        secrets[_user_secret(user)] = _secret_file(variable)
+    if broker_env(topo).get("KAFKA_OPTS"):
+        files["kafka/kafka_server_jaas.conf"] = ConfigFile(text=_JAAS)
+    services["kafka-init"] = _topics(topo, kafka, stack["kafka-init"])
+    if kafka.connect:
+        services["kafka-connect"] = _connect(topo, kafka, stack["kafka-connect"])
+        services["kafka-connect-init"] = _connect_init(kafka, stack["kafka-connect-init"])
+        for connector in kafka.connect.connectors:
+            files[f"connectors/{connector.name}.json"] = ConfigFile(json=_connector(topo, connector))
+        env_vars["MINIO_S3_CREDENTIALS_FILE"] = (
+            "./secrets/minio-s3.properties",
+            "properties file with aws.access.key.id and aws.secret.access.key for the S3 sink")
+        secrets["minio_s3_credentials"] = {
+            "file": Interpolated("${MINIO_S3_CREDENTIALS_FILE:?set MINIO_S3_CREDENTIALS_FILE in .env}")}
+    return Stack(vm=vm.name, project=f"imageflow-{vm.name}", services=services, networks={"kafka": {}},
+                 volumes=volumes, secrets=secrets, variables=env_vars, files=files)
+
+
+# The brokers' JAAS configuration for SCRAM: no secret in it (SCRAM credentials live in the
+# cluster's metadata, created by the topic job).
+_JAAS = "KafkaServer {\n  org.apache.kafka.common.security.scram.ScramLoginModule required;\n};\n"
+
+
+def _upper(name: str) -> str:
+    return name.replace("-", "_").upper()
+
+
+def _user_secret(user: str) -> str:
+    return f"kafka_user_{user.replace('-', '_')}_password"
+
+
+def _broker_files(topo: Topology) -> dict[str, tuple[str, str, str]]:
+    """Compose secret -> (.env variable, default, what it holds) of the brokers' TLS files."""
+    env = broker_env(topo)
+    vm = next(v for v in topo.vms if v.name == topo.messaging.kafka.vm)
+    names = " and ".join(a for a in (vm.vpn_address, vm.address) if a)
+    result = {}
+    if "KAFKA_SSL_KEYSTORE_LOCATION" in env:
+        result["kafka_server_pem"] = (
+            "KAFKA_SERVER_PEM_FILE", "./secrets/kafka-server.pem",
+            f"the brokers' private key (PKCS#8, unencrypted) and certificate chain, PEM, for {names} "
+            "(IP subject alternative names); readable by uid 1000")
+    if "KAFKA_SSL_TRUSTSTORE_LOCATION" in env:
+        result["kafka_client_ca"] = ("KAFKA_CLIENT_CA_FILE", "./secrets/kafka-client-ca.pem",
+                                     "the CA certificate (PEM) that signs the SSL listeners' client certificates")
+    return result
+
+
+def _internal(kafka: Kafka, broker_name: str) -> str:
+    return f"{broker_name}:{kafka.internal_port}"
+
+
+def _broker(topo: Topology, kafka: Kafka, broker: Any, vm: Any, env: Envelope) -> dict[str, Any]:
+    addresses = {"vpn": vm.vpn_address, "private": vm.address}
+    voters = ",".join(f"{b.node_id}@{b.name}:{b.ports['CONTROLLER']}" for b in kafka.brokers)
+    listeners = [f"{INTERNAL_LISTENER}://0.0.0.0:{kafka.internal_port}",
+                 f"CONTROLLER://0.0.0.0:{broker.ports['CONTROLLER']}"]
+    listeners += [f"{lst.name}://0.0.0.0:{broker.ports[lst.name]}" for lst in kafka.listeners]
+    advertised = [f"{INTERNAL_LISTENER}://{_internal(kafka, broker.name)}"]
+    advertised += [f"{lst.name}://{addresses[lst.network]}:{broker.ports[lst.name]}" for lst in kafka.listeners]
+    protocols = [f"{INTERNAL_LISTENER}:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+    protocols += [f"{lst.name}:{lst.protocol}" for lst in kafka.listeners]
+    internal_rf = min(3, len(kafka.brokers))
+    tls = sorted(_broker_files(topo))
+    return {
+        "image": kafka.image,
+        "hostname": broker.name,
+        **_hardened(env, read_only=False),
+        "environment": {
+            "CLUSTER_ID": kafka.cluster_id,
+            "KAFKA_NODE_ID": str(broker.node_id),
+            "KAFKA_PROCESS_ROLES": "broker,controller",
+            "KAFKA_CONTROLLER_QUORUM_VOTERS": voters,
+            "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+            "KAFKA_LISTENERS": ",".join(listeners),
+            "KAFKA_ADVERTISED_LISTENERS": ",".join(advertised),
+            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": ",".join(protocols),
+            "KAFKA_INTER_BROKER_LISTENER_NAME": INTERNAL_LISTENER,
+            "KAFKA_DEFAULT_REPLICATION_FACTOR": str(kafka.default_replication_factor),
+            "KAFKA_MIN_INSYNC_REPLICAS": str(kafka.min_insync_replicas),
+            "KAFKA_NUM_PARTITIONS": str(kafka.num_partitions),
+            "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": str(internal_rf),
+            "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": str(internal_rf),
+            "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": str(min(kafka.min_insync_replicas, internal_rf)),
+            "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
+            "KAFKA_LOG_DIRS": "/var/lib/kafka/data",
+            "KAFKA_HEAP_OPTS": f"-Xms{kafka.heap_mb}m -Xmx{kafka.heap_mb}m",
+            **broker_env(topo),
+        },
+        "ports": [f"{addresses[lst.network]}:{broker.ports[lst.name]}:{broker.ports[lst.name]}"
+                  for lst in kafka.listeners],
+        **({"secrets": [{"source": name, "target": _TARGETS[name]} for name in tls]} if tls else {}),
+        "volumes": [f"{broker.name}-data:/var/lib/kafka/data",
+                    *([f"./kafka/kafka_server_jaas.conf:{JAAS_FILE}:ro"] if "KAFKA_OPTS" in broker_env(topo) else [])],
+        "networks": ["kafka"],
+        "healthcheck": {"test": ["CMD-SHELL", "/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server "
+                                 f"{_internal(kafka, broker.name)} >/dev/null 2>&1"],
+                        "interval": "30s", "timeout": "20s", "retries": 5, "start_period": "60s"},
+    }
+
+
+def _bootstrap(kafka: Kafka) -> str:
+    return ",".join(_internal(kafka, b.name) for b in kafka.brokers)
+
+
+_TARGETS = {"kafka_server_pem": SERVER_PEM, "kafka_client_ca": CLIENT_CA_PEM}
+
+
+def _topics(topo: Topology, kafka: Kafka, env: Envelope) -> dict[str, Any]:
+    """Topic creation and the SCRAM users, over the internal listener; each password is read
+    from its secret file when the job runs."""
+    commands = ["set -eu"]
+    for topic in kafka.topics:
+        commands.append(f"/opt/kafka/bin/kafka-topics.sh --bootstrap-server {_bootstrap(kafka)} --create "
+                        f"--if-not-exists --topic {topic.name} --partitions {topic.partitions} "
+                        f"--replication-factor {topic.replication_factor}")
+    users = scram_users(topo)
+    for user in users:
+        commands.append(f"/opt/kafka/bin/kafka-configs.sh --bootstrap-server {_bootstrap(kafka)} --alter "
+                        f"--entity-type users --entity-name {user} --add-config "
+                        f'"{kafka.sasl.mechanism}=[password=$(cat /run/secrets/{_user_secret(user)})]"')
+    service = {
+        "image": kafka.image,
+        **_hardened(env, read_only=False),
+        "entrypoint": ["/bin/sh", "-c", "\n".join(commands) + "\n"],
+        **({"secrets": [_user_secret(user) for user in users]} if users else {}),
+        "depends_on": {b.name: {"condition": "service_healthy"} for b in kafka.brokers},
+        "networks": ["kafka"],
+        "healthcheck": {"disable": True},
+    }
+    return service
+
+
+def _connect(topo: Topology, kafka: Kafka, env: Envelope) -> dict[str, Any]:
+    connect = kafka.connect
+    assert connect is not None
+    internal_rf = str(min(3, len(kafka.brokers)))
+    vm = next(v for v in topo.vms if v.name == kafka.vm)
+    return {
+        "image": connect.image,
+        "hostname": "kafka-connect",
+        **_hardened(env, read_only=False),
+        "environment": {
+            "CONNECT_BOOTSTRAP_SERVERS": _bootstrap(kafka),
+            "CONNECT_REST_PORT": str(connect.rest_port),
+            "CONNECT_REST_ADVERTISED_HOST_NAME": "kafka-connect",
+            "CONNECT_GROUP_ID": connect.group_id,
+            "CONNECT_CONFIG_STORAGE_TOPIC": f"{connect.group_id}-configs",
+            "CONNECT_OFFSET_STORAGE_TOPIC": f"{connect.group_id}-offsets",
+            "CONNECT_STATUS_STORAGE_TOPIC": f"{connect.group_id}-status",
+            "CONNECT_CONFIG_STORAGE_REPLICATION_FACTOR": internal_rf,
+            "CONNECT_OFFSET_STORAGE_REPLICATION_FACTOR": internal_rf,
+            "CONNECT_STATUS_STORAGE_REPLICATION_FACTOR": internal_rf,
+            "CONNECT_KEY_CONVERTER": "org.apache.kafka.connect.storage.StringConverter",
+            "CONNECT_VALUE_CONVERTER": "org.apache.kafka.connect.json.JsonConverter",
+            "CONNECT_VALUE_CONVERTER_SCHEMAS_ENABLE": "false",
+            "CONNECT_PLUGIN_PATH": "/usr/share/java,/usr/share/confluent-hub-components",
+            "CONNECT_CONFIG_PROVIDERS": "file",
+            "CONNECT_CONFIG_PROVIDERS_FILE_CLASS": "org.apache.kafka.common.config.provider.FileConfigProvider",
+            # Connector configs may read files under /run/secrets only (Kafka 3.8 and later enforce
+            # it; older Connect ignores it, so the REST API stays internal unless the profile says).
+            "CONNECT_CONFIG_PROVIDERS_FILE_PARAM_ALLOWED_PATHS": "/run/secrets",
+            "KAFKA_HEAP_OPTS": "-Xms512m -Xmx1g",
+        },
+        "secrets": ["minio_s3_credentials"],
+        **({"ports": [f"{_REST_ADDRESS[connect.rest_access] or vm.address}:{connect.rest_port}:{connect.rest_port}"]}
+           if connect.rest_access != "internal" else {}),
+        "depends_on": {"kafka-init": {"condition": "service_completed_successfully"}},
+        "networks": ["kafka"],
+        "healthcheck": {"test": ["CMD-SHELL", f"curl -fsS http://127.0.0.1:{connect.rest_port}/ >/dev/null"],
+                        "interval": "30s", "timeout": "10s", "retries": 5, "start_period": "90s"},
+    }
+
+
+# Where the Connect REST API is published on the Kafka VM (None: the VM's private address).
+_REST_ADDRESS = {"localhost": "127.0.0.1", "private": None}
+
+
+def _connect_init(kafka: Kafka, env: Envelope) -> dict[str, Any]:
+    connect = kafka.connect
+    assert connect is not None
+    url = f"http://kafka-connect:{connect.rest_port}/connectors"
+    commands = ["set -eu"] + [
+        f"curl -fsS -X PUT -H 'Content-Type: application/json' --data @/connectors/{c.name}.json "
+        f"{url}/{c.name}/config" for c in connect.connectors]
+    return {
+        "image": connect.init_image,
+        **_hardened(env),
+        "entrypoint": ["/bin/sh", "-c", "\n".join(commands) + "\n"],
+        "volumes": ["./connectors:/connectors:ro"],
+        "depends_on": {"kafka-connect": {"condition": "service_healthy"}},
+        "networks": ["kafka"],
+        "healthcheck": {"disable": True},
+    }
+
+
+def _connector(topo: Topology, connector: Any) -> dict[str, str]:
+    """The S3 sink's configuration; credentials come from the secret file through the file provider."""
+    minio = topo.storage.minio
+    credentials = "/run/secrets/minio_s3_credentials"
+    config = {
+        "connector.class": "io.confluent.connect.s3.S3SinkConnector",
+        "tasks.max": "1",
+        "topics": ",".join(connector.topics),
+        "s3.bucket.name": connector.bucket,
+        "s3.region": minio.region,
+        "store.url": minio.external_url,
+        "s3.path.style.access.enabled": "true",
+        "storage.class": "io.confluent.connect.s3.storage.S3Storage",
+        "format.class": "io.confluent.connect.s3.format.json.JsonFormat",
+        "flush.size": str(connector.flush_size),
+        "aws.access.key.id": f"${{file:{credentials}:aws.access.key.id}}",
+        "aws.secret.access.key": f"${{file:{credentials}:aws.secret.access.key}}",
+    }
+    return config
