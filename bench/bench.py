@@ -48,8 +48,9 @@ class TimedOut(Exception):
     """A tool ran past the benchmark's time limit and was stopped."""
 
 
-def run(argv: list[str], cwd: Path | None = None, stdin: bytes | None = None,
-        timeout: float | None = None) -> tuple[float, int, bytes]:
+def run(
+    argv: list[str], cwd: Path | None = None, stdin: bytes | None = None, timeout: float | None = None
+) -> tuple[float, int, bytes]:
     """Wall seconds, peak resident memory (MiB) and stdout of one process (reaped with wait4).
 
     With `timeout`, a process still running after that many seconds is killed and TimedOut
@@ -79,18 +80,29 @@ def run(argv: list[str], cwd: Path | None = None, stdin: bytes | None = None,
         ferr.seek(0)
         out, err = fout.read(), ferr.read()
     if proc.returncode:
-        sys.exit(f"bench: {' '.join(argv[:4])} failed with exit code {proc.returncode}: "
-                 f"{(err or out).decode()[-2000:]}")
+        sys.exit(
+            f"bench: {' '.join(argv[:4])} failed with exit code {proc.returncode}: {(err or out).decode()[-2000:]}"
+        )
     return elapsed, round(usage.ru_maxrss / 1024), out
 
 
 def gen(profiles: Path, profile: str, out: Path) -> list[str]:
-    return [sys.executable, "-m", "imageflow_gen", "render", "--profile", profile, "--profiles-dir", str(profiles),
-            "--out", str(out), "--quiet"]
+    return [
+        sys.executable,
+        "-m",
+        "imageflow_gen",
+        "render",
+        "--profile",
+        profile,
+        "--profiles-dir",
+        str(profiles),
+        "--out",
+        str(out),
+        "--quiet",
+    ]
 
 
-def tools_on(out: Path, profile: str, minor: str, kubeconform: bool,
-             limit: float | None = None) -> tuple[float, int]:
+def tools_on(out: Path, profile: str, minor: str, kubeconform: bool, limit: float | None = None) -> tuple[float, int]:
     """helm template + kubectl kustomize (+ kubeconform on both) over a rendered output.
 
     With `limit`, the tools together get that many seconds; past it the result is infinite.
@@ -117,10 +129,18 @@ def tools_on(out: Path, profile: str, minor: str, kubeconform: bool,
 
 
 def kubeconform_argv(minor: str) -> list[str]:
-    return [tool("kubeconform"), "-strict", "-summary", "-kubernetes-version", f"{minor}.0",
-            "-schema-location", str(REPO / ".tools/kubernetes-schemas") +
-            "/{{.NormalizedKubernetesVersion}}-standalone{{.StrictSuffix}}/{{.ResourceKind}}{{.KindSuffix}}.json",
-            "-schema-location", f"{CRDS}/{{{{.Group}}}}/{{{{.ResourceKind}}}}_{{{{.ResourceAPIVersion}}}}.json"]
+    return [
+        tool("kubeconform"),
+        "-strict",
+        "-summary",
+        "-kubernetes-version",
+        f"{minor}.0",
+        "-schema-location",
+        str(REPO / ".tools/kubernetes-schemas")
+        + "/{{.NormalizedKubernetesVersion}}-standalone{{.StrictSuffix}}/{{.ResourceKind}}{{.KindSuffix}}.json",
+        "-schema-location",
+        f"{CRDS}/{{{{.Group}}}}/{{{{.ResourceKind}}}}_{{{{.ResourceAPIVersion}}}}.json",
+    ]
 
 
 def stats(values: list[float]) -> str:
@@ -130,14 +150,18 @@ def stats(values: list[float]) -> str:
 def row(label: str, ours: list[float], theirs: list[float], extra: str = "", limit: float | None = None) -> str:
     if math.isinf(statistics.median(theirs)) and limit:
         # The tools were stopped at the limit: the ratio is at most ours / limit.
-        return (f"{label:<34} {stats(ours)} | {'>' + format(limit, '.0f'):>8} {'':>8} {'':>8} | "
-                f"<{statistics.median(ours) / limit:5.2f}x {extra}")
+        return (
+            f"{label:<34} {stats(ours)} | {'>' + format(limit, '.0f'):>8} {'':>8} {'':>8} | "
+            f"<{statistics.median(ours) / limit:5.2f}x {extra}"
+        )
     ratio = statistics.median(ours) / statistics.median(theirs)
     return f"{label:<34} {stats(ours)} | {stats(theirs)} | {ratio:6.2f}x {extra}"
 
 
-HEADER = (f"{'':<34} {'imageflow-gen (s)':^26} | {'helm+kustomize[+kubeconform] (s)':^26} | ratio\n"
-          f"{'':<34} {'median':>8} {'min':>8} {'max':>8} | {'median':>8} {'min':>8} {'max':>8} |")
+HEADER = (
+    f"{'':<34} {'imageflow-gen (s)':^26} | {'helm+kustomize[+kubeconform] (s)':^26} | ratio\n"
+    f"{'':<34} {'median':>8} {'min':>8} {'max':>8} | {'median':>8} {'min':>8} {'max':>8} |"
+)
 
 
 def bench_prod(runs: int, work: Path) -> list[str]:
@@ -165,8 +189,16 @@ def bench_synthetic(sizes: list[int], runs: int, work: Path, large_runs: int, li
             theirs.append(t)
             their_peak = max(their_peak, m)
         medians[size] = statistics.median(ours)
-        print(row(f"2. {size} services render+validate ({len(ours)} run{'s' if len(ours) > 1 else ''})",
-                  ours, theirs, f"peak {our_peak} MiB vs {their_peak} MiB", limit), flush=True)
+        print(
+            row(
+                f"2. {size} services render+validate ({len(ours)} run{'s' if len(ours) > 1 else ''})",
+                ours,
+                theirs,
+                f"peak {our_peak} MiB vs {their_peak} MiB",
+                limit,
+            ),
+            flush=True,
+        )
     ordered = sorted(medians)
     for a, b in itertools.pairwise(ordered):
         growth = (medians[b] / medians[a]) ** (1 / math.log2(b / a))
@@ -194,8 +226,10 @@ def bench_throughput(size: int, runs: int, work: Path) -> list[str]:
         t, _, _ = run(kubeconform_argv("1.28") + [str(out / "built.yaml")])
         theirs.append(len(docs) / t)
     ratio = statistics.median(ours) / statistics.median(theirs)
-    return [f"3. validation, {len(docs)} objects (obj/s)  {stats(ours)} | {stats(theirs)} | {ratio:6.2f}x "
-            "(higher is better)"]
+    return [
+        f"3. validation, {len(docs)} objects (obj/s)  {stats(ours)} | {stats(theirs)} | {ratio:6.2f}x "
+        "(higher is better)"
+    ]
 
 
 def bench_rerender(runs: int, work: Path) -> list[str]:
@@ -214,20 +248,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000, 8000])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--max-runs-large", type=int, default=1,
-                        help="runs at sizes above 2000, where kubectl kustomize alone takes minutes")
-    parser.add_argument("--tools-limit", type=float, default=900,
-                        help="seconds the tools get per synthetic run; past it they are stopped and the "
-                             "ratio is reported as an upper bound (kubectl kustomize ran over 30 minutes "
-                             "at 8,000 services here)")
+    parser.add_argument(
+        "--max-runs-large",
+        type=int,
+        default=1,
+        help="runs at sizes above 2000, where kubectl kustomize alone takes minutes",
+    )
+    parser.add_argument(
+        "--tools-limit",
+        type=float,
+        default=900,
+        help="seconds the tools get per synthetic run; past it they are stopped and the "
+        "ratio is reported as an upper bound (kubectl kustomize ran over 30 minutes "
+        "at 8,000 services here)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="imageflow-bench-") as tmp:
         work = Path(tmp)
         print(HEADER, flush=True)
-        steps = (lambda: bench_prod(args.runs, work),
-                 lambda: bench_synthetic(args.sizes, args.runs, work, args.max_runs_large, args.tools_limit),
-                 lambda: bench_throughput(args.sizes[min(1, len(args.sizes) - 1)], args.runs, work),
-                 lambda: bench_rerender(args.runs, work))
+        steps = (
+            lambda: bench_prod(args.runs, work),
+            lambda: bench_synthetic(args.sizes, args.runs, work, args.max_runs_large, args.tools_limit),
+            lambda: bench_throughput(args.sizes[min(1, len(args.sizes) - 1)], args.runs, work),
+            lambda: bench_rerender(args.runs, work),
+        )
         for step in steps:
             print("\n".join(step()), flush=True)
     print(f"\nmachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, runs per cell: {args.runs}")

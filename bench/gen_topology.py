@@ -28,8 +28,9 @@ def synthetic(count: int) -> dict:
     template = {k: v for k, v in template.items() if k != "release"}
     worker = next(n for n in data["cluster"]["worker_nodes"] if n["labels"].get("node-type") == "cpu-intensive")
     for i in range(math.ceil(count * 0.25 / (worker["resources"]["cpu"] * 0.7))):
-        data["cluster"]["worker_nodes"].append({**worker, "name": f"k3s-bench-{i:04d}",
-                                                "ip": f"10.1.{i // 250}.{i % 250 + 1}"})
+        data["cluster"]["worker_nodes"].append(
+            {**worker, "name": f"k3s-bench-{i:04d}", "ip": f"10.1.{i // 250}.{i % 250 + 1}"}
+        )
     services = []
     for i in range(count):
         service = {**template, "name": f"svc-{i:05d}", "image": f"ghcr.io/imageflowcanvas/svc-{i % 50:02d}:1.0.{i % 7}"}

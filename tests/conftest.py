@@ -28,8 +28,14 @@ class Result:
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Result:
     """Run `imageflow-gen ARGS` in a fresh process, as a user would."""
     full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "100", **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "imageflow_gen", *args], cwd=cwd or REPO,
-                          capture_output=True, text=True, env=full_env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "imageflow_gen", *args],
+        cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=300,
+    )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 

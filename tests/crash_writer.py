@@ -29,6 +29,7 @@ def main() -> None:
             if count[0] == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
             return real(*args, **kwargs)
+
         return step
 
     for name in STEPS:

@@ -33,34 +33,70 @@ def test_prod_passes_with_the_documented_warnings_only() -> None:
     report = report_of(PROFILES, "prod")
     assert report.errors == []
     warnings = sorted(f.message.split(":")[0] if "%" in f.message else f.message[:34] for f in report.warnings)
-    assert warnings == ["100% of capacity (over 80%)", "92% of capacity (over 80%)",
-                        "the cluster's nodes declare 24 CPU"]
+    assert warnings == [
+        "100% of capacity (over 80%)",
+        "92% of capacity (over 80%)",
+        "the cluster's nodes declare 24 CPU",
+    ]
     # Worked by hand from prod: MinIO 4 x 250m, grpc-gateway 2 x 100m, resize blue and green
     # 2 x 250m each, ai-detection 500m, filter stable 2 x 250m and canary 1 x 250m, backend-api
     # 3 x 250m, web-ui 2 x 50m, the OTel agent 100m on each of 4 nodes, Tempo 500m.
     cluster = next(r for r in report.rows if r.scope == "cluster")
     assert cluster.requested["cpu"] == Decimal("5.2") and cluster.capacity["cpu"] == 24
     storage = next(r for r in report.rows if r.name == "k3s-worker-03")
-    assert storage.requested["storage"] == 4 * 400 * 2 ** 30 and storage.capacity["storage"] == 2 * 2 ** 40
+    assert storage.requested["storage"] == 4 * 400 * 2**30 and storage.capacity["storage"] == 2 * 2**40
 
 
 def test_a_node_group_over_capacity_fails_naming_the_group_and_the_workloads(tmp_path: Path) -> None:
-    profiles = child(tmp_path, "busy", {"processing": {"services": [
-        {"name": "resize", "autoscaling": {"min_replicas": 20, "max_replicas": 30, "target_cpu_utilization": 70}}]}})
+    profiles = child(
+        tmp_path,
+        "busy",
+        {
+            "processing": {
+                "services": [
+                    {
+                        "name": "resize",
+                        "autoscaling": {"min_replicas": 20, "max_replicas": 30, "target_cpu_utilization": 70},
+                    }
+                ]
+            }
+        },
+    )
     message = failure(profiles, "busy")
-    assert "prod.yaml:" in message and "cluster.worker_nodes[0].resources: over capacity: " \
-        "node-type=cpu-intensive (k3s-worker-01): 11.05 CPU requested by " in message
+    assert (
+        "prod.yaml:" in message
+        and "cluster.worker_nodes[0].resources: over capacity: "
+        "node-type=cpu-intensive (k3s-worker-01): 11.05 CPU requested by "
+        in message
+    )
     assert "Deployment resize-blue, Deployment resize-green" in message and "of 8" in message
 
 
 def test_one_pod_larger_than_any_node_it_may_run_on(tmp_path: Path) -> None:
-    profiles = child(tmp_path, "big", {"processing": {"services": [
-        {"name": "grpc-gateway", "resources": {"requests": {"cpu": "100m", "memory": "20Gi"},
-                                               "limits": {"cpu": "1", "memory": "24Gi"}}}]}})
+    profiles = child(
+        tmp_path,
+        "big",
+        {
+            "processing": {
+                "services": [
+                    {
+                        "name": "grpc-gateway",
+                        "resources": {
+                            "requests": {"cpu": "100m", "memory": "20Gi"},
+                            "limits": {"cpu": "1", "memory": "24Gi"},
+                        },
+                    }
+                ]
+            }
+        },
+    )
     message = failure(profiles, "big")
-    assert "big.yaml:" in message and "processing.services[0]: one pod of Deployment grpc-gateway requests 20Gi " \
-        "memory, more than any node it may run on has (node-type=cpu-intensive (k3s-worker-01): at most 16Gi)" \
+    assert (
+        "big.yaml:" in message
+        and "processing.services[0]: one pod of Deployment grpc-gateway requests 20Gi "
+        "memory, more than any node it may run on has (node-type=cpu-intensive (k3s-worker-01): at most 16Gi)"
         in message
+    )
 
 
 def test_daemonsets_count_once_per_node_and_gpus_are_counted(tmp_path: Path) -> None:
@@ -69,23 +105,33 @@ def test_daemonsets_count_once_per_node_and_gpus_are_counted(tmp_path: Path) -> 
     assert gpu.requested["gpu"] == 1 and gpu.requested["cpu"] == Decimal("0.6")  # ai-detection + one agent
     profiles = child(tmp_path, "gpus", {"processing": {"services": [{"name": "ai-detection", "replicas": 2}]}})
     message = failure(profiles, "gpus")
-    assert "over capacity: node-type=gpu-enabled (k3s-worker-02): 2 GPU requested by Deployment ai-detection, of 1" \
-        in message and "DaemonSet" not in message.split("GPU requested by")[1].split("\n")[0]
+    assert (
+        "over capacity: node-type=gpu-enabled (k3s-worker-02): 2 GPU requested by Deployment ai-detection, of 1"
+        in message
+        and "DaemonSet" not in message.split("GPU requested by")[1].split("\n")[0]
+    )
 
 
 def test_volumes_over_node_storage_fail(tmp_path: Path) -> None:
     profiles = child(tmp_path, "seedsize", {"storage": {"minio": {"volumes": {"size": "1Ti"}}}})
     message = failure(profiles, "seedsize")
-    assert "prod.yaml:" in message and "cluster.worker_nodes[2].resources: over capacity: k3s-worker-03: 4Ti " \
-        "storage claimed by PersistentVolume minio-data-01, PersistentVolume minio-data-02, PersistentVolume " \
-        "minio-data-03, PersistentVolume minio-data-04, of 2Ti" in message
+    assert (
+        "prod.yaml:" in message
+        and "cluster.worker_nodes[2].resources: over capacity: k3s-worker-03: 4Ti "
+        "storage claimed by PersistentVolume minio-data-01, PersistentVolume minio-data-02, PersistentVolume "
+        "minio-data-03, PersistentVolume minio-data-04, of 2Ti"
+        in message
+    )
 
 
 def test_compose_stacks_against_their_vm(tmp_path: Path) -> None:
     profiles = child(tmp_path, "smallvm", {"vms": [{"name": "vm0", "cpu": 2}]})
     message = failure(profiles, "smallvm")
-    assert "smallvm.yaml:" in message and "vms[0]: over capacity: vm0 (compose limits): 3.7 CPU limits of " \
-        "backend-api x3, web-ui, api-gateway, of 2" in message
+    assert (
+        "smallvm.yaml:" in message
+        and "vms[0]: over capacity: vm0 (compose limits): 3.7 CPU limits of backend-api x3, web-ui, api-gateway, of 2"
+        in message
+    )
 
 
 def test_warning_above_80_percent_does_not_fail(tmp_path: Path) -> None:

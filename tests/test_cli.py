@@ -16,8 +16,9 @@ def test_version(cli) -> None:
     assert (result.code, result.stdout) == (0, f"imageflow-gen {__version__}\n")
 
 
-@pytest.mark.parametrize("command", ["render", "check", "diff", "validate", "profiles", "schema", "graph", "init",
-                                     "explain", "capacity"])
+@pytest.mark.parametrize(
+    "command", ["render", "check", "diff", "validate", "profiles", "schema", "graph", "init", "explain", "capacity"]
+)
 def test_every_command_has_help_with_an_example(cli, command: str) -> None:
     result = cli(command, "--help")
     assert result.code == 0 and "Example: imageflow-gen " + command in " ".join(result.stdout.split())
@@ -55,14 +56,12 @@ def test_usage_errors_exit_2(cli) -> None:
     assert cli("render", "--profile", "prod", "--bogus").code == 2
 
 
-
 def test_template_cache_is_a_speed_up_only(cli, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     outputs = []
     for i, setting in enumerate([str(cache), str(cache), "off"]):
         out = tmp_path / f"out{i}"
-        result = cli("render", "--profile", "dev", "--out", str(out), "--quiet",
-                     env={"IMAGEFLOW_CACHE_DIR": setting})
+        result = cli("render", "--profile", "dev", "--out", str(out), "--quiet", env={"IMAGEFLOW_CACHE_DIR": setting})
         assert result.code == 0, result.stderr
         outputs.append({p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()})
     assert outputs[0] == outputs[1] == outputs[2]
@@ -70,8 +69,15 @@ def test_template_cache_is_a_speed_up_only(cli, tmp_path: Path) -> None:
     # A cache folder that cannot be created is skipped, not an error.
     blocker = tmp_path / "file"
     blocker.write_text("")
-    result = cli("render", "--profile", "dev", "--out", str(tmp_path / "out3"), "--quiet",
-                 env={"IMAGEFLOW_CACHE_DIR": str(blocker / "sub")})
+    result = cli(
+        "render",
+        "--profile",
+        "dev",
+        "--out",
+        str(tmp_path / "out3"),
+        "--quiet",
+        env={"IMAGEFLOW_CACHE_DIR": str(blocker / "sub")},
+    )
     assert result.code == 0 and result.stderr == ""
 
 
@@ -87,8 +93,10 @@ def test_init_scaffolds_a_profile_that_validates_and_never_overwrites(cli, tmp_p
     assert 'extends: "prod"' in text and "# processing:" in text
     assert cli("validate", "--profile", "eu", "--profiles-dir", str(profiles), "--no-tools").code == 0
     # The scaffold's commented examples are valid too, once uncommented.
-    body = "\n".join(line[2:] if line.startswith("# ") and not line.startswith("#   imageflow") else line
-                     for line in text.splitlines()[14:])
+    body = "\n".join(
+        line[2:] if line.startswith("# ") and not line.startswith("#   imageflow") else line
+        for line in text.splitlines()[14:]
+    )
     (profiles / "eu-full.yaml").write_text(text.splitlines()[13].replace("eu:", "eu-full:") + "\n" + body + "\n")
     full = cli("validate", "--profile", "eu-full", "--profiles-dir", str(profiles), "--no-tools")
     assert full.code == 0, full.stderr
@@ -118,8 +126,13 @@ def test_status_is_coloured_only_when_asked(cli, tmp_path: Path) -> None:
 
 def test_shell_completion_of_commands_and_profile_names(cli) -> None:
     def complete(words: str) -> list[str]:
-        result = cli(env={"_IMAGEFLOW_GEN_COMPLETE": "complete_bash", "COMP_WORDS": words,
-                          "COMP_CWORD": str(len(words.split(" ")) - 1)})
+        result = cli(
+            env={
+                "_IMAGEFLOW_GEN_COMPLETE": "complete_bash",
+                "COMP_WORDS": words,
+                "COMP_CWORD": str(len(words.split(" ")) - 1),
+            }
+        )
         assert result.code == 0, result.stderr
         return result.stdout.split()
 

@@ -55,8 +55,27 @@ def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
     return found
 
 
-REPLACEMENTS = [None, True, False, 0, 1, -1, 1.5, 2.0, "", "x", "80", "UDP", "Always", [], [1], {}, {"x": 1},
-                {"name": "a"}, 2 ** 40]
+REPLACEMENTS = [
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    1.5,
+    2.0,
+    "",
+    "x",
+    "80",
+    "UDP",
+    "Always",
+    [],
+    [1],
+    {},
+    {"x": 1},
+    {"name": "a"},
+    2**40,
+]
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -74,10 +93,14 @@ def test_mutations_get_the_same_verdict(data):
         elif action == "delete":
             del parent[path[-1]]
         elif isinstance(parent, dict):
-            parent[data.draw(st.sampled_from(["unknownField", "name", "port", "spec"]))] = \
-                copy.deepcopy(data.draw(st.sampled_from(REPLACEMENTS)))
-    if not isinstance(obj.get("apiVersion"), str) or not isinstance(obj.get("kind"), str) or \
-            STORE.schema(obj["apiVersion"], obj["kind"]) is None:
+            parent[data.draw(st.sampled_from(["unknownField", "name", "port", "spec"]))] = copy.deepcopy(
+                data.draw(st.sampled_from(REPLACEMENTS))
+            )
+    if (
+        not isinstance(obj.get("apiVersion"), str)
+        or not isinstance(obj.get("kind"), str)
+        or STORE.schema(obj["apiVersion"], obj["kind"]) is None
+    ):
         return
     fast, slow = verdicts(obj)
     assert fast == slow, obj
@@ -91,21 +114,27 @@ def test_messages_still_come_from_jsonschema():
     assert "'eighty' is not of type 'integer'" in errors[0].message
 
 
-@pytest.mark.parametrize("schema, good, bad", [
-    ({"type": "integer"}, [1, 2.0], [True, 1.5, "1"]),
-    ({"type": ["string", "null"]}, ["a", None], [1, []]),
-    ({"enum": [1, "a"]}, [1, 1.0, "a"], [True, "b"]),
-    ({"const": False}, [False], [0, None]),
-    ({"pattern": "^a+$"}, ["aa", 3], ["ab"]),
-    ({"minLength": 2, "maxLength": 3}, ["ab", "abc", 7], ["a", "abcd"]),
-    ({"minimum": 1, "maximum": 3}, [1, 3, "9"], [0, 3.5]),
-    ({"oneOf": [{"type": "integer"}, {"type": "number"}]}, [1.5], [1, "x"]),
-    ({"not": {"type": "string"}}, [1], ["s"]),
-    ({"properties": {"a": {"type": "string"}}, "additionalProperties": False, "required": ["a"]},
-     [{"a": "x"}, "not an object"], [{}, {"a": 1}, {"a": "x", "b": 1}]),
-    ({"additionalProperties": {"type": "integer"}, "minProperties": 1}, [{"a": 1}], [{}, {"a": "x"}]),
-    ({"items": {"type": "integer"}, "maxItems": 2}, [[1, 2]], [[1, "a"], [1, 2, 3]]),
-])
+@pytest.mark.parametrize(
+    "schema, good, bad",
+    [
+        ({"type": "integer"}, [1, 2.0], [True, 1.5, "1"]),
+        ({"type": ["string", "null"]}, ["a", None], [1, []]),
+        ({"enum": [1, "a"]}, [1, 1.0, "a"], [True, "b"]),
+        ({"const": False}, [False], [0, None]),
+        ({"pattern": "^a+$"}, ["aa", 3], ["ab"]),
+        ({"minLength": 2, "maxLength": 3}, ["ab", "abc", 7], ["a", "abcd"]),
+        ({"minimum": 1, "maximum": 3}, [1, 3, "9"], [0, 3.5]),
+        ({"oneOf": [{"type": "integer"}, {"type": "number"}]}, [1.5], [1, "x"]),
+        ({"not": {"type": "string"}}, [1], ["s"]),
+        (
+            {"properties": {"a": {"type": "string"}}, "additionalProperties": False, "required": ["a"]},
+            [{"a": "x"}, "not an object"],
+            [{}, {"a": 1}, {"a": "x", "b": 1}],
+        ),
+        ({"additionalProperties": {"type": "integer"}, "minProperties": 1}, [{"a": 1}], [{}, {"a": "x"}]),
+        ({"items": {"type": "integer"}, "maxItems": 2}, [[1, 2]], [[1, "a"], [1, 2, 3]]),
+    ],
+)
 def test_keywords_mean_what_jsonschema_means(schema, good, bad):
     import jsonschema
 

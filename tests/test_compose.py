@@ -38,9 +38,26 @@ def test_compose_files_pass_the_compose_spec(profile: str, tmp_path: Path) -> No
 def nginx_test(conf: str, tmp_path: Path, hosts: list[str]) -> subprocess.CompletedProcess[str]:
     """nginx -t on a generated config, with throwaway certificates and the stack's host names."""
     (tmp_path / "tls").mkdir(exist_ok=True)
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                    "/CN=test", "-keyout", str(tmp_path / "tls/tls.key"), "-out", str(tmp_path / "tls/tls.crt")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=test",
+            "-keyout",
+            str(tmp_path / "tls/tls.key"),
+            "-out",
+            str(tmp_path / "tls/tls.crt"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     shutil.copy("/etc/nginx/mime.types", tmp_path / "mime.types")
     (tmp_path / "nginx.conf").write_text(conf)
     (tmp_path / "hosts").write_text("127.0.0.1 localhost " + " ".join(hosts) + "\n")
@@ -65,8 +82,10 @@ def test_generated_nginx_configs_pass_nginx_t(profile: str, tmp_path: Path) -> N
 def test_auth_subrequest_hook(tmp_path: Path) -> None:
     profiles = tmp_path / "profiles"
     shutil.copytree(PROFILES, profiles)
-    (profiles / "authed.yaml").write_text("purpose: auth hook\nextends: prod\nedge:\n  api_gateway:\n    auth:\n"
-                                          "      mode: subrequest\n      url: http://auth.internal:9000/verify\n")
+    (profiles / "authed.yaml").write_text(
+        "purpose: auth hook\nextends: prod\nedge:\n  api_gateway:\n    auth:\n"
+        "      mode: subrequest\n      url: http://auth.internal:9000/verify\n"
+    )
     conf = files_of("authed", profiles)["compose/authed/vm0/nginx/api-gateway.conf"]
     assert "auth_request /_auth;" in conf and "proxy_pass http://auth.internal:9000/verify;" in conf
     work = tmp_path / "nginx"
@@ -79,10 +98,17 @@ def test_auth_subrequest_hook(tmp_path: Path) -> None:
 
 def test_gateway_duties_are_in_the_config() -> None:
     conf = files_of("prod")["compose/prod/vm0/nginx/api-gateway.conf"]
-    for needle in ("ssl_certificate tls/tls.crt;", "limit_req_zone $binary_remote_addr zone=api:10m rate=20r/s;",
-                   "limit_req zone=api burst=40 nodelay;", "upstream backend_api", "proxy_set_header Upgrade",
-                   "Strict-Transport-Security", "X-Content-Type-Options", "server_name api.imageflow.com;",
-                   "return 301 https://"):
+    for needle in (
+        "ssl_certificate tls/tls.crt;",
+        "limit_req_zone $binary_remote_addr zone=api:10m rate=20r/s;",
+        "limit_req zone=api burst=40 nodelay;",
+        "upstream backend_api",
+        "proxy_set_header Upgrade",
+        "Strict-Transport-Security",
+        "X-Content-Type-Options",
+        "server_name api.imageflow.com;",
+        "return 301 https://",
+    ):
         assert needle in conf, needle
     web = files_of("prod")["compose/prod/vm0/nginx/web-ui.conf"]
     assert "try_files $uri $uri/ /index.html;" in web
@@ -114,14 +140,17 @@ def test_prod_matches_the_seed_roles() -> None:
     assert all(b["KAFKA_PROCESS_ROLES"] == "broker,controller" for b in brokers)
     assert {b["KAFKA_DEFAULT_REPLICATION_FACTOR"] for b in brokers} == {"3"}
     assert {b["KAFKA_MIN_INSYNC_REPLICAS"] for b in brokers} == {"2"}
-    assert brokers[0]["KAFKA_ADVERTISED_LISTENERS"] == \
-        "INTERNAL://kafka-1:39092,VPN://10.8.0.11:9092,K3S://10.0.2.10:9094"
+    assert (
+        brokers[0]["KAFKA_ADVERTISED_LISTENERS"] == "INTERNAL://kafka-1:39092,VPN://10.8.0.11:9092,K3S://10.0.2.10:9094"
+    )
     backend = stack(files, "prod", "vm0")["services"]["backend-api"]
     assert backend["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "10.8.0.11:9092,10.8.0.11:19092,10.8.0.11:29092"
     assert backend["deploy"]["replicas"] == 3
     connector = yaml.safe_load(files["compose/prod/vm1/connectors/system-logs-to-minio.json"])
     assert connector["connector.class"] == "io.confluent.connect.s3.S3SinkConnector"
-    assert connector["s3.bucket.name"] == "system-logs" and connector["store.url"] == "http://minio.imageflow.local:9000"
+    assert (
+        connector["s3.bucket.name"] == "system-logs" and connector["store.url"] == "http://minio.imageflow.local:9000"
+    )
 
 
 def test_dev_has_one_broker() -> None:
@@ -148,20 +177,28 @@ def test_no_secret_value_anywhere_in_the_output(profile: str) -> None:
 
 
 def test_the_secret_scan_finds_planted_secrets() -> None:
-    planted = {"a.yaml": "MINIO_ROOT_PASSWORD: changeme123\n", "b.conf": "-----BEGIN PRIVATE KEY-----\n",
-               "c.env": "AWS_KEY=AKIAABCDEFGHIJKLMNOP\n"}
+    planted = {
+        "a.yaml": "MINIO_ROOT_PASSWORD: changeme123\n",
+        "b.conf": "-----BEGIN PRIVATE KEY-----\n",
+        "c.env": "AWS_KEY=AKIAABCDEFGHIJKLMNOP\n",
+    }
     assert sorted(str(p.location) for p in secret_problems(planted)) == ["a.yaml:1:1", "b.conf:1:1", "c.env:1:1"]
     assert secret_problems({"d.yaml": "secret-key: rootPassword\n"}, frozenset({"rootPassword"})) == []
 
 
-@pytest.mark.parametrize("access, ports", [("internal", None), ("localhost", ["127.0.0.1:8083:8083"]),
-                                           ("private", ["10.0.2.10:8083:8083"])])
-def test_kafka_connects_rest_api_is_published_only_as_the_profile_says(tmp_path: Path, access: str,
-                                                                      ports: list[str] | None) -> None:
+@pytest.mark.parametrize(
+    "access, ports", [("internal", None), ("localhost", ["127.0.0.1:8083:8083"]), ("private", ["10.0.2.10:8083:8083"])]
+)
+def test_kafka_connects_rest_api_is_published_only_as_the_profile_says(
+    tmp_path: Path, access: str, ports: list[str] | None
+) -> None:
     from test_hostile import profile_with
 
-    profiles = profile_with(tmp_path, "rest", {"purpose": "rest", "extends": "prod",
-                                               "messaging": {"kafka": {"connect": {"rest_access": access}}}})
+    profiles = profile_with(
+        tmp_path,
+        "rest",
+        {"purpose": "rest", "extends": "prod", "messaging": {"kafka": {"connect": {"rest_access": access}}}},
+    )
     stack = yaml.safe_load(build(profiles, "rest", CRDS).files["compose/rest/vm1/docker-compose.yaml"])
     connect = stack["services"]["kafka-connect"]
     assert connect.get("ports") == ports
@@ -174,10 +211,13 @@ def test_every_listener_protocol_reaches_the_brokers_and_the_backend(tmp_path: P
     from test_hostile import profile_with
 
     prod = yaml.safe_load((PROFILES / "base.yaml").read_text())
-    listeners = [{**lst, "protocol": protocol if lst["name"] == "VPN" else "PLAINTEXT"}
-                 for lst in prod["messaging"]["kafka"]["listeners"]]
-    profiles = profile_with(tmp_path, "tls", {"purpose": "tls", "extends": "prod",
-                                              "messaging": {"kafka": {"listeners": listeners}}})
+    listeners = [
+        {**lst, "protocol": protocol if lst["name"] == "VPN" else "PLAINTEXT"}
+        for lst in prod["messaging"]["kafka"]["listeners"]
+    ]
+    profiles = profile_with(
+        tmp_path, "tls", {"purpose": "tls", "extends": "prod", "messaging": {"kafka": {"listeners": listeners}}}
+    )
     files = build(profiles, "tls", CRDS).files
     brokers = yaml.safe_load(files["compose/tls/vm1/docker-compose.yaml"])["services"]
     backend = yaml.safe_load(files["compose/tls/vm0/docker-compose.yaml"])["services"]["backend-api"]

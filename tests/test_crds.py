@@ -35,8 +35,13 @@ def tree(root: Path) -> dict[str, bytes]:
 
 def test_shipped_crds_are_what_the_script_produces(tmp_path: Path) -> None:
     """Fetches the pinned modules with `go mod download` (sums checked) and derives it all again."""
-    proc = subprocess.run([sys.executable, "tools/crds.py", "--out", str(tmp_path / "crds")], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "tools/crds.py", "--out", str(tmp_path / "crds")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     shipped = {k: v for k, v in tree(SHIPPED).items() if k != "README.md"}
     produced = tree(tmp_path / "crds")
@@ -75,8 +80,9 @@ def test_each_shipped_crd_file_is_the_upstream_definition_of_its_schemas() -> No
             definition = yaml.safe_load((SHIPPED / crd["file"]).read_text(encoding="utf-8"))
             assert definition["kind"] == "CustomResourceDefinition" and definition["metadata"]["name"] == crd["name"]
             spec = definition["spec"]
-            served = sorted(f"{spec['group']}/{crd['kind'].lower()}_{v['name']}.json"
-                            for v in spec["versions"] if v["served"])
+            served = sorted(
+                f"{spec['group']}/{crd['kind'].lower()}_{v['name']}.json" for v in spec["versions"] if v["served"]
+            )
             assert sorted(crd["schemas"]) == served
 
 
@@ -84,20 +90,28 @@ STRICT = _script().strict
 
 
 def test_derivation_closes_objects_and_spells_out_kubernetes_extensions() -> None:
-    openapi = {"type": "object", "description": "prose", "properties": {
-        "port": {"x-kubernetes-int-or-string": True},
-        "flag": {"type": "boolean", "nullable": True},
-        "mode": {"type": "string", "enum": ["a", "b"], "nullable": True},
-        "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {"x": {}}},
-        "description": {"type": "string", "default": {"description": "kept"}},
-    }}
-    assert STRICT(openapi) == {"type": "object", "additionalProperties": False, "properties": {
-        "port": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
-        "flag": {"type": ["boolean", "null"]},
-        "mode": {"type": ["string", "null"], "enum": ["a", "b", None]},
-        "free": {"type": "object", "properties": {"x": {}}},
-        "description": {"type": "string", "default": {"description": "kept"}},
-    }}
+    openapi = {
+        "type": "object",
+        "description": "prose",
+        "properties": {
+            "port": {"x-kubernetes-int-or-string": True},
+            "flag": {"type": "boolean", "nullable": True},
+            "mode": {"type": "string", "enum": ["a", "b"], "nullable": True},
+            "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {"x": {}}},
+            "description": {"type": "string", "default": {"description": "kept"}},
+        },
+    }
+    assert STRICT(openapi) == {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "port": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+            "flag": {"type": ["boolean", "null"]},
+            "mode": {"type": ["string", "null"], "enum": ["a", "b", None]},
+            "free": {"type": "object", "properties": {"x": {}}},
+            "description": {"type": "string", "default": {"description": "kept"}},
+        },
+    }
 
 
 def test_every_shipped_schema_is_closed_at_the_top_for_kubeconform_too() -> None:
@@ -119,8 +133,12 @@ def problems(store: SchemaStore, obj: dict) -> list[str]:
 
 
 def virtual_service(**spec: object) -> dict:
-    return {"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
-            "metadata": {"name": "v", "namespace": "n"}, "spec": {"hosts": ["a"], **spec}}
+    return {
+        "apiVersion": "networking.istio.io/v1beta1",
+        "kind": "VirtualService",
+        "metadata": {"name": "v", "namespace": "n"},
+        "spec": {"hosts": ["a"], **spec},
+    }
 
 
 def test_unknown_fields_are_refused_at_every_depth(store: SchemaStore) -> None:
@@ -130,18 +148,31 @@ def test_unknown_fields_are_refused_at_every_depth(store: SchemaStore) -> None:
     assert problems(store, virtual_service(http=[{"retries": {"attempts": "3"}}]))  # wrong type
 
 
-@pytest.mark.parametrize("api_version, kind", [
-    ("networking.istio.io/v1beta1", "Gateway"), ("networking.istio.io/v1beta1", "DestinationRule"),
-    ("networking.istio.io/v1", "VirtualService"), ("security.istio.io/v1", "AuthorizationPolicy"),
-    ("security.istio.io/v1", "PeerAuthentication"), ("argoproj.io/v1alpha1", "Application"),
-    ("argoproj.io/v1alpha1", "AppProject"), ("external-secrets.io/v1", "ExternalSecret"),
-    ("external-secrets.io/v1", "SecretStore"), ("external-secrets.io/v1", "ClusterSecretStore"),
-    ("bitnami.com/v1alpha1", "SealedSecret"),
-])
-def test_every_kind_the_output_may_use_has_a_strict_shipped_schema(store: SchemaStore, api_version: str,
-                                                                     kind: str) -> None:
-    obj = {"apiVersion": api_version, "kind": kind, "metadata": {"name": "x", "namespace": "n"},
-           "spec": {"surely-not-a-field": 1}}
+@pytest.mark.parametrize(
+    "api_version, kind",
+    [
+        ("networking.istio.io/v1beta1", "Gateway"),
+        ("networking.istio.io/v1beta1", "DestinationRule"),
+        ("networking.istio.io/v1", "VirtualService"),
+        ("security.istio.io/v1", "AuthorizationPolicy"),
+        ("security.istio.io/v1", "PeerAuthentication"),
+        ("argoproj.io/v1alpha1", "Application"),
+        ("argoproj.io/v1alpha1", "AppProject"),
+        ("external-secrets.io/v1", "ExternalSecret"),
+        ("external-secrets.io/v1", "SecretStore"),
+        ("external-secrets.io/v1", "ClusterSecretStore"),
+        ("bitnami.com/v1alpha1", "SealedSecret"),
+    ],
+)
+def test_every_kind_the_output_may_use_has_a_strict_shipped_schema(
+    store: SchemaStore, api_version: str, kind: str
+) -> None:
+    obj = {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": "x", "namespace": "n"},
+        "spec": {"surely-not-a-field": 1},
+    }
     found = problems(store, obj)
     assert found and not any("no schema" in m for m in found)
     assert any("unknown field 'surely-not-a-field'" in m for m in found), found
@@ -149,11 +180,13 @@ def test_every_kind_the_output_may_use_has_a_strict_shipped_schema(store: Schema
 
 def test_render_and_validate_need_no_flag_from_any_directory(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "IMAGEFLOW_CRD_SCHEMAS"}
-    result = run_cli("validate", "--profile", "prod", "--profiles-dir", str(PROFILES), "--no-tools", cwd=tmp_path,
-                     env=env)
+    result = run_cli(
+        "validate", "--profile", "prod", "--profiles-dir", str(PROFILES), "--no-tools", cwd=tmp_path, env=env
+    )
     assert result.code == 0, result.stderr
-    result = run_cli("render", "--profile", "prod", "--profiles-dir", str(PROFILES), "--out", "out", "--quiet",
-                     cwd=tmp_path, env=env)
+    result = run_cli(
+        "render", "--profile", "prod", "--profiles-dir", str(PROFILES), "--out", "out", "--quiet", cwd=tmp_path, env=env
+    )
     assert result.code == 0, result.stderr
     assert (tmp_path / "out/kustomize/overlays/prod/kustomization.yaml").is_file()
 
@@ -167,8 +200,9 @@ def test_crd_schemas_option_adds_folders_searched_first(tmp_path: Path) -> None:
     (folder / "virtualservice_v1beta1.json").write_text(json.dumps(schema))
     result = run_cli("validate", "--profile", "prod", "--no-tools", "--crd-schemas", str(tmp_path / "mine"))
     assert result.code == 1 and "VirtualService" in result.stderr and "hosts" in result.stderr
-    result = run_cli("validate", "--profile", "prod", "--no-tools",
-                     env={"IMAGEFLOW_CRD_SCHEMAS": str(tmp_path / "mine")})
+    result = run_cli(
+        "validate", "--profile", "prod", "--no-tools", env={"IMAGEFLOW_CRD_SCHEMAS": str(tmp_path / "mine")}
+    )
     assert result.code == 1 and "hosts" in result.stderr
 
 

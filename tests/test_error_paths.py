@@ -25,8 +25,9 @@ def test_a_bug_is_exit_70_with_a_short_message(monkeypatch: pytest.MonkeyPatch, 
         monkeypatch.setenv("IMAGEFLOW_DEBUG", "1")
     else:
         monkeypatch.delenv("IMAGEFLOW_DEBUG", raising=False)
-    result = CliRunner().invoke(cli.app, ["render", "--profile", "dev", "--profiles-dir", str(PROFILES),
-                                          "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        cli.app, ["render", "--profile", "dev", "--profiles-dir", str(PROFILES), "--out", str(tmp_path / "out")]
+    )
     assert result.exit_code == cli.EXIT_INTERNAL == 70
     assert "imageflow-gen: internal error: RuntimeError: boom" in result.stderr
     assert ("Traceback (most recent call last)" in result.stderr) is debug
@@ -40,13 +41,17 @@ def _environment(templates: dict[str, str]) -> jinja2.Environment:
     return env
 
 
-@pytest.mark.parametrize(("template", "text", "expected"), [
-    ("broken.j2", "line one\n{% if %}\n", "templates/broken.j2:2:1 template error:"),
-    ("undefined.j2", "{{ missing }}\n", "templates/undefined.j2 template error: 'missing' is undefined"),
-    ("refused.j2", "listen {{ 'a;b' | nginx }};\n", "templates/refused.j2 'a;b' cannot be written into an nginx"),
-])
-def test_a_broken_template_is_a_located_problem(monkeypatch: pytest.MonkeyPatch, template: str, text: str,
-                                               expected: str) -> None:
+@pytest.mark.parametrize(
+    ("template", "text", "expected"),
+    [
+        ("broken.j2", "line one\n{% if %}\n", "templates/broken.j2:2:1 template error:"),
+        ("undefined.j2", "{{ missing }}\n", "templates/undefined.j2 template error: 'missing' is undefined"),
+        ("refused.j2", "listen {{ 'a;b' | nginx }};\n", "templates/refused.j2 'a;b' cannot be written into an nginx"),
+    ],
+)
+def test_a_broken_template_is_a_located_problem(
+    monkeypatch: pytest.MonkeyPatch, template: str, text: str, expected: str
+) -> None:
     monkeypatch.setattr(rendering, "environment", lambda: _environment({template: text}))
     with pytest.raises(ValidationFailed) as caught:
         rendering.render(template)

@@ -23,11 +23,42 @@ from test_hostile import profile_with
 
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 # One line of text a person might write, or an attacker: markup of every language the output has.
-PIECES = ["<script>alert(1)</script>", "|", "[x](javascript:alert(1))", "![i](http://x/i.png)", "*", "_", "#",
-          "- ", "1. ", "&lt;", "&", '"', "'", "`", "\\", "${VAR}", "$(id)", "{{ x }}", "{% if %}", "#quot;", "<br/>",
-          ": ", "yes", "0755", "~", "é", "\u00a0", "-->", "]]>", "%", "\\n"]
-one_line = st.lists(st.one_of(st.sampled_from(PIECES), st.text(alphabet="abcXYZ019 .,", max_size=6)),
-                    min_size=1, max_size=8).map("".join)
+PIECES = [
+    "<script>alert(1)</script>",
+    "|",
+    "[x](javascript:alert(1))",
+    "![i](http://x/i.png)",
+    "*",
+    "_",
+    "#",
+    "- ",
+    "1. ",
+    "&lt;",
+    "&",
+    '"',
+    "'",
+    "`",
+    "\\",
+    "${VAR}",
+    "$(id)",
+    "{{ x }}",
+    "{% if %}",
+    "#quot;",
+    "<br/>",
+    ": ",
+    "yes",
+    "0755",
+    "~",
+    "é",
+    "\u00a0",
+    "-->",
+    "]]>",
+    "%",
+    "\\n",
+]
+one_line = st.lists(
+    st.one_of(st.sampled_from(PIECES), st.text(alphabet="abcXYZ019 .,", max_size=6)), min_size=1, max_size=8
+).map("".join)
 
 
 @SETTINGS
@@ -35,9 +66,12 @@ one_line = st.lists(st.one_of(st.sampled_from(PIECES), st.text(alphabet="abcXYZ0
 def test_free_text_lands_unchanged_in_yaml_and_escaped_in_markdown_and_mermaid(tmp_path_factory, text: str) -> None:
     tmp = tmp_path_factory.mktemp("text")
     prod = validated(PROFILES, "prod")[1].model_dump()
-    data = {"purpose": text, "extends": "prod",
-            "vms": [{"name": prod["vms"][0]["name"], "purpose": text}],
-            "namespaces": [{"name": "imageflow-web", "purpose": text}]}
+    data = {
+        "purpose": text,
+        "extends": "prod",
+        "vms": [{"name": prod["vms"][0]["name"], "purpose": text}],
+        "namespaces": [{"name": "imageflow-web", "purpose": text}],
+    }
     profiles = profile_with(tmp, "text", data)
     result = build(profiles, "text")
     # The chart's template is literal text to Go: each `{{` of the input is an action printing `{{`.
@@ -45,8 +79,11 @@ def test_free_text_lands_unchanged_in_yaml_and_escaped_in_markdown_and_mermaid(t
     assert "{{" not in template.replace('{{ "{{" }}', "")
     chart_namespace = yaml.safe_load(template.replace('{{ "{{" }}', "{{"))
     assert chart_namespace["metadata"]["annotations"]["imageflow.io/purpose"] == text
-    (namespace,) = [o for o in objects(validated(profiles, "text")[2])
-                    if o["kind"] == "Namespace" and o["metadata"]["name"] == "imageflow-web"]
+    (namespace,) = [
+        o
+        for o in objects(validated(profiles, "text")[2])
+        if o["kind"] == "Namespace" and o["metadata"]["name"] == "imageflow-web"
+    ]
     assert namespace["metadata"]["annotations"]["imageflow.io/purpose"] == text
     readme = result.files["docs/text/README.md"]
     lines = readme.splitlines()
@@ -74,14 +111,20 @@ def test_compose_doubles_every_dollar_but_its_own_interpolations() -> None:
         for path, text in build(PROFILES, profile).files.items():
             if path.endswith("docker-compose.yaml"):
                 found = set(re.findall(r"\$+\{?[A-Za-z0-9_]*", text))
-                assert found <= {"${MINIO_ACCESS_KEY_FILE", "${MINIO_SECRET_KEY_FILE", "${IMAGEFLOW_TLS_CERTIFICATE",
-                                 "${IMAGEFLOW_TLS_KEY", "${MINIO_S3_CREDENTIALS_FILE"}, (path, found)
+                assert found <= {
+                    "${MINIO_ACCESS_KEY_FILE",
+                    "${MINIO_SECRET_KEY_FILE",
+                    "${IMAGEFLOW_TLS_CERTIFICATE",
+                    "${IMAGEFLOW_TLS_KEY",
+                    "${MINIO_S3_CREDENTIALS_FILE",
+                }, (path, found)
 
 
 def containers(obj: dict) -> list[dict]:
     spec = obj.get("spec", {})
-    pod = spec.get("template", {}).get("spec", spec.get("jobTemplate", {}).get("spec", {}).get("template", {})
-                                       .get("spec", {}))
+    pod = spec.get("template", {}).get(
+        "spec", spec.get("jobTemplate", {}).get("spec", {}).get("template", {}).get("spec", {})
+    )
     return [*pod.get("initContainers", []), *pod.get("containers", [])]
 
 
@@ -91,8 +134,11 @@ def test_no_string_reaches_kubernetes_variable_expansion(profile: str) -> None:
     reference = re.compile(r"(?<!\$)\$\([A-Za-z_][A-Za-z0-9_]*\)")
     for obj in objects(validated(PROFILES, profile)[2]):
         for container in containers(obj):
-            texts = [*container.get("command", []), *container.get("args", []),
-                     *(e.get("value", "") for e in container.get("env", []))]
+            texts = [
+                *container.get("command", []),
+                *container.get("args", []),
+                *(e.get("value", "") for e in container.get("env", [])),
+            ]
             assert [t for t in texts if reference.search(t)] == [], (obj["kind"], obj["metadata"]["name"])
 
 
@@ -100,13 +146,24 @@ SHELL_OR_DIRECTIVE = set("$;'\"` (){}\\\n\t*?<>|&")
 
 
 @SETTINGS
-@given(text=st.lists(st.one_of(st.sampled_from(PIECES + ["/", "/..", "/.", "/a b", "/$x", "/a;b", "//"]),
-                               st.text(alphabet="abc/._-", max_size=6)), min_size=1, max_size=6).map("".join))
+@given(
+    text=st.lists(
+        st.one_of(
+            st.sampled_from(PIECES + ["/", "/..", "/.", "/a b", "/$x", "/a;b", "//"]),
+            st.text(alphabet="abc/._-", max_size=6),
+        ),
+        min_size=1,
+        max_size=6,
+    ).map("".join)
+)
 def test_paths_and_prefixes_are_refused_or_safe_everywhere(tmp_path_factory, text: str) -> None:
     """Paths and URL prefixes land in shell commands, compose, nginx and env values."""
-    data = {"purpose": "paths", "extends": "prod",
-            "observability": {"tempo": {"storage_path": text}},
-            "edge": {"backend_api": {"health_path": text}, "api_gateway": {"tls": {"certificate_path": text}}}}
+    data = {
+        "purpose": "paths",
+        "extends": "prod",
+        "observability": {"tempo": {"storage_path": text}},
+        "edge": {"backend_api": {"health_path": text}, "api_gateway": {"tls": {"certificate_path": text}}},
+    }
     profiles = profile_with(tmp_path_factory.mktemp("paths"), "paths", data)
     try:
         files = build(profiles, "paths").files
@@ -131,17 +188,34 @@ def test_integers_that_land_in_int32_fields_are_bounded(tmp_path: Path) -> None:
 
 
 def test_service_names_are_dns_1035_labels(tmp_path: Path) -> None:
-    message = refused(tmp_path, {"processing": {"services": [{"name": "9resize", "image": "r/x:1", "port": 1,
-                                                              "resources": {}}]}})
+    message = refused(
+        tmp_path, {"processing": {"services": [{"name": "9resize", "image": "r/x:1", "port": 1, "resources": {}}]}}
+    )
     assert "'9resize' is not a DNS-1035 label" in message
 
 
-@pytest.mark.parametrize("memory, cpu", [("1e3", "0.5"), ("0.5", "100m"), ("100m", "200000u"), ("200000u", "1e-1"),
-                                         ("64e6", "+0.2"), ("1Ki", "0.15"), ("1.5Gi", 0.25), (1e3, "2e-1")])
+@pytest.mark.parametrize(
+    "memory, cpu",
+    [
+        ("1e3", "0.5"),
+        ("0.5", "100m"),
+        ("100m", "200000u"),
+        ("200000u", "1e-1"),
+        ("64e6", "+0.2"),
+        ("1Ki", "0.15"),
+        ("1.5Gi", 0.25),
+        (1e3, "2e-1"),
+    ],
+)
 def test_every_kubernetes_quantity_form_parses(tmp_path: Path, memory: str, cpu: str) -> None:
     """Through the model, the capacity check and the compose limits; YAML numbers too."""
-    data = {"purpose": "q", "extends": "prod", "edge": {"web_ui": {"resources": {
-        "requests": {"cpu": "0", "memory": "0"}, "limits": {"cpu": cpu, "memory": memory}}}}}
+    data = {
+        "purpose": "q",
+        "extends": "prod",
+        "edge": {
+            "web_ui": {"resources": {"requests": {"cpu": "0", "memory": "0"}, "limits": {"cpu": cpu, "memory": memory}}}
+        },
+    }
     profiles = profile_with(tmp_path, "q", data)
     compose = yaml.safe_load(build(profiles, "q").files["compose/q/vm0/docker-compose.yaml"])
     limits = compose["services"]["web-ui"]["deploy"]["resources"]["limits"]
@@ -152,8 +226,9 @@ def test_every_kubernetes_quantity_form_parses(tmp_path: Path, memory: str, cpu:
 def test_an_out_of_range_quantity_is_a_located_error(tmp_path: Path, quantity: str) -> None:
     for written, shown in ((f'"{quantity}"', f"{quantity!r} "), (quantity, "")):  # a string, and a YAML number
         profiles = profile_with(tmp_path, "bad", {})
-        (profiles / "bad.yaml").write_text(f"purpose: bad\nextends: prod\nstorage:\n  minio:\n    volumes:\n"
-                                           f"      size: {written}\n")
+        (profiles / "bad.yaml").write_text(
+            f"purpose: bad\nextends: prod\nstorage:\n  minio:\n    volumes:\n      size: {written}\n"
+        )
         with pytest.raises(ImageflowError) as caught:
             build(profiles, "bad")
         (problem,) = caught.value.problems

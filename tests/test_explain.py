@@ -47,18 +47,22 @@ def test_every_schema_key_is_explained() -> None:
         text = explain(field)
         assert text.startswith(f"KEY:         {path}\nTYPE:        ") and "DEFAULT:     " in text
         description = sub.get("description") or SCHEMA["$defs"].get(sub.get("$ref", "/").split("/")[-1], {}).get(
-            "description")
+            "description"
+        )
         assert description, f"{path} has no description in the model"
         assert " ".join(description.split())[:60] in " ".join(text.split()), path
 
 
-@pytest.mark.parametrize("key, expected", [
-    ("minio.buckets", "KEY:         storage.minio.buckets\nTYPE:        list of object (Bucket)"),
-    ("storage.minio.buckets.access", "ALLOWED:     rw | r | w"),
-    ("storage.minio.mode", "DEFAULT:     "),
-    ("vms.vpn_address", "TYPE:        string or null\nDEFAULT:     null\nALLOWED:     format ipv4"),
-    ("cluster.name", "DEFAULT:     (required)"),
-])
+@pytest.mark.parametrize(
+    "key, expected",
+    [
+        ("minio.buckets", "KEY:         storage.minio.buckets\nTYPE:        list of object (Bucket)"),
+        ("storage.minio.buckets.access", "ALLOWED:     rw | r | w"),
+        ("storage.minio.mode", "DEFAULT:     "),
+        ("vms.vpn_address", "TYPE:        string or null\nDEFAULT:     null\nALLOWED:     format ipv4"),
+        ("cluster.name", "DEFAULT:     (required)"),
+    ],
+)
 def test_explain_texts(key: str, expected: str) -> None:
     field, _ = lookup(key)
     assert field is not None and expected in explain(field)

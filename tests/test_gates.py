@@ -67,8 +67,9 @@ def test_misspelled_field_is_caught_with_its_location(store: SchemaStore) -> Non
 
 def test_wrong_type_is_caught(store: SchemaStore) -> None:
     obj = {**NAMESPACE, "metadata": {"name": "imageflow-web", "labels": {"a": 1}}}
-    assert problems_of(store, obj) == ["kustomize/base/x.yaml Namespace imageflow-web metadata.labels.a: "
-                                       "1 is not of type 'string', 'null'"]
+    assert problems_of(store, obj) == [
+        "kustomize/base/x.yaml Namespace imageflow-web metadata.labels.a: 1 is not of type 'string', 'null'"
+    ]
 
 
 def test_kind_without_schema_is_an_error_not_a_skip(store: SchemaStore) -> None:
@@ -77,8 +78,13 @@ def test_kind_without_schema_is_an_error_not_a_skip(store: SchemaStore) -> None:
 
 
 def test_custom_resources_are_checked_strictly_against_crd_schemas(store: SchemaStore) -> None:
-    vs = {"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
-          "metadata": {"name": "v", "namespace": "n"}, "spec": {"hosts": ["a"], "htp": []}, "extra": 1}
+    vs = {
+        "apiVersion": "networking.istio.io/v1beta1",
+        "kind": "VirtualService",
+        "metadata": {"name": "v", "namespace": "n"},
+        "spec": {"hosts": ["a"], "htp": []},
+        "extra": 1,
+    }
     found = problems_of(store, vs)
     assert any("spec: unknown field 'htp'" in m for m in found) and any("unknown field 'extra'" in m for m in found)
     assert problems_of(SchemaStore("1.28", []), vs)[0].endswith("(Kubernetes 1.28, CRD locations: none)")
@@ -93,16 +99,19 @@ def test_build_refuses_to_write_output_that_fails_a_gate(monkeypatch: pytest.Mon
     from imageflow_gen.targets import kustomize
 
     original = kustomize.objects
-    monkeypatch.setattr(kustomize, "objects", lambda plan: [
-        {**o, "metadata": {**o["metadata"], "lables": {}}} for o in original(plan)])
+    monkeypatch.setattr(
+        kustomize, "objects", lambda plan: [{**o, "metadata": {**o["metadata"], "lables": {}}} for o in original(plan)]
+    )
     with pytest.raises(ValidationFailed) as caught:
         build(PROFILES, "prod", CRDS)
     assert "unknown field 'lables'" in str(caught.value)
 
 
 def test_kubeconform_catches_what_the_built_in_gate_catches(tmp_path: Path) -> None:
-    bad = ("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n  lables: {}\n---\n"
-           "apiVersion: example.com/v1\nkind: Frobnicator\nmetadata:\n  name: f\n")
+    bad = (
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n  lables: {}\n---\n"
+        "apiVersion: example.com/v1\nkind: Frobnicator\nmetadata:\n  name: f\n"
+    )
     result = gates.kubeconform(tmp_path, bad, "built.yaml", "1.28", CRDS, {"Namespace a": "base/ns-a.yaml"})
     found = {str(p.location): p.message for p in result.problems}
     assert "lables" in found["base/ns-a.yaml"] and "Frobnicator" in found["built.yaml"]
@@ -147,10 +156,13 @@ def test_validate_command_runs_the_tools(cli) -> None:
 def test_generated_ci_script_validates_the_output_offline(tmp_path: Path) -> None:
     for profile in PROFILE_NAMES:
         write(tmp_path, profile, build(PROFILES, profile, CRDS).files)
-    env = {**os.environ, "PATH": f"{os.environ['IMAGEFLOW_TOOLS']}{os.pathsep}{os.environ['PATH']}",
-           "K8S_SCHEMA_LOCATION": str(REPO / ".tools/kubernetes-schemas") +
-           "/{{.NormalizedKubernetesVersion}}-standalone{{.StrictSuffix}}/{{.ResourceKind}}{{.KindSuffix}}.json",
-           "CRD_SCHEMA_LOCATION": str(CRDS[0]) + "/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"}
+    env = {
+        **os.environ,
+        "PATH": f"{os.environ['IMAGEFLOW_TOOLS']}{os.pathsep}{os.environ['PATH']}",
+        "K8S_SCHEMA_LOCATION": str(REPO / ".tools/kubernetes-schemas")
+        + "/{{.NormalizedKubernetesVersion}}-standalone{{.StrictSuffix}}/{{.ResourceKind}}{{.KindSuffix}}.json",
+        "CRD_SCHEMA_LOCATION": str(CRDS[0]) + "/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json",
+    }
     proc = subprocess.run(["sh", "ci/validate.sh"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # each profile: the overlay, the chart and the Argo CD Application
@@ -158,12 +170,14 @@ def test_generated_ci_script_validates_the_output_offline(tmp_path: Path) -> Non
     found = [int(n) for n in re.findall(r"Summary: (\d+) resources? found", proc.stdout)]
     assert len(found) == 3 * len(PROFILE_NAMES) and all(n > 0 for n in found), proc.stdout
     assert proc.stdout.count("1 chart(s) linted, 0 chart(s) failed") == len(PROFILE_NAMES)
-    (tmp_path / "kustomize/base/cluster/namespace-imageflow-web.yaml").write_text(
-        NAMESPACE_TEXT_WITH_TYPO)
+    (tmp_path / "kustomize/base/cluster/namespace-imageflow-web.yaml").write_text(NAMESPACE_TEXT_WITH_TYPO)
     assert subprocess.run(["sh", "ci/validate.sh"], cwd=tmp_path, env=env, capture_output=True).returncode == 1
     workflow = tmp_path / ".github/workflows/validate-imageflow-output.yaml"
-    check = subprocess.run([gates.find("check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
-                            str(workflow)], capture_output=True, text=True)
+    check = subprocess.run(
+        [gates.find("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(workflow)],
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0, check.stdout
 
 

@@ -18,14 +18,21 @@ from imageflow_gen.pipeline import build
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
 
 
-def render(out: Path, profile: str = "prod", cwd: Path | None = None, profiles: Path = PROFILES,
-           env: dict[str, str] | None = None):
-    return run_cli("render", "--profile", profile, "--out", str(out), "--profiles-dir", str(profiles),
-                   cwd=cwd, env=env)
+def render(
+    out: Path,
+    profile: str = "prod",
+    cwd: Path | None = None,
+    profiles: Path = PROFILES,
+    env: dict[str, str] | None = None,
+):
+    return run_cli("render", "--profile", profile, "--out", str(out), "--profiles-dir", str(profiles), cwd=cwd, env=env)
 
 
 def test_output_is_identical_across_hash_seeds_locales_and_working_directories(tmp_path: Path) -> None:
@@ -93,20 +100,27 @@ def test_check_exits_1_with_a_diff_when_the_input_changed_and_writes_nothing(tmp
     assert render(out, profiles=profiles).code == 0
     args = ("--profile", "prod", "--out", str(out), "--profiles-dir", str(profiles))
     assert run_cli("check", *args).code == 0
-    text = (profiles / "prod.yaml").read_text().replace("      autoscaling: {min_replicas: 2, max_replicas: 6, "
-                                                        "target_cpu_utilization: 70}\n", "", 1)
+    text = (
+        (profiles / "prod.yaml")
+        .read_text()
+        .replace("      autoscaling: {min_replicas: 2, max_replicas: 6, target_cpu_utilization: 70}\n", "", 1)
+    )
     (profiles / "prod.yaml").write_text(text)
     before = tree_hashes(out)
     result = run_cli("check", *args)
     assert result.code == 1 and "is stale" in result.stderr or "are stale" in result.stderr
-    assert "--- a/kustomize/overlays/prod/resources/imageflow-processing/horizontalpodautoscaler-resize-blue.yaml" \
-        in result.stdout and "+++ /dev/null" in result.stdout
+    assert (
+        "--- a/kustomize/overlays/prod/resources/imageflow-processing/horizontalpodautoscaler-resize-blue.yaml"
+        in result.stdout
+        and "+++ /dev/null" in result.stdout
+    )
     assert tree_hashes(out) == before
     shown = run_cli("diff", *args)
     assert shown.code == 0 and shown.stdout == result.stdout
     render(out, profiles=profiles)
-    assert not (out / "kustomize/overlays/prod/resources/imageflow-processing/horizontalpodautoscaler-resize-blue.yaml"
-                ).exists()
+    assert not (
+        out / "kustomize/overlays/prod/resources/imageflow-processing/horizontalpodautoscaler-resize-blue.yaml"
+    ).exists()
     assert run_cli("check", *args).code == 0
 
 
@@ -125,8 +139,11 @@ def test_a_failure_mid_render_leaves_the_output_untouched(tmp_path: Path) -> Non
     assert render(out, profiles=profiles).code == 0
     before = tree_hashes(out)
     # Valid for the model, caught only by the output gates (a literal credential in a rendered file).
-    (profiles / "prod.yaml").write_text((profiles / "prod.yaml").read_text().replace(
-        "purpose: Production", "purpose: api_token=abcdef123456 Production", 1))
+    (profiles / "prod.yaml").write_text(
+        (profiles / "prod.yaml")
+        .read_text()
+        .replace("purpose: Production", "purpose: api_token=abcdef123456 Production", 1)
+    )
     result = render(out, profiles=profiles)
     assert result.code == 1 and "looks like a credential" in result.stderr and "nothing written" in result.stderr
     assert tree_hashes(out) == before
@@ -137,21 +154,26 @@ def test_pruning_never_touches_a_users_own_file(tmp_path: Path) -> None:
     render(out, profiles=profiles)
     mine = out / "kustomize/overlays/prod/resources/imageflow-processing/NOTES.md"
     mine.write_text("my notes\n")
-    (profiles / "prod.yaml").write_text((profiles / "prod.yaml").read_text().replace(
-        "      autoscaling: {min_replicas: 2, max_replicas: 6, target_cpu_utilization: 70}\n", ""))
+    (profiles / "prod.yaml").write_text(
+        (profiles / "prod.yaml")
+        .read_text()
+        .replace("      autoscaling: {min_replicas: 2, max_replicas: 6, target_cpu_utilization: 70}\n", "")
+    )
     result = render(out, profiles=profiles)
     assert result.code == 0 and "removed   " in result.stdout
     assert mine.read_text() == "my notes\n"
-    assert not (out / "kustomize/overlays/prod/resources/imageflow-processing/horizontalpodautoscaler-filter.yaml"
-                ).exists()
+    assert not (
+        out / "kustomize/overlays/prod/resources/imageflow-processing/horizontalpodautoscaler-filter.yaml"
+    ).exists()
 
 
 def test_shared_files_stay_while_another_profile_owns_them(tmp_path: Path) -> None:
     out = tmp_path / "out"
     render(out, "prod")
     render(out, "dev")
-    (out / ".imageflow-gen/prod.lock.json").write_text(json.dumps({"files": {
-        "kustomize/base/extra.yaml": hashlib.sha256(b"kept\n").hexdigest()}}))
+    (out / ".imageflow-gen/prod.lock.json").write_text(
+        json.dumps({"files": {"kustomize/base/extra.yaml": hashlib.sha256(b"kept\n").hexdigest()}})
+    )
     (out / "kustomize/base/extra.yaml").write_text("kept\n")
     render(out, "dev")
     assert (out / "kustomize/base/extra.yaml").exists()
@@ -180,12 +202,16 @@ def test_argocd_application_per_profile(tmp_path: Path) -> None:
     files = build(PROFILES, "prod", CRDS).files
     app = yaml.safe_load(files["argocd/prod.yaml"])
     assert app["kind"] == "Application" and app["metadata"]["namespace"] == "argocd"
-    assert app["spec"]["source"] == {"repoURL": "https://git.example.com/imageflow/gitops.git",
-                                     "targetRevision": "main", "path": "kustomize/overlays/prod"}
+    assert app["spec"]["source"] == {
+        "repoURL": "https://git.example.com/imageflow/gitops.git",
+        "targetRevision": "main",
+        "path": "kustomize/overlays/prod",
+    }
     assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
     profiles = changed_profiles(tmp_path)
-    (profiles / "helmed.yaml").write_text("purpose: chart\nextends: prod\ngitops:\n  argocd:\n    source: helm\n"
-                                          "    path: clusters/imageflow\n")
+    (profiles / "helmed.yaml").write_text(
+        "purpose: chart\nextends: prod\ngitops:\n  argocd:\n    source: helm\n    path: clusters/imageflow\n"
+    )
     app = yaml.safe_load(build(profiles, "helmed", CRDS).files["argocd/helmed.yaml"])
     # The profile's own chart, whose values.yaml is the profile's: no value files to name.
     assert app["spec"]["source"]["path"] == "clusters/imageflow/helm/helmed" and "helm" not in app["spec"]["source"]
@@ -196,8 +222,11 @@ def test_every_object_names_its_profile_file_and_key() -> None:
     for _, obj in result.objects:
         if obj["kind"] != "Application":
             assert obj["metadata"]["annotations"]["imageflow.io/source"].split("#")[0] in ("base.yaml", "prod.yaml")
-    minio = next(o for _, o in result.objects if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "minio"
-                 and "overlays" in _)
+    minio = next(
+        o
+        for _, o in result.objects
+        if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "minio" and "overlays" in _
+    )
     assert minio["metadata"]["annotations"]["imageflow.io/source"] == "prod.yaml#storage.minio"
 
 

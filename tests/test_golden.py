@@ -44,11 +44,14 @@ def _diff(expected: dict[str, str], actual: dict[str, str]) -> str:
     chunks = []
     for name in sorted(set(expected) | set(actual)):
         if expected.get(name) != actual.get(name):
-            chunks.extend(difflib.unified_diff(
-                (expected.get(name) or "").splitlines(keepends=True),
-                (actual.get(name) or "").splitlines(keepends=True),
-                f"golden/{name}" if name in expected else "/dev/null",
-                f"actual/{name}" if name in actual else "/dev/null"))
+            chunks.extend(
+                difflib.unified_diff(
+                    (expected.get(name) or "").splitlines(keepends=True),
+                    (actual.get(name) or "").splitlines(keepends=True),
+                    f"golden/{name}" if name in expected else "/dev/null",
+                    f"actual/{name}" if name in actual else "/dev/null",
+                )
+            )
     return "".join(chunks)
 
 

@@ -35,8 +35,9 @@ class Cluster:
 
     def __init__(self, objs: list[dict[str, Any]]) -> None:
         self.ns_labels: dict[str, dict[str, str]] = {ISTIO_NAMESPACE: {}}
-        self.pods: list[tuple[str, str, dict[str, str]]] = [(ISTIO_NAMESPACE, "istio-ingressgateway",
-                                                             dict(INGRESS_GATEWAY))]
+        self.pods: list[tuple[str, str, dict[str, str]]] = [
+            (ISTIO_NAMESPACE, "istio-ingressgateway", dict(INGRESS_GATEWAY))
+        ]
         self.policies: list[dict[str, Any]] = []
         for obj in objs:
             meta = obj["metadata"]
@@ -48,16 +49,32 @@ class Cluster:
                 self.policies.append(obj)
         for ns, labels in self.ns_labels.items():
             labels["kubernetes.io/metadata.name"] = ns
-        self.ports = sorted({p["port"] for pol in self.policies
-                             for rule in pol["spec"].get("ingress", []) + pol["spec"].get("egress", [])
-                             for p in rule.get("ports", [])})
-        self.cidrs = sorted({peer["ipBlock"]["cidr"] for pol in self.policies
-                             for rule in pol["spec"].get("egress", []) for peer in rule.get("to", [])
-                             if "ipBlock" in peer})
+        self.ports = sorted(
+            {
+                p["port"]
+                for pol in self.policies
+                for rule in pol["spec"].get("ingress", []) + pol["spec"].get("egress", [])
+                for p in rule.get("ports", [])
+            }
+        )
+        self.cidrs = sorted(
+            {
+                peer["ipBlock"]["cidr"]
+                for pol in self.policies
+                for rule in pol["spec"].get("egress", [])
+                for peer in rule.get("to", [])
+                if "ipBlock" in peer
+            }
+        )
 
     def _selecting(self, ns: str, labels: dict[str, str], direction: str) -> list[dict[str, Any]]:
-        return [p for p in self.policies if p["metadata"]["namespace"] == ns and direction in p["spec"]["policyTypes"]
-                and _matches(p["spec"]["podSelector"], labels)]
+        return [
+            p
+            for p in self.policies
+            if p["metadata"]["namespace"] == ns
+            and direction in p["spec"]["policyTypes"]
+            and _matches(p["spec"]["podSelector"], labels)
+        ]
 
     def _peer_matches(self, peer: dict[str, Any], ns: str | None, labels: dict[str, str], ip: str | None) -> bool:
         if "ipBlock" in peer:
@@ -68,8 +85,9 @@ class Cluster:
             return False
         return _matches(peer.get("podSelector"), labels)
 
-    def _rule_allows(self, rule: dict[str, Any], peers_key: str, port: int, ns: str | None, labels: dict[str, str],
-                     ip: str | None) -> bool:
+    def _rule_allows(
+        self, rule: dict[str, Any], peers_key: str, port: int, ns: str | None, labels: dict[str, str], ip: str | None
+    ) -> bool:
         port_ok = not rule.get("ports") or any(p["port"] == port for p in rule["ports"])
         peers = rule.get(peers_key)
         return port_ok and (not peers or any(self._peer_matches(p, ns, labels, ip) for p in peers))
@@ -83,16 +101,25 @@ class Cluster:
             egress = self._selecting(src_ns, src_labels, "Egress")
             for port in self.ports:
                 for dst, dst_ns, dst_labels in pods:
-                    out_ok = not egress or any(self._rule_allows(r, "to", port, dst_ns, dst_labels, None)
-                                               for p in egress for r in p["spec"].get("egress", []))
+                    out_ok = not egress or any(
+                        self._rule_allows(r, "to", port, dst_ns, dst_labels, None)
+                        for p in egress
+                        for r in p["spec"].get("egress", [])
+                    )
                     ingress = self._selecting(dst_ns, dst_labels, "Ingress")
-                    in_ok = not ingress or any(self._rule_allows(r, "from", port, src_ns, src_labels, None)
-                                               for p in ingress for r in p["spec"].get("ingress", []))
+                    in_ok = not ingress or any(
+                        self._rule_allows(r, "from", port, src_ns, src_labels, None)
+                        for p in ingress
+                        for r in p["spec"].get("ingress", [])
+                    )
                     if out_ok and in_ok and (egress or ingress):
                         result.add((src, dst, port))
                 for ip in ips:  # outside the cluster only the source's own policies decide
-                    if egress and any(self._rule_allows(r, "to", port, None, {}, ip)
-                                      for p in egress for r in p["spec"].get("egress", [])):
+                    if egress and any(
+                        self._rule_allows(r, "to", port, None, {}, ip)
+                        for p in egress
+                        for r in p["spec"].get("egress", [])
+                    ):
                         result.add((src, f"ip:{ip}", port))
         return result
 
@@ -101,16 +128,22 @@ def _graph_flows(profile: str) -> tuple[set[tuple[str, str, int]], Any]:
     """The diagram's solid edges, expanded to (source pod, destination pod or ip:ADDRESS, port)."""
     _, topo, plan = validated(PROFILES, profile)
     graph = build_graph(plan)
-    workloads = {n.id: f"{n.namespace}/{n.label.split('<br/>')[0]}" for n in graph.nodes
-                 if n.namespace and n.shape != "anchor"}
+    workloads = {
+        n.id: f"{n.namespace}/{n.label.split('<br/>')[0]}" for n in graph.nodes if n.namespace and n.shape != "anchor"
+    }
     kafka_vm = next(vm for vm in topo.vms if vm.name == topo.messaging.kafka.vm)
-    externals = {f"vm_{kafka_vm.name}_kafka": [f"ip:{kafka_vm.address}"],
-                 "k3s_api_server": [f"ip:{n.ip}" for n in topo.cluster.master_nodes]}
+    externals = {
+        f"vm_{kafka_vm.name}_kafka": [f"ip:{kafka_vm.address}"],
+        "k3s_api_server": [f"ip:{n.ip}" for n in topo.cluster.master_nodes],
+    }
     result = set()
     for edge in (e for e in graph.edges if e.kind == "flow"):
         source = graph.node(edge.source)
-        sources = ([pod for node_id, pod in workloads.items() if graph.node(node_id).namespace == source.namespace]
-                   if source.shape == "anchor" else [workloads[edge.source]])
+        sources = (
+            [pod for node_id, pod in workloads.items() if graph.node(node_id).namespace == source.namespace]
+            if source.shape == "anchor"
+            else [workloads[edge.source]]
+        )
         targets = externals.get(edge.target) or [workloads[edge.target]]
         ports = [int(p) for p in re.findall(r"\d+", edge.label)]
         result |= {(s, t, p) for s in sources for t in targets for p in ports}
@@ -139,8 +172,9 @@ def test_nodes_are_the_topology(profile: str) -> None:
     for spec in plan.specs:
         if spec.kind in ("Deployment", "StatefulSet", "DaemonSet"):
             assert f"{spec.name}<br/>{spec.kind}" in labels
-    assert sorted(lbl.split("<br/>")[0].removeprefix("bucket ") for lbl in labels if lbl.startswith("bucket ")) == \
-        sorted(b.name for b in topo.storage.minio.buckets)
+    assert sorted(
+        lbl.split("<br/>")[0].removeprefix("bucket ") for lbl in labels if lbl.startswith("bucket ")
+    ) == sorted(b.name for b in topo.storage.minio.buckets)
     kafka = next(lbl for lbl in labels if lbl.startswith("Kafka"))
     assert all(b.name in kafka for b in topo.messaging.kafka.brokers)
     ids = {n.id for n in graph.nodes}
@@ -155,8 +189,9 @@ def test_mermaid_and_dot_draw_the_same_edges() -> None:
     edges_d = re.findall(r"^  (\w+) -> (\w+) \[", text_d, re.M)
     assert edges_m == edges_d == [(e.source, e.target) for e in graph.edges]
     assert text_m.splitlines()[1] == "flowchart LR"
-    assert text_m.count("subgraph ") == text_m.count("\n  end") + text_m.count("\n    end") + \
-        text_m.count("\n      end")
+    assert text_m.count("subgraph ") == text_m.count("\n  end") + text_m.count("\n    end") + text_m.count(
+        "\n      end"
+    )
 
 
 def test_dot_output_is_accepted_by_graphviz(tmp_path) -> None:

@@ -76,8 +76,10 @@ def test_no_derivation_in_go(rendered: Path, profile: str) -> None:
     assert sum(len(_CONTROL.findall(t)) for t in texts) == 0
     assert not any(p.name.startswith("_") for p in templates)
     actions = [a for t in texts for a in re.findall(r"\{\{.*?\}\}", t)]
-    allowed = re.compile(r'\{\{ ((sub 100 \()?index \.Values( "[a-z0-9_-]+")+\)?) \| toJson \}\}'
-                         r'|\{\{ "\{\{" \}\}|\{\{ \.Release\.Name \}\}')
+    allowed = re.compile(
+        r'\{\{ ((sub 100 \()?index \.Values( "[a-z0-9_-]+")+\)?) \| toJson \}\}'
+        r'|\{\{ "\{\{" \}\}|\{\{ \.Release\.Name \}\}'
+    )
     assert actions and [a for a in actions if not allowed.fullmatch(a)] == []
 
 
@@ -100,18 +102,36 @@ def test_values_are_the_tunables_under_the_profiles_own_keys(rendered: Path) -> 
     assert "processing.services.filter.release.canary\\_weight" in readme and "What needs a re-render" in readme
 
 
-@pytest.mark.parametrize(("setting", "changed"), [
-    ("processing.services.grpc-gateway.replicas=7",
-     {("apps", "Deployment", "imageflow-processing", "grpc-gateway"): [("spec.replicas", 7)]}),
-    ("processing.services.filter.release.canary_weight=30",
-     {("networking.istio.io", "VirtualService", "imageflow-processing", "filter"):
-      [("spec.http.0.route.0.weight", 70), ("spec.http.0.route.1.weight", 30)]}),
-    ("processing.services.resize.release.active=green",
-     {("", "Service", "imageflow-processing", "resize"): [("spec.selector.color", "green")]}),
-    ("storage.minio.image=quay.io/minio/minio:RELEASE.2025-01-01T00-00-00Z",
-     {("apps", "StatefulSet", "imageflow-storage", "minio"):
-      [("spec.template.spec.containers.0.image", "quay.io/minio/minio:RELEASE.2025-01-01T00-00-00Z")]}),
-])
+@pytest.mark.parametrize(
+    ("setting", "changed"),
+    [
+        (
+            "processing.services.grpc-gateway.replicas=7",
+            {("apps", "Deployment", "imageflow-processing", "grpc-gateway"): [("spec.replicas", 7)]},
+        ),
+        (
+            "processing.services.filter.release.canary_weight=30",
+            {
+                ("networking.istio.io", "VirtualService", "imageflow-processing", "filter"): [
+                    ("spec.http.0.route.0.weight", 70),
+                    ("spec.http.0.route.1.weight", 30),
+                ]
+            },
+        ),
+        (
+            "processing.services.resize.release.active=green",
+            {("", "Service", "imageflow-processing", "resize"): [("spec.selector.color", "green")]},
+        ),
+        (
+            "storage.minio.image=quay.io/minio/minio:RELEASE.2025-01-01T00-00-00Z",
+            {
+                ("apps", "StatefulSet", "imageflow-storage", "minio"): [
+                    ("spec.template.spec.containers.0.image", "quay.io/minio/minio:RELEASE.2025-01-01T00-00-00Z")
+                ]
+            },
+        ),
+    ],
+)
 def test_a_set_tunable_changes_exactly_its_fields(rendered: Path, setting: str, changed: dict) -> None:
     values = f"{chart('prod')}/values.yaml"
     before = _objects(gates.helm_template(rendered, chart("prod"), values)[1])
@@ -131,15 +151,17 @@ def _diff(a: object, b: object, path: str = "") -> list[tuple[str, object]]:
     return [] if a == b else [(path, b)]
 
 
-@pytest.mark.parametrize(("setting", "expected"), [
-    ("processing.services.grpc-gateway.replicas=many", "replicas"),
-    ("processing.services.grpc-gateway.colour=blue", "colour"),
-    ("processing.services.filter.release.canary_weight=130", "canary_weight"),
-    ("processing.services.resize.release.active=red", "active"),
-    ("storage.minio.image=minio:latest", "image"),
-])
-def test_values_schema_refuses_what_is_not_a_tunable_of_its_type(rendered: Path, setting: str,
-                                                                 expected: str) -> None:
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("processing.services.grpc-gateway.replicas=many", "replicas"),
+        ("processing.services.grpc-gateway.colour=blue", "colour"),
+        ("processing.services.filter.release.canary_weight=130", "canary_weight"),
+        ("processing.services.resize.release.active=red", "active"),
+        ("storage.minio.image=minio:latest", "image"),
+    ],
+)
+def test_values_schema_refuses_what_is_not_a_tunable_of_its_type(rendered: Path, setting: str, expected: str) -> None:
     result, _ = gates.helm_template(rendered, chart("prod"), f"{chart('prod')}/values.yaml", setting)
     assert result.problems and expected in " ".join(p.message for p in result.problems)
     schema = json.loads((rendered / chart("prod") / "values.schema.json").read_text())
@@ -156,18 +178,25 @@ def test_a_profile_string_cannot_start_a_go_action(tmp_path: Path) -> None:
     write(out, "dev", build(profiles, "dev", CRDS).files)
     result, text = gates.helm_template(out, chart("dev"), f"{chart('dev')}/values.yaml")
     assert not result.problems
-    (namespace,) = [o for o in yaml.safe_load_all(text) if o and o["kind"] == "Namespace"
-                    and o["metadata"]["annotations"]["imageflow.io/purpose"] == hostile]
+    (namespace,) = [
+        o
+        for o in yaml.safe_load_all(text)
+        if o and o["kind"] == "Namespace" and o["metadata"]["annotations"]["imageflow.io/purpose"] == hostile
+    ]
 
 
 def test_chart_follows_helm_conventions(rendered: Path) -> None:
     meta = yaml.safe_load((rendered / chart("prod") / "Chart.yaml").read_text())
     assert meta["apiVersion"] == "v2" and meta["name"] == "imageflow" and meta["kubeVersion"] == ">= 1.28.0-0"
     assert (rendered / chart("prod") / "templates/NOTES.txt").is_file()
-    hooks = [o for o in yaml.safe_load_all(gates.helm_template(rendered, chart("prod"),
-                                                               f"{chart('prod')}/values.yaml")[1])
-             if o and (o["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"]
+    hooks = [
+        o
+        for o in yaml.safe_load_all(gates.helm_template(rendered, chart("prod"), f"{chart('prod')}/values.yaml")[1])
+        if o and (o["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"
+    ]
     pods = [o for o in hooks if o["kind"] == "Pod"]
     assert len(pods) == 4 and all("-addr=" in o["spec"]["containers"][0]["args"][0] for o in pods)
     assert sorted(o["metadata"]["name"] for o in hooks if o["kind"] == "NetworkPolicy") == [
-        "allow-helm-test-egress", "allow-helm-test-ingress"]
+        "allow-helm-test-egress",
+        "allow-helm-test-ingress",
+    ]

@@ -18,10 +18,43 @@ from imageflow_gen.loading import load_profile, walk
 from imageflow_gen.pipeline import build
 
 PROD = load_profile(PROFILES, "prod").data
-FRAGMENTS = ["\n", ": ", "{{ x }}", "{% if %}", "#", "'", '"', "*a", "&a", "---", "...", "|", ">", "!tag", "%",
-             "@", "`", "\\", "- ", "[", "]", "{", "}", ",", "yes", "0755", "1.10", "~", "\t", "é", "${VAR}", "$(id)"]
-hostile = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(alphabet="abcXYZ019 ._-", max_size=6)),
-                   min_size=1, max_size=8).map("".join)
+FRAGMENTS = [
+    "\n",
+    ": ",
+    "{{ x }}",
+    "{% if %}",
+    "#",
+    "'",
+    '"',
+    "*a",
+    "&a",
+    "---",
+    "...",
+    "|",
+    ">",
+    "!tag",
+    "%",
+    "@",
+    "`",
+    "\\",
+    "- ",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "yes",
+    "0755",
+    "1.10",
+    "~",
+    "\t",
+    "é",
+    "${VAR}",
+    "$(id)",
+]
+hostile = st.lists(
+    st.one_of(st.sampled_from(FRAGMENTS), st.text(alphabet="abcXYZ019 ._-", max_size=6)), min_size=1, max_size=8
+).map("".join)
 
 
 def profile_with(tmp: Path, name: str, data: dict[str, Any]) -> Path:
@@ -35,8 +68,9 @@ def profile_with(tmp: Path, name: str, data: dict[str, Any]) -> Path:
 def objects_by_name(files: dict[str, str], profile: str) -> dict[tuple[str, str], dict]:
     result = {}
     for path, text in files.items():
-        if path.startswith((f"kustomize/overlays/{profile}/resources/", "kustomize/base/")) \
-                and not path.endswith("kustomization.yaml"):
+        if path.startswith((f"kustomize/overlays/{profile}/resources/", "kustomize/base/")) and not path.endswith(
+            "kustomization.yaml"
+        ):
             for doc in yaml.safe_load_all(text):
                 result[(doc["kind"], doc["metadata"]["name"])] = doc
     return result
@@ -46,10 +80,12 @@ def objects_by_name(files: dict[str, str], profile: str) -> dict[tuple[str, str]
 @given(text=hostile)
 def test_no_input_string_changes_the_structure_of_the_output(tmp_path_factory, text: str) -> None:
     tmp = tmp_path_factory.mktemp("hostile")
-    data = {"purpose": "hostile strings", "extends": "base",
-            "namespaces": [{"name": "imageflow-web", "purpose": text}],
-            "storage": {"minio": {"region": text}, "storage_classes": [{"name": "fast-ssd",
-                                                                        "parameters": {"type": text}}]}}
+    data = {
+        "purpose": "hostile strings",
+        "extends": "base",
+        "namespaces": [{"name": "imageflow-web", "purpose": text}],
+        "storage": {"minio": {"region": text}, "storage_classes": [{"name": "fast-ssd", "parameters": {"type": text}}]},
+    }
     profiles = profile_with(tmp, "hostile", data)
     try:
         result = build(profiles, "hostile", CRDS)
@@ -59,9 +95,12 @@ def test_no_input_string_changes_the_structure_of_the_output(tmp_path_factory, t
     base_objects = objects_by_name(result.files, "hostile")
     # The base comes from base.yaml; the profile's values reach the output through the overlay
     # patches and the chart's templates (literal text to Go: `{{` becomes an action printing it).
-    chart = {p: yaml.safe_load(t.replace('{{ "{{" }}', "{{")) for p, t in result.files.items()
-             if p.startswith("helm/hostile/templates/") and p.endswith(("namespace-imageflow-web.yaml",
-                                                                       "storageclass-fast-ssd.yaml"))}
+    chart = {
+        p: yaml.safe_load(t.replace('{{ "{{" }}', "{{"))
+        for p, t in result.files.items()
+        if p.startswith("helm/hostile/templates/")
+        and p.endswith(("namespace-imageflow-web.yaml", "storageclass-fast-ssd.yaml"))
+    }
     assert sorted(o["kind"] for o in chart.values()) == ["Namespace", "StorageClass"]
     assert all(o.get("parameters", {}).get("type", text) == text for o in chart.values())
     assert any(o["metadata"].get("annotations", {}).get("imageflow.io/purpose") == text for o in chart.values())
@@ -76,10 +115,16 @@ def test_no_input_string_changes_the_structure_of_the_output(tmp_path_factory, t
 def mutations() -> st.SearchStrategy:
     """A path into prod's topology and a value of any type to put there."""
     paths = [path for path, _ in walk(PROD)]
-    values = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.floats(allow_nan=False),
-                       hostile, st.sampled_from(["", "imageflow-web", "10.0.1.10", "1Gi", "nginx:1.27.3"]),
-                       st.lists(st.integers(0, 3), max_size=2), st.dictionaries(st.sampled_from(["a", "name"]),
-                                                                                st.integers(), max_size=2))
+    values = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-5, 70000),
+        st.floats(allow_nan=False),
+        hostile,
+        st.sampled_from(["", "imageflow-web", "10.0.1.10", "1Gi", "nginx:1.27.3"]),
+        st.lists(st.integers(0, 3), max_size=2),
+        st.dictionaries(st.sampled_from(["a", "name"]), st.integers(), max_size=2),
+    )
     return st.tuples(st.sampled_from(paths[1:]), values)
 
 
@@ -103,11 +148,14 @@ def test_any_topology_either_passes_every_gate_or_is_refused_with_locations(tmp_
         assert error.problems and all(str(p.location) for p in error.problems)
 
 
-@pytest.mark.parametrize("text", [
-    "purpose: x\nextends: prod\nstorage: {minio: {nodes: 2}}\n",          # a cross-field problem
-    "purpose: x\nextends: prod\nstorage: {minio: {image: '{{ evil }}'}}\n",  # a bad image
-    "a: &a [1]\nb: *a\nc: !!binary aGVsbG8=\n",                           # a tag
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "purpose: x\nextends: prod\nstorage: {minio: {nodes: 2}}\n",  # a cross-field problem
+        "purpose: x\nextends: prod\nstorage: {minio: {image: '{{ evil }}'}}\n",  # a bad image
+        "a: &a [1]\nb: *a\nc: !!binary aGVsbG8=\n",  # a tag
+    ],
+)
 def test_invalid_input_exits_non_zero_and_writes_nothing(tmp_path: Path, text: str) -> None:
     profiles = tmp_path / "profiles"
     shutil.copytree(PROFILES, profiles)
@@ -131,8 +179,10 @@ def test_out_cannot_be_the_root_or_the_profiles(tmp_path: Path) -> None:
 def test_a_literal_secret_in_a_profile_is_refused_with_its_line(tmp_path: Path) -> None:
     profiles = tmp_path / "profiles"
     shutil.copytree(PROFILES, profiles)
-    (profiles / "leak.yaml").write_text("purpose: x\nextends: prod\nstorage:\n  storage_classes:\n"
-                                        "    - name: fast-ssd\n      parameters:\n        api_token: abcdef123456\n")
+    (profiles / "leak.yaml").write_text(
+        "purpose: x\nextends: prod\nstorage:\n  storage_classes:\n"
+        "    - name: fast-ssd\n      parameters:\n        api_token: abcdef123456\n"
+    )
     result = run_cli("validate", "--profile", "leak", "--profiles-dir", str(profiles), "--no-tools")
     assert result.code == 1
     assert "leak.yaml:7:20 storage.storage_classes[0].parameters.api_token: looks like a secret value" in result.stderr

@@ -28,8 +28,10 @@ messaging:
         network: private
         purpose: Cluster workloads
 {credentials}"""
-MTLS_KEYS = ("    client_credentials:\n      name: kafka-client\n"
-             "      keys: {ca: ca.crt, certificate: tls.crt, private-key: tls.key}\n")
+MTLS_KEYS = (
+    "    client_credentials:\n      name: kafka-client\n"
+    "      keys: {ca: ca.crt, certificate: tls.crt, private-key: tls.key}\n"
+)
 SCRAM_KEYS = "    client_credentials:\n      name: kafka-client\n      keys: {password: password, ca: ca.crt}\n"
 
 
@@ -60,8 +62,9 @@ def test_brokers_serve_tls_from_pem_files_and_scram_from_a_jaas_file(secure: dic
     compose = yaml.safe_load(secure["compose/secure/vm1/docker-compose.yaml"])
     broker = compose["services"]["kafka-1"]
     env = broker["environment"]
-    assert env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"] == ("INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT,VPN:SASL_SSL,"
-                                                           "K3S:SSL")
+    assert env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"] == (
+        "INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT,VPN:SASL_SSL,K3S:SSL"
+    )
     assert env["KAFKA_SSL_KEYSTORE_TYPE"] == "PEM" and env["KAFKA_SSL_TRUSTSTORE_TYPE"] == "PEM"
     assert env["KAFKA_LISTENER_NAME_K3S_SSL_CLIENT_AUTH"] == "required"
     assert "KAFKA_LISTENER_NAME_VPN_SSL_CLIENT_AUTH" not in env  # SASL_SSL authenticates by SCRAM
@@ -72,8 +75,10 @@ def test_brokers_serve_tls_from_pem_files_and_scram_from_a_jaas_file(secure: dic
     # No password anywhere in the brokers' settings: the key is an unencrypted PEM file.
     assert not [k for k in env if "PASSWORD" in k or "CREDENTIALS" in k]
     targets = {s["source"]: s["target"] for s in broker["secrets"]}
-    assert targets == {"kafka_server_pem": env["KAFKA_SSL_KEYSTORE_LOCATION"],
-                       "kafka_client_ca": env["KAFKA_SSL_TRUSTSTORE_LOCATION"]}
+    assert targets == {
+        "kafka_server_pem": env["KAFKA_SSL_KEYSTORE_LOCATION"],
+        "kafka_client_ca": env["KAFKA_SSL_TRUSTSTORE_LOCATION"],
+    }
     assert compose["secrets"]["kafka_server_pem"]["file"].startswith("${KAFKA_SERVER_PEM_FILE:?")
     example = secure["compose/secure/vm1/.env.example"]
     assert "KAFKA_SERVER_PEM_FILE=" in example and "KAFKA_CLIENT_CA_FILE=" in example
@@ -88,8 +93,10 @@ def test_the_topic_job_creates_the_scram_user_from_its_secret_file(secure: dict[
     assert init["secrets"] == ["kafka_user_imageflow_backend_password"]
     (line,) = [line for line in script.splitlines() if "kafka-configs.sh" in line]
     # `$$` is compose's escape: the container's shell reads the file when the job runs.
-    assert ('--entity-name imageflow-backend --add-config '
-            '"SCRAM-SHA-512=[password=$$(cat /run/secrets/kafka_user_imageflow_backend_password)]"') in line
+    assert (
+        "--entity-name imageflow-backend --add-config "
+        '"SCRAM-SHA-512=[password=$$(cat /run/secrets/kafka_user_imageflow_backend_password)]"'
+    ) in line
     assert "KAFKA_USER_IMAGEFLOW_BACKEND_PASSWORD_FILE=" in secure["compose/secure/vm1/.env.example"]
 
 
@@ -119,8 +126,10 @@ def test_cluster_workloads_read_the_client_secret_as_files(secure_profiles: Path
         (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "kafka-client"]
         assert mount == {"name": "kafka-client", "mountPath": "/etc/imageflow/kafka", "readOnly": True}
     # The Secret comes through the profile's provider, in each namespace with Kafka clients.
-    secrets = {(s["metadata"]["namespace"], s["metadata"]["name"])
-               for s in _objects(secure_profiles, "secure", "ExternalSecret")}
+    secrets = {
+        (s["metadata"]["namespace"], s["metadata"]["name"])
+        for s in _objects(secure_profiles, "secure", "ExternalSecret")
+    }
     assert {("imageflow-processing", "kafka-client"), ("imageflow-backend", "kafka-client")} <= secrets
 
 
@@ -133,12 +142,17 @@ def test_docs_say_who_connects_how(secure: dict[str, str]) -> None:
 
 
 def test_scram_on_the_private_listener_creates_the_cluster_user(tmp_path: Path) -> None:
-    profiles = _profiles(tmp_path, "SASL_PLAINTEXT", "    client_credentials:\n      name: kafka-client\n"
-                         "      keys: {password: password}\n")
+    profiles = _profiles(
+        tmp_path,
+        "SASL_PLAINTEXT",
+        "    client_credentials:\n      name: kafka-client\n      keys: {password: password}\n",
+    )
     files = build(profiles, "secure", CRDS).files
     compose = yaml.safe_load(files["compose/secure/vm1/docker-compose.yaml"])
-    assert compose["services"]["kafka-init"]["secrets"] == ["kafka_user_imageflow_backend_password",
-                                                            "kafka_user_imageflow_cluster_password"]
+    assert compose["services"]["kafka-init"]["secrets"] == [
+        "kafka_user_imageflow_backend_password",
+        "kafka_user_imageflow_cluster_password",
+    ]
     (deployment,) = [d for d in _objects(profiles, "secure", "Deployment") if d["metadata"]["name"] == "grpc-gateway"]
     env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["KAFKA_SASL_USERNAME"] == "imageflow-cluster"
@@ -156,16 +170,32 @@ def test_plaintext_stays_explicit_and_needs_no_secret() -> None:
     assert "PLAINTEXT listeners neither encrypt" in files["docs/prod/README.md"]
 
 
-@pytest.mark.parametrize(("private", "credentials", "key", "message"), [
-    ("SASL_SSL", "", "messaging.kafka.client_credentials", "name the Secret the cluster's Kafka clients read "
-                                                           "(keys: password, ca)"),
-    ("SASL_SSL", "    client_credentials:\n      name: kafka-client\n      keys: {password: password}\n",
-     "messaging.kafka.client_credentials.keys", "needs the keys password, ca; missing ca"),
-    ("PLAINTEXT", SCRAM_KEYS, "messaging.kafka.client_credentials", "only used when the private listener is not "
-                                                                    "PLAINTEXT"),
-])
-def test_client_credentials_are_checked_against_the_protocol(tmp_path: Path, private: str, credentials: str,
-                                                             key: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("private", "credentials", "key", "message"),
+    [
+        (
+            "SASL_SSL",
+            "",
+            "messaging.kafka.client_credentials",
+            "name the Secret the cluster's Kafka clients read (keys: password, ca)",
+        ),
+        (
+            "SASL_SSL",
+            "    client_credentials:\n      name: kafka-client\n      keys: {password: password}\n",
+            "messaging.kafka.client_credentials.keys",
+            "needs the keys password, ca; missing ca",
+        ),
+        (
+            "PLAINTEXT",
+            SCRAM_KEYS,
+            "messaging.kafka.client_credentials",
+            "only used when the private listener is not PLAINTEXT",
+        ),
+    ],
+)
+def test_client_credentials_are_checked_against_the_protocol(
+    tmp_path: Path, private: str, credentials: str, key: str, message: str
+) -> None:
     with pytest.raises(ImageflowError) as caught:
         build(_profiles(tmp_path, private, credentials), "secure", CRDS)
     (problem,) = caught.value.problems
@@ -173,19 +203,28 @@ def test_client_credentials_are_checked_against_the_protocol(tmp_path: Path, pri
     assert problem.key == key and message in problem.message
 
 
-@pytest.mark.parametrize(("name", "protocol", "message"), [
-    ("VPNSSL", "SASL_SSL", "ends in SSL or contains SASL_"),
-    ("EXT_SASL_X", "PLAINTEXT", "ends in SSL or contains SASL_"),
-    ("K_3", "SSL", "2 or more letters and digits without '_'"),
-])
-def test_listener_names_the_image_would_misread_are_refused(tmp_path: Path, name: str, protocol: str,
-                                                            message: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "protocol", "message"),
+    [
+        ("VPNSSL", "SASL_SSL", "ends in SSL or contains SASL_"),
+        ("EXT_SASL_X", "PLAINTEXT", "ends in SSL or contains SASL_"),
+        ("K_3", "SSL", "2 or more letters and digits without '_'"),
+    ],
+)
+def test_listener_names_the_image_would_misread_are_refused(
+    tmp_path: Path, name: str, protocol: str, message: str
+) -> None:
     profiles = _profiles(tmp_path)
-    text = (profiles / "secure.yaml").read_text().replace("- name: K3S\n        protocol: SSL",
-                                                           f"- name: {name}\n        protocol: {protocol}")
-    ports = "".join(f"      - name: kafka-{i}\n        node_id: {i}\n"
-                    f"        ports: {{VPN: {p}92, CONTROLLER: {p}93, K3S: {p}94, {name}: {p}95}}\n"
-                    for i, p in ((1, "90"), (2, "190"), (3, "290")))
+    text = (
+        (profiles / "secure.yaml")
+        .read_text()
+        .replace("- name: K3S\n        protocol: SSL", f"- name: {name}\n        protocol: {protocol}")
+    )
+    ports = "".join(
+        f"      - name: kafka-{i}\n        node_id: {i}\n"
+        f"        ports: {{VPN: {p}92, CONTROLLER: {p}93, K3S: {p}94, {name}: {p}95}}\n"
+        for i, p in ((1, "90"), (2, "190"), (3, "290"))
+    )
     (profiles / "secure.yaml").write_text(text + "    brokers:\n" + ports)
     with pytest.raises(ImageflowError) as caught:
         build(profiles, "secure", CRDS)

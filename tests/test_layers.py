@@ -36,7 +36,7 @@ def _imports(path: Path) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             if node.level:
-                base = list(path.relative_to(PACKAGE).parts[:depth - node.level + 1])
+                base = list(path.relative_to(PACKAGE).parts[: depth - node.level + 1])
                 parts = base + (node.module.split(".") if node.module else [])
                 if parts:
                     found.add(parts[0])
@@ -63,10 +63,15 @@ def test_the_resolver_sees_relative_and_absolute_imports() -> None:
 
 
 def test_only_the_cli_prints() -> None:
-    printing = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
-                if p.name not in ("cli.py", "console.py", "__main__.py")
-                and any(isinstance(n, ast.Call) and getattr(n.func, "id", "") == "print"
-                        for n in ast.walk(ast.parse(p.read_text(encoding="utf-8"))))]
+    printing = [
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if p.name not in ("cli.py", "console.py", "__main__.py")
+        and any(
+            isinstance(n, ast.Call) and getattr(n.func, "id", "") == "print"
+            for n in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+        )
+    ]
     assert printing == []
 
 

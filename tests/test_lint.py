@@ -1,4 +1,5 @@
-"""The code passes its linter (ruff: pycodestyle, pyflakes, bugbear) and its type checker (mypy)."""
+"""The code passes its linter (ruff: pycodestyle, pyflakes, bugbear), is formatted as `ruff format`
+writes it, and passes its type checker (mypy --strict, from pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ def run(*argv: str) -> subprocess.CompletedProcess:
 
 def test_ruff_finds_nothing() -> None:
     proc = run("ruff", "check", "--no-cache", "src", "tests", "tools", "bench")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_code_is_formatted() -> None:
+    proc = run("ruff", "format", "--check", "--no-cache", "src", "tests", "tools", "bench")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -21,14 +21,22 @@ def messages(exc: ImageflowError) -> list[str]:
 
 
 def test_maps_merge_named_lists_merge_by_name_other_lists_replace(tmp_path: Path) -> None:
-    write(tmp_path, "parent", "a: {x: 1, y: 2}\nitems:\n  - {name: one, v: 1, w: 1}\n  - {name: two, v: 2}\n"
-                              "plain: [1, 2, 3]\n")
-    write(tmp_path, "child", "extends: parent\na: {y: 3, z: 4}\nitems:\n  - {name: two, v: 20}\n"
-                             "  - {name: three, v: 3}\nplain: [9]\n")
+    write(
+        tmp_path,
+        "parent",
+        "a: {x: 1, y: 2}\nitems:\n  - {name: one, v: 1, w: 1}\n  - {name: two, v: 2}\nplain: [1, 2, 3]\n",
+    )
+    write(
+        tmp_path,
+        "child",
+        "extends: parent\na: {y: 3, z: 4}\nitems:\n  - {name: two, v: 20}\n  - {name: three, v: 3}\nplain: [9]\n",
+    )
     data = load_profile(tmp_path, "child").data
-    assert data == {"a": {"x": 1, "y": 3, "z": 4},
-                    "items": [{"name": "one", "v": 1, "w": 1}, {"name": "two", "v": 20}, {"name": "three", "v": 3}],
-                    "plain": [9]}
+    assert data == {
+        "a": {"x": 1, "y": 3, "z": 4},
+        "items": [{"name": "one", "v": 1, "w": 1}, {"name": "two", "v": 20}, {"name": "three", "v": 3}],
+        "plain": [9],
+    }
 
 
 def test_positions_name_the_file_a_value_came_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,8 +58,15 @@ def test_folded_scalars_read_as_yaml_says(tmp_path: Path) -> None:
 
 def test_yaml_1_2_scalars_stay_strings(tmp_path: Path) -> None:
     write(tmp_path, "p", "a: yes\nb: on\nc: 'no'\nd: 1.10\ne: '0755'\nf: 0o17\ng: ~\n")
-    assert load_profile(tmp_path, "p").data == {"a": "yes", "b": "on", "c": "no", "d": 1.1, "e": "0755",
-                                                "f": 15, "g": None}
+    assert load_profile(tmp_path, "p").data == {
+        "a": "yes",
+        "b": "on",
+        "c": "no",
+        "d": 1.1,
+        "e": "0755",
+        "f": 15,
+        "g": None,
+    }
 
 
 def test_yaml_infinity_and_nan_read_as_floats(tmp_path: Path) -> None:
@@ -62,18 +77,25 @@ def test_yaml_infinity_and_nan_read_as_floats(tmp_path: Path) -> None:
     assert data["d"] != data["d"]
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("a: 1\na: 2\n", "p.yaml:2:1 a: duplicate key (first defined at line 1)"),
-    ("a: !!python/object:os.system x\n", "p.yaml:1:4 a: tag tag:yaml.org,2002:python/object:os.system is not allowed"),
-    ("a: !custom x\n", "p.yaml:1:4 a: tag !custom is not allowed"),
-    ("a: 0755\n", "p.yaml:1:4 a: ambiguous number 0755"),
-    ("a:\n  <<: {b: 1}\n", "p.yaml:2:3 a: merge keys (<<) are not supported"),
-    ("? [1]\n: x\n", "p.yaml:1:3 keys must be plain strings, not a list"),
-    ("a: \"x\u200by\"\n", "p.yaml:1:4 a: contains the invisible character U+200B"),
-    ("- 1\n", "p.yaml:1:1 a profile must be a YAML map at the top level"),
-])
-def test_refused_yaml_is_reported_with_its_position(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                    text: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a: 1\na: 2\n", "p.yaml:2:1 a: duplicate key (first defined at line 1)"),
+        (
+            "a: !!python/object:os.system x\n",
+            "p.yaml:1:4 a: tag tag:yaml.org,2002:python/object:os.system is not allowed",
+        ),
+        ("a: !custom x\n", "p.yaml:1:4 a: tag !custom is not allowed"),
+        ("a: 0755\n", "p.yaml:1:4 a: ambiguous number 0755"),
+        ("a:\n  <<: {b: 1}\n", "p.yaml:2:3 a: merge keys (<<) are not supported"),
+        ("? [1]\n: x\n", "p.yaml:1:3 keys must be plain strings, not a list"),
+        ('a: "x\u200by"\n', "p.yaml:1:4 a: contains the invisible character U+200B"),
+        ("- 1\n", "p.yaml:1:1 a profile must be a YAML map at the top level"),
+    ],
+)
+def test_refused_yaml_is_reported_with_its_position(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, expected: str
+) -> None:
     monkeypatch.chdir(tmp_path)
     write(tmp_path, "p", text)
     with pytest.raises(ValidationFailed) as caught:
@@ -81,14 +103,17 @@ def test_refused_yaml_is_reported_with_its_position(tmp_path: Path, monkeypatch:
     assert any(m.startswith(expected) for m in messages(caught.value)), messages(caught.value)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    (b"", "the file is empty"),
-    (b"a: [1\n", "invalid YAML"),
-    (b"a: \xff\xfe\n", "not valid UTF-8 (byte 0xff at offset 3)"),
-    (b"a: 1\n---\nb: 2\n", "one YAML document, found several"),
-    (b"a: " + b"[" * 100 + b"]" * 100 + b"\n", "nesting deeper than 64 levels"),
-    (b"a: " + b"x" * (MAX_FILE_BYTES + 1), f"the limit is {MAX_FILE_BYTES}"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b"", "the file is empty"),
+        (b"a: [1\n", "invalid YAML"),
+        (b"a: \xff\xfe\n", "not valid UTF-8 (byte 0xff at offset 3)"),
+        (b"a: 1\n---\nb: 2\n", "one YAML document, found several"),
+        (b"a: " + b"[" * 100 + b"]" * 100 + b"\n", "nesting deeper than 64 levels"),
+        (b"a: " + b"x" * (MAX_FILE_BYTES + 1), f"the limit is {MAX_FILE_BYTES}"),
+    ],
+)
 def test_unreadable_input_is_an_input_error(tmp_path: Path, text: bytes, expected: str) -> None:
     write(tmp_path, "p", text)
     with pytest.raises(InputError) as caught:
@@ -106,14 +131,17 @@ def test_alias_bomb_is_refused_without_expanding(tmp_path: Path) -> None:
     assert "alias bomb" in str(caught.value)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    (b"a: 1\x00\n", "p.yaml:1:5 invalid character U+0000: control characters are not allowed in YAML"),
-    (b"a: 1\nb: \x07\n", "p.yaml:2:4 invalid character U+0007"),
-    (b"a: \"1\\0\"\n", "p.yaml:1:4 a: contains a NUL character"),
-    (b"a: " + b"9" * 5000 + b"\n", "p.yaml:1:4 a: a number of 5000 digits; the limit is 40"),
-    (b"a: [" + b"1," * 1_000_000 + b"]\n", "p.yaml:1:200001 a[99998]: document has more than 100000 values"),
-    (b"a: \"" + b"x" * 15_000_000 + b"\"\n", f"p.yaml file is 15000006 bytes; the limit is {MAX_FILE_BYTES}"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b"a: 1\x00\n", "p.yaml:1:5 invalid character U+0000: control characters are not allowed in YAML"),
+        (b"a: 1\nb: \x07\n", "p.yaml:2:4 invalid character U+0007"),
+        (b'a: "1\\0"\n', "p.yaml:1:4 a: contains a NUL character"),
+        (b"a: " + b"9" * 5000 + b"\n", "p.yaml:1:4 a: a number of 5000 digits; the limit is 40"),
+        (b"a: [" + b"1," * 1_000_000 + b"]\n", "p.yaml:1:200001 a[99998]: document has more than 100000 values"),
+        (b'a: "' + b"x" * 15_000_000 + b'"\n', f"p.yaml file is 15000006 bytes; the limit is {MAX_FILE_BYTES}"),
+    ],
+)
 def test_hostile_bytes_are_located_errors(tmp_path: Path, text: bytes, expected: str) -> None:
     write(tmp_path, "p", text)
     with pytest.raises((InputError, ValidationFailed)) as caught:
@@ -128,16 +156,30 @@ def test_a_huge_profile_is_refused_early_in_little_memory(tmp_path: Path) -> Non
     import sys
 
     write(tmp_path, "huge", b"a:\n" + b"- 1\n" * 1_000_000)
-    proc = subprocess.Popen([sys.executable, "-m", "imageflow_gen", "validate", "--profile", "huge",
-                             "--profiles-dir", str(tmp_path), "--no-tools"], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "imageflow_gen",
+            "validate",
+            "--profile",
+            "huge",
+            "--profiles-dir",
+            str(tmp_path),
+            "--no-tools",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _, stderr = proc.communicate(timeout=60)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert proc.returncode == 2 and "huge.yaml:100000:3 a[99998]: document has more than 100000 values" in stderr
     assert usage.ru_maxrss < 200 * 1024, f"{usage.ru_maxrss} KiB"
 
 
-@pytest.mark.parametrize(("kind", "expected"), [("fifo", "not a regular file (a FIFO, socket or device)"),
-                                                ("folder", "Is a directory")])
+@pytest.mark.parametrize(
+    ("kind", "expected"), [("fifo", "not a regular file (a FIFO, socket or device)"), ("folder", "Is a directory")]
+)
 def test_a_profile_that_is_not_a_regular_file_is_not_read(tmp_path: Path, kind: str, expected: str) -> None:
     import os
 
@@ -160,5 +202,6 @@ def test_an_extends_outside_the_folder_is_blamed_on_its_line(tmp_path: Path) -> 
     with pytest.raises(InputError) as caught:
         load_profile(tmp_path, "p")
     (message,) = messages(caught.value)
-    assert message.startswith(f"{tmp_path / 'p.yaml'}:2:10 extends: '../etc/passwd' is not a profile name") or \
-        message.startswith("p.yaml:2:10 extends: '../etc/passwd' is not a profile name"), message
+    assert message.startswith(
+        f"{tmp_path / 'p.yaml'}:2:10 extends: '../etc/passwd' is not a profile name"
+    ) or message.startswith("p.yaml:2:10 extends: '../etc/passwd' is not a profile name"), message

@@ -50,82 +50,150 @@ def test_dev_is_single_node_one_drive_one_broker() -> None:
     assert len(topo.messaging.kafka.brokers) == 1
 
 
-@pytest.mark.parametrize(("change", "key", "text"), [
-    (lambda d: d["cluster"]["worker_nodes"].append(copy.deepcopy(d["cluster"]["worker_nodes"][0])),
-     "cluster.worker_nodes[3].name", "duplicate node name 'k3s-worker-01'"),
-    (lambda d: d["namespaces"].append(copy.deepcopy(d["namespaces"][0])), "namespaces[6].name", "duplicate namespace"),
-    (lambda d: d["storage"]["minio"].update(nodes=3), "storage.minio.nodes", "needs at least 4 drives"),
-    (lambda d: d["storage"]["minio"].update(mode="standalone"), "storage.minio.nodes",
-     "standalone mode runs exactly 1"),
-    (lambda d: d["messaging"]["kafka"].update(default_replication_factor=4),
-     "messaging.kafka.default_replication_factor", "more than the 3 broker(s)"),
-    (lambda d: d["messaging"]["kafka"].update(min_insync_replicas=4),
-     "messaging.kafka.min_insync_replicas", "acks=all would fail"),
-    (lambda d: d["messaging"]["kafka"]["topics"][0].update(replication_factor=5),
-     "messaging.kafka.topics[0].replication_factor", "more than the 3 broker(s)"),
-    (lambda d: d["messaging"]["kafka"]["brokers"][1]["ports"].update(VPN=9092),
-     "messaging.kafka.brokers[1].ports.VPN", "duplicate port on the Kafka VM 9092"),
-    (lambda d: d["messaging"]["kafka"]["brokers"][0]["ports"].pop("K3S"),
-     "messaging.kafka.brokers[0].ports", "needs a port for each of CONTROLLER, K3S, VPN"),
-    (lambda d: d["vms"][1].pop("vpn_address"), "messaging.kafka.listeners[0].network", "no vpn_address"),
-    (lambda d: d["processing"]["services"][2].update(node_type="cpu-intensive"),
-     "processing.services[2].gpu", "do not all have that many"),
-    (lambda d: d["processing"]["services"][1]["autoscaling"].update(min_replicas=9),
-     "processing.services[1].autoscaling.min_replicas", "must not exceed max_replicas"),
-    (lambda d: d["processing"]["services"][1]["resources"]["requests"].update(cpu="2"),
-     "processing.services[1].resources.requests.cpu", "request 2 is above the limit 1"),
-    (lambda d: d["network"]["routes"][0]["destination"].update(port=9000),
-     "network.routes[0].destination.port", "has no port 9000"),
-    (lambda d: d["network"]["routes"][0].update(gateway="other"),
-     "network.routes[0].gateway", "is not the topology's gateway"),
-    (lambda d: d["network"]["policies"][0]["egress"][0]["ports"][0].update(port=9999),
-     "network.policies[0].egress[0].ports[0].port", "listens on port 9999"),
-    (lambda d: d["network"]["policies"][0]["ingress"][0].update(from_namespaces=["nowhere"]),
-     "network.policies[0].ingress[0].from_namespaces[0]", "namespace 'nowhere' is not defined"),
-    (lambda d: d["edge"].update(vm="vm1"), "edge.vm", "has the role 'messaging', not 'edge'"),
-    (lambda d: d["edge"]["api_gateway"]["auth"].update(mode="subrequest") if "auth" in d["edge"]["api_gateway"]
-     else d["edge"]["api_gateway"].update(auth={"mode": "subrequest"}),
-     "edge.api_gateway.auth.url", "needs the url"),
-    (lambda d: d["vms"][2].update(role="edge"), "vms[2].role", "more than one VM has the role 'edge'"),
-    (lambda d: d["cluster"]["worker_nodes"][1].update(taints=[]), "cluster.worker_nodes[1].taints",
-     "a GPU node in a multi-node cluster needs a NoSchedule taint"),
-    (lambda d: d["storage"]["minio"]["credentials"]["keys"].pop("secret-key"), "storage.minio.credentials.keys",
-     "missing secret-key"),
-    (lambda d: d["messaging"]["kafka"].update(cluster_namespace="nowhere"), "messaging.kafka.cluster_namespace",
-     "namespace 'nowhere' is not defined"),
-])
+@pytest.mark.parametrize(
+    ("change", "key", "text"),
+    [
+        (
+            lambda d: d["cluster"]["worker_nodes"].append(copy.deepcopy(d["cluster"]["worker_nodes"][0])),
+            "cluster.worker_nodes[3].name",
+            "duplicate node name 'k3s-worker-01'",
+        ),
+        (
+            lambda d: d["namespaces"].append(copy.deepcopy(d["namespaces"][0])),
+            "namespaces[6].name",
+            "duplicate namespace",
+        ),
+        (lambda d: d["storage"]["minio"].update(nodes=3), "storage.minio.nodes", "needs at least 4 drives"),
+        (
+            lambda d: d["storage"]["minio"].update(mode="standalone"),
+            "storage.minio.nodes",
+            "standalone mode runs exactly 1",
+        ),
+        (
+            lambda d: d["messaging"]["kafka"].update(default_replication_factor=4),
+            "messaging.kafka.default_replication_factor",
+            "more than the 3 broker(s)",
+        ),
+        (
+            lambda d: d["messaging"]["kafka"].update(min_insync_replicas=4),
+            "messaging.kafka.min_insync_replicas",
+            "acks=all would fail",
+        ),
+        (
+            lambda d: d["messaging"]["kafka"]["topics"][0].update(replication_factor=5),
+            "messaging.kafka.topics[0].replication_factor",
+            "more than the 3 broker(s)",
+        ),
+        (
+            lambda d: d["messaging"]["kafka"]["brokers"][1]["ports"].update(VPN=9092),
+            "messaging.kafka.brokers[1].ports.VPN",
+            "duplicate port on the Kafka VM 9092",
+        ),
+        (
+            lambda d: d["messaging"]["kafka"]["brokers"][0]["ports"].pop("K3S"),
+            "messaging.kafka.brokers[0].ports",
+            "needs a port for each of CONTROLLER, K3S, VPN",
+        ),
+        (lambda d: d["vms"][1].pop("vpn_address"), "messaging.kafka.listeners[0].network", "no vpn_address"),
+        (
+            lambda d: d["processing"]["services"][2].update(node_type="cpu-intensive"),
+            "processing.services[2].gpu",
+            "do not all have that many",
+        ),
+        (
+            lambda d: d["processing"]["services"][1]["autoscaling"].update(min_replicas=9),
+            "processing.services[1].autoscaling.min_replicas",
+            "must not exceed max_replicas",
+        ),
+        (
+            lambda d: d["processing"]["services"][1]["resources"]["requests"].update(cpu="2"),
+            "processing.services[1].resources.requests.cpu",
+            "request 2 is above the limit 1",
+        ),
+        (
+            lambda d: d["network"]["routes"][0]["destination"].update(port=9000),
+            "network.routes[0].destination.port",
+            "has no port 9000",
+        ),
+        (
+            lambda d: d["network"]["routes"][0].update(gateway="other"),
+            "network.routes[0].gateway",
+            "is not the topology's gateway",
+        ),
+        (
+            lambda d: d["network"]["policies"][0]["egress"][0]["ports"][0].update(port=9999),
+            "network.policies[0].egress[0].ports[0].port",
+            "listens on port 9999",
+        ),
+        (
+            lambda d: d["network"]["policies"][0]["ingress"][0].update(from_namespaces=["nowhere"]),
+            "network.policies[0].ingress[0].from_namespaces[0]",
+            "namespace 'nowhere' is not defined",
+        ),
+        (lambda d: d["edge"].update(vm="vm1"), "edge.vm", "has the role 'messaging', not 'edge'"),
+        (
+            lambda d: (
+                d["edge"]["api_gateway"]["auth"].update(mode="subrequest")
+                if "auth" in d["edge"]["api_gateway"]
+                else d["edge"]["api_gateway"].update(auth={"mode": "subrequest"})
+            ),
+            "edge.api_gateway.auth.url",
+            "needs the url",
+        ),
+        (lambda d: d["vms"][2].update(role="edge"), "vms[2].role", "more than one VM has the role 'edge'"),
+        (
+            lambda d: d["cluster"]["worker_nodes"][1].update(taints=[]),
+            "cluster.worker_nodes[1].taints",
+            "a GPU node in a multi-node cluster needs a NoSchedule taint",
+        ),
+        (
+            lambda d: d["storage"]["minio"]["credentials"]["keys"].pop("secret-key"),
+            "storage.minio.credentials.keys",
+            "missing secret-key",
+        ),
+        (
+            lambda d: d["messaging"]["kafka"].update(cluster_namespace="nowhere"),
+            "messaging.kafka.cluster_namespace",
+            "namespace 'nowhere' is not defined",
+        ),
+    ],
+)
 def test_cross_checks(prod: dict[str, Any], change, key: str, text: str) -> None:
     found = findings(mutated(prod, change))
     assert key in found, found
     assert text in found[key]
 
 
-@pytest.mark.parametrize(("path", "value"), [
-    (("cluster", "version"), "1.28"),
-    (("cluster", "master_nodes", 0, "ip"), "10.0.1"),
-    (("storage", "minio", "image"), "minio/minio"),
-    (("storage", "minio", "image"), "minio/minio:latest"),
-    (("storage", "minio", "resources", "limits", "memory"), "1 GB"),
-    (("storage", "minio", "resources", "limits", "cpu"), True),
-    (("storage", "minio", "port"), 70000),
-    (("storage", "minio", "buckets", 0, "name"), "Raw_Images"),
-    (("network", "routes", 0, "retries", "per_try_timeout"), "10"),
-    (("storage", "minio", "nodes"), "4"),
-    (("storage", "minio", "browser"), "on"),
-])
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("cluster", "version"), "1.28"),
+        (("cluster", "master_nodes", 0, "ip"), "10.0.1"),
+        (("storage", "minio", "image"), "minio/minio"),
+        (("storage", "minio", "image"), "minio/minio:latest"),
+        (("storage", "minio", "resources", "limits", "memory"), "1 GB"),
+        (("storage", "minio", "resources", "limits", "cpu"), True),
+        (("storage", "minio", "port"), 70000),
+        (("storage", "minio", "buckets", 0, "name"), "Raw_Images"),
+        (("network", "routes", 0, "retries", "per_try_timeout"), "10"),
+        (("storage", "minio", "nodes"), "4"),
+        (("storage", "minio", "browser"), "on"),
+    ],
+)
 def test_field_types_are_strict(prod: dict[str, Any], path: tuple, value: Any) -> None:
     def change(d: dict) -> None:
         target = d
         for part in path[:-1]:
             target = target[part]
         target[path[-1]] = value
+
     with pytest.raises(ValidationError) as caught:
         Topology.model_validate(mutated(prod, change))
     assert [tuple(e["loc"]) for e in caught.value.errors()] == [path]
 
 
 def test_quantities() -> None:
-    assert parse("500m") == parse("0.5") and parse("1Gi") == 2 ** 30 and parse("1e3") == 1000 and parse(2) == 2
+    assert parse("500m") == parse("0.5") and parse("1Gi") == 2**30 and parse("1e3") == 1000 and parse(2) == 2
     with pytest.raises(ValueError):
         parse("1 GB")
 

@@ -20,8 +20,11 @@ PROD = yaml.safe_load((PROFILES / "prod.yaml").read_text())
 
 def release_profile(tmp: Path, name: str, releases: dict[str, dict[str, Any]]) -> Path:
     """A profile extending prod whose services get the given release settings."""
-    data = {"purpose": "release test", "extends": "prod",
-            "processing": {"services": [{"name": svc, "release": release} for svc, release in releases.items()]}}
+    data = {
+        "purpose": "release test",
+        "extends": "prod",
+        "processing": {"services": [{"name": svc, "release": release} for svc, release in releases.items()]},
+    }
     return profile_with(tmp, name, data)
 
 
@@ -32,8 +35,17 @@ def by_kind(profiles: Path, name: str) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def test_blue_green_two_colours_and_a_service_on_the_active_one(tmp_path: Path) -> None:
-    profiles = release_profile(tmp_path, "bg", {"resize": {"strategy": "blue-green", "active": "green",
-                                                          "green_image": "ghcr.io/imageflowcanvas/resize-grpc:1.1.0"}})
+    profiles = release_profile(
+        tmp_path,
+        "bg",
+        {
+            "resize": {
+                "strategy": "blue-green",
+                "active": "green",
+                "green_image": "ghcr.io/imageflowcanvas/resize-grpc:1.1.0",
+            }
+        },
+    )
     objs = by_kind(profiles, "bg")
     assert ("Deployment", "resize") not in objs and ("HorizontalPodAutoscaler", "resize") not in objs
     blue, green = objs[("Deployment", "resize-blue")], objs[("Deployment", "resize-green")]
@@ -41,8 +53,10 @@ def test_blue_green_two_colours_and_a_service_on_the_active_one(tmp_path: Path) 
         assert deployment["spec"]["selector"]["matchLabels"] == {"app": "resize", "color": colour}
         assert deployment["spec"]["template"]["metadata"]["labels"]["color"] == colour
         assert deployment["spec"]["template"]["metadata"]["labels"]["tier"] == "processing"
-        assert objs[("HorizontalPodAutoscaler", f"resize-{colour}")]["spec"]["scaleTargetRef"]["name"] == \
-            f"resize-{colour}"
+        assert (
+            objs[("HorizontalPodAutoscaler", f"resize-{colour}")]["spec"]["scaleTargetRef"]["name"]
+            == f"resize-{colour}"
+        )
     assert blue["spec"]["template"]["spec"]["containers"][0]["image"].endswith("resize-grpc:1.0.0")
     assert green["spec"]["template"]["spec"]["containers"][0]["image"].endswith("resize-grpc:1.1.0")
     assert objs[("Service", "resize")]["spec"]["selector"] == {"app": "resize", "color": "green"}
@@ -57,19 +71,28 @@ def test_switching_colour_changes_only_the_selector_line(tmp_path: Path) -> None
     before, after = outputs["blue"], outputs["green"]
     assert before.keys() == after.keys()
     changed = sorted(path for path in before if before[path] != after[path])
-    assert changed == [".imageflow-gen/bg.lock.json", "helm/bg/values.yaml",
-                       "kustomize/overlays/bg/patches/imageflow-processing/service-resize.yaml"]
-    for path, expected in (("helm/bg/values.yaml", "active: blue"),
-                           ("kustomize/overlays/bg/patches/imageflow-processing/service-resize.yaml", "blue")):
-        diff = [line for line in difflib.unified_diff(before[path].splitlines(), after[path].splitlines(), n=0)
-                if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert changed == [
+        ".imageflow-gen/bg.lock.json",
+        "helm/bg/values.yaml",
+        "kustomize/overlays/bg/patches/imageflow-processing/service-resize.yaml",
+    ]
+    for path, expected in (
+        ("helm/bg/values.yaml", "active: blue"),
+        ("kustomize/overlays/bg/patches/imageflow-processing/service-resize.yaml", "blue"),
+    ):
+        diff = [
+            line
+            for line in difflib.unified_diff(before[path].splitlines(), after[path].splitlines(), n=0)
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))
+        ]
         assert len(diff) == 2 and expected in diff[0] and expected.replace("blue", "green") in diff[1], diff
 
 
 @pytest.mark.parametrize("weight", [0, 10, 100])
 def test_canary_weights_subsets_and_both_tracks_behind_the_service(tmp_path: Path, weight: int) -> None:
-    profiles = release_profile(tmp_path, "canary", {"filter": {"strategy": "canary", "canary_weight": weight,
-                                                               "canary_replicas": 2}})
+    profiles = release_profile(
+        tmp_path, "canary", {"filter": {"strategy": "canary", "canary_weight": weight, "canary_replicas": 2}}
+    )
     objs = by_kind(profiles, "canary")
     host = "filter.imageflow-processing.svc.cluster.local"
     stable, canary = objs[("Deployment", "filter")], objs[("Deployment", "filter-canary")]
@@ -79,18 +102,28 @@ def test_canary_weights_subsets_and_both_tracks_behind_the_service(tmp_path: Pat
     assert ("HorizontalPodAutoscaler", "filter-canary") not in objs
     assert objs[("Service", "filter")]["spec"]["selector"] == {"app": "filter"}
     rule = objs[("DestinationRule", "filter")]["spec"]
-    assert rule == {"host": host, "subsets": [{"name": "stable", "labels": {"track": "stable"}},
-                                              {"name": "canary", "labels": {"track": "canary"}}]}
+    assert rule == {
+        "host": host,
+        "subsets": [
+            {"name": "stable", "labels": {"track": "stable"}},
+            {"name": "canary", "labels": {"track": "canary"}},
+        ],
+    }
     route = objs[("VirtualService", "filter")]["spec"]
     assert route["hosts"] == [host] and "gateways" not in route
-    assert [(d["destination"]["subset"], d["weight"]) for d in route["http"][0]["route"]] == \
-        [("stable", 100 - weight), ("canary", weight)]
+    assert [(d["destination"]["subset"], d["weight"]) for d in route["http"][0]["route"]] == [
+        ("stable", 100 - weight),
+        ("canary", weight),
+    ]
 
 
-@pytest.mark.parametrize("releases", [
-    {"resize": {"strategy": "blue-green", "active": "green"}, "filter": {"strategy": "canary", "canary_weight": 0}},
-    {"filter": {"strategy": "canary", "canary_weight": 100}},
-])
+@pytest.mark.parametrize(
+    "releases",
+    [
+        {"resize": {"strategy": "blue-green", "active": "green"}, "filter": {"strategy": "canary", "canary_weight": 0}},
+        {"filter": {"strategy": "canary", "canary_weight": 100}},
+    ],
+)
 def test_strategies_pass_helm_equals_kustomize_and_the_istio_schemas(tmp_path: Path, releases) -> None:
     profiles = release_profile(tmp_path, "gates", releases)
     result = run_cli("validate", "--profile", "gates", "--profiles-dir", str(profiles))
@@ -104,21 +137,33 @@ def test_settings_of_another_strategy_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ImageflowError) as caught:
         build(profiles, "mixed", CRDS)
     message = str(caught.value.problems[0])
-    assert "mixed.yaml:" in message and "processing.services[1].release.canary_weight: only used with strategy " \
-        "canary (this service's strategy is blue-green)" in message
+    assert (
+        "mixed.yaml:" in message
+        and "processing.services[1].release.canary_weight: only used with strategy "
+        "canary (this service's strategy is blue-green)"
+        in message
+    )
     bad = release_profile(tmp_path / "w", "weight", {"filter": {"strategy": "canary", "canary_weight": 101}})
     result = run_cli("validate", "--profile", "weight", "--profiles-dir", str(bad), "--no-tools")
     assert result.code == 1 and "canary_weight" in result.stderr and "less than or equal to 100" in result.stderr
 
 
-@pytest.mark.parametrize(("release", "expected"), [
-    # No strategy written is rolling, which has no canary settings.
-    ({"canary_weight": 20}, "release.canary_weight: only used with strategy canary (this service's strategy is "
-                            "rolling)"),
-    ({"strategy": "purple"}, "release: strategy must be one of rolling, blue-green, canary"),
-    ({"strategy": "canary", "colour": "blue"}, "release.colour: unknown key (strategy canary takes: strategy, "
-                                               "canary_weight, canary_image, canary_replicas)"),
-])
+@pytest.mark.parametrize(
+    ("release", "expected"),
+    [
+        # No strategy written is rolling, which has no canary settings.
+        (
+            {"canary_weight": 20},
+            "release.canary_weight: only used with strategy canary (this service's strategy is rolling)",
+        ),
+        ({"strategy": "purple"}, "release: strategy must be one of rolling, blue-green, canary"),
+        (
+            {"strategy": "canary", "colour": "blue"},
+            "release.colour: unknown key (strategy canary takes: strategy, "
+            "canary_weight, canary_image, canary_replicas)",
+        ),
+    ],
+)
 def test_release_is_a_tagged_union_with_located_messages(tmp_path: Path, release: dict, expected: str) -> None:
     profiles = release_profile(tmp_path, "tagged", {"ai-detection": release})  # rolling in prod
     with pytest.raises(ImageflowError) as caught:

@@ -16,8 +16,16 @@ from imageflow_gen.validate import tools as gates
 from imageflow_gen.writing import write
 
 PROFILE_NAMES = ["dev", "staging", "prod"]
-ALLOWED_VOLUMES = {"configMap", "secret", "emptyDir", "persistentVolumeClaim", "projected", "downwardAPI",
-                   "csi", "ephemeral"}
+ALLOWED_VOLUMES = {
+    "configMap",
+    "secret",
+    "emptyDir",
+    "persistentVolumeClaim",
+    "projected",
+    "downwardAPI",
+    "csi",
+    "ephemeral",
+}
 SKIPS = yaml.safe_load((REPO / "tools/checkov-skips.yaml").read_text())
 
 
@@ -57,8 +65,10 @@ def test_only_the_agents_namespace_is_exempt_and_says_why() -> None:
     for ns in namespaces:
         level = ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
         if ns["metadata"]["name"] == "imageflow-observability":
-            assert level == "privileged" and "hostPath" in ns["metadata"]["annotations"][
-                "imageflow.io/pod-security-exemption"]
+            assert (
+                level == "privileged"
+                and "hostPath" in ns["metadata"]["annotations"]["imageflow.io/pod-security-exemption"]
+            )
         else:
             assert level == "restricted" and "imageflow.io/pod-security-exemption" not in ns["metadata"]["annotations"]
 
@@ -78,31 +88,53 @@ def test_credentials_are_files_from_a_secret_never_values() -> None:
     objs = {(o["kind"], o["metadata"]["name"]): o for o in objects(validated(PROFILES, "prod")[2])}
     for key in (("StatefulSet", "minio"), ("Job", "minio-buckets")):
         pod = objs[key]["spec"]["template"]["spec"]
-        assert {"name": "credentials", "secret": {"secretName": "minio-credentials", "defaultMode": 0o440}} \
-            in pod["volumes"]
+        assert {"name": "credentials", "secret": {"secretName": "minio-credentials", "defaultMode": 0o440}} in pod[
+            "volumes"
+        ]
         assert "secretKeyRef" not in json.dumps(pod)
     env = objs[("StatefulSet", "minio")]["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert env[:2] == [{"name": "MINIO_ROOT_USER_FILE", "value": "/run/secrets/minio/rootUser"},
-                       {"name": "MINIO_ROOT_PASSWORD_FILE", "value": "/run/secrets/minio/rootPassword"}]
+    assert env[:2] == [
+        {"name": "MINIO_ROOT_USER_FILE", "value": "/run/secrets/minio/rootUser"},
+        {"name": "MINIO_ROOT_PASSWORD_FILE", "value": "/run/secrets/minio/rootPassword"},
+    ]
 
 
 def checkov(target: Path, frameworks: str) -> dict:
     skips = ",".join(s["id"] for s in SKIPS)
-    proc = subprocess.run([gates.find("checkov"), "-d", str(target), "--framework", frameworks, "--skip-download",
-                           "--skip-check", skips, "-o", "json", "--quiet"],
-                          capture_output=True, text=True, env=_env())
+    proc = subprocess.run(
+        [
+            gates.find("checkov"),
+            "-d",
+            str(target),
+            "--framework",
+            frameworks,
+            "--skip-download",
+            "--skip-check",
+            skips,
+            "-o",
+            "json",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
     reports = json.loads(proc.stdout or "[]")
     return {r["check_type"]: r for r in (reports if isinstance(reports, list) else [reports]) if "check_type" in r}
 
 
 def _env() -> dict:
     import os
+
     return {**os.environ, "PATH": f"{os.environ.get('IMAGEFLOW_TOOLS', '')}{os.pathsep}{os.environ['PATH']}"}
 
 
 def failed(reports: dict) -> list[str]:
-    return [f"{c['check_id']} {c['resource']} {c['file_path']}" for r in reports.values()
-            for c in r["results"]["failed_checks"]]
+    return [
+        f"{c['check_id']} {c['resource']} {c['file_path']}"
+        for r in reports.values()
+        for c in r["results"]["failed_checks"]
+    ]
 
 
 @pytest.mark.parametrize("profile", PROFILE_NAMES)
@@ -122,8 +154,12 @@ def test_checkov_finds_nothing_outside_the_skip_list(profile: str, tmp_path: Pat
 
 
 def test_checkov_would_catch_a_new_failure(tmp_path: Path) -> None:
-    bad = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "n"},
-           "spec": {"containers": [{"name": "c", "image": "nginx:1.27.3", "securityContext": {"privileged": True}}]}}
+    bad = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "n"},
+        "spec": {"containers": [{"name": "c", "image": "nginx:1.27.3", "securityContext": {"privileged": True}}]},
+    }
     (tmp_path / "pod.yaml").write_text(yaml.safe_dump(bad))
     assert any(f.startswith("CKV_K8S_16 ") for f in failed(checkov(tmp_path, "kubernetes")))
 

@@ -34,8 +34,11 @@ def contained(expected: Any, actual: Any, path: str = "") -> list[str]:
     if isinstance(expected, dict):
         if not isinstance(actual, dict):
             return [f"{path}: expected a map, got {actual!r}"]
-        return [m for k, v in expected.items()
-                for m in (contained(v, actual[k], f"{path}.{k}") if k in actual else [f"{path}.{k}: missing"])]
+        return [
+            m
+            for k, v in expected.items()
+            for m in (contained(v, actual[k], f"{path}.{k}") if k in actual else [f"{path}.{k}: missing"])
+        ]
     if isinstance(expected, list):
         if not isinstance(actual, list) or len(actual) < len(expected):
             return [f"{path}: expected at least {len(expected)} items, got {actual!r}"]
@@ -52,16 +55,24 @@ def prod_objects() -> dict:
 
 def test_the_seed_has_the_objects_this_test_expects() -> None:
     kinds = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in seed_objects())
-    assert kinds == ["ConfigMap/minio-config", "DaemonSet/otel-agent", "NetworkPolicy/processing-isolation",
-                     "PersistentVolume/minio-data-01", "StatefulSet/tempo", "StorageClass/fast-ssd",
-                     "VirtualService/imageflow-api"]
+    assert kinds == [
+        "ConfigMap/minio-config",
+        "DaemonSet/otel-agent",
+        "NetworkPolicy/processing-isolation",
+        "PersistentVolume/minio-data-01",
+        "StatefulSet/tempo",
+        "StorageClass/fast-ssd",
+        "VirtualService/imageflow-api",
+    ]
 
 
 # Where prod departs from a value of the seed because the seed's own numbers do not fit, and
 # the line of docs/seed-deviations.md that says so. Nothing else may differ.
 DEVIATIONS = {
-    ("PersistentVolume/minio-data-01", ".spec.capacity.storage: seed '1Ti', got '400Gi'"):
-        "4 x 1Ti MinIO drives do not fit",
+    (
+        "PersistentVolume/minio-data-01",
+        ".spec.capacity.storage: seed '1Ti', got '400Gi'",
+    ): "4 x 1Ti MinIO drives do not fit",
 }
 
 
@@ -92,8 +103,12 @@ def test_prod_cluster_matches_the_seed() -> None:
         for node, seed in zip(ours, cluster[group], strict=True):
             assert node.ip == seed["ip"]
             res = seed["resources"]
-            assert (node.resources.cpu, node.resources.memory, node.resources.storage, node.resources.gpu) == \
-                (res["cpu"], res["memory"], res["storage"], res.get("gpu", 0))
+            assert (node.resources.cpu, node.resources.memory, node.resources.storage, node.resources.gpu) == (
+                res["cpu"],
+                res["memory"],
+                res["storage"],
+                res.get("gpu", 0),
+            )
             assert node.labels == seed.get("labels", {})
 
 
@@ -126,11 +141,25 @@ def test_prod_namespaces_match_the_seed(prod_objects: dict) -> None:
 def test_prod_vms_match_the_seed_table() -> None:
     """Seed 8.0.5: VM0 4 vCPU/8 GB/100 GB SSD/1 Gbps, VM1 8/16/500 SSD/10, VM2 16/64/1 TB NVMe/10 + GPU."""
     topo = validated(PROFILES, "prod")[1]
-    table = {vm.name: (vm.role, vm.cpu, vm.memory_gb, vm.storage_gb, vm.storage_type, vm.network_gbps, vm.gpu > 0,
-                       vm.monthly_cost_usd.min, vm.monthly_cost_usd.max) for vm in topo.vms}
-    assert table == {"vm0": ("edge", 4, 8, 100, "ssd", 1, False, 100, 200),
-                     "vm1": ("messaging", 8, 16, 500, "ssd", 10, False, 200, 400),
-                     "vm2": ("compute", 16, 64, 1000, "nvme", 10, True, 800, 1500)}
+    table = {
+        vm.name: (
+            vm.role,
+            vm.cpu,
+            vm.memory_gb,
+            vm.storage_gb,
+            vm.storage_type,
+            vm.network_gbps,
+            vm.gpu > 0,
+            vm.monthly_cost_usd.min,
+            vm.monthly_cost_usd.max,
+        )
+        for vm in topo.vms
+    }
+    assert table == {
+        "vm0": ("edge", 4, 8, 100, "ssd", 1, False, 100, 200),
+        "vm1": ("messaging", 8, 16, 500, "ssd", 10, False, 200, 400),
+        "vm2": ("compute", 16, 64, 1000, "nvme", 10, True, 800, 1500),
+    }
 
 
 def test_prod_minio_has_one_pv_per_drive_pinned_and_bound(prod_objects: dict) -> None:
@@ -144,8 +173,10 @@ def test_prod_minio_has_one_pv_per_drive_pinned_and_bound(prod_objects: dict) ->
         assert term["values"] == ["k3s-worker-03"]
     minio = prod_objects[("apps", "StatefulSet", "imageflow-storage", "minio")]
     assert minio["spec"]["replicas"] == 4 and minio["spec"]["podManagementPolicy"] == "Parallel"
-    assert minio["spec"]["template"]["spec"]["containers"][0]["args"][1] == \
-        "http://minio-{0...3}.minio-hl.imageflow-storage.svc.cluster.local:9000/data"
+    assert (
+        minio["spec"]["template"]["spec"]["containers"][0]["args"][1]
+        == "http://minio-{0...3}.minio-hl.imageflow-storage.svc.cluster.local:9000/data"
+    )
 
 
 def test_prod_creates_the_seed_buckets_with_their_access(prod_objects: dict) -> None:
@@ -162,12 +193,14 @@ def test_prod_creates_the_seed_buckets_with_their_access(prod_objects: dict) -> 
 def test_prod_processing_placement(prod_objects: dict) -> None:
     def pod(name: str) -> dict:
         return prod_objects[("apps", "Deployment", "imageflow-processing", name)]["spec"]["template"]
+
     ai = pod("ai-detection")
     assert ai["metadata"]["labels"]["tier"] == "processing"
     assert ai["spec"]["nodeSelector"] == {"node-type": "gpu-enabled"}
     assert ai["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
-    assert ai["spec"]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "true",
-                                          "effect": "NoSchedule"}]
+    assert ai["spec"]["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+    ]
     assert ai["spec"]["containers"][0]["readinessProbe"]["grpc"] == {"port": 8080}
     # resize is released blue-green, filter by canary (seed 8.0.6): every variant is placed alike.
     for name in ("resize-blue", "resize-green", "filter", "filter-canary", "grpc-gateway"):
@@ -192,8 +225,9 @@ def test_prod_network_policies_make_the_real_flows_work(prod_objects: dict) -> N
         assert policies[(ns, "default-deny")]["policyTypes"] == ["Ingress", "Egress"]
         dns = policies[(ns, "allow-dns")]["egress"][0]
         assert {"protocol": "UDP", "port": 53} in dns["ports"]
-    assert policies[("imageflow-processing", "allow-processing-to-kafka-egress")]["egress"][0]["to"] == \
-        [{"ipBlock": {"cidr": "10.0.2.10/32"}}]
+    assert policies[("imageflow-processing", "allow-processing-to-kafka-egress")]["egress"][0]["to"] == [
+        {"ipBlock": {"cidr": "10.0.2.10/32"}}
+    ]
     ingress = policies[("imageflow-backend", "allow-gateway-to-backend-api-ingress")]["ingress"][0]
     assert ingress["from"][0]["podSelector"] == {"matchLabels": {"istio": "ingressgateway"}}
     assert ingress["ports"] == [{"protocol": "TCP", "port": 8000}]
@@ -204,8 +238,10 @@ def test_prod_network_policies_make_the_real_flows_work(prod_objects: dict) -> N
 def test_gateway_the_seed_route_names_exists_with_tls_by_reference(prod_objects: dict) -> None:
     gateway = prod_objects[("networking.istio.io", "Gateway", "imageflow-backend", "imageflow-gateway")]
     https = gateway["spec"]["servers"][0]
-    assert https["hosts"] == ["api.imageflow.com"] and https["tls"] == {"mode": "SIMPLE",
-                                                                         "credentialName": "imageflow-api-tls"}
+    assert https["hosts"] == ["api.imageflow.com"] and https["tls"] == {
+        "mode": "SIMPLE",
+        "credentialName": "imageflow-api-tls",
+    }
 
 
 def test_containment_reports_what_differs() -> None:

@@ -25,14 +25,33 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     work = tmp_path_factory.mktemp("wheel")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGEFLOW_", "VIRTUAL_ENV", "PYTHON"))}
     env.update({"NO_COLOR": "1", "IMAGEFLOW_CACHE_DIR": "off"})
-    built = run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                 "--wheel-dir", str(work / "dist"), str(REPO)], work, env)
+    built = run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(work / "dist"),
+            str(REPO),
+        ],
+        work,
+        env,
+    )
     assert built.returncode == 0, built.stderr
     (wheel,) = (work / "dist").glob("imageflow_gen-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for data in ("templates/kubernetes/deployment.yaml.j2", "schemas/topology.schema.json",
-                 "schemas/crds/networking.istio.io/virtualservice_v1beta1.json", "schemas/crds/sources.json",
-                 "schemas/crds/upstream/virtualservices.networking.istio.io.yaml", "profiles/base.yaml"):
+    for data in (
+        "templates/kubernetes/deployment.yaml.j2",
+        "schemas/topology.schema.json",
+        "schemas/crds/networking.istio.io/virtualservice_v1beta1.json",
+        "schemas/crds/sources.json",
+        "schemas/crds/upstream/virtualservices.networking.istio.io.yaml",
+        "profiles/base.yaml",
+    ):
         assert f"imageflow_gen/_data/{data}" in names, data
     venv = work / "venv"
     assert run([sys.executable, "-m", "venv", str(venv)], work, env).returncode == 0
@@ -56,8 +75,21 @@ def test_the_wheel_is_the_package_that_runs(installed: tuple[Path, dict[str, str
 
 def test_the_wheel_renders_prod_byte_identically(installed: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     bin_dir, env = installed
-    ours = run([str(bin_dir / "imageflow-gen"), "render", "--profile", "prod", "--profiles-dir", str(PROFILES),
-                "--out", "out", "--quiet"], tmp_path, env)
+    ours = run(
+        [
+            str(bin_dir / "imageflow-gen"),
+            "render",
+            "--profile",
+            "prod",
+            "--profiles-dir",
+            str(PROFILES),
+            "--out",
+            "out",
+            "--quiet",
+        ],
+        tmp_path,
+        env,
+    )
     assert ours.returncode == 0, ours.stderr
     checkout = run_cli("render", "--profile", "prod", "--out", str(tmp_path / "checkout"), "--quiet")
     assert checkout.code == 0, checkout.stderr
@@ -66,8 +98,19 @@ def test_the_wheel_renders_prod_byte_identically(installed: tuple[Path, dict[str
 
 def test_the_wheel_validates_prod_without_flags(installed: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     bin_dir, env = installed
-    result = run([str(bin_dir / "imageflow-gen"), "validate", "--profile", "prod", "--profiles-dir", str(PROFILES),
-                  "--no-tools"], tmp_path, env)
+    result = run(
+        [
+            str(bin_dir / "imageflow-gen"),
+            "validate",
+            "--profile",
+            "prod",
+            "--profiles-dir",
+            str(PROFILES),
+            "--no-tools",
+        ],
+        tmp_path,
+        env,
+    )
     assert result.returncode == 0, result.stderr
     assert "profile prod: valid" in result.stdout
 
@@ -78,8 +121,9 @@ def test_init_then_render_in_an_empty_folder(installed: tuple[Path, dict[str, st
     assert init.returncode == 0, init.stderr
     # prod and its own parent come from the shipped profiles; the new one extends prod.
     assert sorted(p.name for p in (tmp_path / "profiles").iterdir()) == ["base.yaml", "prod.yaml", "site.yaml"]
-    assert (tmp_path / "profiles/prod.yaml").read_text().split("\n", 1)[1] == \
-        (PROFILES / "prod.yaml").read_text().split("\n", 1)[1]
+    assert (tmp_path / "profiles/prod.yaml").read_text().split("\n", 1)[1] == (
+        PROFILES / "prod.yaml"
+    ).read_text().split("\n", 1)[1]
     render = run([str(bin_dir / "imageflow-gen"), "render", "--profile", "site", "--quiet"], tmp_path, env)
     assert render.returncode == 0, render.stderr
     assert (tmp_path / "out/kustomize/overlays/site/kustomization.yaml").is_file()

@@ -28,8 +28,11 @@ KILL_POINTS = 24
 
 def tree(root: Path) -> dict[str, str]:
     """Every file below `root` with its sha256."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def leftovers(root: Path) -> list[str]:
@@ -48,8 +51,10 @@ def versions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     data = synthetic(SERVICES)
     (profiles / "big.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     old = build(profiles, "big").owned()
-    data["processing"]["services"] = [{**s, "image": s["image"].replace(":1.0.", ":1.1.")}
-                                      for s in data["processing"]["services"][: SERVICES * 9 // 10]]
+    data["processing"]["services"] = [
+        {**s, "image": s["image"].replace(":1.0.", ":1.1.")}
+        for s in data["processing"]["services"][: SERVICES * 9 // 10]
+    ]
     data["processing"]["services"].append({**data["processing"]["services"][0], "name": "brand-new"})
     (profiles / "big.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     new = build(profiles, "big").owned()
@@ -65,8 +70,9 @@ def versions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def crash(kill_at: int, out: Path, files: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, CRASH, str(kill_at), str(out), "big", str(files)],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, CRASH, str(kill_at), str(out), "big", str(files)], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_kill_9_at_any_step_leaves_one_complete_version(versions: dict[str, Path], tmp_path: Path) -> None:
@@ -107,8 +113,9 @@ def test_a_render_finishes_what_a_killed_one_committed(versions: dict[str, Path]
     steps = int(crash(0, count, versions["new"]).stdout)
     assert crash(steps - 3, out, versions["new"]).returncode == -9  # after the commit, before the cleanup
     assert (out / LOCK_DIR / "journal.json").exists()
-    result = run_cli("render", "--profile", "big", "--out", str(out), "--profiles-dir", str(versions["profiles"]),
-                     "--quiet")
+    result = run_cli(
+        "render", "--profile", "big", "--out", str(out), "--profiles-dir", str(versions["profiles"]), "--quiet"
+    )
     assert result.code == 0, result.stderr
     assert tree(out) == tree(versions["new-out"]) and leftovers(out) == []
 
@@ -135,8 +142,10 @@ def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path: Path) -> None
 def test_two_renders_at_once_leave_one_complete_result(tmp_path: Path) -> None:
     out = tmp_path / "out"
     command = [sys.executable, "-m", "imageflow_gen", "render", "--out", str(out), "--quiet", "--profile"]
-    procs = [subprocess.Popen(command + [p], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for p in ("prod", "prod", "dev", "dev")]
+    procs = [
+        subprocess.Popen(command + [p], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for p in ("prod", "prod", "dev", "dev")
+    ]
     results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
     for code, stderr in results:
         assert code == 0 or (code == 2 and "is writing this output folder" in stderr), stderr
@@ -149,23 +158,27 @@ def test_two_renders_at_once_leave_one_complete_result(tmp_path: Path) -> None:
 SHA = "0" * 64
 
 
-@pytest.mark.parametrize("text, key, message", [
-    ("null", "", "a lock must be a JSON object"),
-    ("[[1, 2]]", "", "a lock must be a JSON object"),
-    ('{"files": null}', "files", "must map each owned file's path to its sha256"),
-    ('{"files": [["ci/validate.sh", "x"]]}', "files", "must map each owned file's path to its sha256"),
-    ('{"format": 7, "files": {}}', "format", "unknown lock format 7"),
-    ('{"format": "1", "files": {}}', "format", "unknown lock format '1'"),
-    ('{"profile": "dev", "files": {}}', "profile", "names profile 'dev'"),
-    ('{"files": {"../../etc/passwd": "' + SHA + '"}}', "files['../../etc/passwd']", "not a path inside the output"),
-    ('{"files": {"/etc/passwd": "' + SHA + '"}}', "files['/etc/passwd']", "not a path inside the output"),
-    ('{"files": {"ci/validate.sh": ["x"]}}', "files['ci/validate.sh']", "is not a sha256"),
-    ('{"files": {"ci/validate.sh": "x"}}', "files['ci/validate.sh']", "is not a sha256"),
-    ('{"files": {', "", "unreadable lock file"),
-    ("\udcff", "", "unreadable lock file"),
-])
-def test_a_malformed_lock_is_a_located_error_and_deletes_nothing(tmp_path: Path, text: str, key: str,
-                                                                message: str) -> None:
+@pytest.mark.parametrize(
+    "text, key, message",
+    [
+        ("null", "", "a lock must be a JSON object"),
+        ("[[1, 2]]", "", "a lock must be a JSON object"),
+        ('{"files": null}', "files", "must map each owned file's path to its sha256"),
+        ('{"files": [["ci/validate.sh", "x"]]}', "files", "must map each owned file's path to its sha256"),
+        ('{"format": 7, "files": {}}', "format", "unknown lock format 7"),
+        ('{"format": "1", "files": {}}', "format", "unknown lock format '1'"),
+        ('{"profile": "dev", "files": {}}', "profile", "names profile 'dev'"),
+        ('{"files": {"../../etc/passwd": "' + SHA + '"}}', "files['../../etc/passwd']", "not a path inside the output"),
+        ('{"files": {"/etc/passwd": "' + SHA + '"}}', "files['/etc/passwd']", "not a path inside the output"),
+        ('{"files": {"ci/validate.sh": ["x"]}}', "files['ci/validate.sh']", "is not a sha256"),
+        ('{"files": {"ci/validate.sh": "x"}}', "files['ci/validate.sh']", "is not a sha256"),
+        ('{"files": {', "", "unreadable lock file"),
+        ("\udcff", "", "unreadable lock file"),
+    ],
+)
+def test_a_malformed_lock_is_a_located_error_and_deletes_nothing(
+    tmp_path: Path, text: str, key: str, message: str
+) -> None:
     out = tmp_path / "out"
     assert render(out).code == 0
     lock = out / LOCK_DIR / "prod.lock.json"
@@ -282,8 +295,9 @@ def test_a_profile_of_another_root_cannot_rewrite_the_shared_base(tmp_path: Path
     shutil.copytree(PROFILES, profiles)
     # A standalone profile: base's content, one value changed, no `extends`.
     text = (profiles / "base.yaml").read_text()
-    (profiles / "solo.yaml").write_text(text.replace("requests: {cpu: 50m, memory: 32Mi}",
-                                                     "requests: {cpu: 60m, memory: 32Mi}", 1))
+    (profiles / "solo.yaml").write_text(
+        text.replace("requests: {cpu: 50m, memory: 32Mi}", "requests: {cpu: 60m, memory: 32Mi}", 1)
+    )
     out = tmp_path / "out"
     assert render(out, "prod", profiles).code == 0
     before = tree(out)

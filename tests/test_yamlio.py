@@ -10,16 +10,71 @@ from hypothesis import strategies as st
 
 from imageflow_gen.yamlio import dump, dump_all, order_object, parse_all
 
-TRICKY = ["yes", "no", "on", "off", "y", "N", "true", "null", "~", "0755", "1.10", "1e3", "0x1F", "12:30",
-          "2024-01-01", ".inf", "-", "---", "...", "a: b", "x #y", "#c", "*a", "&a", "!tag", "{{ x }}", "[1]",
-          "'q'", '"q"', "", " lead", "trail ", "a\nb", "a\n", "\n", "tab\there", "é", "%x", "@x", "`x`", "|", ">",
-          "?", ":", "-x", "- x", "=", "<<"]
+TRICKY = [
+    "yes",
+    "no",
+    "on",
+    "off",
+    "y",
+    "N",
+    "true",
+    "null",
+    "~",
+    "0755",
+    "1.10",
+    "1e3",
+    "0x1F",
+    "12:30",
+    "2024-01-01",
+    ".inf",
+    "-",
+    "---",
+    "...",
+    "a: b",
+    "x #y",
+    "#c",
+    "*a",
+    "&a",
+    "!tag",
+    "{{ x }}",
+    "[1]",
+    "'q'",
+    '"q"',
+    "",
+    " lead",
+    "trail ",
+    "a\nb",
+    "a\n",
+    "\n",
+    "tab\there",
+    "é",
+    "%x",
+    "@x",
+    "`x`",
+    "|",
+    ">",
+    "?",
+    ":",
+    "-x",
+    "- x",
+    "=",
+    "<<",
+]
 
 keys = st.one_of(st.sampled_from(TRICKY), st.text(max_size=12))
-scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.sampled_from(TRICKY), st.text(max_size=30),
-                    st.floats(allow_nan=False, allow_infinity=False))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                        st.dictionaries(keys, inner, max_size=4)), max_leaves=20)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.sampled_from(TRICKY),
+    st.text(max_size=30),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=4)),
+    max_leaves=20,
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -47,10 +102,10 @@ def test_floats_keep_a_dot_for_yaml_1_1() -> None:
 
 
 def test_kubernetes_key_order_and_sorted_labels() -> None:
-    obj = order_object({"spec": {}, "metadata": {"labels": {"b": "1", "a": "2"}, "name": "x"}, "kind": "K",
-                        "apiVersion": "v1"})
-    assert dump(obj) == ("apiVersion: v1\nkind: K\nmetadata:\n  name: x\n  labels:\n    a: \"2\"\n    b: \"1\"\n"
-                         "spec: {}\n")
+    obj = order_object(
+        {"spec": {}, "metadata": {"labels": {"b": "1", "a": "2"}, "name": "x"}, "kind": "K", "apiVersion": "v1"}
+    )
+    assert dump(obj) == ('apiVersion: v1\nkind: K\nmetadata:\n  name: x\n  labels:\n    a: "2"\n    b: "1"\nspec: {}\n')
 
 
 def test_documents_are_separated() -> None:

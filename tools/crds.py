@@ -50,24 +50,56 @@ class Source:
 
 
 SOURCES = (
-    Source("istio", "istio.io/api", "v1.24.2", "h1:jYjcN6Iq0RPtQj/3KMFsybxmfqmjGN/dxhL7FGJEdIM=", "Apache-2.0",
-           ("kubernetes/customresourcedefinitions.gen.yaml",),
-           ("gateways.networking.istio.io", "virtualservices.networking.istio.io",
-            "destinationrules.networking.istio.io", "authorizationpolicies.security.istio.io",
-            "peerauthentications.security.istio.io")),
-    Source("argo-cd", "github.com/argoproj/argo-cd/v2", "v2.13.3", "h1:pP0MdX9hUnOd5MDJ6VkspLFctoVCdDtlAv9EQOA94TI=",
-           "Apache-2.0", ("manifests/crds/application-crd.yaml", "manifests/crds/appproject-crd.yaml"),
-           ("applications.argoproj.io", "appprojects.argoproj.io")),
-    Source("external-secrets", "github.com/external-secrets/external-secrets", "v0.16.2",
-           "h1:iNY+gIgSyL5higXTfnz+hdPCaiB/43UiHLqE7HBpj68=", "Apache-2.0",
-           ("config/crds/bases/external-secrets.io_externalsecrets.yaml",
+    Source(
+        "istio",
+        "istio.io/api",
+        "v1.24.2",
+        "h1:jYjcN6Iq0RPtQj/3KMFsybxmfqmjGN/dxhL7FGJEdIM=",
+        "Apache-2.0",
+        ("kubernetes/customresourcedefinitions.gen.yaml",),
+        (
+            "gateways.networking.istio.io",
+            "virtualservices.networking.istio.io",
+            "destinationrules.networking.istio.io",
+            "authorizationpolicies.security.istio.io",
+            "peerauthentications.security.istio.io",
+        ),
+    ),
+    Source(
+        "argo-cd",
+        "github.com/argoproj/argo-cd/v2",
+        "v2.13.3",
+        "h1:pP0MdX9hUnOd5MDJ6VkspLFctoVCdDtlAv9EQOA94TI=",
+        "Apache-2.0",
+        ("manifests/crds/application-crd.yaml", "manifests/crds/appproject-crd.yaml"),
+        ("applications.argoproj.io", "appprojects.argoproj.io"),
+    ),
+    Source(
+        "external-secrets",
+        "github.com/external-secrets/external-secrets",
+        "v0.16.2",
+        "h1:iNY+gIgSyL5higXTfnz+hdPCaiB/43UiHLqE7HBpj68=",
+        "Apache-2.0",
+        (
+            "config/crds/bases/external-secrets.io_externalsecrets.yaml",
             "config/crds/bases/external-secrets.io_secretstores.yaml",
-            "config/crds/bases/external-secrets.io_clustersecretstores.yaml"),
-           ("externalsecrets.external-secrets.io", "secretstores.external-secrets.io",
-            "clustersecretstores.external-secrets.io")),
-    Source("sealed-secrets", "github.com/bitnami-labs/sealed-secrets", "v0.27.1",
-           "h1:oSq/rCGYz0pk7RP4RacIorG/VCWA6c4D8wIEpRkZAUg=", "Apache-2.0",
-           ("helm/sealed-secrets/crds/bitnami.com_sealedsecrets.yaml",), ("sealedsecrets.bitnami.com",)),
+            "config/crds/bases/external-secrets.io_clustersecretstores.yaml",
+        ),
+        (
+            "externalsecrets.external-secrets.io",
+            "secretstores.external-secrets.io",
+            "clustersecretstores.external-secrets.io",
+        ),
+    ),
+    Source(
+        "sealed-secrets",
+        "github.com/bitnami-labs/sealed-secrets",
+        "v0.27.1",
+        "h1:oSq/rCGYz0pk7RP4RacIorG/VCWA6c4D8wIEpRkZAUg=",
+        "Apache-2.0",
+        ("helm/sealed-secrets/crds/bitnami.com_sealedsecrets.yaml",),
+        ("sealedsecrets.bitnami.com",),
+    ),
 )
 
 # Keywords whose values are schemas (or maps/lists of schemas); every other keyword's value is
@@ -83,12 +115,19 @@ _DROPPED = {"description"}
 def download(source: Source, workdir: Path) -> Path:
     """The module's extracted directory, after checking its h1: sum against the pin."""
     env = {**os.environ, "GOFLAGS": "-mod=mod"}
-    proc = subprocess.run(["go", "mod", "download", "-json", f"{source.module}@{source.version}"], cwd=workdir,
-                          env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["go", "mod", "download", "-json", f"{source.module}@{source.version}"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     info = json.loads(proc.stdout or "{}")
     if proc.returncode != 0 or "Error" in info:
-        sys.exit(f"crds: go mod download {source.module}@{source.version} failed: "
-                 f"{info.get('Error') or proc.stderr.strip()}")
+        sys.exit(
+            f"crds: go mod download {source.module}@{source.version} failed: {info.get('Error') or proc.stderr.strip()}"
+        )
     if info.get("Sum") != source.sum:
         sys.exit(f"crds: {source.module}@{source.version} has sum {info.get('Sum')}, expected {source.sum}")
     return Path(info["Dir"])
@@ -132,8 +171,11 @@ def strict(node: Any) -> Any:
             out["type"] = [out["type"], "null"]
         if "enum" in out and None not in out["enum"]:
             out["enum"] = [*out["enum"], None]
-    if "properties" in out and "additionalProperties" not in out and not node.get(
-            "x-kubernetes-preserve-unknown-fields"):
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not node.get("x-kubernetes-preserve-unknown-fields")
+    ):
         out["additionalProperties"] = False
     return out
 
@@ -180,9 +222,17 @@ def crd_entries(source: Source, module_dir: Path, out: Path) -> list[dict[str, A
                 relative = f"{spec['group']}/{spec['names']['kind'].lower()}_{version['name']}.json"
                 body = json.dumps(kind_schema(version["schema"]["openAPIV3Schema"]), indent=1, sort_keys=True) + "\n"
                 schemas[relative] = put(out, relative, body)
-            entries.append({"name": name, "kind": spec["names"]["kind"], "source": file, "source_sha256": sha256(raw),
-                            "file": f"upstream/{name}.yaml", "sha256": put(out, f"upstream/{name}.yaml", text),
-                            "schemas": dict(sorted(schemas.items()))})
+            entries.append(
+                {
+                    "name": name,
+                    "kind": spec["names"]["kind"],
+                    "source": file,
+                    "source_sha256": sha256(raw),
+                    "file": f"upstream/{name}.yaml",
+                    "sha256": put(out, f"upstream/{name}.yaml", text),
+                    "schemas": dict(sorted(schemas.items())),
+                }
+            )
     missing = set(source.crds) - {e["name"] for e in entries}
     if missing:
         sys.exit(f"crds: {source.module}@{source.version} has no CRD {', '.join(sorted(missing))}")
@@ -197,9 +247,18 @@ def produce(out: Path) -> None:
             module_dir = download(source, Path(work))
             license_file = f"licenses/{source.project}.txt"
             license_sha = put(out, license_file, (module_dir / "LICENSE").read_text(encoding="utf-8"))
-            modules.append({"project": source.project, "module": source.module, "version": source.version,
-                            "go_sum": source.sum, "license": source.license, "license_file": license_file,
-                            "license_sha256": license_sha, "crds": crd_entries(source, module_dir, out)})
+            modules.append(
+                {
+                    "project": source.project,
+                    "module": source.module,
+                    "version": source.version,
+                    "go_sum": source.sum,
+                    "license": source.license,
+                    "license_file": license_file,
+                    "license_sha256": license_sha,
+                    "crds": crd_entries(source, module_dir, out),
+                }
+            )
     put(out, "sources.json", json.dumps({"generator": "tools/crds.py", "modules": modules}, indent=2) + "\n")
 
 

@@ -32,9 +32,11 @@ def main() -> None:
         sys.exit(__doc__)
     seed = Path(sys.argv[1])
     data = seed.read_bytes()
-    parts = [f"# Copied by tools/seed_fixtures.py from the seed document {seed.name}\n"
-             f"# (sha256 {hashlib.sha256(data).hexdigest()}): its YAML blocks, unchanged,\n"
-             f"# each after a comment naming its lines there.\n"]
+    parts = [
+        f"# Copied by tools/seed_fixtures.py from the seed document {seed.name}\n"
+        f"# (sha256 {hashlib.sha256(data).hexdigest()}): its YAML blocks, unchanged,\n"
+        f"# each after a comment naming its lines there.\n"
+    ]
     for number, (first, last, body) in enumerate(blocks(data.decode("utf-8"))):
         parts.append(("" if number == 0 else "---\n") + f"# seed lines {first}-{last}\n" + body)
     OUT.write_text("".join(parts), encoding="utf-8")

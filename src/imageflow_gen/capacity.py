@@ -121,19 +121,24 @@ def _eligible(topo: Topology, pod: dict[str, Any], cache: dict[str, frozenset[st
 
 def _matching_nodes(topo: Topology, selector: dict[str, str], tolerations: list[dict[str, Any]]) -> frozenset[str]:
     return frozenset(
-        n.name for n in topo.cluster.nodes
+        n.name
+        for n in topo.cluster.nodes
         if all(n.labels.get(k) == v for k, v in selector.items())
-        and all(t.effect == "PreferNoSchedule" or _tolerated(t, tolerations) for t in n.taints))
+        and all(t.effect == "PreferNoSchedule" or _tolerated(t, tolerations) for t in n.taints)
+    )
 
 
 def _pod_requests(pod: dict[str, Any]) -> dict[str, Decimal]:
     """Effective requests of a pod: the containers' sum, or the largest init container if more."""
+
     def of(container: dict[str, Any]) -> dict[str, Decimal]:
         res = container.get("resources") or {}
         requests, limits = res.get("requests") or {}, res.get("limits") or {}
-        return {"cpu": parse(requests.get("cpu", limits.get("cpu", 0))),
-                "memory": parse(requests.get("memory", limits.get("memory", 0))),
-                "gpu": parse(limits.get(GPU, requests.get(GPU, 0)))}
+        return {
+            "cpu": parse(requests.get("cpu", limits.get("cpu", 0))),
+            "memory": parse(requests.get("memory", limits.get("memory", 0))),
+            "gpu": parse(limits.get(GPU, requests.get(GPU, 0))),
+        }
 
     containers = [of(c) for c in pod.get("containers", [])]
     total = {r: sum((c[r] for c in containers), Decimal(0)) for r in _RESOURCES}
@@ -145,8 +150,7 @@ def _pod_requests(pod: dict[str, Any]) -> dict[str, Decimal]:
 def demands(plan: Plan) -> list[Demand]:
     """The pods every workload of the plan asks for, and the nodes each may run on."""
     topo = plan.topology
-    autoscaled = {s.values["name"]: s.values["min_replicas"] for s in plan.specs
-                  if s.kind == "HorizontalPodAutoscaler"}
+    autoscaled = {s.values["name"]: s.values["min_replicas"] for s in plan.specs if s.kind == "HorizontalPodAutoscaler"}
     minio_hosts = frozenset(topo.storage.minio.volumes.hosts)
     result: list[Demand] = []
     placements: dict[str, frozenset[str]] = {}
@@ -159,8 +163,11 @@ def demands(plan: Plan) -> list[Demand]:
             nodes &= minio_hosts  # its local volumes pin each pod to their node
         replicas = spec.values.get("replicas")
         pods = autoscaled.get(spec.name, 1) if replicas is None else replicas
-        result.append(Demand(spec.kind, spec.name, spec.source, _pod_requests(pod), pods, nodes,
-                             per_node=spec.kind == "DaemonSet"))
+        result.append(
+            Demand(
+                spec.kind, spec.name, spec.source, _pod_requests(pod), pods, nodes, per_node=spec.kind == "DaemonSet"
+            )
+        )
     return result
 
 
@@ -200,8 +207,13 @@ def _cluster(plan: Plan, rows: list[Row], findings: list[Finding]) -> None:
     largest: dict[tuple[frozenset[str], str], Decimal] = {}
     for demand in work:
         if not demand.nodes and demand.pods:
-            findings.append(Finding("error", demand.source, f"{demand.label} fits no node: no node matches its "
-                                    "node selector and tolerates its taints"))
+            findings.append(
+                Finding(
+                    "error",
+                    demand.source,
+                    f"{demand.label} fits no node: no node matches its node selector and tolerates its taints",
+                )
+            )
             continue
         for resource in _RESOURCES:
             need = demand.per_pod[resource]
@@ -209,23 +221,43 @@ def _cluster(plan: Plan, rows: list[Row], findings: list[Finding]) -> None:
                 largest[(demand.nodes, resource)] = max((caps[n][resource] for n in demand.nodes), default=Decimal(0))
             biggest = largest[(demand.nodes, resource)]
             if need > biggest and demand.nodes:
-                findings.append(Finding("error", demand.source, (
-                    f"one pod of {demand.label} requests {_fmt(resource, need)} {_unit(resource)}, more than any "
-                    f"node it may run on has ({_group_name(topo, demand.nodes)}: at most {_fmt(resource, biggest)})")))
+                findings.append(
+                    Finding(
+                        "error",
+                        demand.source,
+                        (
+                            f"one pod of {demand.label} requests {_fmt(resource, need)} {_unit(resource)}, "
+                            f"more than any node it may run on has ({_group_name(topo, demand.nodes)}: "
+                            f"at most {_fmt(resource, biggest)})"
+                        ),
+                    )
+                )
 
     # Node groups: every distinct set of nodes some workload is confined to, and the cluster.
-    groups = sorted({d.nodes for d in work if d.nodes and not d.per_node} | {everything},
-                    key=lambda g: (len(g) == len(everything), sorted(g)))
+    groups = sorted(
+        {d.nodes for d in work if d.nodes and not d.per_node} | {everything},
+        key=lambda g: (len(g) == len(everything), sorted(g)),
+    )
     for nodes in groups:
         inside = [d for d in work if d.nodes and d.nodes <= nodes or d.per_node and d.nodes & nodes]
         capacity = {r: sum((caps[n][r] for n in nodes), Decimal(0)) for r in _RESOURCES}
         requested = {r: sum((d.total(r, nodes) for d in inside), Decimal(0)) for r in _RESOURCES}
         scope = "cluster" if nodes == everything else "group"
-        name = f"cluster ({len(nodes)} node{'s' if len(nodes) != 1 else ''})" if scope == "cluster" else \
-            _group_name(topo, nodes)
+        name = (
+            f"cluster ({len(nodes)} node{'s' if len(nodes) != 1 else ''})"
+            if scope == "cluster"
+            else _group_name(topo, nodes)
+        )
         first = index[sorted(nodes)[0]][1] + ("resources",)
-        row = Row(scope, name, capacity, requested, [d.label for d in inside], ("cluster",) if scope == "cluster"
-                  else first, {d.label: {r: d.total(r, nodes) for r in _RESOURCES} for d in inside})
+        row = Row(
+            scope,
+            name,
+            capacity,
+            requested,
+            [d.label for d in inside],
+            ("cluster",) if scope == "cluster" else first,
+            {d.label: {r: d.total(r, nodes) for r in _RESOURCES} for d in inside},
+        )
         rows.append(row)
         _judge(row, findings, "requested by")
 
@@ -236,17 +268,26 @@ def _cluster(plan: Plan, rows: list[Row], findings: list[Finding]) -> None:
             volumes.setdefault(spec.values["host"], []).append((spec.name, parse(spec.values["size"])))
     pinned: dict[str, list[Demand]] = {}
     for d in work:
-        for name in (d.nodes if d.per_node else (d.nodes if len(d.nodes) == 1 else ())):
+        for name in d.nodes if d.per_node else (d.nodes if len(d.nodes) == 1 else ()):
             pinned.setdefault(name, []).append(d)
     for name, (_node, path) in index.items():
         capacity = caps[name]
         placed = volumes.get(name, [])
         on_node = pinned.get(name, [])
-        row = Row("node", name, capacity,
-                  {**{r: sum((d.per_pod[r] * (1 if d.per_node else d.pods) for d in on_node), Decimal(0))
-                      for r in _RESOURCES},
-                   "storage": sum((size for _, size in placed), Decimal(0))},
-                  [f"PersistentVolume {v}" for v, _ in placed], path + ("resources",))
+        row = Row(
+            "node",
+            name,
+            capacity,
+            {
+                **{
+                    r: sum((d.per_pod[r] * (1 if d.per_node else d.pods) for d in on_node), Decimal(0))
+                    for r in _RESOURCES
+                },
+                "storage": sum((size for _, size in placed), Decimal(0)),
+            },
+            [f"PersistentVolume {v}" for v, _ in placed],
+            path + ("resources",),
+        )
         rows.append(row)
         _judge(row, findings, "claimed by", resources=("storage",))
 
@@ -258,7 +299,7 @@ def _vms(topo: Topology, rows: list[Row], findings: list[Finding]) -> None:
     """Each compose stack's limits against its VM; the cluster's nodes against the compute VM."""
     stacks = vm_stacks(topo)
     for i, vm in enumerate(topo.vms):
-        capacity = {"cpu": Decimal(vm.cpu), "memory": Decimal(vm.memory_gb) * 2 ** 30, "gpu": Decimal(vm.gpu)}
+        capacity = {"cpu": Decimal(vm.cpu), "memory": Decimal(vm.memory_gb) * 2**30, "gpu": Decimal(vm.gpu)}
         stack = stacks.get(vm.name)
         if stack is not None:
             requested = {"cpu": Decimal(0), "memory": Decimal(0), "gpu": Decimal(0)}
@@ -274,16 +315,26 @@ def _vms(topo: Topology, rows: list[Row], findings: list[Finding]) -> None:
             _judge(row, findings, "limits of")
         if vm.role == "compute":
             nodes = topo.cluster.nodes
-            declared = {"cpu": sum((Decimal(n.resources.cpu) for n in nodes), Decimal(0)),
-                        "memory": sum((parse(n.resources.memory) for n in nodes), Decimal(0)),
-                        "gpu": sum((Decimal(n.resources.gpu) for n in nodes), Decimal(0))}
+            declared = {
+                "cpu": sum((Decimal(n.resources.cpu) for n in nodes), Decimal(0)),
+                "memory": sum((parse(n.resources.memory) for n in nodes), Decimal(0)),
+                "gpu": sum((Decimal(n.resources.gpu) for n in nodes), Decimal(0)),
+            }
             over = [r for r in _RESOURCES if declared[r] > capacity[r]]
             if over:
-                findings.append(Finding("warning", ("vms", i), (
-                    f"the cluster's nodes declare {', '.join(f'{_fmt(r, declared[r])} {_unit(r)}' for r in over)}, "
-                    f"more than {vm.name} has ({', '.join(f'{_fmt(r, capacity[r])} {_unit(r)}' for r in over)}): "
-                    f"the nodes "
-                    f"cannot all be virtual machines on {vm.name}")))
+                findings.append(
+                    Finding(
+                        "warning",
+                        ("vms", i),
+                        (
+                            "the cluster's nodes declare "
+                            f"{', '.join(f'{_fmt(r, declared[r])} {_unit(r)}' for r in over)}, more than {vm.name} "
+                            f"has ({', '.join(f'{_fmt(r, capacity[r])} {_unit(r)}' for r in over)}): "
+                            f"the nodes "
+                            f"cannot all be virtual machines on {vm.name}"
+                        ),
+                    )
+                )
 
 
 # ---- report ---------------------------------------------------------------------------------
@@ -295,7 +346,7 @@ def _unit(resource: str) -> str:
 
 def _fmt(resource: str, value: Decimal) -> str:
     if resource in ("memory", "storage"):
-        for unit, size in (("Ti", 2 ** 40), ("Gi", 2 ** 30), ("Mi", 2 ** 20)):
+        for unit, size in (("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20)):
             if value >= size:
                 return f"{(value / size).quantize(Decimal('0.01')).normalize():f}{unit}"
         return f"{value:f}"
@@ -309,13 +360,16 @@ def _judge(row: Row, findings: list[Finding], verb: str, resources: tuple[str, .
             continue
         need, cap = row.requested.get(resource, Decimal(0)), row.capacity.get(resource, Decimal(0))
         users = [w for w in row.workloads if row.by_workload.get(w, {}).get(resource, 1)]
-        text = (f"{row.name}: {_fmt(resource, need)} {_unit(resource)} {verb} "
-                f"{', '.join(users) or 'nothing'}, of {_fmt(resource, cap)}")
+        text = (
+            f"{row.name}: {_fmt(resource, need)} {_unit(resource)} {verb} "
+            f"{', '.join(users) or 'nothing'}, of {_fmt(resource, cap)}"
+        )
         if need > cap:
             findings.append(Finding("error", row.source, f"over capacity: {text}"))
         elif percent > WARN_PERCENT and resource != "gpu":  # GPUs are whole: one per pod is the plan
-            findings.append(Finding("warning", row.source,
-                                    f"{percent:.0f}% of capacity (over {WARN_PERCENT}%): {text}"))
+            findings.append(
+                Finding("warning", row.source, f"{percent:.0f}% of capacity (over {WARN_PERCENT}%): {text}")
+            )
 
 
 def analyse(plan: Plan) -> Report:
@@ -341,8 +395,10 @@ def table(report: Report) -> str:
                 continue
             percent = row.percent(resource)
             shown = "" if percent is None else (" (inf)" if percent.is_infinite() else f" ({percent:.0f}%)")
-            cells.append(f"{_fmt(resource, row.requested.get(resource, Decimal(0)))}/"
-                         f"{_fmt(resource, row.capacity[resource])}{shown}".rjust(width))
+            cells.append(
+                f"{_fmt(resource, row.requested.get(resource, Decimal(0)))}/"
+                f"{_fmt(resource, row.capacity[resource])}{shown}".rjust(width)
+            )
         lines.append(f"{row.scope:<8} {row.name[:58]:<58} " + " ".join(cells))
     lines += ["", "Monthly cost estimate per VM (seed 8.0.5, USD):"]
     for name, low, high in report.costs:

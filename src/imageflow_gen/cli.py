@@ -24,19 +24,20 @@ EXIT_INTERNAL = 70
 app = typer.Typer(
     name="imageflow-gen",
     help="Render the ImageFlowCanvas topology into Kustomize, Helm, Compose and K3s files.\n\n"
-         "Examples:\n\n"
-         "  imageflow-gen validate --profile prod\n\n"
-         "  imageflow-gen render --profile prod --out out\n\n"
-         "  imageflow-gen graph --profile prod\n\n"
-         "  imageflow-gen explain minio.buckets\n\n"
-         "  imageflow-gen init my-site --extends prod\n\n"
-         "Shell completion: imageflow-gen --install-completion",
+    "Examples:\n\n"
+    "  imageflow-gen validate --profile prod\n\n"
+    "  imageflow-gen render --profile prod --out out\n\n"
+    "  imageflow-gen graph --profile prod\n\n"
+    "  imageflow-gen explain minio.buckets\n\n"
+    "  imageflow-gen init my-site --extends prod\n\n"
+    "Shell completion: imageflow-gen --install-completion",
     add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
 
 def _complete_profile(incomplete: str) -> list[str]:
     """Shell completion of --profile: the profiles in ./profiles (or $IMAGEFLOW_PROFILES_DIR)."""
@@ -45,10 +46,20 @@ def _complete_profile(incomplete: str) -> list[str]:
     return [name for name in names if name.startswith(incomplete)]
 
 
-ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile name: a file profiles/NAME.yaml.",
-                                         show_default=False, autocompletion=_complete_profile)]
-ProfilesDirOpt = Annotated[Path, typer.Option("--profiles-dir", help="Directory of the profiles.",
-                                              file_okay=False, envvar="IMAGEFLOW_PROFILES_DIR")]
+ProfileOpt = Annotated[
+    str,
+    typer.Option(
+        "--profile",
+        "-p",
+        help="Profile name: a file profiles/NAME.yaml.",
+        show_default=False,
+        autocompletion=_complete_profile,
+    ),
+]
+ProfilesDirOpt = Annotated[
+    Path,
+    typer.Option("--profiles-dir", help="Directory of the profiles.", file_okay=False, envvar="IMAGEFLOW_PROFILES_DIR"),
+]
 
 
 def _out_path(value: str) -> Path:
@@ -58,13 +69,18 @@ def _out_path(value: str) -> Path:
     return Path(value)
 
 
-OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory.", parser=_out_path,
-                                      metavar="<dir>")]
-CrdOpt = Annotated[list[Path] | None, typer.Option(
-    "--crd-schemas", envvar="IMAGEFLOW_CRD_SCHEMAS",
-    help="Extra folder of CRD JSON schemas laid out as {group}/{kind}_{version}.json, searched before the "
-         "shipped ones (repeatable; the environment variable takes a list separated by ':').",
-    file_okay=False, show_default=False)]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory.", parser=_out_path, metavar="<dir>")]
+CrdOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--crd-schemas",
+        envvar="IMAGEFLOW_CRD_SCHEMAS",
+        help="Extra folder of CRD JSON schemas laid out as {group}/{kind}_{version}.json, searched before the "
+        "shipped ones (repeatable; the environment variable takes a list separated by ':').",
+        file_okay=False,
+        show_default=False,
+    ),
+]
 
 
 def _say(text: str) -> None:
@@ -115,16 +131,21 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """imageflow-gen: typed ImageFlowCanvas topology in, deployable infrastructure out."""
 
 
 @app.command()
-def render(profile: ProfileOpt, out: OutOpt = Path("out"), profiles_dir: ProfilesDirOpt = Path("profiles"),
-           crd_schemas: CrdOpt = None,
-           quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False) -> None:
+def render(
+    profile: ProfileOpt,
+    out: OutOpt = Path("out"),
+    profiles_dir: ProfilesDirOpt = Path("profiles"),
+    crd_schemas: CrdOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
+) -> None:
     """Validate a profile and write its output; only files whose bytes changed are written.
 
     Files the profile's previous render wrote and this one no longer produces are removed;
@@ -139,15 +160,19 @@ def render(profile: ProfileOpt, out: OutOpt = Path("out"), profiles_dir: Profile
     result = _run(lambda: build(profiles_dir, profile, crds), f"in profile {profile!r}; nothing written")
     _warn(result.warnings)
     changes = _run(lambda: write(out, profile, result.owned()), f"writing {out}")
-    counts = {s: sum(1 for c in changes if c.status == s) for s in ("created", "changed", "unchanged", "removed",
-                                                                      "kept")}
+    counts = {
+        s: sum(1 for c in changes if c.status == s) for s in ("created", "changed", "unchanged", "removed", "kept")
+    }
     # "kept": edited since generated and no longer produced; said only when it happened.
     statuses = [s for s in counts if s != "kept" or counts[s]]
     if not quiet:
         for change in changes:
             _say(f"{status(change.status, 9)} {out / change.path}")
-    _say(f"profile {profile}: " + ", ".join(f"{counts[s]} {status(s) if counts[s] else s}" for s in statuses)
-               + f" in {out}")
+    _say(
+        f"profile {profile}: "
+        + ", ".join(f"{counts[s]} {status(s) if counts[s] else s}" for s in statuses)
+        + f" in {out}"
+    )
 
 
 def _stale(profile: str, out: Path, profiles_dir: Path, crd_schemas: list[Path] | None) -> tuple[str, int]:
@@ -164,8 +189,12 @@ def _stale(profile: str, out: Path, profiles_dir: Path, crd_schemas: list[Path] 
 
 
 @app.command()
-def check(profile: ProfileOpt, out: OutOpt = Path("out"), profiles_dir: ProfilesDirOpt = Path("profiles"),
-          crd_schemas: CrdOpt = None) -> None:
+def check(
+    profile: ProfileOpt,
+    out: OutOpt = Path("out"),
+    profiles_dir: ProfilesDirOpt = Path("profiles"),
+    crd_schemas: CrdOpt = None,
+) -> None:
     """Exit 1, with a unified diff, if the output of a profile is stale, missing or has extra files.
 
     Writes nothing. Use it in CI and pre-commit hooks of the repository holding the output.
@@ -175,15 +204,21 @@ def check(profile: ProfileOpt, out: OutOpt = Path("out"), profiles_dir: Profiles
     diff, count = _stale(profile, out, profiles_dir, crd_schemas)
     if count:
         typer.echo(diff, nl=False)
-        _echo_err(f"imageflow-gen: {count} file{'s are' if count != 1 else ' is'} stale for profile {profile!r} "
-                  f"in {out}; run `imageflow-gen render --profile {profile} --out {out}`")
+        _echo_err(
+            f"imageflow-gen: {count} file{'s are' if count != 1 else ' is'} stale for profile {profile!r} "
+            f"in {out}; run `imageflow-gen render --profile {profile} --out {out}`"
+        )
         raise typer.Exit(1)
     typer.echo(f"profile {profile}: {out} is up to date")
 
 
 @app.command()
-def diff(profile: ProfileOpt, out: OutOpt = Path("out"), profiles_dir: ProfilesDirOpt = Path("profiles"),
-         crd_schemas: CrdOpt = None) -> None:
+def diff(
+    profile: ProfileOpt,
+    out: OutOpt = Path("out"),
+    profiles_dir: ProfilesDirOpt = Path("profiles"),
+    crd_schemas: CrdOpt = None,
+) -> None:
     """Show, as a unified diff, what `render` would change in the output; exit 0.
 
     Example: imageflow-gen diff --profile prod --out out
@@ -193,9 +228,17 @@ def diff(profile: ProfileOpt, out: OutOpt = Path("out"), profiles_dir: ProfilesD
 
 
 @app.command()
-def validate(profile: ProfileOpt, profiles_dir: ProfilesDirOpt = Path("profiles"), crd_schemas: CrdOpt = None,
-             tools: Annotated[bool, typer.Option(help="Also run kubectl kustomize, kubeconform, helm lint and the "
-                                                      "compose schema where they are installed.")] = True) -> None:
+def validate(
+    profile: ProfileOpt,
+    profiles_dir: ProfilesDirOpt = Path("profiles"),
+    crd_schemas: CrdOpt = None,
+    tools: Annotated[
+        bool,
+        typer.Option(
+            help="Also run kubectl kustomize, kubeconform, helm lint and the compose schema where they are installed."
+        ),
+    ] = True,
+) -> None:
     """Check a profile and everything it would render, writing nothing.
 
     The built-in gates always run: every file parses, every Kubernetes object matches the
@@ -230,8 +273,11 @@ def _external_gates(result: Any, crds: list[Path]) -> None:
         finally:
             progress.done()
     for outcome in outcomes:
-        state = f"{status('skipped')} ({outcome.skipped})" if outcome.skipped else (
-            status("failed") if outcome.problems else status("ok"))
+        state = (
+            f"{status('skipped')} ({outcome.skipped})"
+            if outcome.skipped
+            else (status("failed") if outcome.problems else status("ok"))
+        )
         _say(f"{outcome.tool}: {state}")
     problems = [p for outcome in outcomes for p in outcome.problems]
     if problems:
@@ -282,10 +328,10 @@ def profiles(profiles_dir: ProfilesDirOpt = Path("profiles")) -> None:
 
 @app.command()
 def schema(
-    out_dir: Annotated[Path, typer.Option("--out-dir", help="Where to write the schemas.", file_okay=False)]
-    = Path("schemas"),
-    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if a schema file is stale.")]
-    = False,
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Where to write the schemas.", file_okay=False)] = Path(
+        "schemas"
+    ),
+    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if a schema file is stale.")] = False,
 ) -> None:
     """Write the JSON schemas of the topology and of a profile file, generated from the model.
 
@@ -295,8 +341,11 @@ def schema(
     from .writing import put_files
 
     wanted = {out_dir / name: text for name, text in files().items()}
-    stale = {target: text for target, text in wanted.items()
-             if not target.is_file() or target.read_text(encoding="utf-8") != text}
+    stale = {
+        target: text
+        for target, text in wanted.items()
+        if not target.is_file() or target.read_text(encoding="utf-8") != text
+    }
     if not check:
         _run(lambda: put_files(stale), f"writing {out_dir}")
         for target in stale:
@@ -308,9 +357,14 @@ def schema(
 
 
 @app.command()
-def graph(profile: ProfileOpt, profiles_dir: ProfilesDirOpt = Path("profiles"),
-          fmt: Annotated[str, typer.Option("--format", "-f", help="mermaid (Git hosts render it) or dot (Graphviz).",
-                                           case_sensitive=False)] = "mermaid") -> None:
+def graph(
+    profile: ProfileOpt,
+    profiles_dir: ProfilesDirOpt = Path("profiles"),
+    fmt: Annotated[
+        str,
+        typer.Option("--format", "-f", help="mermaid (Git hosts render it) or dot (Graphviz).", case_sensitive=False),
+    ] = "mermaid",
+) -> None:
     """Print the topology as a diagram: VMs, namespaces, workloads, Kafka, buckets, allowed flows.
 
     Solid edges are the flows the NetworkPolicies allow; dashed edges are traffic outside
@@ -361,11 +415,12 @@ def _with_modeline(text: str, schema: str) -> str:
 
 
 @app.command()
-def init(name: Annotated[str, typer.Argument(help="Name of the new profile (its file is NAME.yaml).",
-                                             show_default=False)],
-         profiles_dir: ProfilesDirOpt = Path("profiles"),
-         extends: Annotated[str, typer.Option("--extends", help="The profile it extends.")] = "base",
-         purpose: Annotated[str, typer.Option("--purpose", help="Its one-line purpose.")] = "") -> None:
+def init(
+    name: Annotated[str, typer.Argument(help="Name of the new profile (its file is NAME.yaml).", show_default=False)],
+    profiles_dir: ProfilesDirOpt = Path("profiles"),
+    extends: Annotated[str, typer.Option("--extends", help="The profile it extends.")] = "base",
+    purpose: Annotated[str, typer.Option("--purpose", help="Its one-line purpose.")] = "",
+) -> None:
     """Create profiles/NAME.yaml: extends a profile, with comments and the schema modeline.
 
     The new file validates as written; it refuses to overwrite an existing profile. A parent
@@ -390,13 +445,27 @@ def init(name: Annotated[str, typer.Argument(help="Name of the new profile (its 
         # ancestors: `init` in an empty folder gives a profile that renders.
         ancestors = missing_ancestors(profiles_dir, extends, data_dir("profiles"))
         if not parent.is_file() and not ancestors:
-            raise UsageError([Problem(Location(str(parent)), "extends",
-                                      f"no profile {extends!r} to extend; `imageflow-gen profiles` lists them")])
+            raise UsageError(
+                [
+                    Problem(
+                        Location(str(parent)),
+                        "extends",
+                        f"no profile {extends!r} to extend; `imageflow-gen profiles` lists them",
+                    )
+                ]
+            )
         schema = os.path.relpath(data_dir("schemas") / PROFILE_FILE, profiles_dir.resolve())
-        texts = {profiles_dir / shipped.name: _with_modeline(shipped.read_text(encoding="utf-8"), schema)
-                 for shipped in ancestors}
-        texts[target] = render_template("init/profile.yaml.j2", name=name, parent=extends, schema_path=schema,
-                                        purpose=purpose or f"{name}: based on {extends}")
+        texts = {
+            profiles_dir / shipped.name: _with_modeline(shipped.read_text(encoding="utf-8"), schema)
+            for shipped in ancestors
+        }
+        texts[target] = render_template(
+            "init/profile.yaml.j2",
+            name=name,
+            parent=extends,
+            schema_path=schema,
+            purpose=purpose or f"{name}: based on {extends}",
+        )
         put_files(texts, create=True)
         try:
             topology(load_profile(profiles_dir, name))  # it must validate as written
@@ -408,14 +477,22 @@ def init(name: Annotated[str, typer.Argument(help="Name of the new profile (its 
 
     for path in _run(scaffold, f"creating profile {name!r}; nothing written"):
         _say(f"{status('created')} {path}")
-    typer.echo(f"next: imageflow-gen validate --profile {name}" +
-               (f" --profiles-dir {profiles_dir}" if profiles_dir != Path("profiles") else ""))
+    typer.echo(
+        f"next: imageflow-gen validate --profile {name}"
+        + (f" --profiles-dir {profiles_dir}" if profiles_dir != Path("profiles") else "")
+    )
 
 
 @app.command()
-def explain(key: Annotated[str | None, typer.Argument(help="A dotted topology key, e.g. storage.minio.buckets "
-                                                           "(an unambiguous tail such as minio.buckets works).",
-                                                      show_default=False)] = None) -> None:
+def explain(
+    key: Annotated[
+        str | None,
+        typer.Argument(
+            help="A dotted topology key, e.g. storage.minio.buckets (an unambiguous tail such as minio.buckets works).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """Describe a topology key: its type, default, allowed values, description and fields.
 
     Like `kubectl explain`, from the same schema validation uses. Without a key, lists the
@@ -431,8 +508,11 @@ def explain(key: Annotated[str | None, typer.Argument(help="A dotted topology ke
         return
     field, candidates = lookup(key)
     if field is None:
-        hint = ("; did you mean: " + ", ".join(candidates[:8]) + (" ..." if len(candidates) > 8 else "")
-                if candidates else "; `imageflow-gen explain` lists the top-level keys")
+        hint = (
+            "; did you mean: " + ", ".join(candidates[:8]) + (" ..." if len(candidates) > 8 else "")
+            if candidates
+            else "; `imageflow-gen explain` lists the top-level keys"
+        )
         _echo_err(f"imageflow-gen: no key {key!r} in the topology{hint}")
         raise typer.Exit(2)
     typer.echo(describe(field), nl=False)

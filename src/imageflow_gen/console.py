@@ -12,8 +12,17 @@ import sys
 from typing import TextIO
 
 _CODES = {"green": "32", "yellow": "33", "red": "31", "dim": "2", "bold": "1", "cyan": "36"}
-STATUS_COLOURS = {"created": "green", "changed": "yellow", "removed": "red", "unchanged": "dim", "kept": "yellow",
-                  "ok": "green", "failed": "red", "skipped": "yellow", "valid": "green"}
+STATUS_COLOURS = {
+    "created": "green",
+    "changed": "yellow",
+    "removed": "red",
+    "unchanged": "dim",
+    "kept": "yellow",
+    "ok": "green",
+    "failed": "red",
+    "skipped": "yellow",
+    "valid": "green",
+}
 
 
 def colour_enabled(stream: TextIO) -> bool:

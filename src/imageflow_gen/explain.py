@@ -34,7 +34,8 @@ class Field:
 
 @cache
 def _schema() -> dict[str, Any]:
-    return json.loads((data_dir("schemas") / TOPOLOGY_FILE).read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads((data_dir("schemas") / TOPOLOGY_FILE).read_text(encoding="utf-8"))
+    return schema
 
 
 def _resolve(node: dict[str, Any]) -> dict[str, Any]:
@@ -96,8 +97,15 @@ def fields() -> dict[str, Field]:
         for name, child in children.items():
             path = f"{prefix}.{name}" if prefix else name
             schema, nullable = _without_null(child)
-            found[path] = Field(path, schema, schema.get("description", ""), name in required,
-                                child.get("default"), "default" in child, nullable)
+            found[path] = Field(
+                path,
+                schema,
+                schema.get("description", ""),
+                name in required,
+                child.get("default"),
+                "default" in child,
+                nullable,
+            )
             if depth < 12:
                 walk(child, path, depth + 1)
 
@@ -136,8 +144,9 @@ def type_text(schema: dict[str, Any]) -> str:
     if kind == "object":
         if "properties" in schema:
             return f"object ({schema['title']})" if schema.get("title") else "object"
-        values: Any = schema.get("additionalProperties") or next(iter((schema.get("patternProperties") or {}).values()),
-                                                             {})
+        values: Any = schema.get("additionalProperties") or next(
+            iter((schema.get("patternProperties") or {}).values()), {}
+        )
         return f"map of string to {type_text(values) if values else 'any'}"
     bounds = []
     if "minimum" in schema:
@@ -148,7 +157,7 @@ def type_text(schema: dict[str, Any]) -> str:
         bounds.append(f"<= {schema['maximum']}")
     if "maxLength" in schema:
         bounds.append(f"at most {schema['maxLength']} characters")
-    return kind + (f" ({', '.join(bounds)})" if bounds else "")
+    return str(kind) + (f" ({', '.join(bounds)})" if bounds else "")
 
 
 def allowed_text(schema: dict[str, Any]) -> str:
@@ -177,8 +186,11 @@ def _default_text(field: Field) -> str:
 
 def explain(field: Field) -> str:
     """The text `imageflow-gen explain` prints for one field."""
-    lines = [f"KEY:         {field.path}", f"TYPE:        {type_text(field.schema)}"
-             + (" or null" if field.nullable else ""), f"DEFAULT:     {_default_text(field)}"]
+    lines = [
+        f"KEY:         {field.path}",
+        f"TYPE:        {type_text(field.schema)}" + (" or null" if field.nullable else ""),
+        f"DEFAULT:     {_default_text(field)}",
+    ]
     allowed = allowed_text(field.schema)
     if allowed:
         lines.append(f"ALLOWED:     {allowed}")
@@ -193,8 +205,7 @@ def explain(field: Field) -> str:
             mark = " (required)" if name in required else ""
             lines.append(f"  {name:<20} <{type_text(schema)}{' or null' if nullable else ''}>{mark}")
             if schema.get("description"):
-                lines += textwrap.wrap(schema["description"], 84, initial_indent="      ",
-                                       subsequent_indent="      ")
+                lines += textwrap.wrap(schema["description"], 84, initial_indent="      ", subsequent_indent="      ")
     return "\n".join(lines) + "\n"
 
 

@@ -14,6 +14,7 @@ Graphviz DOT.
 from __future__ import annotations
 
 import re
+from typing import Any
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -88,30 +89,50 @@ def build_graph(plan: Plan) -> Graph:
     # The edge VM's containers and the Kafka brokers (docker compose, outside the cluster).
     on_vm = [c for c in topo.edge.components if "vm" in c.runs_on]
     for component in on_vm:
-        graph.nodes.append(Node(_id("vm", edge_vm, component.name), f"{component.name}<br/>container :{component.port}",
-                                _id("vm", edge_vm)))
+        graph.nodes.append(
+            Node(
+                _id("vm", edge_vm, component.name),
+                f"{component.name}<br/>container :{component.port}",
+                _id("vm", edge_vm),
+            )
+        )
     brokers = ", ".join(b.name for b in topo.messaging.kafka.brokers)
-    graph.nodes.append(Node(_id("vm", kafka_vm, "kafka"), f"Kafka (KRaft)<br/>{brokers}", _id("vm", kafka_vm),
-                            shape="cylinder"))
+    graph.nodes.append(
+        Node(_id("vm", kafka_vm, "kafka"), f"Kafka (KRaft)<br/>{brokers}", _id("vm", kafka_vm), shape="cylinder")
+    )
 
     # Namespaces and workloads in the cluster.
     namespaces = sorted({n.name for n in topo.namespaces} | {ISTIO_NAMESPACE})
     for ns in namespaces:
         graph.groups.append(Group(_id("ns", ns), f"namespace {ns}", cluster_group))
-    graph.nodes.append(Node(_id("ns", ISTIO_NAMESPACE, "ingressgateway"), "istio-ingressgateway",
-                            _id("ns", ISTIO_NAMESPACE), namespace=ISTIO_NAMESPACE,
-                            pod_labels=tuple(sorted(INGRESS_GATEWAY.items()))))
+    graph.nodes.append(
+        Node(
+            _id("ns", ISTIO_NAMESPACE, "ingressgateway"),
+            "istio-ingressgateway",
+            _id("ns", ISTIO_NAMESPACE),
+            namespace=ISTIO_NAMESPACE,
+            pod_labels=tuple(sorted(INGRESS_GATEWAY.items())),
+        )
+    )
     for spec in plan.specs:
         if spec.kind in WORKLOAD_KINDS:
             ns = spec.values["namespace"]
-            graph.nodes.append(Node(_id("ns", ns, spec.name), f"{spec.name}<br/>{spec.kind}", _id("ns", ns),
-                                    namespace=ns, pod_labels=tuple(sorted(spec.values["pod_labels"].items()))))
+            graph.nodes.append(
+                Node(
+                    _id("ns", ns, spec.name),
+                    f"{spec.name}<br/>{spec.kind}",
+                    _id("ns", ns),
+                    namespace=ns,
+                    pod_labels=tuple(sorted(spec.values["pod_labels"].items())),
+                )
+            )
     minio = topo.storage.minio
     minio_id = _id("ns", minio.namespace, "minio")
     for bucket in minio.buckets:
         bucket_id = _id("bucket", bucket.name)
-        graph.nodes.append(Node(bucket_id, f"bucket {bucket.name}<br/>{bucket.access}", _id("ns", minio.namespace),
-                                shape="cylinder"))
+        graph.nodes.append(
+            Node(bucket_id, f"bucket {bucket.name}<br/>{bucket.access}", _id("ns", minio.namespace), shape="cylinder")
+        )
         graph.edges.append(Edge(minio_id, bucket_id, "holds", "holds"))
     masters = {n.ip: n.name for n in topo.cluster.master_nodes}
     api_server = _id("k3s", "api-server")
@@ -135,12 +156,14 @@ def _endpoints(graph: Graph, namespace: str | None, pods: dict[str, str]) -> lis
             graph.nodes.append(Node(anchor, "any pod", _id("ns", namespace), shape="anchor", namespace=namespace))
         return [anchor]
     wanted = set(pods.items())
-    return [n.id for n in graph.nodes if n.namespace == namespace and n.shape != "anchor"
-            and wanted <= set(n.pod_labels)]
+    return [
+        n.id for n in graph.nodes if n.namespace == namespace and n.shape != "anchor" and wanted <= set(n.pod_labels)
+    ]
 
 
-def _add_flow(graph: Graph, topo: Topology, flow: Flow, kafka_vm: str, masters: dict[str, str],
-              api_server: str) -> None:
+def _add_flow(
+    graph: Graph, topo: Topology, flow: Flow, kafka_vm: str, masters: dict[str, str], api_server: str
+) -> None:
     sources = _endpoints(graph, flow.source_ns, flow.source_pods)
     if flow.dest_cidrs:
         kafka_address = f"{kafka_vm_address(topo)}/32"
@@ -157,7 +180,9 @@ def _add_flow(graph: Graph, topo: Topology, flow: Flow, kafka_vm: str, masters: 
             graph.edges.append(Edge(source, target, _ports(ports), "flow"))
 
 
-def _outside_edges(graph: Graph, topo: Topology, on_vm: list, edge_vm: str, kafka_vm: str, vms: dict) -> None:
+def _outside_edges(
+    graph: Graph, topo: Topology, on_vm: list[Any], edge_vm: str, kafka_vm: str, vms: dict[str, Any]
+) -> None:
     """Traffic outside the cluster's policies: into the edge VM, its proxying, the VPN to Kafka."""
     edge = topo.edge
     gateway = _id("vm", edge_vm, edge.api_gateway.name)
@@ -166,8 +191,9 @@ def _outside_edges(graph: Graph, topo: Topology, on_vm: list, edge_vm: str, kafk
         graph.edges.append(Edge("internet", gateway, f"HTTPS {edge.api_gateway.https_port}", "outside"))
         for component in on_vm:
             if component is not edge.api_gateway:
-                graph.edges.append(Edge(gateway, _id("vm", edge_vm, component.name), f"HTTP {component.port}",
-                                        "outside"))
+                graph.edges.append(
+                    Edge(gateway, _id("vm", edge_vm, component.name), f"HTTP {component.port}", "outside")
+                )
     if topo.network.routes:
         graph.edges.append(Edge("internet", istio, f"HTTPS {topo.network.gateway.port}", "outside"))
     backend = edge.backend_api
@@ -175,8 +201,14 @@ def _outside_edges(graph: Graph, topo: Topology, on_vm: list, edge_vm: str, kafk
     listener = next((lst.name for lst in topo.messaging.kafka.listeners if lst.network == "vpn"), None)
     if backend in on_vm and vpn and listener:
         ports = sorted(b.ports[listener] for b in topo.messaging.kafka.brokers)
-        graph.edges.append(Edge(_id("vm", edge_vm, backend.name), _id("vm", kafka_vm, "kafka"),
-                                f"VPN {vpn} TCP {', '.join(map(str, ports))}", "outside"))
+        graph.edges.append(
+            Edge(
+                _id("vm", edge_vm, backend.name),
+                _id("vm", kafka_vm, "kafka"),
+                f"VPN {vpn} TCP {', '.join(map(str, ports))}",
+                "outside",
+            )
+        )
 
 
 # ---- writers ------------------------------------------------------------------------------
@@ -191,8 +223,9 @@ def _mermaid_label(text: str) -> str:
     return "<br/>".join("".join(_MERMAID_ENTITIES.get(c, c) for c in part) for part in text.split("<br/>"))
 
 
-def _nested(graph: Graph, node_line: Callable[[Node], str], open_lines: Callable[[Group], list[str]],
-            close_line: str) -> list[str]:
+def _nested(
+    graph: Graph, node_line: Callable[[Node], str], open_lines: Callable[[Group], list[str]], close_line: str
+) -> list[str]:
     """The nodes and groups as nested lines, each group's members indented inside it."""
     lines: list[str] = []
 
@@ -212,8 +245,12 @@ def mermaid(graph: Graph) -> str:
     shapes = {"box": ('["', '"]'), "cylinder": ('[("', '")]'), "round": ('(["', '"])'), "anchor": ('(("', '"))')}
     arrows = {"flow": "-->", "outside": "-.->", "holds": "---"}
     lines = [f"%% {graph.title}", "flowchart LR"]
-    lines += _nested(graph, lambda n: f"{n.id}{shapes[n.shape][0]}{_mermaid_label(n.label)}{shapes[n.shape][1]}",
-                     lambda g: [f'subgraph {g.id}["{_mermaid_label(g.label)}"]'], "end")
+    lines += _nested(
+        graph,
+        lambda n: f"{n.id}{shapes[n.shape][0]}{_mermaid_label(n.label)}{shapes[n.shape][1]}",
+        lambda g: [f'subgraph {g.id}["{_mermaid_label(g.label)}"]'],
+        "end",
+    )
     lines += [f'  {e.source} {arrows[e.kind]}|"{_mermaid_label(e.label)}"| {e.target}' for e in graph.edges]
     return "\n".join(lines) + "\n"
 
@@ -226,12 +263,21 @@ def dot(graph: Graph) -> str:
     """Graphviz DOT: clusters for VMs and namespaces, solid edges for allowed flows."""
     shapes = {"box": "box", "cylinder": "cylinder", "round": "ellipse", "anchor": "circle"}
     styles = {"flow": "solid", "outside": "dashed", "holds": "dotted"}
-    lines = ["digraph imageflow {", f"  label={_dot_text(graph.title)};", "  rankdir=LR;", "  compound=true;",
-             '  node [shape=box, fontname="Helvetica"];', '  edge [fontname="Helvetica", fontsize=10];']
-    lines += _nested(graph, lambda n: f"{n.id} [label={_dot_text(n.label)}, shape={shapes[n.shape]}];",
-                     lambda g: [f"subgraph cluster_{g.id} {{", f"  label={_dot_text(g.label)};"], "}")
-    lines += [f"  {e.source} -> {e.target} [label={_dot_text(e.label)}, style={styles[e.kind]}];"
-              for e in graph.edges]
+    lines = [
+        "digraph imageflow {",
+        f"  label={_dot_text(graph.title)};",
+        "  rankdir=LR;",
+        "  compound=true;",
+        '  node [shape=box, fontname="Helvetica"];',
+        '  edge [fontname="Helvetica", fontsize=10];',
+    ]
+    lines += _nested(
+        graph,
+        lambda n: f"{n.id} [label={_dot_text(n.label)}, shape={shapes[n.shape]}];",
+        lambda g: [f"subgraph cluster_{g.id} {{", f"  label={_dot_text(g.label)};"],
+        "}",
+    )
+    lines += [f"  {e.source} -> {e.target} [label={_dot_text(e.label)}, style={styles[e.kind]}];" for e in graph.edges]
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -23,8 +23,15 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.reader import ReaderError
-from ruamel.yaml.events import (AliasEvent, DocumentStartEvent, MappingEndEvent, MappingStartEvent, ScalarEvent,
-                                SequenceEndEvent, SequenceStartEvent)
+from ruamel.yaml.events import (
+    AliasEvent,
+    DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
 from ruamel.yaml.resolver import VersionedResolver
 
 from .errors import InputError, Location, Path, Problem, ValidationFailed, dotted
@@ -117,9 +124,16 @@ class _Reader:
     def grow(self, event: Any, path: Path, size: int) -> None:
         self.count += size
         if self.count > MAX_VALUES:
-            raise InputError([Problem(self.loc(event), dotted(path),
-                                      f"document has more than {MAX_VALUES} values (a huge list, or an alias "
-                                      "bomb?); refusing to read it")])
+            raise InputError(
+                [
+                    Problem(
+                        self.loc(event),
+                        dotted(path),
+                        f"document has more than {MAX_VALUES} values (a huge list, or an alias "
+                        "bomb?); refusing to read it",
+                    )
+                ]
+            )
 
     def value(self, event: Any, path: Path, depth: int = 0) -> tuple[LValue, int]:
         """The value that starts with `event`, and how many values it holds."""
@@ -131,8 +145,9 @@ class _Reader:
             return found, size
         self.grow(event, path, 1)
         if depth > MAX_DEPTH:
-            raise InputError([Problem(self.loc(event), dotted(path),
-                                      f"nesting deeper than {MAX_DEPTH} levels; refusing to read it")])
+            raise InputError(
+                [Problem(self.loc(event), dotted(path), f"nesting deeper than {MAX_DEPTH} levels; refusing to read it")]
+            )
         if isinstance(event, MappingStartEvent):
             result, size = self.mapping(event, path, depth)
         elif isinstance(event, SequenceStartEvent):
@@ -175,7 +190,7 @@ class _Reader:
             self.problem(event, path, f"keys must be plain strings, not {described}")
             return None
         self.check_text(event, path + (event.value,), event.value)
-        return event.value
+        return str(event.value)
 
     def sequence(self, start: Any, path: Path, depth: int) -> tuple[LValue, int]:
         if start.tag not in (None, "!", f"{_TAG}seq"):
@@ -202,7 +217,7 @@ class _Reader:
         return LValue(self.typed(event, path, tag, text), self.loc(event), raw=text)
 
     def typed(self, event: Any, path: Path, tag: str, text: str) -> Any:
-        kind = tag[len(_TAG):]
+        kind = tag[len(_TAG) :]
         if kind == "str":
             return text
         if kind == "null":
@@ -214,8 +229,12 @@ class _Reader:
                 self.problem(event, path, f"a number of {len(text)} digits; the limit is {MAX_NUMBER_DIGITS}")
                 return 0
             if _LEADING_ZERO.match(text):
-                self.problem(event, path, f"ambiguous number {text} (YAML 1.1 tools read it as octal); "
-                             f"write it without the leading zero, or quote it if a string is meant")
+                self.problem(
+                    event,
+                    path,
+                    f"ambiguous number {text} (YAML 1.1 tools read it as octal); "
+                    f"write it without the leading zero, or quote it if a string is meant",
+                )
                 return int(text, 10)
             return int(text.replace("_", ""), 0)
         special = text.lower().lstrip("+")
@@ -226,8 +245,12 @@ class _Reader:
     def check_text(self, event: Any, path: Path, text: str) -> None:
         found = _INVISIBLE.search(text)
         if found:
-            self.problem(event, path, f"contains the invisible character U+{ord(found.group()):04X} "
-                         "(zero-width or bidirectional control); remove it")
+            self.problem(
+                event,
+                path,
+                f"contains the invisible character U+{ord(found.group()):04X} "
+                "(zero-width or bidirectional control); remove it",
+            )
         elif "\0" in text:
             self.problem(event, path, "contains a NUL character; remove it")
 
@@ -247,8 +270,10 @@ def _plain_resolvers() -> dict[str, list[tuple[str, Any]]]:
     """ruamel.yaml's YAML 1.2 implicit resolvers by first character ('' for the empty value),
     each list ending with those for any character."""
     table = VersionedResolver(version=(1, 2)).versioned_resolver
-    compiled = {first: [(str(tag), re.compile(regexp.pattern, regexp.flags)) for tag, regexp in resolvers]
-                for first, resolvers in table.items()}
+    compiled = {
+        first: [(str(tag), re.compile(regexp.pattern, regexp.flags)) for tag, regexp in resolvers]
+        for first, resolvers in table.items()
+    }
     anywhere = compiled.pop(None, [])
     return {first: resolvers + anywhere for first, resolvers in compiled.items()}
 
@@ -274,14 +299,22 @@ def read_file(path: FsPath, display: str) -> LValue:
     except OSError as exc:
         raise InputError([Problem(location, "", f"cannot read: {exc.strerror or exc}")]) from None
     if size > MAX_FILE_BYTES:
-        raise InputError([Problem(location, "", f"file is {size} bytes; the limit is {MAX_FILE_BYTES}, "
-                                  "refusing to read it")])
+        raise InputError(
+            [Problem(location, "", f"file is {size} bytes; the limit is {MAX_FILE_BYTES}, refusing to read it")]
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise InputError([Problem(Location(display, line, 1), "",
-                                  f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})")]) from None
+        raise InputError(
+            [
+                Problem(
+                    Location(display, line, 1),
+                    "",
+                    f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+                )
+            ]
+        ) from None
     return _parse(text, display)
 
 
@@ -309,9 +342,15 @@ def _parse(text: str, display: str) -> LValue:
     except ReaderError as exc:  # a character YAML does not allow (NUL, other controls)
         line = text.count("\n", 0, exc.position) + 1
         column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        raise InputError([Problem(Location(display, line, column), "",
-                                  f"invalid character U+{_code_point(exc.character):04X}: control characters are not "
-                                  "allowed in YAML")]) from None
+        raise InputError(
+            [
+                Problem(
+                    Location(display, line, column),
+                    "",
+                    f"invalid character U+{_code_point(exc.character):04X}: control characters are not allowed in YAML",
+                )
+            ]
+        ) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display)
@@ -415,9 +454,16 @@ def profile_path(profiles_dir: FsPath, name: str, referrer: Location | None = No
     `referrer` (the `extends` that names it) or else on --profile."""
     if not _PROFILE_NAME.fullmatch(name) or len(name) > 63:
         where, key = (referrer, "extends") if referrer is not None else (Location("--profile"), "")
-        raise InputError([Problem(where, key,
-                                  f"{name!r} is not a profile name (lower-case letters, digits, '-' and '_'; "
-                                  "no paths); `imageflow-gen profiles` lists them")])
+        raise InputError(
+            [
+                Problem(
+                    where,
+                    key,
+                    f"{name!r} is not a profile name (lower-case letters, digits, '-' and '_'; "
+                    "no paths); `imageflow-gen profiles` lists them",
+                )
+            ]
+        )
     return profiles_dir / f"{name}.yaml"
 
 
@@ -441,11 +487,13 @@ def _chain(profiles_dir: FsPath, name: str) -> list[tuple[str, LValue]]:
             cycle = " -> ".join(seen + [current])
             raise InputError([Problem(referrer or Location(display), "extends", f"extends cycle: {cycle}")])
         if len(seen) >= MAX_EXTENDS:
-            raise InputError([Problem(referrer or Location(display), "extends",
-                                      f"extends chain longer than {MAX_EXTENDS} profiles")])
+            raise InputError(
+                [Problem(referrer or Location(display), "extends", f"extends chain longer than {MAX_EXTENDS} profiles")]
+            )
         if referrer is not None and not path.is_file():
-            raise InputError([Problem(referrer, "extends",
-                                      f"parent profile {current!r} not found (looked for {display})")])
+            raise InputError(
+                [Problem(referrer, "extends", f"parent profile {current!r} not found (looked for {display})")]
+            )
         seen.append(current)
         tree = read_file(path, display)
         chain.append((current, tree))
@@ -471,8 +519,9 @@ def load_profile(profiles_dir: FsPath, name: str) -> Loaded:
     for key in _META_KEYS:
         merged.value.pop(key, None)
         merged.key_locs.pop(key, None)
-    loaded = Loaded(name=name, files=[t.loc.file for _, t in chain], data={},
-                    value_locs={}, key_locs={}, raw={}, root=chain[0][0])
+    loaded = Loaded(
+        name=name, files=[t.loc.file for _, t in chain], data={}, value_locs={}, key_locs={}, raw={}, root=chain[0][0]
+    )
     loaded.data = _flatten(merged, (), loaded)
     return loaded
 

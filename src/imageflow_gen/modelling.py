@@ -16,8 +16,14 @@ from .model.checks import check
 from .shared import AWS_ACCESS_KEY, PRIVATE_KEY
 
 _TYPE_NAMES = {
-    "string_type": "a string", "int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
-    "dict_type": "a map", "list_type": "a list", "model_type": "a map", "int_from_float": "an integer",
+    "string_type": "a string",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "dict_type": "a map",
+    "list_type": "a list",
+    "model_type": "a map",
+    "int_from_float": "an integer",
 }
 
 
@@ -35,8 +41,13 @@ def literal_secrets(loaded: Loaded) -> list[Problem]:
         named = any(isinstance(p, str) and _CREDENTIAL_NAME.search(p) for p in path[-1:])
         reference = any(p in _REFERENCE_MAPS for p in path if isinstance(p, str))
         if PRIVATE_KEY.search(node) or AWS_ACCESS_KEY.search(node) or (named and not reference):
-            problems.append(loaded.problem(path, "looks like a secret value; a profile only references Secrets "
-                                                 "(see `secrets:` and the credentials' Secret names), never holds one"))
+            problems.append(
+                loaded.problem(
+                    path,
+                    "looks like a secret value; a profile only references Secrets "
+                    "(see `secrets:` and the credentials' Secret names), never holds one",
+                )
+            )
     return problems
 
 
@@ -71,14 +82,14 @@ def _problem(loaded: Loaded, error: Any) -> Problem:
 def _message(loaded: Loaded, path: Path, error: Any) -> str:
     kind, ctx = error["type"], error.get("ctx") or {}
     if kind == "literal_error":
-        return "must be one of " + ctx["expected"].replace("'", "").replace(" or ", ", ")
+        return "must be one of " + str(ctx["expected"]).replace("'", "").replace(" or ", ", ")
     if kind in _TYPE_NAMES:
         return f"must be {_TYPE_NAMES[kind]}, got {_shown(loaded, path, error['input'])}"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         return f"{error['input']!r} is out of range: {error['msg'].lower().removeprefix('input ')}"
     if kind in ("too_short", "too_long") and isinstance(error["input"], list):
         return f"{error['msg'].lower().removeprefix('list ')}".replace("should", "must")
-    return error["msg"]
+    return str(error["msg"])
 
 
 def _shown(loaded: Loaded, path: Path, value: Any) -> str:

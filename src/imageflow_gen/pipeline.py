@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path as FsPath
+from typing import Any
 
 from . import resources
 from .capacity import Report, analyse
@@ -27,7 +28,7 @@ class Build:
     loaded: Loaded
     topology: Topology
     files: dict[str, str]
-    objects: list[tuple[str, dict]]
+    objects: list[tuple[str, dict[str, Any]]]
     input_sha256: str = ""
     kubernetes_minor: str = ""
     warnings: tuple[Problem, ...] = ()
@@ -37,8 +38,12 @@ class Build:
         from . import __version__
         from .writing import lock_path, lock_text
 
-        return {**self.files, lock_path(self.profile): lock_text(self.profile, __version__, self.input_sha256,
-                                                                  self.files, self.loaded.root)}
+        return {
+            **self.files,
+            lock_path(self.profile): lock_text(
+                self.profile, __version__, self.input_sha256, self.files, self.loaded.root
+            ),
+        }
 
 
 def input_hash(loaded: Loaded) -> str:
@@ -57,8 +62,13 @@ def validated(profiles_dir: FsPath, profile: str) -> tuple[Loaded, Topology, Pla
     plan = make_plan(topo, profile, lambda path: FsPath(loaded.locate(path).file).name)
     findings = name_findings(plan)
     if plan.kubernetes_minor not in schemas.versions():
-        findings.append((("cluster", "version"), f"Kubernetes {plan.kubernetes_minor} has no schemas to validate "
-                         f"against; supported: {schemas.versions()[0]} to {schemas.versions()[-1]}"))
+        findings.append(
+            (
+                ("cluster", "version"),
+                f"Kubernetes {plan.kubernetes_minor} has no schemas to validate "
+                f"against; supported: {schemas.versions()[0]} to {schemas.versions()[-1]}",
+            )
+        )
     if findings:
         raise ValidationFailed([loaded.problem(path, message) for path, message in findings])
     return loaded, topo, plan
@@ -79,8 +89,9 @@ def secret_key_names(topo: Topology) -> frozenset[str]:
     return names | topo.secrets.ciphertexts
 
 
-def build(profiles_dir: FsPath, profile: str, crd_locations: list[FsPath] | None = None, *,
-          reparse: bool = False) -> Build:
+def build(
+    profiles_dir: FsPath, profile: str, crd_locations: list[FsPath] | None = None, *, reparse: bool = False
+) -> Build:
     """Everything `render` would write for `profile`, validated; raise with every problem found.
 
     Custom resources are checked against the CRD schemas in `crd_locations` (by default the
@@ -97,15 +108,25 @@ def build(profiles_dir: FsPath, profile: str, crd_locations: list[FsPath] | None
         rendered.update(target(context))
     store = SchemaStore(plan.kubernetes_minor, resources.crd_locations() if crd_locations is None else crd_locations)
     report = analyse(plan)
-    problems = ((parse_problems(rendered.files) if reparse else []) + schema_problems(store, rendered.objects)
-                + secret_problems(rendered.files, secret_key_names(topo))
-                + [loaded.problem(f.path, f.message) for f in report.errors])
+    problems = (
+        (parse_problems(rendered.files) if reparse else [])
+        + schema_problems(store, rendered.objects)
+        + secret_problems(rendered.files, secret_key_names(topo))
+        + [loaded.problem(f.path, f.message) for f in report.errors]
+    )
     if problems:
         raise ValidationFailed(problems)
     warnings = tuple(sorted({loaded.problem(f.path, f.message, severity="warning") for f in report.warnings}))
-    return Build(profile=profile, loaded=loaded, topology=topo, files=dict(sorted(rendered.files.items())),
-                 objects=rendered.objects, input_sha256=input_hash(loaded), kubernetes_minor=plan.kubernetes_minor,
-                 warnings=warnings)
+    return Build(
+        profile=profile,
+        loaded=loaded,
+        topology=topo,
+        files=dict(sorted(rendered.files.items())),
+        objects=rendered.objects,
+        input_sha256=input_hash(loaded),
+        kubernetes_minor=plan.kubernetes_minor,
+        warnings=warnings,
+    )
 
 
 def capacity_report(profiles_dir: FsPath, profile: str) -> tuple[Loaded, Report]:

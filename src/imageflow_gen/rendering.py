@@ -50,7 +50,7 @@ def markdown_text(value: Any) -> str:
     text = str(value).replace("\n", " ").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = "".join(f"\\{c}" if c in _MARKDOWN_INLINE else c for c in text)
     start = _MARKDOWN_LINE_START.match(text)
-    return f"{text[:start.end() - 1]}\\{text[start.end() - 1:]}" if start else text
+    return f"{text[: start.end() - 1]}\\{text[start.end() - 1 :]}" if start else text
 
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
@@ -63,8 +63,9 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     configured = os.environ.get("IMAGEFLOW_CACHE_DIR", "")
     if configured == "off":
         return None
-    base = configured or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
-                                      "imageflow-gen")
+    base = configured or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "imageflow-gen"
+    )
     folder = os.path.join(base, f"jinja-{jinja2.__version__}")
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
@@ -107,10 +108,18 @@ def render(template: str, **context: Any) -> str:
     try:
         return environment().get_template(template).render(**context)
     except jinja2.TemplateSyntaxError as exc:
-        raise ValidationFailed([Problem(Location(f"templates/{exc.name or template}", exc.lineno or 0, 1), "",
-                                        f"template error: {exc.message}")]) from None
+        raise ValidationFailed(
+            [
+                Problem(
+                    Location(f"templates/{exc.name or template}", exc.lineno or 0, 1),
+                    "",
+                    f"template error: {exc.message}",
+                )
+            ]
+        ) from None
     except jinja2.UndefinedError as exc:
-        raise ValidationFailed([Problem(Location(f"templates/{template}"), "",
-                                        f"template error: {exc.message}")]) from None
+        raise ValidationFailed(
+            [Problem(Location(f"templates/{template}"), "", f"template error: {exc.message}")]
+        ) from None
     except ValueError as exc:  # a filter refused a value
         raise ValidationFailed([Problem(Location(f"templates/{template}"), "", str(exc))]) from None

@@ -25,8 +25,9 @@ def profile_schema() -> dict[str, Any]:
     _drop_required(schema)
     schema["$id"] = PROFILE_FILE
     schema["title"] = "Profile"
-    schema["description"] = ("An imageflow-gen profile: a topology, or part of one merged over the profile "
-                             "named in `extends`.")
+    schema["description"] = (
+        "An imageflow-gen profile: a topology, or part of one merged over the profile named in `extends`."
+    )
     schema["properties"] = {
         "extends": {"type": "string", "description": "The parent profile's name (a file in the same directory)."},
         **schema["properties"],
@@ -46,5 +47,7 @@ def _drop_required(node: Any) -> None:
 
 def files() -> dict[str, str]:
     """{file name: JSON text} of both schemas."""
-    return {name: json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
-            for name, schema in ((TOPOLOGY_FILE, topology_schema()), (PROFILE_FILE, profile_schema()))}
+    return {
+        name: json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+        for name, schema in ((TOPOLOGY_FILE, topology_schema()), (PROFILE_FILE, profile_schema()))
+    }

@@ -80,13 +80,19 @@ def lock_path(profile: str) -> str:
 
 def lock_text(profile: str, generator: str, input_sha256: str, files: dict[str, str], root: str) -> str:
     """The lock of a profile: what generated it, from what, and the hash of every file it owns."""
-    lock = {"format": LOCK_FORMAT, "profile": profile, "root": root, "generator": generator,
-            "input_sha256": input_sha256,
-            "files": {path: sha256(text.encode("utf-8")) for path, text in sorted(files.items())}}
+    lock = {
+        "format": LOCK_FORMAT,
+        "profile": profile,
+        "root": root,
+        "generator": generator,
+        "input_sha256": input_sha256,
+        "files": {path: sha256(text.encode("utf-8")) for path, text in sorted(files.items())},
+    }
     return json.dumps(lock, indent=2, sort_keys=True) + "\n"
 
 
 # ---- reading locks: evidence, checked field by field --------------------------------------
+
 
 def _locks(out: Path) -> dict[str, Lock]:
     """Every profile's lock in `out`; a malformed one is a located error."""
@@ -107,8 +113,15 @@ def _locks(out: Path) -> dict[str, Lock]:
 
 def _parse_lock(path: Path, profile: str) -> Lock:
     def bad(key: str, message: str) -> ValidationFailed:
-        return ValidationFailed([Problem(Location(str(path)), key, f"{message}; fix or remove the lock (then "
-                                         "imageflow-gen treats the profile's files as not its own)")])
+        return ValidationFailed(
+            [
+                Problem(
+                    Location(str(path)),
+                    key,
+                    f"{message}; fix or remove the lock (then imageflow-gen treats the profile's files as not its own)",
+                )
+            ]
+        )
 
     try:
         data = json.loads(_read_regular(path).decode("utf-8"))
@@ -160,6 +173,7 @@ def _reason(error: BaseException) -> str:
 
 # ---- where a generated file goes ----------------------------------------------------------
 
+
 def _target(out: Path, rel: str) -> Path:
     """`out/rel`, refusing '..', absolute paths, symbolic links and files where folders go."""
     if not _safe_relative(rel, lock_dir=True):
@@ -169,11 +183,19 @@ def _target(out: Path, rel: str) -> Path:
     for number, part in enumerate(parts):
         current = current / part
         if current.is_symlink():
-            raise ValidationFailed([Problem(Location(str(current)), "", "is a symbolic link inside the output; "
-                                            "imageflow-gen never writes through one")])
+            raise ValidationFailed(
+                [
+                    Problem(
+                        Location(str(current)),
+                        "",
+                        "is a symbolic link inside the output; imageflow-gen never writes through one",
+                    )
+                ]
+            )
         if number < len(parts) - 1 and current.exists() and not current.is_dir():
-            raise ValidationFailed([Problem(Location(str(current)), "", "is a file where a generated folder goes; "
-                                            "move it away")])
+            raise ValidationFailed(
+                [Problem(Location(str(current)), "", "is a file where a generated folder goes; move it away")]
+            )
     return current
 
 
@@ -211,8 +233,9 @@ def plan_changes(out: Path, profile: str, files: dict[str, str]) -> list[Change]
     return changes
 
 
-def _change(out: Path, rel: str, data: bytes, previous: dict[str, str], others: dict[str, Lock],
-            root: str | None, profile: str) -> Change | Problem:
+def _change(
+    out: Path, rel: str, data: bytes, previous: dict[str, str], others: dict[str, Lock], root: str | None, profile: str
+) -> Change | Problem:
     """What writing `data` to `rel` does, or the conflict that forbids it."""
     target = _target(out, rel)
     if not target.exists():
@@ -224,14 +247,22 @@ def _change(out: Path, rel: str, data: bytes, previous: dict[str, str], others: 
         return Change(rel, "unchanged")
     owner = others.get(rel)
     if owner is not None and owner.root is not None and root is not None and owner.root != root:
-        return Problem(Location(str(target)), "", (
-            f"belongs to profile {owner.profile!r}, whose root profile is {owner.root!r}; profile {profile!r} "
-            f"has root {root!r} and would rewrite it. Render profiles of different roots into different "
-            "output folders, or make this one extend the other's root"))
+        return Problem(
+            Location(str(target)),
+            "",
+            (
+                f"belongs to profile {owner.profile!r}, whose root profile is {owner.root!r}; profile {profile!r} "
+                f"has root {root!r} and would rewrite it. Render profiles of different roots into different "
+                "output folders, or make this one extend the other's root"
+            ),
+        )
     if rel in previous or owner is not None or rel == lock_path(profile):
         return Change(rel, "changed")
-    return Problem(Location(str(target)), "", "exists and was not generated by imageflow-gen "
-                                              "(no lock lists it); move it away or delete it")
+    return Problem(
+        Location(str(target)),
+        "",
+        "exists and was not generated by imageflow-gen (no lock lists it); move it away or delete it",
+    )
 
 
 def compare(out: Path, profile: str, files: dict[str, str]) -> list[Change]:
@@ -244,8 +275,9 @@ def compare(out: Path, profile: str, files: dict[str, str]) -> list[Change]:
                 raise _interrupted(out)
             return plan_changes(out, profile, files)
     except OSError as error:
-        raise OutputError([Problem(Location(error.filename or str(out)), "",
-                                   f"cannot read the output: {_reason(error)}")]) from None
+        raise OutputError(
+            [Problem(Location(error.filename or str(out)), "", f"cannot read the output: {_reason(error)}")]
+        ) from None
 
 
 def _root_of(lock: str) -> str | None:
@@ -264,6 +296,7 @@ def _check_out(out: Path) -> None:
 
 
 # ---- the exclusive lock -------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def exclusive(out: Path) -> Iterator[None]:
@@ -313,15 +346,31 @@ def _flock(fd: int, mode: int, out: Path) -> None:
             holder = f" (pid {int((out / LOCK_DIR / PID_FILE).read_text(encoding='ascii'))})"
         except (OSError, ValueError):
             holder = ""
-        raise OutputError([Problem(Location(str(out)), "", f"another imageflow-gen{holder} is writing this output "
-                                   "folder; try again when it has finished")]) from None
+        raise OutputError(
+            [
+                Problem(
+                    Location(str(out)),
+                    "",
+                    f"another imageflow-gen{holder} is writing this output folder; try again when it has finished",
+                )
+            ]
+        ) from None
 
 
 # ---- the journal --------------------------------------------------------------------------
 
+
 def _interrupted(out: Path) -> ValidationFailed:
-    return ValidationFailed([Problem(Location(str(out / LOCK_DIR)), "", "an interrupted render left its journal, "
-                                     "staged files or pid file here; run `imageflow-gen render` to finish it first")])
+    return ValidationFailed(
+        [
+            Problem(
+                Location(str(out / LOCK_DIR)),
+                "",
+                "an interrupted render left its journal, "
+                "staged files or pid file here; run `imageflow-gen render` to finish it first",
+            )
+        ]
+    )
 
 
 def _pending(out: Path) -> bool:
@@ -340,9 +389,17 @@ def recover(out: Path) -> None:
         try:
             operations = json.loads(_read_regular(journal).decode("utf-8"))["operations"]
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
-            raise OutputError([Problem(Location(str(journal)), "", f"unreadable journal ({_reason(error)}); "
-                                       "the output may be half-written: restore it from version control, "
-                                       "then delete the journal")]) from None
+            raise OutputError(
+                [
+                    Problem(
+                        Location(str(journal)),
+                        "",
+                        f"unreadable journal ({_reason(error)}); "
+                        "the output may be half-written: restore it from version control, "
+                        "then delete the journal",
+                    )
+                ]
+            ) from None
         _apply(out, operations)
         journal.unlink()
     (lock_dir / f"{JOURNAL}.tmp").unlink(missing_ok=True)
@@ -386,10 +443,12 @@ def write(out: Path, profile: str, files: dict[str, str]) -> list[Change]:
             shutil.rmtree(out / LOCK_DIR / STAGING, ignore_errors=True)
             return changes
     except OSError as error:
-        outcome = ("the change is in the journal, and the next render finishes it" if committed
-                   else "nothing was changed")
-        raise OutputError([Problem(Location(error.filename or str(out)), "",
-                                   f"cannot write the output: {_reason(error)}; {outcome}")]) from None
+        outcome = (
+            "the change is in the journal, and the next render finishes it" if committed else "nothing was changed"
+        )
+        raise OutputError(
+            [Problem(Location(error.filename or str(out)), "", f"cannot write the output: {_reason(error)}; {outcome}")]
+        ) from None
 
 
 def _stage_all(out: Path, profile: str, files: dict[str, str], changes: list[Change]) -> list[dict[str, str]]:
@@ -410,8 +469,9 @@ def _stage_all(out: Path, profile: str, files: dict[str, str], changes: list[Cha
                 _target(out, change.path).parent.mkdir(parents=True, exist_ok=True)
                 operations.append({"op": "put", "path": change.path, "staged": str(number), "sha256": sha256(data)})
             elif change.status == "removed":
-                operations.append({"op": "remove", "path": change.path,
-                                   "sha256": sha256(_file_bytes(out / change.path) or b"")})
+                operations.append(
+                    {"op": "remove", "path": change.path, "sha256": sha256(_file_bytes(out / change.path) or b"")}
+                )
         if staging.exists():
             _fsync_dir(staging)
     except BaseException:
@@ -439,7 +499,7 @@ def _write_synced(path: Path, data: bytes) -> None:
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -484,8 +544,9 @@ def put_files(files: dict[Path, str], *, create: bool = False) -> None:
             for path in written:
                 path.unlink(missing_ok=True)
         if isinstance(error, OSError):
-            raise OutputError([Problem(Location(error.filename or str(next(iter(files), ""))), "",
-                                       f"cannot write: {_reason(error)}")]) from None
+            raise OutputError(
+                [Problem(Location(error.filename or str(next(iter(files), ""))), "", f"cannot write: {_reason(error)}")]
+            ) from None
         raise
 
 
@@ -498,10 +559,14 @@ def unified_diff(out: Path, files: dict[str, str], changes: list[Change]) -> str
         target = out / change.path
         old = target.read_text(encoding="utf-8", errors="replace") if change.status != "created" else ""
         new = files.get(change.path, "")
-        chunks.extend(difflib.unified_diff(
-            old.splitlines(keepends=True), new.splitlines(keepends=True),
-            "/dev/null" if change.status == "created" else f"a/{change.path}",
-            "/dev/null" if change.status == "removed" else f"b/{change.path}"))
+        chunks.extend(
+            difflib.unified_diff(
+                old.splitlines(keepends=True),
+                new.splitlines(keepends=True),
+                "/dev/null" if change.status == "created" else f"a/{change.path}",
+                "/dev/null" if change.status == "removed" else f"b/{change.path}",
+            )
+        )
         if chunks and not chunks[-1].endswith("\n"):
             chunks[-1] += "\n\\ No newline at end of file\n"
     return "".join(chunks)

@@ -59,14 +59,13 @@ class _StrictLoader(_Loader):  # type: ignore[misc,valid-type]
     """
 
     def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
-        mapping = super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
         if len(mapping) != len(node.value):  # a key came twice: find it, for the message
             seen: set[Any] = set()
             for key_node, _ in node.value:
                 key = self.construct_object(key_node, deep=True)
                 if key in seen:
-                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}",
-                                                            key_node.start_mark)
+                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
                 seen.add(key)
         return mapping
 
@@ -80,8 +79,9 @@ def parse_all(text: str) -> list[Any]:
         return [doc for doc in yaml.load_all(text, Loader=_StrictLoader) if doc is not None]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise YamlParseError(str(exc).strip(), (mark.line + 1) if mark else 0,
-                             (mark.column + 1) if mark else 0) from None
+        raise YamlParseError(
+            str(exc).strip(), (mark.line + 1) if mark else 0, (mark.column + 1) if mark else 0
+        ) from None
 
 
 def order_object(obj: Any) -> Any:
@@ -134,8 +134,16 @@ def _block(value: Any, indent: int, lines: list[str], path: tuple[Any, ...], com
             note = comments(path + (key,)) if comments else None
             if note:
                 lines.extend(f"{pad}# {line}".rstrip() for line in note.splitlines())
-            _entry(f"{pad}{_key(key)}:", item, indent, lines, path + (key,), comments,
-                   nested_indent=indent + 2, list_indent=indent)
+            _entry(
+                f"{pad}{_key(key)}:",
+                item,
+                indent,
+                lines,
+                path + (key,),
+                comments,
+                nested_indent=indent + 2,
+                list_indent=indent,
+            )
     else:
         for i, item in enumerate(value):
             if isinstance(item, dict) and item:
@@ -144,15 +152,32 @@ def _block(value: Any, indent: int, lines: list[str], path: tuple[Any, ...], com
                 first = next(n for n, line in enumerate(sub) if not line.lstrip().startswith("#"))
                 # Comments of the item's first key go above the dash.
                 lines.extend(line[2:] if line.startswith(" " * (indent + 2)) else line for line in sub[:first])
-                lines.append(f"{pad}- {sub[first][indent + 2:]}")
-                lines.extend(sub[first + 1:])
+                lines.append(f"{pad}- {sub[first][indent + 2 :]}")
+                lines.extend(sub[first + 1 :])
             else:
-                _entry(f"{pad}-", item, indent, lines, path + (i,), comments,
-                       nested_indent=indent + 2, list_indent=indent + 2)
+                _entry(
+                    f"{pad}-",
+                    item,
+                    indent,
+                    lines,
+                    path + (i,),
+                    comments,
+                    nested_indent=indent + 2,
+                    list_indent=indent + 2,
+                )
 
 
-def _entry(head: str, item: Any, indent: int, lines: list[str], path: tuple[Any, ...], comments: Comments | None,
-           *, nested_indent: int, list_indent: int) -> None:
+def _entry(
+    head: str,
+    item: Any,
+    indent: int,
+    lines: list[str],
+    path: tuple[Any, ...],
+    comments: Comments | None,
+    *,
+    nested_indent: int,
+    list_indent: int,
+) -> None:
     if isinstance(item, dict) and item:
         lines.append(head)
         _block(item, nested_indent, lines, path, comments)
@@ -209,14 +234,14 @@ _UNPRINTABLE = re.compile(r"[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufe
 def _quoted(text: str) -> str:
     """A double-quoted scalar: JSON escaping, plus escapes for what YAML cannot carry raw."""
     quoted = json.dumps(text, ensure_ascii=False)
-    return _UNPRINTABLE.sub(lambda m: "\\u%04x" % ord(m.group()) if ord(m.group()) < 0x10000
-                            else "\\U%08x" % ord(m.group()), quoted)
+    return _UNPRINTABLE.sub(
+        lambda m: "\\u%04x" % ord(m.group()) if ord(m.group()) < 0x10000 else "\\U%08x" % ord(m.group()), quoted
+    )
 
 
 def _awkward(text: str) -> bool:
     """Plain text that YAML would still read differently: trailing spaces, ': ', ' #', '- ' starts."""
-    return (text != text.strip() or ": " in text or " #" in text or text.endswith(":")
-            or text.startswith(("---", "...")))
+    return text != text.strip() or ": " in text or " #" in text or text.endswith(":") or text.startswith(("---", "..."))
 
 
 def _block_ok(text: str) -> bool:
@@ -224,6 +249,10 @@ def _block_ok(text: str) -> bool:
     if text.endswith("\n\n") or not text.strip():
         return False
     lines = text.removesuffix("\n").split("\n")
-    return (not _UNPRINTABLE.search(text) and "\r" not in text and lines[0].strip() != ""
-            and not lines[0].startswith((" ", "\t"))
-            and all(line == line.rstrip(" \t") for line in lines))
+    return (
+        not _UNPRINTABLE.search(text)
+        and "\r" not in text
+        and lines[0].strip() != ""
+        and not lines[0].startswith((" ", "\t"))
+        and all(line == line.rstrip(" \t") for line in lines)
+    )

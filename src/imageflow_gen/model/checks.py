@@ -39,26 +39,49 @@ def cluster_services(topo: Topology) -> list[ClusterService]:
         ClusterService(topo.processing.namespace, s.name, frozenset({s.port}), ("processing", "services", i))
         for i, s in enumerate(topo.processing.services)
     ]
-    services.append(ClusterService(minio.namespace, "minio", frozenset({minio.port, minio.console_port}),
-                                   ("storage", "minio")))
-    services.append(ClusterService(obs.tempo.namespace, obs.tempo.name,
-                                   frozenset(obs.tempo.ports.model_dump().values()), ("observability", "tempo")))
-    services.append(ClusterService(obs.otel_agent.namespace, obs.otel_agent.name,
-                                   frozenset(obs.otel_agent.ports.model_dump().values()),
-                                   ("observability", "otel_agent")))
+    services.append(
+        ClusterService(minio.namespace, "minio", frozenset({minio.port, minio.console_port}), ("storage", "minio"))
+    )
+    services.append(
+        ClusterService(
+            obs.tempo.namespace,
+            obs.tempo.name,
+            frozenset(obs.tempo.ports.model_dump().values()),
+            ("observability", "tempo"),
+        )
+    )
+    services.append(
+        ClusterService(
+            obs.otel_agent.namespace,
+            obs.otel_agent.name,
+            frozenset(obs.otel_agent.ports.model_dump().values()),
+            ("observability", "otel_agent"),
+        )
+    )
     for key in ("api_gateway", "backend_api", "web_ui"):
         component = getattr(topo.edge, key)
         if "cluster" in component.runs_on:
-            services.append(ClusterService(component.namespace, component.name, frozenset({component.port}),
-                                           ("edge", key)))
+            services.append(
+                ClusterService(component.namespace, component.name, frozenset({component.port}), ("edge", key))
+            )
     return services
 
 
 def check(topo: Topology) -> list[Finding]:
     """All cross-field findings for `topo`."""
     findings: list[Finding] = []
-    for rule in (_unique_names, _namespace_refs, _placement, _storage, _kafka, _routes, _policies,
-                 _ports, _resources, _vms):
+    for rule in (
+        _unique_names,
+        _namespace_refs,
+        _placement,
+        _storage,
+        _kafka,
+        _routes,
+        _policies,
+        _ports,
+        _resources,
+        _vms,
+    ):
         findings.extend(rule(topo))
     return findings
 
@@ -81,31 +104,36 @@ def _indexed(items: list[Any], base: Path, attr: str = "name") -> list[tuple[Any
 
 def _unique_names(topo: Topology) -> Iterator[Finding]:
     cluster, kafka = topo.cluster, topo.messaging.kafka
-    nodes = _indexed(cluster.master_nodes, ("cluster", "master_nodes")) + \
-        _indexed(cluster.worker_nodes, ("cluster", "worker_nodes"))
+    nodes = _indexed(cluster.master_nodes, ("cluster", "master_nodes")) + _indexed(
+        cluster.worker_nodes, ("cluster", "worker_nodes")
+    )
     yield from _duplicates(nodes, "node name")
-    ips = _indexed(cluster.master_nodes, ("cluster", "master_nodes"), "ip") + \
-        _indexed(cluster.worker_nodes, ("cluster", "worker_nodes"), "ip")
+    ips = _indexed(cluster.master_nodes, ("cluster", "master_nodes"), "ip") + _indexed(
+        cluster.worker_nodes, ("cluster", "worker_nodes"), "ip"
+    )
     yield from _duplicates(ips, "node address")
     yield from _duplicates(_indexed(topo.vms, ("vms",)), "VM name")
     yield from _duplicates(_indexed(topo.namespaces, ("namespaces",)), "namespace")
-    yield from _duplicates(_indexed(topo.storage.storage_classes, ("storage", "storage_classes")),
-                           "storage class")
+    yield from _duplicates(_indexed(topo.storage.storage_classes, ("storage", "storage_classes")), "storage class")
     yield from _duplicates(_indexed(topo.storage.minio.buckets, ("storage", "minio", "buckets")), "bucket")
     yield from _duplicates(_indexed(kafka.brokers, ("messaging", "kafka", "brokers")), "broker name")
-    yield from _duplicates(_indexed(kafka.brokers, ("messaging", "kafka", "brokers"), "node_id"),
-                           "broker node_id")
+    yield from _duplicates(_indexed(kafka.brokers, ("messaging", "kafka", "brokers"), "node_id"), "broker node_id")
     yield from _duplicates(_indexed(kafka.listeners, ("messaging", "kafka", "listeners")), "listener")
     yield from _duplicates(_indexed(kafka.topics, ("messaging", "kafka", "topics")), "topic")
-    yield from _duplicates([((r.namespace, r.name), ("network", "routes", i, "name"))
-                            for i, r in enumerate(topo.network.routes)], "route")
-    yield from _duplicates([((p.namespace, p.name), ("network", "policies", i, "name"))
-                            for i, p in enumerate(topo.network.policies)], "network policy")
-    yield from _duplicates([((s.namespace, s.name), s.path + ("name",)) for s in cluster_services(topo)],
-                           "service (namespace, name)")
+    yield from _duplicates(
+        [((r.namespace, r.name), ("network", "routes", i, "name")) for i, r in enumerate(topo.network.routes)], "route"
+    )
+    yield from _duplicates(
+        [((p.namespace, p.name), ("network", "policies", i, "name")) for i, p in enumerate(topo.network.policies)],
+        "network policy",
+    )
+    yield from _duplicates(
+        [((s.namespace, s.name), s.path + ("name",)) for s in cluster_services(topo)], "service (namespace, name)"
+    )
     if kafka.connect:
-        yield from _duplicates(_indexed(kafka.connect.connectors, ("messaging", "kafka", "connect", "connectors")),
-                               "connector")
+        yield from _duplicates(
+            _indexed(kafka.connect.connectors, ("messaging", "kafka", "connect", "connectors")), "connector"
+        )
 
 
 # ---- references ------------------------------------------------------------------------
@@ -139,8 +167,10 @@ def _namespace_uses(topo: Topology) -> Iterator[tuple[str, Path]]:
 def _namespace_refs(topo: Topology) -> Iterator[Finding]:
     for i, ns in enumerate(topo.namespaces):
         if ns.pod_security != "restricted" and not ns.pod_security_reason:
-            yield ("namespaces", i, "pod_security"), (
-                f"{ns.pod_security!r} is weaker than 'restricted': give the reason in pod_security_reason")
+            yield (
+                ("namespaces", i, "pod_security"),
+                (f"{ns.pod_security!r} is weaker than 'restricted': give the reason in pod_security_reason"),
+            )
     known = {ns.name for ns in topo.namespaces}
     for name, path in _namespace_uses(topo):
         if name not in known:
@@ -165,28 +195,44 @@ def _placement(topo: Topology) -> Iterator[Finding]:
     for i, service in enumerate(topo.processing.services):
         path = ("processing", "services", i)
         if service.node_type is not None and service.node_type not in types:
-            yield path + ("node_type",), (f"no node has the label {NODE_TYPE_LABEL}={service.node_type} "
-                                          f"({_choices(types)})")
+            yield (
+                path + ("node_type",),
+                (f"no node has the label {NODE_TYPE_LABEL}={service.node_type} ({_choices(types)})"),
+            )
         elif service.gpu and service.node_type is None:
             yield path + ("node_type",), "a GPU service needs a node_type whose nodes have GPUs"
-        elif service.gpu and service.node_type is not None and not all(
-                n.resources.gpu >= service.gpu for n in types[service.node_type]):
-            yield path + ("gpu",), (f"asks for {service.gpu} GPU(s) per pod but nodes labelled "
-                                    f"{NODE_TYPE_LABEL}={service.node_type} do not all have that many")
+        elif (
+            service.gpu
+            and service.node_type is not None
+            and not all(n.resources.gpu >= service.gpu for n in types[service.node_type])
+        ):
+            yield (
+                path + ("gpu",),
+                (
+                    f"asks for {service.gpu} GPU(s) per pod but nodes labelled "
+                    f"{NODE_TYPE_LABEL}={service.node_type} do not all have that many"
+                ),
+            )
         if service.autoscaling and service.autoscaling.min_replicas > service.autoscaling.max_replicas:
             yield path + ("autoscaling", "min_replicas"), "must not exceed max_replicas"
     if len(topo.cluster.nodes) > 1:
         for group in ("master_nodes", "worker_nodes"):
             for i, node in enumerate(getattr(topo.cluster, group)):
                 if node.resources.gpu and not any(t.effect == "NoSchedule" for t in node.taints):
-                    yield ("cluster", group, i, "taints"), (
-                        "a GPU node in a multi-node cluster needs a NoSchedule taint (e.g. nvidia.com/gpu=true) "
-                        "so that only GPU workloads land on it")
+                    yield (
+                        ("cluster", group, i, "taints"),
+                        (
+                            "a GPU node in a multi-node cluster needs a NoSchedule taint (e.g. nvidia.com/gpu=true) "
+                            "so that only GPU workloads land on it"
+                        ),
+                    )
     nodes = {node.name for node in topo.cluster.nodes}
     for i, host in enumerate(topo.storage.minio.volumes.hosts):
         if host not in nodes:
-            yield ("storage", "minio", "volumes", "hosts", i), (
-                f"node {host!r} is not a cluster node ({_choices(nodes)})")
+            yield (
+                ("storage", "minio", "volumes", "hosts", i),
+                (f"node {host!r} is not a cluster node ({_choices(nodes)})"),
+            )
 
 
 # The logical keys each kind of referenced Secret must map to a key of the Secret.
@@ -206,10 +252,13 @@ def secret_refs(topo: Topology) -> list[tuple[str, str, Any, Path]]:
     minio, kafka = topo.storage.minio, topo.messaging.kafka
     refs: list[tuple[str, str, Any, Path]] = [
         (minio.namespace, "opaque", minio.credentials, ("storage", "minio", "credentials")),
-        ("istio-system", "tls", topo.network.gateway.tls, ("network", "gateway", "tls"))]
+        ("istio-system", "tls", topo.network.gateway.tls, ("network", "gateway", "tls")),
+    ]
     if kafka.client_credentials is not None and client_keys(_cluster_protocol(topo)):
-        refs += [(namespace, "kafka", kafka.client_credentials, ("messaging", "kafka", "client_credentials"))
-                 for namespace in _kafka_client_namespaces(topo)]
+        refs += [
+            (namespace, "kafka", kafka.client_credentials, ("messaging", "kafka", "client_credentials"))
+            for namespace in _kafka_client_namespaces(topo)
+        ]
     return refs
 
 
@@ -237,8 +286,10 @@ def _storage(topo: Topology) -> Iterator[Finding]:
     if minio.storage_class not in classes:
         yield base + ("storage_class",), f"storage class {minio.storage_class!r} is not defined ({_choices(classes)})"
     if minio.mode == "distributed" and minio.drives < 4:
-        yield base + ("nodes",), (f"distributed mode (erasure coding) needs at least 4 drives; "
-                                  f"nodes x drives_per_node is {minio.drives}")
+        yield (
+            base + ("nodes",),
+            (f"distributed mode (erasure coding) needs at least 4 drives; nodes x drives_per_node is {minio.drives}"),
+        )
     if minio.mode == "standalone" and minio.nodes != 1:
         yield base + ("nodes",), "standalone mode runs exactly 1 node"
 
@@ -248,16 +299,24 @@ def _kafka(topo: Topology) -> Iterator[Finding]:
     base = ("messaging", "kafka")
     brokers = len(kafka.brokers)
     if kafka.default_replication_factor > brokers:
-        yield base + ("default_replication_factor",), (
-            f"{kafka.default_replication_factor} is more than the {brokers} broker(s)")
+        yield (
+            base + ("default_replication_factor",),
+            (f"{kafka.default_replication_factor} is more than the {brokers} broker(s)"),
+        )
     if kafka.min_insync_replicas > min(kafka.default_replication_factor, brokers):
-        yield base + ("min_insync_replicas",), (
-            f"{kafka.min_insync_replicas} is more than the replication factor "
-            f"{kafka.default_replication_factor} or the {brokers} broker(s); writes with acks=all would fail")
+        yield (
+            base + ("min_insync_replicas",),
+            (
+                f"{kafka.min_insync_replicas} is more than the replication factor "
+                f"{kafka.default_replication_factor} or the {brokers} broker(s); writes with acks=all would fail"
+            ),
+        )
     for i, topic in enumerate(kafka.topics):
         if topic.replication_factor > brokers:
-            yield base + ("topics", i, "replication_factor"), (
-                f"{topic.replication_factor} is more than the {brokers} broker(s)")
+            yield (
+                base + ("topics", i, "replication_factor"),
+                (f"{topic.replication_factor} is more than the {brokers} broker(s)"),
+            )
     yield from _listener_security(topo)
     yield from _kafka_vm(topo)
     yield from _broker_ports(topo)
@@ -272,17 +331,29 @@ def _listener_security(topo: Topology) -> Iterator[Finding]:
         if name.endswith("SSL") or "SASL_" in name:
             # The apache/kafka image's start script reads "SSL://" and "SASL_..://" in the advertised
             # listeners as its own TLS and SASL set-up, and stops when that set-up is missing.
-            yield base + ("listeners", i, "name"), (
-                f"{name!r} ends in SSL or contains SASL_, which the Kafka image's start script takes for a "
-                "protocol; name the listener for its network (e.g. VPN, K3S)")
+            yield (
+                base + ("listeners", i, "name"),
+                (
+                    f"{name!r} ends in SSL or contains SASL_, which the Kafka image's start script takes for a "
+                    "protocol; name the listener for its network (e.g. VPN, K3S)"
+                ),
+            )
         elif listener.protocol == "SSL" and not re.fullmatch(r"[A-Z][A-Z0-9]+", name):
-            yield base + ("listeners", i, "name"), (
-                f"{name!r}: an SSL listener's name must be 2 or more letters and digits without '_', so that "
-                "its client-authentication setting reaches the broker through the image's environment")
+            yield (
+                base + ("listeners", i, "name"),
+                (
+                    f"{name!r}: an SSL listener's name must be 2 or more letters and digits without '_', so that "
+                    "its client-authentication setting reaches the broker through the image's environment"
+                ),
+            )
     if _kafka_client_namespaces(topo) and client_keys(_cluster_protocol(topo)) and kafka.client_credentials is None:
-        yield base + ("client_credentials",), (
-            f"the private listener uses {_cluster_protocol(topo)}: name the Secret the cluster's Kafka clients "
-            f"read (keys: {', '.join(client_keys(_cluster_protocol(topo)))})")
+        yield (
+            base + ("client_credentials",),
+            (
+                f"the private listener uses {_cluster_protocol(topo)}: name the Secret the cluster's Kafka clients "
+                f"read (keys: {', '.join(client_keys(_cluster_protocol(topo)))})"
+            ),
+        )
     elif kafka.client_credentials is not None and not client_keys(_cluster_protocol(topo)):
         yield base + ("client_credentials",), "only used when the private listener is not PLAINTEXT"
 
@@ -310,13 +381,17 @@ def _kafka_vm(topo: Topology) -> Iterator[Finding]:
     kafka = topo.messaging.kafka
     vm = _vm(topo, kafka.vm)
     if vm is None:
-        yield ("messaging", "kafka", "vm"), (
-            f"VM {kafka.vm!r} is not defined in vms ({_choices(v.name for v in topo.vms)})")
+        yield (
+            ("messaging", "kafka", "vm"),
+            (f"VM {kafka.vm!r} is not defined in vms ({_choices(v.name for v in topo.vms)})"),
+        )
         return
     for i, listener in enumerate(kafka.listeners):
         if listener.network == "vpn" and vm.vpn_address is None:
-            yield ("messaging", "kafka", "listeners", i, "network"), (
-                f"VM {vm.name!r} has no vpn_address to advertise on listener {listener.name}")
+            yield (
+                ("messaging", "kafka", "listeners", i, "network"),
+                (f"VM {vm.name!r} has no vpn_address to advertise on listener {listener.name}"),
+            )
 
 
 def _broker_ports(topo: Topology) -> Iterator[Finding]:
@@ -326,8 +401,13 @@ def _broker_ports(topo: Topology) -> Iterator[Finding]:
     for i, broker in enumerate(kafka.brokers):
         path = ("messaging", "kafka", "brokers", i, "ports")
         if set(broker.ports) != wanted:
-            yield path, (f"needs a port for each of {', '.join(sorted(wanted))}; "
-                         f"has {', '.join(sorted(broker.ports)) or 'none'}")
+            yield (
+                path,
+                (
+                    f"needs a port for each of {', '.join(sorted(wanted))}; "
+                    f"has {', '.join(sorted(broker.ports)) or 'none'}"
+                ),
+            )
         for name, port in sorted(broker.ports.items()):
             if port == kafka.internal_port:
                 yield path + (name,), f"port {port} is the brokers' internal listener port (internal_port)"
@@ -349,8 +429,10 @@ def _connectors(topo: Topology) -> Iterator[Finding]:
             yield path + ("bucket",), f"bucket {connector.bucket!r} is not a MinIO bucket ({_choices(buckets)})"
         for j, topic in enumerate(connector.topics):
             if topic not in topics:
-                yield path + ("topics", j), (
-                    f"topic {topic!r} is not defined in messaging.kafka.topics ({_choices(topics)})")
+                yield (
+                    path + ("topics", j),
+                    (f"topic {topic!r} is not defined in messaging.kafka.topics ({_choices(topics)})"),
+                )
 
 
 def _routes(topo: Topology) -> Iterator[Finding]:
@@ -363,11 +445,15 @@ def _routes(topo: Topology) -> Iterator[Finding]:
         target = services.get((route.namespace, route.destination.service))
         if target is None:
             names = [name for ns, name in services if ns == route.namespace]
-            yield path + ("destination", "service"), (
-                f"no service {route.destination.service!r} in namespace {route.namespace} ({_choices(names)})")
+            yield (
+                path + ("destination", "service"),
+                (f"no service {route.destination.service!r} in namespace {route.namespace} ({_choices(names)})"),
+            )
         elif route.destination.port not in target.ports:
-            yield path + ("destination", "port"), (
-                f"service {target.name!r} has no port {route.destination.port} ({_choices(target.ports)})")
+            yield (
+                path + ("destination", "port"),
+                (f"service {target.name!r} has no port {route.destination.port} ({_choices(target.ports)})"),
+            )
 
 
 def _policies(topo: Topology) -> Iterator[Finding]:
@@ -380,29 +466,42 @@ def _policies(topo: Topology) -> Iterator[Finding]:
             own = ports_by_ns.get(policy.namespace, set())
             for k, port in enumerate(ingress.ports):
                 if port.port not in own:
-                    yield base + ("ingress", j, "ports", k, "port"), (
-                        f"no workload in namespace {policy.namespace} listens on port {port.port} ({_choices(own)})")
+                    yield (
+                        base + ("ingress", j, "ports", k, "port"),
+                        (f"no workload in namespace {policy.namespace} listens on port {port.port} ({_choices(own)})"),
+                    )
         for j, egress in enumerate(policy.egress or []):
             theirs = set().union(*(ports_by_ns.get(ns, set()) for ns in egress.to_namespaces))
             for k, port in enumerate(egress.ports):
                 if port.port not in theirs:
-                    yield base + ("egress", j, "ports", k, "port"), (
-                        f"no workload in {', '.join(egress.to_namespaces)} listens on port {port.port} "
-                        f"({_choices(theirs)})")
+                    yield (
+                        base + ("egress", j, "ports", k, "port"),
+                        (
+                            f"no workload in {', '.join(egress.to_namespaces)} listens on port {port.port} "
+                            f"({_choices(theirs)})"
+                        ),
+                    )
 
 
 def _ports(topo: Topology) -> Iterator[Finding]:
     obs, minio, gateway = topo.observability, topo.storage.minio, topo.edge.api_gateway
     if "vm" in gateway.runs_on:  # both published on every address of the edge VM
-        yield from _duplicates([(gateway.https_port, ("edge", "api_gateway", "https_port")),
-                                (gateway.http_port, ("edge", "api_gateway", "http_port"))],
-                               f"port published on {topo.edge.vm}")
-    yield from _duplicates([(minio.port, ("storage", "minio", "port")),
-                            (minio.console_port, ("storage", "minio", "console_port"))], "port of minio")
+        yield from _duplicates(
+            [
+                (gateway.https_port, ("edge", "api_gateway", "https_port")),
+                (gateway.http_port, ("edge", "api_gateway", "http_port")),
+            ],
+            f"port published on {topo.edge.vm}",
+        )
+    yield from _duplicates(
+        [(minio.port, ("storage", "minio", "port")), (minio.console_port, ("storage", "minio", "console_port"))],
+        "port of minio",
+    )
     for key in ("otel_agent", "tempo"):
         ports = getattr(obs, key).ports.model_dump()
-        yield from _duplicates([(port, ("observability", key, "ports", name)) for name, port in ports.items()],
-                               f"port of {key}")
+        yield from _duplicates(
+            [(port, ("observability", key, "ports", name)) for name, port in ports.items()], f"port of {key}"
+        )
 
 
 def _resources(topo: Topology) -> Iterator[Finding]:

@@ -73,7 +73,7 @@ class Cluster(Strict):
     @property
     def kubernetes_version(self) -> str:
         """'v1.28.9+k3s1' -> '1.28.9'."""
-        return self.version[1:].split("+", 1)[0]
+        return str(self.version[1:].split("+", 1)[0])
 
     @property
     def kubernetes_minor(self) -> str:

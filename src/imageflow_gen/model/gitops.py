@@ -7,7 +7,6 @@ from typing import Literal
 from .types import ApiServer, GitRevision, GitUrl, Name, RepoPath, Strict
 
 
-
 class ArgoCd(Strict):
     """An Argo CD Application per profile, deploying the rendered output from the GitOps repository."""
 

@@ -7,8 +7,21 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from .common import SecretRef
-from .types import (BucketName, GroupId, Image, KafkaClusterId, ListenerName, Name, Port, Positive, ServiceName,
-                    Sorted, Strict, Text, TopicName)
+from .types import (
+    BucketName,
+    GroupId,
+    Image,
+    KafkaClusterId,
+    ListenerName,
+    Name,
+    Port,
+    Positive,
+    ServiceName,
+    Sorted,
+    Strict,
+    Text,
+    TopicName,
+)
 
 
 TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
@@ -151,5 +164,3 @@ class Messaging(Strict):
 
     kafka: Kafka
     """Kafka."""
-
-

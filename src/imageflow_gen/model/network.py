@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from .common import SecretRef
-from .types import (Duration, Hostname, LabelKey, LabelValue, Name, Percent, Port, Positive, Sorted, Strict, UrlPrefix)
+from .types import Duration, Hostname, LabelKey, LabelValue, Name, Percent, Port, Positive, Sorted, Strict, UrlPrefix
 
 
 class IstioGateway(Strict):

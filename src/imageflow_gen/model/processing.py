@@ -71,10 +71,16 @@ def _strategy(value: Any) -> str | None:
 
 # How a new version of the service replaces the running one (seed 8.0.6): the fields a
 # strategy does not use are unknown keys under it, so a setting of another strategy is an error.
-Release = Annotated[Annotated[RollingRelease, Tag("rolling")] | Annotated[BlueGreenRelease, Tag("blue-green")]
-                    | Annotated[CanaryRelease, Tag("canary")],
-                    Discriminator(_strategy, custom_error_type="release_strategy",
-                                  custom_error_message="strategy must be one of rolling, blue-green, canary")]
+Release = Annotated[
+    Annotated[RollingRelease, Tag("rolling")]
+    | Annotated[BlueGreenRelease, Tag("blue-green")]
+    | Annotated[CanaryRelease, Tag("canary")],
+    Discriminator(
+        _strategy,
+        custom_error_type="release_strategy",
+        custom_error_message="strategy must be one of rolling, blue-green, canary",
+    ),
+]
 
 
 class ProcessingService(Strict):

@@ -9,7 +9,6 @@ from pydantic import Field
 from .types import Ciphertext, Duration, KeyPrefix, Sorted, Strict, SubdomainName
 
 
-
 class ExternalSecrets(Strict):
     """The External Secrets Operator creates each Secret from a secret store."""
 
@@ -32,12 +31,10 @@ class Secrets(Strict):
     external_secrets: ExternalSecrets | None = None
     """Settings for provider external-secrets."""
     sealed: Annotated[dict[SubdomainName, Annotated[dict[str, Ciphertext], Sorted]], Sorted] = Field(
-        default_factory=dict)
+        default_factory=dict
+    )
     """For provider sealed-secrets: Secret name -> key -> value encrypted with kubeseal (safe to commit)."""
 
     @property
     def ciphertexts(self) -> frozenset[str]:
         return frozenset(v for keys in self.sealed.values() for v in keys.values())
-
-
-

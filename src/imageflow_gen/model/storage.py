@@ -7,8 +7,21 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from .common import Resources, SecretRef
-from .types import (AbsolutePath, BucketName, Hostname, Image, Name, Port, Positive, Provisioner, Quantity, Region,
-                    Sorted, Strict, Url)
+from .types import (
+    AbsolutePath,
+    BucketName,
+    Hostname,
+    Image,
+    Name,
+    Port,
+    Positive,
+    Provisioner,
+    Quantity,
+    Region,
+    Sorted,
+    Strict,
+    Url,
+)
 
 
 AccessMode = Literal["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"]

@@ -56,85 +56,165 @@ def _checked_type(check: Callable[[Any], Any], schema: dict[str, Any], base: typ
 DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 DNS_SUBDOMAIN = rf"{DNS_LABEL}(\.{DNS_LABEL})*"
 
-Name = _pattern_type(DNS_LABEL, "a DNS-1123 label (lower-case letters, digits and '-', "
-                     "starting and ending with a letter or digit)", 63,
-                     {"description": "A DNS-1123 label."})
-SubdomainName = _pattern_type(DNS_SUBDOMAIN, "a DNS-1123 subdomain", 253,
-                              {"description": "A DNS-1123 subdomain."})
+Name = _pattern_type(
+    DNS_LABEL,
+    "a DNS-1123 label (lower-case letters, digits and '-', starting and ending with a letter or digit)",
+    63,
+    {"description": "A DNS-1123 label."},
+)
+SubdomainName = _pattern_type(DNS_SUBDOMAIN, "a DNS-1123 subdomain", 253, {"description": "A DNS-1123 subdomain."})
 # Services and the other kinds named by DNS-1035 labels: a letter first, so the name can be a
 # host name of its own (the API server refuses a Service named 1-resize).
-ServiceName = _pattern_type(r"[a-z]([-a-z0-9]*[a-z0-9])?", "a DNS-1035 label (lower-case letters, digits and '-', "
-                            "starting with a letter and ending with a letter or digit)", 63,
-                            {"description": "A DNS-1035 label: the name of a Service."})
-Hostname = _pattern_type(r"(\*\.)?" + DNS_SUBDOMAIN, "a host name such as api.example.com", 253,
-                         {"description": "A DNS host name; a leading '*.' wildcard is allowed."})
-LabelKey = _pattern_type(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-                         r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?",
-                         "a Kubernetes label key ([prefix/]name)", 316,
-                         {"description": "A Kubernetes label key: optional DNS prefix and '/', then a name."})
-LabelValue = _pattern_type(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?", "a Kubernetes label value", 63,
-                           {"description": "A Kubernetes label value (may be empty)."})
-BucketName = _pattern_type(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket name (3-63 lower-case letters, "
-                           "digits, '.' and '-')", 63, {"description": "An S3 bucket name."})
-Duration = _pattern_type(r"[0-9]+(\.[0-9]+)?(ms|s|m|h)", "a duration such as 500ms, 10s, 5m or 1h", 32,
-                         {"description": "A duration: a number and a unit (ms, s, m, h)."})
-K3sVersion = _pattern_type(r"v[0-9]+\.[0-9]+\.[0-9]+\+k3s[0-9]+", "a K3s version such as v1.28.9+k3s1", 64,
-                           {"description": "A K3s release, e.g. v1.28.9+k3s1."})
+ServiceName = _pattern_type(
+    r"[a-z]([-a-z0-9]*[a-z0-9])?",
+    "a DNS-1035 label (lower-case letters, digits and '-', starting with a letter and ending with a letter or digit)",
+    63,
+    {"description": "A DNS-1035 label: the name of a Service."},
+)
+Hostname = _pattern_type(
+    r"(\*\.)?" + DNS_SUBDOMAIN,
+    "a host name such as api.example.com",
+    253,
+    {"description": "A DNS host name; a leading '*.' wildcard is allowed."},
+)
+LabelKey = _pattern_type(
+    r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?",
+    "a Kubernetes label key ([prefix/]name)",
+    316,
+    {"description": "A Kubernetes label key: optional DNS prefix and '/', then a name."},
+)
+LabelValue = _pattern_type(
+    r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?",
+    "a Kubernetes label value",
+    63,
+    {"description": "A Kubernetes label value (may be empty)."},
+)
+BucketName = _pattern_type(
+    r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
+    "an S3 bucket name (3-63 lower-case letters, digits, '.' and '-')",
+    63,
+    {"description": "An S3 bucket name."},
+)
+Duration = _pattern_type(
+    r"[0-9]+(\.[0-9]+)?(ms|s|m|h)",
+    "a duration such as 500ms, 10s, 5m or 1h",
+    32,
+    {"description": "A duration: a number and a unit (ms, s, m, h)."},
+)
+K3sVersion = _pattern_type(
+    r"v[0-9]+\.[0-9]+\.[0-9]+\+k3s[0-9]+",
+    "a K3s version such as v1.28.9+k3s1",
+    64,
+    {"description": "A K3s release, e.g. v1.28.9+k3s1."},
+)
 # Paths and URL prefixes land in shell commands, compose files, nginx directives and Kubernetes
 # env values: only characters that mean nothing to any of them (no spaces, quotes, `$`, `;`,
 # braces or parentheses), and no `.` or `..` segment.
 # (A segment may start with one '.', not two, and is never '.' alone: no lookahead, which the
 # Go regexp of Helm's schema check lacks.)
 _SEGMENT = r"\.?[A-Za-z0-9_@+=,~-][A-Za-z0-9._@+=,~-]*"
-AbsolutePath = _pattern_type(rf"/|(/{_SEGMENT})+/?",
-                             "an absolute path (letters, digits and ._@+=,~- between slashes; no '.' or '..' "
-                             "segment)", 4096, {"description": "An absolute file system path."})
-UrlPrefix = _pattern_type(r"/([A-Za-z0-9._~@:+=,-]+/?)*", "a URL path prefix starting with '/' (letters, "
-                          "digits and ._~@:+=,- between slashes)", 1024,
-                          {"description": "A URL path prefix, starting with '/'."})
+AbsolutePath = _pattern_type(
+    rf"/|(/{_SEGMENT})+/?",
+    "an absolute path (letters, digits and ._@+=,~- between slashes; no '.' or '..' segment)",
+    4096,
+    {"description": "An absolute file system path."},
+)
+UrlPrefix = _pattern_type(
+    r"/([A-Za-z0-9._~@:+=,-]+/?)*",
+    "a URL path prefix starting with '/' (letters, digits and ._~@:+=,- between slashes)",
+    1024,
+    {"description": "A URL path prefix, starting with '/'."},
+)
 # Free text a person reads (purposes, reasons): one line of printable characters.
 # (The line separators are literal characters: Go's regexp, in Helm's schema check, has no \u.)
-Text = _pattern_type(r"[^\x00-\x1f\x7f" + "\u2028\u2029" + "]*",
-                     "one line of text (no control characters or line breaks)", 500,
-                     {"description": "One line of text."})
+Text = _pattern_type(
+    r"[^\x00-\x1f\x7f" + "\u2028\u2029" + "]*",
+    "one line of text (no control characters or line breaks)",
+    500,
+    {"description": "One line of text."},
+)
 # A MinIO/S3 region and an External Secrets remote key prefix.
-Region = _pattern_type(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", "a region such as us-east-1", 63,
-                       {"description": "An S3 region name."})
-KeyPrefix = _pattern_type(r"[A-Za-z0-9/_.-]*", "a key prefix (letters, digits and /_.-)", 253,
-                          {"description": "A remote key prefix."})
-Provisioner = _pattern_type(rf"{DNS_SUBDOMAIN}(/{DNS_LABEL})?", "a provisioner name such as "
-                            "kubernetes.io/no-provisioner or rancher.io/local-path", 253,
-                            {"description": "A StorageClass provisioner."})
-ListenerName = _pattern_type(r"[A-Z][A-Z0-9_]*", "a Kafka listener name in upper case (e.g. VPN)", 63,
-                             {"description": "A Kafka listener name, upper case."})
-KafkaClusterId = _pattern_type(r"[A-Za-z0-9_-]{22}", "a KRaft cluster id (22 characters of base64url)", 22,
-                               {"description": "The KRaft cluster id: 16 bytes in base64url, 22 characters."})
-EnvName = _pattern_type(r"[A-Z_][A-Z0-9_]*", "an environment variable name in upper case", 128,
-                        {"description": "An environment variable name."})
+Region = _pattern_type(
+    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", "a region such as us-east-1", 63, {"description": "An S3 region name."}
+)
+KeyPrefix = _pattern_type(
+    r"[A-Za-z0-9/_.-]*", "a key prefix (letters, digits and /_.-)", 253, {"description": "A remote key prefix."}
+)
+Provisioner = _pattern_type(
+    rf"{DNS_SUBDOMAIN}(/{DNS_LABEL})?",
+    "a provisioner name such as kubernetes.io/no-provisioner or rancher.io/local-path",
+    253,
+    {"description": "A StorageClass provisioner."},
+)
+ListenerName = _pattern_type(
+    r"[A-Z][A-Z0-9_]*",
+    "a Kafka listener name in upper case (e.g. VPN)",
+    63,
+    {"description": "A Kafka listener name, upper case."},
+)
+KafkaClusterId = _pattern_type(
+    r"[A-Za-z0-9_-]{22}",
+    "a KRaft cluster id (22 characters of base64url)",
+    22,
+    {"description": "The KRaft cluster id: 16 bytes in base64url, 22 characters."},
+)
+EnvName = _pattern_type(
+    r"[A-Z_][A-Z0-9_]*",
+    "an environment variable name in upper case",
+    128,
+    {"description": "An environment variable name."},
+)
 # Host, optional port and a plain path: nothing that could end a line or a directive in the
 # nginx or shell text the URL is written into.
-Url = _pattern_type(r"https?://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?",
-                    "an http(s) URL such as http://auth.internal:8080/verify (host, port, path)", 2048,
-                    {"description": "An http or https URL: host, optional port, optional path."})
+Url = _pattern_type(
+    r"https?://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?",
+    "an http(s) URL such as http://auth.internal:8080/verify (host, port, path)",
+    2048,
+    {"description": "An http or https URL: host, optional port, optional path."},
+)
 
 # Kafka names, kubeseal ciphertext and Git locations.
-TopicName = _pattern_type(r"[A-Za-z0-9._-]+", "a Kafka topic name (letters, digits, '.', '_' and '-')", 249,
-                          {"description": "A Kafka topic name."})
-GroupId = _pattern_type(r"[A-Za-z0-9._-]+", "a Kafka Connect group id (letters, digits, '.', '_' and '-')", 249,
-                        {"description": "A Kafka consumer group id."})
-Ciphertext = _pattern_type(r"[A-Za-z0-9+/=]{16,}", "a sealed (encrypted) value in base64, from kubeseal", 65536,
-                           {"description": "A value encrypted by kubeseal for the cluster's controller."})
-GitUrl = _pattern_type(r"(https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~-]+)+|"
-                       r"(ssh://)?[A-Za-z0-9._-]+@[A-Za-z0-9.-]+[:/][A-Za-z0-9._~/-]+)",
-                       "a Git repository URL (https://host/org/repo.git or git@host:org/repo.git)", 2048,
-                       {"description": "A Git repository URL, https or ssh."})
-GitRevision = _pattern_type(r"[A-Za-z0-9._/-]+", "a branch, tag or commit", 255,
-                            {"description": "A Git branch, tag or commit."})
-RepoPath = _pattern_type(r"([A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*)?", "a relative path inside the repository "
-                         "(no leading '/', no '..')", 1024,
-                         {"description": "A relative path in the repository; empty for its root."})
-ApiServer = _pattern_type(r"https://[A-Za-z0-9.-]+(:[0-9]+)?", "an API server URL such as "
-                          "https://kubernetes.default.svc", 2048, {"description": "A Kubernetes API server URL."})
+TopicName = _pattern_type(
+    r"[A-Za-z0-9._-]+",
+    "a Kafka topic name (letters, digits, '.', '_' and '-')",
+    249,
+    {"description": "A Kafka topic name."},
+)
+GroupId = _pattern_type(
+    r"[A-Za-z0-9._-]+",
+    "a Kafka Connect group id (letters, digits, '.', '_' and '-')",
+    249,
+    {"description": "A Kafka consumer group id."},
+)
+Ciphertext = _pattern_type(
+    r"[A-Za-z0-9+/=]{16,}",
+    "a sealed (encrypted) value in base64, from kubeseal",
+    65536,
+    {"description": "A value encrypted by kubeseal for the cluster's controller."},
+)
+GitUrl = _pattern_type(
+    r"(https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~-]+)+|"
+    r"(ssh://)?[A-Za-z0-9._-]+@[A-Za-z0-9.-]+[:/][A-Za-z0-9._~/-]+)",
+    "a Git repository URL (https://host/org/repo.git or git@host:org/repo.git)",
+    2048,
+    {"description": "A Git repository URL, https or ssh."},
+)
+GitRevision = _pattern_type(
+    r"[A-Za-z0-9._/-]+", "a branch, tag or commit", 255, {"description": "A Git branch, tag or commit."}
+)
+RepoPath = _pattern_type(
+    r"([A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*)?",
+    "a relative path inside the repository (no leading '/', no '..')",
+    1024,
+    {"description": "A relative path in the repository; empty for its root."},
+)
+ApiServer = _pattern_type(
+    r"https://[A-Za-z0-9.-]+(:[0-9]+)?",
+    "an API server URL such as https://kubernetes.default.svc",
+    2048,
+    {"description": "A Kubernetes API server URL."},
+)
 
 # A Kubernetes resource quantity, e.g. 100m, 1.5, 8Gi, 1Ti, 3e3.
 _QUANTITY = r"[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?"
@@ -161,8 +241,11 @@ def _number_text(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return value
     if isinstance(value, float) and not math.isfinite(value):  # 1e309 read as a number is inf
-        raise _fail("range", "is out of range: a Kubernetes quantity is at most "
-                             f"{QUANTITY_MAX}" + ("" if value > 0 else ", and not negative"))
+        raise _fail(
+            "range",
+            "is out of range: a Kubernetes quantity is at most "
+            f"{QUANTITY_MAX}" + ("" if value > 0 else ", and not negative"),
+        )
     if value < 0:
         raise _fail("range", f"{value!r} is negative; a quantity is not")
     return format(Decimal(repr(value)).normalize(), "f")
@@ -173,19 +256,20 @@ def _quantity(value: Any) -> str:
     return _in_range(_string(_number_text(value), what), what)
 
 
-_QUANTITY_SCHEMA = [{"type": "number", "minimum": 0, "maximum": QUANTITY_MAX},
-                    {"type": "string", "pattern": f"^(?:{_QUANTITY})$", "maxLength": 64}]
+_QUANTITY_SCHEMA = [
+    {"type": "number", "minimum": 0, "maximum": QUANTITY_MAX},
+    {"type": "string", "pattern": f"^(?:{_QUANTITY})$", "maxLength": 64},
+]
 Quantity = _checked_type(_quantity, {"anyOf": _QUANTITY_SCHEMA, "description": "A Kubernetes resource quantity."})
 
 
 def _cpu(value: Any) -> str:
     """CPU is written as a number of cores (2, 0.5) or as a quantity string ("500m")."""
-    what = "a CPU amount such as 2 or \"500m\""
+    what = 'a CPU amount such as 2 or "500m"'
     return _in_range(_string(_number_text(value), what), what)
 
 
-Cpu = _checked_type(_cpu, {"anyOf": _QUANTITY_SCHEMA,
-                           "description": "CPU: whole cores (2) or a quantity (\"500m\")."})
+Cpu = _checked_type(_cpu, {"anyOf": _QUANTITY_SCHEMA, "description": 'CPU: whole cores (2) or a quantity ("500m").'})
 
 
 def _ipv4(value: Any) -> str:
@@ -200,9 +284,11 @@ def _ipv4(value: Any) -> str:
 IPv4 = _checked_type(_ipv4, {"type": "string", "format": "ipv4", "description": "An IPv4 address."})
 
 # An OCI image reference that names a version: [registry/]path:tag, optionally @sha256:digest.
-_IMAGE = (r"(?P<repo>[a-z0-9]+([._-][a-z0-9]+)*(\.[a-z0-9]+([._-][a-z0-9]+)*)*(:[0-9]+)?"
-          r"(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*)"
-          r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(@(?P<digest>sha256:[a-f0-9]{64}))?")
+_IMAGE = (
+    r"(?P<repo>[a-z0-9]+([._-][a-z0-9]+)*(\.[a-z0-9]+([._-][a-z0-9]+)*)*(:[0-9]+)?"
+    r"(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*)"
+    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(@(?P<digest>sha256:[a-f0-9]{64}))?"
+)
 
 
 def _image(value: Any) -> str:
@@ -219,10 +305,16 @@ def _image(value: Any) -> str:
 
 # In the JSON schema: anchored, and without group names (ECMA-262 and Go spell them differently);
 # ending in a tag or a digest, and not in the tag latest.
-Image = _checked_type(_image, {"type": "string", "pattern": "^(?:" + re.sub(r"\(\?P<\w+>", "(", _IMAGE) + ")$",
-                               "allOf": [{"pattern": "(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"}],
-                               "not": {"pattern": ":latest$"},
-                               "description": "An image reference pinned by tag (not 'latest') or digest."})
+Image = _checked_type(
+    _image,
+    {
+        "type": "string",
+        "pattern": "^(?:" + re.sub(r"\(\?P<\w+>", "(", _IMAGE) + ")$",
+        "allOf": [{"pattern": "(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"}],
+        "not": {"pattern": ":latest$"},
+        "description": "An image reference pinned by tag (not 'latest') or digest.",
+    },
+)
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 """A TCP or UDP port, 1 to 65535."""

@@ -27,8 +27,15 @@ _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a
 # Kinds whose names must be DNS-1123 labels (the rest take subdomains, up to 253), and the
 # longest name each may have: a StatefulSet's pods carry the label
 # controller-revision-hash=<name>-<10 characters>, which must fit in 63.
-_LABEL_LIMITS = {"Namespace": 63, "Service": 63, "Pod": 63, "StatefulSet": 52, "Deployment": 63,
-                 "DaemonSet": 63, "Job": 63}
+_LABEL_LIMITS = {
+    "Namespace": 63,
+    "Service": 63,
+    "Pod": 63,
+    "StatefulSet": 52,
+    "Deployment": 63,
+    "DaemonSet": 63,
+    "Job": 63,
+}
 _AREAS = (namespaces, secrets, storage, processing, edge, messaging, observability, network)
 
 
@@ -76,26 +83,39 @@ def make_plan(topo: Topology, profile: str, source_file: Callable[[Path], str] |
     specs = [spec for area in _AREAS for spec in area.specs(topo)]
     tests = processing.test_specs(topo)
     names = [(s.kind, s.name, s.source) for s in specs + tests] + _pod_names(topo)
-    return Plan(profile=profile, topology=topo, kubernetes_minor=topo.cluster.kubernetes_minor, specs=specs,
-                test_specs=tests, names=names, source_file=source_file or (lambda path: ""))
+    return Plan(
+        profile=profile,
+        topology=topo,
+        kubernetes_minor=topo.cluster.kubernetes_minor,
+        specs=specs,
+        test_specs=tests,
+        names=names,
+        source_file=source_file or (lambda path: ""),
+    )
 
 
 def _pod_names(topo: Topology) -> list[tuple[str, str, Path]]:
     """The host names a StatefulSet gives its last pod: <name>-<replicas - 1>."""
     minio, tempo = topo.storage.minio, topo.observability.tempo
-    return [("Pod", f"minio-{minio.nodes - 1}", ("storage", "minio", "nodes")),
-            ("Pod", f"{tempo.name}-{tempo.replicas - 1}", ("observability", "tempo", "name"))]
+    return [
+        ("Pod", f"minio-{minio.nodes - 1}", ("storage", "minio", "nodes")),
+        ("Pod", f"{tempo.name}-{tempo.replicas - 1}", ("observability", "tempo", "name")),
+    ]
 
 
 def name_findings(plan: Plan) -> list[tuple[Path, str]]:
     """Emitted names that Kubernetes would reject, after every prefix and suffix."""
     findings = []
     for kind, name, path in plan.names:
-        limit, pattern, what = (_LABEL_LIMITS[kind], _LABEL, "DNS-1123 label") if kind in _LABEL_LIMITS else \
-            (253, _SUBDOMAIN, "DNS-1123 subdomain")
+        limit, pattern, what = (
+            (_LABEL_LIMITS[kind], _LABEL, "DNS-1123 label")
+            if kind in _LABEL_LIMITS
+            else (253, _SUBDOMAIN, "DNS-1123 subdomain")
+        )
         if len(name) > limit or not pattern.match(name):
-            findings.append((path, f"emits the {kind} name {name!r}, which is not a {what} of at most {limit} "
-                                   "characters"))
+            findings.append(
+                (path, f"emits the {kind} name {name!r}, which is not a {what} of at most {limit} characters")
+            )
     return findings
 
 

@@ -21,13 +21,28 @@ PART_OF = "imageflow"
 # their destinations exist. The Helm chart's templates carry the same annotations.
 SYNC_WAVE_ANNOTATION = "argocd.argoproj.io/sync-wave"
 SYNC_WAVES = {
-    "Namespace": -3, "StorageClass": -3, "RuntimeClass": -3,
-    "ServiceAccount": -2, "ClusterRole": -2, "ClusterRoleBinding": -2, "NetworkPolicy": -2,
-    "PersistentVolume": -2, "ConfigMap": -2, "ExternalSecret": -2, "SealedSecret": -2, "Service": -2,
+    "Namespace": -3,
+    "StorageClass": -3,
+    "RuntimeClass": -3,
+    "ServiceAccount": -2,
+    "ClusterRole": -2,
+    "ClusterRoleBinding": -2,
+    "NetworkPolicy": -2,
+    "PersistentVolume": -2,
+    "ConfigMap": -2,
+    "ExternalSecret": -2,
+    "SealedSecret": -2,
+    "Service": -2,
     "EndpointSlice": -2,
-    "StatefulSet": -1, "DaemonSet": -1,
-    "Job": 0, "Deployment": 0, "HorizontalPodAutoscaler": 0, "PodDisruptionBudget": 0,
-    "Gateway": 1, "VirtualService": 1, "DestinationRule": 1,
+    "StatefulSet": -1,
+    "DaemonSet": -1,
+    "Job": 0,
+    "Deployment": 0,
+    "HorizontalPodAutoscaler": 0,
+    "PodDisruptionBudget": 0,
+    "Gateway": 1,
+    "VirtualService": 1,
+    "DestinationRule": 1,
 }
 MANAGED_BY = "imageflow-gen"
 NON_ROOT_UID = 10001
@@ -55,8 +70,9 @@ class Tunable:
         return self.value if self.complement is None else self.complement - self.value
 
 
-def tunable(key: tuple[str, ...], value: Any, model: type[BaseModel], name: str,
-            complement: int | None = None) -> Tunable:
+def tunable(
+    key: tuple[str, ...], value: Any, model: type[BaseModel], name: str, complement: int | None = None
+) -> Tunable:
     """A Tunable whose schema and description are those of the model field `model.name`."""
     schema, description = _field_facts(model, name)
     return Tunable(key=key, value=value, schema=schema, description=description, complement=complement)
@@ -101,8 +117,14 @@ class Spec:
 
 def spec(kind: str, template: str, source: Path, **values: Any) -> Spec:
     """A Spec whose `name` is taken from the values; Tunables among them stay in `raw`."""
-    return Spec(kind=kind, name=values["name"], template=f"kubernetes/{template}.yaml.j2", values=placed(values),
-                source=source, raw=values)
+    return Spec(
+        kind=kind,
+        name=values["name"],
+        template=f"kubernetes/{template}.yaml.j2",
+        values=placed(values),
+        source=source,
+        raw=values,
+    )
 
 
 def common_labels() -> dict[str, str]:
@@ -112,14 +134,28 @@ def common_labels() -> dict[str, str]:
 
 def labels(name: str, component: str, **extra: str) -> dict[str, str]:
     """Standard labels of a workload and its pods, sorted; `app` is what selectors match."""
-    return dict(sorted({"app": name, "app.kubernetes.io/name": name, "app.kubernetes.io/component": component,
-                        **common_labels(), **extra}.items()))
+    return dict(
+        sorted(
+            {
+                "app": name,
+                "app.kubernetes.io/name": name,
+                "app.kubernetes.io/component": component,
+                **common_labels(),
+                **extra,
+            }.items()
+        )
+    )
 
 
 def pod_security(uid: int = NON_ROOT_UID) -> dict[str, Any]:
     """Pod-level part of Pod Security `restricted`: non-root, fixed ids, RuntimeDefault seccomp."""
-    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
-            "seccompProfile": {"type": "RuntimeDefault"}}
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def container_security() -> dict[str, Any]:
@@ -133,22 +169,34 @@ def resources(res: Resources, key: tuple[str, ...], gpu: int = 0) -> dict[str, A
     result: dict[str, Any] = {}
     for part in ("requests", "limits"):
         amounts = getattr(res, part)
-        result[part] = {name: tunable(key + ("resources", part, name), getattr(amounts, name), type(amounts), name)
-                        for name in ("cpu", "memory")}
+        result[part] = {
+            name: tunable(key + ("resources", part, name), getattr(amounts, name), type(amounts), name)
+            for name in ("cpu", "memory")
+        }
     if gpu:
         result["limits"]["nvidia.com/gpu"] = gpu
     return result
 
 
 def http_probe(path: str, port: str | int, *, delay: int = 5) -> dict[str, Any]:
-    return {"httpGet": {"path": path, "port": port}, "initialDelaySeconds": delay, "periodSeconds": 10,
-            "timeoutSeconds": 3, "failureThreshold": 3}
+    return {
+        "httpGet": {"path": path, "port": port},
+        "initialDelaySeconds": delay,
+        "periodSeconds": 10,
+        "timeoutSeconds": 3,
+        "failureThreshold": 3,
+    }
 
 
 def grpc_probe(port: int, *, delay: int = 5) -> dict[str, Any]:
     """The gRPC health checking protocol, probed by the kubelet itself (Kubernetes >= 1.27)."""
-    return {"grpc": {"port": port}, "initialDelaySeconds": delay, "periodSeconds": 10, "timeoutSeconds": 3,
-            "failureThreshold": 3}
+    return {
+        "grpc": {"port": port},
+        "initialDelaySeconds": delay,
+        "periodSeconds": 10,
+        "timeoutSeconds": 3,
+        "failureThreshold": 3,
+    }
 
 
 def tmp_volume() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -162,12 +210,29 @@ def service_dns(name: str, namespace: str) -> str:
 
 def spread_over_nodes(app: str) -> dict[str, Any]:
     """Prefer one pod per node; preferred, because the volumes pin where the pods can go."""
-    return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-        {"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": app}},
-                                            "topologyKey": "kubernetes.io/hostname"}}]}}
+    return {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "labelSelector": {"matchLabels": {"app": app}},
+                        "topologyKey": "kubernetes.io/hostname",
+                    },
+                }
+            ]
+        }
+    }
 
 
-def disruption_budget(name: str, namespace: str, source: tuple, component: str) -> Spec:
+def disruption_budget(name: str, namespace: str, source: Path, component: str) -> Spec:
     """At most one pod of the workload down at a time during voluntary disruptions (drains)."""
-    return spec("PodDisruptionBudget", "poddisruptionbudget", source, name=name, namespace=namespace,
-                labels=labels(name, component), selector={"app": name})
+    return spec(
+        "PodDisruptionBudget",
+        "poddisruptionbudget",
+        source,
+        name=name,
+        namespace=namespace,
+        labels=labels(name, component),
+        selector={"app": name},
+    )

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from ..model import Topology
 from ..model.edge import EdgeComponent
-from .common import (Spec, container_security, http_probe, labels, pod_security, resources, spec, tmp_volume,
-                     tunable)
+from .common import Spec, container_security, http_probe, labels, pod_security, resources, spec, tmp_volume, tunable
 from .processing import service_env, service_files
 
 _COMPONENTS = ("api_gateway", "backend_api", "web_ui")
@@ -20,7 +19,7 @@ def specs(topo: Topology) -> list[Spec]:
     return result
 
 
-def _component(topo: Topology, component: EdgeComponent, source: tuple) -> list[Spec]:
+def _component(topo: Topology, component: EdgeComponent, source: tuple[str, str]) -> list[Spec]:
     volume, mount = tmp_volume()
     backend = component is topo.edge.backend_api
     env = service_env(topo) if backend else []
@@ -38,12 +37,32 @@ def _component(topo: Topology, component: EdgeComponent, source: tuple) -> list[
     }
     pod_labels = labels(component.name, "edge")
     return [
-        spec("Deployment", "deployment", source, name=component.name, namespace=component.namespace,
-             labels=pod_labels, selector={"app": component.name}, pod_labels=pod_labels,
-             replicas=tunable(source + ("replicas",), component.replicas, EdgeComponent, "replicas"),
-             pod={"securityContext": pod_security(), "automountServiceAccountToken": False,
-                  "containers": [container], "volumes": [volume, *volumes]}),
-        spec("Service", "service", source, name=component.name, namespace=component.namespace, labels=pod_labels,
-             selector={"app": component.name}, headless=False,
-             ports=[{"name": "http", "port": component.port, "targetPort": "http", "protocol": "TCP"}]),
+        spec(
+            "Deployment",
+            "deployment",
+            source,
+            name=component.name,
+            namespace=component.namespace,
+            labels=pod_labels,
+            selector={"app": component.name},
+            pod_labels=pod_labels,
+            replicas=tunable(source + ("replicas",), component.replicas, EdgeComponent, "replicas"),
+            pod={
+                "securityContext": pod_security(),
+                "automountServiceAccountToken": False,
+                "containers": [container],
+                "volumes": [volume, *volumes],
+            },
+        ),
+        spec(
+            "Service",
+            "service",
+            source,
+            name=component.name,
+            namespace=component.namespace,
+            labels=pod_labels,
+            selector={"app": component.name},
+            headless=False,
+            ports=[{"name": "http", "port": component.port, "targetPort": "http", "protocol": "TCP"}],
+        ),
     ]

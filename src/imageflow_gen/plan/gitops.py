@@ -34,6 +34,9 @@ def application(topo: Topology, profile: str) -> Application:
     argo = topo.gitops.argocd
     prefix = f"{argo.path}/" if argo.path else ""
     folder = chart_dir(profile) if argo.source == "helm" else overlay_dir(profile)
-    return Application(name=f"imageflow-{profile}", argo=argo,
-                       source={"repoURL": argo.repo_url, "targetRevision": argo.revision, "path": prefix + folder},
-                       labels={**common_labels(), "imageflow.io/profile": profile})
+    return Application(
+        name=f"imageflow-{profile}",
+        argo=argo,
+        source={"repoURL": argo.repo_url, "targetRevision": argo.revision, "path": prefix + folder},
+        labels={**common_labels(), "imageflow.io/profile": profile},
+    )

@@ -44,7 +44,7 @@ def broker_ports(topo: Topology) -> list[tuple[str, int]]:
 
 
 def kafka_vm_address(topo: Topology) -> str:
-    return next(vm.address for vm in topo.vms if vm.name == topo.messaging.kafka.vm)
+    return str(next(vm.address for vm in topo.vms if vm.name == topo.messaging.kafka.vm))
 
 
 def bootstrap_servers(topo: Topology) -> str:
@@ -61,15 +61,31 @@ def specs(topo: Topology) -> list[Spec]:
     source = ("messaging", "kafka")
     service_labels = labels(kafka.cluster_service, "messaging")
     return [
-        spec("Service", "service", source, name=kafka.cluster_service, namespace=kafka.cluster_namespace,
-             labels=service_labels, selector=None, headless=False,
-             ports=[{"name": name, "port": port, "targetPort": port, "protocol": "TCP"} for name, port in ports]),
-        spec("EndpointSlice", "endpointslice", source, name=f"{kafka.cluster_service}-vm",
-             namespace=kafka.cluster_namespace,
-             labels={**service_labels, "kubernetes.io/service-name": kafka.cluster_service,
-                     "endpointslice.kubernetes.io/managed-by": "imageflow-gen"},
-             addresses=[kafka_vm_address(topo)],
-             ports=[{"name": name, "port": port, "protocol": "TCP"} for name, port in ports]),
+        spec(
+            "Service",
+            "service",
+            source,
+            name=kafka.cluster_service,
+            namespace=kafka.cluster_namespace,
+            labels=service_labels,
+            selector=None,
+            headless=False,
+            ports=[{"name": name, "port": port, "targetPort": port, "protocol": "TCP"} for name, port in ports],
+        ),
+        spec(
+            "EndpointSlice",
+            "endpointslice",
+            source,
+            name=f"{kafka.cluster_service}-vm",
+            namespace=kafka.cluster_namespace,
+            labels={
+                **service_labels,
+                "kubernetes.io/service-name": kafka.cluster_service,
+                "endpointslice.kubernetes.io/managed-by": "imageflow-gen",
+            },
+            addresses=[kafka_vm_address(topo)],
+            ports=[{"name": name, "port": port, "protocol": "TCP"} for name, port in ports],
+        ),
     ]
 
 
@@ -89,8 +105,13 @@ def client_env(topo: Topology, protocol: str, username: str, paths: dict[str, st
     read (docs/<profile>/README.md lists it). Secrets are files; `paths` names them by logical key."""
     env = {"KAFKA_SECURITY_PROTOCOL": protocol}
     if protocol in SASL_PROTOCOLS:
-        env.update({"KAFKA_SASL_MECHANISM": topo.messaging.kafka.sasl.mechanism, "KAFKA_SASL_USERNAME": username,
-                    "KAFKA_SASL_PASSWORD_FILE": paths["password"]})
+        env.update(
+            {
+                "KAFKA_SASL_MECHANISM": topo.messaging.kafka.sasl.mechanism,
+                "KAFKA_SASL_USERNAME": username,
+                "KAFKA_SASL_PASSWORD_FILE": paths["password"],
+            }
+        )
     if protocol in TLS_PROTOCOLS:
         env["KAFKA_SSL_CA_FILE"] = paths["ca"]
     if protocol == "SSL":
@@ -113,9 +134,14 @@ def cluster_client(topo: Topology) -> tuple[list[dict[str, str]], list[dict[str,
         return [{"name": "KAFKA_SECURITY_PROTOCOL", "value": protocol}], [], []
     paths = {key: f"{CLUSTER_CLIENT_DIR}/{ref.keys[key]}" for key in keys}
     env = client_env(topo, protocol, kafka.sasl.cluster_user, paths)
-    volume = {"name": CLUSTER_CLIENT_VOLUME,
-              "secret": {"secretName": ref.name, "defaultMode": 0o440,
-                         "items": [{"key": ref.keys[key], "path": ref.keys[key]} for key in sorted(keys)]}}
+    volume = {
+        "name": CLUSTER_CLIENT_VOLUME,
+        "secret": {
+            "secretName": ref.name,
+            "defaultMode": 0o440,
+            "items": [{"key": ref.keys[key], "path": ref.keys[key]} for key in sorted(keys)],
+        },
+    }
     mount = {"name": CLUSTER_CLIENT_VOLUME, "mountPath": CLUSTER_CLIENT_DIR, "readOnly": True}
     return [{"name": name, "value": value} for name, value in env.items()], [volume], [mount]
 
@@ -137,10 +163,12 @@ def scram_users(topo: Topology) -> list[str]:
 
 
 # What each client file holds, by logical key (for .env.example and the generated docs).
-CLIENT_FILES = {"password": "the password of the client's SCRAM user",
-                "ca": "the CA certificate (PEM) that signed the brokers' certificate",
-                "certificate": "the client's certificate (PEM), signed by the brokers' client CA",
-                "private-key": "the client's private key (PEM)"}
+CLIENT_FILES = {
+    "password": "the password of the client's SCRAM user",
+    "ca": "the CA certificate (PEM) that signed the brokers' certificate",
+    "certificate": "the client's certificate (PEM), signed by the brokers' client CA",
+    "private-key": "the client's private key (PEM)",
+}
 
 
 def broker_env(topo: Topology) -> dict[str, str]:
@@ -157,11 +185,20 @@ def broker_env(topo: Topology) -> dict[str, str]:
     if "SSL" in protocols:
         env.update({"KAFKA_SSL_TRUSTSTORE_TYPE": "PEM", "KAFKA_SSL_TRUSTSTORE_LOCATION": CLIENT_CA_PEM})
         # The image turns KAFKA_LISTENER_NAME_VPN_SSL_CLIENT_AUTH into listener.name.vpn.ssl.client.auth.
-        env.update({f"KAFKA_LISTENER_NAME_{lst.name}_SSL_CLIENT_AUTH": "required"
-                    for lst in listeners if lst.protocol == "SSL"})
+        env.update(
+            {
+                f"KAFKA_LISTENER_NAME_{lst.name}_SSL_CLIENT_AUTH": "required"
+                for lst in listeners
+                if lst.protocol == "SSL"
+            }
+        )
     if protocols & SASL_PROTOCOLS:
-        env.update({"KAFKA_SASL_ENABLED_MECHANISMS": topo.messaging.kafka.sasl.mechanism,
-                    "KAFKA_OPTS": f"-Djava.security.auth.login.config={JAAS_FILE}"})
+        env.update(
+            {
+                "KAFKA_SASL_ENABLED_MECHANISMS": topo.messaging.kafka.sasl.mechanism,
+                "KAFKA_OPTS": f"-Djava.security.auth.login.config={JAAS_FILE}",
+            }
+        )
     return env
 
 
@@ -171,17 +208,35 @@ def kafka_clients(topo: Topology) -> dict[str, Any]:
     kafka = topo.messaging.kafka
     protocols = {lst.protocol for lst in kafka.listeners}
     clients = []
+
+    def vm_env(protocol: str) -> dict[str, str]:
+        return client_env(topo, protocol, kafka.sasl.vm_user, vm_client_paths(protocol))
+
+    def cluster_env(protocol: str) -> dict[str, str]:
+        return {e["name"]: e["value"] for e in cluster_client(topo)[0]}
+
     for network, who, user, env in (
-            (VPN_NETWORK, f"The backend on {topo.edge.vm}", kafka.sasl.vm_user,
-             lambda p: client_env(topo, p, kafka.sasl.vm_user, vm_client_paths(p))),
-            (K3S_NETWORK, "The cluster's workloads", kafka.sasl.cluster_user,
-             lambda p: {e["name"]: e["value"] for e in cluster_client(topo)[0]})):
+        (VPN_NETWORK, f"The backend on {topo.edge.vm}", kafka.sasl.vm_user, vm_env),
+        (K3S_NETWORK, "The cluster's workloads", kafka.sasl.cluster_user, cluster_env),
+    ):
         listener = listener_on(topo, network)
         if listener is None or listener.protocol == "PLAINTEXT":
             continue
-        clients.append({"who": who, "who_one": network == VPN_NETWORK, "listener": listener.name,
-                        "protocol": listener.protocol,
-                        "username": user if listener.protocol in SASL_PROTOCOLS else None,
-                        "mechanism": kafka.sasl.mechanism, "env": sorted(env(listener.protocol).items())})
-    return {"kafka_clients": clients, "kafka_tls": bool(protocols & TLS_PROTOCOLS), "kafka_mtls": "SSL" in protocols,
-            "kafka_sasl": bool(protocols & SASL_PROTOCOLS), "kafka_sasl_plaintext": "SASL_PLAINTEXT" in protocols}
+        clients.append(
+            {
+                "who": who,
+                "who_one": network == VPN_NETWORK,
+                "listener": listener.name,
+                "protocol": listener.protocol,
+                "username": user if listener.protocol in SASL_PROTOCOLS else None,
+                "mechanism": kafka.sasl.mechanism,
+                "env": sorted(env(listener.protocol).items()),
+            }
+        )
+    return {
+        "kafka_clients": clients,
+        "kafka_tls": bool(protocols & TLS_PROTOCOLS),
+        "kafka_mtls": "SSL" in protocols,
+        "kafka_sasl": bool(protocols & SASL_PROTOCOLS),
+        "kafka_sasl_plaintext": "SASL_PLAINTEXT" in protocols,
+    }

@@ -41,13 +41,27 @@ def specs(topo: Topology) -> list[Spec]:
 def _gateway(topo: Topology) -> Spec:
     gw = topo.network.gateway
     servers = [
-        {"port": {"number": gw.port, "name": "https", "protocol": "HTTPS"}, "hosts": list(gw.hosts),
-         "tls": {"mode": "SIMPLE", "credentialName": gw.tls.name}},
-        {"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": list(gw.hosts),
-         "tls": {"httpsRedirect": True}},
+        {
+            "port": {"number": gw.port, "name": "https", "protocol": "HTTPS"},
+            "hosts": list(gw.hosts),
+            "tls": {"mode": "SIMPLE", "credentialName": gw.tls.name},
+        },
+        {
+            "port": {"number": 80, "name": "http", "protocol": "HTTP"},
+            "hosts": list(gw.hosts),
+            "tls": {"httpsRedirect": True},
+        },
     ]
-    return spec("Gateway", "gateway", ("network", "gateway"), name=gw.name, namespace=gw.namespace,
-                labels=common_labels(), selector=dict(gw.selector), servers=servers)
+    return spec(
+        "Gateway",
+        "gateway",
+        ("network", "gateway"),
+        name=gw.name,
+        namespace=gw.namespace,
+        labels=common_labels(),
+        selector=dict(gw.selector),
+        servers=servers,
+    )
 
 
 def _route(route: Route, index: int) -> Spec:
@@ -56,13 +70,25 @@ def _route(route: Route, index: int) -> Spec:
         "route": [{"destination": {"host": route.destination.service, "port": {"number": route.destination.port}}}],
     }
     if route.fault:
-        http["fault"] = {"delay": {"percentage": {"value": route.fault.delay.percentage},
-                                   "fixedDelay": route.fault.delay.fixed_delay}}
+        http["fault"] = {
+            "delay": {
+                "percentage": {"value": route.fault.delay.percentage},
+                "fixedDelay": route.fault.delay.fixed_delay,
+            }
+        }
     if route.retries:
         http["retries"] = {"attempts": route.retries.attempts, "perTryTimeout": route.retries.per_try_timeout}
-    return spec("VirtualService", "virtualservice", ("network", "routes", index), name=route.name,
-                namespace=route.namespace, labels=common_labels(), hosts=list(route.hosts),
-                gateways=[route.gateway], http=[http])
+    return spec(
+        "VirtualService",
+        "virtualservice",
+        ("network", "routes", index),
+        name=route.name,
+        namespace=route.namespace,
+        labels=common_labels(),
+        hosts=list(route.hosts),
+        gateways=[route.gateway],
+        http=[http],
+    )
 
 
 def _ports(ports: Any) -> list[dict[str, Any]]:
@@ -74,17 +100,33 @@ def _policy(policy: PolicyModel, index: int) -> Spec:
     types, values = [], {}
     if policy.ingress is not None:
         types.append("Ingress")
-        values["ingress"] = [{"from": [{"namespaceSelector": {"matchLabels": {"name": ns}}}
-                                       for ns in rule.from_namespaces], "ports": _ports(rule.ports)}
-                             for rule in policy.ingress]
+        values["ingress"] = [
+            {
+                "from": [{"namespaceSelector": {"matchLabels": {"name": ns}}} for ns in rule.from_namespaces],
+                "ports": _ports(rule.ports),
+            }
+            for rule in policy.ingress
+        ]
     if policy.egress is not None:
         types.append("Egress")
-        values["egress"] = [{"to": [{"namespaceSelector": {"matchLabels": {"name": ns}}}
-                                    for ns in rule.to_namespaces], "ports": _ports(rule.ports)}
-                            for rule in policy.egress]
-    return spec("NetworkPolicy", "networkpolicy", ("network", "policies", index), name=policy.name,
-                namespace=policy.namespace, labels=common_labels(), pod_selector=dict(policy.pod_selector),
-                policy_types=types, **values)
+        values["egress"] = [
+            {
+                "to": [{"namespaceSelector": {"matchLabels": {"name": ns}}} for ns in rule.to_namespaces],
+                "ports": _ports(rule.ports),
+            }
+            for rule in policy.egress
+        ]
+    return spec(
+        "NetworkPolicy",
+        "networkpolicy",
+        ("network", "policies", index),
+        name=policy.name,
+        namespace=policy.namespace,
+        labels=common_labels(),
+        pod_selector=dict(policy.pod_selector),
+        policy_types=types,
+        **values,
+    )
 
 
 # ---- generated policies -----------------------------------------------------------------
@@ -100,34 +142,87 @@ def flows(topo: Topology) -> list[Flow]:
     flows: list[Flow] = []
     for component in edge.components:
         if "cluster" in component.runs_on and component is not edge.api_gateway:
-            flows.append(Flow(f"gateway-to-{component.name}", ISTIO_NAMESPACE, INGRESS_GATEWAY, component.namespace,
-                              {"app": component.name}, (component.port,)))
+            flows.append(
+                Flow(
+                    f"gateway-to-{component.name}",
+                    ISTIO_NAMESPACE,
+                    INGRESS_GATEWAY,
+                    component.namespace,
+                    {"app": component.name},
+                    (component.port,),
+                )
+            )
     if backend and processing_ports:
-        flows.append(Flow("backend-to-processing", backend.namespace, {"app": backend.name}, processing_ns,
-                          {"tier": "processing"}, processing_ports))
+        flows.append(
+            Flow(
+                "backend-to-processing",
+                backend.namespace,
+                {"app": backend.name},
+                processing_ns,
+                {"tier": "processing"},
+                processing_ports,
+            )
+        )
     if processing_ports:
-        flows.append(Flow("processing-to-minio", processing_ns, {"tier": "processing"}, minio.namespace,
-                          {"app": "minio"}, (minio.port,)))
+        flows.append(
+            Flow(
+                "processing-to-minio",
+                processing_ns,
+                {"tier": "processing"},
+                minio.namespace,
+                {"app": "minio"},
+                (minio.port,),
+            )
+        )
     if backend:
-        flows.append(Flow("backend-to-minio", backend.namespace, {"app": backend.name}, minio.namespace,
-                          {"app": "minio"}, (minio.port,)))
+        flows.append(
+            Flow(
+                "backend-to-minio",
+                backend.namespace,
+                {"app": backend.name},
+                minio.namespace,
+                {"app": "minio"},
+                (minio.port,),
+            )
+        )
     flows.append(Flow("storage-to-minio", minio.namespace, {}, minio.namespace, {"app": "minio"}, (minio.port,)))
     kafka_ports = tuple(sorted(port for _, port in broker_ports(topo)))
     kafka_cidr = (f"{kafka_vm_address(topo)}/32",)
     if kafka_ports and processing_ports:
-        flows.append(Flow("processing-to-kafka", processing_ns, {"tier": "processing"}, None, {}, kafka_ports,
-                          kafka_cidr))
+        flows.append(
+            Flow("processing-to-kafka", processing_ns, {"tier": "processing"}, None, {}, kafka_ports, kafka_cidr)
+        )
     if kafka_ports and backend:
-        flows.append(Flow("backend-to-kafka", backend.namespace, {"app": backend.name}, None, {}, kafka_ports,
-                          kafka_cidr))
+        flows.append(
+            Flow("backend-to-kafka", backend.namespace, {"app": backend.name}, None, {}, kafka_ports, kafka_cidr)
+        )
     agent_ports = (obs.otel_agent.ports.otlp_grpc, obs.otel_agent.ports.otlp_http)
-    flows += [Flow(f"{ns}-to-otel-agent", ns, {}, obs.otel_agent.namespace, {"app": obs.otel_agent.name},
-                   agent_ports) for ns in app_namespaces]
-    flows.append(Flow("otel-agent-to-tempo", obs.otel_agent.namespace, {"app": obs.otel_agent.name},
-                      obs.tempo.namespace, {"app": obs.tempo.name}, (obs.tempo.ports.otlp_grpc,)))
+    flows += [
+        Flow(f"{ns}-to-otel-agent", ns, {}, obs.otel_agent.namespace, {"app": obs.otel_agent.name}, agent_ports)
+        for ns in app_namespaces
+    ]
+    flows.append(
+        Flow(
+            "otel-agent-to-tempo",
+            obs.otel_agent.namespace,
+            {"app": obs.otel_agent.name},
+            obs.tempo.namespace,
+            {"app": obs.tempo.name},
+            (obs.tempo.ports.otlp_grpc,),
+        )
+    )
     masters = tuple(sorted(f"{n.ip}/32" for n in topo.cluster.master_nodes))
-    flows.append(Flow("otel-agent-to-api-server", obs.otel_agent.namespace, {"app": obs.otel_agent.name}, None, {},
-                      (API_SERVER_PORT,), masters))
+    flows.append(
+        Flow(
+            "otel-agent-to-api-server",
+            obs.otel_agent.namespace,
+            {"app": obs.otel_agent.name},
+            None,
+            {},
+            (API_SERVER_PORT,),
+            masters,
+        )
+    )
     return flows
 
 
@@ -144,24 +239,70 @@ def _generated_policies(topo: Topology) -> list[Spec]:
     owned = {n.name for n in topo.namespaces}
     result = []
     for ns in sorted(n.name for n in topo.namespaces):
-        result.append(spec("NetworkPolicy", "networkpolicy", ("namespaces",), name="default-deny", namespace=ns,
-                           labels=common_labels(), pod_selector={}, policy_types=["Ingress", "Egress"]))
-        result.append(spec("NetworkPolicy", "networkpolicy", ("namespaces",), name="allow-dns", namespace=ns,
-                           labels=common_labels(), pod_selector={}, policy_types=["Egress"], egress=[{
-                               "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name":
-                                                                             "kube-system"}},
-                                       "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-                               "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]))
+        result.append(
+            spec(
+                "NetworkPolicy",
+                "networkpolicy",
+                ("namespaces",),
+                name="default-deny",
+                namespace=ns,
+                labels=common_labels(),
+                pod_selector={},
+                policy_types=["Ingress", "Egress"],
+            )
+        )
+        result.append(
+            spec(
+                "NetworkPolicy",
+                "networkpolicy",
+                ("namespaces",),
+                name="allow-dns",
+                namespace=ns,
+                labels=common_labels(),
+                pod_selector={},
+                policy_types=["Egress"],
+                egress=[
+                    {
+                        "to": [
+                            {
+                                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                            }
+                        ],
+                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                    }
+                ],
+            )
+        )
     for flow in flows(topo):
         ports = [{"protocol": "TCP", "port": p} for p in flow.ports]
         if flow.source_ns in owned:
             to = [{"ipBlock": {"cidr": c}} for c in flow.dest_cidrs] or [_peer(flow.dest_ns, flow.dest_pods)]
-            result.append(spec("NetworkPolicy", "networkpolicy", source, name=f"allow-{flow.name}-egress",
-                               namespace=flow.source_ns, labels=common_labels(), pod_selector=dict(flow.source_pods),
-                               policy_types=["Egress"], egress=[{"to": to, "ports": ports}]))
+            result.append(
+                spec(
+                    "NetworkPolicy",
+                    "networkpolicy",
+                    source,
+                    name=f"allow-{flow.name}-egress",
+                    namespace=flow.source_ns,
+                    labels=common_labels(),
+                    pod_selector=dict(flow.source_pods),
+                    policy_types=["Egress"],
+                    egress=[{"to": to, "ports": ports}],
+                )
+            )
         if flow.dest_ns in owned:
-            result.append(spec("NetworkPolicy", "networkpolicy", source, name=f"allow-{flow.name}-ingress",
-                               namespace=flow.dest_ns, labels=common_labels(), pod_selector=dict(flow.dest_pods),
-                               policy_types=["Ingress"],
-                               ingress=[{"from": [_peer(flow.source_ns, flow.source_pods)], "ports": ports}]))
+            result.append(
+                spec(
+                    "NetworkPolicy",
+                    "networkpolicy",
+                    source,
+                    name=f"allow-{flow.name}-ingress",
+                    namespace=flow.dest_ns,
+                    labels=common_labels(),
+                    pod_selector=dict(flow.dest_pods),
+                    policy_types=["Ingress"],
+                    ingress=[{"from": [_peer(flow.source_ns, flow.source_pods)], "ports": ports}],
+                )
+            )
     return result

@@ -28,8 +28,15 @@ class NodeConfig:
 
 def node_configs(topo: Topology) -> list[NodeConfig]:
     masters = topo.cluster.master_nodes
-    return [NodeConfig(node=node, role="server" if node in masters else "agent", version=topo.cluster.version,
-                       config=_config(topo, node)) for node in topo.cluster.nodes]
+    return [
+        NodeConfig(
+            node=node,
+            role="server" if node in masters else "agent",
+            version=topo.cluster.version,
+            config=_config(topo, node),
+        )
+        for node in topo.cluster.nodes
+    ]
 
 
 def _config(topo: Topology, node: ClusterNode) -> dict[str, Any]:
@@ -42,12 +49,19 @@ def _config(topo: Topology, node: ClusterNode) -> dict[str, Any]:
         config["cluster-init"] = True
     config.update({"token-file": TOKEN_FILE, "node-name": node.name, "node-ip": node.ip})
     if server:
-        config.update({"write-kubeconfig-mode": "0600", "tls-san": [first.ip],
-                       # Istio's ingress gateway serves ingress; K3s's bundled Traefik would compete for 80/443.
-                       "disable": ["traefik"], "secrets-encryption": True})
+        config.update(
+            {
+                "write-kubeconfig-mode": "0600",
+                "tls-san": [first.ip],
+                # Istio's ingress gateway serves ingress; K3s's bundled Traefik would compete for 80/443.
+                "disable": ["traefik"],
+                "secrets-encryption": True,
+            }
+        )
     if node.labels:
         config["node-label"] = [f"{k}={v}" for k, v in sorted(node.labels.items())]
     if node.taints:
-        config["node-taint"] = [f"{t.key}={t.value}:{t.effect}" if t.value else f"{t.key}:{t.effect}"
-                                for t in node.taints]
+        config["node-taint"] = [
+            f"{t.key}={t.value}:{t.effect}" if t.value else f"{t.key}:{t.effect}" for t in node.taints
+        ]
     return config

@@ -8,17 +8,33 @@ from typing import Any
 
 from ..model import Topology
 from ..model.observability import OtelAgent, Tempo
-from .common import (Spec, container_security, disruption_budget, http_probe, labels, pod_security, resources, tunable,
-                     service_dns, spec)
+from .common import (
+    Spec,
+    container_security,
+    disruption_budget,
+    http_probe,
+    labels,
+    pod_security,
+    resources,
+    tunable,
+    service_dns,
+    spec,
+)
 
 OTEL_UID = 10001
 TEMPO_UID = 10001
 OTEL_HEALTH_PORT = 13133
 EXEMPTION_ANNOTATION = "imageflow.io/pod-security-exemption"
-EXEMPTION_REASON = ("hostPath: the seed (8.1.3.1) mounts /var/log and /var/lib/docker/containers read-only; "
-                    "only the privileged Pod Security level admits hostPath volumes")
-_DOWNWARD = (("KUBE_NODE_NAME", "spec.nodeName"), ("KUBE_POD_NAME", "metadata.name"),
-             ("KUBE_POD_UID", "metadata.uid"), ("KUBE_NAMESPACE", "metadata.namespace"))
+EXEMPTION_REASON = (
+    "hostPath: the seed (8.1.3.1) mounts /var/log and /var/lib/docker/containers read-only; "
+    "only the privileged Pod Security level admits hostPath volumes"
+)
+_DOWNWARD = (
+    ("KUBE_NODE_NAME", "spec.nodeName"),
+    ("KUBE_POD_NAME", "metadata.name"),
+    ("KUBE_POD_UID", "metadata.uid"),
+    ("KUBE_NAMESPACE", "metadata.namespace"),
+)
 
 
 def otlp_endpoint(topo: Topology) -> str:
@@ -29,8 +45,11 @@ def otlp_endpoint(topo: Topology) -> str:
 
 def specs(topo: Topology) -> list[Spec]:
     tempo = topo.observability.tempo
-    return _agent(topo) + _tempo(tempo) + [
-        disruption_budget(tempo.name, tempo.namespace, ("observability", "tempo"), "observability")]
+    return (
+        _agent(topo)
+        + _tempo(tempo)
+        + [disruption_budget(tempo.name, tempo.namespace, ("observability", "tempo"), "observability")]
+    )
 
 
 def _host_volume_name(path: str) -> str:
@@ -42,27 +61,52 @@ def _agent_config(topo: Topology) -> str:
     agent, tempo = topo.observability.otel_agent, topo.observability.tempo
     config = {
         "extensions": {"health_check": {"endpoint": f"0.0.0.0:{OTEL_HEALTH_PORT}"}},
-        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": f"0.0.0.0:{agent.ports.otlp_grpc}"},
-                                             "http": {"endpoint": f"0.0.0.0:{agent.ports.otlp_http}"}}}},
+        "receivers": {
+            "otlp": {
+                "protocols": {
+                    "grpc": {"endpoint": f"0.0.0.0:{agent.ports.otlp_grpc}"},
+                    "http": {"endpoint": f"0.0.0.0:{agent.ports.otlp_http}"},
+                }
+            }
+        },
         "processors": {
             "memory_limiter": {"check_interval": "1s", "limit_percentage": 80, "spike_limit_percentage": 25},
             "k8sattributes": {
-                "auth_type": "serviceAccount", "passthrough": False,
+                "auth_type": "serviceAccount",
+                "passthrough": False,
                 "filter": {"node_from_env_var": "KUBE_NODE_NAME"},
-                "extract": {"metadata": ["k8s.namespace.name", "k8s.pod.name", "k8s.pod.uid", "k8s.node.name",
-                                         "k8s.deployment.name"]},
-                "pod_association": [{"sources": [{"from": "resource_attribute", "name": "k8s.pod.ip"}]},
-                                    {"sources": [{"from": "connection"}]}],
+                "extract": {
+                    "metadata": [
+                        "k8s.namespace.name",
+                        "k8s.pod.name",
+                        "k8s.pod.uid",
+                        "k8s.node.name",
+                        "k8s.deployment.name",
+                    ]
+                },
+                "pod_association": [
+                    {"sources": [{"from": "resource_attribute", "name": "k8s.pod.ip"}]},
+                    {"sources": [{"from": "connection"}]},
+                ],
             },
             "batch": {},
         },
-        "exporters": {"otlp": {"endpoint": f"{service_dns(tempo.name, tempo.namespace)}:{tempo.ports.otlp_grpc}",
-                               "tls": {"insecure": True}}},
+        "exporters": {
+            "otlp": {
+                "endpoint": f"{service_dns(tempo.name, tempo.namespace)}:{tempo.ports.otlp_grpc}",
+                "tls": {"insecure": True},
+            }
+        },
         "service": {
             "extensions": ["health_check"],
             "telemetry": {"metrics": {"address": f"0.0.0.0:{agent.ports.metrics}"}},
-            "pipelines": {"traces": {"receivers": ["otlp"], "processors": ["memory_limiter", "k8sattributes", "batch"],
-                                     "exporters": ["otlp"]}},
+            "pipelines": {
+                "traces": {
+                    "receivers": ["otlp"],
+                    "processors": ["memory_limiter", "k8sattributes", "batch"],
+                    "exporters": ["otlp"],
+                }
+            },
         },
     }
     return config_text(config)
@@ -80,8 +124,10 @@ def _agent_tolerations(topo: Topology, agent: OtelAgent) -> list[dict[str, Any]]
     """The seed's master toleration, and every node taint: a DaemonSet belongs on every node."""
     result: list[dict[str, Any]] = []
     if agent.tolerate_master:
-        result += [{"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"},
-                   {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}]
+        result += [
+            {"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"},
+            {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
+        ]
     taints = sorted({(t.key, t.effect) for node in topo.cluster.nodes for t in node.taints})
     result += [{"key": key, "operator": "Exists", "effect": effect} for key, effect in taints]
     return result
@@ -100,9 +146,11 @@ def _agent(topo: Topology) -> list[Spec]:
         "volumeMounts": [{"name": "config", "mountPath": "/etc/otelcol-contrib"}, *host_mounts],
         "env": [{"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}} for name, path in _DOWNWARD],
         "resources": resources(agent.resources, source),
-        "ports": [{"containerPort": agent.ports.otlp_grpc, "name": "otlp-grpc", "protocol": "TCP"},
-                  {"containerPort": agent.ports.otlp_http, "name": "otlp-http", "protocol": "TCP"},
-                  {"containerPort": agent.ports.metrics, "name": "metrics", "protocol": "TCP"}],
+        "ports": [
+            {"containerPort": agent.ports.otlp_grpc, "name": "otlp-grpc", "protocol": "TCP"},
+            {"containerPort": agent.ports.otlp_http, "name": "otlp-http", "protocol": "TCP"},
+            {"containerPort": agent.ports.metrics, "name": "metrics", "protocol": "TCP"},
+        ],
         "livenessProbe": http_probe("/", OTEL_HEALTH_PORT),
         "readinessProbe": http_probe("/", OTEL_HEALTH_PORT),
         "securityContext": container_security(),
@@ -110,41 +158,96 @@ def _agent(topo: Topology) -> list[Spec]:
     volumes = [{"name": "config", "configMap": {"name": config_name}}]
     # No hostPath type, as in the seed: /var/lib/docker/containers does not exist on containerd nodes.
     volumes += [{"name": _host_volume_name(p), "hostPath": {"path": p}} for p in agent.host_paths]
-    pod = {"serviceAccount": agent.name, "serviceAccountName": agent.name, "automountServiceAccountToken": True,
-           "securityContext": pod_security(OTEL_UID), "containers": [container], "volumes": volumes,
-           "tolerations": _agent_tolerations(topo, agent)}
+    pod = {
+        "serviceAccount": agent.name,
+        "serviceAccountName": agent.name,
+        "automountServiceAccountToken": True,
+        "securityContext": pod_security(OTEL_UID),
+        "containers": [container],
+        "volumes": volumes,
+        "tolerations": _agent_tolerations(topo, agent),
+    }
     return [
-        spec("ConfigMap", "configmap", source, name=config_name, namespace=agent.namespace, labels=agent_labels,
-             data={"config.yaml": _agent_config(topo)}),
-        spec("ServiceAccount", "serviceaccount", source, name=agent.name, namespace=agent.namespace,
-             labels=agent_labels),
-        spec("ClusterRole", "clusterrole", source, name=agent.name, labels=agent_labels, rules=[
-            {"apiGroups": [""], "resources": ["namespaces", "nodes", "pods"], "verbs": ["get", "list", "watch"]},
-            {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list", "watch"]}]),
-        spec("ClusterRoleBinding", "clusterrolebinding", source, name=agent.name, labels=agent_labels,
-             role=agent.name, subjects=[{"kind": "ServiceAccount", "name": agent.name, "namespace": agent.namespace}]),
-        spec("DaemonSet", "daemonset", source, name=agent.name, namespace=agent.namespace, labels=agent_labels,
-             selector={"app": agent.name}, pod_labels=agent_labels, pod=pod,
-             annotations={EXEMPTION_ANNOTATION: EXEMPTION_REASON}),
-        spec("Service", "service", source, name=agent.name, namespace=agent.namespace, labels=agent_labels,
-             selector={"app": agent.name}, headless=False, internal_traffic_policy="Local",
-             ports=[{"name": "otlp-grpc", "port": agent.ports.otlp_grpc, "targetPort": "otlp-grpc", "protocol": "TCP"},
-                    {"name": "otlp-http", "port": agent.ports.otlp_http, "targetPort": "otlp-http",
-                     "protocol": "TCP"}]),
+        spec(
+            "ConfigMap",
+            "configmap",
+            source,
+            name=config_name,
+            namespace=agent.namespace,
+            labels=agent_labels,
+            data={"config.yaml": _agent_config(topo)},
+        ),
+        spec(
+            "ServiceAccount", "serviceaccount", source, name=agent.name, namespace=agent.namespace, labels=agent_labels
+        ),
+        spec(
+            "ClusterRole",
+            "clusterrole",
+            source,
+            name=agent.name,
+            labels=agent_labels,
+            rules=[
+                {"apiGroups": [""], "resources": ["namespaces", "nodes", "pods"], "verbs": ["get", "list", "watch"]},
+                {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list", "watch"]},
+            ],
+        ),
+        spec(
+            "ClusterRoleBinding",
+            "clusterrolebinding",
+            source,
+            name=agent.name,
+            labels=agent_labels,
+            role=agent.name,
+            subjects=[{"kind": "ServiceAccount", "name": agent.name, "namespace": agent.namespace}],
+        ),
+        spec(
+            "DaemonSet",
+            "daemonset",
+            source,
+            name=agent.name,
+            namespace=agent.namespace,
+            labels=agent_labels,
+            selector={"app": agent.name},
+            pod_labels=agent_labels,
+            pod=pod,
+            annotations={EXEMPTION_ANNOTATION: EXEMPTION_REASON},
+        ),
+        spec(
+            "Service",
+            "service",
+            source,
+            name=agent.name,
+            namespace=agent.namespace,
+            labels=agent_labels,
+            selector={"app": agent.name},
+            headless=False,
+            internal_traffic_policy="Local",
+            ports=[
+                {"name": "otlp-grpc", "port": agent.ports.otlp_grpc, "targetPort": "otlp-grpc", "protocol": "TCP"},
+                {"name": "otlp-http", "port": agent.ports.otlp_http, "targetPort": "otlp-http", "protocol": "TCP"},
+            ],
+        ),
     ]
 
 
 def _tempo_config(tempo: Tempo) -> str:
     path = tempo.storage_path.rstrip("/")
-    return config_text({
-        "server": {"http_listen_port": tempo.ports.http},
-        "distributor": {"receivers": {
-            "otlp": {"protocols": {"grpc": {"endpoint": f"0.0.0.0:{tempo.ports.otlp_grpc}"}}},
-            "jaeger": {"protocols": {"grpc": {"endpoint": f"0.0.0.0:{tempo.ports.jaeger_grpc}"}}}}},
-        "ingester": {"max_block_duration": "5m"},
-        "compactor": {"compaction": {"block_retention": "48h"}},
-        "storage": {"trace": {"backend": "local", "local": {"path": f"{path}/traces"}, "wal": {"path": f"{path}/wal"}}},
-    })
+    return config_text(
+        {
+            "server": {"http_listen_port": tempo.ports.http},
+            "distributor": {
+                "receivers": {
+                    "otlp": {"protocols": {"grpc": {"endpoint": f"0.0.0.0:{tempo.ports.otlp_grpc}"}}},
+                    "jaeger": {"protocols": {"grpc": {"endpoint": f"0.0.0.0:{tempo.ports.jaeger_grpc}"}}},
+                }
+            },
+            "ingester": {"max_block_duration": "5m"},
+            "compactor": {"compaction": {"block_retention": "48h"}},
+            "storage": {
+                "trace": {"backend": "local", "local": {"path": f"{path}/traces"}, "wal": {"path": f"{path}/wal"}}
+            },
+        }
+    )
 
 
 def _tempo(tempo: Tempo) -> list[Spec]:
@@ -155,32 +258,79 @@ def _tempo(tempo: Tempo) -> list[Spec]:
         "name": tempo.name,
         "image": tunable(source + ("image",), tempo.image, Tempo, "image"),
         "args": ["-config.file=/etc/tempo/tempo.yaml", f"-mem-ballast-size-mbs={tempo.mem_ballast_mb}"],
-        "volumeMounts": [{"name": "config", "mountPath": "/etc/tempo"},
-                         {"name": "data", "mountPath": tempo.storage_path}],
-        "env": [{"name": "TEMPO_STORAGE_TRACE_BACKEND", "value": "local"},
-                {"name": "TEMPO_STORAGE_TRACE_LOCAL_PATH", "value": tempo.storage_path}],
+        "volumeMounts": [
+            {"name": "config", "mountPath": "/etc/tempo"},
+            {"name": "data", "mountPath": tempo.storage_path},
+        ],
+        "env": [
+            {"name": "TEMPO_STORAGE_TRACE_BACKEND", "value": "local"},
+            {"name": "TEMPO_STORAGE_TRACE_LOCAL_PATH", "value": tempo.storage_path},
+        ],
         "resources": resources(tempo.resources, source),
-        "ports": [{"containerPort": tempo.ports.http, "name": "http", "protocol": "TCP"},
-                  {"containerPort": tempo.ports.otlp_grpc, "name": "otlp-grpc", "protocol": "TCP"},
-                  {"containerPort": tempo.ports.jaeger_grpc, "name": "jaeger-grpc", "protocol": "TCP"}],
+        "ports": [
+            {"containerPort": tempo.ports.http, "name": "http", "protocol": "TCP"},
+            {"containerPort": tempo.ports.otlp_grpc, "name": "otlp-grpc", "protocol": "TCP"},
+            {"containerPort": tempo.ports.jaeger_grpc, "name": "jaeger-grpc", "protocol": "TCP"},
+        ],
         "livenessProbe": http_probe("/ready", "http", delay=30),
         "readinessProbe": http_probe("/ready", "http", delay=15),
         "securityContext": container_security(),
     }
-    pod = {"securityContext": pod_security(TEMPO_UID), "automountServiceAccountToken": False,
-           "containers": [container], "volumes": [{"name": "config", "configMap": {"name": config_name}}]}
-    claims = [{"metadata": {"name": "data"},
-               "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": tempo.storage_size}}}}]
+    pod = {
+        "securityContext": pod_security(TEMPO_UID),
+        "automountServiceAccountToken": False,
+        "containers": [container],
+        "volumes": [{"name": "config", "configMap": {"name": config_name}}],
+    }
+    claims = [
+        {
+            "metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": tempo.storage_size}}},
+        }
+    ]
     return [
-        spec("ConfigMap", "configmap", source, name=config_name, namespace=tempo.namespace, labels=tempo_labels,
-             data={"tempo.yaml": _tempo_config(tempo)}),
-        spec("StatefulSet", "statefulset", source, name=tempo.name, namespace=tempo.namespace, labels=tempo_labels,
-             selector={"app": tempo.name}, pod_labels=tempo_labels, service_name=tempo.name, replicas=tempo.replicas,
-             pod_management_policy=None, pod=pod, claims=claims),
-        spec("Service", "service", source, name=tempo.name, namespace=tempo.namespace, labels=tempo_labels,
-             selector={"app": tempo.name}, headless=False,
-             ports=[{"name": "http", "port": tempo.ports.http, "targetPort": "http", "protocol": "TCP"},
-                    {"name": "otlp-grpc", "port": tempo.ports.otlp_grpc, "targetPort": "otlp-grpc", "protocol": "TCP"},
-                    {"name": "jaeger-grpc", "port": tempo.ports.jaeger_grpc, "targetPort": "jaeger-grpc",
-                     "protocol": "TCP"}]),
+        spec(
+            "ConfigMap",
+            "configmap",
+            source,
+            name=config_name,
+            namespace=tempo.namespace,
+            labels=tempo_labels,
+            data={"tempo.yaml": _tempo_config(tempo)},
+        ),
+        spec(
+            "StatefulSet",
+            "statefulset",
+            source,
+            name=tempo.name,
+            namespace=tempo.namespace,
+            labels=tempo_labels,
+            selector={"app": tempo.name},
+            pod_labels=tempo_labels,
+            service_name=tempo.name,
+            replicas=tempo.replicas,
+            pod_management_policy=None,
+            pod=pod,
+            claims=claims,
+        ),
+        spec(
+            "Service",
+            "service",
+            source,
+            name=tempo.name,
+            namespace=tempo.namespace,
+            labels=tempo_labels,
+            selector={"app": tempo.name},
+            headless=False,
+            ports=[
+                {"name": "http", "port": tempo.ports.http, "targetPort": "http", "protocol": "TCP"},
+                {"name": "otlp-grpc", "port": tempo.ports.otlp_grpc, "targetPort": "otlp-grpc", "protocol": "TCP"},
+                {
+                    "name": "jaeger-grpc",
+                    "port": tempo.ports.jaeger_grpc,
+                    "targetPort": "jaeger-grpc",
+                    "protocol": "TCP",
+                },
+            ],
+        ),
     ]

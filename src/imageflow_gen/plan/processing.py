@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import Path
 from ..model import Topology
 from ..model.cluster import NODE_TYPE_LABEL
 from ..model.processing import Autoscaling, BlueGreenRelease, CanaryRelease, ProcessingService
-from .common import (Spec, Tunable, common_labels, container_security, grpc_probe, labels, pod_security, resources,
-                     service_dns, spec, tmp_volume, tunable)
+from .common import (
+    Spec,
+    Tunable,
+    common_labels,
+    container_security,
+    grpc_probe,
+    labels,
+    pod_security,
+    resources,
+    service_dns,
+    spec,
+    tmp_volume,
+    tunable,
+)
 from .messaging import bootstrap_servers, cluster_client
 from .observability import otlp_endpoint
 
@@ -18,18 +31,21 @@ def tolerations_for(topo: Topology, node_type: str | None) -> list[dict[str, Any
     if node_type is None:
         return []
     taints = {(t.key, t.value, t.effect) for n in topo.cluster.nodes if n.node_type == node_type for t in n.taints}
-    return [{"key": key, "operator": "Equal", "value": value, "effect": effect}
-            for key, value, effect in sorted(taints)]
+    return [
+        {"key": key, "operator": "Equal", "value": value, "effect": effect} for key, value, effect in sorted(taints)
+    ]
 
 
 def service_env(topo: Topology) -> list[dict[str, str]]:
     """Where a cluster workload finds MinIO, Kafka (and how it authenticates) and the OTel agent."""
     minio = topo.storage.minio
-    return [{"name": "MINIO_ENDPOINT", "value": f"{service_dns('minio', minio.namespace)}:{minio.port}"},
-            {"name": "MINIO_REGION", "value": minio.region},
-            {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": bootstrap_servers(topo)},
-            *cluster_client(topo)[0],
-            {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": otlp_endpoint(topo)}]
+    return [
+        {"name": "MINIO_ENDPOINT", "value": f"{service_dns('minio', minio.namespace)}:{minio.port}"},
+        {"name": "MINIO_REGION", "value": minio.region},
+        {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": bootstrap_servers(topo)},
+        *cluster_client(topo)[0],
+        {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": otlp_endpoint(topo)},
+    ]
 
 
 def service_files(topo: Topology) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -46,8 +62,16 @@ def specs(topo: Topology) -> list[Spec]:
     if any(s.gpu for s in topo.processing.services):
         # K3s registers the NVIDIA container runtime as the handler `nvidia` when the node has
         # the NVIDIA container toolkit; GPU pods must ask for it by RuntimeClass.
-        result.append(spec("RuntimeClass", "runtimeclass", ("processing", "services"), name=GPU_RUNTIME_CLASS,
-                           labels=common_labels(), handler=GPU_RUNTIME_CLASS))
+        result.append(
+            spec(
+                "RuntimeClass",
+                "runtimeclass",
+                ("processing", "services"),
+                name=GPU_RUNTIME_CLASS,
+                labels=common_labels(),
+                handler=GPU_RUNTIME_CLASS,
+            )
+        )
     for i, service in enumerate(topo.processing.services):
         source = ("processing", "services", i)
         result += _release_specs(topo, service, source)
@@ -64,22 +88,44 @@ def variants(service: ProcessingService) -> list[tuple[str, dict[str, str], Tuna
     """
     release, key = service.release, _key(service)
     image = tunable(key + ("image",), service.image, ProcessingService, "image")
-    fixed = None if service.autoscaling else tunable(key + ("replicas",), service.replicas, ProcessingService,
-                                                     "replicas")
+    fixed = (
+        None if service.autoscaling else tunable(key + ("replicas",), service.replicas, ProcessingService, "replicas")
+    )
     scaled = bool(service.autoscaling)
     if isinstance(release, BlueGreenRelease):
-        return [(f"{service.name}-{colour}", {"color": colour},
-                 tunable(key + ("release", f"{colour}_image"), getattr(release, f"{colour}_image") or service.image,
-                         BlueGreenRelease, f"{colour}_image"), fixed, scaled)
-                for colour in ("blue", "green")]
+        return [
+            (
+                f"{service.name}-{colour}",
+                {"color": colour},
+                tunable(
+                    key + ("release", f"{colour}_image"),
+                    getattr(release, f"{colour}_image") or service.image,
+                    BlueGreenRelease,
+                    f"{colour}_image",
+                ),
+                fixed,
+                scaled,
+            )
+            for colour in ("blue", "green")
+        ]
     if isinstance(release, CanaryRelease):
-        return [(service.name, {"track": "stable"}, image, fixed, scaled),
-                (f"{service.name}-canary", {"track": "canary"},
-                 tunable(key + ("release", "canary_image"), release.canary_image or service.image, CanaryRelease,
-                         "canary_image"),
-                 tunable(key + ("release", "canary_replicas"), release.canary_replicas, CanaryRelease,
-                         "canary_replicas"),
-                 False)]
+        return [
+            (service.name, {"track": "stable"}, image, fixed, scaled),
+            (
+                f"{service.name}-canary",
+                {"track": "canary"},
+                tunable(
+                    key + ("release", "canary_image"),
+                    release.canary_image or service.image,
+                    CanaryRelease,
+                    "canary_image",
+                ),
+                tunable(
+                    key + ("release", "canary_replicas"), release.canary_replicas, CanaryRelease, "canary_replicas"
+                ),
+                False,
+            ),
+        ]
     return [(service.name, {}, image, fixed, scaled)]
 
 
@@ -92,44 +138,86 @@ def service_selector(service: ProcessingService) -> dict[str, Any]:
     """What the Service selects: the active colour for blue-green; every variant otherwise."""
     release = service.release
     if isinstance(release, BlueGreenRelease):
-        return {"app": service.name,
-                "color": tunable(_key(service) + ("release", "active"), release.active, BlueGreenRelease, "active")}
+        return {
+            "app": service.name,
+            "color": tunable(_key(service) + ("release", "active"), release.active, BlueGreenRelease, "active"),
+        }
     return {"app": service.name}
 
 
-def _release_specs(topo: Topology, service: ProcessingService, source: tuple) -> list[Spec]:
+def _release_specs(topo: Topology, service: ProcessingService, source: Path) -> list[Spec]:
     result = []
     namespace = topo.processing.namespace
     for name, extra, image, replicas, autoscaled in variants(service):
         result.append(_deployment(topo, service, source, name, extra, image, replicas))
         if autoscaled and service.autoscaling:
-            result.append(spec("HorizontalPodAutoscaler", "horizontalpodautoscaler", source + ("autoscaling",),
-                               name=name, namespace=namespace, labels=_labels(service), target_kind="Deployment",
-                               min_replicas=tunable(_key(service) + ("autoscaling", "min_replicas"),
-                                                    service.autoscaling.min_replicas, Autoscaling, "min_replicas"),
-                               max_replicas=tunable(_key(service) + ("autoscaling", "max_replicas"),
-                                                    service.autoscaling.max_replicas, Autoscaling, "max_replicas"),
-                               cpu_utilization=service.autoscaling.target_cpu_utilization))
+            result.append(
+                spec(
+                    "HorizontalPodAutoscaler",
+                    "horizontalpodautoscaler",
+                    source + ("autoscaling",),
+                    name=name,
+                    namespace=namespace,
+                    labels=_labels(service),
+                    target_kind="Deployment",
+                    min_replicas=tunable(
+                        _key(service) + ("autoscaling", "min_replicas"),
+                        service.autoscaling.min_replicas,
+                        Autoscaling,
+                        "min_replicas",
+                    ),
+                    max_replicas=tunable(
+                        _key(service) + ("autoscaling", "max_replicas"),
+                        service.autoscaling.max_replicas,
+                        Autoscaling,
+                        "max_replicas",
+                    ),
+                    cpu_utilization=service.autoscaling.target_cpu_utilization,
+                )
+            )
     result.append(_service(topo, service, source))
     if isinstance(service.release, CanaryRelease):
         result += _canary_routing(topo, service, service.release, source + ("release",))
     return result
 
 
-def _canary_routing(topo: Topology, service: ProcessingService, release: CanaryRelease, source: tuple) -> list[Spec]:
+def _canary_routing(topo: Topology, service: ProcessingService, release: CanaryRelease, source: Path) -> list[Spec]:
     """Istio splits the service's requests between the stable and canary subsets by weight."""
     namespace = topo.processing.namespace
     host = service_dns(service.name, namespace)
     weight = release.canary_weight
     key = _key(service) + ("release", "canary_weight")
     subsets = [{"name": track, "labels": {"track": track}} for track in ("stable", "canary")]
-    route = [{"destination": {"host": host, "subset": track, "port": {"number": service.port}}, "weight": w}
-             for track, w in (("stable", tunable(key, weight, CanaryRelease, "canary_weight", complement=100)),
-                              ("canary", tunable(key, weight, CanaryRelease, "canary_weight")))]
-    return [spec("DestinationRule", "destinationrule", source, name=service.name, namespace=namespace,
-                 labels=_labels(service), host=host, subsets=subsets),
-            spec("VirtualService", "virtualservice", source, name=service.name, namespace=namespace,
-                 labels=_labels(service), hosts=[host], gateways=None, http=[{"route": route}])]
+    route = [
+        {"destination": {"host": host, "subset": track, "port": {"number": service.port}}, "weight": w}
+        for track, w in (
+            ("stable", tunable(key, weight, CanaryRelease, "canary_weight", complement=100)),
+            ("canary", tunable(key, weight, CanaryRelease, "canary_weight")),
+        )
+    ]
+    return [
+        spec(
+            "DestinationRule",
+            "destinationrule",
+            source,
+            name=service.name,
+            namespace=namespace,
+            labels=_labels(service),
+            host=host,
+            subsets=subsets,
+        ),
+        spec(
+            "VirtualService",
+            "virtualservice",
+            source,
+            name=service.name,
+            namespace=namespace,
+            labels=_labels(service),
+            hosts=[host],
+            gateways=None,
+            http=[{"route": route}],
+        ),
+    ]
 
 
 def _labels(service: ProcessingService) -> dict[str, str]:
@@ -137,8 +225,15 @@ def _labels(service: ProcessingService) -> dict[str, str]:
     return labels(service.name, "processing", tier="processing")
 
 
-def _deployment(topo: Topology, service: ProcessingService, source: tuple, name: str, extra: dict[str, str],
-                image: Tunable, replicas: Tunable | None) -> Spec:
+def _deployment(
+    topo: Topology,
+    service: ProcessingService,
+    source: Path,
+    name: str,
+    extra: dict[str, str],
+    image: Tunable,
+    replicas: Tunable | None,
+) -> Spec:
     volume, mount = tmp_volume()
     container = {
         "name": service.name,
@@ -151,8 +246,12 @@ def _deployment(topo: Topology, service: ProcessingService, source: tuple, name:
         "readinessProbe": grpc_probe(service.port),
         "securityContext": container_security(),
     }
-    pod: dict[str, Any] = {"securityContext": pod_security(), "automountServiceAccountToken": False,
-                           "containers": [container], "volumes": [volume, *service_files(topo)[0]]}
+    pod: dict[str, Any] = {
+        "securityContext": pod_security(),
+        "automountServiceAccountToken": False,
+        "containers": [container],
+        "volumes": [volume, *service_files(topo)[0]],
+    }
     if service.gpu:
         pod["runtimeClassName"] = GPU_RUNTIME_CLASS
     if service.node_type:
@@ -160,16 +259,32 @@ def _deployment(topo: Topology, service: ProcessingService, source: tuple, name:
     if tolerations := tolerations_for(topo, service.node_type):
         pod["tolerations"] = tolerations
     pod_labels = dict(sorted({**_labels(service), **extra}.items()))
-    return spec("Deployment", "deployment", source, name=name, namespace=topo.processing.namespace,
-                labels=_labels(service), selector={"app": service.name, **extra}, pod_labels=pod_labels,
-                replicas=replicas, pod=pod)
+    return spec(
+        "Deployment",
+        "deployment",
+        source,
+        name=name,
+        namespace=topo.processing.namespace,
+        labels=_labels(service),
+        selector={"app": service.name, **extra},
+        pod_labels=pod_labels,
+        replicas=replicas,
+        pod=pod,
+    )
 
 
-def _service(topo: Topology, service: ProcessingService, source: tuple) -> Spec:
-    return spec("Service", "service", source, name=service.name, namespace=topo.processing.namespace,
-                labels=_labels(service), selector=service_selector(service), headless=False,
-                ports=[{"name": "grpc", "port": service.port, "targetPort": "grpc", "protocol": "TCP",
-                        "appProtocol": "grpc"}])
+def _service(topo: Topology, service: ProcessingService, source: Path) -> Spec:
+    return spec(
+        "Service",
+        "service",
+        source,
+        name=service.name,
+        namespace=topo.processing.namespace,
+        labels=_labels(service),
+        selector=service_selector(service),
+        headless=False,
+        ports=[{"name": "grpc", "port": service.port, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"}],
+    )
 
 
 TEST_LABEL = "imageflow.io/helm-test"
@@ -184,25 +299,60 @@ def test_specs(topo: Topology) -> list[Spec]:
     result = []
     for i, service in enumerate(processing.services):
         name = f"{service.name}-grpc-health-test"
-        container = {"name": "grpc-health", "image": processing.health_probe_image,
-                     "args": [f"-addr={service_dns(service.name, namespace)}:{service.port}", "-connect-timeout=5s",
-                              "-rpc-timeout=5s"],
-                     "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
-                                   "limits": {"cpu": "100m", "memory": "32Mi"}},
-                     "securityContext": container_security()}
-        result.append(spec("Pod", "pod", ("processing", "services", i, "name"), name=name, namespace=namespace,
-                           labels=labels(f"{service.name}-test", "test", **{TEST_LABEL: "true"}),
-                           annotations={"checkov.io/skip1": f"CKV_K8S_8={skip}a liveness probe has nothing to watch",
-                                        "checkov.io/skip2": f"CKV_K8S_9={skip}nothing routes traffic to it"},
-                           pod={"restartPolicy": "Never", "automountServiceAccountToken": False,
-                                "securityContext": pod_security(), "containers": [container]}))
+        container = {
+            "name": "grpc-health",
+            "image": processing.health_probe_image,
+            "args": [
+                f"-addr={service_dns(service.name, namespace)}:{service.port}",
+                "-connect-timeout=5s",
+                "-rpc-timeout=5s",
+            ],
+            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "32Mi"}},
+            "securityContext": container_security(),
+        }
+        result.append(
+            spec(
+                "Pod",
+                "pod",
+                ("processing", "services", i, "name"),
+                name=name,
+                namespace=namespace,
+                labels=labels(f"{service.name}-test", "test", **{TEST_LABEL: "true"}),
+                annotations={
+                    "checkov.io/skip1": f"CKV_K8S_8={skip}a liveness probe has nothing to watch",
+                    "checkov.io/skip2": f"CKV_K8S_9={skip}nothing routes traffic to it",
+                },
+                pod={
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "securityContext": pod_security(),
+                    "containers": [container],
+                },
+            )
+        )
     if result:
         result += [
-            spec("NetworkPolicy", "networkpolicy", source, name="allow-helm-test-egress", namespace=namespace,
-                 labels=common_labels(), pod_selector={TEST_LABEL: "true"}, policy_types=["Egress"],
-                 egress=[{"to": [{"podSelector": {"matchLabels": {"tier": "processing"}}}]}]),
-            spec("NetworkPolicy", "networkpolicy", source, name="allow-helm-test-ingress", namespace=namespace,
-                 labels=common_labels(), pod_selector={"tier": "processing"}, policy_types=["Ingress"],
-                 ingress=[{"from": [{"podSelector": {"matchLabels": {TEST_LABEL: "true"}}}]}]),
+            spec(
+                "NetworkPolicy",
+                "networkpolicy",
+                source,
+                name="allow-helm-test-egress",
+                namespace=namespace,
+                labels=common_labels(),
+                pod_selector={TEST_LABEL: "true"},
+                policy_types=["Egress"],
+                egress=[{"to": [{"podSelector": {"matchLabels": {"tier": "processing"}}}]}],
+            ),
+            spec(
+                "NetworkPolicy",
+                "networkpolicy",
+                source,
+                name="allow-helm-test-ingress",
+                namespace=namespace,
+                labels=common_labels(),
+                pod_selector={"tier": "processing"},
+                policy_types=["Ingress"],
+                ingress=[{"from": [{"podSelector": {"matchLabels": {TEST_LABEL: "true"}}}]}],
+            ),
         ]
     return result

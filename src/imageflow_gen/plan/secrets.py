@@ -19,14 +19,33 @@ def specs(topo: Topology) -> list[Spec]:
         keys = sorted(ref.keys.values())
         if secrets.provider == "external-secrets" and secrets.external_secrets is not None:
             store = secrets.external_secrets
-            result.append(spec("ExternalSecret", "externalsecret", path, name=ref.name, namespace=namespace,
-                               labels=common_labels(), store={"kind": store.store_kind, "name": store.store_name},
-                               refresh_interval=store.refresh_interval, secret_type=secret_type,
-                               data=[_remote(store.remote_key_prefix + ref.name, key) for key in keys]))
+            result.append(
+                spec(
+                    "ExternalSecret",
+                    "externalsecret",
+                    path,
+                    name=ref.name,
+                    namespace=namespace,
+                    labels=common_labels(),
+                    store={"kind": store.store_kind, "name": store.store_name},
+                    refresh_interval=store.refresh_interval,
+                    secret_type=secret_type,
+                    data=[_remote(store.remote_key_prefix + ref.name, key) for key in keys],
+                )
+            )
         elif secrets.provider == "sealed-secrets":
-            result.append(spec("SealedSecret", "sealedsecret", ("secrets", "sealed"), name=ref.name,
-                               namespace=namespace, labels=common_labels(), secret_type=secret_type,
-                               encrypted={key: secrets.sealed[ref.name][key] for key in keys}))
+            result.append(
+                spec(
+                    "SealedSecret",
+                    "sealedsecret",
+                    ("secrets", "sealed"),
+                    name=ref.name,
+                    namespace=namespace,
+                    labels=common_labels(),
+                    secret_type=secret_type,
+                    encrypted={key: secrets.sealed[ref.name][key] for key in keys},
+                )
+            )
     return result
 
 

@@ -17,8 +17,20 @@ from typing import Any
 from ..model import Topology
 from ..model.edge import EdgeComponent
 from ..model.messaging import Kafka, client_keys
-from .messaging import (CLIENT_CA_PEM, CLIENT_FILES, JAAS_FILE, SERVER_PEM, VPN_NETWORK, broker_env, client_env,
-                        listener_on, scram_users, vm_client_paths, vm_client_secret, vpn_bootstrap_servers)
+from .messaging import (
+    CLIENT_CA_PEM,
+    CLIENT_FILES,
+    JAAS_FILE,
+    SERVER_PEM,
+    VPN_NETWORK,
+    broker_env,
+    client_env,
+    listener_on,
+    scram_users,
+    vm_client_paths,
+    vm_client_secret,
+    vpn_bootstrap_servers,
+)
 from .vms import Envelope, edge_services, kafka_services
 
 LOG_OPTIONS = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "5"}}
@@ -84,10 +96,12 @@ def _vm0(topo: Topology) -> Stack:
     gw, backend, web = edge.api_gateway, edge.backend_api, edge.web_ui
     services: dict[str, Any] = {}
     files: dict[str, ConfigFile] = {}
-    env_vars = {"IMAGEFLOW_TLS_CERTIFICATE": (gw.tls.certificate_path, "TLS certificate chain (PEM) on this VM"),
-                "IMAGEFLOW_TLS_KEY": (gw.tls.key_path, "TLS private key (PEM) on this VM"),
-                "MINIO_ACCESS_KEY_FILE": ("./secrets/minio-access-key", "file holding the MinIO access key"),
-                "MINIO_SECRET_KEY_FILE": ("./secrets/minio-secret-key", "file holding the MinIO secret key")}
+    env_vars = {
+        "IMAGEFLOW_TLS_CERTIFICATE": (gw.tls.certificate_path, "TLS certificate chain (PEM) on this VM"),
+        "IMAGEFLOW_TLS_KEY": (gw.tls.key_path, "TLS private key (PEM) on this VM"),
+        "MINIO_ACCESS_KEY_FILE": ("./secrets/minio-access-key", "file holding the MinIO access key"),
+        "MINIO_SECRET_KEY_FILE": ("./secrets/minio-secret-key", "file holding the MinIO secret key"),
+    }
     stack = edge_services(topo)  # the components that run on the VM, by name
 
     def _on_vm(component: EdgeComponent) -> bool:
@@ -99,23 +113,40 @@ def _vm0(topo: Topology) -> Stack:
         services[web.name] = _web(web, stack[web.name])
         files["nginx/web-ui.conf"] = ConfigFile(template="compose/web-ui.conf.j2", context={"web": web})
     if _on_vm(gw):
-        services[gw.name] = _gateway(gw, stack[gw.name], backend if _on_vm(backend) else None,
-                                     web if _on_vm(web) else None)
+        services[gw.name] = _gateway(
+            gw, stack[gw.name], backend if _on_vm(backend) else None, web if _on_vm(web) else None
+        )
         files["nginx/api-gateway.conf"] = ConfigFile(
             template="compose/api-gateway.conf.j2",
-            context={"gw": gw, "backend": backend, "web": web if _on_vm(web) else None, "vm": edge.vm,
-                     "http_listen": 8080})
+            context={
+                "gw": gw,
+                "backend": backend,
+                "web": web if _on_vm(web) else None,
+                "vm": edge.vm,
+                "http_listen": 8080,
+            },
+        )
     secret_files = [("minio_access_key", "MINIO_ACCESS_KEY_FILE"), ("minio_secret_key", "MINIO_SECRET_KEY_FILE")]
     protocol = _vpn_protocol(topo)
     for key in client_keys(protocol):
         variable = f"KAFKA_{key.replace('-', '_').upper()}_FILE"
         secret_files.append((vm_client_secret(key), variable))
-        what = f"the password of Kafka's SCRAM user {topo.messaging.kafka.sasl.vm_user}" if key == "password" \
+        what = (
+            f"the password of Kafka's SCRAM user {topo.messaging.kafka.sasl.vm_user}"
+            if key == "password"
             else CLIENT_FILES[key]
+        )
         env_vars[variable] = (f"./secrets/kafka-{key}", f"Kafka ({protocol}): file holding {what}")
     secrets = {key: _secret_file(variable) for key, variable in secret_files}
-    return Stack(vm=edge.vm, project=f"imageflow-{edge.vm}", services=services, networks={"edge": {}},
-                 secrets=secrets if _on_vm(backend) else {}, variables=env_vars, files=files)
+    return Stack(
+        vm=edge.vm,
+        project=f"imageflow-{edge.vm}",
+        services=services,
+        networks={"edge": {}},
+        secrets=secrets if _on_vm(backend) else {},
+        variables=env_vars,
+        files=files,
+    )
 
 
 def _secret_file(variable: str) -> dict[str, Any]:
@@ -151,10 +182,18 @@ def _backend(topo: Topology, backend: EdgeComponent, env: Envelope) -> dict[str,
         "networks": ["edge"],
         "healthcheck": {
             # The URL is an argument, never part of the code.
-            "test": ["CMD", "python", "-c",
-                     "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=3)",
-                     f"http://127.0.0.1:{backend.port}{backend.health_path}"],
-            "interval": "15s", "timeout": "5s", "retries": 5, "start_period": "20s"},
+            "test": [
+                "CMD",
+                "python",
+                "-c",
+                "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=3)",
+                f"http://127.0.0.1:{backend.port}{backend.health_path}",
+            ],
+            "interval": "15s",
+            "timeout": "5s",
+            "retries": 5,
+            "start_period": "20s",
+        },
     }
 
 
@@ -165,8 +204,12 @@ def _web(web: EdgeComponent, env: Envelope) -> dict[str, Any]:
         "volumes": ["./nginx/web-ui.conf:/etc/nginx/nginx.conf:ro"],
         "expose": [str(web.port)],
         "networks": ["edge"],
-        "healthcheck": {"test": ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{web.port}{web.health_path}"],
-                        "interval": "15s", "timeout": "5s", "retries": 5},
+        "healthcheck": {
+            "test": ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{web.port}{web.health_path}"],
+            "interval": "15s",
+            "timeout": "5s",
+            "retries": 5,
+        },
     }
 
 
@@ -176,14 +219,21 @@ def _gateway(gw: Any, env: Envelope, backend: EdgeComponent | None, web: EdgeCom
         "image": gw.image,
         **_hardened(env),
         "ports": [f"{gw.https_port}:{gw.port}", f"{gw.http_port}:8080"],
-        "volumes": ["./nginx/api-gateway.conf:/etc/nginx/nginx.conf:ro",
-                    Interpolated("${IMAGEFLOW_TLS_CERTIFICATE:?set IMAGEFLOW_TLS_CERTIFICATE in .env}"
-                                 ":/etc/nginx/tls/tls.crt:ro"),
-                    Interpolated("${IMAGEFLOW_TLS_KEY:?set IMAGEFLOW_TLS_KEY in .env}:/etc/nginx/tls/tls.key:ro")],
+        "volumes": [
+            "./nginx/api-gateway.conf:/etc/nginx/nginx.conf:ro",
+            Interpolated(
+                "${IMAGEFLOW_TLS_CERTIFICATE:?set IMAGEFLOW_TLS_CERTIFICATE in .env}:/etc/nginx/tls/tls.crt:ro"
+            ),
+            Interpolated("${IMAGEFLOW_TLS_KEY:?set IMAGEFLOW_TLS_KEY in .env}:/etc/nginx/tls/tls.key:ro"),
+        ],
         **({"depends_on": depends} if depends else {}),
         "networks": ["edge"],
-        "healthcheck": {"test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/healthz"],
-                        "interval": "15s", "timeout": "5s", "retries": 3},
+        "healthcheck": {
+            "test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/healthz"],
+            "interval": "15s",
+            "timeout": "5s",
+            "retries": 3,
+        },
     }
 
 
@@ -207,8 +257,10 @@ def _vm1(topo: Topology) -> Stack:
         secrets[name] = _secret_file(variable)
     for user in scram_users(topo):
         variable = f"KAFKA_USER_{_upper(user)}_PASSWORD_FILE"
-        env_vars[variable] = (f"./secrets/kafka-user-{user}-password",
-                              f"file holding the password of Kafka's SCRAM user {user} (no ',', '=', '[' or ']')")
+        env_vars[variable] = (
+            f"./secrets/kafka-user-{user}-password",
+            f"file holding the password of Kafka's SCRAM user {user} (no ',', '=', '[' or ']')",
+        )
         secrets[_user_secret(user)] = _secret_file(variable)
     if broker_env(topo).get("KAFKA_OPTS"):
         files["kafka/kafka_server_jaas.conf"] = ConfigFile(text=_JAAS)
@@ -220,11 +272,21 @@ def _vm1(topo: Topology) -> Stack:
             files[f"connectors/{connector.name}.json"] = ConfigFile(json=_connector(topo, connector))
         env_vars["MINIO_S3_CREDENTIALS_FILE"] = (
             "./secrets/minio-s3.properties",
-            "properties file with aws.access.key.id and aws.secret.access.key for the S3 sink")
+            "properties file with aws.access.key.id and aws.secret.access.key for the S3 sink",
+        )
         secrets["minio_s3_credentials"] = {
-            "file": Interpolated("${MINIO_S3_CREDENTIALS_FILE:?set MINIO_S3_CREDENTIALS_FILE in .env}")}
-    return Stack(vm=vm.name, project=f"imageflow-{vm.name}", services=services, networks={"kafka": {}},
-                 volumes=volumes, secrets=secrets, variables=env_vars, files=files)
+            "file": Interpolated("${MINIO_S3_CREDENTIALS_FILE:?set MINIO_S3_CREDENTIALS_FILE in .env}")
+        }
+    return Stack(
+        vm=vm.name,
+        project=f"imageflow-{vm.name}",
+        services=services,
+        networks={"kafka": {}},
+        volumes=volumes,
+        secrets=secrets,
+        variables=env_vars,
+        files=files,
+    )
 
 
 # The brokers' JAAS configuration for SCRAM: no secret in it (SCRAM credentials live in the
@@ -248,12 +310,17 @@ def _broker_files(topo: Topology) -> dict[str, tuple[str, str, str]]:
     result = {}
     if "KAFKA_SSL_KEYSTORE_LOCATION" in env:
         result["kafka_server_pem"] = (
-            "KAFKA_SERVER_PEM_FILE", "./secrets/kafka-server.pem",
+            "KAFKA_SERVER_PEM_FILE",
+            "./secrets/kafka-server.pem",
             f"the brokers' private key (PKCS#8, unencrypted) and certificate chain, PEM, for {names} "
-            "(IP subject alternative names); readable by uid 1000")
+            "(IP subject alternative names); readable by uid 1000",
+        )
     if "KAFKA_SSL_TRUSTSTORE_LOCATION" in env:
-        result["kafka_client_ca"] = ("KAFKA_CLIENT_CA_FILE", "./secrets/kafka-client-ca.pem",
-                                     "the CA certificate (PEM) that signs the SSL listeners' client certificates")
+        result["kafka_client_ca"] = (
+            "KAFKA_CLIENT_CA_FILE",
+            "./secrets/kafka-client-ca.pem",
+            "the CA certificate (PEM) that signs the SSL listeners' client certificates",
+        )
     return result
 
 
@@ -264,8 +331,10 @@ def _internal(kafka: Kafka, broker_name: str) -> str:
 def _broker(topo: Topology, kafka: Kafka, broker: Any, vm: Any, env: Envelope) -> dict[str, Any]:
     addresses = {"vpn": vm.vpn_address, "private": vm.address}
     voters = ",".join(f"{b.node_id}@{b.name}:{b.ports['CONTROLLER']}" for b in kafka.brokers)
-    listeners = [f"{INTERNAL_LISTENER}://0.0.0.0:{kafka.internal_port}",
-                 f"CONTROLLER://0.0.0.0:{broker.ports['CONTROLLER']}"]
+    listeners = [
+        f"{INTERNAL_LISTENER}://0.0.0.0:{kafka.internal_port}",
+        f"CONTROLLER://0.0.0.0:{broker.ports['CONTROLLER']}",
+    ]
     listeners += [f"{lst.name}://0.0.0.0:{broker.ports[lst.name]}" for lst in kafka.listeners]
     advertised = [f"{INTERNAL_LISTENER}://{_internal(kafka, broker.name)}"]
     advertised += [f"{lst.name}://{addresses[lst.network]}:{broker.ports[lst.name]}" for lst in kafka.listeners]
@@ -298,15 +367,26 @@ def _broker(topo: Topology, kafka: Kafka, broker: Any, vm: Any, env: Envelope) -
             "KAFKA_HEAP_OPTS": f"-Xms{kafka.heap_mb}m -Xmx{kafka.heap_mb}m",
             **broker_env(topo),
         },
-        "ports": [f"{addresses[lst.network]}:{broker.ports[lst.name]}:{broker.ports[lst.name]}"
-                  for lst in kafka.listeners],
+        "ports": [
+            f"{addresses[lst.network]}:{broker.ports[lst.name]}:{broker.ports[lst.name]}" for lst in kafka.listeners
+        ],
         **({"secrets": [{"source": name, "target": _TARGETS[name]} for name in tls]} if tls else {}),
-        "volumes": [f"{broker.name}-data:/var/lib/kafka/data",
-                    *([f"./kafka/kafka_server_jaas.conf:{JAAS_FILE}:ro"] if "KAFKA_OPTS" in broker_env(topo) else [])],
+        "volumes": [
+            f"{broker.name}-data:/var/lib/kafka/data",
+            *([f"./kafka/kafka_server_jaas.conf:{JAAS_FILE}:ro"] if "KAFKA_OPTS" in broker_env(topo) else []),
+        ],
         "networks": ["kafka"],
-        "healthcheck": {"test": ["CMD-SHELL", "/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server "
-                                 f"{_internal(kafka, broker.name)} >/dev/null 2>&1"],
-                        "interval": "30s", "timeout": "20s", "retries": 5, "start_period": "60s"},
+        "healthcheck": {
+            "test": [
+                "CMD-SHELL",
+                "/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server "
+                f"{_internal(kafka, broker.name)} >/dev/null 2>&1",
+            ],
+            "interval": "30s",
+            "timeout": "20s",
+            "retries": 5,
+            "start_period": "60s",
+        },
     }
 
 
@@ -322,14 +402,18 @@ def _topics(topo: Topology, kafka: Kafka, env: Envelope) -> dict[str, Any]:
     from its secret file when the job runs."""
     commands = ["set -eu"]
     for topic in kafka.topics:
-        commands.append(f"/opt/kafka/bin/kafka-topics.sh --bootstrap-server {_bootstrap(kafka)} --create "
-                        f"--if-not-exists --topic {topic.name} --partitions {topic.partitions} "
-                        f"--replication-factor {topic.replication_factor}")
+        commands.append(
+            f"/opt/kafka/bin/kafka-topics.sh --bootstrap-server {_bootstrap(kafka)} --create "
+            f"--if-not-exists --topic {topic.name} --partitions {topic.partitions} "
+            f"--replication-factor {topic.replication_factor}"
+        )
     users = scram_users(topo)
     for user in users:
-        commands.append(f"/opt/kafka/bin/kafka-configs.sh --bootstrap-server {_bootstrap(kafka)} --alter "
-                        f"--entity-type users --entity-name {user} --add-config "
-                        f'"{kafka.sasl.mechanism}=[password=$(cat /run/secrets/{_user_secret(user)})]"')
+        commands.append(
+            f"/opt/kafka/bin/kafka-configs.sh --bootstrap-server {_bootstrap(kafka)} --alter "
+            f"--entity-type users --entity-name {user} --add-config "
+            f'"{kafka.sasl.mechanism}=[password=$(cat /run/secrets/{_user_secret(user)})]"'
+        )
     service = {
         "image": kafka.image,
         **_hardened(env, read_only=False),
@@ -374,12 +458,20 @@ def _connect(topo: Topology, kafka: Kafka, env: Envelope) -> dict[str, Any]:
             "KAFKA_HEAP_OPTS": "-Xms512m -Xmx1g",
         },
         "secrets": ["minio_s3_credentials"],
-        **({"ports": [f"{_REST_ADDRESS[connect.rest_access] or vm.address}:{connect.rest_port}:{connect.rest_port}"]}
-           if connect.rest_access != "internal" else {}),
+        **(
+            {"ports": [f"{_REST_ADDRESS[connect.rest_access] or vm.address}:{connect.rest_port}:{connect.rest_port}"]}
+            if connect.rest_access != "internal"
+            else {}
+        ),
         "depends_on": {"kafka-init": {"condition": "service_completed_successfully"}},
         "networks": ["kafka"],
-        "healthcheck": {"test": ["CMD-SHELL", f"curl -fsS http://127.0.0.1:{connect.rest_port}/ >/dev/null"],
-                        "interval": "30s", "timeout": "10s", "retries": 5, "start_period": "90s"},
+        "healthcheck": {
+            "test": ["CMD-SHELL", f"curl -fsS http://127.0.0.1:{connect.rest_port}/ >/dev/null"],
+            "interval": "30s",
+            "timeout": "10s",
+            "retries": 5,
+            "start_period": "90s",
+        },
     }
 
 
@@ -392,8 +484,9 @@ def _connect_init(kafka: Kafka, env: Envelope) -> dict[str, Any]:
     assert connect is not None
     url = f"http://kafka-connect:{connect.rest_port}/connectors"
     commands = ["set -eu"] + [
-        f"curl -fsS -X PUT -H 'Content-Type: application/json' --data @/connectors/{c.name}.json "
-        f"{url}/{c.name}/config" for c in connect.connectors]
+        f"curl -fsS -X PUT -H 'Content-Type: application/json' --data @/connectors/{c.name}.json {url}/{c.name}/config"
+        for c in connect.connectors
+    ]
     return {
         "image": connect.init_image,
         **_hardened(env),

@@ -7,8 +7,22 @@ from typing import Any
 
 from ..model import Topology
 from ..model.storage import Minio
-from .common import (NON_ROOT_UID, Spec, common_labels, container_security, disruption_budget, http_probe, labels,
-                     pod_security, resources, service_dns, spec, spread_over_nodes, tmp_volume, tunable)
+from .common import (
+    NON_ROOT_UID,
+    Spec,
+    common_labels,
+    container_security,
+    disruption_budget,
+    http_probe,
+    labels,
+    pod_security,
+    resources,
+    service_dns,
+    spec,
+    spread_over_nodes,
+    tmp_volume,
+    tunable,
+)
 
 _SOURCE = ("storage", "minio")
 MINIO_UID = NON_ROOT_UID
@@ -30,12 +44,31 @@ def claim_templates(minio: Minio) -> list[str]:
 def specs(topo: Topology) -> list[Spec]:
     minio = topo.storage.minio
     base = ("storage", "minio")
-    result = [spec("StorageClass", "storageclass", ("storage", "storage_classes", i), name=sc.name,
-                   provisioner=sc.provisioner, volume_binding_mode=sc.volume_binding_mode,
-                   reclaim_policy=sc.reclaim_policy, parameters=sc.parameters, labels=common_labels())
-              for i, sc in enumerate(topo.storage.storage_classes)]
-    result.append(spec("ConfigMap", "configmap", base, name="minio-config", namespace=minio.namespace,
-                       labels=labels("minio", "storage"), data=_config(minio)))
+    result = [
+        spec(
+            "StorageClass",
+            "storageclass",
+            ("storage", "storage_classes", i),
+            name=sc.name,
+            provisioner=sc.provisioner,
+            volume_binding_mode=sc.volume_binding_mode,
+            reclaim_policy=sc.reclaim_policy,
+            parameters=sc.parameters,
+            labels=common_labels(),
+        )
+        for i, sc in enumerate(topo.storage.storage_classes)
+    ]
+    result.append(
+        spec(
+            "ConfigMap",
+            "configmap",
+            base,
+            name="minio-config",
+            namespace=minio.namespace,
+            labels=labels("minio", "storage"),
+            data=_config(minio),
+        )
+    )
     result.extend(_volumes(minio))
     result.extend(_services(minio))
     result.append(_statefulset(minio))
@@ -64,25 +97,54 @@ def _volumes(minio: Minio) -> list[Spec]:
     for server in range(minio.nodes):
         for drive, template in enumerate(templates):
             number = server * len(templates) + drive + 1
-            result.append(spec(
-                "PersistentVolume", "persistentvolume", ("storage", "minio", "volumes"),
-                name=pv_name(number), labels=labels("minio", "storage"), size=minio.volumes.size,
-                access_modes=minio.volumes.access_modes, reclaim_policy=minio.volumes.reclaim_policy,
-                storage_class=minio.storage_class, path=f"{minio.volumes.path_prefix.rstrip('/')}/{number:02d}",
-                host=hosts[(number - 1) % len(hosts)],
-                claim={"namespace": minio.namespace, "name": f"{template}-minio-{server}"}))
+            result.append(
+                spec(
+                    "PersistentVolume",
+                    "persistentvolume",
+                    ("storage", "minio", "volumes"),
+                    name=pv_name(number),
+                    labels=labels("minio", "storage"),
+                    size=minio.volumes.size,
+                    access_modes=minio.volumes.access_modes,
+                    reclaim_policy=minio.volumes.reclaim_policy,
+                    storage_class=minio.storage_class,
+                    path=f"{minio.volumes.path_prefix.rstrip('/')}/{number:02d}",
+                    host=hosts[(number - 1) % len(hosts)],
+                    claim={"namespace": minio.namespace, "name": f"{template}-minio-{server}"},
+                )
+            )
     return result
 
 
 def _services(minio: Minio) -> list[Spec]:
-    ports = [{"name": "api", "port": minio.port, "targetPort": "api", "protocol": "TCP"},
-             {"name": "console", "port": minio.console_port, "targetPort": "console", "protocol": "TCP"}]
+    ports = [
+        {"name": "api", "port": minio.port, "targetPort": "api", "protocol": "TCP"},
+        {"name": "console", "port": minio.console_port, "targetPort": "console", "protocol": "TCP"},
+    ]
     source = ("storage", "minio")
     return [
-        spec("Service", "service", source, name=HEADLESS, namespace=minio.namespace, labels=labels("minio", "storage"),
-             selector={"app": "minio"}, ports=ports, headless=True),
-        spec("Service", "service", source, name="minio", namespace=minio.namespace, labels=labels("minio", "storage"),
-             selector={"app": "minio"}, ports=ports, headless=False),
+        spec(
+            "Service",
+            "service",
+            source,
+            name=HEADLESS,
+            namespace=minio.namespace,
+            labels=labels("minio", "storage"),
+            selector={"app": "minio"},
+            ports=ports,
+            headless=True,
+        ),
+        spec(
+            "Service",
+            "service",
+            source,
+            name="minio",
+            namespace=minio.namespace,
+            labels=labels("minio", "storage"),
+            selector={"app": "minio"},
+            ports=ports,
+            headless=False,
+        ),
     ]
 
 
@@ -95,8 +157,16 @@ def _server_args(minio: Minio) -> list[str]:
         targets = [f"http://{host}:{minio.port}{drives}"]
     else:
         targets = paths
-    return ["server", *targets, "--address", f":{minio.port}", "--console-address", f":{minio.console_port}",
-            "--certs-dir", "/tmp/certs"]
+    return [
+        "server",
+        *targets,
+        "--address",
+        f":{minio.port}",
+        "--console-address",
+        f":{minio.console_port}",
+        "--certs-dir",
+        "/tmp/certs",
+    ]
 
 
 def _statefulset(minio: Minio) -> Spec:
@@ -106,11 +176,15 @@ def _statefulset(minio: Minio) -> Spec:
         "name": "minio",
         "image": tunable(_SOURCE + ("image",), minio.image, Minio, "image"),
         "args": _server_args(minio),
-        "ports": [{"name": "api", "containerPort": minio.port, "protocol": "TCP"},
-                  {"name": "console", "containerPort": minio.console_port, "protocol": "TCP"}],
+        "ports": [
+            {"name": "api", "containerPort": minio.port, "protocol": "TCP"},
+            {"name": "console", "containerPort": minio.console_port, "protocol": "TCP"},
+        ],
         # Credentials as files from the Secret (MinIO reads *_FILE), never as environment values.
-        "env": [{"name": "MINIO_ROOT_USER_FILE", "value": f"{SECRET_DIR}/{secret.keys['access-key']}"},
-                {"name": "MINIO_ROOT_PASSWORD_FILE", "value": f"{SECRET_DIR}/{secret.keys['secret-key']}"}],
+        "env": [
+            {"name": "MINIO_ROOT_USER_FILE", "value": f"{SECRET_DIR}/{secret.keys['access-key']}"},
+            {"name": "MINIO_ROOT_PASSWORD_FILE", "value": f"{SECRET_DIR}/{secret.keys['secret-key']}"},
+        ],
         "envFrom": [{"configMapRef": {"name": "minio-config"}}],
         "resources": resources(minio.resources, _SOURCE),
         "volumeMounts": [{"name": t, "mountPath": f"/{t}"} for t in claim_templates(minio)]
@@ -119,17 +193,38 @@ def _statefulset(minio: Minio) -> Spec:
         "readinessProbe": http_probe("/minio/health/ready", "api", delay=10),
         "securityContext": container_security(),
     }
-    claims = [{"metadata": {"name": t}, "spec": {"accessModes": minio.volumes.access_modes,
-                                                 "storageClassName": minio.storage_class,
-                                                 "resources": {"requests": {"storage": minio.volumes.size}}}}
-              for t in claim_templates(minio)]
-    return spec("StatefulSet", "statefulset", ("storage", "minio"), name="minio", namespace=minio.namespace,
-                labels=labels("minio", "storage"), selector={"app": "minio"}, pod_labels=labels("minio", "storage"),
-                service_name=HEADLESS, replicas=minio.nodes, pod_management_policy="Parallel",
-                pod={"securityContext": pod_security(MINIO_UID), "automountServiceAccountToken": False,
-                     "affinity": spread_over_nodes("minio"),
-                     "containers": [container], "volumes": [volume, credentials_volume(minio)]},
-                claims=claims)
+    claims = [
+        {
+            "metadata": {"name": t},
+            "spec": {
+                "accessModes": minio.volumes.access_modes,
+                "storageClassName": minio.storage_class,
+                "resources": {"requests": {"storage": minio.volumes.size}},
+            },
+        }
+        for t in claim_templates(minio)
+    ]
+    return spec(
+        "StatefulSet",
+        "statefulset",
+        ("storage", "minio"),
+        name="minio",
+        namespace=minio.namespace,
+        labels=labels("minio", "storage"),
+        selector={"app": "minio"},
+        pod_labels=labels("minio", "storage"),
+        service_name=HEADLESS,
+        replicas=minio.nodes,
+        pod_management_policy="Parallel",
+        pod={
+            "securityContext": pod_security(MINIO_UID),
+            "automountServiceAccountToken": False,
+            "affinity": spread_over_nodes("minio"),
+            "containers": [container],
+            "volumes": [volume, credentials_volume(minio)],
+        },
+        claims=claims,
+    )
 
 
 def credentials_volume(minio: Minio) -> dict[str, Any]:
@@ -145,9 +240,12 @@ def _bucket_script(minio: Minio) -> str:
     user = shlex.quote(f"{SECRET_DIR}/{minio.credentials.keys['access-key']}")
     password = shlex.quote(f"{SECRET_DIR}/{minio.credentials.keys['secret-key']}")
     endpoint = f"http://{service_dns('minio', minio.namespace)}:{minio.port}"
-    lines = ["set -eu",
-             f'until mc alias set imageflow {shlex.quote(endpoint)} "$(cat {user})" "$(cat {password})"; do',
-             "  sleep 5", "done"]
+    lines = [
+        "set -eu",
+        f'until mc alias set imageflow {shlex.quote(endpoint)} "$(cat {user})" "$(cat {password})"; do',
+        "  sleep 5",
+        "done",
+    ]
     for bucket in minio.buckets:
         name = shlex.quote(f"imageflow/{bucket.name}")
         lines += [f"mc mb --ignore-existing {name}", f"mc anonymous set {_POLICY[bucket.access]} {name}"]
@@ -165,9 +263,20 @@ def _bucket_job(minio: Minio) -> Spec:
         "volumeMounts": [mount, credentials_mount()],
         "securityContext": container_security(),
     }
-    return spec("Job", "job", ("storage", "minio", "buckets"), name="minio-buckets", namespace=minio.namespace,
-                labels=labels("minio-buckets", "storage"), pod_labels=labels("minio-buckets", "storage"),
-                backoff_limit=10,
-                pod={"securityContext": pod_security(), "automountServiceAccountToken": False,
-                     "restartPolicy": "OnFailure", "containers": [container],
-                     "volumes": [volume, credentials_volume(minio)]})
+    return spec(
+        "Job",
+        "job",
+        ("storage", "minio", "buckets"),
+        name="minio-buckets",
+        namespace=minio.namespace,
+        labels=labels("minio-buckets", "storage"),
+        pod_labels=labels("minio-buckets", "storage"),
+        backoff_limit=10,
+        pod={
+            "securityContext": pod_security(),
+            "automountServiceAccountToken": False,
+            "restartPolicy": "OnFailure",
+            "containers": [container],
+            "volumes": [volume, credentials_volume(minio)],
+        },
+    )

@@ -39,7 +39,7 @@ class Envelope:
         return Decimal(match[1]) * _UNITS[match[2]]
 
 
-_UNITS = {"": 1, "b": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30}
+_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30}
 
 
 def envelope(resources: Resources, pids: int, replicas: int = 1) -> Envelope:
@@ -55,8 +55,11 @@ def edge_services(topo: Topology) -> dict[str, Envelope]:
     """The edge components that run on the edge VM, by name."""
     edge = topo.edge
     wanted = ((edge.backend_api, 512), (edge.web_ui, 128), (edge.api_gateway, 256))
-    return {c.name: envelope(c.resources, pids, c.replicas if c is edge.backend_api else 1)
-            for c, pids in wanted if "vm" in c.runs_on}
+    return {
+        c.name: envelope(c.resources, pids, c.replicas if c is edge.backend_api else 1)
+        for c, pids in wanted
+        if "vm" in c.runs_on
+    }
 
 
 def kafka_services(topo: Topology) -> dict[str, Envelope]:

@@ -40,5 +40,12 @@ def registry() -> dict[str, Target]:
     """Every target by name."""
     from . import argocd, ci, compose, docs, helm, k3s, kustomize
 
-    return {"argocd": argocd.render_argocd, "ci": ci.render_ci, "compose": compose.render_compose,
-            "docs": docs.render_docs, "helm": helm.render_helm, "k3s": k3s.render_k3s, "kustomize": kustomize.render}
+    return {
+        "argocd": argocd.render_argocd,
+        "ci": ci.render_ci,
+        "compose": compose.render_compose,
+        "docs": docs.render_docs,
+        "helm": helm.render_helm,
+        "k3s": k3s.render_k3s,
+        "kustomize": kustomize.render,
+    }

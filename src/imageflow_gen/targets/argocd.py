@@ -9,7 +9,10 @@ from . import Context, Rendered
 
 def render_argocd(ctx: Context) -> Rendered:
     app = ctx.plan.application
-    obj = order_object(parse_all(render("argocd/application.yaml.j2", name=app.name, argo=app.argo,
-                                        source=app.source, labels=app.labels))[0])
+    obj = order_object(
+        parse_all(
+            render("argocd/application.yaml.j2", name=app.name, argo=app.argo, source=app.source, labels=app.labels)
+        )[0]
+    )
     path = f"argocd/{ctx.plan.profile}.yaml"
     return Rendered(files={path: dump(obj)}, objects=[(path, obj)])

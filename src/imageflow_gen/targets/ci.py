@@ -18,9 +18,12 @@ TOOLS = {"helm": "v4.1.4", "kubectl": "v1.35.2", "kubeconform": "v0.7.0"}
 def render_ci(ctx: Context) -> Rendered:
     """ci/validate.sh, ci/profiles/<profile>.env and .github/workflows/validate-imageflow-output.yaml."""
     workflow = parse_all(render("ci/github-workflow.yaml.j2", tools=TOOLS))[0]
-    return Rendered(files={
-        "ci/validate.sh": render("ci/validate.sh.j2"),
-        f"ci/profiles/{ctx.plan.profile}.env": render("ci/profile.env.j2", profile=ctx.plan.profile,
-                                                      kubernetes_version=f"{ctx.plan.kubernetes_minor}.0"),
-        ".github/workflows/validate-imageflow-output.yaml": dump(workflow),
-    })
+    return Rendered(
+        files={
+            "ci/validate.sh": render("ci/validate.sh.j2"),
+            f"ci/profiles/{ctx.plan.profile}.env": render(
+                "ci/profile.env.j2", profile=ctx.plan.profile, kubernetes_version=f"{ctx.plan.kubernetes_minor}.0"
+            ),
+            ".github/workflows/validate-imageflow-output.yaml": dump(workflow),
+        }
+    )

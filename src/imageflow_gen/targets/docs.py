@@ -31,19 +31,40 @@ def render_docs(ctx: Context) -> Rendered:
     folders = [(pattern.format(p=profile), text.format(p=profile, root=ctx.base.profile)) for pattern, text in _FOLDERS]
     stacks = [stack.vm for stack in plan.stacks]
     vm_order = [vm.name for vm in topo.vms]
-    secrets = [{"namespace": ns, "name": ref.name, "key_names": sorted(ref.keys.values()), "purpose": purpose}
-               for ns, purpose, ref, _ in plan.secret_refs]
+    secrets = [
+        {"namespace": ns, "name": ref.name, "key_names": sorted(ref.keys.values()), "purpose": purpose}
+        for ns, purpose, ref, _ in plan.secret_refs
+    ]
     # The current colour or weight is not repeated here: switching changes only the selector
     # (or the route), not this file.
-    releases = [{"name": svc.name, "strategy": svc.release.strategy,
-                 "setting": ("`release.active`: the colour the Service selects" if svc.release.strategy == "blue-green"
-                             else "`release.canary_weight`: percent of requests to the canary")}
-                for svc in topo.processing.services if svc.release.strategy != "rolling"]
-    text = render("docs/README.md.j2", releases=releases, **kafka_clients(topo), profile=profile, topo=topo,
-                  folders=folders, diagram=mermaid(build_graph(plan)), stacks=stacks, vm_order=vm_order,
-                  secrets=secrets,
-                  provider=topo.secrets.provider, external=topo.secrets.external_secrets,
-                  kubernetes_minor=plan.kubernetes_minor, argo=topo.gitops.argocd,
-                  nodes=[n.name for n in topo.cluster.master_nodes + topo.cluster.worker_nodes])
+    releases = [
+        {
+            "name": svc.name,
+            "strategy": svc.release.strategy,
+            "setting": (
+                "`release.active`: the colour the Service selects"
+                if svc.release.strategy == "blue-green"
+                else "`release.canary_weight`: percent of requests to the canary"
+            ),
+        }
+        for svc in topo.processing.services
+        if svc.release.strategy != "rolling"
+    ]
+    text = render(
+        "docs/README.md.j2",
+        releases=releases,
+        **kafka_clients(topo),
+        profile=profile,
+        topo=topo,
+        folders=folders,
+        diagram=mermaid(build_graph(plan)),
+        stacks=stacks,
+        vm_order=vm_order,
+        secrets=secrets,
+        provider=topo.secrets.provider,
+        external=topo.secrets.external_secrets,
+        kubernetes_minor=plan.kubernetes_minor,
+        argo=topo.gitops.argocd,
+        nodes=[n.name for n in topo.cluster.master_nodes + topo.cluster.worker_nodes],
+    )
     return Rendered(files={f"docs/{profile}/README.md": text})
-

@@ -22,8 +22,11 @@ def objects(plan: Plan, values: Callable[[Spec], dict[str, Any]] | None = None) 
     for spec in plan.specs:
         for obj in render_spec(spec, values(spec) if values else spec.values):
             meta = obj.setdefault("metadata", {})
-            meta["annotations"] = {SYNC_WAVE_ANNOTATION: str(SYNC_WAVES[obj["kind"]]), **meta.get("annotations", {}),
-                                   SOURCE_ANNOTATION: plan.source(spec.source)}
+            meta["annotations"] = {
+                SYNC_WAVE_ANNOTATION: str(SYNC_WAVES[obj["kind"]]),
+                **meta.get("annotations", {}),
+                SOURCE_ANNOTATION: plan.source(spec.source),
+            }
             result.append(order_object(obj))
     return result
 
@@ -38,8 +41,13 @@ def _render(template: str, **context: Any) -> list[dict[str, Any]]:
     try:
         return [order_object(doc) for doc in parse_all(text)]
     except YamlParseError as exc:
-        raise ValidationFailed([Problem(Location(f"templates/{template}"), "",
-                                        f"template produced invalid YAML at line {exc.line}: {exc}")]) from None
+        raise ValidationFailed(
+            [
+                Problem(
+                    Location(f"templates/{template}"), "", f"template produced invalid YAML at line {exc.line}: {exc}"
+                )
+            ]
+        ) from None
 
 
 def file_name(obj: dict[str, Any]) -> str:

@@ -62,8 +62,13 @@ def _overlay(profile: str, base: list[dict[str, Any]], wanted: list[dict[str, An
     for key in sorted(set(old) - set(new)):
         name = file_name(old[key])
         files[f"{root}/patches/delete-{name.replace('/', '-')}"] = dump(
-            {"$patch": "delete", "apiVersion": old[key]["apiVersion"], "kind": old[key]["kind"],
-             "metadata": {k: v for k, v in old[key]["metadata"].items() if k in ("name", "namespace")}})
+            {
+                "$patch": "delete",
+                "apiVersion": old[key]["apiVersion"],
+                "kind": old[key]["kind"],
+                "metadata": {k: v for k, v in old[key]["metadata"].items() if k in ("name", "namespace")},
+            }
+        )
         patches.append({"path": f"patches/delete-{name.replace('/', '-')}"})
     files[f"{root}/kustomization.yaml"] = _kustomization(resources, patches)
     return result

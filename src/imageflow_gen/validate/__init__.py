@@ -68,9 +68,13 @@ def schema_problems(store: SchemaStore, objects: list[tuple[str, Any]]) -> list[
 _SECRET_PATTERNS = (
     ("a private key", PRIVATE_KEY),
     ("an AWS access key id", AWS_ACCESS_KEY),
-    ("a credential with a literal value", re.compile(
-        r"""(?ix)(password|passwd|secret[_.-]?(access[_.-]?)?key|token|api[_.-]?key)["']?
-            [ \t]*[:=][ \t]*["']?(?![$/"'\s{]|file:|null\b|true\b|false\b)(?P<value>[A-Za-z0-9+=_.-]{6,})""")),
+    (
+        "a credential with a literal value",
+        re.compile(
+            r"""(?ix)(password|passwd|secret[_.-]?(access[_.-]?)?key|token|api[_.-]?key)["']?
+            [ \t]*[:=][ \t]*["']?(?![$/"'\s{]|file:|null\b|true\b|false\b)(?P<value>[A-Za-z0-9+=_.-]{6,})"""
+        ),
+    ),
 )
 
 
@@ -88,6 +92,11 @@ def secret_problems(files: dict[str, str], references: frozenset[str] = frozense
                 if match.groupdict().get("value") in references:
                     continue
                 line = text.count("\n", 0, match.start()) + 1
-                problems.append(Problem(Location(path, line, 1), "", f"looks like {what}; "
-                                        "secrets must be referenced (Secret, secret file), never written"))
+                problems.append(
+                    Problem(
+                        Location(path, line, 1),
+                        "",
+                        f"looks like {what}; secrets must be referenced (Secret, secret file), never written",
+                    )
+                )
     return problems

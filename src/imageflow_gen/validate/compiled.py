@@ -21,15 +21,48 @@ from typing import Any
 Check = Callable[[Any], bool]
 
 # Keywords without effect on validity here (annotations and Kubernetes extensions).
-_ANNOTATIONS = frozenset({
-    "$schema", "$id", "$comment", "description", "title", "default", "example", "examples", "format",
-    "nullable", "deprecated", "readOnly", "writeOnly",
-})
-_HANDLED = frozenset({
-    "type", "properties", "additionalProperties", "items", "required", "enum", "const", "$ref",
-    "oneOf", "anyOf", "allOf", "not", "pattern", "minLength", "maxLength", "minimum", "maximum",
-    "minItems", "maxItems", "minProperties", "maxProperties",
-})
+_ANNOTATIONS = frozenset(
+    {
+        "$schema",
+        "$id",
+        "$comment",
+        "description",
+        "title",
+        "default",
+        "example",
+        "examples",
+        "format",
+        "nullable",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+    }
+)
+_HANDLED = frozenset(
+    {
+        "type",
+        "properties",
+        "additionalProperties",
+        "items",
+        "required",
+        "enum",
+        "const",
+        "$ref",
+        "oneOf",
+        "anyOf",
+        "allOf",
+        "not",
+        "pattern",
+        "minLength",
+        "maxLength",
+        "minimum",
+        "maximum",
+        "minItems",
+        "maxItems",
+        "minProperties",
+        "maxProperties",
+    }
+)
 
 
 class Unsupported(Exception):
@@ -47,8 +80,7 @@ _TYPES: dict[str, Check] = {
     "boolean": lambda v: isinstance(v, bool),
     "null": lambda v: v is None,
     "number": _is_number,
-    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
-    or (isinstance(v, float) and v.is_integer()),
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
 }
 
 
@@ -57,12 +89,12 @@ def equal(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     if isinstance(a, str) or isinstance(b, str):
-        return a == b
+        return bool(a == b)
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
-    return a == b
+    return bool(a == b)
 
 
 class Compiler:
@@ -94,7 +126,7 @@ class Compiler:
 
     def _ref(self, ref: str, base: str) -> Check:
         uri, target = self._resolve(base, ref)
-        key = f"{uri}{ref[ref.index('#'):] if '#' in ref else ''}"
+        key = f"{uri}{ref[ref.index('#') :] if '#' in ref else ''}"
         if key not in self._refs:
             # A placeholder first, so a schema that refers to itself compiles.
             slot: list[Check] = []
@@ -118,8 +150,7 @@ class Compiler:
                     compiled[name] = self.compile(value[name], base)
                 return compiled[name](item)
 
-            return lambda v: not isinstance(v, dict) or all(
-                check_property(k, x) for k, x in v.items() if k in value)
+            return lambda v: not isinstance(v, dict) or all(check_property(k, x) for k, x in v.items() if k in value)
         if key == "additionalProperties":
             known = frozenset(schema.get("properties", {}))
             if value is False:

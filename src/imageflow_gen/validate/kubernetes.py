@@ -47,7 +47,10 @@ class SchemaStore:
 
     @cached_property
     def _definitions(self) -> dict[str, Any]:
-        return json.loads((schemas.strict_dir(self.kubernetes_minor) / "_definitions.json").read_text())
+        definitions: dict[str, Any] = json.loads(
+            (schemas.strict_dir(self.kubernetes_minor) / "_definitions.json").read_text()
+        )
+        return definitions
 
     @cached_property
     def _registry(self) -> Any:
@@ -95,6 +98,7 @@ class SchemaStore:
     @cached_property
     def _compiler(self) -> Compiler:
         """One compiler for every kind: a definition every kind refers to is compiled once."""
+
         def resolve(base: str, ref: str) -> tuple[str, Mapping[str, Any]]:
             uri, _, pointer = urljoin(base, ref).partition("#")
             target: Any = self._documents[uri]
@@ -132,8 +136,11 @@ class SchemaStore:
 
     def check(self, obj: Any) -> list[SchemaError]:
         """Every schema violation of `obj`, in a stable order."""
-        if not isinstance(obj, dict) or not isinstance(obj.get("apiVersion"), str) or not isinstance(
-                obj.get("kind"), str):
+        if (
+            not isinstance(obj, dict)
+            or not isinstance(obj.get("apiVersion"), str)
+            or not isinstance(obj.get("kind"), str)
+        ):
             return [SchemaError("", "not a Kubernetes object: apiVersion and kind must be strings")]
         fast = self.fast(obj["apiVersion"], obj["kind"])
         try:
@@ -143,9 +150,14 @@ class SchemaStore:
             self._fast[(obj["apiVersion"], obj["kind"])] = None
         validator = self.validator(obj["apiVersion"], obj["kind"])
         if validator is None:
-            return [SchemaError("", f"no schema for {obj['kind']} in {obj['apiVersion']} (Kubernetes "
-                                    f"{self.kubernetes_minor}, CRD locations: "
-                                    f"{', '.join(map(str, self.crd_locations)) or 'none'})")]
+            return [
+                SchemaError(
+                    "",
+                    f"no schema for {obj['kind']} in {obj['apiVersion']} (Kubernetes "
+                    f"{self.kubernetes_minor}, CRD locations: "
+                    f"{', '.join(map(str, self.crd_locations)) or 'none'})",
+                )
+            ]
         errors = [SchemaError(_field(e.absolute_path), _message(e)) for e in validator.iter_errors(obj)]
         return sorted(set(errors), key=lambda e: (e.field, e.message))
 
@@ -153,14 +165,21 @@ class SchemaStore:
 def _strict_crd(schema: dict[str, Any], api_version: str, kind: str) -> dict[str, Any]:
     """A CRD schema closed at the top: apiVersion and kind fixed, metadata as ObjectMeta."""
     properties = dict(schema.get("properties", {}))
-    properties.update({
-        "apiVersion": {"type": "string", "enum": [api_version]},
-        "kind": {"type": "string", "enum": [kind]},
-        "metadata": {"$ref": f"{schemas.DEFINITIONS_URI}#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"},
-    })
-    return {**schema, "$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
-            "properties": properties, "required": sorted(set(schema.get("required", [])) | set(_CORE_TOP)),
-            "additionalProperties": False}
+    properties.update(
+        {
+            "apiVersion": {"type": "string", "enum": [api_version]},
+            "kind": {"type": "string", "enum": [kind]},
+            "metadata": {"$ref": f"{schemas.DEFINITIONS_URI}#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"},
+        }
+    )
+    return {
+        **schema,
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": properties,
+        "required": sorted(set(schema.get("required", [])) | set(_CORE_TOP)),
+        "additionalProperties": False,
+    }
 
 
 def _field(path: Any) -> str:
@@ -177,4 +196,4 @@ def _message(error: Any) -> str:
         return f"unknown field{'s' if len(extra) > 1 else ''} {', '.join(repr(e) for e in extra)}"
     if error.validator in ("type", "oneOf", "anyOf") and error.context:
         return f"{error.instance!r} is not valid here ({error.context[0].message})"
-    return error.message
+    return str(error.message)

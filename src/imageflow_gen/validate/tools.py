@@ -44,10 +44,20 @@ def find(name: str) -> str | None:
 
 
 def _run(argv: list[str], cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=cwd, input=stdin, capture_output=True, text=True, timeout=TIMEOUT,
-                          env={**os.environ, "HELM_CACHE_HOME": str(cwd / ".helm-cache"),
-                               "HELM_CONFIG_HOME": str(cwd / ".helm-config"),
-                               "HELM_DATA_HOME": str(cwd / ".helm-data")})
+    return subprocess.run(
+        argv,
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={
+            **os.environ,
+            "HELM_CACHE_HOME": str(cwd / ".helm-cache"),
+            "HELM_CONFIG_HOME": str(cwd / ".helm-config"),
+            "HELM_DATA_HOME": str(cwd / ".helm-data"),
+        },
+    )
 
 
 def _lines(text: str) -> list[str]:
@@ -62,13 +72,21 @@ def kustomize_build(root: Path, overlay: str) -> tuple[ToolResult, str]:
     proc = _run([kubectl, "kustomize", overlay], cwd=root)
     if proc.returncode != 0:
         message = " ".join(_lines(proc.stderr)) or f"exit code {proc.returncode}"
-        return ToolResult("kubectl kustomize", [Problem(Location(f"{overlay}/kustomization.yaml"), "kustomize",
-                                                        message)]), ""
+        return ToolResult(
+            "kubectl kustomize", [Problem(Location(f"{overlay}/kustomization.yaml"), "kustomize", message)]
+        ), ""
     return ToolResult("kubectl kustomize"), proc.stdout
 
 
-def kubeconform(root: Path, built: str, source: str, minor: str, crd_locations: list[Path],
-                files_by_object: dict[str, str], schema_dir: Path | None = None) -> ToolResult:
+def kubeconform(
+    root: Path,
+    built: str,
+    source: str,
+    minor: str,
+    crd_locations: list[Path],
+    files_by_object: dict[str, str],
+    schema_dir: Path | None = None,
+) -> ToolResult:
     """kubeconform -strict over built YAML; each problem names the file that defines the object.
 
     `schema_dir` holds the Kubernetes schemas in kubeconform's layout (schemas.export); without
@@ -81,12 +99,22 @@ def kubeconform(root: Path, built: str, source: str, minor: str, crd_locations: 
         if schema_dir is None:
             schema_dir = Path(tmp)
             schemas.export(schema_dir, [minor])
-        argv = [binary, "-strict", "-output", "json", "-kubernetes-version", f"{minor}.0",
-                "-schema-location", f"{schema_dir}/{{{{.NormalizedKubernetesVersion}}}}-standalone"
-                                    "{{.StrictSuffix}}/{{.ResourceKind}}{{.KindSuffix}}.json"]
+        argv = [
+            binary,
+            "-strict",
+            "-output",
+            "json",
+            "-kubernetes-version",
+            f"{minor}.0",
+            "-schema-location",
+            f"{schema_dir}/{{{{.NormalizedKubernetesVersion}}}}-standalone"
+            "{{.StrictSuffix}}/{{.ResourceKind}}{{.KindSuffix}}.json",
+        ]
         for location in crd_locations:
-            argv += ["-schema-location",
-                     f"{location.resolve()}/{{{{.Group}}}}/{{{{.ResourceKind}}}}_{{{{.ResourceAPIVersion}}}}.json"]
+            argv += [
+                "-schema-location",
+                f"{location.resolve()}/{{{{.Group}}}}/{{{{.ResourceKind}}}}_{{{{.ResourceAPIVersion}}}}.json",
+            ]
         # A file, not stdin: kubeconform v0.7.0 reading a large stdin with its worker pool
         # reports random false errors (seen at a few thousand objects); from a file it does not.
         objects_file = Path(tmp) / "objects.yaml"
@@ -95,15 +123,17 @@ def kubeconform(root: Path, built: str, source: str, minor: str, crd_locations: 
     try:
         report = json.loads(proc.stdout or "{}")
     except json.JSONDecodeError:
-        return ToolResult("kubeconform", [Problem(Location(source), "kubeconform", " ".join(_lines(proc.stdout +
-                                                                                                  proc.stderr)))])
+        return ToolResult(
+            "kubeconform", [Problem(Location(source), "kubeconform", " ".join(_lines(proc.stdout + proc.stderr)))]
+        )
     problems = []
     for resource in report.get("resources", []):
         if resource.get("status") in ("statusInvalid", "statusError", "statusSkipped"):
             what = f"{resource.get('kind')} {resource.get('name')}"
             file, _, origin = files_by_object.get(what, source).partition(" ")
-            problems.append(Problem(Location(file), what,
-                                    f"kubeconform: {resource.get('msg') or resource.get('status')}{origin}"))
+            problems.append(
+                Problem(Location(file), what, f"kubeconform: {resource.get('msg') or resource.get('status')}{origin}")
+            )
     if proc.returncode != 0 and not problems:
         problems.append(Problem(Location(source), "kubeconform", " ".join(_lines(proc.stderr)) or "failed"))
     return ToolResult("kubeconform", problems)
@@ -119,8 +149,13 @@ def helm_lint(root: Path, chart: str, values: str | None) -> ToolResult:
     if proc.returncode == 0:
         return ToolResult("helm lint")
     found = [line for line in _lines(proc.stdout + proc.stderr) if line.startswith(("[ERROR]", "[WARNING]", "Error"))]
-    return ToolResult("helm lint", [Problem(Location(f"{chart}/Chart.yaml"), "helm lint", line)
-                                    for line in found or [f"exit code {proc.returncode}"]])
+    return ToolResult(
+        "helm lint",
+        [
+            Problem(Location(f"{chart}/Chart.yaml"), "helm lint", line)
+            for line in found or [f"exit code {proc.returncode}"]
+        ],
+    )
 
 
 def helm_template(root: Path, chart: str, values: str, *sets: str) -> tuple[ToolResult, str]:
@@ -129,11 +164,13 @@ def helm_template(root: Path, chart: str, values: str, *sets: str) -> tuple[Tool
     helm = find("helm")
     if helm is None:
         return ToolResult("helm template", skipped="helm not found"), ""
-    proc = _run([helm, "template", "imageflow", chart, "-f", values, *(a for s in sets for a in ("--set", s))],
-                cwd=root)
+    proc = _run(
+        [helm, "template", "imageflow", chart, "-f", values, *(a for s in sets for a in ("--set", s))], cwd=root
+    )
     if proc.returncode != 0:
-        return ToolResult("helm template", [Problem(Location(values), "helm template",
-                                                    " ".join(_lines(proc.stderr)) or "failed")]), ""
+        return ToolResult(
+            "helm template", [Problem(Location(values), "helm template", " ".join(_lines(proc.stderr)) or "failed")]
+        ), ""
     return ToolResult("helm template"), proc.stdout
 
 
@@ -141,8 +178,11 @@ def without_hooks(text: str) -> list[dict[str, Any]]:
     """The objects of rendered YAML, leaving out Helm hooks (helm test pods are not deployed)."""
     import yaml
 
-    return [doc for doc in yaml.safe_load_all(text) if isinstance(doc, dict)
-            and "helm.sh/hook" not in (doc.get("metadata", {}).get("annotations") or {})]
+    return [
+        doc
+        for doc in yaml.safe_load_all(text)
+        if isinstance(doc, dict) and "helm.sh/hook" not in (doc.get("metadata", {}).get("annotations") or {})
+    ]
 
 
 def comparable(obj: dict[str, Any]) -> dict[str, Any]:
@@ -189,12 +229,19 @@ def _compose_errors(name: str, proc: subprocess.CompletedProcess[str]) -> list[P
     except json.JSONDecodeError:
         return [Problem(Location(name), "compose", " ".join(_lines(proc.stdout + proc.stderr)))]
     errors = report.get("errors", []) + report.get("parse_errors", [])
-    return [Problem(Location(name), str(e.get("path", "compose")).lstrip("$."), e.get("message", str(e)))
-            for e in errors] or [Problem(Location(name), "compose", "failed")]
+    return [
+        Problem(Location(name), str(e.get("path", "compose")).lstrip("$."), e.get("message", str(e))) for e in errors
+    ] or [Problem(Location(name), "compose", "failed")]
 
 
-def run_all(root: Path, profile: str, minor: str, crd_locations: list[Path],
-            objects: list[tuple[str, Any]], progress: Callable[[str], None] | None = None) -> list[ToolResult]:
+def run_all(
+    root: Path,
+    profile: str,
+    minor: str,
+    crd_locations: list[Path],
+    objects: list[tuple[str, Any]],
+    progress: Callable[[str], None] | None = None,
+) -> list[ToolResult]:
     """Every gate that applies to the tree under `root` for `profile`; `progress` hears each step."""
     with tempfile.TemporaryDirectory(prefix="imageflow-schemas-") as schema_dir:
         # Exported once for both kubeconform runs (the overlay's and the chart's objects).
@@ -202,13 +249,24 @@ def run_all(root: Path, profile: str, minor: str, crd_locations: list[Path],
         return _run_all(root, profile, minor, crd_locations, objects, Path(schema_dir), progress or (lambda _: None))
 
 
-def _run_all(root: Path, profile: str, minor: str, crd_locations: list[Path], objects: list[tuple[str, Any]],
-             schema_dir: Path, progress: Callable[[str], None]) -> list[ToolResult]:
+def _run_all(
+    root: Path,
+    profile: str,
+    minor: str,
+    crd_locations: list[Path],
+    objects: list[tuple[str, Any]],
+    schema_dir: Path,
+    progress: Callable[[str], None],
+) -> list[ToolResult]:
     results = []
     overlay = f"kustomize/overlays/{profile}"
     # "<file> (from <profile file>#<key>)": where a finding about the object points.
-    by_object = {f"{obj.get('kind')} {obj.get('metadata', {}).get('name')}":
-                 f"{path} (from {source_of(obj)})" if source_of(obj) else path for path, obj in objects}
+    by_object = {
+        f"{obj.get('kind')} {obj.get('metadata', {}).get('name')}": f"{path} (from {source_of(obj)})"
+        if source_of(obj)
+        else path
+        for path, obj in objects
+    }
     built = ""
     if (root / overlay / "kustomization.yaml").is_file():
         progress("kubectl kustomize")
@@ -216,8 +274,9 @@ def _run_all(root: Path, profile: str, minor: str, crd_locations: list[Path], ob
         results.append(built_result)
         if built:
             progress("kubeconform")
-            results.append(kubeconform(root, built, f"{overlay}/kustomization.yaml", minor, crd_locations,
-                                       by_object, schema_dir))
+            results.append(
+                kubeconform(root, built, f"{overlay}/kustomization.yaml", minor, crd_locations, by_object, schema_dir)
+            )
     chart = f"helm/{profile}"
     values = f"{chart}/values.yaml"
     if (root / chart / "Chart.yaml").is_file():
