@@ -89,7 +89,7 @@ def test_switching_colour_changes_only_the_selector_line(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("weight", [0, 10, 100])
-def test_canary_weights_subsets_and_both_tracks_behind_the_service(tmp_path: Path, weight: int) -> None:
+def test_canary_weights_and_a_stable_only_service(tmp_path: Path, weight: int) -> None:
     profiles = release_profile(
         tmp_path, "canary", {"filter": {"strategy": "canary", "canary_weight": weight, "canary_replicas": 2}}
     )
@@ -100,20 +100,16 @@ def test_canary_weights_subsets_and_both_tracks_behind_the_service(tmp_path: Pat
     assert canary["spec"]["selector"]["matchLabels"] == {"app": "filter", "track": "canary"}
     assert canary["spec"]["replicas"] == 2 and "replicas" not in stable["spec"]  # stable is autoscaled
     assert ("HorizontalPodAutoscaler", "filter-canary") not in objs
-    assert objs[("Service", "filter")]["spec"]["selector"] == {"app": "filter"}
-    rule = objs[("DestinationRule", "filter")]["spec"]
-    assert rule == {
-        "host": host,
-        "subsets": [
-            {"name": "stable", "labels": {"track": "stable"}},
-            {"name": "canary", "labels": {"track": "canary"}},
-        ],
-    }
+    # A caller without a sidecar reaches the stable pods only, whatever the weight; the canary
+    # has its own Service, which the mesh route sends the weight's share to.
+    assert objs[("Service", "filter")]["spec"]["selector"] == {"app": "filter", "track": "stable"}
+    assert objs[("Service", "filter-canary")]["spec"]["selector"] == {"app": "filter", "track": "canary"}
+    assert not [key for key in objs if key[0] == "DestinationRule"]
     route = objs[("VirtualService", "filter")]["spec"]
     assert route["hosts"] == [host] and "gateways" not in route
-    assert [(d["destination"]["subset"], d["weight"]) for d in route["http"][0]["route"]] == [
-        ("stable", 100 - weight),
-        ("canary", weight),
+    assert [(d["destination"]["host"], d["weight"]) for d in route["http"][0]["route"]] == [
+        (host, 100 - weight),
+        ("filter-canary.imageflow-processing.svc.cluster.local", weight),
     ]
 
 

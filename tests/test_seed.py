@@ -9,6 +9,7 @@ the K3s node configs.
 
 from __future__ import annotations
 
+import pathlib
 from typing import Any
 
 import pytest
@@ -179,12 +180,15 @@ def test_prod_minio_has_one_pv_per_drive_pinned_and_bound(prod_objects: dict) ->
     )
 
 
-def test_prod_creates_the_seed_buckets_with_their_access(prod_objects: dict) -> None:
+def test_prod_creates_the_seed_buckets_private(prod_objects: dict) -> None:
     job = prod_objects[("batch", "Job", "imageflow-storage", "minio-buckets")]
     script = job["spec"]["template"]["spec"]["containers"][0]["command"][2]
-    for bucket, policy in (("raw-images", "public"), ("processed-images", "public"), ("system-logs", "download")):
+    # The seed's rw/r are what the platform does with the buckets, not anonymous access: every
+    # bucket is private (and made private again on each run) unless it says `anonymous`.
+    for bucket in ("raw-images", "processed-images", "system-logs"):
         assert f"mc mb --ignore-existing imageflow/{bucket}\n" in script
-        assert f"mc anonymous set {policy} imageflow/{bucket}\n" in script
+        assert f"mc anonymous set none imageflow/{bucket}\n" in script
+    assert "public" not in script and "download" not in script
     assert '"$(cat /run/secrets/minio/rootUser)" "$(cat /run/secrets/minio/rootPassword)"' in script
     volumes = job["spec"]["template"]["spec"]["volumes"]
     assert {"name": "credentials", "secret": {"secretName": "minio-credentials", "defaultMode": 0o440}} in volumes
@@ -249,3 +253,16 @@ def test_containment_reports_what_differs() -> None:
     assert contained({"a": 1}, {"a": "1"}) == [".a: seed 1, got '1'"]
     assert contained({"a": [1, 2]}, {"a": [1]}) == [".a: expected at least 2 items, got [1]"]
     assert contained({"a": {"b": 1}}, {"a": {}}) == [".a.b: missing"]
+
+
+def test_anonymous_access_only_where_a_bucket_says_so(tmp_path: pathlib.Path) -> None:
+    from test_hostile import profile_with
+
+    bucket = {"name": "raw-images", "access": "rw", "anonymous": "download"}
+    profiles = profile_with(
+        tmp_path, "shared", {"purpose": "x", "extends": "prod", "storage": {"minio": {"buckets": [bucket]}}}
+    )
+    (job,) = [o for o in objects(validated(profiles, "shared")[2]) if o["kind"] == "Job"]
+    script = job["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    assert "mc anonymous set download imageflow/raw-images\n" in script
+    assert "mc anonymous set none imageflow/processed-images\n" in script

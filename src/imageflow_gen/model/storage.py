@@ -48,7 +48,11 @@ class Bucket(Strict):
     name: BucketName
     """Bucket name."""
     access: Literal["rw", "r", "w"]
-    """Anonymous access policy: rw (read-write), r (download), w (upload)."""
+    """What the platform's workloads do with it: rw (read and write), r (read), w (write). Not
+    anonymous access: a bucket is private unless `anonymous` says otherwise."""
+    anonymous: Literal["none", "download", "upload", "public"] = "none"
+    """Access without credentials: none (private, the default), download, upload, or public
+    (both). The bucket job sets it on every run, so a bucket made private stays private."""
 
 
 class MinioVolumes(Strict):

@@ -42,7 +42,6 @@ SYNC_WAVES = {
     "PodDisruptionBudget": 0,
     "Gateway": 1,
     "VirtualService": 1,
-    "DestinationRule": 1,
 }
 MANAGED_BY = "imageflow-gen"
 NON_ROOT_UID = 10001

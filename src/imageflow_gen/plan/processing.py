@@ -135,14 +135,22 @@ def _key(service: ProcessingService) -> tuple[str, ...]:
 
 
 def service_selector(service: ProcessingService) -> dict[str, Any]:
-    """What the Service selects: the active colour for blue-green; every variant otherwise."""
+    """What the Service selects: the active colour for blue-green; the stable track for canary
+    (callers without a sidecar never reach the canary through it); the service's pods otherwise."""
     release = service.release
     if isinstance(release, BlueGreenRelease):
         return {
             "app": service.name,
             "color": tunable(_key(service) + ("release", "active"), release.active, BlueGreenRelease, "active"),
         }
+    if isinstance(release, CanaryRelease):
+        return {"app": service.name, "track": "stable"}
     return {"app": service.name}
+
+
+def canary_service(service: ProcessingService) -> str:
+    """The Service of a canary's own pods: `<name>-canary`."""
+    return f"{service.name}-canary"
 
 
 def _release_specs(topo: Topology, service: ProcessingService, source: Path) -> list[Spec]:
@@ -182,29 +190,23 @@ def _release_specs(topo: Topology, service: ProcessingService, source: Path) -> 
 
 
 def _canary_routing(topo: Topology, service: ProcessingService, release: CanaryRelease, source: Path) -> list[Spec]:
-    """Istio splits the service's requests between the stable and canary subsets by weight."""
+    """The canary's own Service, and an Istio route on the service's host that sends the
+    canary's weight to it: callers in the mesh get the split; callers without a sidecar reach
+    the stable pods only (the main Service selects track: stable), or the canary by its name."""
     namespace = topo.processing.namespace
     host = service_dns(service.name, namespace)
     weight = release.canary_weight
     key = _key(service) + ("release", "canary_weight")
-    subsets = [{"name": track, "labels": {"track": track}} for track in ("stable", "canary")]
     route = [
-        {"destination": {"host": host, "subset": track, "port": {"number": service.port}}, "weight": w}
-        for track, w in (
-            ("stable", tunable(key, weight, CanaryRelease, "canary_weight", complement=100)),
-            ("canary", tunable(key, weight, CanaryRelease, "canary_weight")),
+        {"destination": {"host": target, "port": {"number": service.port}}, "weight": w}
+        for target, w in (
+            (host, tunable(key, weight, CanaryRelease, "canary_weight", complement=100)),
+            (service_dns(canary_service(service), namespace), tunable(key, weight, CanaryRelease, "canary_weight")),
         )
     ]
     return [
-        spec(
-            "DestinationRule",
-            "destinationrule",
-            source,
-            name=service.name,
-            namespace=namespace,
-            labels=_labels(service),
-            host=host,
-            subsets=subsets,
+        _service(
+            topo, service, source, name=canary_service(service), selector={"app": service.name, "track": "canary"}
         ),
         spec(
             "VirtualService",
@@ -273,15 +275,21 @@ def _deployment(
     )
 
 
-def _service(topo: Topology, service: ProcessingService, source: Path) -> Spec:
+def _service(
+    topo: Topology,
+    service: ProcessingService,
+    source: Path,
+    name: str | None = None,
+    selector: dict[str, Any] | None = None,
+) -> Spec:
     return spec(
         "Service",
         "service",
         source,
-        name=service.name,
+        name=name or service.name,
         namespace=topo.processing.namespace,
         labels=_labels(service),
-        selector=service_selector(service),
+        selector=selector or service_selector(service),
         headless=False,
         ports=[{"name": "grpc", "port": service.port, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"}],
     )

@@ -28,7 +28,6 @@ _SOURCE = ("storage", "minio")
 MINIO_UID = NON_ROOT_UID
 HEADLESS = "minio-hl"
 SECRET_DIR = "/run/secrets/minio"
-_POLICY = {"rw": "public", "r": "download", "w": "upload"}
 
 
 def pv_name(number: int) -> str:
@@ -248,7 +247,7 @@ def _bucket_script(minio: Minio) -> str:
     ]
     for bucket in minio.buckets:
         name = shlex.quote(f"imageflow/{bucket.name}")
-        lines += [f"mc mb --ignore-existing {name}", f"mc anonymous set {_POLICY[bucket.access]} {name}"]
+        lines += [f"mc mb --ignore-existing {name}", f"mc anonymous set {bucket.anonymous} {name}"]
     return "\n".join(lines) + "\n"
 
 
