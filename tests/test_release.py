@@ -167,3 +167,25 @@ def test_release_is_a_tagged_union_with_located_messages(tmp_path: Path, release
     (problem,) = caught.value.problems
     assert problem.location.file.endswith("tagged.yaml") and problem.location.line > 0
     assert str(problem).endswith("processing.services[2]." + expected)
+
+
+def test_grpc_balancing_follows_scaling_without_a_mesh(tmp_path: Path) -> None:
+    """A ClusterIP Service balances gRPC per connection, so pods the autoscaler adds get no
+    traffic from callers without a sidecar: the default is a headless Service (client-side
+    balancing), and a ClusterIP one where the mesh balances (a canary, or asked for)."""
+    data = {
+        "purpose": "balancing",
+        "extends": "prod",
+        "processing": {"services": [{"name": "ai-detection", "load_balancing": "mesh"}]},
+    }
+    objs = by_kind(profile_with(tmp_path, "lb", data), "lb")
+    assert objs[("Service", "resize")]["spec"]["clusterIP"] == "None"  # default: client
+    assert "publishNotReadyAddresses" not in objs[("Service", "resize")]["spec"]
+    assert "clusterIP" not in objs[("Service", "ai-detection")]["spec"]  # asked for mesh
+    assert "clusterIP" not in objs[("Service", "filter")]["spec"]  # a canary: mesh by default
+    assert objs[("Service", "minio-hl")]["spec"]["publishNotReadyAddresses"] is True  # peers find each other
+    data["processing"] = {"services": [{"name": "filter", "load_balancing": "client"}]}
+    with pytest.raises(ImageflowError) as caught:
+        build(profile_with(tmp_path / "bad", "lb", data), "lb", CRDS)
+    (problem,) = caught.value.problems
+    assert problem.key == "processing.services[3].load_balancing" and "canary's weights" in problem.message

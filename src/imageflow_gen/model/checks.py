@@ -194,6 +194,14 @@ def _placement(topo: Topology) -> Iterator[Finding]:
     types = _node_types(topo)
     for i, service in enumerate(topo.processing.services):
         path = ("processing", "services", i)
+        if service.load_balancing == "client" and service.release.strategy == "canary":
+            yield (
+                path + ("load_balancing",),
+                (
+                    "a canary's weights are applied by the mesh: client-side balancing would bypass them; "
+                    "use mesh (the default for a canary)"
+                ),
+            )
         if service.node_type is not None and service.node_type not in types:
             yield (
                 path + ("node_type",),

@@ -102,6 +102,12 @@ class ProcessingService(Strict):
     """Value of the nodes' `node-type` label to place the pods on (e.g. gpu-enabled)."""
     autoscaling: Autoscaling | None = None
     """Scale horizontally between min and max replicas."""
+    load_balancing: Literal["client", "mesh"] | None = None
+    """How requests spread over the pods. client: a headless Service, so a caller resolves every
+    pod and balances each request itself (gRPC: target `dns:///<name>:<port>` with the
+    round_robin policy) and new pods get traffic as the autoscaler adds them; mesh: a
+    ClusterIP Service whose callers' Istio sidecars balance each request (without a sidecar,
+    gRPC's one long connection stays on one pod). Default: client, mesh for a canary."""
     release: Release = Field(default_factory=RollingRelease)
     """Release strategy: rolling (default), blue-green or canary."""
 

@@ -148,6 +148,13 @@ def service_selector(service: ProcessingService) -> dict[str, Any]:
     return {"app": service.name}
 
 
+def load_balancing(service: ProcessingService) -> str:
+    """client (a headless Service) unless the profile or a canary's weights ask for the mesh."""
+    if service.load_balancing is not None:
+        return service.load_balancing
+    return "mesh" if isinstance(service.release, CanaryRelease) else "client"
+
+
 def canary_service(service: ProcessingService) -> str:
     """The Service of a canary's own pods: `<name>-canary`."""
     return f"{service.name}-canary"
@@ -290,7 +297,7 @@ def _service(
         namespace=topo.processing.namespace,
         labels=_labels(service),
         selector=selector or service_selector(service),
-        headless=False,
+        headless=load_balancing(service) == "client",
         ports=[{"name": "grpc", "port": service.port, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"}],
     )
 

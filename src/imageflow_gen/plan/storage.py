@@ -132,6 +132,7 @@ def _services(minio: Minio) -> list[Spec]:
             selector={"app": "minio"},
             ports=ports,
             headless=True,
+            publish_not_ready=True,
         ),
         spec(
             "Service",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..graph import build_graph, mermaid
 from ..plan.messaging import kafka_clients
+from ..plan.processing import load_balancing
 from ..rendering import render
 from . import Context, Rendered
 
@@ -50,8 +51,10 @@ def render_docs(ctx: Context) -> Rendered:
         for svc in topo.processing.services
         if svc.release.strategy != "rolling"
     ]
+    balancing = [(s.name, load_balancing(s), s.port) for s in topo.processing.services]
     text = render(
         "docs/README.md.j2",
+        balancing=balancing,
         releases=releases,
         **kafka_clients(topo),
         profile=profile,
