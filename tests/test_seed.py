@@ -266,3 +266,33 @@ def test_anonymous_access_only_where_a_bucket_says_so(tmp_path: pathlib.Path) ->
     script = job["spec"]["template"]["spec"]["containers"][0]["command"][2]
     assert "mc anonymous set download imageflow/raw-images\n" in script
     assert "mc anonymous set none imageflow/processed-images\n" in script
+
+
+def test_the_web_ui_in_the_cluster_has_a_route_through_the_gateway(prod_objects: dict) -> None:
+    route = prod_objects[("networking.istio.io", "VirtualService", "imageflow-web", "web-ui")]["spec"]
+    assert route["hosts"] == ["app.imageflow.com"] and route["gateways"] == ["imageflow-backend/imageflow-gateway"]
+    assert route["http"][0]["route"][0]["destination"] == {"host": "web-ui", "port": {"number": 8080}}
+    gateway = prod_objects[("networking.istio.io", "Gateway", "imageflow-backend", "imageflow-gateway")]["spec"]
+    assert all("app.imageflow.com" in server["hosts"] for server in gateway["servers"])
+    policy = prod_objects[("networking.k8s.io", "NetworkPolicy", "imageflow-web", "allow-gateway-to-web-ui-ingress")]
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"app": "web-ui"}
+
+
+@pytest.mark.parametrize(
+    ("hosts", "expected"),
+    [
+        ([], "edge.web_ui.hosts: the web UI runs in the cluster: name the hosts the gateway sends to it"),
+        (["web.example.com"], "edge.web_ui.hosts[0]: 'web.example.com' is not one of the gateway's hosts"),
+        (["api.imageflow.com"], "edge.web_ui.hosts[0]: 'api.imageflow.com' is network.routes[0]'s host too"),
+    ],
+)
+def test_the_web_ui_hosts_are_checked(tmp_path: pathlib.Path, hosts: list[str], expected: str) -> None:
+    from test_hostile import profile_with
+
+    from imageflow_gen.errors import ImageflowError
+
+    data = {"purpose": "x", "extends": "prod", "edge": {"web_ui": {"hosts": hosts}}}
+    with pytest.raises(ImageflowError) as caught:
+        build(profile_with(tmp_path, "web", data), "web", CRDS)
+    (problem,) = caught.value.problems
+    assert expected in str(problem) and problem.location.file.endswith(("web.yaml", "base.yaml"))

@@ -462,6 +462,28 @@ def _routes(topo: Topology) -> Iterator[Finding]:
                 path + ("destination", "port"),
                 (f"service {target.name!r} has no port {route.destination.port} ({_choices(target.ports)})"),
             )
+    yield from _web_ui_hosts(topo)
+
+
+def _web_ui_hosts(topo: Topology) -> Iterator[Finding]:
+    web, gateway = topo.edge.web_ui, topo.network.gateway
+    path = ("edge", "web_ui", "hosts")
+    if "cluster" in web.runs_on and not web.hosts:
+        yield path, "the web UI runs in the cluster: name the hosts the gateway sends to it"
+    elif web.hosts and "cluster" not in web.runs_on:
+        yield path, "only used when the web UI runs in the cluster (runs_on includes cluster)"
+    routed = {host: i for i, route in enumerate(topo.network.routes) for host in route.hosts}
+    for j, host in enumerate(web.hosts):
+        if host not in gateway.hosts:
+            yield path + (j,), f"{host!r} is not one of the gateway's hosts ({_choices(gateway.hosts)})"
+        elif host in routed:
+            yield (
+                path + (j,),
+                (
+                    f"{host!r} is network.routes[{routed[host]}]'s host too; two routes on one host and gateway "
+                    "are merged in no defined order: give the web UI its own host"
+                ),
+            )
 
 
 def _policies(topo: Topology) -> Iterator[Finding]:

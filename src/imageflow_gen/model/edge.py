@@ -77,6 +77,14 @@ class ApiGateway(EdgeComponent):
     """Authentication hook."""
 
 
+class WebUi(EdgeComponent):
+    """The React single-page app, served as static files by nginx."""
+
+    hosts: list[Hostname] = Field(default_factory=list)
+    """When it runs in the cluster: the hosts the Istio gateway sends to it (each one of
+    network.gateway.hosts, none used by network.routes)."""
+
+
 class Edge(Strict):
     """The front-end layer."""
 
@@ -86,7 +94,7 @@ class Edge(Strict):
     """API gateway."""
     backend_api: EdgeComponent
     """FastAPI backend: business logic, Kafka producer, WebSockets."""
-    web_ui: EdgeComponent
+    web_ui: WebUi
     """React single-page app, served as static files by nginx."""
 
     @property

@@ -32,7 +32,8 @@ class Flow:
 
 def specs(topo: Topology) -> list[Spec]:
     result = [_gateway(topo)]
-    result += [_route(route, i) for i, route in enumerate(topo.network.routes)]
+    result += [_route(topo, route, i) for i, route in enumerate(topo.network.routes)]
+    result += _web_ui_route(topo)
     result += [_policy(policy, i) for i, policy in enumerate(topo.network.policies)]
     result += _generated_policies(topo)
     return result
@@ -64,7 +65,34 @@ def _gateway(topo: Topology) -> Spec:
     )
 
 
-def _route(route: Route, index: int) -> Spec:
+def gateway_ref(topo: Topology, namespace: str) -> str:
+    """How a VirtualService in `namespace` names the topology's Gateway."""
+    gw = topo.network.gateway
+    return gw.name if namespace == gw.namespace else f"{gw.namespace}/{gw.name}"
+
+
+def _web_ui_route(topo: Topology) -> list[Spec]:
+    """The web UI in the cluster, on its own hosts through the gateway."""
+    web = topo.edge.web_ui
+    if "cluster" not in web.runs_on or not web.hosts:
+        return []
+    route = [{"destination": {"host": web.name, "port": {"number": web.port}}}]
+    return [
+        spec(
+            "VirtualService",
+            "virtualservice",
+            ("edge", "web_ui", "hosts"),
+            name=web.name,
+            namespace=web.namespace,
+            labels=common_labels(),
+            hosts=list(web.hosts),
+            gateways=[gateway_ref(topo, web.namespace)],
+            http=[{"match": [{"uri": {"prefix": "/"}}], "route": route}],
+        )
+    ]
+
+
+def _route(topo: Topology, route: Route, index: int) -> Spec:
     http: dict[str, Any] = {
         "match": [{"uri": {"prefix": route.prefix}}],
         "route": [{"destination": {"host": route.destination.service, "port": {"number": route.destination.port}}}],
@@ -86,7 +114,7 @@ def _route(route: Route, index: int) -> Spec:
         namespace=route.namespace,
         labels=common_labels(),
         hosts=list(route.hosts),
-        gateways=[route.gateway],
+        gateways=[gateway_ref(topo, route.namespace)],
         http=[http],
     )
 
