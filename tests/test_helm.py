@@ -200,3 +200,16 @@ def test_chart_follows_helm_conventions(rendered: Path) -> None:
         "allow-helm-test-egress",
         "allow-helm-test-ingress",
     ]
+
+
+def test_notes_name_the_release_and_quote_profile_text(rendered: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NOTES.txt is a Go template too: the release name is an action, profile text is literal."""
+    monkeypatch.setenv("KUBECONFIG", "/dev/null")  # a client-side dry run: no cluster
+    proc = gates._run(
+        [str(gates.find("helm")), "install", "myrel", chart("prod"), "--dry-run=client"],
+        cwd=rendered,
+    )
+    assert proc.returncode == 0, proc.stderr
+    notes = proc.stdout.split("NOTES:", 1)[1]
+    assert "is installed as release myrel." in notes and "helm test myrel" in notes
+    assert "Secret imageflow-api-tls in istio-system" in notes

@@ -53,6 +53,12 @@ def markdown_text(value: Any) -> str:
     return f"{text[: start.end() - 1]}\\{text[start.end() - 1 :]}" if start else text
 
 
+def go_text(value: Any) -> str:
+    """A value as literal text of a Go template (a Helm chart file): each `{{` becomes an action
+    that prints `{{`, so no input starts an action of its own."""
+    return str(value).replace("{{", '{{ "{{" }}')
+
+
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates kept between runs, like Python's own .pyc files.
 
@@ -100,6 +106,7 @@ def environment() -> jinja2.Environment:
     env.filters["shq"] = lambda value: shlex.quote(str(value))
     env.filters["nginx"] = nginx_value
     env.filters["md"] = markdown_text
+    env.filters["go"] = go_text
     return env
 
 

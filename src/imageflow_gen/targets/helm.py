@@ -20,7 +20,7 @@ from .. import __version__
 from ..plan import Plan
 from ..plan.common import Tunable
 from ..plan.gitops import chart_dir
-from ..rendering import render
+from ..rendering import go_text, render
 from ..resources import data_dir
 from ..yamlio import dump, order_object, parse_all
 from . import Context, Rendered
@@ -54,7 +54,7 @@ def render_helm(ctx: Context) -> Rendered:
         + (dump(values, comments=marks.comment) if values else "{}\n")
     )
     files[f"{root}/values.schema.json"] = json.dumps(marks.schema(), indent=2, ensure_ascii=False) + "\n"
-    files[f"{root}/templates/NOTES.txt"] = _go_text(render("helm/NOTES.txt.j2", **_notes(plan)))
+    files[f"{root}/templates/NOTES.txt"] = render("helm/NOTES.txt.j2", **_notes(plan))
     files[f"{root}/README.md"] = render("helm/README.md.j2", profile=plan.profile, tunables=marks.rows())
     files[f"{root}/.helmignore"] = (data_dir("templates") / "helm" / "helmignore").read_text(encoding="utf-8")
     return Rendered(files=files)
@@ -69,12 +69,6 @@ def _notes(plan: Plan) -> dict[str, Any]:
         "secrets": [(ref.name, ns) for ns, _, ref, _ in plan.secret_refs],
         "tests": bool(plan.test_specs),
     }
-
-
-def _go_text(text: str) -> str:
-    """Text from the plan as literal text of a Go template: `{{` is written as an action that
-    prints `{{`, so no input starts an action of its own."""
-    return text.replace("{{", '{{ "{{" }}')
 
 
 # While an object is rendered and dumped, each Tunable is a placeholder string: NUL, a nonce of
@@ -109,7 +103,7 @@ class _Marks:
 
     def template(self, text: str) -> str:
         """Dumped YAML as a chart template: literal text, with each placeholder a lookup."""
-        text = self._in_text.sub(lambda m: self._lookup(self._placed[int(m.group(1))]), _go_text(text))
+        text = self._in_text.sub(lambda m: self._lookup(self._placed[int(m.group(1))]), go_text(text))
         if self._nonce in text:
             raise RuntimeError("a tunable's placeholder is not a whole scalar in the chart")
         return text
