@@ -76,14 +76,19 @@ def test_only_the_cli_prints() -> None:
 
 
 def test_the_contributors_hooks_run_the_projects_own_tools() -> None:
+    import importlib.util
+    import re
     import shlex
 
     import yaml
 
     root = PACKAGE.parent.parent
+    venv = re.search(r"^VENV\s*[:?]?=\s*(\S+)", (root / "Makefile").read_text(), re.M)
     (repo,) = yaml.safe_load((root / ".pre-commit-config.yaml").read_text())["repos"]
     hooks = {hook["id"]: hook for hook in repo["hooks"]}
-    assert repo["repo"] == "local" and {"ruff", "mypy", "schemas", "golden"} <= set(hooks)
+    assert repo["repo"] == "local" and {"ruff", "ruff-format", "mypy", "schemas", "golden"} <= set(hooks)
     for hook in hooks.values():
-        program = shlex.split(hook["entry"])[0]
-        assert hook["language"] == "system" and (root / program).is_file(), hook["id"]
+        argv = shlex.split(hook["entry"])
+        # The Makefile's virtualenv, and a module it installs.
+        assert hook["language"] == "system" and venv and argv[0] == f"{venv[1]}/bin/python", hook["id"]
+        assert argv[1] == "-m" and importlib.util.find_spec(argv[2]) is not None, hook["id"]

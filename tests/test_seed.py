@@ -242,7 +242,8 @@ def test_prod_network_policies_make_the_real_flows_work(prod_objects: dict) -> N
 def test_gateway_the_seed_route_names_exists_with_tls_by_reference(prod_objects: dict) -> None:
     gateway = prod_objects[("networking.istio.io", "Gateway", "imageflow-backend", "imageflow-gateway")]
     https = gateway["spec"]["servers"][0]
-    assert https["hosts"] == ["api.imageflow.com"] and https["tls"] == {
+    # The seed's host, and the web UI's own host (docs/seed-deviations.md).
+    assert https["hosts"] == ["api.imageflow.com", "app.imageflow.com"] and https["tls"] == {
         "mode": "SIMPLE",
         "credentialName": "imageflow-api-tls",
     }
