@@ -209,3 +209,74 @@ def test_graph_command_prints_mermaid_by_default_and_refuses_unknown_formats() -
     assert result.code == 0 and result.stdout.startswith("%% imageflow-gen dev: ")
     bad = run_cli("graph", "--profile", "dev", "--format", "png")
     assert bad.code == 2 and "'png' is not one of mermaid, dot" in bad.stderr and bad.stdout == ""
+
+
+def _required(topo: Any) -> set[tuple[str, str, int]]:
+    """The flows the platform needs inside the cluster, written here from the topology alone
+    (not from the generator's flow list): gateway -> edge services, backend -> processing,
+    a caller -> the processing services it calls, processing and backend -> MinIO, every
+    workload -> the OTel agent, the agent -> Tempo."""
+    proc, edge, obs, minio = topo.processing, topo.edge, topo.observability, topo.storage.minio
+    ns = proc.namespace
+    required = set()
+    gateway = f"{ISTIO_NAMESPACE}/istio-ingressgateway"
+    for component in (edge.backend_api, edge.web_ui):
+        if "cluster" in component.runs_on:
+            required.add((gateway, f"{component.namespace}/{component.name}", component.port))
+    backend = f"{edge.backend_api.namespace}/{edge.backend_api.name}" if "cluster" in edge.backend_api.runs_on else None
+    pods = {s.name: [f"{ns}/{d}" for d, _, _ in _variants(s)] for s in proc.services}
+    ports = {s.name: s.port for s in proc.services}
+    for service in proc.services:
+        for pod in pods[service.name]:
+            if backend:
+                required.add((backend, pod, service.port))
+            required.add((pod, f"{minio.namespace}/minio", minio.port))
+            required |= {(pod, callee_pod, ports[c]) for c in service.calls for callee_pod in pods[c]}
+    if backend:
+        required.add((backend, f"{minio.namespace}/minio", minio.port))
+    agent = f"{obs.otel_agent.namespace}/{obs.otel_agent.name}"
+    required.add((agent, f"{obs.tempo.namespace}/{obs.tempo.name}", obs.tempo.ports.otlp_grpc))
+    return required
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_every_required_flow_is_open_and_processing_services_reach_only_what_they_call(profile: str) -> None:
+    _, topo, plan = validated(PROFILES, profile)
+    cluster = Cluster(objects(plan))
+    allowed = cluster.allowed()
+    assert _required(topo) - allowed == set(), "required but denied"
+    agent = f"{topo.observability.otel_agent.namespace}/{topo.observability.otel_agent.name}"
+    for pod_ns, name, _ in cluster.pods:
+        if pod_ns not in (ISTIO_NAMESPACE, topo.observability.otel_agent.namespace):
+            assert (f"{pod_ns}/{name}", agent, topo.observability.otel_agent.ports.otlp_grpc) in allowed
+    # Between processing services, exactly the declared calls (canary and colour variants of
+    # a service are its pods too).
+    ns = topo.processing.namespace
+    app = {f"{ns}/{d}": s.name for s in topo.processing.services for d, _, _ in _variants(s)}
+    calls = {(s.name, c) for s in topo.processing.services for c in s.calls}
+    between = {(app[src], app[dst]) for src, dst, _ in allowed if src in app and dst in app and app[src] != app[dst]}
+    assert between == calls
+
+
+def _variants(service: Any) -> list[tuple[str, None, None]]:
+    strategy = service.release.strategy
+    names = {
+        "blue-green": [f"{service.name}-blue", f"{service.name}-green"],
+        "canary": [service.name, f"{service.name}-canary"],
+    }
+    return [(n, None, None) for n in names.get(strategy, [service.name])]
+
+
+@pytest.mark.parametrize(("calls", "expected"), [(["grpc-gateway"], "'grpc-gateway'"), (["resize", "blur"], "'blur'")])
+def test_a_call_names_another_processing_service(tmp_path: Any, calls: list[str], expected: str) -> None:
+    from test_hostile import profile_with
+
+    from imageflow_gen.errors import ImageflowError
+    from imageflow_gen.pipeline import build
+
+    data = {"purpose": "x", "extends": "prod", "processing": {"services": [{"name": "grpc-gateway", "calls": calls}]}}
+    with pytest.raises(ImageflowError) as caught:
+        build(profile_with(tmp_path, "calls", data), "calls")
+    (problem,) = caught.value.problems
+    assert problem.key.startswith("processing.services[0].calls[") and problem.location.file.endswith("calls.yaml")
+    assert problem.message.startswith(f"{expected} is not another processing service (defined: ai-detection")

@@ -194,6 +194,16 @@ def _placement(topo: Topology) -> Iterator[Finding]:
     types = _node_types(topo)
     for i, service in enumerate(topo.processing.services):
         path = ("processing", "services", i)
+        names = [s.name for s in topo.processing.services]
+        for j, callee in enumerate(service.calls):
+            if callee == service.name or callee not in names:
+                yield (
+                    path + ("calls", j),
+                    (
+                        f"{callee!r} is not another processing service "
+                        f"({_choices(n for n in names if n != service.name)})"
+                    ),
+                )
         if service.load_balancing == "client" and service.release.strategy == "canary":
             yield (
                 path + ("load_balancing",),

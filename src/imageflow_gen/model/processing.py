@@ -102,6 +102,9 @@ class ProcessingService(Strict):
     """Value of the nodes' `node-type` label to place the pods on (e.g. gpu-enabled)."""
     autoscaling: Autoscaling | None = None
     """Scale horizontally between min and max replicas."""
+    calls: list[ServiceName] = Field(default_factory=list)
+    """Processing services this one calls over gRPC (a gateway calls the services it fronts):
+    the network policies admit exactly these calls between processing services."""
     load_balancing: Literal["client", "mesh"] | None = None
     """How requests spread over the pods. client: a headless Service, so a caller resolves every
     pod and balances each request itself (gRPC: target `dns:///<name>:<port>` with the

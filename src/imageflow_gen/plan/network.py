@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import Path
 from ..model import Topology
 from ..model.network import NetworkPolicy as PolicyModel
 from ..model.network import Route
@@ -28,6 +29,7 @@ class Flow:
     dest_pods: dict[str, str]
     ports: tuple[int, ...]
     dest_cidrs: tuple[str, ...] = ()
+    source: Path = ("network", "policies")  # the profile key the flow comes from
 
 
 def specs(topo: Topology) -> list[Spec]:
@@ -191,6 +193,21 @@ def flows(topo: Topology) -> list[Flow]:
                 processing_ports,
             )
         )
+    services = {s.name: s for s in topo.processing.services}
+    for i, caller in enumerate(topo.processing.services):
+        flows += [
+            Flow(
+                f"{caller.name}-to-{callee}",
+                processing_ns,
+                {"app": caller.name},
+                processing_ns,
+                {"app": callee},
+                (services[callee].port,),
+                source=("processing", "services", i, "calls"),
+            )
+            for callee in caller.calls
+            if callee in services
+        ]
     if processing_ports:
         flows.append(
             Flow(
@@ -263,7 +280,6 @@ def _peer(namespace: str | None, pods: dict[str, str]) -> dict[str, Any]:
 
 def _generated_policies(topo: Topology) -> list[Spec]:
     """Default deny and DNS in every namespace; both ends of every flow, in the namespaces we own."""
-    source = ("network", "policies")
     owned = {n.name for n in topo.namespaces}
     result = []
     for ns in sorted(n.name for n in topo.namespaces):
@@ -310,7 +326,7 @@ def _generated_policies(topo: Topology) -> list[Spec]:
                 spec(
                     "NetworkPolicy",
                     "networkpolicy",
-                    source,
+                    flow.source,
                     name=f"allow-{flow.name}-egress",
                     namespace=flow.source_ns,
                     labels=common_labels(),
@@ -324,7 +340,7 @@ def _generated_policies(topo: Topology) -> list[Spec]:
                 spec(
                     "NetworkPolicy",
                     "networkpolicy",
-                    source,
+                    flow.source,
                     name=f"allow-{flow.name}-ingress",
                     namespace=flow.dest_ns,
                     labels=common_labels(),
