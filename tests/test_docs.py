@@ -36,3 +36,14 @@ def test_readme_matches_the_output(profile: str) -> None:
     for stack in sorted({f.split("/")[2] for f in files if f.startswith(f"compose/{profile}/")}):
         assert f"cd compose/{profile}/{stack} && cp .env.example .env" in readme
         assert f"compose/{profile}/{stack}/.env.example" in files
+
+
+def test_the_readme_lists_every_flow_the_policies_open() -> None:
+    from imageflow_gen.plan.network import flows
+
+    readme = build(PROFILES, "prod", CRDS).files["docs/prod/README.md"]
+    rows = [line for line in readme.splitlines() if line.startswith("| `") and " in `" in line]
+    names = [row.split("`")[1] for row in rows]
+    assert names == [f.name for f in flows(validated(PROFILES, "prod")[1])]
+    assert "| `grpc-gateway-to-filter` | `app=grpc-gateway` in `imageflow-processing` | `app=filter` in " in readme
+    assert "| `processing-to-kafka` | `tier=processing` in `imageflow-processing` | `10.0.2.10/32` |" in readme

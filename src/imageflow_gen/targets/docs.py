@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..graph import build_graph, mermaid
 from ..plan.messaging import kafka_clients
+from ..plan.network import flows
 from ..plan.processing import load_balancing
 from ..rendering import render
 from . import Context, Rendered
@@ -52,9 +53,19 @@ def render_docs(ctx: Context) -> Rendered:
         if svc.release.strategy != "rolling"
     ]
     balancing = [(s.name, load_balancing(s), s.port) for s in topo.processing.services]
+    flow_rows = [
+        {
+            "name": f.name,
+            "source": _where(f.source_ns, f.source_pods, ()),
+            "dest": _where(f.dest_ns, f.dest_pods, f.dest_cidrs),
+            "ports": ", ".join(str(p) for p in f.ports),
+        }
+        for f in flows(topo)
+    ]
     text = render(
         "docs/README.md.j2",
         balancing=balancing,
+        flows=flow_rows,
         releases=releases,
         **kafka_clients(topo),
         profile=profile,
@@ -71,3 +82,11 @@ def render_docs(ctx: Context) -> Rendered:
         nodes=[n.name for n in topo.cluster.master_nodes + topo.cluster.worker_nodes],
     )
     return Rendered(files={f"docs/{profile}/README.md": text})
+
+
+def _where(namespace: str | None, pods: dict[str, str], cidrs: tuple[str, ...]) -> str:
+    """'`app=minio` in `imageflow-storage`', 'every pod in ...', or the addresses."""
+    if cidrs:
+        return ", ".join(f"`{c}`" for c in cidrs)
+    selected = ", ".join(f"`{k}={v}`" for k, v in sorted(pods.items())) or "every pod"
+    return f"{selected} in `{namespace}`"
