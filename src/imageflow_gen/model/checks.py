@@ -259,7 +259,7 @@ _SECRET_KEYS = {"opaque": ("access-key", "secret-key"), "tls": ("cert", "key")}
 
 def _secret_keys(topo: Topology) -> Iterator[Finding]:
     for _, purpose, ref, path in secret_refs(topo):
-        wanted = client_keys(_cluster_protocol(topo)) if purpose == "kafka" else _SECRET_KEYS[purpose]
+        wanted = _kafka_client_keys(topo) if purpose == "kafka" else _SECRET_KEYS[purpose]
         missing = [key for key in wanted if key not in ref.keys]
         if missing:
             yield path + ("keys",), f"needs the keys {', '.join(wanted)}; missing {', '.join(missing)}"
@@ -272,7 +272,7 @@ def secret_refs(topo: Topology) -> list[tuple[str, str, Any, Path]]:
         (minio.namespace, "opaque", minio.credentials, ("storage", "minio", "credentials")),
         ("istio-system", "tls", topo.network.gateway.tls, ("network", "gateway", "tls")),
     ]
-    if kafka.client_credentials is not None and client_keys(_cluster_protocol(topo)):
+    if kafka.client_credentials is not None and _kafka_client_keys(topo):
         refs += [
             (namespace, "kafka", kafka.client_credentials, ("messaging", "kafka", "client_credentials"))
             for namespace in _kafka_client_namespaces(topo)
@@ -364,21 +364,23 @@ def _listener_security(topo: Topology) -> Iterator[Finding]:
                     "its client-authentication setting reaches the broker through the image's environment"
                 ),
             )
-    if _kafka_client_namespaces(topo) and client_keys(_cluster_protocol(topo)) and kafka.client_credentials is None:
+    protocol = kafka.protocol_on("private")
+    keys = client_keys(protocol)
+    if _kafka_client_namespaces(topo) and keys and kafka.client_credentials is None:
         yield (
             base + ("client_credentials",),
             (
-                f"the private listener uses {_cluster_protocol(topo)}: name the Secret the cluster's Kafka clients "
-                f"read (keys: {', '.join(client_keys(_cluster_protocol(topo)))})"
+                f"the private listener uses {protocol}: name the Secret the cluster's Kafka clients "
+                f"read (keys: {', '.join(keys)})"
             ),
         )
-    elif kafka.client_credentials is not None and not client_keys(_cluster_protocol(topo)):
+    elif kafka.client_credentials is not None and not keys:
         yield base + ("client_credentials",), "only used when the private listener is not PLAINTEXT"
 
 
-def _cluster_protocol(topo: Topology) -> str:
-    listener = next((lst for lst in topo.messaging.kafka.listeners if lst.network == "private"), None)
-    return listener.protocol if listener else "PLAINTEXT"
+def _kafka_client_keys(topo: Topology) -> list[str]:
+    """The files the cluster's Kafka clients need for the private listener's protocol."""
+    return client_keys(topo.messaging.kafka.protocol_on("private"))
 
 
 def _kafka_client_namespaces(topo: Topology) -> list[str]:

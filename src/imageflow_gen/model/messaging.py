@@ -158,6 +158,15 @@ class Kafka(Strict):
     namespace with Kafka clients. Keys: `password` (SASL), `ca` (the CA that signed the brokers'
     certificate, for TLS), `certificate` and `private-key` (the client's, for SSL)."""
 
+    def listener_on(self, network: str) -> KafkaListener | None:
+        """The first listener on one of the Kafka VM's networks (vpn or private)."""
+        return next((lst for lst in self.listeners if lst.network == network), None)
+
+    def protocol_on(self, network: str) -> str:
+        """The protocol of that listener; PLAINTEXT where there is none (no client to secure)."""
+        listener = self.listener_on(network)
+        return listener.protocol if listener else "PLAINTEXT"
+
 
 class Messaging(Strict):
     """The messaging layer."""

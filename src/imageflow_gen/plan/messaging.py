@@ -6,21 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import Topology
-from ..model.messaging import SASL_PROTOCOLS, TLS_PROTOCOLS, KafkaListener, client_keys
+from ..model.messaging import SASL_PROTOCOLS, TLS_PROTOCOLS, client_keys
 from .common import Spec, labels, service_dns, spec
 
 K3S_NETWORK = "private"
 VPN_NETWORK = "vpn"
 
 
-def listener_on(topo: Topology, network: str) -> KafkaListener | None:
-    """The first listener on one of the Kafka VM's networks (vpn or private)."""
-    return next((lst for lst in topo.messaging.kafka.listeners if lst.network == network), None)
-
-
 def cluster_listener(topo: Topology) -> str | None:
     """The listener cluster workloads use: the first on the VM's private network."""
-    listener = listener_on(topo, K3S_NETWORK)
+    listener = topo.messaging.kafka.listener_on(K3S_NETWORK)
     return listener.name if listener else None
 
 
@@ -29,7 +24,7 @@ def vpn_bootstrap_servers(topo: Topology) -> str:
     port of the VPN listener; empty without either."""
     kafka = topo.messaging.kafka
     vm = next(v for v in topo.vms if v.name == kafka.vm)
-    listener = listener_on(topo, VPN_NETWORK)
+    listener = kafka.listener_on(VPN_NETWORK)
     if listener is None or vm.vpn_address is None:
         return ""
     return ",".join(f"{vm.vpn_address}:{b.ports[listener.name]}" for b in kafka.brokers)
@@ -119,15 +114,11 @@ def client_env(topo: Topology, protocol: str, username: str, paths: dict[str, st
     return env
 
 
-def cluster_protocol(topo: Topology) -> str:
-    listener = listener_on(topo, K3S_NETWORK)
-    return listener.protocol if listener else "PLAINTEXT"
-
-
 def cluster_client(topo: Topology) -> tuple[list[dict[str, str]], list[dict[str, Any]], list[dict[str, Any]]]:
     """(env, volumes, mounts) a cluster workload adds to reach the brokers: the protocol, and for
     an authenticated listener the Secret `client_credentials`, mounted read-only as files."""
-    kafka, protocol = topo.messaging.kafka, cluster_protocol(topo)
+    kafka = topo.messaging.kafka
+    protocol = kafka.protocol_on(K3S_NETWORK)
     ref = kafka.client_credentials
     keys = client_keys(protocol)
     if not keys or ref is None:  # PLAINTEXT (or refused by the model's checks)
@@ -219,7 +210,7 @@ def kafka_clients(topo: Topology) -> dict[str, Any]:
         (VPN_NETWORK, f"The backend on {topo.edge.vm}", kafka.sasl.vm_user, vm_env),
         (K3S_NETWORK, "The cluster's workloads", kafka.sasl.cluster_user, cluster_env),
     ):
-        listener = listener_on(topo, network)
+        listener = kafka.listener_on(network)
         if listener is None or listener.protocol == "PLAINTEXT":
             continue
         clients.append(

@@ -25,7 +25,6 @@ from .messaging import (
     VPN_NETWORK,
     broker_env,
     client_env,
-    listener_on,
     scram_users,
     vm_client_paths,
     vm_client_secret,
@@ -127,7 +126,7 @@ def _vm0(topo: Topology) -> Stack:
             },
         )
     secret_files = [("minio_access_key", "MINIO_ACCESS_KEY_FILE"), ("minio_secret_key", "MINIO_SECRET_KEY_FILE")]
-    protocol = _vpn_protocol(topo)
+    protocol = topo.messaging.kafka.protocol_on(VPN_NETWORK)
     for key in client_keys(protocol):
         variable = f"KAFKA_{key.replace('-', '_').upper()}_FILE"
         secret_files.append((vm_client_secret(key), variable))
@@ -154,13 +153,8 @@ def _secret_file(variable: str) -> dict[str, Any]:
     return {"file": Interpolated(f"${{{variable}:?set {variable} in .env}}")}
 
 
-def _vpn_protocol(topo: Topology) -> str:
-    vpn = listener_on(topo, VPN_NETWORK)
-    return vpn.protocol if vpn else "PLAINTEXT"
-
-
 def _backend(topo: Topology, backend: EdgeComponent, env: Envelope) -> dict[str, Any]:
-    minio, protocol = topo.storage.minio, _vpn_protocol(topo)
+    minio, protocol = topo.storage.minio, topo.messaging.kafka.protocol_on(VPN_NETWORK)
     kafka_env = client_env(topo, protocol, topo.messaging.kafka.sasl.vm_user, vm_client_paths(protocol))
     return {
         "image": backend.image,
@@ -246,13 +240,15 @@ def _vm1(topo: Topology) -> Stack:
     services: dict[str, Any] = {}
     volumes: dict[str, Any] = {}
     stack = kafka_services(topo)
+    security = broker_env(topo)  # the same for every broker
+    tls_files = _broker_files(vm, security)
     for broker in kafka.brokers:
-        services[broker.name] = _broker(topo, kafka, broker, vm, stack[broker.name])
+        services[broker.name] = _broker(kafka, broker, vm, stack[broker.name], security, sorted(tls_files))
         volumes[f"{broker.name}-data"] = {}
     files: dict[str, ConfigFile] = {}
     env_vars: dict[str, tuple[str, str]] = {}
     secrets: dict[str, Any] = {}
-    for name, (variable, default, description) in _broker_files(topo).items():
+    for name, (variable, default, description) in tls_files.items():
         env_vars[variable] = (default, description)
         secrets[name] = _secret_file(variable)
     for user in scram_users(topo):
@@ -262,7 +258,7 @@ def _vm1(topo: Topology) -> Stack:
             f"file holding the password of Kafka's SCRAM user {user} (no ',', '=', '[' or ']')",
         )
         secrets[_user_secret(user)] = _secret_file(variable)
-    if broker_env(topo).get("KAFKA_OPTS"):
+    if "KAFKA_OPTS" in security:
         files["kafka/kafka_server_jaas.conf"] = ConfigFile(text=_JAAS)
     services["kafka-init"] = _topics(topo, kafka, stack["kafka-init"])
     if kafka.connect:
@@ -302,10 +298,9 @@ def _user_secret(user: str) -> str:
     return f"kafka_user_{user.replace('-', '_')}_password"
 
 
-def _broker_files(topo: Topology) -> dict[str, tuple[str, str, str]]:
-    """Compose secret -> (.env variable, default, what it holds) of the brokers' TLS files."""
-    env = broker_env(topo)
-    vm = next(v for v in topo.vms if v.name == topo.messaging.kafka.vm)
+def _broker_files(vm: Any, env: dict[str, str]) -> dict[str, tuple[str, str, str]]:
+    """Compose secret -> (.env variable, default, what it holds) of the TLS files the brokers'
+    security settings `env` name; `vm` is the Kafka VM, whose addresses the certificate names."""
     names = " and ".join(a for a in (vm.vpn_address, vm.address) if a)
     result = {}
     if "KAFKA_SSL_KEYSTORE_LOCATION" in env:
@@ -328,7 +323,10 @@ def _internal(kafka: Kafka, broker_name: str) -> str:
     return f"{broker_name}:{kafka.internal_port}"
 
 
-def _broker(topo: Topology, kafka: Kafka, broker: Any, vm: Any, env: Envelope) -> dict[str, Any]:
+def _broker(
+    kafka: Kafka, broker: Any, vm: Any, env: Envelope, security: dict[str, str], tls: list[str]
+) -> dict[str, Any]:
+    """One broker's service; `security` and `tls` (its compose secrets) are the same for all."""
     addresses = {"vpn": vm.vpn_address, "private": vm.address}
     voters = ",".join(f"{b.node_id}@{b.name}:{b.ports['CONTROLLER']}" for b in kafka.brokers)
     listeners = [
@@ -341,7 +339,6 @@ def _broker(topo: Topology, kafka: Kafka, broker: Any, vm: Any, env: Envelope) -
     protocols = [f"{INTERNAL_LISTENER}:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
     protocols += [f"{lst.name}:{lst.protocol}" for lst in kafka.listeners]
     internal_rf = min(3, len(kafka.brokers))
-    tls = sorted(_broker_files(topo))
     return {
         "image": kafka.image,
         "hostname": broker.name,
@@ -365,7 +362,7 @@ def _broker(topo: Topology, kafka: Kafka, broker: Any, vm: Any, env: Envelope) -
             "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
             "KAFKA_LOG_DIRS": "/var/lib/kafka/data",
             "KAFKA_HEAP_OPTS": f"-Xms{kafka.heap_mb}m -Xmx{kafka.heap_mb}m",
-            **broker_env(topo),
+            **security,
         },
         "ports": [
             f"{addresses[lst.network]}:{broker.ports[lst.name]}:{broker.ports[lst.name]}" for lst in kafka.listeners
@@ -373,7 +370,7 @@ def _broker(topo: Topology, kafka: Kafka, broker: Any, vm: Any, env: Envelope) -
         **({"secrets": [{"source": name, "target": _TARGETS[name]} for name in tls]} if tls else {}),
         "volumes": [
             f"{broker.name}-data:/var/lib/kafka/data",
-            *([f"./kafka/kafka_server_jaas.conf:{JAAS_FILE}:ro"] if "KAFKA_OPTS" in broker_env(topo) else []),
+            *([f"./kafka/kafka_server_jaas.conf:{JAAS_FILE}:ro"] if "KAFKA_OPTS" in security else []),
         ],
         "networks": ["kafka"],
         "healthcheck": {

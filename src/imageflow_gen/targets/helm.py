@@ -43,7 +43,8 @@ def render_helm(ctx: Context) -> Rendered:
             meta = obj["metadata"]
             hook = {**_TEST_HOOK, "helm.sh/hook-weight": "-1"} if obj["kind"] == "NetworkPolicy" else _TEST_HOOK
             meta["annotations"] = {**hook, **meta.get("annotations", {})}
-            files[f"{root}/templates/tests/{file_name(order_object(obj))}"] = marks.template(dump(order_object(obj)))
+            hooked = order_object(obj)
+            files[f"{root}/templates/tests/{file_name(hooked)}"] = marks.template(dump(hooked))
     values = marks.values()
     files[f"{root}/Chart.yaml"] = dump(
         parse_all(render("helm/Chart.yaml.j2", version=__version__, kube_minor=plan.kubernetes_minor))[0]
