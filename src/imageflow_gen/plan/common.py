@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -88,15 +89,20 @@ def _field_facts(model: type[BaseModel], name: str) -> tuple[dict[str, Any], str
     return {**schema, "description": description}, description
 
 
+def with_tunables(value: Any, replace: Callable[[Tunable], Any]) -> Any:
+    """`value` (spec values: maps, lists, scalars) with every Tunable replaced by `replace(it)`."""
+    if isinstance(value, Tunable):
+        return replace(value)
+    if isinstance(value, dict):
+        return {k: with_tunables(v, replace) for k, v in value.items()}
+    if isinstance(value, list):
+        return [with_tunables(v, replace) for v in value]
+    return value
+
+
 def placed(value: Any) -> Any:
     """`value` with every Tunable replaced by what the object holds."""
-    if isinstance(value, Tunable):
-        return value.placed
-    if isinstance(value, dict):
-        return {k: placed(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [placed(v) for v in value]
-    return value
+    return with_tunables(value, lambda t: t.placed)
 
 
 @dataclass(frozen=True)

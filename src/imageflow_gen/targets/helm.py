@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import __version__
 from ..plan import Plan
-from ..plan.common import Tunable
+from ..plan.common import Tunable, with_tunables
 from ..plan.gitops import chart_dir
 from ..rendering import go_text, render
 from ..resources import data_dir
@@ -90,17 +90,14 @@ class _Marks:
 
     def place(self, value: Any) -> Any:
         """`value` with every Tunable replaced by a placeholder."""
-        if isinstance(value, Tunable):
-            known = self._tunables.setdefault(value.key, value)
-            if known.value != value.value:
-                raise RuntimeError(f"tunable {'.'.join(value.key)} planned as {known.value!r} and {value.value!r}")
-            self._placed.append(value)
-            return _MARK.format(nonce=self._nonce, number=len(self._placed) - 1)
-        if isinstance(value, dict):
-            return {k: self.place(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.place(v) for v in value]
-        return value
+        return with_tunables(value, self._mark)
+
+    def _mark(self, tunable: Tunable) -> str:
+        known = self._tunables.setdefault(tunable.key, tunable)
+        if known.value != tunable.value:
+            raise RuntimeError(f"tunable {'.'.join(tunable.key)} planned as {known.value!r} and {tunable.value!r}")
+        self._placed.append(tunable)
+        return _MARK.format(nonce=self._nonce, number=len(self._placed) - 1)
 
     def template(self, text: str) -> str:
         """Dumped YAML as a chart template: literal text, with each placeholder a lookup."""
