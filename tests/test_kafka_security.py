@@ -239,3 +239,15 @@ def test_the_real_tools_accept_the_secure_output(tmp_path: Path) -> None:
     assert result.code == 0, result.stdout + result.stderr
     for tool in ("kubeconform: ok", "helm = kustomize: ok", "compose schema: ok"):
         assert tool in result.stdout
+
+
+def test_kafka_needs_a_vm_other_than_the_edge_vms(tmp_path: Path) -> None:
+    """Each VM's stack is written to compose/<profile>/<vm>/; the VM roles keep two stacks off
+    one VM (the edge VM has the role edge, Kafka's must have the role messaging)."""
+    profiles = _profiles(tmp_path)
+    (profiles / "secure.yaml").write_text("purpose: x\nextends: prod\nmessaging:\n  kafka:\n    vm: vm0\n")
+    with pytest.raises(ImageflowError) as caught:
+        build(profiles, "secure", CRDS)
+    problems = [p for p in caught.value.problems if p.key == "messaging.kafka.vm"]
+    assert [p.message for p in problems] == ["VM 'vm0' has the role 'edge', not 'messaging'"]
+    assert problems[0].location.file.endswith("secure.yaml") and problems[0].location.line == 5
