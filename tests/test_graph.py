@@ -8,6 +8,7 @@ port any policy names.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from ipaddress import ip_address, ip_network
@@ -91,6 +92,16 @@ class Cluster:
         port_ok = not rule.get("ports") or any(p["port"] == port for p in rule["ports"])
         peers = rule.get(peers_key)
         return port_ok and (not peers or any(self._peer_matches(p, ns, labels, ip) for p in peers))
+
+    def admits_from_outside(self, ip: str, dst: str, port: int) -> bool:
+        """Whether traffic from an address outside the cluster reaches pod `dst` (ns/name) on
+        `port`: only the destination's ingress policies decide."""
+        ns, name = dst.split("/")
+        labels = next(lbl for pod_ns, pod, lbl in self.pods if (pod_ns, pod) == (ns, name))
+        ingress = self._selecting(ns, labels, "Ingress")
+        return not ingress or any(
+            self._rule_allows(r, "from", port, None, {}, ip) for p in ingress for r in p["spec"].get("ingress", [])
+        )
 
     def allowed(self) -> set[tuple[str, str, int]]:
         """(source pod, destination pod or ip:ADDRESS, port) for everything both ends allow."""
@@ -280,3 +291,70 @@ def test_a_call_names_another_processing_service(tmp_path: Any, calls: list[str]
     (problem,) = caught.value.problems
     assert problem.key.startswith("processing.services[0].calls[") and problem.location.file.endswith("calls.yaml")
     assert problem.message.startswith(f"{expected} is not another processing service (defined: ai-detection")
+
+
+def _minio_users_on_vms(files: dict[str, str], profile: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(VM, compose service, service) for every service of a VM stack that talks to MinIO."""
+    import yaml
+
+    result = []
+    for path, text in sorted(files.items()):
+        match = re.fullmatch(rf"compose/{profile}/(\w+)/docker-compose\.yaml", path)
+        if match:
+            for name, service in yaml.safe_load(text)["services"].items():
+                if "MINIO_ENDPOINT" in service.get("environment", {}) or name == "kafka-connect":
+                    result.append((match.group(1), name, service))
+    return result
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_the_vms_reach_minio_on_every_layer(profile: str) -> None:
+    """From each VM service that uses MinIO, on the rendered files alone: its URL's name
+    resolves (extra_hosts) to a node that runs a MinIO server (the local volumes' node
+    affinity), a NodePort Service on that port keeps the VM's address and selects the MinIO
+    pods, and MinIO's policies admit the VM's address on the target port."""
+    from urllib.parse import urlsplit
+
+    from test_compose import files_of
+
+    _, topo, plan = validated(PROFILES, profile)
+    objs = objects(plan)
+    files = files_of(profile)
+    cluster = Cluster(objs)
+    nodes = {n.ip: n.name for n in topo.cluster.nodes}
+    minio_nodes = {
+        term["values"][0]
+        for o in objs
+        if o["kind"] == "PersistentVolume" and o["spec"]["claimRef"]["namespace"] == topo.storage.minio.namespace
+        for sel in o["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
+        for term in sel["matchExpressions"]
+    }
+    users = _minio_users_on_vms(files, profile)
+    assert {(vm, name) for vm, name, _ in users} == {("vm0", "backend-api"), ("vm1", "kafka-connect")}
+    for vm, name, service in users:
+        if name == "kafka-connect":
+            connector = json.loads(files[f"compose/{profile}/{vm}/connectors/system-logs-to-minio.json"])
+            url = urlsplit(connector["store.url"])
+        else:
+            url = urlsplit(service["environment"]["MINIO_ENDPOINT"])
+        hosts = dict(entry.split(":", 1) for entry in service["extra_hosts"])
+        assert url.hostname in hosts, (vm, name, "the name does not resolve on the VM")
+        assert nodes.get(hosts[url.hostname]) in minio_nodes, (vm, name, "no MinIO server on that address")
+        (svc,) = [
+            o
+            for o in objs
+            if o["kind"] == "Service"
+            and o["spec"]["type"] == "NodePort"
+            and any(p.get("nodePort") == url.port for p in o["spec"]["ports"])
+        ]
+        assert svc["spec"]["externalTrafficPolicy"] == "Local", "the VM's address would be translated"
+        assert svc["spec"]["selector"] == {"app": "minio"}
+        (port,) = [p for p in svc["spec"]["ports"] if p["nodePort"] == url.port]
+        address = next(v.address for v in topo.vms if v.name == vm)
+        target = topo.storage.minio.port if port["targetPort"] == "api" else port["targetPort"]
+        assert cluster.admits_from_outside(address, f"{svc['metadata']['namespace']}/minio", target), (vm, name)
+    # Nothing else outside the cluster gets in: not another VM, not another port.
+    outsider = next(v.address for v in topo.vms if v.role == "compute")
+    assert not cluster.admits_from_outside(outsider, f"{topo.storage.minio.namespace}/minio", topo.storage.minio.port)
+    edge_vm = next(v.address for v in topo.vms if v.name == topo.edge.vm)
+    assert not cluster.admits_from_outside(edge_vm, f"{topo.storage.minio.namespace}/minio", 9001)

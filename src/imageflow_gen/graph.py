@@ -3,8 +3,9 @@
 Built from the plan, so the diagram shows what is deployed: the workloads are the planned
 Deployments, StatefulSets and DaemonSets, and each in-cluster edge is a flow the generated
 NetworkPolicies allow at both ends (`plan.network.flows`); a flow the policies deny has no
-edge. Edges outside the cluster (Internet to the edge VM, the edge VM's proxying, the VPN
-to Kafka) are drawn dashed: no NetworkPolicy governs them. `tests/test_graph.py` checks the
+edge. Edges from outside the cluster (Internet to the edge VM, the edge VM's proxying, the VPN
+to Kafka, the VMs to MinIO's node port) are drawn dashed: no NetworkPolicy governs their
+source (MinIO's admits the VMs' addresses; `tests/test_graph.py` checks that leg too). `tests/test_graph.py` checks the
 in-cluster edges against an evaluation of the rendered NetworkPolicy objects.
 
 Two writers share one graph: Mermaid (what Git hosts render, used in the output README) and
@@ -21,7 +22,9 @@ from dataclasses import dataclass, field
 from .model import Topology
 from .plan import Plan
 from .plan.messaging import kafka_vm_address
+from .model.checks import CONNECT_USER
 from .plan.network import INGRESS_GATEWAY, ISTIO_NAMESPACE, Flow, flows
+from .plan.storage import vm_clients
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 FORMATS = ("mermaid", "dot")
@@ -94,6 +97,14 @@ def build_graph(plan: Plan) -> Graph:
                 _id("vm", edge_vm, component.name),
                 f"{component.name}<br/>container :{component.port}",
                 _id("vm", edge_vm),
+            )
+        )
+    if topo.messaging.kafka.connect:
+        graph.nodes.append(
+            Node(
+                _id("vm", kafka_vm, CONNECT_USER),
+                f"{CONNECT_USER}<br/>container :{topo.messaging.kafka.connect.rest_port}",
+                _id("vm", kafka_vm),
             )
         )
     brokers = ", ".join(b.name for b in topo.messaging.kafka.brokers)
@@ -196,6 +207,16 @@ def _outside_edges(
                 )
     if topo.network.routes:
         graph.edges.append(Edge("internet", istio, f"HTTPS {topo.network.gateway.port}", "outside"))
+    minio = topo.storage.minio
+    for client in vm_clients(topo):
+        graph.edges.append(
+            Edge(
+                _id("vm", client.vm or "", client.name),
+                _id("ns", minio.namespace, "minio"),
+                f"NodePort {minio.vm_access.node_port} to TCP {minio.port}",
+                "outside",
+            )
+        )
     backend = edge.backend_api
     vpn = vms[kafka_vm].vpn_address
     listener = next((lst.name for lst in topo.messaging.kafka.listeners if lst.network == "vpn"), None)

@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import Path, dotted
 from . import Topology
 from .cluster import NODE_TYPE_LABEL
-from .common import Resources
+from .common import Resources, SecretRef
 from .messaging import client_keys
 from .quantity import parse
 
@@ -265,6 +265,74 @@ def _secret_keys(topo: Topology) -> Iterator[Finding]:
             yield path + ("keys",), f"needs the keys {', '.join(wanted)}; missing {', '.join(missing)}"
 
 
+@dataclass(frozen=True)
+class MinioClient:
+    """A workload that uses MinIO as its own MinIO user, limited to its buckets.
+
+    Its keys are in the Secret `minio-<name>` (keys access-key, secret-key), supplied by the
+    secret provider in the namespace it runs in and in MinIO's, where the bucket job creates
+    the user and attaches the policy `imageflow-<name>`."""
+
+    name: str
+    namespace: str | None  # the cluster namespace it runs in; None: only on a VM
+    vm: str | None  # the VM it runs on, if any
+    buckets: tuple[tuple[str, str], ...]  # (bucket, r | w | rw)
+    path: Path
+
+    @property
+    def secret(self) -> str:
+        return f"minio-{self.name}"
+
+    @property
+    def policy(self) -> str:
+        return f"imageflow-{self.name}"
+
+    @property
+    def ref(self) -> SecretRef:
+        return SecretRef(name=self.secret, keys={key: key for key in _SECRET_KEYS["opaque"]})
+
+
+def minio_clients(topo: Topology) -> list[MinioClient]:
+    """The workloads that use MinIO: the backend API and each processing service (every bucket,
+    with the access the bucket gives the platform), Kafka Connect (its sinks' buckets, write)."""
+    buckets = tuple((b.name, b.access) for b in topo.storage.minio.buckets)
+    backend, kafka = topo.edge.backend_api, topo.messaging.kafka
+    clients = [
+        MinioClient(
+            backend.name,
+            backend.namespace if "cluster" in backend.runs_on else None,
+            topo.edge.vm if "vm" in backend.runs_on else None,
+            buckets,
+            ("edge", "backend_api", "name"),
+        )
+    ]
+    clients += [
+        MinioClient(s.name, topo.processing.namespace, None, buckets, ("processing", "services", i, "name"))
+        for i, s in enumerate(topo.processing.services)
+    ]
+    if kafka.connect and kafka.connect.connectors:
+        sinks = tuple(sorted({(c.bucket, "w") for c in kafka.connect.connectors}))
+        clients.append(MinioClient(CONNECT_USER, None, kafka.vm, sinks, ("messaging", "kafka", "connect")))
+    return clients
+
+
+CONNECT_USER = "kafka-connect"
+
+
+def _minio_clients(topo: Topology) -> Iterator[Finding]:
+    """Each MinIO user's Secret is its own: no two workloads share a name, none is the root's."""
+    clients = minio_clients(topo)
+    yield from _duplicates(((c.name, c.path) for c in clients), "MinIO user (workload name)")
+    root = topo.storage.minio.credentials.name
+    for client in clients:
+        if client.secret == root:
+            yield (
+                client.path,
+                f"the MinIO user's Secret {client.secret!r} would be storage.minio.credentials' (the root user's); "
+                "rename one",
+            )
+
+
 def secret_refs(topo: Topology) -> list[tuple[str, str, Any, Path]]:
     """(namespace, purpose, SecretRef, path) of every Secret the output references."""
     minio, kafka = topo.storage.minio, topo.messaging.kafka
@@ -272,6 +340,9 @@ def secret_refs(topo: Topology) -> list[tuple[str, str, Any, Path]]:
         (minio.namespace, "opaque", minio.credentials, ("storage", "minio", "credentials")),
         ("istio-system", "tls", topo.network.gateway.tls, ("network", "gateway", "tls")),
     ]
+    for client in minio_clients(topo):  # where it runs, and MinIO's namespace for the bucket job
+        namespaces = dict.fromkeys(n for n in (client.namespace, minio.namespace) if n)
+        refs += [(namespace, "opaque", client.ref, client.path) for namespace in namespaces]
     if kafka.client_credentials is not None and _kafka_client_keys(topo):
         refs += [
             (namespace, "kafka", kafka.client_credentials, ("messaging", "kafka", "client_credentials"))
@@ -296,6 +367,7 @@ def _secret_provider(topo: Topology) -> Iterator[Finding]:
 
 
 def _storage(topo: Topology) -> Iterator[Finding]:
+    yield from _minio_clients(topo)
     yield from _secret_keys(topo)
     yield from _secret_provider(topo)
     minio = topo.storage.minio

@@ -13,6 +13,7 @@ from .types import (
     Hostname,
     Image,
     Name,
+    NodePort,
     Port,
     Positive,
     Provisioner,
@@ -20,7 +21,6 @@ from .types import (
     Region,
     Sorted,
     Strict,
-    Url,
 )
 
 
@@ -70,6 +70,18 @@ class MinioVolumes(Strict):
     """Nodes that hold the drives; drive NN goes to hosts[(NN - 1) % len(hosts)]."""
 
 
+class MinioVmAccess(Strict):
+    """MinIO's S3 API for the VMs, exposed on the cluster's private network and nowhere else.
+
+    A NodePort Service with `externalTrafficPolicy: Local`: only the nodes running a MinIO
+    server (those holding its volumes) answer, and the connection keeps the VM's own address,
+    so MinIO's NetworkPolicy admits exactly the VMs that use it. The VMs resolve `domain` to
+    the first volume host's address (an `extra_hosts` entry in their compose stacks)."""
+
+    node_port: NodePort = 30900
+    """Node port of the Service `minio-vm` (30000-32767, K3s' default range)."""
+
+
 class Minio(Strict):
     """MinIO object storage as a StatefulSet in the cluster (seed 8.0.3, 8.2.1)."""
 
@@ -93,8 +105,8 @@ class Minio(Strict):
     """Domain for virtual-host-style bucket requests."""
     port: Port = 9000
     """S3 API port."""
-    external_url: Url
-    """Where machines outside the cluster (the edge VM's backend, Kafka Connect on VM1) reach the S3 API."""
+    vm_access: MinioVmAccess = Field(default_factory=lambda: MinioVmAccess())
+    """How the VMs' MinIO users (the edge VM's backend, Kafka Connect) reach the S3 API."""
     console_port: Port = 9001
     """Web console port."""
     resources: Resources

@@ -318,6 +318,8 @@ Image = _checked_type(
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 """A TCP or UDP port, 1 to 65535."""
+NodePort = Annotated[int, Field(ge=30000, le=32767)]
+"""A Service's node port, in the API server's default range 30000-32767."""
 # Counts land in int32 fields (replicas, partitions, node ids, sizes): bounded like them.
 INT32_MAX = 2**31 - 1
 Count = Annotated[int, Field(ge=0, le=INT32_MAX)]

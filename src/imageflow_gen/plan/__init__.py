@@ -14,7 +14,7 @@ from functools import cached_property
 from typing import Any
 from ..errors import Path, dotted
 from ..model import Topology
-from ..model.checks import secret_refs
+from ..model.checks import MinioClient, minio_clients, secret_refs
 from .common import Spec, common_labels
 from . import edge, messaging, namespaces, network, observability, processing, secrets, stacks, storage
 from .gitops import Application, application
@@ -56,6 +56,11 @@ class Plan:
     def secret_refs(self) -> list[tuple[str, str, Any, Path]]:
         """(namespace, purpose, SecretRef, key) of every Secret the output references."""
         return secret_refs(self.topology)
+
+    @cached_property
+    def minio_clients(self) -> list[MinioClient]:
+        """The workloads with their own MinIO user: where they run, their buckets and access."""
+        return minio_clients(self.topology)
 
     @cached_property
     def stacks(self) -> list[Stack]:

@@ -22,8 +22,8 @@ def specs(topo: Topology) -> list[Spec]:
 def _component(topo: Topology, component: EdgeComponent, source: tuple[str, str]) -> list[Spec]:
     volume, mount = tmp_volume()
     backend = component is topo.edge.backend_api
-    env = service_env(topo) if backend else []
-    volumes, mounts = service_files(topo) if backend else ([], [])
+    env = service_env(topo, component.name) if backend else []
+    volumes, mounts = service_files(topo, component.name) if backend else ([], [])
     container = {
         "name": component.name,
         "image": tunable(source + ("image",), component.image, EdgeComponent, "image"),

@@ -12,6 +12,7 @@ from ..model.network import NetworkPolicy as PolicyModel
 from ..model.network import Route
 from .common import Spec, common_labels, spec
 from .messaging import broker_ports, kafka_vm_address
+from .storage import vm_clients
 
 ISTIO_NAMESPACE = "istio-system"
 INGRESS_GATEWAY = {"istio": "ingressgateway"}
@@ -30,6 +31,7 @@ class Flow:
     ports: tuple[int, ...]
     dest_cidrs: tuple[str, ...] = ()
     source: Path = ("network", "policies")  # the profile key the flow comes from
+    source_cidrs: tuple[str, ...] = ()  # a flow from outside the cluster: source_ns is None
 
 
 def specs(topo: Topology) -> list[Spec]:
@@ -231,6 +233,21 @@ def flows(topo: Topology) -> list[Flow]:
             )
         )
     flows.append(Flow("storage-to-minio", minio.namespace, {}, minio.namespace, {"app": "minio"}, (minio.port,)))
+    vms = {vm.name: vm.address for vm in topo.vms}
+    outside = sorted({f"{vms[c.vm]}/32" for c in vm_clients(topo) if c.vm in vms})
+    if outside:
+        flows.append(
+            Flow(
+                "vms-to-minio",
+                None,
+                {},
+                minio.namespace,
+                {"app": "minio"},
+                (minio.port,),
+                source=("storage", "minio", "vm_access"),
+                source_cidrs=tuple(outside),
+            )
+        )
     kafka_ports = tuple(sorted(port for _, port in broker_ports(topo)))
     kafka_cidr = (f"{kafka_vm_address(topo)}/32",)
     if kafka_ports and processing_ports:
@@ -276,6 +293,12 @@ def _peer(namespace: str | None, pods: dict[str, str]) -> dict[str, Any]:
     if pods:
         peer["podSelector"] = {"matchLabels": dict(pods)}
     return peer
+
+
+def _sources(flow: Flow) -> list[dict[str, Any]]:
+    if flow.source_cidrs:
+        return [{"ipBlock": {"cidr": c}} for c in flow.source_cidrs]
+    return [_peer(flow.source_ns, flow.source_pods)]
 
 
 def _generated_policies(topo: Topology) -> list[Spec]:
@@ -346,7 +369,7 @@ def _generated_policies(topo: Topology) -> list[Spec]:
                     labels=common_labels(),
                     pod_selector=dict(flow.dest_pods),
                     policy_types=["Ingress"],
-                    ingress=[{"from": [_peer(flow.source_ns, flow.source_pods)], "ports": ports}],
+                    ingress=[{"from": _sources(flow), "ports": ports}],
                 )
             )
     return result

@@ -23,6 +23,7 @@ from .common import (
     tunable,
 )
 from .messaging import bootstrap_servers, cluster_client
+from .storage import client_env, client_of, client_volume, cluster_endpoint
 from .observability import otlp_endpoint
 
 
@@ -36,22 +37,25 @@ def tolerations_for(topo: Topology, node_type: str | None) -> list[dict[str, Any
     ]
 
 
-def service_env(topo: Topology) -> list[dict[str, str]]:
-    """Where a cluster workload finds MinIO, Kafka (and how it authenticates) and the OTel agent."""
+def service_env(topo: Topology, workload: str) -> list[dict[str, str]]:
+    """Where a cluster workload finds MinIO (and its own MinIO user's keys), Kafka (and how it
+    authenticates) and the OTel agent."""
     minio = topo.storage.minio
     return [
-        {"name": "MINIO_ENDPOINT", "value": f"{service_dns('minio', minio.namespace)}:{minio.port}"},
+        {"name": "MINIO_ENDPOINT", "value": cluster_endpoint(minio)},
         {"name": "MINIO_REGION", "value": minio.region},
+        *client_env(),
         {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": bootstrap_servers(topo)},
         *cluster_client(topo)[0],
         {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": otlp_endpoint(topo)},
     ]
 
 
-def service_files(topo: Topology) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(volumes, mounts) a cluster workload adds for its Kafka client files, if any."""
+def service_files(topo: Topology, workload: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, mounts) a cluster workload adds for its MinIO keys and its Kafka client files."""
     _, volumes, mounts = cluster_client(topo)
-    return volumes, mounts
+    volume, mount = client_volume(client_of(topo, workload))
+    return [volume, *volumes], [mount, *mounts]
 
 
 GPU_RUNTIME_CLASS = "nvidia"
@@ -248,9 +252,9 @@ def _deployment(
         "name": service.name,
         "image": image,
         "ports": [{"name": "grpc", "containerPort": service.port, "protocol": "TCP"}],
-        "env": [{"name": "GRPC_PORT", "value": str(service.port)}, *service_env(topo)],
+        "env": [{"name": "GRPC_PORT", "value": str(service.port)}, *service_env(topo, service.name)],
         "resources": resources(service.resources, _key(service), service.gpu),
-        "volumeMounts": [mount, *service_files(topo)[1]],
+        "volumeMounts": [mount, *service_files(topo, service.name)[1]],
         "livenessProbe": grpc_probe(service.port, delay=10),
         "readinessProbe": grpc_probe(service.port),
         "securityContext": container_security(),
@@ -259,7 +263,7 @@ def _deployment(
         "securityContext": pod_security(),
         "automountServiceAccountToken": False,
         "containers": [container],
-        "volumes": [volume, *service_files(topo)[0]],
+        "volumes": [volume, *service_files(topo, service.name)[0]],
     }
     if service.gpu:
         pod["runtimeClassName"] = GPU_RUNTIME_CLASS

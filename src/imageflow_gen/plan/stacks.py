@@ -16,6 +16,7 @@ from typing import Any
 
 from ..model import Topology
 from ..model.edge import EdgeComponent
+from ..model.checks import CONNECT_USER
 from ..model.messaging import Kafka, client_keys
 from .messaging import (
     CLIENT_CA_PEM,
@@ -30,6 +31,7 @@ from .messaging import (
     vm_client_secret,
     vpn_bootstrap_servers,
 )
+from .storage import vm_endpoint, vm_host
 from .vms import Envelope, edge_services, kafka_services
 
 LOG_OPTIONS = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "5"}}
@@ -98,8 +100,14 @@ def _vm0(topo: Topology) -> Stack:
     env_vars = {
         "IMAGEFLOW_TLS_CERTIFICATE": (gw.tls.certificate_path, "TLS certificate chain (PEM) on this VM"),
         "IMAGEFLOW_TLS_KEY": (gw.tls.key_path, "TLS private key (PEM) on this VM"),
-        "MINIO_ACCESS_KEY_FILE": ("./secrets/minio-access-key", "file holding the MinIO access key"),
-        "MINIO_SECRET_KEY_FILE": ("./secrets/minio-secret-key", "file holding the MinIO secret key"),
+        "MINIO_ACCESS_KEY_FILE": (
+            "./secrets/minio-access-key",
+            f"file holding the access key of MinIO user {backend.name} (Secret minio-{backend.name})",
+        ),
+        "MINIO_SECRET_KEY_FILE": (
+            "./secrets/minio-secret-key",
+            f"file holding the secret key of MinIO user {backend.name} (Secret minio-{backend.name})",
+        ),
     }
     stack = edge_services(topo)  # the components that run on the VM, by name
 
@@ -148,6 +156,11 @@ def _vm0(topo: Topology) -> Stack:
     )
 
 
+def minio_host(topo: Topology) -> str:
+    """The compose `extra_hosts` entry that resolves MinIO's name to the node serving it to the VMs."""
+    return f"{topo.storage.minio.domain}:{vm_host(topo)}"
+
+
 def _secret_file(variable: str) -> dict[str, Any]:
     """A compose secret read from the file the .env variable names (which must be set)."""
     return {"file": Interpolated(f"${{{variable}:?set {variable} in .env}}")}
@@ -166,12 +179,13 @@ def _backend(topo: Topology, backend: EdgeComponent, env: Envelope) -> dict[str,
             "KAFKA_ACKS": "all",
             "KAFKA_ENABLE_IDEMPOTENCE": "true",
             "KAFKA_COMPRESSION_TYPE": "lz4",
-            "MINIO_ENDPOINT": minio.external_url,
+            "MINIO_ENDPOINT": vm_endpoint(minio),
             "MINIO_REGION": minio.region,
             "MINIO_ACCESS_KEY_FILE": "/run/secrets/minio_access_key",
             "MINIO_SECRET_KEY_FILE": "/run/secrets/minio_secret_key",
         },
         "secrets": ["minio_access_key", "minio_secret_key", *(vm_client_secret(k) for k in client_keys(protocol))],
+        "extra_hosts": [minio_host(topo)],
         "expose": [str(backend.port)],
         "networks": ["edge"],
         "healthcheck": {
@@ -268,7 +282,8 @@ def _vm1(topo: Topology) -> Stack:
             files[f"connectors/{connector.name}.json"] = ConfigFile(json=_connector(topo, connector))
         env_vars["MINIO_S3_CREDENTIALS_FILE"] = (
             "./secrets/minio-s3.properties",
-            "properties file with aws.access.key.id and aws.secret.access.key for the S3 sink",
+            f"properties file with aws.access.key.id and aws.secret.access.key for the S3 sink: the keys "
+            f"of MinIO user {CONNECT_USER} (Secret minio-{CONNECT_USER})",
         )
         secrets["minio_s3_credentials"] = {
             "file": Interpolated("${MINIO_S3_CREDENTIALS_FILE:?set MINIO_S3_CREDENTIALS_FILE in .env}")
@@ -455,6 +470,7 @@ def _connect(topo: Topology, kafka: Kafka, env: Envelope) -> dict[str, Any]:
             "KAFKA_HEAP_OPTS": "-Xms512m -Xmx1g",
         },
         "secrets": ["minio_s3_credentials"],
+        "extra_hosts": [minio_host(topo)],
         **(
             {"ports": [f"{_REST_ADDRESS[connect.rest_access] or vm.address}:{connect.rest_port}:{connect.rest_port}"]}
             if connect.rest_access != "internal"
@@ -505,7 +521,7 @@ def _connector(topo: Topology, connector: Any) -> dict[str, str]:
         "topics": ",".join(connector.topics),
         "s3.bucket.name": connector.bucket,
         "s3.region": minio.region,
-        "store.url": minio.external_url,
+        "store.url": vm_endpoint(minio),
         "s3.path.style.access.enabled": "true",
         "storage.class": "io.confluent.connect.s3.storage.S3Storage",
         "format.class": "io.confluent.connect.s3.format.json.JsonFormat",

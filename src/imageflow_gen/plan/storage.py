@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from typing import Any
 
 from ..model import Topology
+from ..model.checks import MinioClient, minio_clients
 from ..model.storage import Minio
 from .common import (
     NON_ROOT_UID,
@@ -27,7 +29,12 @@ from .common import (
 _SOURCE = ("storage", "minio")
 MINIO_UID = NON_ROOT_UID
 HEADLESS = "minio-hl"
+VM_SERVICE = "minio-vm"
 SECRET_DIR = "/run/secrets/minio"
+CLIENT_DIR = "/etc/imageflow/minio"  # a workload's own MinIO keys
+USERS_DIR = "/run/secrets/minio-users"  # the bucket job: every MinIO user's keys, one folder each
+POLICIES_DIR = "/etc/imageflow/minio-policies"  # the bucket job: one policy document per user
+POLICIES = "minio-policies"
 
 
 def pv_name(number: int) -> str:
@@ -70,10 +77,107 @@ def specs(topo: Topology) -> list[Spec]:
     )
     result.extend(_volumes(minio))
     result.extend(_services(minio))
+    if vm_clients(topo):
+        result.append(_vm_service(minio))
     result.append(_statefulset(minio))
     result.append(disruption_budget("minio", minio.namespace, base, "storage"))
-    result.append(_bucket_job(minio))
+    clients = minio_clients(topo)
+    result.append(
+        spec(
+            "ConfigMap",
+            "configmap",
+            ("storage", "minio", "buckets"),
+            name=POLICIES,
+            namespace=minio.namespace,
+            labels=labels("minio-buckets", "storage"),
+            data={f"{c.name}.json": policy_document(c) for c in clients},
+        )
+    )
+    result.append(_bucket_job(minio, clients))
     return result
+
+
+# ---- MinIO users: one per workload, limited to its buckets ----------------------------------
+
+# What each access mode lets a user do: on the bucket, and on its objects.
+_BUCKET_ACTIONS = {
+    "r": ["s3:GetBucketLocation", "s3:ListBucket"],
+    "w": ["s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
+    "rw": ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
+}
+_OBJECT_ACTIONS = {
+    "r": ["s3:GetObject"],
+    "w": ["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:PutObject"],
+    "rw": ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"],
+}
+
+
+def policy_document(client: MinioClient) -> str:
+    """The IAM policy of a MinIO user: each of its buckets, with exactly its access mode."""
+    statements = []
+    for bucket, mode in client.buckets:
+        statements += [
+            {"Effect": "Allow", "Action": _BUCKET_ACTIONS[mode], "Resource": [f"arn:aws:s3:::{bucket}"]},
+            {"Effect": "Allow", "Action": _OBJECT_ACTIONS[mode], "Resource": [f"arn:aws:s3:::{bucket}/*"]},
+        ]
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, indent=2) + "\n"
+
+
+def cluster_endpoint(minio: Minio) -> str:
+    """The S3 API's URL for cluster workloads."""
+    return f"http://{service_dns('minio', minio.namespace)}:{minio.port}"
+
+
+def vm_endpoint(minio: Minio) -> str:
+    """The S3 API's URL for the VMs: MinIO's domain (resolved by `vm_host`) and the node port."""
+    return f"http://{minio.domain}:{minio.vm_access.node_port}"
+
+
+def vm_host(topo: Topology) -> str:
+    """The node address the VMs' MinIO name resolves to: the first node holding MinIO's drives."""
+    host = topo.storage.minio.volumes.hosts[0]
+    return str(next(n.ip for n in topo.cluster.nodes if n.name == host))
+
+
+def vm_clients(topo: Topology) -> list[MinioClient]:
+    return [c for c in minio_clients(topo) if c.vm]
+
+
+def vm_endpoints(topo: Topology) -> list[dict[str, str]]:
+    """What each VM uses inside the cluster, how it finds it and what admits it (for the docs)."""
+    minio = topo.storage.minio
+    addresses = {vm.name: vm.address for vm in topo.vms}
+    return [
+        {
+            "vm": c.vm or "",
+            "address": str(addresses[c.vm]),
+            "user": c.name,
+            "url": vm_endpoint(minio),
+            "name": minio.domain,
+            "node": minio.volumes.hosts[0],
+            "node_address": vm_host(topo),
+        }
+        for c in vm_clients(topo)
+        if c.vm in addresses
+    ]
+
+
+def client_of(topo: Topology, workload: str) -> MinioClient:
+    return next(c for c in minio_clients(topo) if c.name == workload)
+
+
+def client_env() -> list[dict[str, str]]:
+    """A cluster workload's MinIO keys, as files (the variables name the files, never a value)."""
+    return [
+        {"name": "MINIO_ACCESS_KEY_FILE", "value": f"{CLIENT_DIR}/access-key"},
+        {"name": "MINIO_SECRET_KEY_FILE", "value": f"{CLIENT_DIR}/secret-key"},
+    ]
+
+
+def client_volume(client: MinioClient) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(volume, mount): the workload's own MinIO user's Secret, read-only, group-readable."""
+    volume = {"name": "minio-user", "secret": {"secretName": client.secret, "defaultMode": 0o440}}
+    return volume, {"name": "minio-user", "mountPath": CLIENT_DIR, "readOnly": True}
 
 
 def _config(minio: Minio) -> dict[str, str]:
@@ -146,6 +250,31 @@ def _services(minio: Minio) -> list[Spec]:
             headless=False,
         ),
     ]
+
+
+def _vm_service(minio: Minio) -> Spec:
+    """The S3 API on the nodes running MinIO, for the VMs (see MinioVmAccess)."""
+    return spec(
+        "Service",
+        "service",
+        ("storage", "minio", "vm_access"),
+        name=VM_SERVICE,
+        namespace=minio.namespace,
+        labels=labels("minio", "storage"),
+        selector={"app": "minio"},
+        ports=[
+            {
+                "name": "api",
+                "port": minio.port,
+                "targetPort": "api",
+                "protocol": "TCP",
+                "nodePort": minio.vm_access.node_port,
+            }
+        ],
+        headless=False,
+        type="NodePort",
+        external_traffic_policy="Local",
+    )
 
 
 def _server_args(minio: Minio) -> list[str]:
@@ -236,10 +365,10 @@ def credentials_mount() -> dict[str, Any]:
     return {"name": "credentials", "mountPath": SECRET_DIR, "readOnly": True}
 
 
-def _bucket_script(minio: Minio) -> str:
+def _bucket_script(minio: Minio, clients: list[MinioClient]) -> str:
     user = shlex.quote(f"{SECRET_DIR}/{minio.credentials.keys['access-key']}")
     password = shlex.quote(f"{SECRET_DIR}/{minio.credentials.keys['secret-key']}")
-    endpoint = f"http://{service_dns('minio', minio.namespace)}:{minio.port}"
+    endpoint = cluster_endpoint(minio)
     lines = [
         "set -eu",
         f'until mc alias set imageflow {shlex.quote(endpoint)} "$(cat {user})" "$(cat {password})"; do',
@@ -249,18 +378,57 @@ def _bucket_script(minio: Minio) -> str:
     for bucket in minio.buckets:
         name = shlex.quote(f"imageflow/{bucket.name}")
         lines += [f"mc mb --ignore-existing {name}", f"mc anonymous set {bucket.anonymous} {name}"]
+    # Each workload's user: (re)created with the keys from its Secret (a changed secret key is
+    # rotated), its policy replaced by the current document, and attached. This mc release
+    # fails an attach that is already in effect, which is the state wanted.
+    lines += [
+        "attach() {",
+        '  if ! out=$(mc admin policy attach imageflow "$1" --user "$2" 2>&1); then',
+        '    case "$out" in *"already in effect"*) ;; *) echo "$out" >&2; return 1 ;; esac',
+        "  fi",
+        "}",
+    ]
+    for client in clients:
+        keys = {key: shlex.quote(f"{USERS_DIR}/{client.name}/{key}") for key in ("access-key", "secret-key")}
+        policy = shlex.quote(client.policy)
+        lines += [
+            f"mc admin policy create imageflow {policy} {shlex.quote(f'{POLICIES_DIR}/{client.name}.json')}",
+            f'mc admin user add imageflow "$(cat {keys["access-key"]})" "$(cat {keys["secret-key"]})"',
+            f'attach {policy} "$(cat {keys["access-key"]})"',
+        ]
     return "\n".join(lines) + "\n"
 
 
-def _bucket_job(minio: Minio) -> Spec:
+def _bucket_job(minio: Minio, clients: list[MinioClient]) -> Spec:
     volume, mount = tmp_volume()
+    users = {
+        "name": "users",
+        "projected": {
+            "defaultMode": 0o440,
+            "sources": [
+                {
+                    "secret": {
+                        "name": c.secret,
+                        "items": [{"key": key, "path": f"{c.name}/{key}"} for key in ("access-key", "secret-key")],
+                    }
+                }
+                for c in clients
+            ],
+        },
+    }
+    policies = {"name": "policies", "configMap": {"name": POLICIES}}
     container = {
         "name": "mc",
         "image": tunable(_SOURCE + ("client_image",), minio.client_image, Minio, "client_image"),
-        "command": ["/bin/sh", "-c", _bucket_script(minio)],
+        "command": ["/bin/sh", "-c", _bucket_script(minio, clients)],
         "env": [{"name": "MC_CONFIG_DIR", "value": "/tmp/mc"}],
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}},
-        "volumeMounts": [mount, credentials_mount()],
+        "volumeMounts": [
+            mount,
+            credentials_mount(),
+            {"name": "users", "mountPath": USERS_DIR, "readOnly": True},
+            {"name": "policies", "mountPath": POLICIES_DIR, "readOnly": True},
+        ],
         "securityContext": container_security(),
     }
     return spec(
@@ -277,6 +445,6 @@ def _bucket_job(minio: Minio) -> Spec:
             "automountServiceAccountToken": False,
             "restartPolicy": "OnFailure",
             "containers": [container],
-            "volumes": [volume, credentials_volume(minio)],
+            "volumes": [volume, credentials_volume(minio), users, policies],
         },
     )

@@ -10,6 +10,7 @@ from ..graph import build_graph, mermaid
 from ..plan.messaging import kafka_clients
 from ..plan.network import flows
 from ..plan.processing import load_balancing
+from ..plan.storage import vm_endpoints
 from ..rendering import render
 from . import Context, Rendered
 
@@ -56,16 +57,28 @@ def render_docs(ctx: Context) -> Rendered:
     flow_rows = [
         {
             "name": f.name,
-            "source": _where(f.source_ns, f.source_pods, ()),
+            "source": _where(f.source_ns, f.source_pods, f.source_cidrs),
             "dest": _where(f.dest_ns, f.dest_pods, f.dest_cidrs),
             "ports": ", ".join(str(p) for p in f.ports),
         }
         for f in flows(topo)
     ]
+    minio_users = [
+        {
+            "name": c.name,
+            "where": f"`{c.namespace}`" if c.namespace else "",
+            "vm": c.vm or "",
+            "buckets": ", ".join(f"`{b}` ({mode})" for b, mode in c.buckets),
+            "secret": c.secret,
+        }
+        for c in plan.minio_clients
+    ]
     text = render(
         "docs/README.md.j2",
         balancing=balancing,
         flows=flow_rows,
+        minio_users=minio_users,
+        vm_endpoints=vm_endpoints(topo),
         releases=releases,
         **kafka_clients(topo),
         profile=profile,
@@ -88,5 +101,7 @@ def _where(namespace: str | None, pods: dict[str, str], cidrs: tuple[str, ...]) 
     """'`app=minio` in `imageflow-storage`', 'every pod in ...', or the addresses."""
     if cidrs:
         return ", ".join(f"`{c}`" for c in cidrs)
+    if namespace is None:
+        return "outside the cluster"
     selected = ", ".join(f"`{k}={v}`" for k, v in sorted(pods.items())) or "every pod"
     return f"{selected} in `{namespace}`"
