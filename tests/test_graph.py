@@ -358,3 +358,45 @@ def test_the_vms_reach_minio_on_every_layer(profile: str) -> None:
     assert not cluster.admits_from_outside(outsider, f"{topo.storage.minio.namespace}/minio", topo.storage.minio.port)
     edge_vm = next(v.address for v in topo.vms if v.name == topo.edge.vm)
     assert not cluster.admits_from_outside(edge_vm, f"{topo.storage.minio.namespace}/minio", 9001)
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_observability_paths_are_open_to_exactly_their_readers(profile: str) -> None:
+    """The agents' metrics to the declared readers, Tempo's API to its query clients, the agents'
+    logs to Kafka: each open, on a Service port where a Service is used, and to nobody else
+    (stand-in pods for the readers, which later issues deploy, and for a neighbour of theirs)."""
+    _, topo, plan = validated(PROFILES, profile)
+    objs = objects(plan)
+    cluster = Cluster(objs)
+    agent, tempo = topo.observability.otel_agent, topo.observability.tempo
+    readers = [(r.namespace, f"reader-{i}", dict(r.pods)) for i, r in enumerate(agent.metrics_readers)]
+    clients = [(c.namespace, f"client-{i}", dict(c.pods)) for i, c in enumerate(tempo.query_clients)]
+    neighbours = [(ns, f"neighbour-of-{name}", {"app": "neighbour"}) for ns, name, _ in readers + clients]
+    cluster.pods += readers + clients + neighbours
+    allowed = cluster.allowed()
+    agent_pod, tempo_pod = f"{agent.namespace}/{agent.name}", f"{tempo.namespace}/{tempo.name}"
+    assert readers and clients, "the shipped profiles declare the readers"
+    for ns, name, _ in readers:
+        for port in (agent.ports.metrics, agent.ports.prometheus):
+            assert (f"{ns}/{name}", agent_pod, port) in allowed
+    for ns, name, _ in clients:
+        assert (f"{ns}/{name}", tempo_pod, tempo.ports.http) in allowed
+    metrics_ports = (agent.ports.metrics, agent.ports.prometheus)
+    for ns, name, _ in neighbours:  # (every pod may send the agent its telemetry over OTLP)
+        assert not any(
+            src == f"{ns}/{name}" and (dst == tempo_pod or (dst == agent_pod and port in metrics_ports))
+            for src, dst, port in allowed
+        )
+    # Nothing but the agents sends to Tempo; the agents' metrics ports are read by the readers only.
+    readers_of = {(src, port) for src, dst, port in allowed if dst == agent_pod and port in metrics_ports}
+    assert {src for src, _ in readers_of} == {f"{ns}/{name}" for ns, name, _ in readers}
+    assert {src for src, dst, _ in allowed if dst == tempo_pod} == {agent_pod} | {f"{n}/{m}" for n, m, _ in clients}
+    services = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objs if o["kind"] == "Service"}
+    metrics = services[(agent.namespace, f"{agent.name}-metrics")]["spec"]
+    assert metrics["clusterIP"] == "None" and {p["port"] for p in metrics["ports"]} == {8888, 8889}
+    assert tempo.ports.http in {p["port"] for p in services[(tempo.namespace, tempo.name)]["spec"]["ports"]}
+    # The logs go to Kafka on the cluster's listener.
+    kafka_vm = next(v for v in topo.vms if v.name == topo.messaging.kafka.vm)
+    listener = topo.messaging.kafka.listener_on("private")
+    for broker in topo.messaging.kafka.brokers:
+        assert (agent_pod, f"ip:{kafka_vm.address}", broker.ports[listener.name]) in allowed

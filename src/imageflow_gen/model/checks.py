@@ -81,6 +81,7 @@ def check(topo: Topology) -> list[Finding]:
         _ports,
         _resources,
         _vms,
+        _agent_logs,
     ):
         findings.extend(rule(topo))
     return findings
@@ -145,6 +146,10 @@ def _namespace_uses(topo: Topology) -> Iterator[tuple[str, Path]]:
     yield topo.storage.minio.namespace, ("storage", "minio", "namespace")
     yield obs.otel_agent.namespace, ("observability", "otel_agent", "namespace")
     yield obs.tempo.namespace, ("observability", "tempo", "namespace")
+    for i, reader in enumerate(obs.otel_agent.metrics_readers):
+        yield reader.namespace, ("observability", "otel_agent", "metrics_readers", i, "namespace")
+    for i, client in enumerate(obs.tempo.query_clients):
+        yield client.namespace, ("observability", "tempo", "query_clients", i, "namespace")
     yield topo.network.gateway.namespace, ("network", "gateway", "namespace")
     yield topo.messaging.kafka.cluster_namespace, ("messaging", "kafka", "cluster_namespace")
     for key in ("api_gateway", "backend_api", "web_ui"):
@@ -456,12 +461,14 @@ def _kafka_client_keys(topo: Topology) -> list[str]:
 
 
 def _kafka_client_namespaces(topo: Topology) -> list[str]:
-    """Namespaces of the cluster's Kafka clients: the processing services', and the backend's when
-    it runs in the cluster."""
+    """Namespaces of the cluster's Kafka clients: the processing services', the backend's when it
+    runs in the cluster, and the OTel agent's when it sends logs to Kafka."""
     namespaces = [topo.processing.namespace] if topo.processing.services else []
-    backend = topo.edge.backend_api
+    backend, agent = topo.edge.backend_api, topo.observability.otel_agent
     if "cluster" in backend.runs_on and backend.namespace not in namespaces:
         namespaces.append(backend.namespace)
+    if agent.logs_topic is not None and agent.namespace not in namespaces:
+        namespaces.append(agent.namespace)
     return namespaces
 
 
@@ -652,3 +659,21 @@ def _vms(topo: Topology) -> Iterator[Finding]:
     kafka_vm = _vm(topo, topo.messaging.kafka.vm)
     if kafka_vm is not None and kafka_vm.role != "messaging":
         yield ("messaging", "kafka", "vm"), f"VM {kafka_vm.name!r} has the role {kafka_vm.role!r}, not 'messaging'"
+
+
+LOG_DIR = "/var/log"  # the kubelet keeps every container's log under /var/log/pods
+
+
+def _agent_logs(topo: Topology) -> Iterator[Finding]:
+    """The host paths are mounted for the logs pipeline and only for it."""
+    agent = topo.observability.otel_agent
+    base = ("observability", "otel_agent")
+    if agent.logs_topic is None:
+        if agent.host_paths:
+            yield base + ("host_paths",), "mounted for the logs pipeline, which is off: set logs_topic, or remove them"
+        return
+    topics = [t.name for t in topo.messaging.kafka.topics]
+    if agent.logs_topic not in topics:
+        yield base + ("logs_topic",), f"{agent.logs_topic!r} is not a Kafka topic ({_choices(topics)})"
+    if not any(LOG_DIR == p.rstrip("/") or LOG_DIR.startswith(p.rstrip("/") + "/") for p in agent.host_paths):
+        yield base + ("host_paths",), f"the logs pipeline reads {LOG_DIR}/pods: mount {LOG_DIR}"

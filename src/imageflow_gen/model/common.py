@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from .types import Cpu, Name, Quantity, Sorted, Strict, SubdomainName
+from .types import Cpu, LabelKey, LabelValue, Name, Quantity, Sorted, Strict, SubdomainName
 
 
 class Amounts(Strict):
@@ -32,3 +32,12 @@ class SecretRef(Strict):
     """Secret name."""
     keys: Annotated[dict[Name, str], Sorted]
     """Logical key -> key inside the Secret, e.g. {access-key: rootUser}."""
+
+
+class Pods(Strict):
+    """Pods by namespace and labels: who may reach a port (a NetworkPolicy peer)."""
+
+    namespace: Name
+    """Namespace of the pods."""
+    pods: Annotated[dict[LabelKey, LabelValue], Sorted]
+    """Labels the pods carry, e.g. {app: prometheus}; {} is every pod of the namespace."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .common import Resources
-from .types import AbsolutePath, Image, Name, Port, Positive, Quantity, ServiceName, Strict
+from .common import Pods, Resources
+from .types import AbsolutePath, Image, Name, Port, Positive, Quantity, ServiceName, Strict, TopicName
 
 
 class OtelAgentPorts(Strict):
@@ -17,6 +17,8 @@ class OtelAgentPorts(Strict):
     """OTLP over HTTP."""
     metrics: Port = 8888
     """The collector's own Prometheus metrics."""
+    prometheus: Port = 8889
+    """The workloads' metrics (received over OTLP), for Prometheus to scrape."""
 
 
 class OtelAgent(Strict):
@@ -33,7 +35,15 @@ class OtelAgent(Strict):
     ports: OtelAgentPorts = OtelAgentPorts()
     """Ports."""
     host_paths: list[AbsolutePath] = Field(default_factory=list)
-    """Host directories mounted read-only (seed: /var/log, /var/lib/docker/containers)."""
+    """Host directories mounted read-only (seed: /var/log, /var/lib/docker/containers), for the
+    logs pipeline: it reads the containers' logs under /var/log/pods (with Docker, links into
+    /var/lib/docker/containers). Needs `logs_topic`."""
+    logs_topic: TopicName | None = None
+    """Kafka topic the logs pipeline sends the nodes' container logs to (OTLP JSON), e.g.
+    system-logs, which Kafka Connect sinks into its bucket; unset: no logs pipeline."""
+    metrics_readers: list[Pods] = Field(default_factory=list)
+    """Who scrapes the agent's metrics (ports `metrics` and `prometheus`), e.g. Prometheus; the
+    Service publishes those ports and the policies admit exactly these pods."""
     tolerate_master: bool = True
     """Also run on master nodes (seed: yes)."""
 
@@ -70,6 +80,8 @@ class Tempo(Strict):
     """Where traces are kept inside the container."""
     mem_ballast_mb: Positive = 1024
     """-mem-ballast-size-mbs (seed: 1024)."""
+    query_clients: list[Pods] = Field(default_factory=list)
+    """Who queries Tempo's HTTP API (port `http`), e.g. Grafana; the policies admit exactly these pods."""
 
 
 class Observability(Strict):

@@ -273,6 +273,44 @@ def flows(topo: Topology) -> list[Flow]:
             (obs.tempo.ports.otlp_grpc,),
         )
     )
+    agent, tempo = obs.otel_agent, obs.tempo
+    if kafka_ports and agent.logs_topic:
+        flows.append(
+            Flow(
+                "otel-agent-to-kafka",
+                agent.namespace,
+                {"app": agent.name},
+                None,
+                {},
+                kafka_ports,
+                kafka_cidr,
+                source=("observability", "otel_agent", "logs_topic"),
+            )
+        )
+    flows += [
+        Flow(
+            f"metrics-reader-{i}-to-otel-agent",
+            reader.namespace,
+            dict(reader.pods),
+            agent.namespace,
+            {"app": agent.name},
+            (agent.ports.metrics, agent.ports.prometheus),
+            source=("observability", "otel_agent", "metrics_readers", i),
+        )
+        for i, reader in enumerate(agent.metrics_readers)
+    ]
+    flows += [
+        Flow(
+            f"tempo-client-{i}-to-tempo",
+            client.namespace,
+            dict(client.pods),
+            tempo.namespace,
+            {"app": tempo.name},
+            (tempo.ports.http,),
+            source=("observability", "tempo", "query_clients", i),
+        )
+        for i, client in enumerate(tempo.query_clients)
+    ]
     masters = tuple(sorted(f"{n.ip}/32" for n in topo.cluster.master_nodes))
     flows.append(
         Flow(

@@ -7,7 +7,10 @@ import json
 from typing import Any
 
 from ..model import Topology
+from ..model.checks import LOG_DIR
+from ..model.messaging import SASL_PROTOCOLS, TLS_PROTOCOLS, client_keys
 from ..model.observability import OtelAgent, Tempo
+from .messaging import CLUSTER_CLIENT_DIR, K3S_NETWORK, bootstrap_servers, cluster_client
 from .common import (
     Spec,
     container_security,
@@ -59,7 +62,7 @@ def _host_volume_name(path: str) -> str:
 
 def _agent_config(topo: Topology) -> str:
     agent, tempo = topo.observability.otel_agent, topo.observability.tempo
-    config = {
+    config: dict[str, Any] = {
         "extensions": {"health_check": {"endpoint": f"0.0.0.0:{OTEL_HEALTH_PORT}"}},
         "receivers": {
             "otlp": {
@@ -85,6 +88,7 @@ def _agent_config(topo: Topology) -> str:
                     ]
                 },
                 "pod_association": [
+                    {"sources": [{"from": "resource_attribute", "name": "k8s.pod.uid"}]},
                     {"sources": [{"from": "resource_attribute", "name": "k8s.pod.ip"}]},
                     {"sources": [{"from": "connection"}]},
                 ],
@@ -95,21 +99,108 @@ def _agent_config(topo: Topology) -> str:
             "otlp": {
                 "endpoint": f"{service_dns(tempo.name, tempo.namespace)}:{tempo.ports.otlp_grpc}",
                 "tls": {"insecure": True},
-            }
+            },
+            # The workloads' metrics, for the metrics readers to scrape.
+            "prometheus": {
+                "endpoint": f"0.0.0.0:{agent.ports.prometheus}",
+                "resource_to_telemetry_conversion": {"enabled": True},
+            },
         },
         "service": {
             "extensions": ["health_check"],
             "telemetry": {"metrics": {"address": f"0.0.0.0:{agent.ports.metrics}"}},
             "pipelines": {
-                "traces": {
-                    "receivers": ["otlp"],
-                    "processors": ["memory_limiter", "k8sattributes", "batch"],
-                    "exporters": ["otlp"],
-                }
+                "traces": {"receivers": ["otlp"], "processors": _PROCESSORS, "exporters": ["otlp"]},
+                "metrics": {"receivers": ["otlp"], "processors": _PROCESSORS, "exporters": ["prometheus"]},
             },
         },
     }
+    if agent.logs_topic is not None:
+        config["receivers"]["filelog"] = _filelog(agent)
+        config["exporters"]["kafka"] = _kafka_exporter(topo, agent.logs_topic)
+        config["service"]["pipelines"]["logs"] = {
+            "receivers": ["otlp", "filelog"],
+            "processors": _PROCESSORS,
+            "exporters": ["kafka"],
+        }
     return config_text(config)
+
+
+_PROCESSORS = ["memory_limiter", "k8sattributes", "batch"]
+# The Kafka API version the collector's client (sarama 1.43 in collector 0.97) speaks: the
+# newest it knows; brokers answer older clients.
+KAFKA_PROTOCOL_VERSION = "3.6.0"
+# A container's log line as the runtime writes it: CRI (containerd, K3s) or Docker's JSON.
+_CRI_LINE = r"^(?P<time>[^ Z]+Z) (?P<stream>stdout|stderr) (?P<logtag>[^ ]*) ?(?P<log>.*)$"
+# /var/log/pods/<namespace>_<pod>_<uid>/<container>/<restart>.log
+_POD_LOG_PATH = (
+    r"^.*/(?P<namespace>[^_]+)_(?P<pod_name>[^_]+)_(?P<uid>[a-f0-9-]+)"
+    r"/(?P<container_name>[^/]+)/(?P<restart_count>\d+)\.log$"
+)
+_RFC3339_NANO = "2006-01-02T15:04:05.999999999Z07:00"
+
+
+def _filelog(agent: OtelAgent) -> dict[str, Any]:
+    """Every container's log on the node, except the agent's own (which would loop), parsed into
+    the line, its stream and the pod it came from."""
+    timestamp = {"parse_from": "attributes.time", "layout_type": "gotime", "layout": _RFC3339_NANO}
+    return {
+        "include": [f"{LOG_DIR}/pods/*/*/*.log"],
+        "exclude": [f"{LOG_DIR}/pods/{agent.namespace}_{agent.name}-*/*/*.log"],
+        "start_at": "end",
+        "include_file_path": True,
+        "include_file_name": False,
+        "operators": [
+            {
+                "type": "router",
+                "id": "format",
+                "routes": [
+                    {"output": "docker", "expr": 'body matches "^\\\\{"'},
+                    {"output": "cri", "expr": 'body matches "^[^ Z]+Z"'},
+                ],
+            },
+            {"type": "json_parser", "id": "docker", "output": "path", "timestamp": timestamp},
+            {"type": "regex_parser", "id": "cri", "regex": _CRI_LINE, "output": "path", "timestamp": timestamp},
+            {"type": "regex_parser", "id": "path", "regex": _POD_LOG_PATH, "parse_from": 'attributes["log.file.path"]'},
+            {"type": "move", "from": "attributes.log", "to": "body"},
+            {"type": "move", "from": "attributes.stream", "to": 'attributes["log.iostream"]'},
+            {"type": "move", "from": "attributes.namespace", "to": 'resource["k8s.namespace.name"]'},
+            {"type": "move", "from": "attributes.pod_name", "to": 'resource["k8s.pod.name"]'},
+            {"type": "move", "from": "attributes.uid", "to": 'resource["k8s.pod.uid"]'},
+            {"type": "move", "from": "attributes.container_name", "to": 'resource["k8s.container.name"]'},
+            {"type": "remove", "field": "attributes.time"},
+        ],
+    }
+
+
+def _kafka_exporter(topo: Topology, topic: str) -> dict[str, Any]:
+    """The logs to Kafka over the cluster's listener, authenticated as the cluster's workloads are."""
+    kafka = topo.messaging.kafka
+    protocol = kafka.protocol_on(K3S_NETWORK)
+    ref = kafka.client_credentials
+    exporter: dict[str, Any] = {
+        "brokers": bootstrap_servers(topo).split(","),
+        "protocol_version": KAFKA_PROTOCOL_VERSION,
+        "topic": topic,
+        "encoding": "otlp_json",
+    }
+    if ref is None or not client_keys(protocol):
+        return exporter
+    path = {key: f"{CLUSTER_CLIENT_DIR}/{ref.keys[key]}" for key in client_keys(protocol)}
+    auth: dict[str, Any] = {}
+    if protocol in SASL_PROTOCOLS:
+        # The collector reads the password file when it loads the config (its `file` provider).
+        auth["sasl"] = {
+            "username": kafka.sasl.cluster_user,
+            "password": "${file:" + path["password"] + "}",
+            "mechanism": kafka.sasl.mechanism,
+        }
+    if protocol in TLS_PROTOCOLS:
+        auth["tls"] = {"ca_file": path["ca"]}
+        if protocol == "SSL":
+            auth["tls"] |= {"cert_file": path["certificate"], "key_file": path["private-key"]}
+    exporter["auth"] = auth
+    return exporter
 
 
 def config_text(config: dict[str, Any]) -> str:
@@ -139,17 +230,20 @@ def _agent(topo: Topology) -> list[Spec]:
     agent_labels = labels(agent.name, "observability")
     config_name = f"{agent.name}-config"
     host_mounts = [{"name": _host_volume_name(p), "mountPath": p, "readOnly": True} for p in agent.host_paths]
+    # The logs pipeline's Kafka client files (when the cluster's listener authenticates).
+    _, kafka_volumes, kafka_mounts = cluster_client(topo) if agent.logs_topic else ([], [], [])
     container = {
         "name": agent.name,
         "image": tunable(source + ("image",), agent.image, OtelAgent, "image"),
         "args": ["--config=/etc/otelcol-contrib/config.yaml"],
-        "volumeMounts": [{"name": "config", "mountPath": "/etc/otelcol-contrib"}, *host_mounts],
+        "volumeMounts": [{"name": "config", "mountPath": "/etc/otelcol-contrib"}, *host_mounts, *kafka_mounts],
         "env": [{"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}} for name, path in _DOWNWARD],
         "resources": resources(agent.resources, source),
         "ports": [
             {"containerPort": agent.ports.otlp_grpc, "name": "otlp-grpc", "protocol": "TCP"},
             {"containerPort": agent.ports.otlp_http, "name": "otlp-http", "protocol": "TCP"},
             {"containerPort": agent.ports.metrics, "name": "metrics", "protocol": "TCP"},
+            {"containerPort": agent.ports.prometheus, "name": "prometheus", "protocol": "TCP"},
         ],
         "livenessProbe": http_probe("/", OTEL_HEALTH_PORT),
         "readinessProbe": http_probe("/", OTEL_HEALTH_PORT),
@@ -158,11 +252,17 @@ def _agent(topo: Topology) -> list[Spec]:
     volumes = [{"name": "config", "configMap": {"name": config_name}}]
     # No hostPath type, as in the seed: /var/lib/docker/containers does not exist on containerd nodes.
     volumes += [{"name": _host_volume_name(p), "hostPath": {"path": p}} for p in agent.host_paths]
+    volumes += kafka_volumes
+    security = pod_security(OTEL_UID)
+    if agent.logs_topic:
+        # The runtime writes the containers' logs as root:root, mode 0640: the group root reads
+        # them, so the agent needs neither root nor a capability.
+        security["supplementalGroups"] = [0]
     pod = {
         "serviceAccount": agent.name,
         "serviceAccountName": agent.name,
         "automountServiceAccountToken": True,
-        "securityContext": pod_security(OTEL_UID),
+        "securityContext": security,
         "containers": [container],
         "volumes": volumes,
         "tolerations": _agent_tolerations(topo, agent),
@@ -227,6 +327,30 @@ def _agent(topo: Topology) -> list[Spec]:
                 {"name": "otlp-http", "port": agent.ports.otlp_http, "targetPort": "otlp-http", "protocol": "TCP"},
             ],
         ),
+        *_metrics_service(agent, agent_labels, source),
+    ]
+
+
+def _metrics_service(agent: OtelAgent, agent_labels: dict[str, str], source: tuple[str, ...]) -> list[Spec]:
+    """Every agent's metrics, for the metrics readers: a headless Service (a scraper reads each
+    node's agent, not one chosen by the Service)."""
+    if not agent.metrics_readers:
+        return []
+    return [
+        spec(
+            "Service",
+            "service",
+            source + ("metrics_readers",),
+            name=f"{agent.name}-metrics",
+            namespace=agent.namespace,
+            labels=agent_labels,
+            selector={"app": agent.name},
+            headless=True,
+            ports=[
+                {"name": "metrics", "port": agent.ports.metrics, "targetPort": "metrics", "protocol": "TCP"},
+                {"name": "prometheus", "port": agent.ports.prometheus, "targetPort": "prometheus", "protocol": "TCP"},
+            ],
+        )
     ]
 
 

@@ -1,0 +1,143 @@
+"""The OTel agent's paths end somewhere: its host mounts feed its logs pipeline, which goes through
+Kafka into a bucket; its metrics wait for their readers; its Kafka client authenticates as the
+cluster's workloads do. Read from the rendered objects and compose files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import CRDS, PROFILES
+from imageflow_gen.errors import ImageflowError
+from imageflow_gen.pipeline import build, validated
+from imageflow_gen.targets.kubernetes import objects
+
+PROFILE_NAMES = ["base", "dev", "staging", "prod"]
+
+
+def _agent(objs: list[dict[str, Any]], name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the DaemonSet's pod spec, the parsed collector config)."""
+    daemonset = next(o for o in objs if o["kind"] == "DaemonSet" and o["metadata"]["name"] == name)
+    config = next(o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == f"{name}-config")
+    return daemonset["spec"]["template"]["spec"], json.loads(config["data"]["config.yaml"])
+
+
+def _go_regex(pattern: str) -> re.Pattern[str]:
+    """An RE2 pattern of the config in Python's syntax (named groups are written alike)."""
+    return re.compile(pattern)
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_the_agents_host_mounts_feed_its_logs_into_kafka_and_a_bucket(profile: str) -> None:
+    _, topo, plan = validated(PROFILES, profile)
+    objs = objects(plan)
+    agent = topo.observability.otel_agent
+    pod, config = _agent(objs, agent.name)
+    (container,) = pod["containers"]
+    host_paths = {v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
+    mounted = {m["mountPath"] for m in container["volumeMounts"]}
+    assert host_paths and host_paths <= mounted
+    filelog = config["receivers"]["filelog"]
+    for pattern in filelog["include"]:
+        assert any(pattern.startswith(p.rstrip("/") + "/") for p in host_paths), pattern
+    # Not its own logs (they would loop through the pipeline), everyone else's.
+    own = f"/var/log/pods/{agent.namespace}_{agent.name}-x7k2p_0b6f3c1e-1111-2222-3333-444455556666/{agent.name}/0.log"
+    other = "/var/log/pods/imageflow-processing_resize-7d9f8-abcde_0b6f3c1e-1111-2222-3333-444455556666/resize/1.log"
+    assert any(fnmatch(own, p) for p in filelog["exclude"]) and not any(fnmatch(other, p) for p in filelog["exclude"])
+    assert any(fnmatch(other, p) for p in filelog["include"])
+    operators = {op["id"]: op for op in filelog["operators"] if "id" in op}
+    cri = _go_regex(operators["cri"]["regex"]).match("2024-05-01T10:00:00.123456789Z stderr F resize failed: x")
+    assert cri and cri["log"] == "resize failed: x" and cri["stream"] == "stderr"
+    path = _go_regex(operators["path"]["regex"]).match(other)
+    assert path and (path["namespace"], path["pod_name"], path["container_name"]) == (
+        "imageflow-processing",
+        "resize-7d9f8-abcde",
+        "resize",
+    )
+    # The pipeline: files and OTLP in, Kafka out, to a topic Kafka Connect sinks into a bucket
+    # whose writer may write it.
+    logs = config["service"]["pipelines"]["logs"]
+    assert set(logs["receivers"]) == {"filelog", "otlp"} and logs["exporters"] == ["kafka"]
+    topic = config["exporters"]["kafka"]["topic"]
+    assert topic in {t.name for t in topo.messaging.kafka.topics}
+    files = build(PROFILES, profile, CRDS).files
+    vm = topo.messaging.kafka.vm
+    sinks = [
+        json.loads(text)
+        for name, text in files.items()
+        if name.startswith(f"compose/{profile}/{vm}/connectors/") and name.endswith(".json")
+    ]
+    (sink,) = [s for s in sinks if topic in s["topics"].split(",")]
+    policies = next(o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "minio-policies")
+    writer = json.loads(policies["data"]["kafka-connect.json"])
+    assert any(
+        "s3:PutObject" in st["Action"] and f"arn:aws:s3:::{sink['s3.bucket.name']}/*" in st["Resource"]
+        for st in writer["Statement"]
+    )
+    # The runtime's log files are root:root 0640: read through the group, not as root.
+    security = pod["securityContext"]
+    assert security["runAsNonRoot"] is True and security["runAsUser"] != 0 and security["supplementalGroups"] == [0]
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_the_agents_kafka_client_authenticates_like_the_cluster_workloads(tmp_path: Path) -> None:
+    from test_kafka_security import SCRAM_KEYS, _profiles
+
+    profiles = _profiles(tmp_path, private="SASL_SSL", credentials=SCRAM_KEYS)
+    _, topo, plan = validated(profiles, "secure")
+    objs = objects(plan)
+    agent = topo.observability.otel_agent
+    pod, config = _agent(objs, agent.name)
+    auth = config["exporters"]["kafka"]["auth"]
+    assert auth["sasl"] == {
+        "username": topo.messaging.kafka.sasl.cluster_user,
+        "password": "${file:/etc/imageflow/kafka/password}",
+        "mechanism": "SCRAM-SHA-512",
+    }
+    assert auth["tls"] == {"ca_file": "/etc/imageflow/kafka/ca.crt"}
+    (container,) = pod["containers"]
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/etc/imageflow/kafka")
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["secretName"] == "kafka-client"
+    assert {i["key"] for i in volume["secret"]["items"]} == {"password", "ca.crt"}
+    assert any(
+        o["kind"] == "ExternalSecret"
+        and (o["metadata"]["namespace"], o["metadata"]["name"]) == (agent.namespace, "kafka-client")
+        for o in objs
+    )
+
+
+@pytest.mark.parametrize(
+    ("agent", "key", "message"),
+    [
+        ({"logs_topic": None}, "host_paths", "mounted for the logs pipeline, which is off"),
+        ({"logs_topic": "no-such-topic"}, "logs_topic", "'no-such-topic' is not a Kafka topic (defined: "),
+        ({"host_paths": ["/var/lib/docker/containers"]}, "host_paths", "the logs pipeline reads /var/log/pods"),
+    ],
+)
+def test_the_logs_pipeline_and_its_mounts_go_together(tmp_path: Path, agent: dict, key: str, message: str) -> None:
+    from test_hostile import profile_with
+
+    data = {"purpose": "x", "extends": "dev", "observability": {"otel_agent": agent}}
+    with pytest.raises(ImageflowError) as caught:
+        build(profile_with(tmp_path, "logs", data), "logs")
+    (problem,) = caught.value.problems
+    assert problem.key == f"observability.otel_agent.{key}" and problem.message.startswith(message)
+    assert problem.location.file.endswith(("logs.yaml", "base.yaml"))
+
+
+def test_without_logs_the_agent_mounts_nothing_and_has_no_kafka_client(tmp_path: Path) -> None:
+    from test_hostile import profile_with
+
+    data = {"purpose": "x", "extends": "dev", "observability": {"otel_agent": {"logs_topic": None, "host_paths": []}}}
+    objs = objects(validated(profile_with(tmp_path, "quiet", data), "quiet")[2])
+    pod, config = _agent(objs, "otel-agent")
+    assert not any("hostPath" in v for v in pod["volumes"]) and "supplementalGroups" not in pod["securityContext"]
+    assert "logs" not in config["service"]["pipelines"] and "kafka" not in config["exporters"]
+    assert not any(o["kind"] == "NetworkPolicy" and "otel-agent-to-kafka" in o["metadata"]["name"] for o in objs)
