@@ -400,3 +400,30 @@ def test_observability_paths_are_open_to_exactly_their_readers(profile: str) -> 
     listener = topo.messaging.kafka.listener_on("private")
     for broker in topo.messaging.kafka.brokers:
         assert (agent_pod, f"ip:{kafka_vm.address}", broker.ports[listener.name]) in allowed
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_meshed_namespaces_get_sidecars_that_reach_istiod_and_jobs_get_none(profile: str) -> None:
+    _, topo, plan = validated(PROFILES, profile)
+    objs = objects(plan)
+    meshed = {ns.name for ns in topo.namespaces if ns.mesh}
+    if profile == "prod":  # the canary's callers (backend, grpc-gateway) follow its weight
+        assert meshed == {topo.edge.backend_api.namespace, topo.processing.namespace}
+    for obj in (o for o in objs if o["kind"] == "Namespace"):
+        labels = obj["metadata"]["labels"]
+        assert (labels.get("istio-injection") == "enabled") == (obj["metadata"]["name"] in meshed)
+    cluster = Cluster(objs)
+    cluster.pods.append((ISTIO_NAMESPACE, "istiod", {"app": "istiod"}))
+    allowed = cluster.allowed()
+    for ns, name, _ in cluster.pods:
+        if ns != ISTIO_NAMESPACE:
+            assert ((f"{ns}/{name}", f"{ISTIO_NAMESPACE}/istiod", 15012) in allowed) == (ns in meshed), name
+    # A pod that runs to completion never gets a sidecar, which would keep it running.
+    from imageflow_gen.targets.kubernetes import render_spec
+
+    tests = [obj for spec in plan.test_specs for obj in render_spec(spec, spec.values)]
+    assert any(obj["kind"] == "Pod" for obj in tests)
+    for obj in objs + tests:
+        template = obj["spec"]["template"] if obj["kind"] == "Job" else obj if obj["kind"] == "Pod" else None
+        if template is not None:
+            assert template["metadata"]["labels"]["sidecar.istio.io/inject"] == "false", obj["metadata"]["name"]

@@ -18,3 +18,8 @@ class Namespace(Strict):
     """Pod Security admission level enforced in the namespace."""
     pod_security_reason: Text | None = None
     """Why the namespace cannot be `restricted`; required for any other level, and written as an annotation."""
+    mesh: bool = False
+    """Istio sidecars in its pods (label istio-injection=enabled): their calls follow the mesh's
+    routes (a canary's weight) and balance per request. Needs Istio installed with its CNI plugin:
+    without it, the injected init container needs NET_ADMIN and NET_RAW, which Pod Security
+    `restricted` refuses."""

@@ -152,6 +152,11 @@ def labels(name: str, component: str, **extra: str) -> dict[str, str]:
     )
 
 
+# On a pod that runs to completion (a Job's, a test's): an injected Istio sidecar would keep it
+# running forever, so such pods never get one, whichever namespace they run in.
+NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
+
+
 def pod_security(uid: int = NON_ROOT_UID) -> dict[str, Any]:
     """Pod-level part of Pod Security `restricted`: non-root, fixed ids, RuntimeDefault seccomp."""
     return {

@@ -22,6 +22,7 @@ def specs(topo: Topology) -> list[Spec]:
                 "pod-security.kubernetes.io/enforce-version": f"v{topo.cluster.kubernetes_minor}",
                 "pod-security.kubernetes.io/audit": ns.pod_security,
                 "pod-security.kubernetes.io/warn": ns.pod_security,
+                **({"istio-injection": "enabled"} if ns.mesh else {}),
             },
         )
         for i, ns in enumerate(topo.namespaces)

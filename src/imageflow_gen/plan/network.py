@@ -16,6 +16,8 @@ from .storage import vm_clients
 
 ISTIO_NAMESPACE = "istio-system"
 INGRESS_GATEWAY = {"istio": "ingressgateway"}
+ISTIOD = {"app": "istiod"}
+ISTIOD_XDS_PORT = 15012  # configuration and certificates for the sidecars
 API_SERVER_PORT = 6443
 
 
@@ -32,6 +34,17 @@ class Flow:
     dest_cidrs: tuple[str, ...] = ()
     source: Path = ("network", "policies")  # the profile key the flow comes from
     source_cidrs: tuple[str, ...] = ()  # a flow from outside the cluster: source_ns is None
+
+
+def cluster_prerequisites(topo: Topology) -> list[str]:
+    """What the cluster must have before the output works, besides K3s and the Secrets."""
+    meshed = [ns.name for ns in topo.namespaces if ns.mesh]
+    result = ["Istio with its ingress gateway"]
+    if meshed:
+        result.append(f"Istio's CNI plugin: the sidecars of {', '.join(meshed)} need it under Pod Security restricted")
+    if any(s.gpu for s in topo.processing.services):
+        result.append("on GPU nodes the NVIDIA container toolkit and device plugin")
+    return result
 
 
 def specs(topo: Topology) -> list[Spec]:
@@ -310,6 +323,19 @@ def flows(topo: Topology) -> list[Flow]:
             source=("observability", "tempo", "query_clients", i),
         )
         for i, client in enumerate(tempo.query_clients)
+    ]
+    flows += [
+        Flow(
+            f"{ns.name}-to-istiod",
+            ns.name,
+            {},
+            ISTIO_NAMESPACE,
+            dict(ISTIOD),
+            (ISTIOD_XDS_PORT,),
+            source=("namespaces", i, "mesh"),
+        )
+        for i, ns in enumerate(topo.namespaces)
+        if ns.mesh
     ]
     masters = tuple(sorted(f"{n.ip}/32" for n in topo.cluster.master_nodes))
     flows.append(

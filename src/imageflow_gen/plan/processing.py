@@ -9,6 +9,7 @@ from ..model import Topology
 from ..model.cluster import NODE_TYPE_LABEL
 from ..model.processing import Autoscaling, BlueGreenRelease, CanaryRelease, ProcessingService
 from .common import (
+    NO_SIDECAR,
     Spec,
     Tunable,
     common_labels,
@@ -157,6 +158,17 @@ def load_balancing(service: ProcessingService) -> str:
     if service.load_balancing is not None:
         return service.load_balancing
     return "mesh" if isinstance(service.release, CanaryRelease) else "client"
+
+
+def callers(topo: Topology, service: ProcessingService) -> list[tuple[str, str, bool]]:
+    """(caller, its namespace, whether it has a sidecar) for each workload that calls `service`:
+    the backend API when it runs in the cluster, and the processing services that call it. Only
+    callers with a sidecar follow the mesh's routes (a canary's weight) and balance per request."""
+    meshed = {ns.name for ns in topo.namespaces if ns.mesh}
+    backend, namespace = topo.edge.backend_api, topo.processing.namespace
+    result = [(backend.name, backend.namespace)] if "cluster" in backend.runs_on else []
+    result += [(s.name, namespace) for s in topo.processing.services if service.name in s.calls]
+    return [(name, ns, ns in meshed) for name, ns in result]
 
 
 def canary_service(service: ProcessingService) -> str:
@@ -336,7 +348,7 @@ def test_specs(topo: Topology) -> list[Spec]:
                 ("processing", "services", i, "name"),
                 name=name,
                 namespace=namespace,
-                labels=labels(f"{service.name}-test", "test", **{TEST_LABEL: "true"}),
+                labels=labels(f"{service.name}-test", "test", **{TEST_LABEL: "true"}, **NO_SIDECAR),
                 annotations={
                     "checkov.io/skip1": f"CKV_K8S_8={skip}a liveness probe has nothing to watch",
                     "checkov.io/skip2": f"CKV_K8S_9={skip}nothing routes traffic to it",

@@ -10,6 +10,7 @@ from ..model import Topology
 from ..model.checks import MinioClient, minio_clients
 from ..model.storage import Minio
 from .common import (
+    NO_SIDECAR,
     NON_ROOT_UID,
     Spec,
     common_labels,
@@ -438,7 +439,7 @@ def _bucket_job(minio: Minio, clients: list[MinioClient]) -> Spec:
         name="minio-buckets",
         namespace=minio.namespace,
         labels=labels("minio-buckets", "storage"),
-        pod_labels=labels("minio-buckets", "storage"),
+        pod_labels=labels("minio-buckets", "storage") | NO_SIDECAR,
         backoff_limit=10,
         pod={
             "securityContext": pod_security(),

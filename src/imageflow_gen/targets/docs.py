@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from ..graph import build_graph, mermaid
 from ..plan.messaging import kafka_clients
-from ..plan.network import flows
-from ..plan.processing import load_balancing
+from ..plan.network import cluster_prerequisites, flows
+from ..plan.processing import callers, load_balancing
 from ..plan.storage import vm_endpoints
 from ..rendering import render
 from . import Context, Rendered
@@ -49,6 +49,8 @@ def render_docs(ctx: Context) -> Rendered:
                 if svc.release.strategy == "blue-green"
                 else "`release.canary_weight`: percent of requests to the canary"
             ),
+            "honoured": ", ".join(f"`{name}`" for name, _, mesh in callers(topo, svc) if mesh) or "none",
+            "ignored": ", ".join(f"`{name}` (`{ns}`)" for name, ns, mesh in callers(topo, svc) if not mesh) or "none",
         }
         for svc in topo.processing.services
         if svc.release.strategy != "rolling"
@@ -93,6 +95,8 @@ def render_docs(ctx: Context) -> Rendered:
         kubernetes_minor=plan.kubernetes_minor,
         argo=topo.gitops.argocd,
         nodes=[n.name for n in topo.cluster.master_nodes + topo.cluster.worker_nodes],
+        meshed=[ns.name for ns in topo.namespaces if ns.mesh],
+        prerequisites=cluster_prerequisites(topo),
     )
     return Rendered(files={f"docs/{profile}/README.md": text})
 

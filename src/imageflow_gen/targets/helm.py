@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import __version__
 from ..plan import Plan
+from ..plan.network import cluster_prerequisites
 from ..plan.common import Tunable, with_tunables
 from ..plan.gitops import chart_dir
 from ..rendering import go_text, render
@@ -69,6 +70,7 @@ def _notes(plan: Plan) -> dict[str, Any]:
         "version": topo.cluster.version,
         "secrets": [(ref.name, ns) for ns, _, ref, _ in plan.secret_refs],
         "tests": bool(plan.test_specs),
+        "prerequisites": cluster_prerequisites(topo),
     }
 
 
