@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -31,6 +32,14 @@ def dotted(path: Path) -> str:
         else:
             text += f".{part}" if text else str(part)
     return text
+
+
+def undotted(text: str) -> Path:
+    """'minio.buckets[1].access' -> ('minio', 'buckets', 1, 'access'): the inverse of `dotted`."""
+    path: list[str | int] = []
+    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", text):
+        path.append(int(index) if index else name)
+    return tuple(path)
 
 
 @dataclass(frozen=True, order=True)

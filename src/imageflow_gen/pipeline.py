@@ -9,13 +9,15 @@ from typing import Any
 
 from . import resources
 from .capacity import Report, analyse
-from .errors import Problem, ValidationFailed
+from .errors import Problem, ValidationFailed, undotted
 from .loading import Loaded, load_profile
 from .model import Topology
 from .model.checks import secret_refs
 from .plan import Plan, make_plan, name_findings
 from .targets import Context, Rendered, registry
+from .targets.kubernetes import objects
 from .validate import parse_problems, schema_problems, schemas, secret_problems
+from .validate.paths import path_problems
 from .validate.kubernetes import SchemaStore
 from .modelling import topology
 
@@ -113,6 +115,7 @@ def build(
         + schema_problems(store, rendered.objects)
         + secret_problems(rendered.files, secret_key_names(topo))
         + [loaded.problem(f.path, f.message) for f in report.errors]
+        + [loaded.problem(undotted(p.source.partition("#")[2]), p.message) for p in path_problems(objects(plan))]
     )
     if problems:
         raise ValidationFailed(problems)
