@@ -189,7 +189,7 @@ def test_the_bucket_job_creates_every_user_and_runs_again_unchanged(tmp_path: Pa
     calls = log.splitlines()
     assert (
         calls[0]
-        == "alias set imageflow http://minio.imageflow-storage.svc.cluster.local:9000 root:rootUser root:rootPassword"
+        == "alias set imageflow https://minio.imageflow-storage.svc.cluster.local:9000 root:rootUser root:rootPassword"
     )
     for user in _expected_users(topo):
         policy = f"imageflow-{user}"

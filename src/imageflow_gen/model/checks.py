@@ -259,7 +259,7 @@ def _placement(topo: Topology) -> Iterator[Finding]:
 
 
 # The logical keys each kind of referenced Secret must map to a key of the Secret.
-_SECRET_KEYS = {"opaque": ("access-key", "secret-key"), "tls": ("cert", "key")}
+_SECRET_KEYS = {"opaque": ("access-key", "secret-key"), "tls": ("cert", "key"), "ca": ("ca",)}
 
 
 def _secret_keys(topo: Topology) -> Iterator[Finding]:
@@ -348,6 +348,11 @@ def secret_refs(topo: Topology) -> list[tuple[str, str, Any, Path]]:
     for client in minio_clients(topo):  # where it runs, and MinIO's namespace for the bucket job
         namespaces = dict.fromkeys(n for n in (client.namespace, minio.namespace) if n)
         refs += [(namespace, "opaque", client.ref, client.path) for namespace in namespaces]
+    if minio.tls is not None:
+        tls = ("storage", "minio", "tls")
+        refs.append((minio.namespace, "tls", minio.tls.certificate, tls + ("certificate",)))
+        trusting = dict.fromkeys([minio.namespace] + [c.namespace for c in minio_clients(topo) if c.namespace])
+        refs += [(namespace, "ca", minio.tls.ca, tls + ("ca",)) for namespace in trusting]
     if kafka.client_credentials is not None and _kafka_client_keys(topo):
         refs += [
             (namespace, "kafka", kafka.client_credentials, ("messaging", "kafka", "client_credentials"))

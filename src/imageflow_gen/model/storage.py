@@ -82,6 +82,19 @@ class MinioVmAccess(Strict):
     """Node port of the Service `minio-vm` (30000-32767, K3s' default range)."""
 
 
+class MinioTls(Strict):
+    """MinIO serves its S3 API over TLS only, to the cluster and the VMs alike.
+
+    The certificate must name every address clients use: the generated README lists them
+    (the Services' names, each server's name behind the headless Service, `domain`)."""
+
+    certificate: SecretRef
+    """Secret with the server's certificate chain and its key (keys: cert, key), in MinIO's namespace."""
+    ca: SecretRef
+    """Secret with the certificate of the CA that signed it (key: ca): supplied in each namespace
+    with a MinIO client, which trusts it (and MinIO's servers, which trust each other by it)."""
+
+
 class Minio(Strict):
     """MinIO object storage as a StatefulSet in the cluster (seed 8.0.3, 8.2.1)."""
 
@@ -105,6 +118,8 @@ class Minio(Strict):
     """Domain for virtual-host-style bucket requests."""
     port: Port = 9000
     """S3 API port."""
+    tls: MinioTls | None = None
+    """TLS for the S3 API; unset: plain HTTP (requests are signed, objects cross readable)."""
     vm_access: MinioVmAccess = Field(default_factory=lambda: MinioVmAccess())
     """How the VMs' MinIO users (the edge VM's backend, Kafka Connect) reach the S3 API."""
     console_port: Port = 9001

@@ -188,9 +188,10 @@ def resources(res: Resources, key: tuple[str, ...], gpu: int = 0) -> dict[str, A
     return result
 
 
-def http_probe(path: str, port: str | int, *, delay: int = 5) -> dict[str, Any]:
+def http_probe(path: str, port: str | int, *, delay: int = 5, https: bool = False) -> dict[str, Any]:
+    """An HTTP GET probe; over HTTPS the kubelet does not verify the certificate."""
     return {
-        "httpGet": {"path": path, "port": port},
+        "httpGet": {"path": path, "port": port, **({"scheme": "HTTPS"} if https else {})},
         "initialDelaySeconds": delay,
         "periodSeconds": 10,
         "timeoutSeconds": 3,

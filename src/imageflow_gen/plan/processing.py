@@ -24,7 +24,7 @@ from .common import (
     tunable,
 )
 from .messaging import bootstrap_servers, cluster_client
-from .storage import client_env, client_of, client_volume, cluster_endpoint
+from .storage import client_env, client_of, client_volumes, cluster_endpoint
 from .observability import otlp_endpoint
 
 
@@ -45,7 +45,7 @@ def service_env(topo: Topology, workload: str) -> list[dict[str, str]]:
     return [
         {"name": "MINIO_ENDPOINT", "value": cluster_endpoint(minio)},
         {"name": "MINIO_REGION", "value": minio.region},
-        *client_env(),
+        *client_env(minio),
         {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": bootstrap_servers(topo)},
         *cluster_client(topo)[0],
         {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": otlp_endpoint(topo)},
@@ -55,8 +55,8 @@ def service_env(topo: Topology, workload: str) -> list[dict[str, str]]:
 def service_files(topo: Topology, workload: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(volumes, mounts) a cluster workload adds for its MinIO keys and its Kafka client files."""
     _, volumes, mounts = cluster_client(topo)
-    volume, mount = client_volume(client_of(topo, workload))
-    return [volume, *volumes], [mount, *mounts]
+    minio_volumes, minio_mounts = client_volumes(topo.storage.minio, client_of(topo, workload))
+    return [*minio_volumes, *volumes], [*minio_mounts, *mounts]
 
 
 GPU_RUNTIME_CLASS = "nvidia"

@@ -18,6 +18,7 @@ from ..model import Topology
 from ..model.edge import EdgeComponent
 from ..model.checks import CONNECT_USER
 from ..model.messaging import Kafka, client_keys
+from ..model.storage import Minio
 from .messaging import (
     CLIENT_CA_PEM,
     CLIENT_FILES,
@@ -134,6 +135,9 @@ def _vm0(topo: Topology) -> Stack:
             },
         )
     secret_files = [("minio_access_key", "MINIO_ACCESS_KEY_FILE"), ("minio_secret_key", "MINIO_SECRET_KEY_FILE")]
+    if topo.storage.minio.tls:
+        secret_files.append((MINIO_CA_SECRET, MINIO_CA_VARIABLE))
+        env_vars[MINIO_CA_VARIABLE] = MINIO_CA_ENV
     protocol = topo.messaging.kafka.protocol_on(VPN_NETWORK)
     for key in client_keys(protocol):
         variable = f"KAFKA_{key.replace('-', '_').upper()}_FILE"
@@ -154,6 +158,17 @@ def _vm0(topo: Topology) -> Stack:
         variables=env_vars,
         files=files,
     )
+
+
+# MinIO's CA on a VM (when MinIO serves TLS): a file the .env names, a compose secret, and the
+# variable the backend and Kafka Connect read (Connect's image adds it to its JVM's truststore).
+MINIO_CA_SECRET = "minio_ca"
+MINIO_CA_VARIABLE = "MINIO_CA_FILE"
+MINIO_CA_ENV = ("./secrets/minio-ca.crt", "the certificate of the CA that signed MinIO's (PEM)")
+
+
+def _minio_ca(minio: Minio) -> dict[str, str]:
+    return {"MINIO_CA_FILE": f"/run/secrets/{MINIO_CA_SECRET}"} if minio.tls else {}
 
 
 def minio_host(topo: Topology) -> str:
@@ -181,10 +196,16 @@ def _backend(topo: Topology, backend: EdgeComponent, env: Envelope) -> dict[str,
             "KAFKA_COMPRESSION_TYPE": "lz4",
             "MINIO_ENDPOINT": vm_endpoint(minio),
             "MINIO_REGION": minio.region,
+            **_minio_ca(minio),
             "MINIO_ACCESS_KEY_FILE": "/run/secrets/minio_access_key",
             "MINIO_SECRET_KEY_FILE": "/run/secrets/minio_secret_key",
         },
-        "secrets": ["minio_access_key", "minio_secret_key", *(vm_client_secret(k) for k in client_keys(protocol))],
+        "secrets": [
+            "minio_access_key",
+            "minio_secret_key",
+            *([MINIO_CA_SECRET] if minio.tls else []),
+            *(vm_client_secret(k) for k in client_keys(protocol)),
+        ],
         "extra_hosts": [minio_host(topo)],
         "expose": [str(backend.port)],
         "networks": ["edge"],
@@ -288,6 +309,9 @@ def _vm1(topo: Topology) -> Stack:
         secrets["minio_s3_credentials"] = {
             "file": Interpolated("${MINIO_S3_CREDENTIALS_FILE:?set MINIO_S3_CREDENTIALS_FILE in .env}")
         }
+        if topo.storage.minio.tls:
+            env_vars[MINIO_CA_VARIABLE] = MINIO_CA_ENV
+            secrets[MINIO_CA_SECRET] = _secret_file(MINIO_CA_VARIABLE)
     return Stack(
         vm=vm.name,
         project=f"imageflow-{vm.name}",
@@ -468,8 +492,9 @@ def _connect(topo: Topology, kafka: Kafka, env: Envelope) -> dict[str, Any]:
             # it; older Connect ignores it, so the REST API stays internal unless the profile says).
             "CONNECT_CONFIG_PROVIDERS_FILE_PARAM_ALLOWED_PATHS": "/run/secrets",
             "KAFKA_HEAP_OPTS": "-Xms512m -Xmx1g",
+            **_minio_ca(topo.storage.minio),
         },
-        "secrets": ["minio_s3_credentials"],
+        "secrets": ["minio_s3_credentials", *([MINIO_CA_SECRET] if topo.storage.minio.tls else [])],
         "extra_hosts": [minio_host(topo)],
         **(
             {"ports": [f"{_REST_ADDRESS[connect.rest_access] or vm.address}:{connect.rest_port}:{connect.rest_port}"]}

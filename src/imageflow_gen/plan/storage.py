@@ -36,6 +36,9 @@ CLIENT_DIR = "/etc/imageflow/minio"  # a workload's own MinIO keys
 USERS_DIR = "/run/secrets/minio-users"  # the bucket job: every MinIO user's keys, one folder each
 POLICIES_DIR = "/etc/imageflow/minio-policies"  # the bucket job: one policy document per user
 POLICIES = "minio-policies"
+CA_DIR = "/etc/imageflow/minio-ca"  # the CA of MinIO's certificate, for its clients
+CA_FILE = f"{CA_DIR}/ca.crt"
+CERTS_DIR = "/etc/minio/certs"  # MinIO's own: public.crt, private.key, CAs/
 
 
 def pv_name(number: int) -> str:
@@ -124,14 +127,27 @@ def policy_document(client: MinioClient) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, indent=2) + "\n"
 
 
+def scheme(minio: Minio) -> str:
+    return "https" if minio.tls else "http"
+
+
 def cluster_endpoint(minio: Minio) -> str:
     """The S3 API's URL for cluster workloads."""
-    return f"http://{service_dns('minio', minio.namespace)}:{minio.port}"
+    return f"{scheme(minio)}://{service_dns('minio', minio.namespace)}:{minio.port}"
 
 
 def vm_endpoint(minio: Minio) -> str:
     """The S3 API's URL for the VMs: MinIO's domain (resolved by `vm_host`) and the node port."""
-    return f"http://{minio.domain}:{minio.vm_access.node_port}"
+    return f"{scheme(minio)}://{minio.domain}:{minio.vm_access.node_port}"
+
+
+def tls_names(minio: Minio) -> list[str]:
+    """The names MinIO's certificate must hold: what the cluster's clients, the servers among
+    themselves (distributed) and the VMs use; `*.<domain>` too for virtual-host-style requests."""
+    names = [service_dns("minio", minio.namespace), f"minio.{minio.namespace}.svc"]
+    if minio.mode == "distributed":
+        names.append(f"*.{service_dns(HEADLESS, minio.namespace)}")
+    return names + [minio.domain, f"*.{minio.domain}"]
 
 
 def vm_host(topo: Topology) -> str:
@@ -167,18 +183,38 @@ def client_of(topo: Topology, workload: str) -> MinioClient:
     return next(c for c in minio_clients(topo) if c.name == workload)
 
 
-def client_env() -> list[dict[str, str]]:
-    """A cluster workload's MinIO keys, as files (the variables name the files, never a value)."""
-    return [
+def client_env(minio: Minio) -> list[dict[str, str]]:
+    """A cluster workload's MinIO keys (and the CA it trusts), as files: the variables name the
+    files, never a value."""
+    env = [
         {"name": "MINIO_ACCESS_KEY_FILE", "value": f"{CLIENT_DIR}/access-key"},
         {"name": "MINIO_SECRET_KEY_FILE", "value": f"{CLIENT_DIR}/secret-key"},
     ]
+    if minio.tls:
+        env.append({"name": "MINIO_CA_FILE", "value": CA_FILE})
+    return env
 
 
-def client_volume(client: MinioClient) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(volume, mount): the workload's own MinIO user's Secret, read-only, group-readable."""
-    volume = {"name": "minio-user", "secret": {"secretName": client.secret, "defaultMode": 0o440}}
-    return volume, {"name": "minio-user", "mountPath": CLIENT_DIR, "readOnly": True}
+def client_volumes(minio: Minio, client: MinioClient) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, mounts): the workload's own MinIO user's Secret, and the CA, read-only."""
+    volumes = [{"name": "minio-user", "secret": {"secretName": client.secret, "defaultMode": 0o440}}]
+    mounts = [{"name": "minio-user", "mountPath": CLIENT_DIR, "readOnly": True}]
+    if minio.tls:
+        volume, mount = ca_volume(minio)
+        volumes.append(volume)
+        mounts.append(mount)
+    return volumes, mounts
+
+
+def ca_volume(minio: Minio) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(volume, mount): the CA of MinIO's certificate as CA_FILE."""
+    assert minio.tls is not None
+    ca = minio.tls.ca
+    volume = {
+        "name": "minio-ca",
+        "secret": {"secretName": ca.name, "defaultMode": 0o444, "items": [{"key": ca.keys["ca"], "path": "ca.crt"}]},
+    }
+    return volume, {"name": "minio-ca", "mountPath": CA_DIR, "readOnly": True}
 
 
 def _config(minio: Minio) -> dict[str, str]:
@@ -284,7 +320,7 @@ def _server_args(minio: Minio) -> list[str]:
     if minio.mode == "distributed":
         host = f"minio-{{0...{minio.nodes - 1}}}.{service_dns(HEADLESS, minio.namespace)}"
         drives = paths[0] if len(paths) == 1 else f"/data{{0...{len(paths) - 1}}}"
-        targets = [f"http://{host}:{minio.port}{drives}"]
+        targets = [f"{scheme(minio)}://{host}:{minio.port}{drives}"]
     else:
         targets = paths
     return [
@@ -295,8 +331,34 @@ def _server_args(minio: Minio) -> list[str]:
         "--console-address",
         f":{minio.console_port}",
         "--certs-dir",
-        "/tmp/certs",
+        CERTS_DIR if minio.tls else "/tmp/certs",
     ]
+
+
+def _certs(minio: Minio) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """MinIO's certificate, key and trusted CA, where it reads them (its certs dir)."""
+    if minio.tls is None:
+        return [], []
+    cert, ca = minio.tls.certificate, minio.tls.ca
+    volume = {
+        "name": "certs",
+        "projected": {
+            "defaultMode": 0o440,
+            "sources": [
+                {
+                    "secret": {
+                        "name": cert.name,
+                        "items": [
+                            {"key": cert.keys["cert"], "path": "public.crt"},
+                            {"key": cert.keys["key"], "path": "private.key"},
+                        ],
+                    }
+                },
+                {"secret": {"name": ca.name, "items": [{"key": ca.keys["ca"], "path": "CAs/ca.crt"}]}},
+            ],
+        },
+    }
+    return [volume], [{"name": "certs", "mountPath": CERTS_DIR, "readOnly": True}]
 
 
 def _statefulset(minio: Minio) -> Spec:
@@ -318,9 +380,9 @@ def _statefulset(minio: Minio) -> Spec:
         "envFrom": [{"configMapRef": {"name": "minio-config"}}],
         "resources": resources(minio.resources, _SOURCE),
         "volumeMounts": [{"name": t, "mountPath": f"/{t}"} for t in claim_templates(minio)]
-        + [mount, credentials_mount()],
-        "livenessProbe": http_probe("/minio/health/live", "api", delay=10),
-        "readinessProbe": http_probe("/minio/health/ready", "api", delay=10),
+        + [mount, credentials_mount(), *_certs(minio)[1]],
+        "livenessProbe": http_probe("/minio/health/live", "api", delay=10, https=bool(minio.tls)),
+        "readinessProbe": http_probe("/minio/health/ready", "api", delay=10, https=bool(minio.tls)),
         "securityContext": container_security(),
     }
     claims = [
@@ -351,7 +413,7 @@ def _statefulset(minio: Minio) -> Spec:
             "automountServiceAccountToken": False,
             "affinity": spread_over_nodes("minio"),
             "containers": [container],
-            "volumes": [volume, credentials_volume(minio)],
+            "volumes": [volume, credentials_volume(minio), *_certs(minio)[0]],
         },
         claims=claims,
     )
@@ -418,17 +480,24 @@ def _bucket_job(minio: Minio, clients: list[MinioClient]) -> Spec:
         },
     }
     policies = {"name": "policies", "configMap": {"name": POLICIES}}
+    trust: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+    env = [{"name": "MC_CONFIG_DIR", "value": "/tmp/mc"}]
+    if minio.tls:
+        ca, ca_mount = ca_volume(minio)
+        trust = ([ca], [ca_mount])
+        env.append({"name": "SSL_CERT_FILE", "value": CA_FILE})  # mc (Go) trusts exactly this CA
     container = {
         "name": "mc",
         "image": tunable(_SOURCE + ("client_image",), minio.client_image, Minio, "client_image"),
         "command": ["/bin/sh", "-c", _bucket_script(minio, clients)],
-        "env": [{"name": "MC_CONFIG_DIR", "value": "/tmp/mc"}],
+        "env": env,
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}},
         "volumeMounts": [
             mount,
             credentials_mount(),
             {"name": "users", "mountPath": USERS_DIR, "readOnly": True},
             {"name": "policies", "mountPath": POLICIES_DIR, "readOnly": True},
+            *trust[1],
         ],
         "securityContext": container_security(),
     }
@@ -446,6 +515,6 @@ def _bucket_job(minio: Minio, clients: list[MinioClient]) -> Spec:
             "automountServiceAccountToken": False,
             "restartPolicy": "OnFailure",
             "containers": [container],
-            "volumes": [volume, credentials_volume(minio), users, policies],
+            "volumes": [volume, credentials_volume(minio), users, policies, *trust[0]],
         },
     )
