@@ -427,3 +427,29 @@ def test_meshed_namespaces_get_sidecars_that_reach_istiod_and_jobs_get_none(prof
         template = obj["spec"]["template"] if obj["kind"] == "Job" else obj if obj["kind"] == "Pod" else None
         if template is not None:
             assert template["metadata"]["labels"]["sidecar.istio.io/inject"] == "false", obj["metadata"]["name"]
+
+
+def test_a_closed_path_is_drawn_as_closed_with_its_layer(monkeypatch: pytest.MonkeyPatch) -> None:
+    import imageflow_gen.targets.kubernetes as kubernetes
+
+    real = kubernetes.objects
+    monkeypatch.setattr(
+        kubernetes,
+        "objects",
+        lambda plan: [o for o in real(plan) if o["metadata"]["name"] != "allow-backend-to-minio-ingress"],
+    )
+    _, _, plan = validated(PROFILES, "dev")
+    graph = build_graph(plan)
+    broken = [(e.source, e.target, e.label) for e in graph.edges if e.kind == "broken"]
+    assert broken == [
+        (
+            "ns_imageflow_backend_backend_api",
+            "unreached_minio_imageflow_storage_svc_cluster_local_9000",
+            "closed: NetworkPolicy",
+        )
+    ]
+    text = mermaid(graph)
+    assert '  ns_imageflow_backend_backend_api --x|"closed: NetworkPolicy"| unreached_minio' in text
+    assert "style=bold, color=red" in dot(graph)
+    monkeypatch.undo()
+    assert not any(e.kind == "broken" for e in build_graph(plan).edges)

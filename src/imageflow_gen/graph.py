@@ -8,6 +8,10 @@ to Kafka, the VMs to MinIO's node port) are drawn dashed: no NetworkPolicy gover
 source (MinIO's admits the VMs' addresses; `tests/test_graph.py` checks that leg too). `tests/test_graph.py` checks the
 in-cluster edges against an evaluation of the rendered NetworkPolicy objects.
 
+A configured path that the render gate (`validate/paths.py`) finds closed is drawn as a
+crossed edge to what it cannot reach, labelled with the layer that closes it; render refuses
+such an output, and `imageflow-gen graph` shows where.
+
 Two writers share one graph: Mermaid (what Git hosts render, used in the output README) and
 Graphviz DOT.
 """
@@ -52,7 +56,8 @@ class Edge:
     source: str
     target: str
     label: str
-    kind: str  # flow: allowed by the NetworkPolicies; outside: not governed by them; holds: a bucket
+    kind: str  # flow: allowed by the NetworkPolicies; outside: not governed by them; holds: a bucket;
+    # broken: a configured path some layer closes
 
 
 @dataclass
@@ -152,9 +157,29 @@ def build_graph(plan: Plan) -> Graph:
     for flow in flows(topo):
         _add_flow(graph, topo, flow, kafka_vm, masters, api_server)
     _outside_edges(graph, topo, on_vm, edge_vm, kafka_vm, vms)
+    _broken_paths(graph, plan)
     used = {e.source for e in graph.edges} | {e.target for e in graph.edges}
     graph.nodes = [n for n in graph.nodes if n.shape != "anchor" or n.id in used]
     return graph
+
+
+def _broken_paths(graph: Graph, plan: Plan) -> None:
+    """Each configured path the render gate finds closed, as an edge to what it cannot reach,
+    labelled with the layer that closes it (render refuses such an output; the diagram shows why)."""
+    from .targets.kubernetes import objects
+    from .validate.paths import path_problems
+
+    for problem in path_problems(objects(plan)):
+        namespace, name = problem.caller
+        source = (
+            _id("ns", ISTIO_NAMESPACE, "ingressgateway") if namespace == ISTIO_NAMESPACE else _id("ns", namespace, name)
+        )
+        target = _id("unreached", problem.target)
+        if not any(n.id == target for n in graph.nodes):
+            graph.nodes.append(Node(target, problem.target, "", shape="round"))
+        edge = Edge(source, target, f"closed: {problem.layer}", "broken")
+        if edge not in graph.edges:
+            graph.edges.append(edge)
 
 
 def _endpoints(graph: Graph, namespace: str | None, pods: dict[str, str]) -> list[str]:
@@ -264,7 +289,7 @@ def _nested(
 def mermaid(graph: Graph) -> str:
     """Mermaid flowchart: subgraphs for VMs and namespaces, solid edges for allowed flows."""
     shapes = {"box": ('["', '"]'), "cylinder": ('[("', '")]'), "round": ('(["', '"])'), "anchor": ('(("', '"))')}
-    arrows = {"flow": "-->", "outside": "-.->", "holds": "---"}
+    arrows = {"flow": "-->", "outside": "-.->", "holds": "---", "broken": "--x"}
     lines = [f"%% {graph.title}", "flowchart LR"]
     lines += _nested(
         graph,
@@ -283,7 +308,7 @@ def _dot_text(text: str) -> str:
 def dot(graph: Graph) -> str:
     """Graphviz DOT: clusters for VMs and namespaces, solid edges for allowed flows."""
     shapes = {"box": "box", "cylinder": "cylinder", "round": "ellipse", "anchor": "circle"}
-    styles = {"flow": "solid", "outside": "dashed", "holds": "dotted"}
+    styles = {"flow": "solid", "outside": "dashed", "holds": "dotted", "broken": "bold"}
     lines = [
         "digraph imageflow {",
         f"  label={_dot_text(graph.title)};",
@@ -298,7 +323,11 @@ def dot(graph: Graph) -> str:
         lambda g: [f"subgraph cluster_{g.id} {{", f"  label={_dot_text(g.label)};"],
         "}",
     )
-    lines += [f"  {e.source} -> {e.target} [label={_dot_text(e.label)}, style={styles[e.kind]}];" for e in graph.edges]
+    colour = {"broken": ", color=red"}
+    lines += [
+        f"  {e.source} -> {e.target} [label={_dot_text(e.label)}, style={styles[e.kind]}{colour.get(e.kind, '')}];"
+        for e in graph.edges
+    ]
     lines.append("}")
     return "\n".join(lines) + "\n"
 

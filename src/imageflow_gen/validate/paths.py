@@ -46,6 +46,9 @@ class Pod:
 class PathProblem:
     source: str  # "file#key" of the caller
     message: str
+    caller: tuple[str, str] = ("", "")  # namespace and name of the calling workload (or the gateway)
+    target: str = ""  # what it calls: host:port
+    layer: str = ""  # DNS, Service or NetworkPolicy
 
 
 def _matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
@@ -168,10 +171,16 @@ def path_problems(objs: list[dict[str, Any]]) -> list[PathProblem]:
                     for host, port in _addresses(env["value"]):
                         what = f"{caller.namespace}/{caller.name} -> {host}:{port} ({env['name']})"
                         problems += [
-                            PathProblem(caller.source, f"{what}: {m}") for m in _follow(cluster, caller, host, port)
+                            _problem(caller, caller.source, what, f"{host}:{port}", m)
+                            for m in _follow(cluster, caller, host, port)
                         ]
     problems += _gateway_routes(cluster)
     return problems
+
+
+def _problem(caller: Pod, source: str, what: str, target: str, message: str) -> PathProblem:
+    layer = message.split(":", 1)[0].split(" ", 1)[0]
+    return PathProblem(source, f"{what}: {message}", (caller.namespace, caller.name), target, layer)
 
 
 def _follow(cluster: Cluster, caller: Pod, host: str, port: int) -> list[str]:
@@ -263,5 +272,5 @@ def _gateway_routes(cluster: Cluster) -> list[PathProblem]:
                     for message in _to_service(
                         cluster, caller, namespace.split(".")[0] or meta["namespace"], name, number
                     ):
-                        problems.append(PathProblem(source, f"{what}: {message}"))
+                        problems.append(_problem(caller, source, what, f"{host}:{number}", message))
     return problems
