@@ -269,6 +269,45 @@ def test_every_required_flow_is_open_and_processing_services_reach_only_what_the
     assert between == calls
 
 
+def _required_all(topo: Any) -> set[tuple[str, str, int]]:
+    """`_required`, plus what every workload needs besides the application's own calls: its
+    telemetry to the agent (OTLP), Kafka on the cluster's listener for the backend, the
+    processing services and the agent's logs, the agent's reads of the API server, and MinIO's
+    servers among themselves."""
+    proc, edge, obs, kafka = topo.processing, topo.edge, topo.observability, topo.messaging.kafka
+    agent = f"{obs.otel_agent.namespace}/{obs.otel_agent.name}"
+    minio = f"{topo.storage.minio.namespace}/minio"
+    in_cluster = [c for c in (edge.backend_api, edge.web_ui, edge.api_gateway) if "cluster" in c.runs_on]
+    pods = [f"{c.namespace}/{c.name}" for c in in_cluster]
+    pods += [f"{proc.namespace}/{d}" for s in proc.services for d, _, _ in _variants(s)]
+    pods.append(minio)
+    required = _required(topo)
+    ports = obs.otel_agent.ports
+    required |= {(pod, agent, port) for pod in pods for port in (ports.otlp_grpc, ports.otlp_http)}
+    kafka_vm = next(v for v in topo.vms if v.name == kafka.vm)
+    listener = kafka.listener_on("private").name
+    clients = [f"{proc.namespace}/{d}" for s in proc.services for d, _, _ in _variants(s)]
+    if "cluster" in edge.backend_api.runs_on:
+        clients.append(f"{edge.backend_api.namespace}/{edge.backend_api.name}")
+    if obs.otel_agent.logs_topic:
+        clients.append(agent)
+    required |= {(c, f"ip:{kafka_vm.address}", b.ports[listener]) for c in clients for b in kafka.brokers}
+    required |= {(agent, f"ip:{n.ip}", 6443) for n in topo.cluster.master_nodes}
+    required.add((minio, minio, topo.storage.minio.port))
+    return required
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_the_policies_open_exactly_the_required_flows(profile: str) -> None:
+    """Between the deployed workloads (and to the addresses outside), nothing is open that the
+    platform does not need, and everything it needs is."""
+    _, topo, plan = validated(PROFILES, profile)
+    allowed = Cluster(objects(plan)).allowed()
+    required = _required_all(topo)
+    assert required - allowed == set(), "required but denied"
+    assert allowed - required == set(), "open but not required"
+
+
 def _variants(service: Any) -> list[tuple[str, None, None]]:
     strategy = service.release.strategy
     names = {
