@@ -35,8 +35,10 @@ tools: $(STAMP)
 render: $(STAMP)
 	$(BIN)/imageflow-gen render --profile $(PROFILE)
 
+# With the local control plane built (make tools), also a real API server's dry run.
 validate: $(STAMP)
-	$(BIN)/imageflow-gen validate --profile $(PROFILE)
+	$(BIN)/imageflow-gen validate --profile $(PROFILE) \
+	  $(if $(wildcard .tools/bin/kube-apiserver),--api-server local)
 
 schema: $(STAMP)
 	$(BIN)/imageflow-gen schema

@@ -9,6 +9,7 @@
 #   k8s schemas     kubeconform layout, from the PyPI package kubernetes-validate (in .venv)
 #   check-jsonschema, checkov   a separate venv, .tools/py, from tools/requirements.lock
 #   nginx, graphviz Debian's packages, for `nginx -t` and `dot`
+#   kube-apiserver, etcd   built from the Go module proxy by tools/kube.sh (the server dry-run)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -112,6 +113,7 @@ install_kubeconform
 install_schemas
 install_python_tools
 install_debian
+bash "$ROOT/tools/kube.sh"
 
 echo "helm             $("$BIN/helm" version --short)"
 echo "kubectl          $("$BIN/kubectl" version --client 2>/dev/null | head -1 | sed 's/Client Version: //')"
@@ -122,3 +124,5 @@ echo "check-jsonschema $("$BIN/check-jsonschema" --version | awk '{print $NF}')"
 echo "checkov          $("$BIN/checkov" --version)"
 echo "nginx            $("$BIN/nginx" -v 2>&1 | sed 's/.*nginx\///')"
 echo "graphviz         $("$BIN/dot" -V 2>&1 | awk '{print $5}')"
+echo "kube-apiserver   $("$BIN/kube-apiserver" --version 2>&1 | awk '{print $2}')"
+echo "etcd             $("$BIN/etcd" --version 2>&1 | sed -n 's/etcd Version: //p')"

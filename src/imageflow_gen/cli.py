@@ -238,27 +238,57 @@ def validate(
             help="Also run kubectl kustomize, kubeconform, helm lint and the compose schema where they are installed."
         ),
     ] = True,
+    api_server: Annotated[
+        str | None,
+        typer.Option(
+            "--api-server",
+            metavar="local|kubeconfig[:CONTEXT]",
+            help=(
+                "Also apply every object with a server-side dry run: 'local' starts a throwaway "
+                "kube-apiserver and etcd (make tools builds them) and stops them after; "
+                "'kubeconfig[:CONTEXT]' uses your cluster through kubectl proxy, dry-run only: "
+                "nothing is created or changed there. Needs the tools."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Check a profile and everything it would render, writing nothing.
 
     The built-in gates always run: every file parses, every Kubernetes object matches the
     strict schema of the cluster's version, custom resources the schemas of the CRDs shipped
     with the tool (--crd-schemas adds folders searched first). With --tools (the default), the
-    real tools run too, on a temporary copy of the output.
+    real tools run too, on a temporary copy of the output. --api-server adds a real API
+    server's verdict on every object (validation code, CEL rules, Pod Security admission).
 
-    Example: imageflow-gen validate --profile prod
+    Example: imageflow-gen validate --profile prod --api-server local
     """
     from .pipeline import build
 
     crds = _crds(crd_schemas)
+    server = _api_server_choice(api_server, tools)
     result = _run(lambda: build(profiles_dir, profile, crds, reparse=True), f"in profile {profile!r}")
     _warn(result.warnings)
     if tools:
-        _run(lambda: _external_gates(result, crds), f"in the output of profile {profile!r}")
+        _run(lambda: _external_gates(result, crds, server), f"in the output of profile {profile!r}")
     _say(f"profile {profile}: {status('valid')} ({len(result.files)} files)")
 
 
-def _external_gates(result: Any, crds: list[Path]) -> None:
+def _api_server_choice(value: str | None, tools: bool) -> tuple[str, str | None] | None:
+    """('local', None) or ('kubeconfig', CONTEXT or None), checked before anything runs."""
+    if value is None:
+        return None
+    if not tools:
+        raise typer.BadParameter("needs the tools (drop --no-tools)", param_hint="--api-server")
+    kind, _, context = value.partition(":")
+    if kind == "local" and not context:
+        return ("local", None)
+    if kind == "kubeconfig":
+        return ("kubeconfig", context or None)
+    raise typer.BadParameter(f"{value!r} is not local or kubeconfig[:CONTEXT]", param_hint="--api-server")
+
+
+def _external_gates(result: Any, crds: list[Path], server: tuple[str, str | None] | None = None) -> None:
+    import contextlib
     import tempfile
 
     from .errors import ValidationFailed
@@ -266,22 +296,59 @@ def _external_gates(result: Any, crds: list[Path]) -> None:
     from .writing import write
 
     progress = Progress()
-    with tempfile.TemporaryDirectory(prefix="imageflow-validate-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="imageflow-validate-") as tmp, contextlib.ExitStack() as stack:
         write(Path(tmp), result.profile, result.files)
         try:
-            outcomes = run_all(Path(tmp), result.profile, result.kubernetes_minor, crds, result.objects, progress)
+            api = None
+            if server is not None:
+                progress("starting the API server" if server[0] == "local" else "kubectl proxy")
+                api = (stack.enter_context(_api_client(server)), server[0] == "local")
+            outcomes = run_all(Path(tmp), result.profile, result.kubernetes_minor, crds, result.objects, progress, api)
         finally:
             progress.done()
     for outcome in outcomes:
         state = (
             f"{status('skipped')} ({outcome.skipped})"
             if outcome.skipped
-            else (status("failed") if outcome.problems else status("ok"))
+            else (status("failed") if outcome.errors else status("ok"))
         )
-        _say(f"{outcome.tool}: {state}")
-    problems = [p for outcome in outcomes for p in outcome.problems]
+        _say(f"{outcome.tool}: {state}" + (f" ({outcome.summary})" if outcome.summary else ""))
+    _warn([p for outcome in outcomes for p in outcome.problems if p.severity == "warning"])
+    problems = [p for outcome in outcomes for p in outcome.errors]
     if problems:
         raise ValidationFailed(problems)
+
+
+def _api_client(server: tuple[str, str | None]) -> Any:
+    """A context manager giving the ApiClient of the chosen server."""
+    import contextlib
+
+    from .resources import data_dir
+    from .validate.apiserver import LocalApiServer, kubeconfig_proxy
+    from .validate.tools import find
+
+    kind, context = server
+    if kind == "kubeconfig":
+        kubectl = find("kubectl")
+        if kubectl is None:
+            raise UsageError(
+                [Problem(Location("--api-server"), "", "kubectl is not installed (make tools installs it)")]
+            )
+        return kubeconfig_proxy(kubectl, context)
+    binaries = {name: find(name) for name in ("etcd", "kube-apiserver", "kube-pki")}
+    missing = sorted(name for name, path in binaries.items() if path is None)
+    if missing:
+        raise UsageError(
+            [Problem(Location("--api-server"), "", f"{', '.join(missing)} not installed (make tools builds them)")]
+        )
+    crds = sorted((data_dir("schemas") / "crds" / "upstream").glob("*.yaml"))
+
+    @contextlib.contextmanager
+    def local() -> Any:
+        with LocalApiServer({k: v for k, v in binaries.items() if v}, crds) as server:
+            yield server.client
+
+    return local()
 
 
 def _out(out: Path, profiles_dir: Path) -> Path:

@@ -7,7 +7,19 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from .common import SecretRef
-from .types import Duration, Hostname, LabelKey, LabelValue, Name, Percent, Port, Positive, Sorted, Strict, UrlPrefix
+from .types import (
+    Hostname,
+    LabelKey,
+    LabelValue,
+    MeshDuration,
+    Name,
+    Percent,
+    Port,
+    Positive,
+    Sorted,
+    Strict,
+    UrlPrefix,
+)
 
 
 class IstioGateway(Strict):
@@ -41,7 +53,7 @@ class Retries(Strict):
 
     attempts: Positive
     """Retries."""
-    per_try_timeout: Duration
+    per_try_timeout: MeshDuration
     """Timeout of each try."""
 
 
@@ -50,7 +62,7 @@ class FaultDelay(Strict):
 
     percentage: Percent
     """Share of requests, in percent (seed: 0.1)."""
-    fixed_delay: Duration
+    fixed_delay: MeshDuration
     """Delay (seed: 5s)."""
 
 

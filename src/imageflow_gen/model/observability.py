@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from .common import Pods, Resources
-from .types import AbsolutePath, Image, Name, Port, Positive, Quantity, ServiceName, Strict, TopicName
+from .types import AbsolutePath, Image, Name, Port, Positive, ServiceName, Size, Strict, TopicName
 
 
 class OtelAgentPorts(Strict):
@@ -74,7 +74,7 @@ class Tempo(Strict):
     """Requests and limits."""
     ports: TempoPorts = TempoPorts()
     """Ports."""
-    storage_size: Quantity
+    storage_size: Size
     """Size of the trace volume (seed: 10Gi)."""
     storage_path: AbsolutePath = "/var/tempo"
     """Where traces are kept inside the container."""

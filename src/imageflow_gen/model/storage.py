@@ -17,8 +17,8 @@ from .types import (
     Port,
     Positive,
     Provisioner,
-    Quantity,
     Region,
+    Size,
     Sorted,
     Strict,
 )
@@ -58,7 +58,7 @@ class Bucket(Strict):
 class MinioVolumes(Strict):
     """The local PersistentVolumes behind MinIO's drives, one per drive."""
 
-    size: Quantity
+    size: Size
     """Capacity of each volume (seed: 1Ti)."""
     path_prefix: AbsolutePath
     """Host directory; drive NN is at <prefix>/NN (seed: /data/minio)."""

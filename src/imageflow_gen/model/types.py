@@ -96,11 +96,36 @@ BucketName = _pattern_type(
     63,
     {"description": "An S3 bucket name."},
 )
+_DURATION = r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)"
 Duration = _pattern_type(
-    r"[0-9]+(\.[0-9]+)?(ms|s|m|h)",
+    _DURATION,
     "a duration such as 500ms, 10s, 5m or 1h",
     32,
     {"description": "A duration: a number and a unit (ms, s, m, h)."},
+)
+_MILLISECONDS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+def _mesh_duration(value: Any) -> str:
+    """A duration Istio accepts: its CRDs' rules refuse anything not above one millisecond."""
+    what = "a duration above 1ms such as 500ms, 10s, 5m or 1h"
+    text = _string(value, what)
+    match = re.fullmatch(_DURATION, text) if len(text) <= 32 else None
+    if match is None:
+        raise _fail("pattern", f"{text!r} is not {what}")
+    if Decimal(match.group(1)) * _MILLISECONDS[match.group(2)] <= 1:
+        raise _fail("range", f"{text!r} is too short: Istio takes durations above 1ms")
+    return text
+
+
+MeshDuration = _checked_type(
+    _mesh_duration,
+    {
+        "type": "string",
+        "pattern": f"^(?:{_DURATION})$",
+        "maxLength": 32,
+        "description": "A duration above 1ms (Istio refuses shorter): a number and a unit (ms, s, m, h).",
+    },
 )
 K3sVersion = _pattern_type(
     r"v[0-9]+\.[0-9]+\.[0-9]+\+k3s[0-9]+",
@@ -261,6 +286,28 @@ _QUANTITY_SCHEMA = [
     {"type": "string", "pattern": f"^(?:{_QUANTITY})$", "maxLength": 64},
 ]
 Quantity = _checked_type(_quantity, {"anyOf": _QUANTITY_SCHEMA, "description": "A Kubernetes resource quantity."})
+
+
+def _size(value: Any) -> str:
+    """A volume's size: a quantity above zero (the API server refuses an empty volume)."""
+    text = _quantity(value)
+    from .quantity import parse
+
+    if parse(text) <= 0:
+        raise _fail("range", f"{text!r} is no size: a volume holds more than zero bytes")
+    return text
+
+
+Size = _checked_type(
+    _size,
+    {
+        "anyOf": [
+            {"type": "number", "exclusiveMinimum": 0, "maximum": QUANTITY_MAX},
+            _QUANTITY_SCHEMA[1],
+        ],
+        "description": "A volume size: a Kubernetes quantity above zero, e.g. 10Gi.",
+    },
+)
 
 
 def _cpu(value: Any) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 from ..errors import Location, Problem
 from ..shared import SOURCE_ANNOTATION, identity
 from . import schemas, source_of
+from .apiserver import ApiClient, dry_run
 
 TIMEOUT = 600
 
@@ -34,6 +35,11 @@ class ToolResult:
     tool: str
     problems: list[Problem] = field(default_factory=list)
     skipped: str | None = None
+    summary: str | None = None  # what it checked, when it passed (e.g. how many objects)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity != "warning"]
 
 
 def find(name: str) -> str | None:
@@ -210,6 +216,42 @@ def same_objects(helm_text: str, kustomize_text: str, values: str) -> ToolResult
     return ToolResult("helm = kustomize", problems)
 
 
+def api_dry_run(tool: str, client: ApiClient, text: str, source: str, *, bootstrap: bool) -> ToolResult:
+    """Every object of rendered YAML applied with a server-side dry run (validate/apiserver.py).
+
+    A refusal is a problem naming the object, the server's message (which names the field)
+    and the profile key the object came from; so is a Pod Security warning (pods that would be
+    refused). Other warnings are reported as warnings."""
+    import yaml
+
+    docs = [doc for doc in yaml.safe_load_all(text) if isinstance(doc, dict)]
+    findings = dry_run(client, docs, bootstrap=bootstrap)
+    problems = []
+    for finding in findings:
+        meta = finding.obj.get("metadata", {})
+        what = (
+            f"{finding.obj.get('kind')} "
+            + (f"{meta['namespace']}/" if meta.get("namespace") else "")
+            + str(meta.get("name"))
+        )
+        origin = source_of(finding.obj)
+        severity = "warning" if finding.warning and "PodSecurity" not in finding.message else "error"
+        problems.append(
+            Problem(
+                Location(source),
+                what,
+                f"API server: {finding.message}" + (f" (from {origin})" if origin else ""),
+                severity=severity,
+            )
+        )
+    refused = len({id(f.obj) for f in findings if not f.warning})
+    unchecked = len({id(f.obj) for f in findings if f.warning and f.message.startswith("not checked:")})
+    summary = f"{len(docs) - refused - unchecked} of {len(docs)} objects accepted" + (
+        f", {unchecked} not checked" if unchecked else ""
+    )
+    return ToolResult(tool, problems, summary=summary)
+
+
 def compose_schema(root: Path, files: list[str]) -> ToolResult:
     """check-jsonschema with the compose-spec schema it carries."""
     checker = find("check-jsonschema")
@@ -241,12 +283,17 @@ def run_all(
     crd_locations: list[Path],
     objects: list[tuple[str, Any]],
     progress: Callable[[str], None] | None = None,
+    api: tuple[ApiClient, bool] | None = None,
 ) -> list[ToolResult]:
-    """Every gate that applies to the tree under `root` for `profile`; `progress` hears each step."""
+    """Every gate that applies to the tree under `root` for `profile`; `progress` hears each step.
+    With `api` (a client, and whether to bootstrap its namespaces), the overlay's and the
+    chart's objects are also dry-run on that API server."""
     with tempfile.TemporaryDirectory(prefix="imageflow-schemas-") as schema_dir:
         # Exported once for both kubeconform runs (the overlay's and the chart's objects).
         schemas.export(Path(schema_dir), [minor])
-        return _run_all(root, profile, minor, crd_locations, objects, Path(schema_dir), progress or (lambda _: None))
+        return _run_all(
+            root, profile, minor, crd_locations, objects, Path(schema_dir), progress or (lambda _: None), api
+        )
 
 
 def _run_all(
@@ -257,6 +304,7 @@ def _run_all(
     objects: list[tuple[str, Any]],
     schema_dir: Path,
     progress: Callable[[str], None],
+    api: tuple[ApiClient, bool] | None = None,
 ) -> list[ToolResult]:
     results = []
     overlay = f"kustomize/overlays/{profile}"
@@ -277,6 +325,11 @@ def _run_all(
             results.append(
                 kubeconform(root, built, f"{overlay}/kustomization.yaml", minor, crd_locations, by_object, schema_dir)
             )
+            if api:
+                progress("API server dry-run")
+                results.append(
+                    api_dry_run("API server dry-run", api[0], built, f"{overlay}/kustomization.yaml", bootstrap=api[1])
+                )
     chart = f"helm/{profile}"
     values = f"{chart}/values.yaml"
     if (root / chart / "Chart.yaml").is_file():
@@ -291,6 +344,9 @@ def _run_all(
             results.append(ToolResult("kubeconform (chart)", result.problems, result.skipped))
             if built:
                 results.append(same_objects(rendered, built, values))
+            if api:
+                progress("API server dry-run (chart)")
+                results.append(api_dry_run("API server dry-run (chart)", api[0], rendered, values, bootstrap=api[1]))
     compose = sorted(str(p.relative_to(root)) for p in (root / "compose" / profile).rglob("docker-compose.yaml"))
     if compose:
         progress("compose schema")
