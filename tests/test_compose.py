@@ -149,7 +149,7 @@ def test_prod_matches_the_seed_roles() -> None:
     connector = yaml.safe_load(files["compose/prod/vm1/connectors/system-logs-to-minio.json"])
     assert connector["connector.class"] == "io.confluent.connect.s3.S3SinkConnector"
     assert (
-        connector["s3.bucket.name"] == "system-logs" and connector["store.url"] == "http://minio.imageflow.local:30900"
+        connector["s3.bucket.name"] == "system-logs" and connector["store.url"] == "https://minio.imageflow.local:30900"
     )
 
 
@@ -173,8 +173,8 @@ def test_env_example_lists_every_variable_and_no_secret(profile: str) -> None:
 
 @pytest.mark.parametrize("profile", PROFILE_NAMES)
 def test_no_secret_value_anywhere_in_the_output(profile: str) -> None:
-    # The keys of the root's Secret, the gateway's TLS Secret and the MinIO users' Secrets.
-    keys = frozenset({"rootUser", "rootPassword", "tls.crt", "tls.key", "access-key", "secret-key"})
+    # The keys of the root's Secret, the TLS Secrets, the MinIO users' Secrets and MinIO's CA.
+    keys = frozenset({"rootUser", "rootPassword", "tls.crt", "tls.key", "access-key", "secret-key", "ca.crt"})
     assert secret_problems(files_of(profile), keys) == []
 
 

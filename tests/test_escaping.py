@@ -117,6 +117,7 @@ def test_compose_doubles_every_dollar_but_its_own_interpolations() -> None:
                     "${IMAGEFLOW_TLS_CERTIFICATE",
                     "${IMAGEFLOW_TLS_KEY",
                     "${MINIO_S3_CREDENTIALS_FILE",
+                    "${MINIO_CA_FILE",
                 }, (path, found)
 
 

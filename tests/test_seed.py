@@ -176,7 +176,7 @@ def test_prod_minio_has_one_pv_per_drive_pinned_and_bound(prod_objects: dict) ->
     assert minio["spec"]["replicas"] == 4 and minio["spec"]["podManagementPolicy"] == "Parallel"
     assert (
         minio["spec"]["template"]["spec"]["containers"][0]["args"][1]
-        == "http://minio-{0...3}.minio-hl.imageflow-storage.svc.cluster.local:9000/data"
+        == "https://minio-{0...3}.minio-hl.imageflow-storage.svc.cluster.local:9000/data"  # prod: MinIO TLS
     )
 
 
