@@ -6,6 +6,7 @@ refused earlier, by the model, at the profile's line."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import subprocess
@@ -456,3 +457,47 @@ def test_the_server_is_built_at_the_version_the_profiles_target() -> None:
     binary = gates.find("kube-apiserver")
     assert binary is not None
     assert subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip() == "Kubernetes v1.28.9"
+
+
+def _children(pid: int, names: tuple[str, ...]) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)
+            comm = fields[0].split("(", 1)[1]
+            ppid = int(fields[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and comm in names:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.parametrize("signum", [2, 15], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_validate_stops_the_servers_it_started(signum: int) -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imageflow_gen", "validate", "--profile", "dev", "--api-server", "local"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    started: list[int] = []
+    try:
+        deadline = time.monotonic() + 300
+        while len(started) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            started = _children(proc.pid, ("etcd", "kube-apiserver"))
+            time.sleep(0.1)
+        assert len(started) == 2, "the servers did not start"
+        proc.send_signal(signum)
+        assert proc.wait(timeout=60) != 0
+    finally:
+        if proc.poll() is None:  # the test failed: leave nothing behind all the same
+            proc.kill()
+            for pid in started or _children(proc.pid, ("etcd", "kube-apiserver")):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    for pid in started:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
