@@ -262,6 +262,16 @@ def test_kubeconfig_mode_says_which_objects_it_could_not_check(server: LocalApiS
 
 # ---- what a profile could cause, refused by the model first ------------------------------------
 
+
+def _service(**fields: Any) -> dict[str, Any]:
+    """Profile data for one processing service (merged with the parent's by name)."""
+    return {"processing": {"services": [fields]}}
+
+
+def _resources(request: str, limit: str) -> dict[str, Any]:
+    return {"requests": {"cpu": request, "memory": "1Gi"}, "limits": {"cpu": limit, "memory": "1Gi"}}
+
+
 _PROFILE_LEVEL = [
     # (the server's refusal it prevents, profile data, the key refused, the start of the message)
     (
@@ -294,53 +304,19 @@ _PROFILE_LEVEL = [
     ),
     (
         "cpu-request-above-limit",
-        {
-            "processing": {
-                "services": [
-                    {
-                        "name": "resize",
-                        "resources": {
-                            "requests": {"cpu": "2", "memory": "1Gi"},
-                            "limits": {"cpu": "1", "memory": "1Gi"},
-                        },
-                    }
-                ]
-            }
-        },
+        _service(name="resize", resources=_resources("2", "1")),
         "processing.services[1].resources.requests.cpu",
         "request 2 is above the limit 1",
     ),
     (
         "hpa-min-above-max",
-        {
-            "processing": {
-                "services": [
-                    {
-                        "name": "resize",
-                        "autoscaling": {"min_replicas": 5, "max_replicas": 2, "target_cpu_utilization": 70},
-                    }
-                ]
-            }
-        },
+        _service(name="resize", autoscaling={"min_replicas": 5, "max_replicas": 2, "target_cpu_utilization": 70}),
         "processing.services[1].autoscaling.min_replicas",
         "must not exceed max_replicas",
     ),
     (
         "uppercase-name",
-        {
-            "processing": {
-                "services": [
-                    {
-                        "name": "Resize",
-                        "image": "ghcr.io/x/y:1",
-                        "resources": {
-                            "requests": {"cpu": "1", "memory": "1Gi"},
-                            "limits": {"cpu": "1", "memory": "1Gi"},
-                        },
-                    }
-                ]
-            }
-        },
+        _service(name="Resize", image="ghcr.io/x/y:1", resources=_resources("1", "1")),
         "processing.services[4].name",
         "'Resize' is not",
     ),
