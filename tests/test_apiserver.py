@@ -477,3 +477,33 @@ def test_an_interrupted_validate_stops_the_servers_it_started(signum: int) -> No
                     os.kill(pid, signal.SIGKILL)
     for pid in started:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def test_without_the_built_server_validate_says_how_to_get_it(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "imageflow_gen", "validate", "--profile", "dev", "--api-server", "local"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "IMAGEFLOW_TOOLS": str(tmp_path), "PATH": f"{gates.find('kubectl')}/..:/usr/bin:/bin"},
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "etcd, kube-apiserver, kube-pki not installed (make tools builds them)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_kubeconfig_context_that_does_not_exist_is_a_clear_error(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\nusers: []\ncontexts: []\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "imageflow_gen", "validate", "--profile", "dev", "--api-server", "kubeconfig:nope"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "--api-server kubectl proxy did not start:" in proc.stderr and 'context "nope"' in proc.stderr
+    assert "Traceback" not in proc.stderr

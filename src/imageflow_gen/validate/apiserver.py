@@ -202,12 +202,11 @@ class LocalApiServer:
     client: ApiClient = field(init=False)
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False)
     _dir: Path | None = field(default=None, init=False)
+    _previous: Any = field(default=None, init=False)  # the SIGTERM handler to restore
 
     def __enter__(self) -> LocalApiServer:
-        previous = signal.getsignal(signal.SIGTERM) if _main_thread() else None
         if _main_thread():
-            signal.signal(signal.SIGTERM, _terminate)
-        self._previous = previous
+            self._previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             self._start()
         except BaseException:
@@ -387,15 +386,20 @@ def kubeconfig_proxy(kubectl: str, context: str | None) -> Iterator[ApiClient]:
     argv = [kubectl, "proxy", "--port=0", "--address=127.0.0.1"]
     if context:
         argv.append(f"--context={context}")
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        assert proc.stdout is not None and proc.stderr is not None
-        line = proc.stdout.readline()
-        match = re.search(r"127\.0\.0\.1:(\d+)", line)
-        if not match:
-            raise ApiServerError(f"kubectl proxy did not start: {(line + proc.stderr.read()).strip()}")
-        yield ApiClient(f"http://127.0.0.1:{match.group(1)}")
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=15)
+    # Its log goes to a file, never a pipe nobody reads (a full pipe would stall the proxy).
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            match = re.search(r"127\.0\.0\.1:(\d+)", line)
+            if not match:
+                proc.wait(timeout=15)
+                log.seek(0)
+                said = (line + log.read().decode(errors="replace")).strip()
+                raise ApiServerError(f"kubectl proxy did not start: {said}")
+            yield ApiClient(f"http://127.0.0.1:{match.group(1)}")
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=15)
