@@ -235,3 +235,18 @@ def test_a_workloads_minio_secret_is_its_own(tmp_path: Path, service: str, expec
 
 
 _RESOURCES = {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}}
+
+
+@pytest.mark.parametrize("key", ["../rootUser", "root user", "..", "${env:X}"])
+def test_a_secret_key_is_a_key_the_api_server_takes_and_a_safe_file_name(tmp_path: Path, key: str) -> None:
+    from test_hostile import profile_with
+
+    from imageflow_gen.errors import ImageflowError
+    from imageflow_gen.pipeline import build
+
+    data = {"purpose": "x", "extends": "dev", "storage": {"minio": {"credentials": {"keys": {"access-key": key}}}}}
+    with pytest.raises(ImageflowError) as caught:
+        build(profile_with(tmp_path, "keys", data), "keys")
+    (problem,) = caught.value.problems
+    assert problem.key == "storage.minio.credentials.keys.access-key"
+    assert problem.message == f"{key!r} is not a Secret key (letters, digits, '-', '_' and '.'; not '.' or '..')"

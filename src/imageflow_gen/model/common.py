@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from .types import Cpu, LabelKey, LabelValue, Name, Quantity, Sorted, Strict, SubdomainName
+from .types import Cpu, LabelKey, LabelValue, Name, Quantity, SecretKey, Sorted, Strict, SubdomainName
 
 
 class Amounts(Strict):
@@ -30,7 +30,7 @@ class SecretRef(Strict):
 
     name: SubdomainName
     """Secret name."""
-    keys: Annotated[dict[Name, str], Sorted]
+    keys: Annotated[dict[Name, SecretKey], Sorted]
     """Logical key -> key inside the Secret, e.g. {access-key: rootUser}."""
 
 

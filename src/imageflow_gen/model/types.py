@@ -63,6 +63,14 @@ Name = _pattern_type(
     {"description": "A DNS-1123 label."},
 )
 SubdomainName = _pattern_type(DNS_SUBDOMAIN, "a DNS-1123 subdomain", 253, {"description": "A DNS-1123 subdomain."})
+# A key inside a Secret or ConfigMap, as the API server takes it; never "." or "..", so it is
+# also a safe file name where the key is mounted.
+SecretKey = _pattern_type(
+    r"(?!\.\.?$)[-._a-zA-Z0-9]+",
+    "a Secret key (letters, digits, '-', '_' and '.'; not '.' or '..')",
+    253,
+    {"description": "A key inside a Secret: letters, digits, '-', '_' and '.'."},
+)
 # Services and the other kinds named by DNS-1035 labels: a letter first, so the name can be a
 # host name of its own (the API server refuses a Service named 1-resize).
 ServiceName = _pattern_type(
