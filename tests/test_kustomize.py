@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from conftest import CRDS, PROFILES
 from imageflow_gen.pipeline import build, validated
 from imageflow_gen.targets import jsonpatch
 from imageflow_gen.targets.kubernetes import identity, objects
+from imageflow_gen.writing import write
 from imageflow_gen.yamlio import parse_all
 
 PROFILE_NAMES = ["dev", "staging", "prod"]
@@ -54,3 +59,18 @@ def test_jsonpatch_diff_and_apply_round_trip() -> None:
     new = {"a": 2, "b": {"c": [1, 3, {"d": "w", "e": 1}], "f": [1]}, "x/y": None}
     assert jsonpatch.apply(old, jsonpatch.diff(old, new)) == new
     assert jsonpatch.diff(old, old) == []
+
+
+@pytest.mark.parametrize("profile", ["dev", "staging", "prod"])
+def test_a_plain_kubectl_apply_creates_each_object_after_what_it_needs(profile: str, tmp_path: Path) -> None:
+    """The built overlay lists the objects in Argo CD's wave order (a RuntimeClass, a Namespace
+    or a StorageClass before the pods that use them), which `kubectl apply -k` follows."""
+    import yaml
+
+    from imageflow_gen.plan.common import SYNC_WAVES
+    from imageflow_gen.validate import tools as gates
+
+    write(tmp_path, profile, build(PROFILES, profile, CRDS).files)
+    _, built = gates.kustomize_build(tmp_path, f"kustomize/overlays/{profile}")
+    waves = [SYNC_WAVES[d["kind"]] for d in yaml.safe_load_all(built) if isinstance(d, dict)]
+    assert len(waves) > 50 and waves == sorted(waves), waves

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..plan.common import apply_order
 from ..rendering import render as render_template
 from ..yamlio import dump, parse_all
 from . import Context, Rendered, jsonpatch
@@ -28,7 +29,9 @@ def render(ctx: Context) -> Rendered:
 
 
 def _kustomization(resources: list[str], patches: list[dict[str, Any]]) -> str:
-    text = render_template("kustomize/kustomization.yaml.j2", resources=resources, patches=patches)
+    text = render_template(
+        "kustomize/kustomization.yaml.j2", resources=resources, patches=patches, order=apply_order()
+    )
     return dump(parse_all(text)[0])
 
 
