@@ -141,3 +141,42 @@ def test_without_logs_the_agent_mounts_nothing_and_has_no_kafka_client(tmp_path:
     assert not any("hostPath" in v for v in pod["volumes"]) and "supplementalGroups" not in pod["securityContext"]
     assert "logs" not in config["service"]["pipelines"] and "kafka" not in config["exporters"]
     assert not any(o["kind"] == "NetworkPolicy" and "otel-agent-to-kafka" in o["metadata"]["name"] for o in objs)
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_every_claim_names_a_class_that_gives_it_a_volume(profile: str) -> None:
+    """No claim waits for a default StorageClass the cluster may not have: each names one
+    defined in the output (MinIO's, with its volumes) or one the cluster provides (listed as a
+    prerequisite in the generated README)."""
+    _, topo, plan = validated(PROFILES, profile)
+    objs = objects(plan)
+    defined = {o["metadata"]["name"] for o in objs if o["kind"] == "StorageClass"}
+    claims = [
+        (o["metadata"]["name"], c)
+        for o in objs
+        if o["kind"] == "StatefulSet"
+        for c in o["spec"].get("volumeClaimTemplates", [])
+    ] + [(o["metadata"]["name"], o) for o in objs if o["kind"] == "PersistentVolumeClaim"]
+    assert {name for name, _ in claims} >= {"minio", topo.observability.tempo.name}
+    for name, claim in claims:
+        cls = claim["spec"].get("storageClassName")
+        assert cls in defined or cls in topo.storage.cluster_classes, (name, cls)
+    readme = build(PROFILES, profile, CRDS).files[f"docs/{profile}/README.md"]
+    assert "the StorageClass local-path, which the cluster provides (K3s: local-path), for Tempo's volume" in readme
+
+
+@pytest.mark.parametrize(
+    ("storage_class", "message"),
+    [
+        ("fast-ssd", "storage class 'fast-ssd' has no provisioner: nothing would create Tempo's volume"),
+        ("gold", "storage class 'gold' is neither defined nor provided by the cluster (defined: fast-ssd, local-path)"),
+    ],
+)
+def test_tempos_class_must_provision_its_volume(tmp_path: Path, storage_class: str, message: str) -> None:
+    from test_hostile import profile_with
+
+    data = {"purpose": "x", "extends": "dev", "observability": {"tempo": {"storage_class": storage_class}}}
+    with pytest.raises(ImageflowError) as caught:
+        build(profile_with(tmp_path, "tempo", data), "tempo")
+    (problem,) = caught.value.problems
+    assert problem.key == "observability.tempo.storage_class" and problem.message == message

@@ -385,6 +385,7 @@ def _storage(topo: Topology) -> Iterator[Finding]:
     classes = {sc.name for sc in topo.storage.storage_classes}
     if minio.storage_class not in classes:
         yield base + ("storage_class",), f"storage class {minio.storage_class!r} is not defined ({_choices(classes)})"
+    yield from _tempo_class(topo)
     if minio.mode == "distributed" and minio.drives < 4:
         yield (
             base + ("nodes",),
@@ -682,3 +683,18 @@ def _agent_logs(topo: Topology) -> Iterator[Finding]:
         yield base + ("logs_topic",), f"{agent.logs_topic!r} is not a Kafka topic ({_choices(topics)})"
     if not any(LOG_DIR == p.rstrip("/") or LOG_DIR.startswith(p.rstrip("/") + "/") for p in agent.host_paths):
         yield base + ("host_paths",), f"the logs pipeline reads {LOG_DIR}/pods: mount {LOG_DIR}"
+
+
+NO_PROVISIONER = "kubernetes.io/no-provisioner"
+
+
+def _tempo_class(topo: Topology) -> Iterator[Finding]:
+    """Tempo's claim names a class that provisions volumes: one the cluster provides, or one
+    defined here with a provisioner (a no-provisioner class has only MinIO's volumes)."""
+    name, path = topo.observability.tempo.storage_class, ("observability", "tempo", "storage_class")
+    defined = {sc.name: sc for sc in topo.storage.storage_classes}
+    if name in defined and defined[name].provisioner == NO_PROVISIONER:
+        yield path, f"storage class {name!r} has no provisioner: nothing would create Tempo's volume"
+    elif name not in defined and name not in topo.storage.cluster_classes:
+        known = set(defined) | set(topo.storage.cluster_classes)
+        yield path, f"storage class {name!r} is neither defined nor provided by the cluster ({_choices(known)})"

@@ -76,6 +76,9 @@ class Tempo(Strict):
     """Ports."""
     storage_size: Size
     """Size of the trace volume (seed: 10Gi)."""
+    storage_class: Name = "local-path"
+    """StorageClass of the trace volume's claim: one with a provisioner (the seed names none; a
+    claim without one waits for a default class the cluster may not have)."""
     storage_path: AbsolutePath = "/var/tempo"
     """Where traces are kept inside the container."""
     mem_ballast_mb: Positive = 1024

@@ -145,5 +145,8 @@ class Storage(Strict):
 
     storage_classes: list[StorageClass] = Field(default_factory=list)
     """StorageClasses to create."""
+    cluster_classes: list[Name] = Field(default_factory=lambda: ["local-path"])
+    """StorageClasses the cluster provides itself, which claims may name too (K3s ships
+    local-path, from its local-path provisioner); listed as a prerequisite where used."""
     minio: Minio
     """MinIO."""

@@ -51,6 +51,8 @@ def apply_order() -> list[str]:
     order Argo CD applies them in, and the one `kubectl apply -k` gets from the kustomization,
     so that nothing is created before what it needs (a RuntimeClass before the pods)."""
     return sorted(SYNC_WAVES, key=lambda kind: (SYNC_WAVES[kind], kind))
+
+
 MANAGED_BY = "imageflow-gen"
 NON_ROOT_UID = 10001
 

@@ -42,6 +42,12 @@ def cluster_prerequisites(topo: Topology) -> list[str]:
     result = ["Istio with its ingress gateway"]
     if meshed:
         result.append(f"Istio's CNI plugin: the sidecars of {', '.join(meshed)} need it under Pod Security restricted")
+    provided = topo.storage.cluster_classes
+    if topo.observability.tempo.storage_class in provided:
+        result.append(
+            f"the StorageClass {topo.observability.tempo.storage_class}, which the cluster provides "
+            "(K3s: local-path), for Tempo's volume"
+        )
     if any(s.gpu for s in topo.processing.services):
         result.append("on GPU nodes the NVIDIA container toolkit and device plugin")
     return result

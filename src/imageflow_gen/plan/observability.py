@@ -409,7 +409,11 @@ def _tempo(tempo: Tempo) -> list[Spec]:
     claims = [
         {
             "metadata": {"name": "data"},
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": tempo.storage_size}}},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": tempo.storage_class,
+                "resources": {"requests": {"storage": tempo.storage_size}},
+            },
         }
     ]
     return [

@@ -29,9 +29,7 @@ def render(ctx: Context) -> Rendered:
 
 
 def _kustomization(resources: list[str], patches: list[dict[str, Any]]) -> str:
-    text = render_template(
-        "kustomize/kustomization.yaml.j2", resources=resources, patches=patches, order=apply_order()
-    )
+    text = render_template("kustomize/kustomization.yaml.j2", resources=resources, patches=patches, order=apply_order())
     return dump(parse_all(text)[0])
 
 
