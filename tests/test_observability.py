@@ -180,3 +180,52 @@ def test_tempos_class_must_provision_its_volume(tmp_path: Path, storage_class: s
         build(profile_with(tmp_path, "tempo", data), "tempo")
     (problem,) = caught.value.problems
     assert problem.key == "observability.tempo.storage_class" and problem.message == message
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_every_workload_with_more_than_one_replica_has_a_budget_and_the_readme_says_what_blocks(
+    profile: str,
+) -> None:
+    _, topo, plan = validated(PROFILES, profile)
+    objs = objects(plan)
+    budgets = [o for o in objs if o["kind"] == "PodDisruptionBudget"]
+    hpas = {
+        o["spec"]["scaleTargetRef"]["name"]: o["spec"]["minReplicas"]
+        for o in objs
+        if o["kind"] == "HorizontalPodAutoscaler"
+    }
+    for obj in objs:
+        if obj["kind"] not in ("Deployment", "StatefulSet"):
+            continue
+        replicas = hpas.get(obj["metadata"]["name"], obj["spec"].get("replicas", 1))
+        labels = obj["spec"]["template"]["metadata"]["labels"]
+        covering = [
+            b
+            for b in budgets
+            if b["metadata"]["namespace"] == obj["metadata"]["namespace"]
+            and all(labels.get(k) == v for k, v in b["spec"]["selector"]["matchLabels"].items())
+        ]
+        if replicas > 1:
+            assert len(covering) == 1 and covering[0]["spec"] == {
+                "maxUnavailable": 1,
+                "selector": covering[0]["spec"]["selector"],
+            }, obj["metadata"]["name"]
+        # A budget never covers two workloads (it would count their pods together).
+        for budget in covering:
+            selected = [
+                o
+                for o in objs
+                if o["kind"] in ("Deployment", "StatefulSet")
+                and o["metadata"]["namespace"] == budget["metadata"]["namespace"]
+                and all(
+                    o["spec"]["template"]["metadata"]["labels"].get(k) == v
+                    for k, v in budget["spec"]["selector"]["matchLabels"].items()
+                )
+            ]
+            assert len(selected) == 1, budget["metadata"]["name"]
+    readme = build(PROFILES, profile, CRDS).files[f"docs/{profile}/README.md"]
+    drains = readme.split("## Draining a node", 1)[1].split("## How to validate", 1)[0]
+    for host in set(topo.storage.minio.volumes.hosts):
+        assert f"Draining {host} " in drains
+    if profile == "prod":
+        assert "Draining k3s-worker-03 stops after evicting one MinIO server" in drains

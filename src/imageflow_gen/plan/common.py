@@ -245,8 +245,11 @@ def spread_over_nodes(app: str) -> dict[str, Any]:
     }
 
 
-def disruption_budget(name: str, namespace: str, source: Path, component: str) -> Spec:
-    """At most one pod of the workload down at a time during voluntary disruptions (drains)."""
+def disruption_budget(
+    name: str, namespace: str, source: Path, component: str, selector: dict[str, str] | None = None
+) -> Spec:
+    """At most one pod of the workload down at a time during voluntary disruptions (drains);
+    `selector` picks its pods (default: app=<name>)."""
     return spec(
         "PodDisruptionBudget",
         "poddisruptionbudget",
@@ -254,5 +257,5 @@ def disruption_budget(name: str, namespace: str, source: Path, component: str) -
         name=name,
         namespace=namespace,
         labels=labels(name, component),
-        selector={"app": name},
+        selector=selector or {"app": name},
     )

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from ..model import Topology
 from ..model.edge import EdgeComponent
-from .common import Spec, container_security, http_probe, labels, pod_security, resources, spec, tmp_volume, tunable
+from .common import (
+    Spec,
+    container_security,
+    disruption_budget,
+    http_probe,
+    labels,
+    pod_security,
+    resources,
+    spec,
+    tmp_volume,
+    tunable,
+)
 from .processing import service_env, service_files
 
 _COMPONENTS = ("api_gateway", "backend_api", "web_ui")
@@ -65,4 +76,5 @@ def _component(topo: Topology, component: EdgeComponent, source: tuple[str, str]
             headless=False,
             ports=[{"name": "http", "port": component.port, "targetPort": "http", "protocol": "TCP"}],
         ),
+        *([disruption_budget(component.name, component.namespace, source, "edge")] if component.replicas > 1 else []),
     ]

@@ -11,6 +11,7 @@ from ..model.processing import Autoscaling, BlueGreenRelease, CanaryRelease, Pro
 from .common import (
     NO_SIDECAR,
     Spec,
+    disruption_budget,
     Tunable,
     common_labels,
     container_security,
@@ -181,6 +182,14 @@ def _release_specs(topo: Topology, service: ProcessingService, source: Path) -> 
     namespace = topo.processing.namespace
     for name, extra, image, replicas, autoscaled in variants(service):
         result.append(_deployment(topo, service, source, name, extra, image, replicas))
+        if autoscaled and service.autoscaling:
+            fewest = service.autoscaling.min_replicas
+        else:
+            fewest = replicas.value if replicas is not None else 1
+        if isinstance(fewest, int) and fewest > 1:
+            # A drain takes one pod of it at a time, so the others keep serving.
+            selector = {"app": service.name, **extra}
+            result.append(disruption_budget(name, namespace, source, "processing", selector))
         if autoscaled and service.autoscaling:
             result.append(
                 spec(

@@ -10,7 +10,7 @@ from ..graph import build_graph, mermaid
 from ..plan.messaging import kafka_clients
 from ..plan.network import cluster_prerequisites, flows
 from ..plan.processing import callers, load_balancing
-from ..plan.storage import tls_names, vm_endpoints
+from ..plan.storage import drain_notes, tls_names, vm_endpoints
 from ..rendering import render
 from . import Context, Rendered
 
@@ -82,6 +82,7 @@ def render_docs(ctx: Context) -> Rendered:
         minio_users=minio_users,
         vm_endpoints=vm_endpoints(topo),
         minio_tls_names=tls_names(topo.storage.minio),
+        drain_notes=drain_notes(topo),
         releases=releases,
         **kafka_clients(topo),
         profile=profile,
