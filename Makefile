@@ -46,8 +46,9 @@ schema: $(STAMP)
 crds: $(STAMP)
 	$(BIN)/python tools/crds.py
 
+# On every core: the tests are independent (each writes to its own temporary folders).
 test: $(STAMP) tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 bench: $(STAMP) tools
 	$(BIN)/python bench/bench.py
