@@ -468,17 +468,12 @@ def test_meshed_namespaces_get_sidecars_that_reach_istiod_and_jobs_get_none(prof
             assert template["metadata"]["labels"]["sidecar.istio.io/inject"] == "false", obj["metadata"]["name"]
 
 
-def test_a_closed_path_is_drawn_as_closed_with_its_layer(monkeypatch: pytest.MonkeyPatch) -> None:
-    import imageflow_gen.targets.kubernetes as kubernetes
+def test_a_closed_path_is_drawn_as_closed_with_its_layer() -> None:
+    from imageflow_gen.validate.paths import path_problems
 
-    real = kubernetes.objects
-    monkeypatch.setattr(
-        kubernetes,
-        "objects",
-        lambda plan: [o for o in real(plan) if o["metadata"]["name"] != "allow-backend-to-minio-ingress"],
-    )
     _, _, plan = validated(PROFILES, "dev")
-    graph = build_graph(plan)
+    broken_objects = [o for o in objects(plan) if o["metadata"]["name"] != "allow-backend-to-minio-ingress"]
+    graph = build_graph(plan, path_problems(broken_objects))
     broken = [(e.source, e.target, e.label) for e in graph.edges if e.kind == "broken"]
     assert broken == [
         (
@@ -490,5 +485,33 @@ def test_a_closed_path_is_drawn_as_closed_with_its_layer(monkeypatch: pytest.Mon
     text = mermaid(graph)
     assert '  ns_imageflow_backend_backend_api --x|"closed: NetworkPolicy"| unreached_minio' in text
     assert "style=bold, color=red" in dot(graph)
-    monkeypatch.undo()
-    assert not any(e.kind == "broken" for e in build_graph(plan).edges)
+    assert not any(e.kind == "broken" for e in build_graph(plan, path_problems(objects(plan))).edges)
+
+
+_BROKEN_GRAPH = """
+import sys
+import imageflow_gen.targets.kubernetes as kubernetes
+real = kubernetes.objects
+kubernetes.objects = lambda plan: [
+    o for o in real(plan) if o["metadata"]["name"] != "allow-backend-to-minio-ingress"
+]
+from imageflow_gen.cli import main
+sys.argv = ["imageflow-gen", *sys.argv[1:]]
+main()
+"""
+
+
+def test_the_graph_command_runs_the_path_gate() -> None:
+    import sys
+
+    from conftest import REPO
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _BROKEN_GRAPH, "graph", "--profile", "dev"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert '  ns_imageflow_backend_backend_api --x|"closed: NetworkPolicy"| unreached_minio' in proc.stdout

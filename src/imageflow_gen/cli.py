@@ -446,7 +446,10 @@ def graph(
     if fmt not in FORMATS:
         raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
     _, _, plan = _run(lambda: validated(profiles_dir, profile), f"in profile {profile!r}")
-    typer.echo(write(build_graph(plan), fmt), nl=False)
+    from .targets.kubernetes import objects
+    from .validate.paths import path_problems
+
+    typer.echo(write(build_graph(plan, path_problems(objects(plan))), fmt), nl=False)
 
 
 @app.command()

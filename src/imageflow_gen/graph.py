@@ -5,12 +5,13 @@ Deployments, StatefulSets and DaemonSets, and each in-cluster edge is a flow the
 NetworkPolicies allow at both ends (`plan.network.flows`); a flow the policies deny has no
 edge. Edges from outside the cluster (Internet to the edge VM, the edge VM's proxying, the VPN
 to Kafka, the VMs to MinIO's node port) are drawn dashed: no NetworkPolicy governs their
-source (MinIO's admits the VMs' addresses; `tests/test_graph.py` checks that leg too). `tests/test_graph.py` checks the
-in-cluster edges against an evaluation of the rendered NetworkPolicy objects.
+source (MinIO's admits the VMs' addresses). `tests/test_graph.py` checks the in-cluster edges,
+and the VMs' leg to MinIO, against an evaluation of the rendered NetworkPolicy objects.
 
 A configured path that the render gate (`validate/paths.py`) finds closed is drawn as a
-crossed edge to what it cannot reach, labelled with the layer that closes it; render refuses
-such an output, and `imageflow-gen graph` shows where.
+crossed edge to what it cannot reach, labelled with the layer that closes it: render refuses
+such an output, and `imageflow-gen graph` (which runs the gate) shows where. The output
+README's diagram needs no such edge: its render passed the gate.
 
 Two writers share one graph: Mermaid (what Git hosts render, used in the output README) and
 Graphviz DOT.
@@ -19,8 +20,8 @@ Graphviz DOT.
 from __future__ import annotations
 
 import re
-from typing import Any
-from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .model import Topology
@@ -29,6 +30,9 @@ from .plan.messaging import kafka_vm_address
 from .model.checks import CONNECT_USER
 from .plan.network import INGRESS_GATEWAY, ISTIO_NAMESPACE, Flow, flows
 from .plan.storage import vm_clients
+
+if TYPE_CHECKING:  # the diagram takes the gate's findings; it never runs the gate itself
+    from .validate.paths import PathProblem
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 FORMATS = ("mermaid", "dot")
@@ -79,8 +83,9 @@ def _ports(ports: tuple[int, ...] | list[int]) -> str:
     return "TCP " + ", ".join(str(p) for p in sorted(ports))
 
 
-def build_graph(plan: Plan) -> Graph:
-    """The diagram of a planned topology."""
+def build_graph(plan: Plan, closed: Sequence[PathProblem] = ()) -> Graph:
+    """The diagram of a planned topology; `closed`, the paths the render gate found closed
+    (`validate.paths.path_problems`), drawn as such."""
     topo = plan.topology
     graph = Graph(title=f"imageflow-gen {plan.profile}: {topo.cluster.name}")
     vms = {vm.name: vm for vm in topo.vms}
@@ -157,19 +162,16 @@ def build_graph(plan: Plan) -> Graph:
     for flow in flows(topo):
         _add_flow(graph, topo, flow, kafka_vm, masters, api_server)
     _outside_edges(graph, topo, on_vm, edge_vm, kafka_vm, vms)
-    _broken_paths(graph, plan)
+    _broken_paths(graph, closed)
     used = {e.source for e in graph.edges} | {e.target for e in graph.edges}
     graph.nodes = [n for n in graph.nodes if n.shape != "anchor" or n.id in used]
     return graph
 
 
-def _broken_paths(graph: Graph, plan: Plan) -> None:
-    """Each configured path the render gate finds closed, as an edge to what it cannot reach,
-    labelled with the layer that closes it (render refuses such an output; the diagram shows why)."""
-    from .targets.kubernetes import objects
-    from .validate.paths import path_problems
-
-    for problem in path_problems(objects(plan)):
+def _broken_paths(graph: Graph, closed: Sequence[PathProblem]) -> None:
+    """Each closed path as an edge to what it cannot reach, labelled with the layer that closes
+    it (render refuses such an output; the diagram shows why)."""
+    for problem in closed:
         namespace, name = problem.caller
         source = (
             _id("ns", ISTIO_NAMESPACE, "ingressgateway") if namespace == ISTIO_NAMESPACE else _id("ns", namespace, name)
