@@ -17,6 +17,7 @@ from .common import (
     tunable,
 )
 from .processing import service_env, service_files
+from .storage import client_of
 
 _COMPONENTS = ("api_gateway", "backend_api", "web_ui")
 
@@ -33,8 +34,8 @@ def specs(topo: Topology) -> list[Spec]:
 def _component(topo: Topology, component: EdgeComponent, source: tuple[str, str]) -> list[Spec]:
     volume, mount = tmp_volume()
     backend = component is topo.edge.backend_api
-    env = service_env(topo, component.name) if backend else []
-    volumes, mounts = service_files(topo, component.name) if backend else ([], [])
+    env = service_env(topo) if backend else []
+    volumes, mounts = service_files(topo, client_of(topo, component.name)) if backend else ([], [])
     container = {
         "name": component.name,
         "image": tunable(source + ("image",), component.image, EdgeComponent, "image"),

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..errors import Path
 from ..model import Topology
+from ..model.checks import MinioClient, minio_clients
 from ..model.cluster import NODE_TYPE_LABEL
 from ..model.processing import Autoscaling, BlueGreenRelease, CanaryRelease, ProcessingService
 from .common import (
@@ -25,7 +26,8 @@ from .common import (
     tunable,
 )
 from .messaging import bootstrap_servers, cluster_client
-from .storage import client_env, client_of, client_volumes, cluster_endpoint
+from .network import meshed_namespaces
+from .storage import client_env, client_volumes, cluster_endpoint
 from .observability import otlp_endpoint
 
 
@@ -39,7 +41,7 @@ def tolerations_for(topo: Topology, node_type: str | None) -> list[dict[str, Any
     ]
 
 
-def service_env(topo: Topology, workload: str) -> list[dict[str, str]]:
+def service_env(topo: Topology) -> list[dict[str, str]]:
     """Where a cluster workload finds MinIO (and its own MinIO user's keys), Kafka (and how it
     authenticates) and the OTel agent."""
     minio = topo.storage.minio
@@ -53,10 +55,10 @@ def service_env(topo: Topology, workload: str) -> list[dict[str, str]]:
     ]
 
 
-def service_files(topo: Topology, workload: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(volumes, mounts) a cluster workload adds for its MinIO keys and its Kafka client files."""
+def service_files(topo: Topology, client: MinioClient) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, mounts) a cluster workload adds for its MinIO user's keys and its Kafka client files."""
     _, volumes, mounts = cluster_client(topo)
-    minio_volumes, minio_mounts = client_volumes(topo.storage.minio, client_of(topo, workload))
+    minio_volumes, minio_mounts = client_volumes(topo.storage.minio, client)
     return [*minio_volumes, *volumes], [*minio_mounts, *mounts]
 
 
@@ -78,9 +80,10 @@ def specs(topo: Topology) -> list[Spec]:
                 handler=GPU_RUNTIME_CLASS,
             )
         )
+    clients = {c.name: c for c in minio_clients(topo)}
     for i, service in enumerate(topo.processing.services):
         source = ("processing", "services", i)
-        result += _release_specs(topo, service, source)
+        result += _release_specs(topo, service, source, clients[service.name])
     return result
 
 
@@ -165,7 +168,7 @@ def callers(topo: Topology, service: ProcessingService) -> list[tuple[str, str, 
     """(caller, its namespace, whether it has a sidecar) for each workload that calls `service`:
     the backend API when it runs in the cluster, and the processing services that call it. Only
     callers with a sidecar follow the mesh's routes (a canary's weight) and balance per request."""
-    meshed = {ns.name for ns in topo.namespaces if ns.mesh}
+    meshed = set(meshed_namespaces(topo))
     backend, namespace = topo.edge.backend_api, topo.processing.namespace
     result = [(backend.name, backend.namespace)] if "cluster" in backend.runs_on else []
     result += [(s.name, namespace) for s in topo.processing.services if service.name in s.calls]
@@ -177,11 +180,11 @@ def canary_service(service: ProcessingService) -> str:
     return f"{service.name}-canary"
 
 
-def _release_specs(topo: Topology, service: ProcessingService, source: Path) -> list[Spec]:
+def _release_specs(topo: Topology, service: ProcessingService, source: Path, client: MinioClient) -> list[Spec]:
     result = []
     namespace = topo.processing.namespace
     for name, extra, image, replicas, autoscaled in variants(service):
-        result.append(_deployment(topo, service, source, name, extra, image, replicas))
+        result.append(_deployment(topo, service, source, client, name, extra, image, replicas))
         if autoscaled and service.autoscaling:
             fewest = service.autoscaling.min_replicas
         else:
@@ -263,19 +266,21 @@ def _deployment(
     topo: Topology,
     service: ProcessingService,
     source: Path,
+    client: MinioClient,
     name: str,
     extra: dict[str, str],
     image: Tunable,
     replicas: Tunable | None,
 ) -> Spec:
     volume, mount = tmp_volume()
+    volumes, mounts = service_files(topo, client)
     container = {
         "name": service.name,
         "image": image,
         "ports": [{"name": "grpc", "containerPort": service.port, "protocol": "TCP"}],
-        "env": [{"name": "GRPC_PORT", "value": str(service.port)}, *service_env(topo, service.name)],
+        "env": [{"name": "GRPC_PORT", "value": str(service.port)}, *service_env(topo)],
         "resources": resources(service.resources, _key(service), service.gpu),
-        "volumeMounts": [mount, *service_files(topo, service.name)[1]],
+        "volumeMounts": [mount, *mounts],
         "livenessProbe": grpc_probe(service.port, delay=10),
         "readinessProbe": grpc_probe(service.port),
         "securityContext": container_security(),
@@ -284,7 +289,7 @@ def _deployment(
         "securityContext": pod_security(),
         "automountServiceAccountToken": False,
         "containers": [container],
-        "volumes": [volume, *service_files(topo, service.name)[0]],
+        "volumes": [volume, *volumes],
     }
     if service.gpu:
         pod["runtimeClassName"] = GPU_RUNTIME_CLASS
