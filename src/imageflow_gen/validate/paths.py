@@ -40,6 +40,7 @@ class Pod:
     labels: dict[str, str]
     ports: dict[str | int, int]  # container port by name and by number
     source: str  # "file#key": the profile key the workload comes from
+    calls: tuple[tuple[str, str], ...] = ()  # (variable, value) of its CALL_VARIABLES
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,20 @@ class Cluster:
             elif kind in WORKLOADS:
                 template = obj["spec"]["template"]
                 ports: dict[str | int, int] = {}
+                calls = []
                 for container in template["spec"]["containers"]:
                     for port in container.get("ports", []):
                         ports[port["containerPort"]] = port["containerPort"]
                         if "name" in port:
                             ports[port["name"]] = port["containerPort"]
+                    calls += [
+                        (env["name"], env["value"])
+                        for env in container.get("env", [])
+                        if env.get("name") in CALL_VARIABLES and "value" in env
+                    ]
                 source = (meta.get("annotations") or {}).get(SOURCE_ANNOTATION, "")
-                self.pods.append(Pod(meta["namespace"], meta["name"], template["metadata"]["labels"], ports, source))
+                labels = template["metadata"]["labels"]
+                self.pods.append(Pod(meta["namespace"], meta["name"], labels, ports, source, tuple(calls)))
             elif kind == "Service":
                 self.services[(meta["namespace"], meta["name"])] = obj
             elif kind == "EndpointSlice":
@@ -159,21 +167,14 @@ def path_problems(objs: list[dict[str, Any]]) -> list[PathProblem]:
     """Every configured path that some layer does not open."""
     cluster = Cluster(objs)
     problems = []
-    for obj in objs:
-        if obj["kind"] not in WORKLOADS:
-            continue
-        caller = next(
-            p for p in cluster.pods if (p.namespace, p.name) == (obj["metadata"]["namespace"], obj["metadata"]["name"])
-        )
-        for container in obj["spec"]["template"]["spec"]["containers"]:
-            for env in container.get("env", []):
-                if env.get("name") in CALL_VARIABLES and "value" in env:
-                    for host, port in _addresses(env["value"]):
-                        what = f"{caller.namespace}/{caller.name} -> {host}:{port} ({env['name']})"
-                        problems += [
-                            _problem(caller, caller.source, what, f"{host}:{port}", m)
-                            for m in _follow(cluster, caller, host, port)
-                        ]
+    for caller in cluster.pods:
+        for variable, value in caller.calls:
+            for host, port in _addresses(value):
+                what = f"{caller.namespace}/{caller.name} -> {host}:{port} ({variable})"
+                problems += [
+                    _problem(caller, caller.source, what, f"{host}:{port}", m)
+                    for m in _follow(cluster, caller, host, port)
+                ]
     problems += _gateway_routes(cluster)
     return problems
 
