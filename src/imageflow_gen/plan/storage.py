@@ -170,7 +170,6 @@ def vm_endpoints(topo: Topology) -> list[dict[str, str]]:
             "address": str(addresses[c.vm]),
             "user": c.name,
             "url": vm_endpoint(minio),
-            "name": minio.domain,
             "node": minio.volumes.hosts[0],
             "node_address": vm_host(topo),
         }
@@ -184,11 +183,10 @@ def drain_notes(topo: Topology) -> list[str]:
     servers are pinned to the nodes holding their local volumes, and its budget lets one be
     down at a time; Tempo's volume stays on the node it was provisioned on."""
     minio = topo.storage.minio
-    servers: dict[str, list[int]] = {}
-    per_server = minio.drives_per_node
+    servers: dict[str, list[int]] = {}  # node -> the servers with a drive there
     for server in range(minio.nodes):
-        host = minio.volumes.hosts[(server * per_server) % len(minio.volumes.hosts)]
-        servers.setdefault(host, []).append(server)
+        for host in dict.fromkeys(drive_host(minio, server, d) for d in range(minio.drives_per_node)):
+            servers.setdefault(host, []).append(server)
     notes = []
     for host, on_host in servers.items():
         names = ", ".join(f"minio-{n}" for n in on_host)
@@ -259,14 +257,24 @@ def _config(minio: Minio) -> dict[str, str]:
     }
 
 
+def drive_number(minio: Minio, server: int, drive: int) -> int:
+    """The 1-based number of a server's drive: its PersistentVolume's and folder's."""
+    return server * minio.drives_per_node + drive + 1
+
+
+def drive_host(minio: Minio, server: int, drive: int) -> str:
+    """The node holding a server's drive: drive NN goes to hosts[(NN - 1) % len(hosts)]."""
+    hosts = minio.volumes.hosts
+    return str(hosts[(drive_number(minio, server, drive) - 1) % len(hosts)])
+
+
 def _volumes(minio: Minio) -> list[Spec]:
     """One PersistentVolume per drive, pre-bound to its claim and pinned to its host node."""
     result = []
     templates = claim_templates(minio)
-    hosts = minio.volumes.hosts
     for server in range(minio.nodes):
         for drive, template in enumerate(templates):
-            number = server * len(templates) + drive + 1
+            number = drive_number(minio, server, drive)
             result.append(
                 spec(
                     "PersistentVolume",
@@ -279,7 +287,7 @@ def _volumes(minio: Minio) -> list[Spec]:
                     reclaim_policy=minio.volumes.reclaim_policy,
                     storage_class=minio.storage_class,
                     path=f"{minio.volumes.path_prefix.rstrip('/')}/{number:02d}",
-                    host=hosts[(number - 1) % len(hosts)],
+                    host=drive_host(minio, server, drive),
                     claim={"namespace": minio.namespace, "name": f"{template}-minio-{server}"},
                 )
             )
@@ -393,6 +401,7 @@ def _certs(minio: Minio) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 def _statefulset(minio: Minio) -> Spec:
     volume, mount = tmp_volume()
+    cert_volumes, cert_mounts = _certs(minio)
     secret = minio.credentials
     container: dict[str, Any] = {
         "name": "minio",
@@ -410,7 +419,7 @@ def _statefulset(minio: Minio) -> Spec:
         "envFrom": [{"configMapRef": {"name": "minio-config"}}],
         "resources": resources(minio.resources, _SOURCE),
         "volumeMounts": [{"name": t, "mountPath": f"/{t}"} for t in claim_templates(minio)]
-        + [mount, credentials_mount(), *_certs(minio)[1]],
+        + [mount, credentials_mount(), *cert_mounts],
         "livenessProbe": http_probe("/minio/health/live", "api", delay=10, https=bool(minio.tls)),
         "readinessProbe": http_probe("/minio/health/ready", "api", delay=10, https=bool(minio.tls)),
         "securityContext": container_security(),
@@ -443,7 +452,7 @@ def _statefulset(minio: Minio) -> Spec:
             "automountServiceAccountToken": False,
             "affinity": spread_over_nodes("minio"),
             "containers": [container],
-            "volumes": [volume, credentials_volume(minio), *_certs(minio)[0]],
+            "volumes": [volume, credentials_volume(minio), *cert_volumes],
         },
         claims=claims,
     )
