@@ -114,16 +114,26 @@ def client_env(topo: Topology, protocol: str, username: str, paths: dict[str, st
     return env
 
 
+def cluster_client_paths(topo: Topology) -> dict[str, str]:
+    """Where a cluster workload finds its Kafka client files, by logical key (none for PLAINTEXT,
+    or when the model's checks refused the missing Secret)."""
+    kafka = topo.messaging.kafka
+    ref = kafka.client_credentials
+    if ref is None:
+        return {}
+    return {key: f"{CLUSTER_CLIENT_DIR}/{ref.keys[key]}" for key in client_keys(kafka.protocol_on(K3S_NETWORK))}
+
+
 def cluster_client(topo: Topology) -> tuple[list[dict[str, str]], list[dict[str, Any]], list[dict[str, Any]]]:
     """(env, volumes, mounts) a cluster workload adds to reach the brokers: the protocol, and for
     an authenticated listener the Secret `client_credentials`, mounted read-only as files."""
     kafka = topo.messaging.kafka
     protocol = kafka.protocol_on(K3S_NETWORK)
     ref = kafka.client_credentials
-    keys = client_keys(protocol)
-    if not keys or ref is None:  # PLAINTEXT (or refused by the model's checks)
+    paths = cluster_client_paths(topo)
+    if not paths or ref is None:  # PLAINTEXT (or refused by the model's checks)
         return [{"name": "KAFKA_SECURITY_PROTOCOL", "value": protocol}], [], []
-    paths = {key: f"{CLUSTER_CLIENT_DIR}/{ref.keys[key]}" for key in keys}
+    keys = list(paths)
     env = client_env(topo, protocol, kafka.sasl.cluster_user, paths)
     volume = {
         "name": CLUSTER_CLIENT_VOLUME,

@@ -8,9 +8,9 @@ from typing import Any
 
 from ..model import Topology
 from ..model.checks import LOG_DIR
-from ..model.messaging import SASL_PROTOCOLS, TLS_PROTOCOLS, client_keys
+from ..model.messaging import SASL_PROTOCOLS, TLS_PROTOCOLS
 from ..model.observability import OtelAgent, Tempo
-from .messaging import CLUSTER_CLIENT_DIR, K3S_NETWORK, bootstrap_servers, cluster_client
+from .messaging import K3S_NETWORK, bootstrap_servers, cluster_client, cluster_client_paths
 from .common import (
     Spec,
     container_security,
@@ -177,16 +177,15 @@ def _kafka_exporter(topo: Topology, topic: str) -> dict[str, Any]:
     """The logs to Kafka over the cluster's listener, authenticated as the cluster's workloads are."""
     kafka = topo.messaging.kafka
     protocol = kafka.protocol_on(K3S_NETWORK)
-    ref = kafka.client_credentials
     exporter: dict[str, Any] = {
         "brokers": bootstrap_servers(topo).split(","),
         "protocol_version": KAFKA_PROTOCOL_VERSION,
         "topic": topic,
         "encoding": "otlp_json",
     }
-    if ref is None or not client_keys(protocol):
+    path = cluster_client_paths(topo)
+    if not path:
         return exporter
-    path = {key: f"{CLUSTER_CLIENT_DIR}/{ref.keys[key]}" for key in client_keys(protocol)}
     auth: dict[str, Any] = {}
     if protocol in SASL_PROTOCOLS:
         # The collector reads the password file when it loads the config (its `file` provider).
