@@ -36,9 +36,14 @@ class Flow:
     source_cidrs: tuple[str, ...] = ()  # a flow from outside the cluster: source_ns is None
 
 
+def meshed_namespaces(topo: Topology) -> list[str]:
+    """The namespaces whose pods get Istio sidecars (`mesh: true`)."""
+    return [ns.name for ns in topo.namespaces if ns.mesh]
+
+
 def cluster_prerequisites(topo: Topology) -> list[str]:
     """What the cluster must have before the output works, besides K3s and the Secrets."""
-    meshed = [ns.name for ns in topo.namespaces if ns.mesh]
+    meshed = meshed_namespaces(topo)
     result = ["Istio with its ingress gateway"]
     if meshed:
         result.append(f"Istio's CNI plugin: the sidecars of {', '.join(meshed)} need it under Pod Security restricted")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..graph import build_graph, mermaid
 from ..plan.messaging import kafka_clients
-from ..plan.network import cluster_prerequisites, flows
+from ..plan.network import cluster_prerequisites, flows, meshed_namespaces
 from ..plan.processing import callers, load_balancing
 from ..plan.storage import drain_notes, tls_names, vm_endpoints
 from ..rendering import render
@@ -40,21 +40,24 @@ def render_docs(ctx: Context) -> Rendered:
     ]
     # The current colour or weight is not repeated here: switching changes only the selector
     # (or the route), not this file.
-    releases = [
-        {
-            "name": svc.name,
-            "strategy": svc.release.strategy,
-            "setting": (
-                "`release.active`: the colour the Service selects"
-                if svc.release.strategy == "blue-green"
-                else "`release.canary_weight`: percent of requests to the canary"
-            ),
-            "honoured": ", ".join(f"`{name}`" for name, _, mesh in callers(topo, svc) if mesh) or "none",
-            "ignored": ", ".join(f"`{name}` (`{ns}`)" for name, ns, mesh in callers(topo, svc) if not mesh) or "none",
-        }
-        for svc in topo.processing.services
-        if svc.release.strategy != "rolling"
-    ]
+    releases = []
+    for svc in topo.processing.services:
+        if svc.release.strategy == "rolling":
+            continue
+        who = callers(topo, svc)
+        releases.append(
+            {
+                "name": svc.name,
+                "strategy": svc.release.strategy,
+                "setting": (
+                    "`release.active`: the colour the Service selects"
+                    if svc.release.strategy == "blue-green"
+                    else "`release.canary_weight`: percent of requests to the canary"
+                ),
+                "honoured": ", ".join(f"`{name}`" for name, _, mesh in who if mesh) or "none",
+                "ignored": ", ".join(f"`{name}` (`{ns}`)" for name, ns, mesh in who if not mesh) or "none",
+            }
+        )
     balancing = [(s.name, load_balancing(s), s.port) for s in topo.processing.services]
     flow_rows = [
         {
@@ -97,7 +100,7 @@ def render_docs(ctx: Context) -> Rendered:
         kubernetes_minor=plan.kubernetes_minor,
         argo=topo.gitops.argocd,
         nodes=[n.name for n in topo.cluster.master_nodes + topo.cluster.worker_nodes],
-        meshed=[ns.name for ns in topo.namespaces if ns.mesh],
+        meshed=meshed_namespaces(topo),
         prerequisites=cluster_prerequisites(topo),
     )
     return Rendered(files={f"docs/{profile}/README.md": text})
