@@ -345,13 +345,14 @@ def secret_refs(topo: Topology) -> list[tuple[str, str, Any, Path]]:
         (minio.namespace, "opaque", minio.credentials, ("storage", "minio", "credentials")),
         ("istio-system", "tls", topo.network.gateway.tls, ("network", "gateway", "tls")),
     ]
-    for client in minio_clients(topo):  # where it runs, and MinIO's namespace for the bucket job
+    clients = minio_clients(topo)
+    for client in clients:  # where it runs, and MinIO's namespace for the bucket job
         namespaces = dict.fromkeys(n for n in (client.namespace, minio.namespace) if n)
         refs += [(namespace, "opaque", client.ref, client.path) for namespace in namespaces]
     if minio.tls is not None:
         tls = ("storage", "minio", "tls")
         refs.append((minio.namespace, "tls", minio.tls.certificate, tls + ("certificate",)))
-        trusting = dict.fromkeys([minio.namespace] + [c.namespace for c in minio_clients(topo) if c.namespace])
+        trusting = dict.fromkeys([minio.namespace] + [c.namespace for c in clients if c.namespace])
         refs += [(namespace, "ca", minio.tls.ca, tls + ("ca",)) for namespace in trusting]
     if kafka.client_credentials is not None and _kafka_client_keys(topo):
         refs += [

@@ -68,6 +68,11 @@ class ApiClient:
     token: str | None = None
     cafile: str | None = None
     _resources: dict[str, dict[str, tuple[str, bool]]] = field(default_factory=dict)
+    _context: ssl.SSLContext | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.base.startswith("https"):  # loaded once: every call trusts the same CA
+            self._context = ssl.create_default_context(cafile=self.cafile)
 
     def request(
         self,
@@ -86,9 +91,8 @@ class ApiClient:
             request.add_header("Content-Type", content_type)
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
-        context = ssl.create_default_context(cafile=self.cafile) if url.startswith("https") else None
         try:
-            with urllib.request.urlopen(request, timeout=60, context=context) as response:
+            with urllib.request.urlopen(request, timeout=60, context=self._context) as response:
                 return response.status, _json(response.read()), _warnings(response.headers.get_all("Warning"))
         except urllib.error.HTTPError as error:
             return error.code, _json(error.read()), _warnings(error.headers.get_all("Warning"))
