@@ -9,7 +9,8 @@
 #   k8s schemas     kubeconform layout, from the PyPI package kubernetes-validate (in .venv)
 #   check-jsonschema, checkov   a separate venv, .tools/py, from tools/requirements.lock
 #   nginx, graphviz Debian's packages, for `nginx -t` and `dot`
-#   kube-apiserver, etcd   built from the Go module proxy by tools/kube.sh (the server dry-run)
+#   kube-apiserver, kube-scheduler, kube-controller-manager, etcd, kwok   built from the Go
+#                   module proxy by tools/kube.sh (the server dry-run gate and `simulate`)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -126,3 +127,6 @@ echo "nginx            $("$BIN/nginx" -v 2>&1 | sed 's/.*nginx\///')"
 echo "graphviz         $("$BIN/dot" -V 2>&1 | awk '{print $5}')"
 echo "kube-apiserver   $("$BIN/kube-apiserver" --version 2>&1 | awk '{print $2}')"
 echo "etcd             $("$BIN/etcd" --version 2>&1 | sed -n 's/etcd Version: //p')"
+echo "kube-scheduler   $("$BIN/kube-scheduler" --version 2>&1 | awk '{print $2}')"
+echo "kube-controller-manager $("$BIN/kube-controller-manager" --version 2>&1 | awk '{print $2}')"
+echo "kwok             $("$BIN/kwok" --version 2>&1 | awk '{print $3}')"
