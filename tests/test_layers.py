@@ -21,6 +21,8 @@ FORBIDDEN = {
     "validate": {"targets", "plan", "writing", "cli", "pipeline"},
     "shared": {"model", "plan", "targets", "validate", "writing", "cli", "pipeline", "loading"},
     "writing": {"model", "plan", "targets", "validate", "cli", "pipeline"},
+    "availability": {"targets", "validate", "writing", "cli", "pipeline", "simulate"},
+    "simulate": {"model", "targets", "writing", "cli", "pipeline", "loading", "modelling"},
 }
 
 

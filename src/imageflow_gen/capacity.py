@@ -44,6 +44,7 @@ class Demand:
     pods: int
     nodes: frozenset[str]
     per_node: bool = False  # a DaemonSet: one pod on each of `nodes`
+    namespace: str = ""
 
     @property
     def label(self) -> str:
@@ -165,7 +166,14 @@ def demands(plan: Plan) -> list[Demand]:
         pods = autoscaled.get(spec.name, 1) if replicas is None else replicas
         result.append(
             Demand(
-                spec.kind, spec.name, spec.source, _pod_requests(pod), pods, nodes, per_node=spec.kind == "DaemonSet"
+                spec.kind,
+                spec.name,
+                spec.source,
+                _pod_requests(pod),
+                pods,
+                nodes,
+                per_node=spec.kind == "DaemonSet",
+                namespace=spec.values.get("namespace", ""),
             )
         )
     return result
@@ -378,6 +386,9 @@ def analyse(plan: Plan) -> Report:
     findings: list[Finding] = []
     _cluster(plan, rows, findings)
     _vms(plan.topology, rows, findings)
+    from .availability import requirement_findings  # it builds on this module's demands
+
+    findings += requirement_findings(plan)
     costs = [(vm.name, vm.monthly_cost_usd.min, vm.monthly_cost_usd.max) for vm in plan.topology.vms]
     unique = {(f.level, f.path, f.message): f for f in findings}
     return Report(rows, list(unique.values()), costs)

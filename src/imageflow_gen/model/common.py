@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from .types import Cpu, LabelKey, LabelValue, Name, Quantity, SecretKey, Sorted, Strict, SubdomainName
+from pydantic import Field
+
+from .types import Text, Cpu, LabelKey, LabelValue, Name, Quantity, SecretKey, Sorted, Strict, SubdomainName
 
 
 class Amounts(Strict):
@@ -23,6 +25,31 @@ class Resources(Strict):
     """What the scheduler reserves."""
     limits: Amounts
     """The most the container may use."""
+
+
+class SurvivesNodeLoss(Strict):
+    """The workload keeps serving through the loss of any one node: render refuses a placement
+    that cannot (fewer than two replicas, or fewer than two nodes it may run on, or no room for
+    all of its replicas once any one of those nodes is gone), and spreads its replicas over the
+    nodes it may run on, one per node before two on any."""
+
+    survives: Literal["node-loss"]
+    """node-loss, or nothing (with a reason)."""
+
+
+class GoesDownWithItsNode(Strict):
+    """The workload may stop with a node; the reason is listed with the single points of
+    failure in the generated README."""
+
+    survives: Literal["nothing"]
+    """node-loss, or nothing (with a reason)."""
+    reason: Text
+    """Why it cannot survive a node's loss (e.g. the only GPU node)."""
+
+
+# What the workload must survive; unset: nothing is promised (the README still lists what
+# each node's loss takes down).
+Availability = Annotated[SurvivesNodeLoss | GoesDownWithItsNode, Field(discriminator="survives")]
 
 
 class SecretRef(Strict):

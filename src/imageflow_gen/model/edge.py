@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .common import Resources
+from .common import Availability, Resources
 from .types import AbsolutePath, Count, Hostname, Image, Name, Port, Positive, ServiceName, Strict, Url, UrlPrefix
 
 Placement = Literal["vm", "cluster"]
@@ -31,6 +31,9 @@ class EdgeComponent(Strict):
     """Cluster namespace, used where it runs in the cluster."""
     health_path: UrlPrefix = "/healthz"
     """HTTP path that answers 200 when the component is healthy (liveness and readiness)."""
+    availability: Availability | None = None
+    """What the workload must survive in the cluster: {survives: node-loss}, or {survives: nothing,
+    reason: ...} for a workload that cannot (say why). Unset: nothing is promised."""
 
 
 class TlsFiles(Strict):

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag
 
-from .common import Resources
+from .common import Availability, Resources
 from .types import Count, Image, LabelValue, Name, Port, Positive, ServiceName, Strict, UtilizationPercent
 
 
@@ -113,6 +113,9 @@ class ProcessingService(Strict):
     gRPC's one long connection stays on one pod). Default: client, mesh for a canary."""
     release: Release = Field(default_factory=RollingRelease)
     """Release strategy: rolling (default), blue-green or canary."""
+    availability: Availability | None = None
+    """What the workload must survive in the cluster: {survives: node-loss}, or {survives: nothing,
+    reason: ...} for a workload that cannot (say why). Unset: nothing is promised."""
 
 
 class Processing(Strict):

@@ -245,6 +245,27 @@ def spread_over_nodes(app: str) -> dict[str, Any]:
     }
 
 
+def spread_required(selector: dict[str, str]) -> list[dict[str, Any]]:
+    """One pod per node before two on any, as a hard rule (a workload that must survive a node's
+    loss): counted over the nodes the pod may run on, its node selector and taints honoured."""
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": dict(sorted(selector.items()))},
+            "nodeAffinityPolicy": "Honor",
+            "nodeTaintsPolicy": "Honor",
+        }
+    ]
+
+
+def survives_node_loss(workload: Any) -> bool:
+    """Whether a processing service or edge component must survive the loss of a node."""
+    availability = getattr(workload, "availability", None)
+    return availability is not None and availability.survives == "node-loss"
+
+
 def disruption_budget(
     name: str, namespace: str, source: Path, component: str, selector: dict[str, str] | None = None
 ) -> Spec:

@@ -8,6 +8,8 @@ from .common import (
     Spec,
     container_security,
     disruption_budget,
+    spread_required,
+    survives_node_loss,
     http_probe,
     labels,
     pod_security,
@@ -64,6 +66,11 @@ def _component(topo: Topology, component: EdgeComponent, source: tuple[str, str]
                 "automountServiceAccountToken": False,
                 "containers": [container],
                 "volumes": [volume, *volumes],
+                **(
+                    {"topologySpreadConstraints": spread_required({"app": component.name})}
+                    if survives_node_loss(component)
+                    else {}
+                ),
             },
         ),
         spec(

@@ -3,6 +3,13 @@
 The first master initialises the cluster (embedded etcd when there are several masters);
 other masters and all workers join it. Node labels (`node-type`) and taints come from the
 topology. The join token is a file on the node, never a value in the output.
+
+Each NodeConfig also says what the node will look like to the scheduler once K3s runs on it:
+the labels the kubelet and K3s add to the profile's (`k3s_labels`), and its allocatable
+resources: K3s reserves no CPU or memory for itself (no kube-reserved or system-reserved),
+and its kubelet's hard eviction thresholds (imagefs and nodefs below 5%) replace the
+kubelet's defaults, so only 5% of the local storage is held back. `simulate` creates its
+nodes from these.
 """
 
 from __future__ import annotations
@@ -12,8 +19,12 @@ from typing import Any
 
 from ..model import Topology
 from ..model.cluster import ClusterNode
+from ..model.quantity import parse
 
 TOKEN_FILE = "/etc/rancher/k3s/cluster-token"
+MAX_PODS = 110  # the kubelet's default, which K3s keeps
+STORAGE_RESERVED_PERCENT = 5  # K3s' kubelet: --eviction-hard=imagefs.available<5%,nodefs.available<5%
+GPU_RESOURCE = "nvidia.com/gpu"  # what the NVIDIA device plugin advertises
 
 
 @dataclass(frozen=True)
@@ -24,6 +35,48 @@ class NodeConfig:
     role: str  # server or agent
     version: str
     config: dict[str, Any]
+    etcd: bool = False  # a server of a cluster with embedded etcd (several servers)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The profile's labels and those the kubelet and K3s add (K3s v1.28 on amd64 Linux)."""
+        result = {
+            "beta.kubernetes.io/arch": "amd64",
+            "beta.kubernetes.io/instance-type": "k3s",
+            "beta.kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "kubernetes.io/hostname": self.node.name,
+            "kubernetes.io/os": "linux",
+            "node.kubernetes.io/instance-type": "k3s",
+        }
+        if self.role == "server":
+            result["node-role.kubernetes.io/control-plane"] = "true"
+            result["node-role.kubernetes.io/master"] = "true"
+            if self.etcd:
+                result["node-role.kubernetes.io/etcd"] = "true"
+        return {**result, **self.node.labels}
+
+    @property
+    def taints(self) -> list[dict[str, str]]:
+        return [{"key": t.key, **({"value": t.value} if t.value else {}), "effect": t.effect} for t in self.node.taints]
+
+    @property
+    def capacity(self) -> dict[str, str]:
+        res = self.node.resources
+        result = {
+            "cpu": str(res.cpu),
+            "memory": res.memory,
+            "ephemeral-storage": res.storage,
+            "pods": str(MAX_PODS),
+        }
+        if res.gpu:
+            result[GPU_RESOURCE] = str(res.gpu)
+        return result
+
+    @property
+    def allocatable(self) -> dict[str, str]:
+        storage = parse(self.node.resources.storage) * (100 - STORAGE_RESERVED_PERCENT) / 100
+        return {**self.capacity, "ephemeral-storage": str(int(storage))}
 
 
 def node_configs(topo: Topology) -> list[NodeConfig]:
@@ -34,6 +87,7 @@ def node_configs(topo: Topology) -> list[NodeConfig]:
             role="server" if node in masters else "agent",
             version=topo.cluster.version,
             config=_config(topo, node),
+            etcd=node in masters and len(masters) > 1,
         )
         for node in topo.cluster.nodes
     ]

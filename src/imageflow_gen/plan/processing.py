@@ -13,6 +13,8 @@ from .common import (
     NO_SIDECAR,
     Spec,
     disruption_budget,
+    spread_required,
+    survives_node_loss,
     Tunable,
     common_labels,
     container_security,
@@ -297,6 +299,8 @@ def _deployment(
         pod["nodeSelector"] = {NODE_TYPE_LABEL: service.node_type}
     if tolerations := tolerations_for(topo, service.node_type):
         pod["tolerations"] = tolerations
+    if survives_node_loss(service):
+        pod["topologySpreadConstraints"] = spread_required({"app": service.name, **extra})
     pod_labels = dict(sorted({**_labels(service), **extra}.items()))
     return spec(
         "Deployment",

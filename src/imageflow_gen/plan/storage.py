@@ -178,35 +178,6 @@ def vm_endpoints(topo: Topology) -> list[dict[str, str]]:
     ]
 
 
-def drain_notes(topo: Topology) -> list[str]:
-    """What a node drain cannot move, and where it stops (for the generated README): MinIO's
-    servers are pinned to the nodes holding their local volumes, and its budget lets one be
-    down at a time; Tempo's volume stays on the node it was provisioned on."""
-    minio = topo.storage.minio
-    servers: dict[str, list[int]] = {}  # node -> the servers with a drive there
-    for server in range(minio.nodes):
-        for host in dict.fromkeys(drive_host(minio, server, d) for d in range(minio.drives_per_node)):
-            servers.setdefault(host, []).append(server)
-    notes = []
-    for host, on_host in servers.items():
-        names = ", ".join(f"minio-{n}" for n in on_host)
-        if len(on_host) > 1:
-            notes.append(
-                f"Draining {host} stops after evicting one MinIO server ({names} are there): the disruption "
-                "budget minio lets one be down at a time, and an evicted server cannot start anywhere else "
-                f"(its volumes are on {host}), so the drain waits for ever. Take {host} down in a "
-                "maintenance window instead (MinIO is unavailable until it returns)."
-            )
-        else:
-            notes.append(f"Draining {host} leaves {names} Pending until {host} returns (its volumes are there).")
-    tempo = topo.observability.tempo
-    notes.append(
-        f"Tempo's volume ({tempo.storage_class}) stays on the node it was first provisioned on: draining that "
-        "node leaves Tempo Pending until the node returns."
-    )
-    return notes
-
-
 def client_of(topo: Topology, workload: str) -> MinioClient:
     return next(c for c in minio_clients(topo) if c.name == workload)
 

@@ -10,7 +10,9 @@ from ..graph import build_graph, mermaid
 from ..plan.messaging import kafka_clients
 from ..plan.network import cluster_prerequisites, flows, meshed_namespaces
 from ..plan.processing import callers, load_balancing
-from ..plan.storage import drain_notes, tls_names, vm_endpoints
+from ..availability import floating, impacts
+from ..plan.common import survives_node_loss
+from ..plan.storage import tls_names, vm_endpoints
 from ..rendering import render
 from . import Context, Rendered
 
@@ -85,7 +87,16 @@ def render_docs(ctx: Context) -> Rendered:
         minio_users=minio_users,
         vm_endpoints=vm_endpoints(topo),
         minio_tls_names=tls_names(topo.storage.minio),
-        drain_notes=drain_notes(topo),
+        impacts=impacts(plan),
+        floating=floating(plan),
+        survivors=[
+            f"`{name}`"
+            for name, w in [
+                *((s.name, s) for s in topo.processing.services),
+                *((c.name, c) for c in topo.edge.components if "cluster" in c.runs_on),
+            ]
+            if survives_node_loss(w)
+        ],
         releases=releases,
         **kafka_clients(topo),
         profile=profile,

@@ -1,0 +1,122 @@
+"""`availability`: a workload that must survive the loss of a node is refused a placement that
+cannot, spread one pod per node, and counted with one node gone; and the generated README lists
+each node's single points of failure and where a drain of it stops (test_simulate.py holds
+these lists to what a simulated cluster does)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from conftest import CRDS, PROFILES
+from imageflow_gen.availability import impacts
+from imageflow_gen.pipeline import build, validated
+from test_capacity import child, failure
+
+NODE_LOSS = {"survives": "node-loss"}
+
+
+def _deployment(result: Any, name: str) -> dict[str, Any]:
+    """The Deployment as prod's overlay patches it (the base is the base profile's)."""
+    return next(
+        o
+        for path, o in result.objects
+        if path.startswith("kustomize/overlays/prod/") and o["kind"] == "Deployment" and o["metadata"]["name"] == name
+    )
+
+
+def test_prod_spreads_what_must_survive_and_says_why_the_rest_cannot() -> None:
+    result = build(PROFILES, "prod", CRDS)
+    spread = _deployment(result, "backend-api")["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert spread == [
+        {
+            "labelSelector": {"matchLabels": {"app": "backend-api"}},
+            "maxSkew": 1,
+            "nodeAffinityPolicy": "Honor",
+            "nodeTaintsPolicy": "Honor",
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "DoNotSchedule",
+        }
+    ]
+    filter_ = next(o for p, o in result.objects if p.endswith("/deployment-filter.yaml") and "overlays" not in p)
+    assert "topologySpreadConstraints" not in filter_["spec"]["template"]["spec"]
+    # Every processing service of prod says what it survives.
+    assert all(s.availability is not None for s in result.topology.processing.services)
+    readme = result.files["docs/prod/README.md"]
+    assert (
+        "  - Deployment `imageflow-processing/ai-detection`: no other node may run it: node-type=gpu-enabled "
+        "(k3s-worker-02). Accepted: the seed has one GPU node (k3s-worker-02)\n" in readme
+    )
+    assert "- **k3s-master-01**: the cluster's only server: the API server, scheduler and controllers stop" in readme
+    assert "Must keep serving through the loss of any one node" in readme and "`backend-api`, `web-ui`" in readme
+
+
+def test_each_prod_nodes_impact() -> None:
+    plan = validated(PROFILES, "prod")[2]
+    found = {i.node: ({d.name for d in i.loss}, {b[2] for b in i.blocks}, bool(i.server)) for i in impacts(plan)}
+    cpu = {"grpc-gateway", "resize-blue", "resize-green", "filter", "filter-canary"}
+    assert found == {
+        "k3s-master-01": (set(), set(), True),
+        "k3s-worker-01": (cpu, cpu - {"filter-canary"}, False),  # the canary's one pod has no budget
+        "k3s-worker-02": ({"ai-detection"}, set(), False),
+        "k3s-worker-03": ({"minio"}, {"minio"}, False),
+    }
+
+
+def test_one_replica_cannot_survive_a_node_loss(tmp_path: Path) -> None:
+    profiles = child(tmp_path, "one", {"edge": {"web_ui": {"replicas": 1, "availability": NODE_LOSS}}})
+    message = failure(profiles, "one")
+    assert "one.yaml:" in message and "edge.web_ui.availability" in message
+    assert (
+        "Deployment web-ui must survive the loss of a node (availability: node-loss), but it has 1 replica" in message
+    )
+
+
+def test_a_service_only_one_node_may_run_cannot_survive_its_loss(tmp_path: Path) -> None:
+    profiles = child(
+        tmp_path,
+        "pinned",
+        {
+            "processing": {
+                "services": [
+                    {
+                        "name": "sharpen",
+                        "image": "ghcr.io/imageflowcanvas/sharpen:1.0.0",
+                        "replicas": 2,
+                        "resources": {
+                            "requests": {"cpu": "100m", "memory": "128Mi"},
+                            "limits": {"cpu": "1", "memory": "256Mi"},
+                        },
+                        "node_type": "cpu-intensive",
+                        "availability": NODE_LOSS,
+                    }
+                ]
+            }
+        },
+    )
+    message = failure(profiles, "pinned")
+    assert "processing.services[4].availability" in message
+    assert (
+        "Deployment sharpen must survive the loss of a node (availability: node-loss), but only "
+        "k3s-worker-01 may run it (node-type=cpu-intensive (k3s-worker-01))" in message
+    )
+
+
+def test_capacity_counts_the_nodes_left_after_a_loss(tmp_path: Path) -> None:
+    heavy = {"requests": {"cpu": "3", "memory": "256Mi"}, "limits": {"cpu": "3", "memory": "512Mi"}}
+    profiles = child(
+        tmp_path,
+        "heavy",
+        {"edge": {"backend_api": {"resources": heavy, "availability": NODE_LOSS}}},
+    )
+    message = failure(profiles, "heavy")
+    assert (
+        "Deployment backend-api must survive the loss of a node (availability: node-loss), but once "
+        "k3s-worker-01 is lost the workloads that may only run on k3s-master-01, k3s-worker-03 request" in message
+    )
+
+
+def test_nothing_requires_a_reason_it_cannot_give(tmp_path: Path) -> None:
+    profiles = child(tmp_path, "noreason", {"edge": {"web_ui": {"availability": {"survives": "nothing"}}}})
+    message = failure(profiles, "noreason")
+    assert "edge.web_ui.availability" in message and "reason" in message
