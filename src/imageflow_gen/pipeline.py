@@ -34,6 +34,7 @@ class Build:
     input_sha256: str = ""
     kubernetes_minor: str = ""
     warnings: tuple[Problem, ...] = ()
+    plan: Plan | None = None
 
     def owned(self) -> dict[str, str]:
         """The files with the profile's lock: everything `render` writes for it."""
@@ -129,6 +130,7 @@ def build(
         input_sha256=input_hash(loaded),
         kubernetes_minor=plan.kubernetes_minor,
         warnings=warnings,
+        plan=plan,
     )
 
 

@@ -203,6 +203,7 @@ class LocalApiServer:
 
     binaries: dict[str, str]  # etcd, kube-apiserver, kube-pki -> path
     crd_files: list[Path]
+    apiserver_args: tuple[str, ...] = ()  # more flags for kube-apiserver
     client: ApiClient = field(init=False)
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False)
     _dir: Path | None = field(default=None, init=False)
@@ -283,18 +284,40 @@ class LocalApiServer:
                 "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
+                *self.apiserver_args,
             ],
             work,
         )
         self.client = ApiClient(f"https://127.0.0.1:{secure_port}", token, str(pki / "ca.crt"))
         self._wait("kube-apiserver", lambda: self.client.request("GET", "/readyz")[0] == 200)
         install_crds(self.client, self.crd_files)
+        self._started(work, pki)
 
-    def _spawn(self, name: str, argv: list[str], work: Path) -> None:
+    def _started(self, work: Path, pki: Path) -> None:
+        """Called once the server is ready: what a subclass starts next."""
+
+    def kubeconfig(self, path: Path) -> Path:
+        """A kubeconfig for this server (its CA and token), for the components started next."""
+        assert self.client.cafile is not None and self.client.token is not None
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": "local", "cluster": {"server": self.client.base, "certificate-authority": self.client.cafile}}
+            ],
+            "users": [{"name": FIELD_MANAGER, "user": {"token": self.client.token}}],
+            "contexts": [{"name": "local", "context": {"cluster": "local", "user": FIELD_MANAGER}}],
+            "current-context": "local",
+        }
+        path.write_text(json.dumps(config), encoding="utf-8")
+        path.chmod(0o600)
+        return path
+
+    def _spawn(self, name: str, argv: list[str], work: Path, env: dict[str, str] | None = None) -> None:
         log = open(work / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         try:
             # A session of its own: a terminal's Ctrl-C reaches us, and we stop it.
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         finally:
             log.close()
         self._procs.append(proc)

@@ -1,0 +1,337 @@
+"""`imageflow-gen simulate`: deploy a profile's output to a simulated cluster and report.
+
+The cluster (simulate/cluster.py) is a real control plane over fake nodes shaped like the
+profile's (simulate/k3s.py adds what K3s itself provides). The rendered objects are applied
+for real, wave by wave in Argo CD's sync-wave order, waiting after each wave as Argo CD
+waits for its health; then the whole settles, and every workload, claim, Service, budget and
+autoscaler is judged (simulate/observe.py). A drill then takes one node away:
+
+- `fail`: the node stops (kwok stops acting as its kubelet); the node lifecycle controller
+  marks it unreachable and evicts its pods; what cannot run elsewhere stays down.
+- `drain`: the node is cordoned and every pod on it that is not a DaemonSet's is evicted
+  through the Eviction API, which honours PodDisruptionBudgets, retrying as `kubectl drain`
+  does until DRAIN_SECONDS; the evictions still refused then are what blocks the drain.
+
+What became unavailable is compared with availability.py's prediction (the generated README's
+single points of failure).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..availability import NodeImpact
+from ..plan.common import SYNC_WAVE_ANNOTATION, SYNC_WAVES, apply_order
+from ..plan.nodes import NodeConfig
+from ..validate.apiserver import FIELD_MANAGER, ApiClient, ApiServerError, LocalApiServer
+from .cluster import KWOK_LABEL, NODE_GRACE, SimulatedCluster
+from .k3s import ADDONS, addon_objects, create, node_object, provision, storage_class
+from .observe import Observation, Snapshot, observe
+
+WAVE_QUIET = 4.0  # seconds without change after which a wave that is not healthy is left as is
+QUIET = 8.0  # the same, for the whole deployment and after a drill
+TIMEOUT = 180.0  # the most any one wait takes
+DRAIN_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class Drill:
+    action: str  # fail | drain
+    node: str
+
+
+@dataclass
+class Outcome:
+    """What a simulation saw."""
+
+    nodes: list[str]
+    provided: list[str]
+    refused: list[str] = field(default_factory=list)  # objects the API server did not accept
+    observations: list[Observation] = field(default_factory=list)  # after deploying (before a drill)
+    drill: Drill | None = None
+    after: list[Observation] = field(default_factory=list)  # after the drill
+    blocked: list[tuple[tuple[str, str, str], str]] = field(default_factory=list)  # (workload, why) a drain stopped at
+    predicted: NodeImpact | None = None
+    floating: list[tuple[str, str, str]] = field(default_factory=list)  # lost with whichever node they run on
+    pids: list[int] = field(default_factory=list)  # the processes the simulation started (all stopped)
+
+    @property
+    def failures(self) -> list[Observation]:
+        return [o for o in self.observations if not o.ok]
+
+    @property
+    def lost(self) -> list[Observation]:
+        """Workloads that were ready before the drill and are not after (a DaemonSet's pod on the
+        node is the node's own and not counted)."""
+        before = {(o.kind, o.namespace, o.name) for o in self.observations if o.ok}
+        return [
+            o
+            for o in self.after
+            if not o.ok and o.kind in ("Deployment", "StatefulSet") and (o.kind, o.namespace, o.name) in before
+        ]
+
+    @property
+    def expected_loss(self) -> set[tuple[str, str, str]]:
+        """What the prediction says the drill takes down, given where the floating workloads ran."""
+        if self.predicted is None or self.drill is None:
+            return set()
+        result = {d.key for d in self.predicted.loss}
+        for key in self.floating:
+            ran = next((o for o in self.observations if (o.kind, o.namespace, o.name) == key), None)
+            if ran is not None and self.drill.node in ran.nodes:
+                result.add(key)
+        return result
+
+    @property
+    def unexpected(self) -> tuple[list[str], list[str]]:
+        """(what happened that the README does not predict, what it predicts that did not happen):
+        workloads unavailable after the drill and, for a drain, the workloads it stopped at;
+        both empty when the README is right."""
+        lost = {(o.kind, o.namespace, o.name) for o in self.lost}
+        expected = self.expected_loss
+        surprise, missing = _named(lost - expected), _named(expected - lost)
+        if self.drill is not None and self.drill.action == "drain" and self.predicted is not None:
+            blocked = {workload for workload, _ in self.blocked}
+            predicted = set(self.predicted.blocks)
+            surprise += [f"the drain stops at {n}" for n in _named(blocked - predicted)]
+            missing += [f"the drain stops at {n}" for n in _named(predicted - blocked)]
+        return surprise, missing
+
+    @property
+    def ok(self) -> bool:
+        if self.refused or self.failures:
+            return False
+        if self.drill is None:
+            return True
+        surprise, missing = self.unexpected
+        return not surprise and not missing
+
+
+def _named(keys: set[tuple[str, str, str]]) -> list[str]:
+    return [f"{kind} {namespace}/{name}" for kind, namespace, name in sorted(keys)]
+
+
+def wave_of(obj: dict[str, Any]) -> int:
+    annotation = obj.get("metadata", {}).get("annotations", {}).get(SYNC_WAVE_ANNOTATION)
+    return int(annotation) if annotation is not None else SYNC_WAVES.get(obj["kind"], 0)
+
+
+def waves(docs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The objects by sync wave, each wave in the kustomization's kind order."""
+    order = {kind: i for i, kind in enumerate(apply_order())}
+    by_wave: dict[int, list[dict[str, Any]]] = {}
+    for obj in docs:
+        by_wave.setdefault(wave_of(obj), []).append(obj)
+    return [
+        sorted(
+            objs,
+            key=lambda o: (order.get(o["kind"], len(order)), o["metadata"].get("namespace", ""), o["metadata"]["name"]),
+        )
+        for _, objs in sorted(by_wave.items())
+    ]
+
+
+def apply(client: ApiClient, obj: dict[str, Any]) -> str | None:
+    """Server-side apply, for real; the server's refusal, if it refused."""
+    try:
+        path = client.path(obj)
+    except KeyError as error:
+        return str(error.args[0])
+    status, body, _ = client.request(
+        "PATCH",
+        path,
+        obj,
+        "application/apply-patch+yaml",
+        {"fieldManager": FIELD_MANAGER, "force": "true", "fieldValidation": "Strict"},
+    )
+    return None if status < 300 else str(body.get("message") or f"HTTP {status}")
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
+    return (obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+
+
+class Simulation:
+    """One run against a started SimulatedCluster."""
+
+    def __init__(self, cluster: LocalApiServer, classes: set[str], progress: Any = None) -> None:
+        self.client = cluster.client
+        self.classes = classes
+        self.applied: list[tuple[str, str, str]] = []
+        self.progress = progress or (lambda _: None)
+        self.lost: frozenset[str] = frozenset()
+
+    def settle(self, quiet: float) -> list[Observation]:
+        """Wait until everything applied is healthy, or nothing has changed for `quiet` seconds."""
+        last, since, deadline = None, time.monotonic(), time.monotonic() + TIMEOUT
+        while True:
+            provision(self.client, self.classes)
+            snap = Snapshot.fetch(self.client)
+            found = observe(snap, self.applied, self.lost)
+            now = time.monotonic()
+            if all(o.ok for o in found) or now >= deadline:
+                return found
+            signature = snap.signature()
+            if signature != last:
+                last, since = signature, now
+            elif now - since >= quiet:
+                return found
+            time.sleep(0.5)
+
+    def setup(self, nodes: list[NodeConfig]) -> list[str]:
+        """Nodes, the provided StorageClasses and K3s' add-ons; what was provided, for the report."""
+        for node in nodes:
+            create(self.client, node_object(node))
+        self._wait_nodes_ready([n.node.name for n in nodes])
+        provided = []
+        for name in sorted(self.classes):
+            create(self.client, storage_class(name, default=name == "local-path"))
+            provided.append(f"StorageClass {name} (the local-path provisioner's behaviour, emulated)")
+        for obj in addon_objects():
+            create(self.client, obj)
+            self.applied.append(_key(obj))
+        provided.append(f"K3s' add-ons in kube-system ({', '.join(ADDONS)}; their requests)")
+        return provided
+
+    def _wait_nodes_ready(self, names: list[str]) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            snap = Snapshot.fetch(self.client)
+            ready = {
+                n["metadata"]["name"]
+                for n in snap.items["Node"]
+                if any(
+                    c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", [])
+                )
+            }
+            if set(names) <= ready:
+                return
+            time.sleep(0.25)
+        raise ApiServerError(f"kwok did not make the nodes ready: {', '.join(sorted(set(names)))}")
+
+    def prerequisite_namespaces(self, docs: list[dict[str, Any]]) -> list[str]:
+        """Create the namespaces the objects use that the output does not create (a prerequisite's,
+        such as Istio's istio-system); what was provided, for the report."""
+        created = {d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"}
+        used = {d["metadata"].get("namespace") for d in docs} - created - {None, "", "default", "kube-system"}
+        for name in sorted(n for n in used if n):
+            create(self.client, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        return [
+            f"namespace {name} (a prerequisite's; the output does not create it)"
+            for name in sorted(n for n in used if n)
+        ]
+
+    def deploy(self, docs: list[dict[str, Any]]) -> tuple[list[str], list[Observation]]:
+        refused = []
+        for wave in waves(docs):
+            self.progress(f"wave {wave_of(wave[0])}: {len(wave)} objects")
+            for obj in wave:
+                message = apply(self.client, obj)
+                if message is not None:
+                    kind, namespace, name = _key(obj)
+                    refused.append(f"{kind} {namespace + '/' if namespace else ''}{name}: {message}")
+                else:
+                    self.applied.append(_key(obj))
+            self.settle(WAVE_QUIET)
+        self.progress("settling")
+        return refused, self.settle(QUIET)
+
+    def fail(self, node: str) -> None:
+        """Stop the node: kwok stops renewing its lease and acting for its pods."""
+        self.client.request(
+            "PATCH",
+            f"/api/v1/nodes/{node}",
+            {"metadata": {"labels": {KWOK_LABEL: None}}},
+            "application/merge-patch+json",
+        )
+        self.lost = frozenset({node})
+        deadline = time.monotonic() + NODE_GRACE + 60
+        while time.monotonic() < deadline:
+            snap = Snapshot.fetch(self.client)
+            pods = [
+                p
+                for p in snap.items["Pod"]
+                if p["spec"].get("nodeName") == node
+                and (w := snap.workload_of(p)) is not None
+                and w["kind"] in ("Deployment", "StatefulSet")
+            ]
+            if _node_lost(snap, node) and all(p["metadata"].get("deletionTimestamp") for p in pods):
+                return
+            time.sleep(0.5)
+
+    def drain(self, node: str) -> list[tuple[tuple[str, str, str], str]]:
+        """Cordon the node and evict its pods as `kubectl drain` does; the evictions refused until
+        DRAIN_SECONDS have passed."""
+        self.client.request(
+            "PATCH", f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}}, "application/merge-patch+json"
+        )
+        snap = Snapshot.fetch(self.client)
+        owners: dict[tuple[str, str], tuple[str, str, str]] = {}
+        for p in snap.items["Pod"]:
+            meta, workload = p["metadata"], snap.workload_of(p)
+            if p["spec"].get("nodeName") != node or meta.get("deletionTimestamp"):
+                continue
+            if p.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            if workload is not None and workload["kind"] == "DaemonSet":
+                continue  # as `kubectl drain --ignore-daemonsets`
+            owners[(meta["namespace"], meta["name"])] = (
+                _key(workload) if workload is not None else ("Pod", meta["namespace"], meta["name"])
+            )
+        pending = set(owners)
+        refused: dict[tuple[str, str], str] = {}
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while pending and time.monotonic() < deadline:
+            for ns, name in sorted(pending):
+                eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": ns}}
+                status, body, _ = self.client.request("POST", f"/api/v1/namespaces/{ns}/pods/{name}/eviction", eviction)
+                if status < 300 or status == 404:
+                    pending.discard((ns, name))
+                    refused.pop((ns, name), None)
+                else:
+                    refused[(ns, name)] = str(body.get("message") or f"HTTP {status}")
+            provision(self.client, self.classes)
+            time.sleep(1)
+        return [
+            (owners[(ns, name)], f"pod {ns}/{name}: {refused.get((ns, name), 'not evicted')}")
+            for ns, name in sorted(pending)
+        ]
+
+
+def _node_lost(snap: Snapshot, node: str) -> bool:
+    obj = next((n for n in snap.items["Node"] if n["metadata"]["name"] == node), None)
+    if obj is None:
+        return True
+    ready = [c for c in obj.get("status", {}).get("conditions", []) if c["type"] == "Ready"]
+    return bool(ready) and ready[0]["status"] != "True"
+
+
+def run(
+    binaries: dict[str, str],
+    crd_files: list[Path],
+    nodes: list[NodeConfig],
+    classes: set[str],
+    docs: list[dict[str, Any]],
+    drill: Drill | None = None,
+    progress: Any = None,
+) -> Outcome:
+    """Start a simulated cluster, deploy `docs` on `nodes`, run the drill; stop everything."""
+    say = progress or (lambda _: None)
+    say("starting the simulated cluster")
+    with SimulatedCluster(binaries, crd_files) as cluster:
+        sim = Simulation(cluster, classes, say)
+        provided = sim.setup(nodes) + sim.prerequisite_namespaces(docs)
+        refused, observations = sim.deploy(docs)
+        outcome = Outcome([n.node.name for n in nodes], provided, refused, observations, drill)
+        outcome.pids = list(cluster.pids)
+        if drill is not None:
+            say(f"{'stopping' if drill.action == 'fail' else 'draining'} {drill.node}")
+            if drill.action == "fail":
+                sim.fail(drill.node)
+            else:
+                outcome.blocked = sim.drain(drill.node)
+            outcome.after = sim.settle(QUIET)
+        return outcome

@@ -1,0 +1,224 @@
+"""`simulate`: each profile deployed to a real control plane (kube-apiserver, controller-manager,
+scheduler v1.28.9) over kwok's fake nodes shaped like the profile's.
+
+Every profile becomes ready; objects broken the ways dry runs and schemas accept are reported
+with the scheduler's or a controller's own reason; a drill per prod node takes down exactly what
+the generated README's single points of failure say; a drain stops where the README says; and
+no process a simulation started survives it.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import CRDS, PROFILES
+from imageflow_gen.availability import floating, impacts
+from imageflow_gen.pipeline import build
+from imageflow_gen.resources import data_dir
+from imageflow_gen.simulate import Drill, Outcome, run
+from imageflow_gen.simulate.cluster import BINARIES
+from imageflow_gen.simulate.observe import Observation
+from imageflow_gen.validate import tools as gates
+from imageflow_gen.writing import write
+
+
+def _binaries() -> dict[str, str]:
+    found = {name: gates.find(name) for name in BINARIES}
+    missing = [name for name, path in found.items() if path is None]
+    assert not missing, f"run `make tools` first; missing: {', '.join(missing)}"
+    return {k: v for k, v in found.items() if v}
+
+
+def _docs(profile: str, tmp_path: Path) -> tuple[Any, list[dict[str, Any]]]:
+    result = build(PROFILES, profile, CRDS)
+    write(tmp_path, profile, result.files)
+    built, text = gates.kustomize_build(tmp_path, f"kustomize/overlays/{profile}")
+    assert not built.errors
+    return result, [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+
+
+def _simulate(profile: str, tmp_path: Path, mutate: Any = None, drill: Drill | None = None) -> Outcome:
+    result, docs = _docs(profile, tmp_path)
+    if mutate is not None:
+        mutate(docs)
+    outcome = run(
+        _binaries(),
+        sorted((data_dir("schemas") / "crds" / "upstream").glob("*.yaml")),
+        result.plan.nodes,
+        set(result.topology.storage.cluster_classes),
+        docs,
+        drill,
+    )
+    if drill is not None:
+        outcome.predicted = next(i for i in impacts(result.plan) if i.node == drill.node)
+        outcome.floating = [d.key for d in floating(result.plan)]
+    for pid in outcome.pids:  # everything it started is stopped and reaped
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    return outcome
+
+
+def _find(observations: list[Observation], kind: str, name: str) -> Observation:
+    return next(o for o in observations if o.kind == kind and o.name == name)
+
+
+@pytest.mark.parametrize("profile", ["dev", "staging", "prod"])
+def test_every_profile_becomes_ready(profile: str, tmp_path: Path) -> None:
+    outcome = _simulate(profile, tmp_path)
+    assert outcome.refused == []
+    assert [(o.label, o.summary, o.reasons) for o in outcome.failures] == []
+    assert outcome.ok
+    kinds = {o.kind for o in outcome.observations}
+    assert {"Deployment", "StatefulSet", "DaemonSet", "Job", "PersistentVolumeClaim", "Service"} <= kinds
+    if profile == "prod":
+        placed = {o.name: o.nodes for o in outcome.observations if o.nodes}
+        assert set(placed["grpc-gateway"]) == {"k3s-worker-01"}
+        assert placed["ai-detection"] == ("k3s-worker-02",)
+        assert set(placed["minio"]) == {"k3s-worker-03"}
+        # availability: node-loss spreads the replicas one per node.
+        assert len(set(placed["backend-api"])) == 3 and len(set(placed["web-ui"])) == 2
+        for name in ("resize-blue", "resize-green", "filter"):  # the autoscalers' minimum reached
+            assert _find(outcome.observations, "HorizontalPodAutoscaler", name).summary.startswith("2 replicas")
+        tempo = _find(outcome.observations, "PersistentVolumeClaim", "data-tempo-0")
+        assert "(local-path)" in tempo.summary and tempo.ok
+
+
+def _pod(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    obj = next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+    return obj["spec"]["template"]["spec"]
+
+
+def _break_everything(docs: list[dict[str, Any]]) -> None:
+    """Five breakages on five different objects, each accepted by the dry run and the schemas."""
+    # GPU over-subscription: two pods of one GPU each, on the one GPU node that has one.
+    next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "ai-detection")["spec"][
+        "replicas"
+    ] = 2
+    # An untolerated taint: grpc-gateway sent to the GPU node without tolerating its taint.
+    _pod(docs, "Deployment", "grpc-gateway")["nodeSelector"] = {"node-type": "gpu-enabled"}
+    # A Service whose selector matches no pod.
+    next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "web-ui")["spec"]["selector"] = {
+        "app": "web-iu"
+    }
+    # Pod Security (restricted) refusing the real pods: backend-api running as root.
+    security = _pod(docs, "Deployment", "backend-api")["securityContext"]
+    security["runAsNonRoot"] = False
+    security["runAsUser"] = 0
+    # A volume smaller than its claim: MinIO's first drive.
+    volume = next(d for d in docs if d["kind"] == "PersistentVolume" and d["metadata"]["name"] == "minio-data-01")
+    volume["spec"]["capacity"]["storage"] = "100Gi"
+
+
+# object -> what the component that refused it says
+BREAKAGES = {
+    ("Deployment", "ai-detection"): r"Insufficient nvidia\.com/gpu",
+    ("Deployment", "grpc-gateway"): r"untolerated taint \{nvidia\.com/gpu: true\}",
+    ("Service", "web-ui"): r"its selector app=web-iu matches no ready pod",
+    ("Deployment", "backend-api"): r'FailedCreate: .*violates PodSecurity "restricted:v1\.28": runAsNonRoot != true',
+    ("StatefulSet", "minio"): r"didn't find available persistent volumes to bind",
+}
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
+    return _simulate("prod", tmp_path_factory.mktemp("broken"), _break_everything)
+
+
+@pytest.mark.parametrize("obj", list(BREAKAGES), ids=["-".join(k) for k in BREAKAGES])
+def test_a_breakage_fails_with_the_components_reason(broken: Outcome, obj: tuple[str, str]) -> None:
+    found = _find(broken.observations, *obj)
+    assert not found.ok
+    assert any(re.search(BREAKAGES[obj], reason) for reason in found.reasons), found.reasons
+    assert not broken.ok
+
+
+def test_nothing_else_fails_than_the_breakages(broken: Outcome) -> None:
+    """Each breakage is its own failure: the report does not blame anything else."""
+    failed = {(o.kind, o.name) for o in broken.failures if o.kind in ("Deployment", "StatefulSet", "Service")}
+    # And what follows from them: no endpoints behind grpc-gateway's and backend-api's Services
+    # (none of their pods runs; one of ai-detection's does), and the claim of minio's first server.
+    assert failed == set(BREAKAGES) | {("Service", "grpc-gateway"), ("Service", "backend-api")}
+    assert {o.name for o in broken.failures if o.kind == "PersistentVolumeClaim"} == {"data-minio-0"}
+
+
+def _readme_losses(profile: str, tmp_path: Path) -> dict[str, set[str]]:
+    """node -> 'Kind namespace/name' lines of the generated README's single points of failure."""
+    result = build(PROFILES, profile, CRDS)
+    text = result.files[f"docs/{profile}/README.md"]
+    section = text.split("## Single points of failure", 1)[1].split("\n## ", 1)[0]
+    losses: dict[str, set[str]] = {}
+    node = None
+    for line in section.splitlines():
+        if match := re.match(r"- \*\*([^*]+)\*\*(?:: (\w+) `([^`]+)`)?", line):
+            node = match.group(1)
+            losses.setdefault(node, set())
+            if match.group(2):  # "- **the node it runs on**: StatefulSet `ns/name`: ..."
+                losses[node].add(f"{match.group(2)} {match.group(3)}")
+        elif node and (match := re.match(r"  - (\w+) `([^`]+)`", line)):
+            losses[node].add(f"{match.group(1)} {match.group(2)}")
+    return losses
+
+
+@pytest.mark.parametrize("node", ["k3s-master-01", "k3s-worker-01", "k3s-worker-02", "k3s-worker-03"])
+def test_losing_a_prod_node_takes_down_what_the_readme_lists(node: str, tmp_path: Path) -> None:
+    outcome = _simulate("prod", tmp_path, drill=Drill("fail", node))
+    listed = _readme_losses("prod", tmp_path)
+    lost = {f"{o.kind} {o.namespace}/{o.name}" for o in outcome.lost}
+    # Tempo is listed under "the node it runs on": lost with this node when it ran here.
+    tempo = _find(outcome.observations, "StatefulSet", "tempo")
+    expected = listed[node] | (listed["the node it runs on"] if node in tempo.nodes else set())
+    assert lost == expected
+    assert outcome.unexpected == ([], [])
+    assert outcome.ok
+    if node == "k3s-worker-01":  # the scheduler says why they cannot move
+        filter_ = _find(outcome.after, "Deployment", "filter")
+        assert any("didn't match Pod's node affinity/selector" in r for r in filter_.reasons)
+    if node == "k3s-worker-03":  # a StatefulSet's pods stay on the lost node
+        minio = _find(outcome.after, "StatefulSet", "minio")
+        assert any("being deleted on k3s-worker-03, which is lost" in r for r in minio.reasons)
+
+
+def test_draining_the_storage_node_stops_at_minios_budget(tmp_path: Path) -> None:
+    outcome = _simulate("prod", tmp_path, drill=Drill("drain", "k3s-worker-03"))
+    assert {workload for workload, _ in outcome.blocked} == {("StatefulSet", "imageflow-storage", "minio")}
+    assert all("disruption budget" in why for _, why in outcome.blocked)
+    assert outcome.unexpected == ([], [])
+    minio = _find(outcome.after, "StatefulSet", "minio")
+    assert minio.summary.startswith("3/4 ready")
+
+
+def test_a_drill_that_differs_from_the_readme_fails(tmp_path: Path) -> None:
+    """The comparison can fail: a prediction that names a workload the drill does not take down."""
+    outcome = _simulate("dev", tmp_path)
+    result = build(PROFILES, "dev", CRDS)
+    node = result.topology.cluster.nodes[0].name
+    outcome.drill = Drill("fail", node)
+    outcome.after = [copy.copy(o) for o in outcome.observations]
+    predicted = next(i for i in impacts(result.plan) if i.node == node)
+    from imageflow_gen.availability import Down
+
+    outcome.predicted = type(predicted)(node, "", (Down("Deployment", "imageflow-web", "web-ui", "test"),), ())
+    assert outcome.unexpected == ([], ["Deployment imageflow-web/web-ui"])
+    assert not outcome.ok
+
+
+def test_cli_simulate_reports_and_exits_by_readiness(cli: Any) -> None:
+    result = cli("simulate", "--profile", "dev", env={"IMAGEFLOW_TOOLS": os.environ.get("IMAGEFLOW_TOOLS", "")})
+    assert result.code == 0, result.stderr
+    assert "deployed: all ready" in result.stdout and result.stdout.rstrip().endswith("result: ok")
+    assert re.search(r"ok   Deployment imageflow-web/web-ui +\d+/\d+ ready on ", result.stdout)
+
+
+def test_cli_simulate_refuses_an_unknown_node(cli: Any) -> None:
+    result = cli("simulate", "--profile", "prod", "--fail-node", "k3s-worker-09")
+    assert result.code == 2
+    assert "'k3s-worker-09' is not a node of profile prod: k3s-master-01, k3s-worker-01" in result.stderr
+    result = cli("simulate", "--profile", "prod", "--fail-node", "a", "--drain", "b")
+    assert result.code == 2 and "give --fail-node or --drain, not both" in result.stderr
