@@ -9,11 +9,12 @@ STAMP := $(VENV)/.installed
 # Tests find the tools `make tools` installs here, whatever else is on PATH.
 export IMAGEFLOW_TOOLS := $(CURDIR)/.tools/bin
 
-.PHONY: help venv tools render validate schema crds test golden bench clean
+.PHONY: help venv tools render validate simulate schema crds test golden bench clean
 
 help:
 	@echo "make render PROFILE=prod   render a profile into out/"
 	@echo "make validate PROFILE=prod validate a profile, writing nothing"
+	@echo "make simulate PROFILE=prod deploy a profile to a simulated cluster and report"
 	@echo "make test                  install everything the tests need and run them"
 	@echo "make tools                 install the pinned validation tools into .tools/"
 	@echo "make golden                rewrite the golden files (review the diff!)"
@@ -39,6 +40,9 @@ render: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/imageflow-gen validate --profile $(PROFILE) \
 	  $(if $(wildcard .tools/bin/kube-apiserver),--api-server local)
+
+simulate: $(STAMP) tools
+	$(BIN)/imageflow-gen simulate --profile $(PROFILE)
 
 schema: $(STAMP)
 	$(BIN)/imageflow-gen schema

@@ -5,12 +5,13 @@ these lists to what a simulated cluster does)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from conftest import CRDS, PROFILES
 from imageflow_gen.availability import impacts
-from imageflow_gen.pipeline import build, validated
+from imageflow_gen.pipeline import build, capacity_report, validated
 from test_capacity import child, failure
 
 NODE_LOSS = {"survives": "node-loss"}
@@ -120,3 +121,17 @@ def test_nothing_requires_a_reason_it_cannot_give(tmp_path: Path) -> None:
     profiles = child(tmp_path, "noreason", {"edge": {"web_ui": {"availability": {"survives": "nothing"}}}})
     message = failure(profiles, "noreason")
     assert "edge.web_ui.availability" in message and "reason" in message
+
+
+def test_the_capacity_table_has_the_n_1_rows_of_what_must_survive() -> None:
+    """Worked by hand from prod: backend-api and web-ui may run on the three untainted nodes. With
+    one gone, what may run on the other two moves there (the OTel agent counts on those two);
+    what may only run on the lost node (the CPU services on k3s-worker-01, MinIO on
+    k3s-worker-03) stops instead."""
+    report = capacity_report(PROFILES, "prod")[1]
+    rows = {r.name: (r.requested["cpu"], r.capacity["cpu"]) for r in report.rows if r.scope == "n-1"}
+    assert rows == {
+        "k3s-worker-01, k3s-worker-03 (without k3s-master-01)": (Decimal("4.5"), 12),
+        "k3s-master-01, k3s-worker-03 (without k3s-worker-01)": (Decimal("2.55"), 8),
+        "k3s-master-01, k3s-worker-01 (without k3s-worker-03)": (Decimal("3.5"), 12),
+    }

@@ -12,6 +12,10 @@ from __future__ import annotations
 import copy
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,57 +99,84 @@ def _pod(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     return obj["spec"]["template"]["spec"]
 
 
-def _break_everything(docs: list[dict[str, Any]]) -> None:
-    """Five breakages on five different objects, each accepted by the dry run and the schemas."""
-    # GPU over-subscription: two pods of one GPU each, on the one GPU node that has one.
+def _replicas(docs: list[dict[str, Any]]) -> None:
+    """GPU over-subscription: two pods of one GPU each, on the one GPU node that has one."""
     next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "ai-detection")["spec"][
         "replicas"
     ] = 2
-    # An untolerated taint: grpc-gateway sent to the GPU node without tolerating its taint.
+
+
+def _untolerated(docs: list[dict[str, Any]]) -> None:
+    """An untolerated taint: grpc-gateway sent to the GPU node without tolerating its taint."""
     _pod(docs, "Deployment", "grpc-gateway")["nodeSelector"] = {"node-type": "gpu-enabled"}
-    # A Service whose selector matches no pod.
-    next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "web-ui")["spec"]["selector"] = {
-        "app": "web-iu"
-    }
-    # Pod Security (restricted) refusing the real pods: backend-api running as root.
+
+
+def _no_endpoints(docs: list[dict[str, Any]]) -> None:
+    """A Service whose selector matches no pod."""
+    service = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "web-ui")
+    service["spec"]["selector"] = {"app": "web-iu"}
+
+
+def _root(docs: list[dict[str, Any]]) -> None:
+    """Pod Security (restricted) refusing the real pods: backend-api running as root."""
     security = _pod(docs, "Deployment", "backend-api")["securityContext"]
     security["runAsNonRoot"] = False
     security["runAsUser"] = 0
-    # A volume smaller than its claim: MinIO's first drive.
+
+
+def _small_volume(docs: list[dict[str, Any]]) -> None:
+    """A volume smaller than its claim: MinIO's first drive."""
     volume = next(d for d in docs if d["kind"] == "PersistentVolume" and d["metadata"]["name"] == "minio-data-01")
     volume["spec"]["capacity"]["storage"] = "100Gi"
 
 
-# object -> what the component that refused it says
+# Each breakage, accepted by the dry run and the schemas: (the change, the object, what the
+# component that refused it says, everything that fails with it: workloads, Services, claims).
 BREAKAGES = {
-    ("Deployment", "ai-detection"): r"Insufficient nvidia\.com/gpu",
-    ("Deployment", "grpc-gateway"): r"untolerated taint \{nvidia\.com/gpu: true\}",
-    ("Service", "web-ui"): r"its selector app=web-iu matches no ready pod",
-    ("Deployment", "backend-api"): r'FailedCreate: .*violates PodSecurity "restricted:v1\.28": runAsNonRoot != true',
-    ("StatefulSet", "minio"): r"didn't find available persistent volumes to bind",
+    "gpu-over-subscribed": (
+        _replicas,
+        ("Deployment", "ai-detection"),
+        r"0/4 nodes are available: .*1 Insufficient nvidia\.com/gpu",
+        {("Deployment", "ai-detection")},  # one of its two pods runs: its Service has an endpoint
+    ),
+    "untolerated-taint": (
+        _untolerated,
+        ("Deployment", "grpc-gateway"),
+        r"untolerated taint \{nvidia\.com/gpu: true\}",
+        {("Deployment", "grpc-gateway"), ("Service", "grpc-gateway")},
+    ),
+    "service-without-endpoints": (
+        _no_endpoints,
+        ("Service", "web-ui"),
+        r"its selector app=web-iu matches no ready pod",
+        {("Service", "web-ui")},
+    ),
+    "pod-security": (
+        _root,
+        ("Deployment", "backend-api"),
+        r'FailedCreate: .*violates PodSecurity "restricted:v1\.28": runAsNonRoot != true',
+        {("Deployment", "backend-api"), ("Service", "backend-api")},
+    ),
+    "volume-smaller-than-claim": (
+        _small_volume,
+        ("StatefulSet", "minio"),
+        r"didn't find available persistent volumes to bind",
+        {("StatefulSet", "minio"), ("PersistentVolumeClaim", "data-minio-0")},
+    ),
 }
 
 
-@pytest.fixture(scope="module")
-def broken(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
-    return _simulate("prod", tmp_path_factory.mktemp("broken"), _break_everything)
-
-
-@pytest.mark.parametrize("obj", list(BREAKAGES), ids=["-".join(k) for k in BREAKAGES])
-def test_a_breakage_fails_with_the_components_reason(broken: Outcome, obj: tuple[str, str]) -> None:
-    found = _find(broken.observations, *obj)
+@pytest.mark.parametrize("case", list(BREAKAGES))
+def test_a_breakage_fails_with_the_components_reason(case: str, tmp_path: Path) -> None:
+    mutate, obj, reason, failing = BREAKAGES[case]
+    outcome = _simulate("prod", tmp_path, mutate)
+    assert not outcome.ok
+    found = _find(outcome.observations, *obj)
     assert not found.ok
-    assert any(re.search(BREAKAGES[obj], reason) for reason in found.reasons), found.reasons
-    assert not broken.ok
-
-
-def test_nothing_else_fails_than_the_breakages(broken: Outcome) -> None:
-    """Each breakage is its own failure: the report does not blame anything else."""
-    failed = {(o.kind, o.name) for o in broken.failures if o.kind in ("Deployment", "StatefulSet", "Service")}
-    # And what follows from them: no endpoints behind grpc-gateway's and backend-api's Services
-    # (none of their pods runs; one of ai-detection's does), and the claim of minio's first server.
-    assert failed == set(BREAKAGES) | {("Service", "grpc-gateway"), ("Service", "backend-api")}
-    assert {o.name for o in broken.failures if o.kind == "PersistentVolumeClaim"} == {"data-minio-0"}
+    assert any(re.search(reason, r) for r in found.reasons), found.reasons
+    # Nothing else is blamed: only the object and what follows from it.
+    kinds = ("Deployment", "StatefulSet", "Service", "PersistentVolumeClaim")
+    assert {(o.kind, o.name) for o in outcome.failures if o.kind in kinds} == failing
 
 
 def _readme_losses(profile: str, tmp_path: Path) -> dict[str, set[str]]:
@@ -222,3 +253,42 @@ def test_cli_simulate_refuses_an_unknown_node(cli: Any) -> None:
     assert "'k3s-worker-09' is not a node of profile prod: k3s-master-01, k3s-worker-01" in result.stderr
     result = cli("simulate", "--profile", "prod", "--fail-node", "a", "--drain", "b")
     assert result.code == 2 and "give --fail-node or --drain, not both" in result.stderr
+
+
+def _children(pid: int) -> dict[int, str]:
+    """pid -> command line of the processes whose parent is `pid`."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                child = int(stat.parent.name)
+                found[child] = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def test_sigterm_stops_every_process_a_simulation_started() -> None:
+    env = {**os.environ, "IMAGEFLOW_TOOLS": os.environ.get("IMAGEFLOW_TOOLS", "")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imageflow_gen", "simulate", "--profile", "dev"],
+        cwd=PROFILES.parent,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        started: dict[int, str] = {}
+        while time.monotonic() < deadline and not any("kwok" in c for c in started.values()):
+            started = _children(proc.pid)
+            time.sleep(0.2)
+        assert any("kwok" in c for c in started.values()), started
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    for pid in started:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in (Path(f"/proc/{pid}/status").read_text().lower())

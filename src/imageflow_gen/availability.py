@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from .capacity import _RESOURCES, Demand, Finding, _fmt, _group_name, _node_capacity, _unit, demands
+from .capacity import _RESOURCES, Demand, Finding, Row, _fmt, _group_name, _node_capacity, _unit, demands
 from .errors import Path
 from .plan import Plan
 from .plan.storage import drive_host
@@ -156,11 +156,13 @@ def impacts(plan: Plan) -> list[NodeImpact]:
     return result
 
 
-def requirement_findings(plan: Plan) -> list[Finding]:
-    """Errors for every workload that must survive a node's loss and cannot."""
+def requirements(plan: Plan) -> tuple[list[Row], list[Finding]]:
+    """The capacity rows of every workload that must survive a node's loss (its nodes, less each
+    one in turn: scope n-1), and an error for each that cannot."""
     topo = plan.topology
     work = demands(plan)
     nodes = {n.name: n for n in topo.cluster.nodes}
+    rows: dict[tuple[frozenset[str], str], Row] = {}
     findings = []
     for demand in work:
         availability = _availability(plan, demand.source)
@@ -178,17 +180,23 @@ def requirement_findings(plan: Plan) -> list[Finding]:
         inside = [d for d in work if d.nodes and (d.nodes <= demand.nodes or d.per_node and d.nodes & demand.nodes)]
         for lost in sorted(demand.nodes):
             rest = demand.nodes - {lost}
+            capacity = {r: sum((_node_capacity(nodes[n])[r] for n in rest), Decimal(0)) for r in _RESOURCES}
+            # What can move there: a workload that may only run on the lost node stops instead.
+            moving = [d for d in inside if d.nodes - {lost}]
+            requested = {r: sum((d.total(r, rest) for d in moving), Decimal(0)) for r in _RESOURCES}
+            rows.setdefault(
+                (demand.nodes, lost),
+                Row("n-1", f"{', '.join(sorted(rest))} (without {lost})", capacity, requested, [], where),
+            )
             for resource in _RESOURCES:
-                capacity = sum((_node_capacity(nodes[n])[resource] for n in rest), Decimal(0))
-                requested = sum((d.total(resource, rest) for d in inside), Decimal(0))
-                if requested > capacity:
+                if requested[resource] > capacity[resource]:
                     findings.append(
                         Finding(
                             "error",
                             where,
                             f"{label}, but once {lost} is lost the workloads that may only run on "
-                            f"{', '.join(sorted(rest))} request {_fmt(resource, requested)} {_unit(resource)} "
-                            f"of the {_fmt(resource, capacity)} there",
+                            f"{', '.join(sorted(rest))} request {_fmt(resource, requested[resource])} "
+                            f"{_unit(resource)} of the {_fmt(resource, capacity[resource])} there",
                         )
                     )
-    return findings
+    return [rows[key] for key in sorted(rows, key=lambda k: (sorted(k[0]), k[1]))], findings

@@ -386,9 +386,11 @@ def analyse(plan: Plan) -> Report:
     findings: list[Finding] = []
     _cluster(plan, rows, findings)
     _vms(plan.topology, rows, findings)
-    from .availability import requirement_findings  # it builds on this module's demands
+    from .availability import requirements  # it builds on this module's demands
 
-    findings += requirement_findings(plan)
+    n_1, unmet = requirements(plan)
+    rows += n_1
+    findings += unmet
     costs = [(vm.name, vm.monthly_cost_usd.min, vm.monthly_cost_usd.max) for vm in plan.topology.vms]
     unique = {(f.level, f.path, f.message): f for f in findings}
     return Report(rows, list(unique.values()), costs)

@@ -458,7 +458,9 @@ def capacity(profile: ProfileOpt, profiles_dir: ProfilesDirOpt = Path("profiles"
 
     One row per node group (the nodes a workload may run on), the cluster, each node (its
     local PersistentVolumes against its storage) and each VM with a compose stack (the
-    stack's limits). Exit 1 when something is over capacity; above 80% is a warning.
+    stack's limits); for a workload that must survive a node's loss (availability:
+    node-loss), its nodes less each one in turn (n-1). Exit 1 when something is over
+    capacity; above 80% is a warning.
 
     Example: imageflow-gen capacity --profile prod
     """

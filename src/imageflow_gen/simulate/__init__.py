@@ -189,11 +189,11 @@ class Simulation:
         provided = []
         for name in sorted(self.classes):
             create(self.client, storage_class(name, default=name == "local-path"))
-            provided.append(f"StorageClass {name} (the local-path provisioner's behaviour, emulated)")
+            provided.append(f"StorageClass {name}, as K3s provides it (its provisioner's behaviour emulated)")
         for obj in addon_objects():
             create(self.client, obj)
             self.applied.append(_key(obj))
-        provided.append(f"K3s' add-ons in kube-system ({', '.join(ADDONS)}; their requests)")
+        provided.append(f"K3s' add-ons in kube-system: {', '.join(ADDONS)} (with their requests)")
         return provided
 
     def _wait_nodes_ready(self, names: list[str]) -> None:

@@ -16,11 +16,10 @@ instead of 300 (the API server's default toleration seconds).
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..validate.apiserver import START_TIMEOUT, ApiServerError, LocalApiServer
+from ..validate.apiserver import LocalApiServer
 
 KWOK_LABEL = "kwok.x-k8s.io/node"
 POD_CIDR = "10.42.0.1/16"  # K3s' default cluster CIDR
@@ -94,12 +93,3 @@ class SimulatedCluster(LocalApiServer):
     def _controllers_ready(self) -> bool:
         status, _, _ = self.client.request("GET", "/api/v1/namespaces/default/serviceaccounts/default")
         return status == 200
-
-
-def wait_for(what: str, ready: object, timeout: float = START_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ready():  # type: ignore[operator]
-            return
-        time.sleep(0.25)
-    raise ApiServerError(f"{what} not reached after {timeout:.0f} s")

@@ -32,7 +32,7 @@ def _lines(observations: list[Observation]) -> list[str]:
 
 def text(outcome: Outcome, profile: str) -> str:
     lines = [f"simulated cluster for profile {profile}: nodes {', '.join(outcome.nodes)}"]
-    lines += [f"provided as K3s provides it: {p}" for p in outcome.provided]
+    lines += [f"provided: {p}" for p in outcome.provided]
     if outcome.refused:
         lines += ["", "Refused by the API server:"] + [f"  FAIL {r}" for r in outcome.refused]
     lines += _lines(outcome.observations)
@@ -49,8 +49,18 @@ def text(outcome: Outcome, profile: str) -> str:
             lines += [f"    {why}" for _, why in outcome.blocked]
         lost = outcome.lost
         lines.append("  unavailable after it:" if lost else "  every workload stays available")
+        expected = {d.key: d.why for d in outcome.predicted.loss} if outcome.predicted is not None else {}
         for o in lost:
             lines.append(f"    {o.label}: {o.summary}")
+            why = expected.get((o.kind, o.namespace, o.name))
+            if why is None and (o.kind, o.namespace, o.name) in outcome.floating:
+                why = f"it ran on {drill.node}, " + (
+                    "and a StatefulSet's pod is not replaced while its node is lost"
+                    if drill.action == "fail"
+                    else "where its volume stays"
+                )
+            if why:
+                lines.append(f"      cannot move: {why}")
             lines += [f"      {reason}" for reason in o.reasons]
         surprise, missing = outcome.unexpected
         if surprise:
