@@ -48,7 +48,9 @@ def _docs(profile: str, tmp_path: Path) -> tuple[Any, list[dict[str, Any]]]:
     return result, [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
 
 
-def _simulate(profile: str, tmp_path: Path, mutate: Any = None, drill: Drill | None = None) -> Outcome:
+def _simulate(
+    profile: str, tmp_path: Path, mutate: Any = None, drill: Drill | None = None, at_once: bool = False
+) -> Outcome:
     result, docs = _docs(profile, tmp_path)
     if mutate is not None:
         mutate(docs)
@@ -59,6 +61,7 @@ def _simulate(profile: str, tmp_path: Path, mutate: Any = None, drill: Drill | N
         set(result.topology.storage.cluster_classes),
         docs,
         drill,
+        at_once=at_once,
     )
     if drill is not None:
         outcome.predicted = next(i for i in impacts(result.plan) if i.node == drill.node)
@@ -92,6 +95,28 @@ def test_every_profile_becomes_ready(profile: str, tmp_path: Path) -> None:
             assert _find(outcome.observations, "HorizontalPodAutoscaler", name).summary.startswith("2 replicas")
         tempo = _find(outcome.observations, "PersistentVolumeClaim", "data-tempo-0")
         assert "(local-path)" in tempo.summary and tempo.ok
+
+
+def test_a_plain_kubectl_apply_of_the_overlay_converges_without_a_failed_create(tmp_path: Path) -> None:
+    """Without Argo CD's waves: everything at once, in the order the built overlay lists it."""
+    outcome = _simulate("prod", tmp_path, at_once=True)
+    assert outcome.failed_creates == []
+    assert outcome.ok, [(o.label, o.reasons) for o in outcome.failures]
+
+
+def test_a_runtime_class_applied_after_its_pods_is_a_failed_create(tmp_path: Path) -> None:
+    """The order matters, and the simulation sees it: the GPU pods refused until their class exists."""
+
+    def runtime_class_last(docs: list[dict[str, Any]]) -> None:
+        last = [d for d in docs if d["kind"] == "RuntimeClass"]
+        docs[:] = [d for d in docs if d["kind"] != "RuntimeClass"] + last
+
+    outcome = _simulate("prod", tmp_path, runtime_class_last, at_once=True)
+    assert any(
+        c.startswith("ReplicaSet imageflow-processing/ai-detection-") and 'RuntimeClass "nvidia" not found' in c
+        for c in outcome.failed_creates
+    ), outcome.failed_creates
+    assert not outcome.ok
 
 
 def _pod(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:

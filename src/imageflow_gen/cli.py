@@ -491,6 +491,14 @@ def simulate(
         str | None,
         typer.Option("--drain", metavar="NODE", help="Then drain this node, honouring disruption budgets."),
     ] = None,
+    kubectl_apply: Annotated[
+        bool,
+        typer.Option(
+            "--kubectl-apply",
+            help="Apply everything at once in the overlay's order, as `kubectl apply -k` does, "
+            "instead of wave by wave as Argo CD does.",
+        ),
+    ] = False,
     crd_schemas: CrdOpt = None,
 ) -> None:
     """Deploy a profile's output to a simulated cluster and report what becomes ready.
@@ -505,7 +513,8 @@ def simulate(
 
     --fail-node and --drain then take one node away and report what becomes unavailable,
     compared with the single points of failure the generated README lists. Exit 1 when
-    anything is not ready, or a drill's impact differs from the README. Everything started
+    anything is not ready, any create was refused (even if a retry succeeded later), or a
+    drill's impact differs from the README. Everything started
     is stopped on exit. Needs the tools (make tools builds them).
 
     Example: imageflow-gen simulate --profile prod --fail-node k3s-worker-01
@@ -521,7 +530,10 @@ def simulate(
     if node is not None and node not in names:
         option = "--fail-node" if fail_node else "--drain"
         raise typer.BadParameter(f"{node!r} is not a node of profile {profile}: {', '.join(names)}", param_hint=option)
-    outcome = _run(lambda: _simulate(result, "fail" if fail_node else "drain", node), f"simulating profile {profile!r}")
+    outcome = _run(
+        lambda: _simulate(result, "fail" if fail_node else "drain", node, kubectl_apply),
+        f"simulating profile {profile!r}",
+    )
     from .simulate.report import text
 
     typer.echo(text(outcome, profile), nl=False)
@@ -529,7 +541,7 @@ def simulate(
         raise typer.Exit(1)
 
 
-def _simulate(result: Any, action: str, node: str | None) -> Any:
+def _simulate(result: Any, action: str, node: str | None, at_once: bool = False) -> Any:
     import tempfile
 
     from .availability import floating, impacts
@@ -566,6 +578,7 @@ def _simulate(result: Any, action: str, node: str | None) -> Any:
             docs,
             drill,
             progress,
+            at_once,
         )
     finally:
         progress.done()

@@ -57,6 +57,7 @@ class Outcome:
     predicted: NodeImpact | None = None
     floating: list[tuple[str, str, str]] = field(default_factory=list)  # lost with whichever node they run on
     pids: list[int] = field(default_factory=list)  # the processes the simulation started (all stopped)
+    failed_creates: list[str] = field(default_factory=list)  # refused creates, even if retried since
 
     @property
     def failures(self) -> list[Observation]:
@@ -102,7 +103,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        if self.refused or self.failures:
+        if self.refused or self.failures or self.failed_creates:
             return False
         if self.drill is None:
             return True
@@ -224,10 +225,14 @@ class Simulation:
             for name in sorted(n for n in used if n)
         ]
 
-    def deploy(self, docs: list[dict[str, Any]]) -> tuple[list[str], list[Observation]]:
+    def deploy(self, docs: list[dict[str, Any]], at_once: bool = False) -> tuple[list[str], list[Observation]]:
+        """Apply `docs` wave by wave (Argo CD), or all at once in their order (`kubectl apply -k`
+        of the built overlay); then wait for the whole to settle."""
         refused = []
-        for wave in waves(docs):
-            self.progress(f"wave {wave_of(wave[0])}: {len(wave)} objects")
+        for wave in [docs] if at_once else waves(docs):
+            self.progress(
+                f"applying {len(wave)} objects" if at_once else f"wave {wave_of(wave[0])}: {len(wave)} objects"
+            )
             for obj in wave:
                 message = apply(self.client, obj)
                 if message is not None:
@@ -235,9 +240,23 @@ class Simulation:
                     refused.append(f"{kind} {namespace + '/' if namespace else ''}{name}: {message}")
                 else:
                     self.applied.append(_key(obj))
-            self.settle(WAVE_QUIET)
+            if not at_once:
+                self.settle(WAVE_QUIET)
         self.progress("settling")
         return refused, self.settle(QUIET)
+
+    def failed_creates(self) -> list[str]:
+        """Every create a controller tried and the API server refused, even where a retry later
+        succeeded (a RuntimeClass or ServiceAccount applied after the pods that need it)."""
+        snap = Snapshot.fetch(self.client)
+        found = set()
+        for event in snap.items["Event"]:
+            if event.get("type") == "Warning" and event.get("reason") == "FailedCreate":
+                ref = event.get("involvedObject", {})
+                found.add(
+                    f"{ref.get('kind')} {ref.get('namespace')}/{ref.get('name')}: {event.get('message', '').strip()}"
+                )
+        return sorted(found)
 
     def fail(self, node: str) -> None:
         """Stop the node: kwok stops renewing its lease and acting for its pods."""
@@ -317,15 +336,18 @@ def run(
     docs: list[dict[str, Any]],
     drill: Drill | None = None,
     progress: Any = None,
+    at_once: bool = False,
 ) -> Outcome:
-    """Start a simulated cluster, deploy `docs` on `nodes`, run the drill; stop everything."""
+    """Start a simulated cluster, deploy `docs` on `nodes` (`at_once`: as `kubectl apply` does,
+    not wave by wave), run the drill; stop everything."""
     say = progress or (lambda _: None)
     say("starting the simulated cluster")
     with SimulatedCluster(binaries, crd_files) as cluster:
         sim = Simulation(cluster, classes, say)
         provided = sim.setup(nodes) + sim.prerequisite_namespaces(docs)
-        refused, observations = sim.deploy(docs)
+        refused, observations = sim.deploy(docs, at_once)
         outcome = Outcome([n.node.name for n in nodes], provided, refused, observations, drill)
+        outcome.failed_creates = sim.failed_creates()
         outcome.pids = list(cluster.pids)
         if drill is not None:
             say(f"{'stopping' if drill.action == 'fail' else 'draining'} {drill.node}")

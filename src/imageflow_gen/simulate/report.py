@@ -36,8 +36,14 @@ def text(outcome: Outcome, profile: str) -> str:
     if outcome.refused:
         lines += ["", "Refused by the API server:"] + [f"  FAIL {r}" for r in outcome.refused]
     lines += _lines(outcome.observations)
-    failures = len(outcome.failures) + len(outcome.refused)
-    lines += ["", "deployed: all ready" if not failures else f"deployed: {failures} not ready"]
+    if outcome.failed_creates:
+        lines += ["", "Creates the API server refused (a controller retried them):"]
+        lines += [f"  FAIL {c}" for c in outcome.failed_creates]
+    failures = len(outcome.failures) + len(outcome.refused) + len(outcome.failed_creates)
+    lines += [
+        "",
+        "deployed: all ready" if not failures else f"deployed: {failures} problem{'s' if failures > 1 else ''}",
+    ]
     drill = outcome.drill
     if drill is not None:
         verb = "losing" if drill.action == "fail" else "draining"
