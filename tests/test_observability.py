@@ -226,6 +226,6 @@ def test_every_workload_with_more_than_one_replica_has_a_budget_and_the_readme_s
     readme = build(PROFILES, profile, CRDS).files[f"docs/{profile}/README.md"]
     drains = readme.split("## Draining a node", 1)[1].split("## How to validate", 1)[0]
     for host in set(topo.storage.minio.volumes.hosts):
-        assert f"Draining {host} " in drains
+        assert f"Draining **{host}**" in drains
     if profile == "prod":
-        assert "Draining k3s-worker-03 stops after evicting one MinIO server" in drains
+        assert "- Draining **k3s-worker-03**:\n  - stops after evicting one pod of StatefulSet minio" in drains

@@ -166,7 +166,8 @@ class Simulation:
         self.lost: frozenset[str] = frozenset()
 
     def settle(self, quiet: float) -> list[Observation]:
-        """Wait until everything applied is healthy, or nothing has changed for `quiet` seconds."""
+        """Wait until everything applied is healthy, or nothing has changed for `quiet` seconds
+        and every component has acted on what it was given (at most TIMEOUT)."""
         last, since, deadline = None, time.monotonic(), time.monotonic() + TIMEOUT
         while True:
             provision(self.client, self.classes)
@@ -178,7 +179,7 @@ class Simulation:
             signature = snap.signature()
             if signature != last:
                 last, since = signature, now
-            elif now - since >= quiet:
+            elif now - since >= quiet and not snap.undecided(self.lost):
                 return found
             time.sleep(0.5)
 

@@ -105,6 +105,23 @@ class Snapshot:
                 latest[reason] = (stamp, f"{reason}: {event.get('message', '').strip()}")
         return [message for _, message in sorted(latest.values(), key=lambda v: v[1])]
 
+    def undecided(self, lost: frozenset[str]) -> bool:
+        """Whether some component has yet to act: a pod the scheduler has not judged, a pod on a
+        working node that kwok has not started, an autoscaler never reconciled. A quiet spell
+        then is a slow component, not the end."""
+        for pod in self.items["Pod"]:
+            if pod["metadata"].get("deletionTimestamp") or _ready(pod):
+                continue
+            status = pod.get("status", {})
+            if status.get("phase") in ("Succeeded", "Failed"):
+                continue
+            node = pod["spec"].get("nodeName")
+            if node is None and not any(c["type"] == "PodScheduled" for c in status.get("conditions", [])):
+                return True
+            if node is not None and node not in lost:
+                return True
+        return any(not h.get("status", {}).get("conditions") for h in self.items["HorizontalPodAutoscaler"])
+
     def signature(self) -> tuple[Any, ...]:
         """What changes while the cluster is still moving (pods and workloads, not heartbeats)."""
         return tuple(
