@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from conftest import CRDS, PROFILES
-from imageflow_gen.availability import floating, impacts
+from imageflow_gen.availability import impacts
 from imageflow_gen.pipeline import build
 from imageflow_gen.resources import data_dir
 from imageflow_gen.simulate import Drill, Outcome, run
@@ -57,15 +57,11 @@ def _simulate(
     outcome = run(
         _binaries(),
         sorted((data_dir("schemas") / "crds" / "upstream").glob("*.yaml")),
-        result.plan.nodes,
-        set(result.topology.storage.cluster_classes),
+        result.plan,
         docs,
         drill,
         at_once=at_once,
     )
-    if drill is not None:
-        outcome.predicted = next(i for i in impacts(result.plan) if i.node == drill.node)
-        outcome.floating = [d.key for d in floating(result.plan)]
     for pid in outcome.pids:  # everything it started is stopped and reaped
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

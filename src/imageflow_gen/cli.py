@@ -544,7 +544,6 @@ def simulate(
 def _simulate(result: Any, action: str, node: str | None, at_once: bool = False) -> Any:
     import tempfile
 
-    from .availability import floating, impacts
     from .resources import data_dir
     from .simulate import Drill, run
     from .simulate.cluster import BINARIES
@@ -568,23 +567,17 @@ def _simulate(result: Any, action: str, node: str | None, at_once: bool = False)
 
                 raise ValidationFailed(built.errors)
         docs = [d for d in parse_all(text) if isinstance(d, dict)]
-        plan = result.plan
-        drill = Drill(action, node) if node else None
         outcome = run(
             {k: v for k, v in binaries.items() if v},
             sorted((data_dir("schemas") / "crds" / "upstream").glob("*.yaml")),
-            plan.nodes,
-            set(result.topology.storage.cluster_classes),
+            result.plan,
             docs,
-            drill,
+            Drill(action, node) if node else None,
             progress,
             at_once,
         )
     finally:
         progress.done()
-    if node is not None:
-        outcome.predicted = next(i for i in impacts(plan) if i.node == node)
-        outcome.floating = [d.key for d in floating(plan)]
     return outcome
 
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..availability import NodeImpact
+from ..availability import NodeImpact, floating, impacts
+from ..plan import Plan
 from ..plan.common import SYNC_WAVE_ANNOTATION, SYNC_WAVES, apply_order
 from ..plan.nodes import NodeConfig
 from ..validate.apiserver import FIELD_MANAGER, ApiClient, ApiServerError, LocalApiServer
@@ -332,25 +333,27 @@ def _node_lost(snap: Snapshot, node: str) -> bool:
 def run(
     binaries: dict[str, str],
     crd_files: list[Path],
-    nodes: list[NodeConfig],
-    classes: set[str],
+    plan: Plan,
     docs: list[dict[str, Any]],
     drill: Drill | None = None,
     progress: Any = None,
     at_once: bool = False,
 ) -> Outcome:
-    """Start a simulated cluster, deploy `docs` on `nodes` (`at_once`: as `kubectl apply` does,
-    not wave by wave), run the drill; stop everything."""
+    """Start a simulated cluster, deploy `docs` (the plan's built overlay) on the plan's nodes
+    (`at_once`: as `kubectl apply` does, not wave by wave), run the drill and compare it with
+    availability.py's prediction; stop everything."""
     say = progress or (lambda _: None)
     say("starting the simulated cluster")
     with SimulatedCluster(binaries, crd_files) as cluster:
-        sim = Simulation(cluster, classes, say)
-        provided = sim.setup(nodes) + sim.prerequisite_namespaces(docs)
+        sim = Simulation(cluster, set(plan.topology.storage.cluster_classes), say)
+        provided = sim.setup(plan.nodes) + sim.prerequisite_namespaces(docs)
         refused, observations = sim.deploy(docs, at_once)
-        outcome = Outcome([n.node.name for n in nodes], provided, refused, observations, drill)
+        outcome = Outcome([n.node.name for n in plan.nodes], provided, refused, observations, drill)
         outcome.failed_creates = sim.failed_creates()
         outcome.pids = list(cluster.pids)
         if drill is not None:
+            outcome.predicted = next(i for i in impacts(plan) if i.node == drill.node)
+            outcome.floating = [d.key for d in floating(plan)]
             say(f"{'stopping' if drill.action == 'fail' else 'draining'} {drill.node}")
             if drill.action == "fail":
                 sim.fail(drill.node)
