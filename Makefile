@@ -55,7 +55,7 @@ test: $(STAMP) tools
 	$(BIN)/python -m pytest -n auto
 
 bench: $(STAMP) tools
-	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/bench.py --simulate
 
 golden: $(STAMP)
 	IMAGEFLOW_UPDATE_GOLDEN=1 $(BIN)/python -m pytest tests/test_golden.py

@@ -10,7 +10,9 @@ Prints median, min and max of several runs of:
     against helm template + kubectl kustomize + kubeconform on the result; wall time, peak
     memory, growth per doubling;
  3. built-in schema validation throughput against kubeconform on the same objects;
- 4. a re-render with nothing changed: files written, and time.
+ 4. a re-render with nothing changed: files written, and time;
+ 5. with --simulate (make bench): `simulate --profile prod`, plain and with a node drill, wall
+    time and the peak memory of its largest process (etcd, the control plane, kwok or us).
 Tools come from IMAGEFLOW_TOOLS (make tools puts them in .tools/bin).
 """
 
@@ -244,6 +246,19 @@ def bench_rerender(runs: int, work: Path) -> list[str]:
     return [f"4. re-render prod, nothing changed     {stats(times)} | files written: {max(written)}"]
 
 
+def bench_simulate(runs: int) -> list[str]:
+    rows = []
+    for label, extra in (("5. simulate prod", []), ("5. simulate prod --fail-node", ["--fail-node", "k3s-worker-01"])):
+        times, peaks = [], []
+        for _ in range(runs):
+            argv = [sys.executable, "-m", "imageflow_gen", "simulate", "--profile", "prod", *extra]
+            t, peak, _ = run(argv, cwd=REPO)
+            times.append(t)
+            peaks.append(peak)
+        rows.append(f"{label:<34} {stats(times)} | peak {max(peaks)} MiB (largest process)")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000, 8000])
@@ -262,6 +277,9 @@ def main() -> None:
         "ratio is reported as an upper bound (kubectl kustomize ran over 30 minutes "
         "at 8,000 services here)",
     )
+    parser.add_argument(
+        "--simulate", action="store_true", help="also time `simulate --profile prod` (about a minute a run)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="imageflow-bench-") as tmp:
         work = Path(tmp)
@@ -271,6 +289,7 @@ def main() -> None:
             lambda: bench_synthetic(args.sizes, args.runs, work, args.max_runs_large, args.tools_limit),
             lambda: bench_throughput(args.sizes[min(1, len(args.sizes) - 1)], args.runs, work),
             lambda: bench_rerender(args.runs, work),
+            *([lambda: bench_simulate(args.runs)] if args.simulate else []),
         )
         for step in steps:
             print("\n".join(step()), flush=True)
