@@ -39,6 +39,20 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+def cli_without(module: str, name: str) -> str:
+    """A `python -c` script running the CLI with `module.objects(plan)` leaving out the object
+    called `name` (a NetworkPolicy, say): the output as a broken plan would render it."""
+    return f"""
+import sys
+import {module} as patched
+real = patched.objects
+patched.objects = lambda plan: [o for o in real(plan) if o["metadata"]["name"] != {name!r}]
+from imageflow_gen.cli import main
+sys.argv = ["imageflow-gen", *sys.argv[1:]]
+main()
+"""
+
+
 @pytest.fixture
 def cli():
     return run_cli

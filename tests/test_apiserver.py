@@ -20,7 +20,7 @@ import yaml
 
 from conftest import CRDS, PROFILES, REPO
 from imageflow_gen.pipeline import build
-from imageflow_gen.resources import data_dir
+from imageflow_gen.resources import upstream_crds
 from imageflow_gen.validate import schema_problems
 from imageflow_gen.validate import tools as gates
 from imageflow_gen.validate.apiserver import ApiClient, LocalApiServer, dry_run
@@ -36,7 +36,7 @@ def server() -> Iterator[LocalApiServer]:
     binaries = {name: gates.find(name) for name in BINARIES}
     missing = [name for name, path in binaries.items() if path is None]
     assert not missing, f"run `make tools` first; missing: {', '.join(missing)}"
-    crds = sorted((data_dir("schemas") / "crds" / "upstream").glob("*.yaml"))
+    crds = upstream_crds()
     with LocalApiServer({k: v for k, v in binaries.items() if v}, crds) as running:
         yield running
     for pid in running.pids:  # stopped, and reaped

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from conftest import PROFILES, run_cli
+from conftest import PROFILES, cli_without, run_cli
 from imageflow_gen.graph import build_graph, dot, mermaid
 from imageflow_gen.pipeline import validated
 from imageflow_gen.plan.network import INGRESS_GATEWAY, ISTIO_NAMESPACE
@@ -488,17 +488,7 @@ def test_a_closed_path_is_drawn_as_closed_with_its_layer() -> None:
     assert not any(e.kind == "broken" for e in build_graph(plan, path_problems(objects(plan))).edges)
 
 
-_BROKEN_GRAPH = """
-import sys
-import imageflow_gen.targets.kubernetes as kubernetes
-real = kubernetes.objects
-kubernetes.objects = lambda plan: [
-    o for o in real(plan) if o["metadata"]["name"] != "allow-backend-to-minio-ingress"
-]
-from imageflow_gen.cli import main
-sys.argv = ["imageflow-gen", *sys.argv[1:]]
-main()
-"""
+_BROKEN_GRAPH = cli_without("imageflow_gen.targets.kubernetes", "allow-backend-to-minio-ingress")
 
 
 def test_the_graph_command_runs_the_path_gate() -> None:

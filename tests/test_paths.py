@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conftest import CRDS, PROFILES, REPO
+from conftest import CRDS, PROFILES, REPO, cli_without
 from imageflow_gen.errors import ValidationFailed
 from imageflow_gen.pipeline import build, validated
 from imageflow_gen.targets.kubernetes import objects
@@ -146,17 +146,7 @@ def test_render_refuses_a_broken_path_at_the_callers_profile_key(
     assert "NetworkPolicy: imageflow-storage/minio's ingress denies imageflow-backend/backend-api" in problem.message
 
 
-_BROKEN = """
-import sys
-import imageflow_gen.pipeline as pipeline
-real = pipeline.objects
-pipeline.objects = lambda plan: [
-    o for o in real(plan) if o["metadata"]["name"] != "allow-gateway-to-backend-api-ingress"
-]
-from imageflow_gen.cli import main
-sys.argv = ["imageflow-gen", *sys.argv[1:]]
-main()
-"""
+_BROKEN = cli_without("imageflow_gen.pipeline", "allow-gateway-to-backend-api-ingress")
 
 
 def test_the_cli_reports_the_broken_leg_and_writes_nothing(tmp_path: Path) -> None:

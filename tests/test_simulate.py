@@ -25,7 +25,7 @@ import yaml
 from conftest import CRDS, PROFILES
 from imageflow_gen.availability import impacts
 from imageflow_gen.pipeline import build
-from imageflow_gen.resources import data_dir
+from imageflow_gen.resources import upstream_crds
 from imageflow_gen.simulate import Drill, Outcome, run
 from imageflow_gen.simulate.cluster import BINARIES
 from imageflow_gen.simulate.observe import Observation
@@ -56,7 +56,7 @@ def _simulate(
         mutate(docs)
     outcome = run(
         _binaries(),
-        sorted((data_dir("schemas") / "crds" / "upstream").glob("*.yaml")),
+        upstream_crds(),
         result.plan,
         docs,
         drill,

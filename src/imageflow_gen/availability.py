@@ -23,7 +23,10 @@ from typing import Any
 
 from .capacity import _RESOURCES, Demand, Finding, Row, _fmt, _group_name, _node_capacity, _unit, demands
 from .errors import Path
+from .model.edge import EdgeComponent
+from .model.processing import ProcessingService
 from .plan import Plan
+from .plan.common import survives_node_loss
 from .plan.storage import drive_host
 
 
@@ -126,6 +129,16 @@ def floating(plan: Plan) -> list[Down]:
             )
         )
     return result
+
+
+def survivors(plan: Plan) -> list[str]:
+    """The processing services and in-cluster edge components that must survive a node's loss."""
+    topo = plan.topology
+    workloads: list[ProcessingService | EdgeComponent] = [
+        *topo.processing.services,
+        *(c for c in topo.edge.components if "cluster" in c.runs_on),
+    ]
+    return [w.name for w in workloads if survives_node_loss(w)]
 
 
 def impacts(plan: Plan) -> list[NodeImpact]:

@@ -323,7 +323,7 @@ def _api_client(server: tuple[str, str | None]) -> Any:
     """A context manager giving the ApiClient of the chosen server."""
     import contextlib
 
-    from .resources import data_dir
+    from .resources import upstream_crds
     from .validate.apiserver import LocalApiServer, kubeconfig_proxy
     from .validate.tools import find
 
@@ -335,20 +335,25 @@ def _api_client(server: tuple[str, str | None]) -> Any:
                 [Problem(Location("--api-server"), "", "kubectl is not installed (make tools installs it)")]
             )
         return kubeconfig_proxy(kubectl, context)
-    binaries = {name: find(name) for name in ("etcd", "kube-apiserver", "kube-pki")}
-    missing = sorted(name for name, path in binaries.items() if path is None)
-    if missing:
-        raise UsageError(
-            [Problem(Location("--api-server"), "", f"{', '.join(missing)} not installed (make tools builds them)")]
-        )
-    crds = sorted((data_dir("schemas") / "crds" / "upstream").glob("*.yaml"))
+    binaries = _installed(("etcd", "kube-apiserver", "kube-pki"), "--api-server")
 
     @contextlib.contextmanager
     def local() -> Any:
-        with LocalApiServer({k: v for k, v in binaries.items() if v}, crds) as server:
+        with LocalApiServer(binaries, upstream_crds()) as server:
             yield server.client
 
     return local()
+
+
+def _installed(names: tuple[str, ...], where: str) -> dict[str, str]:
+    """name -> path of each tool `make tools` builds; a usage error naming the missing ones."""
+    from .validate.tools import find
+
+    found = {name: find(name) for name in names}
+    missing = sorted(name for name, path in found.items() if path is None)
+    if missing:
+        raise UsageError([Problem(Location(where), "", f"{', '.join(missing)} not installed (make tools builds them)")])
+    return {name: path for name, path in found.items() if path is not None}
 
 
 def _out(out: Path, profiles_dir: Path) -> Path:
@@ -544,19 +549,14 @@ def simulate(
 def _simulate(result: Any, action: str, node: str | None, at_once: bool = False) -> Any:
     import tempfile
 
-    from .resources import data_dir
+    from .resources import upstream_crds
     from .simulate import Drill, run
     from .simulate.cluster import BINARIES
-    from .validate.tools import find, kustomize_build
+    from .validate.tools import kustomize_build
     from .writing import write
     from .yamlio import parse_all
 
-    binaries = {name: find(name) for name in (*BINARIES, "kubectl")}
-    missing = sorted(name for name, path in binaries.items() if path is None)
-    if missing:
-        raise UsageError(
-            [Problem(Location("simulate"), "", f"{', '.join(missing)} not installed (make tools builds them)")]
-        )
+    binaries = _installed((*BINARIES, "kubectl"), "simulate")
     progress = Progress()
     try:
         with tempfile.TemporaryDirectory(prefix="imageflow-simulate-") as tmp:
@@ -568,8 +568,8 @@ def _simulate(result: Any, action: str, node: str | None, at_once: bool = False)
                 raise ValidationFailed(built.errors)
         docs = [d for d in parse_all(text) if isinstance(d, dict)]
         outcome = run(
-            {k: v for k, v in binaries.items() if v},
-            sorted((data_dir("schemas") / "crds" / "upstream").glob("*.yaml")),
+            binaries,
+            upstream_crds(),
             result.plan,
             docs,
             Drill(action, node) if node else None,

@@ -21,6 +21,12 @@ def data_dir(name: str) -> Path:
     raise FileNotFoundError(f"imageflow-gen is installed without its {name}/ directory")
 
 
+def upstream_crds() -> list[Path]:
+    """The projects' own CRD files shipped with the tool (schemas/crds/upstream), which the local
+    API server installs."""
+    return sorted((data_dir("schemas") / "crds" / "upstream").glob("*.yaml"))
+
+
 def crd_locations(extra: list[Path] | None = None) -> list[Path]:
     """Where CRD schemas are looked up: the user's folders first (they add or override), then
     the ones shipped with the tool (schemas/crds, produced by tools/crds.py)."""

@@ -27,7 +27,7 @@ from ..availability import NodeImpact, floating, impacts
 from ..plan import Plan
 from ..plan.common import SYNC_WAVE_ANNOTATION, SYNC_WAVES, apply_order
 from ..plan.nodes import NodeConfig
-from ..validate.apiserver import FIELD_MANAGER, ApiClient, ApiServerError, LocalApiServer
+from ..validate.apiserver import ApiClient, ApiServerError, LocalApiServer
 from .cluster import KWOK_LABEL, NODE_GRACE, SimulatedCluster
 from .k3s import ADDONS, addon_objects, create, node_object, provision, storage_class
 from .observe import Observation, Snapshot, observe
@@ -139,16 +139,9 @@ def waves(docs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 def apply(client: ApiClient, obj: dict[str, Any]) -> str | None:
     """Server-side apply, for real; the server's refusal, if it refused."""
     try:
-        path = client.path(obj)
+        status, body, _ = client.apply(obj)
     except KeyError as error:
         return str(error.args[0])
-    status, body, _ = client.request(
-        "PATCH",
-        path,
-        obj,
-        "application/apply-patch+yaml",
-        {"fieldManager": FIELD_MANAGER, "force": "true", "fieldValidation": "Strict"},
-    )
     return None if status < 300 else str(body.get("message") or f"HTTP {status}")
 
 
@@ -203,13 +196,7 @@ class Simulation:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             snap = Snapshot.fetch(self.client)
-            ready = {
-                n["metadata"]["name"]
-                for n in snap.items["Node"]
-                if any(
-                    c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", [])
-                )
-            }
+            ready = {n["metadata"]["name"] for n in snap.items["Node"] if _readiness(n) == "True"}
             if set(names) <= ready:
                 return
             time.sleep(0.25)
@@ -326,8 +313,13 @@ def _node_lost(snap: Snapshot, node: str) -> bool:
     obj = next((n for n in snap.items["Node"] if n["metadata"]["name"] == node), None)
     if obj is None:
         return True
-    ready = [c for c in obj.get("status", {}).get("conditions", []) if c["type"] == "Ready"]
-    return bool(ready) and ready[0]["status"] != "True"
+    readiness = _readiness(obj)
+    return readiness is not None and readiness != "True"
+
+
+def _readiness(node: dict[str, Any]) -> str | None:
+    """The status of a node's Ready condition (True, False, Unknown), None before it has one."""
+    return next((c["status"] for c in node.get("status", {}).get("conditions", []) if c["type"] == "Ready"), None)
 
 
 def run(

@@ -10,8 +10,7 @@ from ..graph import build_graph, mermaid
 from ..plan.messaging import kafka_clients
 from ..plan.network import cluster_prerequisites, flows, meshed_namespaces
 from ..plan.processing import callers, load_balancing
-from ..availability import floating, impacts
-from ..plan.common import survives_node_loss
+from ..availability import floating, impacts, survivors
 from ..plan.storage import tls_names, vm_endpoints
 from ..rendering import render
 from . import Context, Rendered
@@ -89,14 +88,7 @@ def render_docs(ctx: Context) -> Rendered:
         minio_tls_names=tls_names(topo.storage.minio),
         impacts=impacts(plan),
         floating=floating(plan),
-        survivors=[
-            f"`{name}`"
-            for name, w in [
-                *((s.name, s) for s in topo.processing.services),
-                *((c.name, c) for c in topo.edge.components if "cluster" in c.runs_on),
-            ]
-            if survives_node_loss(w)
-        ],
+        survivors=[f"`{name}`" for name in survivors(plan)],
         releases=releases,
         **kafka_clients(topo),
         profile=profile,

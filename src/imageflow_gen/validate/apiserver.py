@@ -112,6 +112,14 @@ class ApiClient:
         except KeyError:
             raise KeyError(f"the server does not serve {kind} in {api_version}") from None
 
+    def apply(self, obj: dict[str, Any], *, dry_run: bool = False) -> tuple[int, Any, list[str]]:
+        """Server-side apply of one object, forced, with strict field validation; `dry_run`
+        persists nothing. KeyError when the server does not serve its kind."""
+        query = {"fieldManager": FIELD_MANAGER, "force": "true", "fieldValidation": "Strict"}
+        if dry_run:
+            query = {"dryRun": "All", **query}
+        return self.request("PATCH", self.path(obj), obj, "application/apply-patch+yaml", query)
+
     def path(self, obj: dict[str, Any], namespace: str | None = None) -> str:
         api_version, kind = obj["apiVersion"], obj["kind"]
         plural, namespaced = self.resource(api_version, kind)
@@ -151,17 +159,10 @@ def dry_run(client: ApiClient, docs: list[dict[str, Any]], *, bootstrap: bool) -
     findings = []
     for obj in docs:
         try:
-            path = client.path(obj)
+            status, body, warnings = client.apply(obj, dry_run=True)
         except KeyError as error:
             findings.append(Finding(obj, str(error.args[0])))
             continue
-        status, body, warnings = client.request(
-            "PATCH",
-            path,
-            obj,
-            "application/apply-patch+yaml",
-            {"dryRun": "All", "fieldManager": FIELD_MANAGER, "force": "true", "fieldValidation": "Strict"},
-        )
         message = body.get("message") or f"HTTP {status}"
         missing = re.fullmatch(r'namespaces "([^"]+)" not found', message) if status == 404 else None
         if missing and not bootstrap:
