@@ -61,6 +61,13 @@ def test_every_schema_key_is_explained() -> None:
         ("storage.minio.mode", "DEFAULT:     "),
         ("vms.vpn_address", "TYPE:        string or null\nDEFAULT:     null\nALLOWED:     format ipv4"),
         ("cluster.name", "DEFAULT:     (required)"),
+        (
+            "processing.services",
+            "IN A CHILD:  merged item by item by name; `- {name: X, $remove: true}` removes inherited item X",
+        ),
+        ("processing.services.availability", "IN A CHILD:  merged key by key; `$unset: [key, ...]` removes"),
+        ("storage.minio.volumes.hosts", "IN A CHILD:  replaces the inherited list ([] clears it)"),
+        ("cluster.name", "IN A CHILD:  replaces the inherited value"),
     ],
 )
 def test_explain_texts(key: str, expected: str) -> None:

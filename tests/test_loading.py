@@ -208,3 +208,87 @@ def test_an_extends_outside_the_folder_is_blamed_on_its_line(tmp_path: Path) -> 
     assert message.startswith(
         f"{tmp_path / 'p.yaml'}:2:10 extends: '../etc/passwd' is not a profile name"
     ) or message.startswith("p.yaml:2:10 extends: '../etc/passwd' is not a profile name"), message
+
+
+# ---- removal: `$remove` and `$unset` ----------------------------------------------------
+
+
+def test_a_child_removes_inherited_items_and_unsets_inherited_keys(tmp_path: Path) -> None:
+    write(tmp_path, "parent", "a: {x: 1, y: {p: 1, q: 1}}\nitems:\n  - {name: one, v: 1}\n  - {name: two, v: 2}\n")
+    write(
+        tmp_path,
+        "child",
+        "extends: parent\na:\n  $unset: [x]\n  y: {$unset: [p], r: 2}\nitems:\n"
+        "  - {name: two, v: 20}\n  - {name: one, $remove: true}\n  - {name: three, v: 3}\n",
+    )
+    loaded = load_profile(tmp_path, "child")
+    assert loaded.data == {"a": {"y": {"q": 1, "r": 2}}, "items": [{"name": "two", "v": 20}, {"name": "three", "v": 3}]}
+    child = str(tmp_path / "child.yaml")
+    assert loaded.removed == {
+        (("a", "x"), None): Location(child, 3, 3),
+        (("a", "y", "p"), None): Location(child, 4, 7),
+        (("items",), "one"): Location(child, 7, 17),
+    }
+
+
+def test_a_grandchild_can_put_back_what_a_child_removed(tmp_path: Path) -> None:
+    write(tmp_path, "a", "items:\n  - {name: one, v: 1}\n  - {name: two, v: 2}\n")
+    write(tmp_path, "b", "extends: a\nitems:\n  - {name: one, $remove: true}\n")
+    write(tmp_path, "c", "extends: b\nitems:\n  - {name: one, v: 10}\n")
+    assert load_profile(tmp_path, "c").data == {"items": [{"name": "two", "v": 2}, {"name": "one", "v": 10}]}
+
+
+@pytest.mark.parametrize(
+    ("parent", "child", "expected"),
+    [
+        (
+            "items:\n  - {name: one}\n",
+            "items:\n  - {name: two, $remove: true}\n",
+            "child.yaml:3:17 items[0].$remove: nothing inherited to remove: "
+            "the parent profiles have no items item named 'two'",
+        ),
+        (
+            "items:\n  - {name: one, v: 1}\n",
+            "items:\n  - {name: one, v: 2, $remove: true}\n",
+            "child.yaml:3:23 items[0].$remove: write `$remove: true` beside the item's name and nothing else",
+        ),
+        (
+            "items:\n  - {name: one, v: 1}\n",
+            "items:\n  - {name: one, $remove: yes}\n",
+            "child.yaml:3:17 items[0].$remove: write `$remove: true` beside the item's name and nothing else",
+        ),
+        (
+            "a: {x: 1}\n",
+            "a: {$unset: [y]}\n",
+            "child.yaml:2:5 a.$unset: nothing inherited to unset: a.y is not set by the parent profiles",
+        ),
+        ("a: {x: 1}\n", "a: {$unset: x}\n", "child.yaml:2:13 a.$unset: must be a list of the inherited keys to unset"),
+        ("a: {x: 1}\n", "a: {$unset: [x], x: 2}\n", "child.yaml:2:5 a.$unset: 'x' is both unset and set here"),
+        (
+            "a: {x: 1}\n",
+            "b: {$unset: [x]}\n",
+            "child.yaml:2:5 b.$unset: $unset only applies to what a profile inherits through `extends`; "
+            "there is nothing inherited here",
+        ),
+    ],
+)
+def test_a_removal_that_removes_nothing_is_a_located_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parent: str, child: str, expected: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "parent", parent)
+    write(tmp_path, "child", "extends: parent\n" + child)
+    with pytest.raises(ValidationFailed) as caught:
+        load_profile(Path("."), "child")
+    assert messages(caught.value) == [expected]
+
+
+def test_directives_in_a_root_profile_are_located_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "root", "items:\n  - {name: one, $remove: true}\n")
+    with pytest.raises(ValidationFailed) as caught:
+        load_profile(Path("."), "root")
+    assert messages(caught.value) == [
+        "root.yaml:2:17 items[0].$remove: $remove only applies to what a profile inherits through `extends`; "
+        "there is nothing inherited here"
+    ]

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from conftest import PROFILES
-from imageflow_gen.errors import dotted
+from imageflow_gen.errors import ValidationFailed, dotted
 from imageflow_gen.loading import load_profile
 from imageflow_gen.model import Topology
 from imageflow_gen.model.checks import check
 from imageflow_gen.model.quantity import parse
+from imageflow_gen.modelling import topology
 
 
 @pytest.fixture(scope="module")
@@ -207,3 +209,55 @@ def test_emitted_names_are_checked_after_suffixes(prod: dict[str, Any]) -> None:
     tempo = found["observability.tempo"]
     assert "StatefulSet name" in tempo and "at most 52 characters" in tempo
     assert name_findings(make_plan(Topology.model_validate(prod), "prod")) == []
+
+
+def _child_of_prod(tmp_path: Path, text: str) -> list[str]:
+    """The problems of a profile extending prod (prod and base copied beside it), as printed."""
+    for name in ("base", "prod"):
+        (tmp_path / f"{name}.yaml").write_bytes((PROFILES / f"{name}.yaml").read_bytes())
+    (tmp_path / "child.yaml").write_text("extends: prod\n" + text)
+    try:
+        topology(load_profile(tmp_path, "child"))
+    except ValidationFailed as exc:
+        return [str(p).replace(str(tmp_path) + "/", "") for p in exc.problems]
+    return []
+
+
+def test_removing_what_another_item_references_is_blamed_on_the_removal(tmp_path: Path) -> None:
+    problems = _child_of_prod(
+        tmp_path,
+        "processing:\n  services:\n    - {name: resize, $remove: true}\n"
+        "namespaces:\n  - {name: imageflow-storage, $remove: true}\n",
+    )
+    assert problems == [
+        "child.yaml:4:22 processing.services: removes 'resize', which processing.services[0].calls[0] still "
+        "references: change those too",
+        "child.yaml:6:31 namespaces: removes 'imageflow-storage', which storage.minio.namespace, "
+        "network.policies[0].egress[0].to_namespaces[0] still reference: change those too",
+    ]
+
+
+def test_a_removed_item_and_its_references_go_together(tmp_path: Path) -> None:
+    problems = _child_of_prod(
+        tmp_path,
+        "processing:\n  services:\n    - {name: resize, $remove: true}\n"
+        "    - name: grpc-gateway\n      calls: [ai-detection, filter]\n",
+    )
+    assert problems == []
+
+
+def test_unsetting_a_required_key_is_blamed_on_the_unset(tmp_path: Path) -> None:
+    problems = _child_of_prod(tmp_path, "storage:\n  minio:\n    $unset: [namespace]\n")
+    assert problems == ["child.yaml:4:5 storage.minio.namespace: is required: a child profile cannot unset it"]
+
+
+def test_a_child_switches_availability_by_unsetting_the_reason(tmp_path: Path) -> None:
+    text = "processing:\n  services:\n    - name: ai-detection\n      availability: {survives: node-loss}\n"
+    assert _child_of_prod(tmp_path, text) == [
+        "prod.yaml:70:41 processing.services[2].availability.reason: only used with survives nothing "
+        "(here survives is node-loss)"
+    ]
+    text = text.replace("{survives: node-loss}", "{survives: node-loss, $unset: [reason]}")
+    assert _child_of_prod(tmp_path, text) == []
+    service = topology(load_profile(tmp_path, "child")).processing.services[2]
+    assert service.availability is not None and service.availability.model_dump() == {"survives": "node-loss"}

@@ -135,8 +135,7 @@ def test_settings_of_another_strategy_are_refused(tmp_path: Path) -> None:
     message = str(caught.value.problems[0])
     assert (
         "mixed.yaml:" in message
-        and "processing.services[1].release.canary_weight: only used with strategy "
-        "canary (this service's strategy is blue-green)"
+        and "processing.services[1].release.canary_weight: only used with strategy canary (here strategy is blue-green)"
         in message
     )
     bad = release_profile(tmp_path / "w", "weight", {"filter": {"strategy": "canary", "canary_weight": 101}})
@@ -150,7 +149,7 @@ def test_settings_of_another_strategy_are_refused(tmp_path: Path) -> None:
         # No strategy written is rolling, which has no canary settings.
         (
             {"canary_weight": 20},
-            "release.canary_weight: only used with strategy canary (this service's strategy is rolling)",
+            "release.canary_weight: only used with strategy canary (here strategy is rolling)",
         ),
         ({"strategy": "purple"}, "release: strategy must be one of rolling, blue-green, canary"),
         (

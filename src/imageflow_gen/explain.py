@@ -176,6 +176,19 @@ def allowed_text(schema: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def merge_text(schema: dict[str, Any]) -> str:
+    """How a child profile's value of this key meets its parent's (the `extends` merge rules)."""
+    schema, _ = _without_null(schema)
+    if schema.get("type") == "array":
+        items = _resolve(schema.get("items", {}))
+        if "name" in items.get("properties", {}):
+            return "merged item by item by name; `- {name: X, $remove: true}` removes inherited item X"
+        return "replaces the inherited list ([] clears it)"
+    if schema.get("type") == "object" or any(k in schema for k in ("properties", "anyOf", "oneOf")):
+        return "merged key by key; `$unset: [key, ...]` removes inherited keys"
+    return "replaces the inherited value"
+
+
 def _default_text(field: Field) -> str:
     if field.required:
         return "(required)"
@@ -194,6 +207,7 @@ def explain(field: Field) -> str:
     allowed = allowed_text(field.schema)
     if allowed:
         lines.append(f"ALLOWED:     {allowed}")
+    lines.append(f"IN A CHILD:  {merge_text(field.schema)}")
     lines.append("DESCRIPTION:")
     description = field.description or "(no description)"
     lines += textwrap.wrap(description, 88, initial_indent="    ", subsequent_indent="    ")

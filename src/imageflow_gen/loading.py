@@ -80,6 +80,9 @@ class Loaded:
     key_locs: dict[Path, Location]
     raw: dict[Path, str]
     root: str = ""
+    removed: dict[tuple[Path, str | None], Location] = field(default_factory=dict)
+    """What a child profile removed: (path of the named list, item name) or (path of the unset
+    key, None) -> where it said so."""
 
     def locate(self, path: Path, *, key: bool = False) -> Location:
         """Where `path` was written; falls back to the nearest written ancestor."""
@@ -394,27 +397,127 @@ def _is_named_list(value: Any) -> bool:
     return isinstance(value, list) and all(_name_of(item) is not None for item in value)
 
 
-def merge(parent: LValue, child: LValue) -> LValue:
-    """Child over parent: maps merge, lists of named maps merge by name, anything else replaces."""
+# Merge directives: `$remove: true` on an item of a named list drops the inherited item of that
+# name; `$unset: [key, ...]` in a map drops those inherited keys. Only a child can remove, and
+# only what its parents wrote.
+REMOVE = "$remove"
+UNSET = "$unset"
+DIRECTIVES = (REMOVE, UNSET)
+
+
+@dataclass
+class _Merge:
+    """What one merge step found: problems, and what it removed (path of the named list and the
+    item's name, or the path of the unset key -> where the child said so)."""
+
+    problems: list[Problem] = field(default_factory=list)
+    removed: dict[tuple[Path, str | None], Location] = field(default_factory=dict)
+
+
+def merge(parent: LValue, child: LValue, path: Path = (), out: _Merge | None = None) -> LValue:
+    """Child over parent: maps merge, lists of named maps merge by name, anything else replaces;
+    the directives remove inherited items and keys."""
+    out = out if out is not None else _Merge()
     if isinstance(parent.value, dict) and isinstance(child.value, dict):
         items = dict(parent.value)
         key_locs = dict(parent.key_locs)
+        for key in _unset_keys(child, path, out):
+            if key in child.value:
+                out.problems.append(
+                    Problem(child.key_locs[UNSET], dotted(path + (UNSET,)), f"{key!r} is both unset and set here")
+                )
+            elif key not in items:
+                out.problems.append(
+                    Problem(
+                        child.key_locs[UNSET],
+                        dotted(path + (UNSET,)),
+                        f"nothing inherited to unset: {dotted(path + (key,))} is not set by the parent profiles",
+                    )
+                )
+            else:
+                del items[key]
+                del key_locs[key]
+                out.removed[(path + (key,), None)] = child.key_locs[UNSET]
         for key, value in child.value.items():
-            items[key] = merge(items[key], value) if key in items else value
+            if key == UNSET:
+                continue
+            items[key] = merge(items[key], value, path + (key,), out) if key in items else value
             key_locs[key] = child.key_locs[key]
         return LValue(items, child.loc, key_locs=key_locs)
     if _is_named_list(parent.value) and _is_named_list(child.value) and child.value:
-        merged = list(parent.value)
+        kept: list[LValue | None] = list(parent.value)
+        index = {_name_of(item): i for i, item in enumerate(parent.value)}
+        for i, item in enumerate(child.value):
+            if REMOVE in item.value:
+                _remove(kept, index, item, path, i, out)
+        merged = [item for item in kept if item is not None]
         index = {_name_of(item): i for i, item in enumerate(merged)}
         for item in child.value:
             name = _name_of(item)
+            if REMOVE in item.value:
+                continue
             if name in index:
-                merged[index[name]] = merge(merged[index[name]], item)
+                merged[index[name]] = merge(merged[index[name]], item, path + (index[name],), out)
             else:
                 index[name] = len(merged)
                 merged.append(item)
         return LValue(merged, child.loc)
     return child
+
+
+def _unset_keys(child: LValue, path: Path, out: _Merge) -> list[str]:
+    """The keys a map's `$unset` names; a malformed one is a problem and unsets nothing."""
+    directive = child.value.get(UNSET)
+    if directive is None:
+        return []
+    keys = directive.value if isinstance(directive.value, list) else None
+    if keys is None or not keys or not all(isinstance(k.value, str) for k in keys):
+        out.problems.append(
+            Problem(directive.loc, dotted(path + (UNSET,)), "must be a list of the inherited keys to unset")
+        )
+        return []
+    return [k.value for k in keys]
+
+
+def _remove(
+    kept: list[LValue | None], index: dict[str | None, int], item: LValue, path: Path, i: int, out: _Merge
+) -> None:
+    """Drop the inherited item that `item` (`{name: ..., $remove: true}`, the child's i-th) names."""
+    name, flag = _name_of(item), item.value[REMOVE]
+    where, key = item.key_locs[REMOVE], dotted(path + (i, REMOVE))
+    if flag.value is not True or set(item.value) != {"name", REMOVE}:
+        out.problems.append(Problem(where, key, "write `$remove: true` beside the item's name and nothing else"))
+    elif name not in index or kept[index[name]] is None:
+        out.problems.append(
+            Problem(
+                where,
+                key,
+                f"nothing inherited to remove: the parent profiles have no {dotted(path)} item named {name!r}",
+            )
+        )
+    else:
+        kept[index[name]] = None
+        out.removed[(path, name)] = where
+
+
+def _stray_directives(node: LValue, path: Path, out: _Merge) -> None:
+    """Directives that merged into nothing (in a profile's own new items, or in a root profile)."""
+    if isinstance(node.value, dict):
+        for key, value in node.value.items():
+            if key in DIRECTIVES:
+                out.problems.append(
+                    Problem(
+                        node.key_locs[key],
+                        dotted(path + (key,)),
+                        f"{key} only applies to what a profile inherits through `extends`; "
+                        "there is nothing inherited here",
+                    )
+                )
+            else:
+                _stray_directives(value, path + (key,), out)
+    elif isinstance(node.value, list):
+        for i, item in enumerate(node.value):
+            _stray_directives(item, path + (i,), out)
 
 
 def _flatten(node: LValue, path: Path, out: Loaded) -> Any:
@@ -514,13 +617,24 @@ def load_profile(profiles_dir: FsPath, name: str) -> Loaded:
     """Load profile `name` from `profiles_dir`, merged over its `extends` chain."""
     chain = _chain(profiles_dir, name)
     merged = chain[0][1]
+    out = _Merge()
     for _, tree in chain[1:]:
-        merged = merge(merged, tree)
+        merged = merge(merged, tree, (), out)
+    _stray_directives(merged, (), out)
+    if out.problems:
+        raise ValidationFailed(out.problems)
     for key in _META_KEYS:
         merged.value.pop(key, None)
         merged.key_locs.pop(key, None)
     loaded = Loaded(
-        name=name, files=[t.loc.file for _, t in chain], data={}, value_locs={}, key_locs={}, raw={}, root=chain[0][0]
+        name=name,
+        files=[t.loc.file for _, t in chain],
+        data={},
+        value_locs={},
+        key_locs={},
+        raw={},
+        root=chain[0][0],
+        removed=out.removed,
     )
     loaded.data = _flatten(merged, (), loaded)
     return loaded

@@ -9,10 +9,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .errors import Path, Problem, ValidationFailed, dotted
+from .errors import Location, Path, Problem, ValidationFailed, dotted
 from .loading import Loaded, walk
-from .model import Topology, is_model, model_in, union_members
-from .model.checks import check
+from .model import Topology, is_model, model_in, union_key, union_members
+from .model.checks import Finding, Reference, check
 from .shared import AWS_ACCESS_KEY, PRIVATE_KEY
 
 _TYPE_NAMES = {
@@ -62,8 +62,43 @@ def topology(loaded: Loaded) -> Topology:
         raise ValidationFailed([_problem(loaded, error) for error in exc.errors()]) from None
     findings = check(topo)
     if findings:
-        raise ValidationFailed([loaded.problem(path, message) for path, message in findings])
+        raise ValidationFailed(_problems(loaded, findings))
     return topo
+
+
+def _problems(loaded: Loaded, findings: list[Finding]) -> list[Problem]:
+    """Findings, located; references to an item that a child profile removed are blamed on the
+    `$remove` that removed it, one problem per removal naming every reference."""
+    order: list[Problem | tuple[Location, Path, str]] = []
+    references: dict[tuple[Location, Path, str], list[Path]] = {}
+    for finding in findings:
+        removed = _removal(loaded, finding)
+        if removed is None:
+            order.append(loaded.problem(*finding))
+            continue
+        if removed not in references:
+            order.append(removed)
+        references.setdefault(removed, []).append(finding[0])
+    problems = []
+    for item in order:
+        if isinstance(item, Problem):
+            problems.append(item)
+            continue
+        where, items, name = item
+        paths = references[item]
+        which = ", ".join(dotted(p) for p in paths) + (" still references" if len(paths) == 1 else " still reference")
+        problems.append(Problem(where, dotted(items), f"removes {name!r}, which {which}: change those too"))
+    return problems
+
+
+def _removal(loaded: Loaded, finding: Finding) -> tuple[Location, Path, str] | None:
+    """(where, list, name) of the `$remove` that took away the item a Reference misses."""
+    if isinstance(finding, Reference):
+        for items in finding.lists:
+            where = loaded.removed.get((items, finding.name))
+            if where is not None:
+                return where, items, finding.name
+    return None
 
 
 def _problem(loaded: Loaded, error: Any) -> Problem:
@@ -73,6 +108,8 @@ def _problem(loaded: Loaded, error: Any) -> Problem:
         return loaded.problem(path, _not_of_tag(path[-1], *tagged), key=True)
     if kind == "extra_forbidden":
         return loaded.problem(path, _unknown_key(path), key=True)
+    if kind == "missing" and (path, None) in loaded.removed:
+        return Problem(loaded.removed[(path, None)], dotted(path), "is required: a child profile cannot unset it")
     if kind == "missing":
         parent = path[:-1]
         return Problem(loaded.locate(parent, key=True), dotted(path), "required key is missing")
@@ -131,12 +168,13 @@ def _untagged(loc: Path) -> tuple[Path, tuple[str, dict[str, Any]] | None]:
     return tuple(path), tagged
 
 
-def _not_of_tag(key: Any, tag: str, members: dict[str, Any]) -> str:
+def _not_of_tag(field: Any, tag: str, members: dict[str, Any]) -> str:
     """An unknown key under one member of a tagged union: say which members have it."""
-    owners = sorted(t for t, member in members.items() if key in member.model_fields)
+    key = union_key(members)
+    owners = sorted(t for t, member in members.items() if field in member.model_fields)
     if owners:
-        return f"only used with strategy {' or '.join(owners)} (this service's strategy is {tag})"
-    return f"unknown key (strategy {tag} takes: {', '.join(members[tag].model_fields)})"
+        return f"only used with {key} {' or '.join(owners)} (here {key} is {tag})"
+    return f"unknown key ({key} {tag} takes: {', '.join(members[tag].model_fields)})"
 
 
 def _unknown_key(path: Path) -> str:

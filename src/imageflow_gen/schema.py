@@ -23,6 +23,7 @@ def profile_schema() -> dict[str, Any]:
     """The schema of one profile file: any key may be left to the parent, plus `extends`."""
     schema = copy.deepcopy(topology_schema())
     _drop_required(schema)
+    _add_directives(schema)
     schema["$id"] = PROFILE_FILE
     schema["title"] = "Profile"
     schema["description"] = (
@@ -43,6 +44,32 @@ def _drop_required(node: Any) -> None:
     elif isinstance(node, list):
         for value in node:
             _drop_required(value)
+
+
+def _add_directives(node: Any) -> None:
+    """Every object of a profile may carry the merge directives: `$unset` (inherited keys to
+    drop) and, on an item of a named list, `$remove`."""
+    if isinstance(node, dict):
+        if isinstance(node.get("properties"), dict) and node.get("type") == "object":
+            extra = {
+                "$unset": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "minItems": 1,
+                    "description": "Inherited keys to drop (only in a profile that extends another).",
+                }
+            }
+            if "name" in node["properties"]:
+                extra["$remove"] = {
+                    "const": True,
+                    "description": "Drop the inherited item of this name (write only `name` beside it).",
+                }
+            node["properties"] = {**node["properties"], **extra}
+        for value in node.values():
+            _add_directives(value)
+    elif isinstance(node, list):
+        for value in node:
+            _add_directives(value)
 
 
 def files() -> dict[str, str]:

@@ -65,14 +65,33 @@ def model_in(annotation: Any) -> Any:
 
 
 def union_members(annotation: Any) -> dict[str, Any]:
-    """The members of a tagged union (Annotated[Model, Tag("t")] | ...) by tag; {} otherwise."""
+    """The members of a tagged union by tag ({} otherwise): Annotated[Model, Tag("t")] | ...,
+    or a union with a discriminator field (Annotated[A | B, Field(discriminator="k")])."""
     members = {}
     for arg in get_args(annotation):
         parts = get_args(arg)
         tag = next((m for m in parts[1:] if isinstance(m, Tag)), None)
         if tag is not None and is_model(parts[0]):
             members[tag.tag] = parts[0]
+        key = next((getattr(m, "discriminator", None) for m in parts[1:]), None)
+        if isinstance(key, str):
+            for member in get_args(parts[0]):
+                members.update({value: member for value in get_args(member.model_fields[key].annotation)})
     return members
 
 
-__all__ = ["Topology", "is_model", "model_in", "union_members"]
+def union_key(members: dict[str, Any]) -> str:
+    """The field that tells a tagged union's members apart: the one each member fixes to its tag."""
+    first = next(iter(members.values()))
+    return str(
+        next(
+            name
+            for name in first.model_fields
+            if all(
+                get_args(m.model_fields[name].annotation) == (t,) for t, m in members.items() if name in m.model_fields
+            )
+        )
+    )
+
+
+__all__ = ["Topology", "is_model", "model_in", "union_key", "union_members"]

@@ -22,6 +22,19 @@ from .quantity import parse
 Finding = tuple[Path, str]
 
 
+class Reference(tuple[Path, str]):
+    """A finding about a name that refers to a missing item: (path, message), plus the named
+    lists the item could have been in, so that a child profile's `$remove` can be blamed."""
+
+    lists: tuple[Path, ...]
+    name: str
+
+    def __new__(cls, path: Path, message: str, lists: tuple[Path, ...], name: str) -> Reference:
+        self = super().__new__(cls, (path, message))
+        self.lists, self.name = lists, name
+        return self
+
+
 @dataclass(frozen=True)
 class ClusterService:
     """A Service the cluster will have, as routes and policies see it."""
@@ -179,7 +192,9 @@ def _namespace_refs(topo: Topology) -> Iterator[Finding]:
     known = {ns.name for ns in topo.namespaces}
     for name, path in _namespace_uses(topo):
         if name not in known:
-            yield path, f"namespace {name!r} is not defined in namespaces ({_choices(known)})"
+            yield Reference(
+                path, f"namespace {name!r} is not defined in namespaces ({_choices(known)})", (("namespaces",),), name
+            )
 
 
 def _choices(values: Iterable[Any]) -> str:
@@ -202,12 +217,11 @@ def _placement(topo: Topology) -> Iterator[Finding]:
         names = [s.name for s in topo.processing.services]
         for j, callee in enumerate(service.calls):
             if callee == service.name or callee not in names:
-                yield (
+                yield Reference(
                     path + ("calls", j),
-                    (
-                        f"{callee!r} is not another processing service "
-                        f"({_choices(n for n in names if n != service.name)})"
-                    ),
+                    f"{callee!r} is not another processing service ({_choices(n for n in names if n != service.name)})",
+                    (("processing", "services"),),
+                    callee,
                 )
         if service.load_balancing == "client" and service.release.strategy == "canary":
             yield (
@@ -252,9 +266,11 @@ def _placement(topo: Topology) -> Iterator[Finding]:
     nodes = {node.name for node in topo.cluster.nodes}
     for i, host in enumerate(topo.storage.minio.volumes.hosts):
         if host not in nodes:
-            yield (
+            yield Reference(
                 ("storage", "minio", "volumes", "hosts", i),
-                (f"node {host!r} is not a cluster node ({_choices(nodes)})"),
+                f"node {host!r} is not a cluster node ({_choices(nodes)})",
+                (("cluster", "master_nodes"), ("cluster", "worker_nodes")),
+                host,
             )
 
 
@@ -532,12 +548,19 @@ def _connectors(topo: Topology) -> Iterator[Finding]:
     for i, connector in enumerate(kafka.connect.connectors):
         path = ("messaging", "kafka", "connect", "connectors", i)
         if connector.bucket not in buckets:
-            yield path + ("bucket",), f"bucket {connector.bucket!r} is not a MinIO bucket ({_choices(buckets)})"
+            yield Reference(
+                path + ("bucket",),
+                f"bucket {connector.bucket!r} is not a MinIO bucket ({_choices(buckets)})",
+                (("storage", "minio", "buckets"),),
+                connector.bucket,
+            )
         for j, topic in enumerate(connector.topics):
             if topic not in topics:
-                yield (
+                yield Reference(
                     path + ("topics", j),
-                    (f"topic {topic!r} is not defined in messaging.kafka.topics ({_choices(topics)})"),
+                    f"topic {topic!r} is not defined in messaging.kafka.topics ({_choices(topics)})",
+                    (("messaging", "kafka", "topics"),),
+                    topic,
                 )
 
 
@@ -681,7 +704,12 @@ def _agent_logs(topo: Topology) -> Iterator[Finding]:
         return
     topics = [t.name for t in topo.messaging.kafka.topics]
     if agent.logs_topic not in topics:
-        yield base + ("logs_topic",), f"{agent.logs_topic!r} is not a Kafka topic ({_choices(topics)})"
+        yield Reference(
+            base + ("logs_topic",),
+            f"{agent.logs_topic!r} is not a Kafka topic ({_choices(topics)})",
+            (("messaging", "kafka", "topics"),),
+            agent.logs_topic,
+        )
     if not any(LOG_DIR == p.rstrip("/") or LOG_DIR.startswith(p.rstrip("/") + "/") for p in agent.host_paths):
         yield base + ("host_paths",), f"the logs pipeline reads {LOG_DIR}/pods: mount {LOG_DIR}"
 
