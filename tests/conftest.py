@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,21 @@ from imageflow_gen.resources import crd_locations
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILES = REPO / "profiles"
+# The feature profile of the typed workloads: every option, on the cluster and on the VMs
+# (golden-tested as the case render-workloads).
+FEATURE = REPO / "tests" / "cases" / "render-workloads" / "profiles" / "workloads.yaml"
+
+
+@cache
+def feature_profiles() -> Path:
+    """A profiles folder holding the shipped profiles and the feature profile `workloads`."""
+    folder = Path(tempfile.mkdtemp(prefix="imageflow-feature-profiles-"))
+    for profile in PROFILES.glob("*.yaml"):
+        shutil.copy(profile, folder)
+    shutil.copy(FEATURE, folder)
+    return folder
+
+
 # The CRD schemas the tool ships (schemas/crds), as `render` and `validate` use them by default.
 CRDS = crd_locations()
 

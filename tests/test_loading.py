@@ -292,3 +292,13 @@ def test_directives_in_a_root_profile_are_located_errors(tmp_path: Path, monkeyp
         "root.yaml:2:17 items[0].$remove: $remove only applies to what a profile inherits through `extends`; "
         "there is nothing inherited here"
     ]
+
+
+def test_a_name_twice_in_a_child_list_stays_twice_for_the_model_to_refuse(tmp_path: Path) -> None:
+    write(tmp_path, "parent", "items:\n  - {name: one, v: 1}\n")
+    write(tmp_path, "child", "extends: parent\nitems:\n  - {name: two, v: 2}\n  - {name: two, v: 3}\n")
+    assert load_profile(tmp_path, "child").data["items"] == [
+        {"name": "one", "v": 1},
+        {"name": "two", "v": 2},
+        {"name": "two", "v": 3},
+    ]

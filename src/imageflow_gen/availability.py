@@ -8,7 +8,7 @@ what its loss does to the control plane. The generated README lists these as the
 single points of failure; `simulate --fail-node` and `--drain` compare what the simulated
 cluster does with this list.
 
-A processing service or edge component with `availability: {survives: node-loss}` must keep
+A processing service, edge component or workload with `availability: {survives: node-loss}` must keep
 serving through the loss of any one node: at least two replicas, at least two nodes it may run
 on (its pods are spread over them, plan/common.py `spread_required`), and room on those nodes
 for everything confined to them once any one is gone (`requirement_findings`; capacity.py's
@@ -25,6 +25,7 @@ from .capacity import _RESOURCES, Demand, Finding, Row, _fmt, _group_name, _node
 from .errors import Path
 from .model.edge import EdgeComponent
 from .model.processing import ProcessingService
+from .model.workloads import Workload
 from .plan import Plan
 from .plan.common import survives_node_loss
 from .plan.storage import drive_host
@@ -57,12 +58,14 @@ class NodeImpact:
 
 
 def _availability(plan: Plan, source: Path) -> Any:
-    """The `availability` of the processing service or edge component a spec comes from."""
+    """The `availability` of the processing service, edge component or workload a spec comes from."""
     topo = plan.topology
     if source[:2] == ("processing", "services"):
         return topo.processing.services[int(source[2])].availability
     if source[:1] == ("edge",) and len(source) > 1:
         return getattr(getattr(topo.edge, str(source[1]), None), "availability", None)
+    if source[:1] == ("workloads",) and len(source) > 1:
+        return topo.workloads[int(source[1])].availability
     return None
 
 
@@ -132,11 +135,12 @@ def floating(plan: Plan) -> list[Down]:
 
 
 def survivors(plan: Plan) -> list[str]:
-    """The processing services and in-cluster edge components that must survive a node's loss."""
+    """The processing services, in-cluster edge components and workloads that must survive a node's loss."""
     topo = plan.topology
-    workloads: list[ProcessingService | EdgeComponent] = [
+    workloads: list[ProcessingService | EdgeComponent | Workload] = [
         *topo.processing.services,
         *(c for c in topo.edge.components if "cluster" in c.runs_on),
+        *(w for w in topo.workloads if w.namespace is not None),
     ]
     return [w.name for w in workloads if survives_node_loss(w)]
 

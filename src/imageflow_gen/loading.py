@@ -452,15 +452,17 @@ def merge(parent: LValue, child: LValue, path: Path = (), out: _Merge | None = N
                 _remove(kept, index, item, path, i, out)
         merged = [item for item in kept if item is not None]
         index = {_name_of(item): i for i, item in enumerate(merged)}
+        written: set[str | None] = set()  # a name twice in the child stays twice: the model says so
         for item in child.value:
             name = _name_of(item)
             if REMOVE in item.value:
                 continue
-            if name in index:
+            if name in index and name not in written:
                 merged[index[name]] = merge(merged[index[name]], item, path + (index[name],), out)
             else:
-                index[name] = len(merged)
+                index.setdefault(name, len(merged))
                 merged.append(item)
+            written.add(name)
         return LValue(merged, child.loc)
     return child
 

@@ -86,8 +86,8 @@ def _problems(loaded: Loaded, findings: list[Finding]) -> list[Problem]:
             continue
         where, items, name = item
         paths = references[item]
-        which = ", ".join(dotted(p) for p in paths) + (" still references" if len(paths) == 1 else " still reference")
-        problems.append(Problem(where, dotted(items), f"removes {name!r}, which {which}: change those too"))
+        which = ", ".join(f"{dotted(p)} ({loaded.locate(p)})" for p in paths)
+        problems.append(Problem(where, dotted(items), f"removes {name!r}, still referenced by {which}"))
     return problems
 
 

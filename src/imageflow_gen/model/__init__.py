@@ -17,6 +17,7 @@ from .processing import Processing
 from .secrets import Secrets
 from .storage import Storage
 from .types import Strict, Text
+from .workloads import Workload
 
 
 class Topology(Strict):
@@ -46,6 +47,8 @@ class Topology(Strict):
     """Where the Secrets the output references (never contains) come from."""
     gitops: GitOps
     """GitOps wiring: the repository the output is committed to, and Argo CD (seed 8.0.6)."""
+    workloads: list[Workload] = Field(default_factory=list)
+    """The application's own containers beyond the seed's services, in the cluster or on a VM."""
 
 
 def is_model(value: Any) -> bool:

@@ -77,6 +77,11 @@ def cluster_services(topo: Topology) -> list[ClusterService]:
             services.append(
                 ClusterService(component.namespace, component.name, frozenset({component.port}), ("edge", key))
             )
+    services += [
+        ClusterService(w.namespace, w.name, frozenset(p.port for p in w.ports), ("workloads", i))
+        for i, w in enumerate(topo.workloads)
+        if w.namespace is not None and w.ports
+    ]
     return services
 
 
@@ -95,6 +100,7 @@ def check(topo: Topology) -> list[Finding]:
         _resources,
         _vms,
         _agent_logs,
+        _workloads,
     ):
         findings.extend(rule(topo))
     return findings
@@ -171,6 +177,9 @@ def _namespace_uses(topo: Topology) -> Iterator[tuple[str, Path]]:
             yield component.namespace, ("edge", key, "namespace")
     for i, route in enumerate(topo.network.routes):
         yield route.namespace, ("network", "routes", i, "namespace")
+    for i, workload in enumerate(topo.workloads):
+        if workload.namespace is not None:
+            yield workload.namespace, ("workloads", i, "namespace")
     for i, policy in enumerate(topo.network.policies):
         base = ("network", "policies", i)
         yield policy.namespace, base + ("namespace",)
@@ -280,7 +289,7 @@ _SECRET_KEYS = {"opaque": ("access-key", "secret-key"), "tls": ("cert", "key"), 
 
 def _secret_keys(topo: Topology) -> Iterator[Finding]:
     for _, purpose, ref, path in secret_refs(topo):
-        wanted = _kafka_client_keys(topo) if purpose == "kafka" else _SECRET_KEYS[purpose]
+        wanted = _kafka_client_keys(topo) if purpose == "kafka" else _SECRET_KEYS.get(purpose, ())
         missing = [key for key in wanted if key not in ref.keys]
         if missing:
             yield path + ("keys",), f"needs the keys {', '.join(wanted)}; missing {', '.join(missing)}"
@@ -375,6 +384,13 @@ def secret_refs(topo: Topology) -> list[tuple[str, str, Any, Path]]:
             (namespace, "kafka", kafka.client_credentials, ("messaging", "kafka", "client_credentials"))
             for namespace in _kafka_client_namespaces(topo)
         ]
+    declared = {s.name: (i, s) for i, s in enumerate(topo.secrets.workload_secrets)}
+    used = sorted({(w.namespace, v.secret.name) for w in topo.workloads if w.namespace for v in w.env if v.secret})
+    for namespace, name in used:
+        if name in declared:
+            i, secret = declared[name]
+            ref = SecretRef(name=name, keys={key: key for key in secret.keys})
+            refs.append((namespace, "workload", ref, ("secrets", "workload_secrets", i)))
     return refs
 
 
@@ -671,6 +687,8 @@ def _all_resources(topo: Topology) -> Iterator[tuple[Path, Resources]]:
     yield ("observability", "tempo"), topo.observability.tempo.resources
     for key in ("api_gateway", "backend_api", "web_ui"):
         yield ("edge", key), getattr(topo.edge, key).resources
+    for i, workload in enumerate(topo.workloads):
+        yield ("workloads", i), workload.resources
 
 
 def _vms(topo: Topology) -> Iterator[Finding]:
@@ -727,3 +745,257 @@ def _tempo_class(topo: Topology) -> Iterator[Finding]:
     elif name not in defined and name not in topo.storage.cluster_classes:
         known = set(defined) | set(topo.storage.cluster_classes)
         yield path, f"storage class {name!r} is neither defined nor provided by the cluster ({_choices(known)})"
+
+
+# ---- workloads -------------------------------------------------------------------------
+
+# Env names that hold credentials: a plain value under one is refused (use `secret:`).
+_CREDENTIAL_ENV = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY)")
+
+
+def _workloads(topo: Topology) -> Iterator[Finding]:
+    workloads = topo.workloads
+    yield from _duplicates(_indexed(workloads, ("workloads",)), "workload name")
+    names = {w.name: w for w in workloads}
+    secrets = {s.name: s for s in topo.secrets.workload_secrets}
+    yield from _duplicates(_indexed(topo.secrets.workload_secrets, ("secrets", "workload_secrets")), "secret")
+    stacks = {topo.edge.vm, topo.messaging.kafka.vm}
+    namespaces = {ns.name: ns for ns in topo.namespaces}
+    node_ports: list[tuple[Any, Path]] = []
+    if topo.storage.minio.vm_access is not None:
+        node_ports.append((topo.storage.minio.vm_access.node_port, ("storage", "minio", "vm_access", "node_port")))
+    published: dict[str, list[tuple[Any, Path]]] = {}
+    for i, w in enumerate(workloads):
+        base = ("workloads", i)
+        in_cluster = w.namespace is not None
+        if w.vm is not None:
+            vm = _vm(topo, w.vm)
+            if vm is None:
+                yield Reference(base + ("vm",), f"VM {w.vm!r} is not defined in vms", (("vms",),), w.vm)
+            elif w.vm not in stacks:
+                yield (
+                    base + ("vm",),
+                    f"VM {w.vm!r} has no compose stack ({_choices(stacks)}); the compute VM runs the cluster: "
+                    "give a namespace instead",
+                )
+            elif w.gpu > vm.gpu:
+                yield base + ("gpu",), f"asks for {w.gpu} GPU(s); VM {w.vm!r} has {vm.gpu}"
+        yield from _duplicates(_indexed(w.ports, base + ("ports",)), "port name")
+        yield from _duplicates(
+            [((p.port, p.protocol == "udp"), base + ("ports", j, "port")) for j, p in enumerate(w.ports)],
+            "container port",
+        )
+        yield from _duplicates(_indexed(w.env, base + ("env",)), "env name")
+        yield from _duplicates(_indexed(w.files, base + ("files",)), "file name")
+        yield from _duplicates(_indexed(w.volumes, base + ("volumes",)), "volume name")
+        yield from _duplicates(
+            [(f.path, base + ("files", j, "path")) for j, f in enumerate(w.files)]
+            + [(v.path, base + ("volumes", j, "path")) for j, v in enumerate(w.volumes)],
+            "mount path",
+        )
+        for j, port in enumerate(w.ports):
+            where = base + ("ports", j)
+            if port.node_port is not None:
+                if not in_cluster:
+                    yield where + ("node_port",), "only for a workload in the cluster (on a VM: publish)"
+                else:
+                    node_ports.append((port.node_port, where + ("node_port",)))
+            if port.publish is not None:
+                if in_cluster:
+                    yield where + ("publish",), "only for a workload on a VM (in the cluster: node_port)"
+                else:
+                    published.setdefault(str(w.vm), []).append(
+                        ((port.publish.port, port.protocol == "udp"), where + ("publish", "port"))
+                    )
+        yield from _workload_env(topo, w, base, names, secrets)
+        yield from _workload_probes(w, base)
+        yield from _workload_volumes(topo, w, base, namespaces)
+        yield from _workload_placement(topo, w, base, namespaces)
+    yield from _duplicates(node_ports, "node port")
+    for vm, ports in published.items():
+        yield from _duplicates(ports + list(_vm_ports(topo, vm)), f"port published on {vm}")
+
+
+def _vm_ports(topo: Topology, vm: str) -> Iterator[tuple[Any, Path]]:
+    """The ports the seed's services publish on `vm`."""
+    gateway = topo.edge.api_gateway
+    if vm == topo.edge.vm and "vm" in gateway.runs_on:
+        yield (gateway.https_port, False), ("edge", "api_gateway", "https_port")
+        yield (gateway.http_port, False), ("edge", "api_gateway", "http_port")
+    if vm == topo.messaging.kafka.vm:
+        for i, broker in enumerate(topo.messaging.kafka.brokers):
+            for name, port in sorted(broker.ports.items()):
+                yield (port, False), ("messaging", "kafka", "brokers", i, "ports", name)
+
+
+def _workload_env(
+    topo: Topology, w: Any, base: Path, names: dict[str, Any], secrets: dict[str, Any]
+) -> Iterator[Finding]:
+    files = {f.name for f in w.files}
+    for j, var in enumerate(w.env):
+        where = base + ("env", j)
+        if var.value is not None and _CREDENTIAL_ENV.search(var.name):
+            yield (
+                where + ("value",),
+                f"{var.name} looks like a credential: take it from a Secret (secret: {{name, key}})",
+            )
+        if var.file is not None and var.file not in files:
+            yield where + ("file",), f"{var.file!r} is not one of this workload's files ({_choices(files)})"
+        if var.secret is not None:
+            secret = secrets.get(var.secret.name)
+            if secret is None:
+                yield Reference(
+                    where + ("secret", "name"),
+                    f"Secret {var.secret.name!r} is not declared in secrets.workload_secrets ({_choices(secrets)})",
+                    (("secrets", "workload_secrets"),),
+                    var.secret.name,
+                )
+            elif var.secret.key not in secret.keys:
+                yield (
+                    where + ("secret", "key"),
+                    f"Secret {secret.name!r} has no key {var.secret.key!r} ({_choices(secret.keys)})",
+                )
+        if var.endpoint is not None:
+            yield from _endpoint(topo, w, var.endpoint, where + ("endpoint",), names)
+
+
+def _endpoint(topo: Topology, w: Any, endpoint: Any, where: Path, names: dict[str, Any]) -> Iterator[Finding]:
+    target = names.get(endpoint.workload)
+    if target is None or target is w:
+        yield Reference(
+            where + ("workload",),
+            f"{endpoint.workload!r} is not another workload ({_choices(n for n in names if n != w.name)})",
+            (("workloads",),),
+            endpoint.workload,
+        )
+        return
+    port = target.port(endpoint.port)
+    if port is None:
+        yield (
+            where + ("port",),
+            f"workload {target.name!r} has no port {endpoint.port!r} ({_choices(p.name for p in target.ports)})",
+        )
+        return
+    if endpoint.path is not None and endpoint.scheme in ("none", "tcp", "grpc"):
+        yield where + ("path",), f"a path needs an http or https scheme (scheme is {endpoint.scheme})"
+    if target.namespace is not None and w.namespace is None and port.node_port is None:
+        yield (
+            where + ("port",),
+            f"{w.name} runs on VM {w.vm} and {target.name} in the cluster: give port {port.name!r} a node_port",
+        )
+    if target.vm is not None and target.vm != w.vm and (port.publish is None or port.publish.address == "127.0.0.1"):
+        yield (
+            where + ("port",),
+            f"{target.name}'s port {port.name!r} is not published beyond VM {target.vm}: "
+            "publish it on the VM's address",
+        )
+
+
+def _workload_probes(w: Any, base: Path) -> Iterator[Finding]:
+    ports = {p.name: p for p in w.ports}
+    if w.namespace is not None and all(p.protocol == "udp" for p in w.ports):
+        missing = [k for k in ("readiness", "liveness") if getattr(w.probes, k) is None]
+        if missing:
+            yield (
+                base + ("probes",),
+                f"no TCP port to probe by default: give probes.{' and probes.'.join(missing)} (an exec command, say)",
+            )
+    for kind in ("readiness", "liveness", "startup"):
+        probe = getattr(w.probes, kind)
+        if probe is None:
+            continue
+        for check in ("http", "grpc", "tcp"):
+            target = getattr(probe, check)
+            if target is not None and target.port not in ports:
+                yield (
+                    base + ("probes", kind, check, "port"),
+                    f"no port named {target.port!r} ({_choices(ports)})",
+                )
+            elif target is not None and ports[target.port].protocol == "udp":
+                yield base + ("probes", kind, check, "port"), f"port {target.port!r} is UDP; a {check} probe needs TCP"
+
+
+def _workload_volumes(topo: Topology, w: Any, base: Path, namespaces: dict[str, Any]) -> Iterator[Finding]:
+    classes = {sc.name for sc in topo.storage.storage_classes} | set(topo.storage.cluster_classes)
+    for j, volume in enumerate(w.volumes):
+        where = base + ("volumes", j)
+        persistent = volume.persistent
+        if persistent is not None:
+            if persistent.storage_class is not None and persistent.storage_class not in classes:
+                yield (
+                    where + ("persistent", "storage_class"),
+                    f"storage class {persistent.storage_class!r} is neither defined nor provided by the cluster "
+                    f"({_choices(classes)})",
+                )
+            shared = w.kind == "stateless" and (w.replicas > 1 or w.autoscaling is not None)
+            if shared and persistent.access_mode not in ("ReadWriteMany", "ReadOnlyMany"):
+                yield (
+                    where + ("persistent",),
+                    f"a stateless workload's replicas share one claim, which {persistent.access_mode} cannot serve "
+                    "to pods on several nodes: make the workload stateful (a claim per replica) or use ReadWriteMany",
+                )
+            if w.vm is not None and (persistent.storage_class is not None or persistent.access_mode != "ReadWriteOnce"):
+                yield where + ("persistent",), "on a VM a persistent volume is a compose volume: give only its size"
+        if volume.host_path is not None and w.namespace is not None:
+            ns = namespaces.get(w.namespace)
+            if ns is not None and ns.pod_security != "privileged":
+                yield (
+                    where + ("host_path",),
+                    f"Pod Security {ns.pod_security!r} in {w.namespace} refuses hostPath volumes: run the workload "
+                    "in a namespace with pod_security privileged (and its reason)",
+                )
+
+
+def _workload_placement(topo: Topology, w: Any, base: Path, namespaces: dict[str, Any]) -> Iterator[Finding]:
+    types = _node_types(topo)
+    if w.namespace is None:
+        for key in ("autoscaling", "node_type", "route", "availability"):
+            if getattr(w, key) is not None:
+                yield base + (key,), "only for a workload in the cluster"
+        return
+    if w.node_type is not None and w.node_type not in types:
+        yield base + ("node_type",), f"no node has the label {NODE_TYPE_LABEL}={w.node_type} ({_choices(types)})"
+    elif w.gpu and w.node_type is None:
+        yield base + ("node_type",), "a GPU workload needs a node_type whose nodes have GPUs"
+    elif w.gpu and w.node_type is not None and not all(n.resources.gpu >= w.gpu for n in types[w.node_type]):
+        yield base + ("gpu",), f"asks for {w.gpu} GPU(s) per pod but not every {w.node_type} node has that many"
+    if w.autoscaling is not None:
+        if w.kind == "stateful":
+            yield base + ("autoscaling",), "only for a stateless workload"
+        elif w.autoscaling.min_replicas > w.autoscaling.max_replicas:
+            yield base + ("autoscaling", "min_replicas"), "must not exceed max_replicas"
+    ns = namespaces.get(w.namespace)
+    root = w.security.run_as is not None and w.security.run_as.uid == 0
+    exempt = root or any(v.host_path for v in w.volumes)
+    if ns is not None and ns.pod_security != "restricted" and not exempt:
+        yield (
+            base + ("namespace",),
+            f"{w.namespace} is Pod Security {ns.pod_security!r} for what runs there; a workload that needs no "
+            "exception (no hostPath, not root) belongs in a restricted namespace",
+        )
+    if w.security.run_as is not None and w.security.run_as.uid == 0 and ns is not None:
+        if ns.pod_security == "restricted":
+            yield (
+                base + ("security", "run_as", "uid"),
+                f"Pod Security restricted in {w.namespace} refuses root: run in a baseline namespace, or another uid",
+            )
+    if w.route is not None:
+        gateway = topo.network.gateway
+        port = w.port(w.route.port)
+        taken = {h for r in topo.network.routes for h in r.hosts} | set(topo.edge.web_ui.hosts)
+        taken |= {o.route.host for o in topo.workloads if o.route is not None and o is not w}
+        if w.route.host in taken:
+            yield (
+                base + ("route", "host"),
+                f"{w.route.host!r} is routed elsewhere too; two routes on one host and gateway are merged in no "
+                "defined order: give the workload its own host",
+            )
+        if w.route.host not in gateway.hosts:
+            yield (
+                base + ("route", "host"),
+                f"{w.route.host!r} is not one of the gateway's hosts ({_choices(gateway.hosts)})",
+            )
+        if port is None:
+            yield base + ("route", "port"), f"no port named {w.route.port!r} ({_choices(p.name for p in w.ports)})"
+        elif port.protocol not in ("http", "grpc"):
+            yield base + ("route", "port"), f"port {port.name!r} is {port.protocol}; a route needs http or grpc"

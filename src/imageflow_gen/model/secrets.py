@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .types import Ciphertext, Duration, KeyPrefix, Sorted, Strict, SubdomainName
+from .types import Ciphertext, Duration, KeyPrefix, SecretKey, Sorted, Strict, SubdomainName, Text
 
 
 class ExternalSecrets(Strict):
@@ -22,6 +22,18 @@ class ExternalSecrets(Strict):
     """How often the operator refreshes the Secret from the store."""
 
 
+class WorkloadSecret(Strict):
+    """A Secret workloads read keys of (`workloads[].env[].secret`): created by the secret
+    provider in each namespace that uses it, a file per key on a VM; never a value here."""
+
+    name: SubdomainName
+    """Secret name."""
+    keys: list[SecretKey] = Field(min_length=1)
+    """The keys it holds."""
+    description: Text = ""
+    """What it holds, for the generated docs."""
+
+
 class Secrets(Strict):
     """How the referenced Secrets (MinIO credentials, the gateway's TLS) reach the cluster."""
 
@@ -34,6 +46,8 @@ class Secrets(Strict):
         default_factory=dict
     )
     """For provider sealed-secrets: Secret name -> key -> value encrypted with kubeseal (safe to commit)."""
+    workload_secrets: list[WorkloadSecret] = Field(default_factory=list)
+    """Secrets the workloads read (database passwords, application keys): names and keys only."""
 
     @property
     def ciphertexts(self) -> frozenset[str]:

@@ -198,6 +198,19 @@ EnvName = _pattern_type(
     128,
     {"description": "An environment variable name."},
 )
+# An IANA service name, as Kubernetes requires of a port name: at most 15 characters.
+PortName = _pattern_type(
+    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?",
+    "a port name (lower-case letters, digits and '-', at most 15 characters)",
+    15,
+    {"description": "A port name (IANA service name)."},
+)
+FileName = _pattern_type(
+    r"[A-Za-z0-9][-._A-Za-z0-9]*",
+    "a file name (letters, digits and -._, no slash)",
+    253,
+    {"description": "A file name, also its key in the ConfigMap."},
+)
 # Host, optional port and a plain path: nothing that could end a line or a directive in the
 # nginx or shell text the URL is written into.
 Url = _pattern_type(

@@ -16,7 +16,7 @@ from ..errors import Path, dotted
 from ..model import Topology
 from ..model.checks import MinioClient, minio_clients, secret_refs
 from .common import Spec, common_labels
-from . import edge, messaging, namespaces, network, observability, processing, secrets, stacks, storage
+from . import edge, messaging, namespaces, network, observability, processing, secrets, stacks, storage, workloads
 from .gitops import Application, application
 from .nodes import NodeConfig, node_configs
 from .stacks import Stack
@@ -36,7 +36,7 @@ _LABEL_LIMITS = {
     "DaemonSet": 63,
     "Job": 63,
 }
-_AREAS = (namespaces, secrets, storage, processing, edge, messaging, observability, network)
+_AREAS = (namespaces, secrets, storage, processing, edge, workloads, messaging, observability, network)
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,11 @@ def _pod_names(topo: Topology) -> list[tuple[str, str, Path]]:
     return [
         ("Pod", f"minio-{minio.nodes - 1}", ("storage", "minio", "nodes")),
         ("Pod", f"{tempo.name}-{tempo.replicas - 1}", ("observability", "tempo", "name")),
+        *(
+            ("Pod", f"{w.name}-{max(w.replicas - 1, 0)}", ("workloads", i, "name"))
+            for i, w in enumerate(topo.workloads)
+            if w.namespace is not None and w.kind == "stateful"
+        ),
     ]
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, TypeAdapter
 
 from ..errors import Path
+from ..model.cluster import NODE_TYPE_LABEL
 from ..model.common import Resources
 
 PART_OF = "imageflow"
@@ -30,6 +31,7 @@ SYNC_WAVES = {
     "ClusterRoleBinding": -2,
     "NetworkPolicy": -2,
     "PersistentVolume": -2,
+    "PersistentVolumeClaim": -2,
     "ConfigMap": -2,
     "ExternalSecret": -2,
     "SealedSecret": -2,
@@ -54,6 +56,44 @@ def apply_order() -> list[str]:
 
 
 MANAGED_BY = "imageflow-gen"
+# On a workload that needs a weaker Pod Security level than restricted: what and why.
+EXEMPTION_ANNOTATION = "imageflow.io/pod-security-exemption"
+# K3s registers the NVIDIA container runtime as the handler `nvidia` when the node has the
+# NVIDIA container toolkit; GPU pods must ask for it by RuntimeClass.
+GPU_RUNTIME_CLASS = "nvidia"
+
+
+def tolerations_for(topo: Any, node_type: str | None) -> list[dict[str, Any]]:
+    """Tolerate the taints of the nodes a workload is placed on (e.g. the GPU node's)."""
+    if node_type is None:
+        return []
+    taints = {(t.key, t.value, t.effect) for n in topo.cluster.nodes if n.node_type == node_type for t in n.taints}
+    return [
+        {"key": key, "operator": "Equal", "value": value, "effect": effect} for key, value, effect in sorted(taints)
+    ]
+
+
+def placement(topo: Any, workload: Any, selector: dict[str, str]) -> dict[str, Any]:
+    """The pod-spec keys that place a processing service's or a workload's pods: the GPU
+    runtime class, the node-type selector, the tolerations of those nodes' taints, and the
+    spread over nodes when it must survive a node's loss (`selector` picks its pods)."""
+    result: dict[str, Any] = {}
+    if workload.gpu:
+        result["runtimeClassName"] = GPU_RUNTIME_CLASS
+    if workload.node_type:
+        result["nodeSelector"] = {NODE_TYPE_LABEL: workload.node_type}
+    if tolerations := tolerations_for(topo, workload.node_type):
+        result["tolerations"] = tolerations
+    if survives_node_loss(workload):
+        result["topologySpreadConstraints"] = spread_required(selector)
+    return result
+
+
+def needs_gpu_runtime(topo: Any) -> bool:
+    """Whether a cluster pod asks for GPUs: a processing service's or a workload's."""
+    return any(s.gpu for s in topo.processing.services) or any(w.gpu for w in topo.workloads if w.namespace)
+
+
 NON_ROOT_UID = 10001
 
 

@@ -10,9 +10,10 @@ from ..errors import Path
 from ..model import Topology
 from ..model.network import NetworkPolicy as PolicyModel
 from ..model.network import Route
-from .common import Spec, common_labels, spec
+from .common import Spec, common_labels, needs_gpu_runtime, spec
 from .messaging import broker_ports, kafka_vm_address
-from .storage import vm_clients
+from .storage import BUCKET_JOB, vm_clients
+from .workloads import find, transport
 
 ISTIO_NAMESPACE = "istio-system"
 INGRESS_GATEWAY = {"istio": "ingressgateway"}
@@ -34,6 +35,7 @@ class Flow:
     dest_cidrs: tuple[str, ...] = ()
     source: Path = ("network", "policies")  # the profile key the flow comes from
     source_cidrs: tuple[str, ...] = ()  # a flow from outside the cluster: source_ns is None
+    protocol: str = "TCP"
 
 
 def meshed_namespaces(topo: Topology) -> list[str]:
@@ -53,7 +55,7 @@ def cluster_prerequisites(topo: Topology) -> list[str]:
             f"the StorageClass {topo.observability.tempo.storage_class}, which the cluster provides "
             "(K3s: local-path), for Tempo's volume"
         )
-    if any(s.gpu for s in topo.processing.services):
+    if needs_gpu_runtime(topo):
         result.append("on GPU nodes the NVIDIA container toolkit and device plugin")
     return result
 
@@ -62,6 +64,7 @@ def specs(topo: Topology) -> list[Spec]:
     result = [_gateway(topo)]
     result += [_route(topo, route, i) for i, route in enumerate(topo.network.routes)]
     result += _web_ui_route(topo)
+    result += _workload_routes(topo)
     result += [_policy(policy, i) for i, policy in enumerate(topo.network.policies)]
     result += _generated_policies(topo)
     return result
@@ -118,6 +121,37 @@ def _web_ui_route(topo: Topology) -> list[Spec]:
             http=[{"match": [{"uri": {"prefix": "/"}}], "route": route}],
         )
     ]
+
+
+def _workload_routes(topo: Topology) -> list[Spec]:
+    """A workload's route: its host on the gateway, the path prefix to its port."""
+    result = []
+    for i, w in enumerate(topo.workloads):
+        route = w.route
+        port = w.port(route.port) if route else None
+        if route is None or port is None or w.namespace is None:
+            continue
+        destination = {"host": w.name, "port": {"number": port.port}}
+        result.append(
+            spec(
+                "VirtualService",
+                "virtualservice",
+                ("workloads", i, "route"),
+                name=w.name,
+                namespace=w.namespace,
+                labels=common_labels(),
+                hosts=[route.host],
+                gateways=[gateway_ref(topo, w.namespace)],
+                http=[
+                    {
+                        "match": [{"uri": {"prefix": route.path_prefix}}],
+                        "route": [{"destination": destination}],
+                        "timeout": route.timeout,
+                    }
+                ],
+            )
+        )
+    return result
 
 
 def _route(topo: Topology, route: Route, index: int) -> Spec:
@@ -256,7 +290,12 @@ def flows(topo: Topology) -> list[Flow]:
                 (minio.port,),
             )
         )
-    flows.append(Flow("storage-to-minio", minio.namespace, {}, minio.namespace, {"app": "minio"}, (minio.port,)))
+    # MinIO's servers among themselves, and the bucket job; not every pod of the namespace (a
+    # database beside MinIO reaches it only if it says so).
+    flows += [
+        Flow(f"{app}-to-minio", minio.namespace, {"app": app}, minio.namespace, {"app": "minio"}, (minio.port,))
+        for app in ("minio", BUCKET_JOB)
+    ]
     vms = {vm.name: vm.address for vm in topo.vms}
     outside = sorted({f"{vms[c.vm]}/32" for c in vm_clients(topo) if c.vm in vms})
     if outside:
@@ -348,6 +387,7 @@ def flows(topo: Topology) -> list[Flow]:
         for i, ns in enumerate(topo.namespaces)
         if ns.mesh
     ]
+    flows += workload_flows(topo)
     masters = tuple(sorted(f"{n.ip}/32" for n in topo.cluster.master_nodes))
     flows.append(
         Flow(
@@ -361,6 +401,85 @@ def flows(topo: Topology) -> list[Flow]:
         )
     )
     return flows
+
+
+ANYWHERE = "0.0.0.0/0"
+
+
+def workload_flows(topo: Topology) -> list[Flow]:
+    """What the typed workloads need in the cluster: each env endpoint's call (to a workload in
+    the cluster, or to a port a VM publishes), each route from the ingress gateway, each node
+    port from wherever reaches the nodes, and a VM workload's calls to cluster node ports."""
+    result: list[Flow] = []
+    addresses = {vm.name: str(vm.address) for vm in topo.vms}
+    for i, w in enumerate(topo.workloads):
+        for j, var in enumerate(w.env):
+            endpoint = var.endpoint
+            target = find(topo, endpoint.workload) if endpoint else None
+            port = target.port(endpoint.port) if target and endpoint else None
+            if endpoint is None or target is None or port is None:
+                continue
+            name, source = f"{w.name}-to-{target.name}-{port.name}", ("workloads", i, "env", j, "endpoint")
+            proto = transport(port)
+            if w.namespace is not None and target.namespace is not None:
+                result.append(
+                    Flow(
+                        name,
+                        w.namespace,
+                        {"app": w.name},
+                        target.namespace,
+                        {"app": target.name},
+                        (port.port,),
+                        source=source,
+                        protocol=proto,
+                    )
+                )
+            elif w.namespace is not None and target.vm is not None and port.publish is not None:
+                result.append(
+                    Flow(
+                        name,
+                        w.namespace,
+                        {"app": w.name},
+                        None,
+                        {},
+                        (port.publish.port,),
+                        (f"{addresses[target.vm]}/32",),
+                        source=source,
+                        protocol=proto,
+                    )
+                )
+            elif w.vm is not None and target.namespace is not None and port.node_port is None:
+                continue  # refused by the checks
+        for j, port in enumerate(w.ports):
+            if w.namespace is not None and port.node_port is not None:
+                result.append(
+                    Flow(
+                        f"node-port-to-{w.name}-{port.name}",
+                        None,
+                        {},
+                        w.namespace,
+                        {"app": w.name},
+                        (port.port,),
+                        source=("workloads", i, "ports", j, "node_port"),
+                        source_cidrs=(ANYWHERE,),
+                        protocol=transport(port),
+                    )
+                )
+        route = w.route
+        routed = w.port(route.port) if route else None
+        if w.namespace is not None and route is not None and routed is not None:
+            result.append(
+                Flow(
+                    f"gateway-to-{w.name}",
+                    ISTIO_NAMESPACE,
+                    INGRESS_GATEWAY,
+                    w.namespace,
+                    {"app": w.name},
+                    (routed.port,),
+                    source=("workloads", i, "route"),
+                )
+            )
+    return result
 
 
 def _peer(namespace: str | None, pods: dict[str, str]) -> dict[str, Any]:
@@ -417,7 +536,7 @@ def _generated_policies(topo: Topology) -> list[Spec]:
             )
         )
     for flow in flows(topo):
-        ports = [{"protocol": "TCP", "port": p} for p in flow.ports]
+        ports = [{"protocol": flow.protocol, "port": p} for p in flow.ports]
         if flow.source_ns in owned:
             to = [{"ipBlock": {"cidr": c}} for c in flow.dest_cidrs] or [_peer(flow.dest_ns, flow.dest_pods)]
             result.append(

@@ -12,6 +12,7 @@ from ..model.messaging import SASL_PROTOCOLS, TLS_PROTOCOLS
 from ..model.observability import OtelAgent, Tempo
 from .messaging import K3S_NETWORK, bootstrap_servers, cluster_client, cluster_client_paths
 from .common import (
+    EXEMPTION_ANNOTATION,
     Spec,
     container_security,
     disruption_budget,
@@ -27,7 +28,6 @@ from .common import (
 OTEL_UID = 10001
 TEMPO_UID = 10001
 OTEL_HEALTH_PORT = 13133
-EXEMPTION_ANNOTATION = "imageflow.io/pod-security-exemption"
 EXEMPTION_REASON = (
     "hostPath: the seed (8.1.3.1) mounts /var/log and /var/lib/docker/containers read-only; "
     "only the privileged Pod Security level admits hostPath volumes"

@@ -7,14 +7,14 @@ from typing import Any
 from ..errors import Path
 from ..model import Topology
 from ..model.checks import MinioClient, minio_clients
-from ..model.cluster import NODE_TYPE_LABEL
 from ..model.processing import Autoscaling, BlueGreenRelease, CanaryRelease, ProcessingService
 from .common import (
+    placement,
+    GPU_RUNTIME_CLASS,
     NO_SIDECAR,
+    needs_gpu_runtime,
     Spec,
     disruption_budget,
-    spread_required,
-    survives_node_loss,
     Tunable,
     common_labels,
     container_security,
@@ -31,16 +31,6 @@ from .messaging import bootstrap_servers, cluster_client
 from .network import meshed_namespaces
 from .storage import client_env, client_volumes, cluster_endpoint
 from .observability import otlp_endpoint
-
-
-def tolerations_for(topo: Topology, node_type: str | None) -> list[dict[str, Any]]:
-    """Tolerate the taints of the nodes a workload is placed on (e.g. the GPU node's)."""
-    if node_type is None:
-        return []
-    taints = {(t.key, t.value, t.effect) for n in topo.cluster.nodes if n.node_type == node_type for t in n.taints}
-    return [
-        {"key": key, "operator": "Equal", "value": value, "effect": effect} for key, value, effect in sorted(taints)
-    ]
 
 
 def service_env(topo: Topology) -> list[dict[str, str]]:
@@ -64,12 +54,9 @@ def service_files(topo: Topology, client: MinioClient) -> tuple[list[dict[str, A
     return [*minio_volumes, *volumes], [*minio_mounts, *mounts]
 
 
-GPU_RUNTIME_CLASS = "nvidia"
-
-
 def specs(topo: Topology) -> list[Spec]:
     result = []
-    if any(s.gpu for s in topo.processing.services):
+    if needs_gpu_runtime(topo):
         # K3s registers the NVIDIA container runtime as the handler `nvidia` when the node has
         # the NVIDIA container toolkit; GPU pods must ask for it by RuntimeClass.
         result.append(
@@ -293,14 +280,7 @@ def _deployment(
         "containers": [container],
         "volumes": [volume, *volumes],
     }
-    if service.gpu:
-        pod["runtimeClassName"] = GPU_RUNTIME_CLASS
-    if service.node_type:
-        pod["nodeSelector"] = {NODE_TYPE_LABEL: service.node_type}
-    if tolerations := tolerations_for(topo, service.node_type):
-        pod["tolerations"] = tolerations
-    if survives_node_loss(service):
-        pod["topologySpreadConstraints"] = spread_required({"app": service.name, **extra})
+    pod.update(placement(topo, service, {"app": service.name, **extra}))
     pod_labels = dict(sorted({**_labels(service), **extra}.items()))
     return spec(
         "Deployment",

@@ -18,6 +18,7 @@ from ..model import Topology
 from ..model.edge import EdgeComponent
 from ..model.checks import CONNECT_USER
 from ..model.messaging import Kafka, client_keys
+from ..model.quantity import parse
 from ..model.storage import Minio
 from .messaging import (
     CLIENT_CA_PEM,
@@ -33,7 +34,8 @@ from .messaging import (
     vpn_bootstrap_servers,
 )
 from .storage import vm_endpoint, vm_host
-from .vms import Envelope, edge_services, kafka_services
+from .vms import Envelope, edge_services, kafka_services, workload_services
+from .workloads import endpoint_value, vm_workloads
 
 LOG_OPTIONS = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "5"}}
 INTERNAL_LISTENER = "INTERNAL"
@@ -149,7 +151,7 @@ def _vm0(topo: Topology) -> Stack:
         )
         env_vars[variable] = (f"./secrets/kafka-{key}", f"Kafka ({protocol}): file holding {what}")
     secrets = {key: _secret_file(variable) for key, variable in secret_files}
-    return Stack(
+    result = Stack(
         vm=edge.vm,
         project=f"imageflow-{edge.vm}",
         services=services,
@@ -158,6 +160,7 @@ def _vm0(topo: Topology) -> Stack:
         variables=env_vars,
         files=files,
     )
+    return _with_workloads(topo, result, "edge")
 
 
 # MinIO's CA on a VM (when MinIO serves TLS): a file the .env names, a compose secret, and the
@@ -312,7 +315,7 @@ def _vm1(topo: Topology) -> Stack:
         if topo.storage.minio.tls:
             env_vars[MINIO_CA_VARIABLE] = MINIO_CA_ENV
             secrets[MINIO_CA_SECRET] = _secret_file(MINIO_CA_VARIABLE)
-    return Stack(
+    result = Stack(
         vm=vm.name,
         project=f"imageflow-{vm.name}",
         services=services,
@@ -322,6 +325,7 @@ def _vm1(topo: Topology) -> Stack:
         variables=env_vars,
         files=files,
     )
+    return _with_workloads(topo, result, "kafka")
 
 
 # The brokers' JAAS configuration for SCRAM: no secret in it (SCRAM credentials live in the
@@ -555,3 +559,133 @@ def _connector(topo: Topology, connector: Any) -> dict[str, str]:
         "aws.secret.access.key": f"${{file:{credentials}:aws.secret.access.key}}",
     }
     return config
+
+
+# ---- typed workloads on a VM -----------------------------------------------------------
+
+_PULL = {"IfNotPresent": "missing", "Always": "always", "Never": "never"}
+
+
+def workload_secret(secret: str, key: str) -> tuple[str, str]:
+    """(compose secret name, .env variable naming its file) of a key of a workload Secret."""
+    return f"{secret}__{key}", f"SECRET_{_upper(secret)}__{_upper(key)}_FILE"
+
+
+def _with_workloads(topo: Topology, stack: Stack, network: str) -> Stack:
+    """`stack` with the typed workloads of its VM added: services, volumes, secrets, files."""
+    workloads = vm_workloads(topo, stack.vm)
+    if not workloads:
+        return stack
+    envelopes = workload_services(topo, stack.vm)
+    services, volumes = dict(stack.services), dict(stack.volumes)
+    secrets, variables, files = dict(stack.secrets), dict(stack.variables), dict(stack.files)
+    for _, w in workloads:
+        service = _workload(topo, w, envelopes[w.name], network)
+        for volume in w.volumes:
+            if volume.persistent is not None:
+                volumes[f"{w.name}-{volume.name}"] = {}
+        for f in w.files:
+            files[f"files/{w.name}/{f.name}"] = ConfigFile(text=f.content)
+        for var in w.env:
+            if var.secret is not None:
+                name, variable = workload_secret(var.secret.name, var.secret.key)
+                secrets[name] = _secret_file(variable)
+                variables[variable] = (
+                    f"./secrets/{var.secret.name}-{var.secret.key}",
+                    f"file holding key {var.secret.key} of Secret {var.secret.name}",
+                )
+        services[w.name] = service
+    return Stack(
+        vm=stack.vm,
+        project=stack.project,
+        services=services,
+        networks=stack.networks,
+        volumes=volumes,
+        secrets=secrets,
+        variables=variables,
+        files=files,
+    )
+
+
+def _workload(topo: Topology, w: Any, env: Envelope, network: str) -> dict[str, Any]:
+    writable = w.security.writable_root_filesystem is not None
+    uid = w.security.run_as.uid if w.security.run_as else 10001
+    service: dict[str, Any] = {
+        "image": w.image,
+        "pull_policy": _PULL[w.image_pull_policy],
+        **_hardened(env, read_only=not writable, replicas=True),
+        "user": f"{uid}:{uid}",
+    }
+    if w.command is not None:
+        service["entrypoint"] = list(w.command)
+    if w.args is not None:
+        service["command"] = list(w.args)
+    if w.working_dir:
+        service["working_dir"] = w.working_dir
+    environment: dict[str, str] = {}
+    secrets: list[str] = []
+    depends: dict[str, Any] = {}
+    contents = {f.name: f.content for f in w.files}
+    for var in w.env:
+        if var.value is not None:
+            environment[var.name] = var.value
+        elif var.file is not None:
+            environment[var.name] = contents[var.file]
+        elif var.secret is not None:
+            name, _ = workload_secret(var.secret.name, var.secret.key)
+            environment[f"{var.name}_FILE"] = f"/run/secrets/{name}"
+            secrets.append(name)
+        elif var.endpoint is not None:
+            environment[var.name] = endpoint_value(topo, w, var.endpoint)
+            target = next(t for t in topo.workloads if t.name == var.endpoint.workload)
+            if target.vm == w.vm:
+                healthy = target.probes.readiness is not None and target.probes.readiness.exec is not None
+                depends[target.name] = {"condition": "service_healthy" if healthy else "service_started"}
+    if environment:
+        service["environment"] = environment
+    if secrets:
+        service["secrets"] = sorted(set(secrets))
+    if depends:
+        service["depends_on"] = depends
+    published = [p for p in w.ports if p.publish is not None]
+    if published:
+        service["ports"] = [
+            f"{p.publish.address}:{p.publish.port}:{p.port}/{'udp' if p.protocol == 'udp' else 'tcp'}"
+            for p in published
+        ]
+    if w.ports:
+        service["expose"] = [f"{p.port}/{'udp' if p.protocol == 'udp' else 'tcp'}" for p in w.ports]
+    mounts: list[dict[str, Any]] = [
+        {"type": "bind", "source": f"./files/{w.name}/{f.name}", "target": f.path, "read_only": True} for f in w.files
+    ]
+    for volume in w.volumes:
+        mount: dict[str, Any]
+        if volume.persistent is not None:
+            mount = {"type": "volume", "source": f"{w.name}-{volume.name}", "target": volume.path}
+        elif volume.host_path is not None:
+            mount = {"type": "bind", "source": volume.host_path.path, "target": volume.path}
+        elif volume.scratch is not None and volume.scratch.memory:
+            size = int(parse(volume.scratch.size_limit))
+            mount = {"type": "tmpfs", "target": volume.path, "tmpfs": {"size": size}}
+        else:
+            mount = {"type": "volume", "target": volume.path}  # anonymous: goes with the container
+        if volume.read_only:
+            mount["read_only"] = True
+        mounts.append(mount)
+    if mounts:
+        service["volumes"] = mounts
+    if w.gpu:
+        service["deploy"]["resources"]["reservations"] = {
+            "devices": [{"driver": "nvidia", "count": w.gpu, "capabilities": ["gpu"]}]
+        }
+    service["networks"] = [network]
+    readiness = w.probes.readiness
+    if readiness is not None and readiness.exec is not None:
+        service["healthcheck"] = {
+            "test": ["CMD", *readiness.exec],
+            "interval": f"{readiness.period}s",
+            "timeout": f"{readiness.timeout}s",
+            "retries": readiness.failure_threshold,
+            "start_period": f"{readiness.initial_delay}s",
+        }
+    return service

@@ -93,7 +93,7 @@ def specs(topo: Topology) -> list[Spec]:
             ("storage", "minio", "buckets"),
             name=POLICIES,
             namespace=minio.namespace,
-            labels=labels("minio-buckets", "storage"),
+            labels=labels(BUCKET_JOB, "storage"),
             data={f"{c.name}.json": policy_document(c) for c in clients},
         )
     )
@@ -472,6 +472,9 @@ def _bucket_script(minio: Minio, clients: list[MinioClient]) -> str:
     return "\n".join(lines) + "\n"
 
 
+BUCKET_JOB = "minio-buckets"
+
+
 def _bucket_job(minio: Minio, clients: list[MinioClient]) -> Spec:
     volume, mount = tmp_volume()
     users = {
@@ -515,10 +518,10 @@ def _bucket_job(minio: Minio, clients: list[MinioClient]) -> Spec:
         "Job",
         "job",
         ("storage", "minio", "buckets"),
-        name="minio-buckets",
+        name=BUCKET_JOB,
         namespace=minio.namespace,
-        labels=labels("minio-buckets", "storage"),
-        pod_labels=labels("minio-buckets", "storage") | NO_SIDECAR,
+        labels=labels(BUCKET_JOB, "storage"),
+        pod_labels=labels(BUCKET_JOB, "storage") | NO_SIDECAR,
         backoff_limit=10,
         pod={
             "securityContext": pod_security(),

@@ -73,6 +73,15 @@ def kafka_services(topo: Topology) -> dict[str, Envelope]:
     return services
 
 
+def workload_services(topo: Topology, vm: str) -> dict[str, Envelope]:
+    """The typed workloads in `vm`'s compose stack, by name."""
+    return {w.name: envelope(w.resources, 1024, w.replicas) for w in topo.workloads if w.vm == vm}
+
+
 def stacks(topo: Topology) -> dict[str, dict[str, Envelope]]:
     """Per VM name, the services its compose stack runs."""
-    return {topo.edge.vm: edge_services(topo), topo.messaging.kafka.vm: kafka_services(topo)}
+    edge, kafka = topo.edge.vm, topo.messaging.kafka.vm
+    return {
+        edge: {**edge_services(topo), **workload_services(topo, edge)},
+        kafka: {**kafka_services(topo), **workload_services(topo, kafka)},
+    }

@@ -6,12 +6,15 @@ the diagram is the Mermaid of `imageflow-gen graph`, which Git hosts render.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..graph import build_graph, mermaid
 from ..plan.messaging import kafka_clients
 from ..plan.network import cluster_prerequisites, flows, meshed_namespaces
 from ..plan.processing import callers, load_balancing
 from ..availability import floating, impacts, survivors
 from ..plan.storage import tls_names, vm_endpoints
+from ..plan.workloads import exceptions, transport
 from ..rendering import render
 from . import Context, Rendered
 
@@ -65,7 +68,7 @@ def render_docs(ctx: Context) -> Rendered:
             "name": f.name,
             "source": _where(f.source_ns, f.source_pods, f.source_cidrs),
             "dest": _where(f.dest_ns, f.dest_pods, f.dest_cidrs),
-            "ports": ", ".join(str(p) for p in f.ports),
+            "ports": ", ".join(str(p) if f.protocol == "TCP" else f"{p}/{f.protocol}" for p in f.ports),
         }
         for f in flows(topo)
     ]
@@ -81,6 +84,8 @@ def render_docs(ctx: Context) -> Rendered:
     ]
     text = render(
         "docs/README.md.j2",
+        workloads=[_workload_row(topo, w) for w in topo.workloads],
+        exceptions=[(w.name, what, reason) for w, what, reason in exceptions(topo)],
         balancing=balancing,
         flows=flow_rows,
         minio_users=minio_users,
@@ -107,6 +112,28 @@ def render_docs(ctx: Context) -> Rendered:
         prerequisites=cluster_prerequisites(topo),
     )
     return Rendered(files={f"docs/{profile}/README.md": text})
+
+
+def _workload_row(topo: Any, w: Any) -> dict[str, str]:
+    """A workload as the README's table shows it: where it runs and how it is reached."""
+    ports = []
+    for p in w.ports:
+        text = f"`{p.name}` {p.port}/{transport(p)}"
+        if p.node_port is not None:
+            text += f", node port {p.node_port}"
+        if p.publish is not None:
+            text += f", published on {p.publish.address}:{p.publish.port}"
+        ports.append(text)
+    if w.route is not None:
+        ports.append(f"route `{w.route.host}{w.route.path_prefix}` -> `{w.route.port}`")
+    return {
+        "name": w.name,
+        "where": f"namespace `{w.namespace}`" if w.namespace else f"VM `{w.vm}` (compose)",
+        "kind": w.kind + (f", {w.gpu} GPU" if w.gpu else ""),
+        "image": w.image,
+        "ports": "; ".join(ports) or "none",
+        "description": w.description,
+    }
 
 
 def _where(namespace: str | None, pods: dict[str, str], cidrs: tuple[str, ...]) -> str:

@@ -1,0 +1,337 @@
+"""Typed workloads: the application's own containers, in a cluster namespace or on a VM.
+
+One vocabulary for both sides: a workload names its image, ports, environment, files,
+volumes, probes, resources and exposure; the plan turns it into Kubernetes objects in the
+cluster or a compose service on the VM. Not a second Kubernetes API: only what a platform
+engineer decides, with the hardening and the wiring derived.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from .common import Availability, Resources
+from .processing import Autoscaling
+from .types import (
+    AbsolutePath,
+    Count,
+    EnvName,
+    Hostname,
+    IPv4,
+    Image,
+    LabelValue,
+    MeshDuration,
+    Name,
+    NodePort,
+    Port,
+    Positive,
+    Quantity,
+    SecretKey,
+    ServiceName,
+    Strict,
+    SubdomainName,
+    Text,
+    UrlPrefix,
+    FileName,
+    PortName,
+)
+
+# An argument of a command: one line, no NUL (a vector item, never a shell string).
+Argument = Annotated[str, Field(max_length=4096, pattern=r"^[^\x00\n\r]*$")]
+# File content: text without NUL, up to 256 KiB (a ConfigMap holds at most 1 MiB).
+Content = Annotated[str, Field(max_length=262144, pattern=r"^[^\x00]*$")]
+FileMode = Annotated[int, Field(ge=0, le=0o777)]
+
+
+class Published(Strict):
+    """A port published on the VM's network interface (compose `ports:`)."""
+
+    port: Port
+    """Port on the VM."""
+    address: IPv4 = "127.0.0.1"
+    """Address it is bound to: 127.0.0.1 (the VM itself, the default), the VM's private
+    address, or 0.0.0.0 (every interface; say so on purpose)."""
+
+
+class WorkloadPort(Strict):
+    """A port the workload's container listens on."""
+
+    name: PortName
+    """Port name, unique in the workload; env endpoints and probes refer to it."""
+    port: Port
+    """Container port."""
+    protocol: Literal["http", "grpc", "tcp", "udp"] = "tcp"
+    """http, grpc, tcp or udp: the transport (UDP for udp) and the Service's appProtocol."""
+    node_port: NodePort | None = None
+    """In the cluster: expose it on every node at this fixed port (a NodePort Service)."""
+    publish: Published | None = None
+    """On a VM: publish it on the VM at this port and address."""
+
+
+class SecretValue(Strict):
+    """A key of a Secret declared in `secrets.workload_secrets`."""
+
+    name: SubdomainName
+    """Secret name."""
+    key: SecretKey
+    """Key inside the Secret."""
+
+
+class Endpoint(Strict):
+    """The address of another workload's port, resolved where this one runs: a cluster DNS name,
+    the compose service name on the same VM, or the other VM's address and published port."""
+
+    workload: ServiceName
+    """The workload whose port it is."""
+    port: PortName
+    """Its port's name."""
+    scheme: Literal["http", "https", "grpc", "tcp", "none"] = "none"
+    """URL scheme to put in front (none: host:port only)."""
+    path: UrlPrefix | None = None
+    """Path appended to a URL (with a scheme)."""
+
+
+class EnvVar(Strict):
+    """An environment variable: exactly one of value, secret, file or endpoint."""
+
+    name: EnvName
+    """Variable name."""
+    value: Text | None = None
+    """A plain value (never a secret: secret-looking values are refused)."""
+    secret: SecretValue | None = None
+    """From a Secret: the cluster mounts it by secretKeyRef; on a VM it is a compose secret and
+    the container gets `<name>_FILE`, the path of a file holding it (the official images'
+    convention)."""
+    file: FileName | None = None
+    """The content of one of this workload's `files` (a configMapKeyRef in the cluster)."""
+    endpoint: Endpoint | None = None
+    """Another workload's address (and the network flow to it is allowed)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EnvVar:
+        given = [k for k in ("value", "secret", "file", "endpoint") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of value, secret, file, endpoint (got {', '.join(given) or 'none'})")
+        return self
+
+
+class ConfigFile(Strict):
+    """A file written from the profile: a ConfigMap key mounted as a file in the cluster, a
+    file beside the compose file mounted read-only on a VM."""
+
+    name: FileName
+    """File name (and ConfigMap key)."""
+    path: AbsolutePath
+    """Where the file appears in the container."""
+    mode: FileMode = 0o444
+    """File mode (octal 0o444 by default; at most 0o777)."""
+    content: Content
+    """The file's text (no secrets: the same patterns are refused as in env values)."""
+
+
+class PersistentVolume(Strict):
+    """A volume that outlives the pod: a claim per replica (stateful) or one shared claim."""
+
+    size: Quantity
+    """Requested size, e.g. 20Gi."""
+    storage_class: Name | None = None
+    """Storage class (default: the cluster's default class; K3s: local-path)."""
+    access_mode: Literal["ReadWriteOnce", "ReadWriteOncePod", "ReadOnlyMany", "ReadWriteMany"] = "ReadWriteOnce"
+    """Access mode of the claim."""
+
+
+class Scratch(Strict):
+    """An emptyDir: scratch space that goes with the pod."""
+
+    size_limit: Quantity
+    """The most it may hold; the kubelet evicts the pod beyond it."""
+    memory: bool = False
+    """Backed by memory (tmpfs) instead of the node's disk; counts against the memory limit."""
+
+
+class HostPath(Strict):
+    """A directory of the node (or VM). Only with a reason: it ties the pod to its node's files,
+    needs Pod Security privileged in the cluster, and is listed in the generated docs."""
+
+    path: AbsolutePath
+    """Directory on the host."""
+    reason: Text
+    """Why the workload needs the host's files."""
+
+
+class Volume(Strict):
+    """A volume mounted into the container: exactly one of persistent, scratch, host_path."""
+
+    name: Name
+    """Volume name, unique in the workload."""
+    path: AbsolutePath
+    """Mount path in the container."""
+    read_only: bool = False
+    """Mount it read-only."""
+    persistent: PersistentVolume | None = None
+    """A persistent volume claim."""
+    scratch: Scratch | None = None
+    """An emptyDir."""
+    host_path: HostPath | None = None
+    """A host directory, with a reason."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Volume:
+        given = [k for k in ("persistent", "scratch", "host_path") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of persistent, scratch, host_path (got {', '.join(given) or 'none'})")
+        return self
+
+
+class HttpCheck(Strict):
+    """An HTTP GET that must answer 2xx or 3xx."""
+
+    path: UrlPrefix = "/"
+    """Request path."""
+    port: PortName
+    """Name of the port to ask."""
+
+
+class PortCheck(Strict):
+    """A check against one of the workload's ports."""
+
+    port: PortName
+    """Name of the port."""
+
+
+class Probe(Strict):
+    """A health check: exactly one of http, grpc, tcp, exec, and its timing."""
+
+    http: HttpCheck | None = None
+    """HTTP GET."""
+    grpc: PortCheck | None = None
+    """The gRPC health checking protocol."""
+    tcp: PortCheck | None = None
+    """A TCP connection."""
+    exec: list[Argument] | None = Field(default=None, min_length=1)
+    """A command as an argument vector (never a shell string), run in the container."""
+    initial_delay: Count = 0
+    """Seconds before the first check."""
+    period: Positive = 10
+    """Seconds between checks."""
+    timeout: Positive = 3
+    """Seconds a check may take."""
+    failure_threshold: Positive = 3
+    """Failures in a row that count as down."""
+
+    @model_validator(mode="after")
+    def _one_check(self) -> Probe:
+        given = [k for k in ("http", "grpc", "tcp", "exec") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of http, grpc, tcp, exec (got {', '.join(given) or 'none'})")
+        return self
+
+
+class Probes(Strict):
+    """Health checks. Unset readiness and liveness default by the first port's protocol (grpc:
+    the gRPC health protocol; http and tcp: a TCP connection; udp: none)."""
+
+    readiness: Probe | None = None
+    """Ready to take traffic (Service endpoints; compose `healthcheck`)."""
+    liveness: Probe | None = None
+    """Alive; the container is restarted when it fails."""
+    startup: Probe | None = None
+    """Started: the other probes wait for it (a slow first start, e.g. loading models)."""
+
+
+class RunAsUser(Strict):
+    """A fixed user id the image needs, with the reason."""
+
+    uid: Count
+    """User (and group) id; 0 (root) needs Pod Security baseline."""
+    reason: Text
+    """Why the image needs it."""
+
+
+class Security(Strict):
+    """Exceptions to the hardening every workload gets (non-root user 10001, read-only root
+    file system, no capabilities, no privilege escalation): each with its reason, listed in the
+    generated docs."""
+
+    writable_root_filesystem: Text | None = None
+    """The reason the container must write its root file system."""
+    run_as: RunAsUser | None = None
+    """A fixed user id, with the reason."""
+
+
+class RouteExposure(Strict):
+    """Reach the workload from outside: in the cluster through the Istio gateway (a
+    VirtualService on `host`), on a VM through the edge VM's nginx."""
+
+    host: Hostname
+    """Public host name: one of network.gateway.hosts in the cluster."""
+    path_prefix: UrlPrefix = "/"
+    """Path prefix routed to the workload."""
+    port: PortName
+    """The workload's port the route sends to (http or grpc)."""
+    timeout: MeshDuration = "30s"
+    """Request timeout."""
+
+
+class Workload(Strict):
+    """A container the application runs: in a cluster namespace (`namespace`) or in a VM's
+    compose stack (`vm`), exactly one."""
+
+    name: ServiceName
+    """Name: Deployment or StatefulSet and Service in the cluster, compose service on a VM."""
+    description: Text = ""
+    """What it is, for the generated docs."""
+    namespace: Name | None = None
+    """Run it in this cluster namespace."""
+    vm: Name | None = None
+    """Run it in this VM's compose stack."""
+    image: Image
+    """Container image, pinned."""
+    image_pull_policy: Literal["IfNotPresent", "Always", "Never"] = "IfNotPresent"
+    """When the image is pulled (compose: missing, always, never)."""
+    command: list[Argument] | None = None
+    """Replaces the image's entrypoint (an argument vector)."""
+    args: list[Argument] | None = None
+    """Replaces the image's arguments (an argument vector)."""
+    working_dir: AbsolutePath | None = None
+    """Working directory."""
+    kind: Literal["stateless", "stateful"] = "stateless"
+    """stateless: a Deployment; stateful: a StatefulSet with a headless Service, and a volume
+    claim per replica for each persistent volume."""
+    replicas: Count = 1
+    """Replicas when not autoscaled."""
+    autoscaling: Autoscaling | None = None
+    """In the cluster: scale a stateless workload on CPU."""
+    ports: list[WorkloadPort] = Field(default_factory=list)
+    """Ports it listens on."""
+    env: list[EnvVar] = Field(default_factory=list)
+    """Environment variables."""
+    files: list[ConfigFile] = Field(default_factory=list)
+    """Files written from the profile."""
+    volumes: list[Volume] = Field(default_factory=list)
+    """Volumes mounted into the container."""
+    probes: Probes = Field(default_factory=Probes)
+    """Health checks."""
+    resources: Resources
+    """Requests and limits."""
+    gpu: Count = 0
+    """NVIDIA GPUs (cluster: the nvidia RuntimeClass and the node's taints are derived)."""
+    node_type: LabelValue | None = None
+    """In the cluster: the nodes' `node-type` label to place it on."""
+    security: Security = Field(default_factory=Security)
+    """Exceptions to the hardening, each with a reason."""
+    route: RouteExposure | None = None
+    """Reach it from outside through the gateway."""
+    availability: Availability | None = None
+    """What it must survive in the cluster (as for processing services)."""
+
+    @model_validator(mode="after")
+    def _one_place(self) -> Workload:
+        if (self.namespace is None) == (self.vm is None):
+            raise ValueError("give exactly one of namespace (the cluster) or vm (a VM's compose stack)")
+        return self
+
+    def port(self, name: str) -> WorkloadPort | None:
+        return next((p for p in self.ports if p.name == name), None)

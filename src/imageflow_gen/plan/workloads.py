@@ -1,0 +1,467 @@
+"""The profile's typed workloads (model/workloads.py): what each becomes in the cluster, and
+the facts the VM stacks, the network policies and the docs share (endpoints, flows, secrets).
+
+In the cluster: a ConfigMap for its files, a Deployment (stateless) or a StatefulSet with a
+headless Service and a claim per replica (stateful), a Service for its ports (NodePort when a
+port has a node port), a claim per persistent volume of a stateless workload, an autoscaler, a
+disruption budget for more than one replica, and a VirtualService for its route. The pod gets
+the hardening every workload gets, less the exceptions the profile states with a reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import Path
+from ..model import Topology
+from ..model.workloads import Endpoint, Probe, Workload, WorkloadPort
+from .common import (
+    placement,
+    EXEMPTION_ANNOTATION,
+    NON_ROOT_UID,
+    Spec,
+    container_security,
+    disruption_budget,
+    labels,
+    pod_security,
+    resources,
+    service_dns,
+    spec,
+    tmp_volume,
+    tunable,
+)
+
+COMPONENT = "workload"
+
+
+def cluster_workloads(topo: Topology) -> list[tuple[int, Workload]]:
+    """(index, workload) of the workloads that run in the cluster."""
+    return [(i, w) for i, w in enumerate(topo.workloads) if w.namespace is not None]
+
+
+def vm_workloads(topo: Topology, vm: str) -> list[tuple[int, Workload]]:
+    """(index, workload) of the workloads in `vm`'s compose stack."""
+    return [(i, w) for i, w in enumerate(topo.workloads) if w.vm == vm]
+
+
+def transport(port: WorkloadPort) -> str:
+    """The port's transport protocol as Kubernetes and compose spell it."""
+    return "UDP" if port.protocol == "udp" else "TCP"
+
+
+def find(topo: Topology, name: str) -> Workload | None:
+    return next((w for w in topo.workloads if w.name == name), None)
+
+
+def first_node_ip(topo: Topology) -> str:
+    """Where a VM reaches a cluster node port: the first server node (any node forwards it)."""
+    return str(topo.cluster.master_nodes[0].ip)
+
+
+def endpoint_address(topo: Topology, caller: Workload, endpoint: Endpoint) -> tuple[str, int] | None:
+    """(host, port) at which `caller` reaches `endpoint`, where the caller runs; None when it
+    cannot (the checks say why)."""
+    target = find(topo, endpoint.workload)
+    port = target.port(endpoint.port) if target else None
+    if target is None or port is None:
+        return None
+    if target.namespace is not None:
+        if caller.namespace is not None:
+            return service_dns(target.name, target.namespace), port.port
+        if port.node_port is not None:
+            return first_node_ip(topo), port.node_port
+        return None
+    if caller.vm == target.vm:
+        return target.name, port.port
+    if port.publish is not None and port.publish.address != "127.0.0.1":
+        vm = next(v for v in topo.vms if v.name == target.vm)
+        return str(vm.address), port.publish.port
+    return None
+
+
+def endpoint_value(topo: Topology, caller: Workload, endpoint: Endpoint) -> str:
+    """The env value of an endpoint: host:port, or a URL with its scheme and path."""
+    address = endpoint_address(topo, caller, endpoint)
+    assert address is not None, "checked by model/checks.py"
+    host, port = address
+    if endpoint.scheme == "none":
+        return f"{host}:{port}"
+    scheme = "dns:///" if endpoint.scheme == "grpc" else f"{endpoint.scheme}://"
+    return f"{scheme}{host}:{port}{endpoint.path or ''}"
+
+
+# The kubelet expands $(VAR) in env values, command and args; $$ is its escape for a literal $.
+_KUBE_VAR = re.compile(r"\$(?=\()")
+
+
+def kube_literal(text: str) -> str:
+    """`text` as the kubelet passes it on: `$(` written as `$$(`, so no variable is expanded."""
+    return _KUBE_VAR.sub("$$", text.replace("$$", "$$$$")) if "$" in text else text
+
+
+@dataclass(frozen=True)
+class SecretUse:
+    """A key of a declared Secret a workload reads: where it runs and through which variable."""
+
+    workload: str
+    namespace: str | None
+    vm: str | None
+    secret: str
+    key: str
+    variable: str
+    path: Path
+
+
+def secret_uses(topo: Topology) -> list[SecretUse]:
+    return [
+        SecretUse(w.name, w.namespace, w.vm, v.secret.name, v.secret.key, v.name, ("workloads", i, "env", j))
+        for i, w in enumerate(topo.workloads)
+        for j, v in enumerate(w.env)
+        if v.secret is not None
+    ]
+
+
+def config_map(workload: Workload) -> str:
+    return f"{workload.name}-files"
+
+
+# On the pods of a workload with files: a change of a file's content changes the pod template,
+# so the pods are replaced (a subPath mount never sees the ConfigMap's new content).
+FILES_HASH = "imageflow.io/files-sha256"
+
+
+def files_hash(workload: Workload) -> str:
+    """sha256 of the workload's files: their names, paths, modes and contents."""
+    data = [[f.name, f.path, f.mode, f.content] for f in workload.files]
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _probe(probe: Probe, workload: Workload) -> dict[str, Any]:
+    if probe.http is not None:
+        check: dict[str, Any] = {"httpGet": {"path": probe.http.path, "port": probe.http.port}}
+    elif probe.grpc is not None:
+        port = workload.port(probe.grpc.port)
+        check = {"grpc": {"port": port.port if port else 0}}
+    elif probe.tcp is not None:
+        check = {"tcpSocket": {"port": probe.tcp.port}}
+    else:
+        check = {"exec": {"command": [kube_literal(a) for a in probe.exec or []]}}
+    return {
+        **check,
+        "initialDelaySeconds": probe.initial_delay,
+        "periodSeconds": probe.period,
+        "timeoutSeconds": probe.timeout,
+        "failureThreshold": probe.failure_threshold,
+    }
+
+
+def default_probe(workload: Workload) -> Probe | None:
+    """Readiness and liveness when the profile gives none: by the first TCP port's protocol."""
+    port = next((p for p in workload.ports if p.protocol != "udp"), None)
+    if port is None:
+        return None
+    if port.protocol == "grpc":
+        return Probe.model_validate({"grpc": {"port": port.name}})
+    return Probe.model_validate({"tcp": {"port": port.name}})
+
+
+def probes(workload: Workload) -> dict[str, Probe]:
+    """The probes a workload gets: its own, readiness and liveness defaulted by protocol."""
+    given = workload.probes
+    fallback = default_probe(workload)
+    result = {
+        "readiness": given.readiness or fallback,
+        "liveness": given.liveness or fallback,
+        "startup": given.startup,
+    }
+    return {k: v for k, v in result.items() if v is not None}
+
+
+def _env(topo: Topology, workload: Workload) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = []
+    for var in workload.env:
+        if var.value is not None:
+            result.append({"name": var.name, "value": kube_literal(var.value)})
+        elif var.secret is not None:
+            ref = {"name": var.secret.name, "key": var.secret.key}
+            result.append({"name": var.name, "valueFrom": {"secretKeyRef": ref}})
+        elif var.file is not None:
+            ref = {"name": config_map(workload), "key": var.file}
+            result.append({"name": var.name, "valueFrom": {"configMapKeyRef": ref}})
+        elif var.endpoint is not None:
+            result.append({"name": var.name, "value": kube_literal(endpoint_value(topo, workload, var.endpoint))})
+    return result
+
+
+def host_paths(topo: Topology) -> list[tuple[Workload, str, str, str]]:
+    """(workload, volume, host path, reason) of every hostPath volume, for the docs."""
+    return [(w, v.name, v.host_path.path, v.host_path.reason) for w in topo.workloads for v in w.volumes if v.host_path]
+
+
+def exceptions(topo: Topology) -> list[tuple[Workload, str, str]]:
+    """(workload, exception, reason) of every stated exception to the hardening, for the docs."""
+    result = []
+    for w in topo.workloads:
+        if w.security.writable_root_filesystem:
+            result.append((w, "writable root file system", w.security.writable_root_filesystem))
+        if w.security.run_as:
+            result.append((w, f"runs as user {w.security.run_as.uid}", w.security.run_as.reason))
+        result += [(w, f"hostPath {v.host_path.path}", v.host_path.reason) for v in w.volumes if v.host_path]
+    return result
+
+
+def _volumes(workload: Workload) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(pod volumes, container mounts, claim templates)."""
+    tmp, tmp_mount = tmp_volume()
+    volumes, mounts, claims = [tmp], [tmp_mount], []
+    if workload.files:
+        volumes.append(
+            {
+                "name": "files",
+                "configMap": {
+                    "name": config_map(workload),
+                    "items": [{"key": f.name, "path": f.name, "mode": f.mode} for f in workload.files],
+                },
+            }
+        )
+        mounts += [{"name": "files", "mountPath": f.path, "subPath": f.name, "readOnly": True} for f in workload.files]
+    for volume in workload.volumes:
+        mount: dict[str, Any] = {"name": volume.name, "mountPath": volume.path}
+        if volume.read_only:
+            mount["readOnly"] = True
+        mounts.append(mount)
+        if volume.persistent is not None:
+            claim = _claim_spec(volume)
+            if workload.kind == "stateful":
+                claims.append({"metadata": {"name": volume.name}, "spec": claim})
+            else:
+                volumes.append(
+                    {"name": volume.name, "persistentVolumeClaim": {"claimName": f"{workload.name}-{volume.name}"}}
+                )
+        elif volume.scratch is not None:
+            empty: dict[str, Any] = {"sizeLimit": volume.scratch.size_limit}
+            if volume.scratch.memory:
+                empty["medium"] = "Memory"
+            volumes.append({"name": volume.name, "emptyDir": empty})
+        elif volume.host_path is not None:
+            volumes.append({"name": volume.name, "hostPath": {"path": volume.host_path.path, "type": "Directory"}})
+    return volumes, mounts, claims
+
+
+def _claim_spec(volume: Any) -> dict[str, Any]:
+    persistent = volume.persistent
+    claim: dict[str, Any] = {
+        "accessModes": [persistent.access_mode],
+        "resources": {"requests": {"storage": persistent.size}},
+    }
+    if persistent.storage_class:
+        claim["storageClassName"] = persistent.storage_class
+    return claim
+
+
+def _pod(topo: Topology, workload: Workload, key: tuple[str, ...]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(pod spec, claim templates)."""
+    volumes, mounts, claims = _volumes(workload)
+    security = container_security()
+    if workload.security.writable_root_filesystem:
+        security["readOnlyRootFilesystem"] = False
+    container: dict[str, Any] = {
+        "name": workload.name,
+        "image": tunable(key + ("image",), workload.image, Workload, "image"),
+        "imagePullPolicy": workload.image_pull_policy,
+    }
+    if workload.command is not None:
+        container["command"] = [kube_literal(a) for a in workload.command]
+    if workload.args is not None:
+        container["args"] = [kube_literal(a) for a in workload.args]
+    if workload.working_dir:
+        container["workingDir"] = workload.working_dir
+    if workload.ports:
+        container["ports"] = [
+            {"name": p.name, "containerPort": p.port, "protocol": transport(p)} for p in workload.ports
+        ]
+    if env := _env(topo, workload):
+        container["env"] = env
+    container["resources"] = resources(workload.resources, key, workload.gpu)
+    container["volumeMounts"] = mounts
+    for kind, probe in probes(workload).items():
+        container[f"{kind}Probe"] = _probe(probe, workload)
+    container["securityContext"] = security
+    uid = workload.security.run_as.uid if workload.security.run_as else NON_ROOT_UID
+    pod_sec = pod_security(uid)
+    if uid == 0:
+        pod_sec["runAsNonRoot"] = False
+    pod: dict[str, Any] = {
+        "securityContext": pod_sec,
+        "automountServiceAccountToken": False,
+        "containers": [container],
+        "volumes": volumes,
+    }
+    pod.update(placement(topo, workload, {"app": workload.name}))
+    return pod, claims
+
+
+def _annotations(workload: Workload) -> dict[str, str]:
+    """The stated exceptions, with their reasons: what needs a weaker Pod Security level, and
+    checkov's skips."""
+    notes = {}
+    exempt = [f"hostPath {v.host_path.path}: {v.host_path.reason}" for v in workload.volumes if v.host_path]
+    if workload.security.run_as and workload.security.run_as.uid == 0:
+        exempt.append(f"runs as root: {workload.security.run_as.reason}")
+    if exempt:
+        notes[EXEMPTION_ANNOTATION] = "; ".join(exempt)
+    skips = []
+    if workload.security.writable_root_filesystem:
+        skips.append(f"CKV_K8S_22={workload.security.writable_root_filesystem}")
+    if workload.security.run_as and workload.security.run_as.uid < 10000:
+        skips.append(f"CKV_K8S_40={workload.security.run_as.reason}")
+    secret_env = [v.name for v in workload.env if v.secret is not None]
+    if secret_env:
+        names = ", ".join(secret_env)
+        skips.append(f"CKV_K8S_35=the image reads {names} from its environment (workloads.{workload.name}.env)")
+    notes.update({f"checkov.io/skip{i}": skip for i, skip in enumerate(skips, 1)})
+    return notes
+
+
+def specs(topo: Topology) -> list[Spec]:
+    result: list[Spec] = []
+    for i, workload in cluster_workloads(topo):
+        result += _workload(topo, workload, ("workloads", i))
+    return result
+
+
+def _workload(topo: Topology, workload: Workload, source: Path) -> list[Spec]:
+    namespace = str(workload.namespace)
+    key: tuple[str, ...] = ("workloads", workload.name)
+    meta = labels(workload.name, COMPONENT)
+    selector = {"app": workload.name}
+    pod, claims = _pod(topo, workload, key)
+    result: list[Spec] = []
+    if workload.files:
+        result.append(
+            spec(
+                "ConfigMap",
+                "configmap",
+                source + ("files",),
+                name=config_map(workload),
+                namespace=namespace,
+                labels=meta,
+                data={f.name: f.content for f in workload.files},
+            )
+        )
+    replicas = None if workload.autoscaling else tunable(key + ("replicas",), workload.replicas, Workload, "replicas")
+    annotations = _annotations(workload)
+    common = {
+        **({"pod_annotations": {FILES_HASH: files_hash(workload)}} if workload.files else {}),
+        "name": workload.name,
+        "namespace": namespace,
+        "labels": meta,
+        "selector": selector,
+        "pod_labels": meta,
+        "pod": pod,
+        **({"annotations": annotations} if annotations else {}),
+    }
+    if workload.kind == "stateful":
+        result.append(
+            spec(
+                "StatefulSet",
+                "statefulset",
+                source,
+                service_name=workload.name,
+                replicas=replicas,
+                pod_management_policy=None,
+                claims=claims,
+                **common,
+            )
+        )
+    else:
+        result.append(spec("Deployment", "deployment", source, replicas=replicas, **common))
+        for volume in workload.volumes:
+            if volume.persistent is not None:
+                result.append(
+                    spec(
+                        "PersistentVolumeClaim",
+                        "persistentvolumeclaim",
+                        source + ("volumes",),
+                        name=f"{workload.name}-{volume.name}",
+                        namespace=namespace,
+                        labels=meta,
+                        claim=_claim_spec(volume),
+                    )
+                )
+    result += _services(workload, namespace, meta, selector, source)
+    fewest = workload.autoscaling.min_replicas if workload.autoscaling else workload.replicas
+    if fewest > 1:
+        result.append(disruption_budget(workload.name, namespace, source, COMPONENT))
+    if workload.autoscaling:
+        result.append(
+            spec(
+                "HorizontalPodAutoscaler",
+                "horizontalpodautoscaler",
+                source + ("autoscaling",),
+                name=workload.name,
+                namespace=namespace,
+                labels=meta,
+                target_kind="Deployment",
+                min_replicas=workload.autoscaling.min_replicas,
+                max_replicas=workload.autoscaling.max_replicas,
+                cpu_utilization=workload.autoscaling.target_cpu_utilization,
+            )
+        )
+    return result
+
+
+def _service_ports(workload: Workload, node_ports: bool) -> list[dict[str, Any]]:
+    ports = []
+    for p in workload.ports:
+        port: dict[str, Any] = {"name": p.name, "port": p.port, "targetPort": p.name, "protocol": transport(p)}
+        if p.protocol in ("http", "grpc"):
+            port["appProtocol"] = p.protocol
+        if node_ports and p.node_port is not None:
+            port["nodePort"] = p.node_port
+        ports.append(port)
+    return ports
+
+
+def _services(
+    workload: Workload, namespace: str, meta: dict[str, str], selector: dict[str, str], source: Path
+) -> list[Spec]:
+    if not workload.ports:
+        return []
+    exposed = any(p.node_port is not None for p in workload.ports)
+    stateful = workload.kind == "stateful"
+    result = [
+        spec(
+            "Service",
+            "service",
+            source + ("ports",),
+            name=workload.name,
+            namespace=namespace,
+            labels=meta,
+            selector=selector,
+            headless=stateful,
+            ports=_service_ports(workload, not stateful),
+            **({"type": "NodePort", "external_traffic_policy": "Cluster"} if exposed and not stateful else {}),
+        )
+    ]
+    if exposed and stateful:
+        result.append(
+            spec(
+                "Service",
+                "service",
+                source + ("ports",),
+                name=f"{workload.name}-nodeport",
+                namespace=namespace,
+                labels=meta,
+                selector=selector,
+                headless=False,
+                ports=[p for p in _service_ports(workload, True) if "nodePort" in p],
+                type="NodePort",
+                external_traffic_policy="Cluster",
+            )
+        )
+    return result

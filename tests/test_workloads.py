@@ -1,0 +1,412 @@
+"""Typed workloads (`workloads:`): the feature profile through every gate and a simulated
+cluster, the flows its policies open, its compose services, and each option's bad values
+refused with a located message."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from conftest import CRDS, REPO, feature_profiles, run_cli
+from imageflow_gen.errors import ValidationFailed
+from imageflow_gen.loading import load_profile
+from imageflow_gen.modelling import topology
+from imageflow_gen.pipeline import build, validated
+from imageflow_gen.plan.workloads import files_hash
+from imageflow_gen.targets.kubernetes import objects
+from imageflow_gen.validate import tools as gates
+from imageflow_gen.writing import write
+from imageflow_gen.yamlio import parse_all
+from test_graph import Cluster, _required_all
+from test_security import checkov, failed
+
+PROFILE = "workloads"
+
+
+@pytest.fixture(scope="module")
+def features() -> Path:
+    return feature_profiles()
+
+
+@pytest.fixture(scope="module")
+def built(features: Path) -> Any:
+    return build(features, PROFILE, CRDS)
+
+
+def _objects(features: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(o["kind"], o["metadata"]["name"]): o for o in objects(validated(features, PROFILE)[2])}
+
+
+def test_the_feature_profile_passes_every_gate(built: Any, tmp_path: Path) -> None:
+    write(tmp_path, PROFILE, built.files)
+    outcomes = gates.run_all(tmp_path, PROFILE, "1.28", CRDS, built.objects)
+    assert {o.tool for o in outcomes} >= {"kubeconform", "helm = kustomize", "compose schema"}
+    assert [(o.tool, o.skipped, [str(p) for p in o.problems]) for o in outcomes if o.skipped or o.problems] == []
+
+
+def test_checkov_finds_nothing_but_the_stated_exceptions(built: Any, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write(out, PROFILE, built.files)
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    _, overlay = gates.kustomize_build(out, f"kustomize/overlays/{PROFILE}")
+    (manifests / "overlay.yaml").write_text(overlay)
+    assert failed(checkov(manifests, "kubernetes")) == []
+
+
+def test_the_feature_profile_becomes_ready_in_a_simulated_cluster(features: Path) -> None:
+    """A real API server (Pod Security admission included), scheduler and controllers: every
+    workload scheduled where its placement says, every claim bound, every Service with endpoints."""
+    result = run_cli("simulate", "--profile", PROFILE, "--profiles-dir", str(features))
+    assert result.code == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    for expected in (
+        "StatefulSet imageflow-storage/postgresql",
+        "Deployment imageflow-inference/triton",
+        "Deployment imageflow-backend/camera-streams",
+        "Deployment imageflow-processing/evaluator",
+        "PersistentVolumeClaim imageflow-storage/data-postgresql-0",
+        "Service imageflow-storage/postgresql-nodeport",
+        "HorizontalPodAutoscaler imageflow-processing/evaluator",
+    ):
+        (line,) = [line for line in lines if expected in line]
+        assert line.lstrip().startswith("ok"), line
+    triton = next(line for line in lines if "Deployment imageflow-inference/triton" in line)
+    assert triton.endswith("on k3s-worker-02")  # the GPU node, its taint tolerated
+    assert "result: ok" in result.stdout
+
+
+def test_the_policies_open_exactly_the_declared_flows(features: Path) -> None:
+    """The NetworkPolicy evaluator of the graph tests: the seed's flows plus, for the workloads,
+    exactly their env endpoints, their telemetry, the gateway's route and the node ports."""
+    _, topo, plan = validated(features, PROFILE)
+    cluster = Cluster(objects(plan))
+    allowed = cluster.allowed()
+    evaluator, postgresql = "imageflow-processing/evaluator", "imageflow-storage/postgresql"
+    triton, streams = "imageflow-inference/triton", "imageflow-backend/camera-streams"
+    agent = "imageflow-observability/otel-agent"
+    required = _required_all(topo) | {
+        (evaluator, postgresql, 5432),
+        (evaluator, triton, 8001),
+        (evaluator, triton, 8000),
+        (evaluator, "ip:10.0.2.10", 9308),
+        ("istio-system/istio-ingressgateway", streams, 8888),
+    }
+    for pod in (evaluator, postgresql, triton, streams):
+        required |= {(pod, agent, 4317), (pod, agent, 4318)}
+    assert required - allowed == set(), "required but denied"
+    assert allowed - required == set(), "open but not required"
+    for pod, port in ((postgresql, 5432), (streams, 8554), (streams, 8189)):
+        assert cluster.admits_from_outside("203.0.113.7", pod, port), (pod, port)
+    assert not cluster.admits_from_outside("203.0.113.7", streams, 9997)  # the API is not exposed
+    assert not cluster.admits_from_outside("203.0.113.7", triton, 8000)
+
+
+def test_the_cluster_objects_carry_every_option(features: Path) -> None:
+    objs = _objects(features)
+    pg = objs[("StatefulSet", "postgresql")]
+    pod = pg["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["securityContext"]["runAsUser"] == 999
+    assert pg["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "local-path"
+    assert container["readinessProbe"]["exec"]["command"] == ["pg_isready", "-U", "imageflow", "-d", "imageflow"]
+    assert container["livenessProbe"]["tcpSocket"] == {"port": "sql"}
+    assert {
+        "name": "POSTGRES_PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "postgresql-credentials", "key": "password"}},
+    } in container["env"]
+    assert objs[("Service", "postgresql")]["spec"]["clusterIP"] == "None"
+    node_port = objs[("Service", "postgresql-nodeport")]["spec"]
+    assert node_port["type"] == "NodePort" and node_port["ports"][0]["nodePort"] == 30432
+    assert objs[("ConfigMap", "postgresql-files")]["data"]["postgresql.conf"].startswith("listen_addresses")
+    # A new content replaces the pods: the pod template carries the files' hash.
+    workload = validated(features, PROFILE)[1].workloads[0]
+    stamp = pg["spec"]["template"]["metadata"]["annotations"]["imageflow.io/files-sha256"]
+    assert stamp == files_hash(workload)
+    changed = workload.model_copy(update={"files": [workload.files[0].model_copy(update={"content": "x = 1\n"})]})
+    assert files_hash(changed) != stamp
+
+    triton = objs[("Deployment", "triton")]
+    tpod = triton["spec"]["template"]["spec"]
+    (t,) = tpod["containers"]
+    assert tpod["runtimeClassName"] == "nvidia" and t["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert tpod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+    ]
+    assert t["securityContext"]["readOnlyRootFilesystem"] is False
+    assert t["command"] == ["tritonserver"] and t["startupProbe"]["httpGet"] == {
+        "path": "/v2/health/ready",
+        "port": "http",
+    }
+    assert {"name": "models", "hostPath": {"path": "/srv/imageflow/models", "type": "Directory"}} in tpod["volumes"]
+    assert triton["metadata"]["annotations"]["imageflow.io/pod-security-exemption"].startswith(
+        "hostPath /srv/imageflow/models: "
+    )
+    assert {"name": "shm", "emptyDir": {"sizeLimit": "1Gi", "medium": "Memory"}} in tpod["volumes"]
+
+    streams = objs[("Service", "camera-streams")]["spec"]
+    assert streams["type"] == "NodePort"
+    assert {(p["name"], p["protocol"], p.get("nodePort")) for p in streams["ports"]} == {
+        ("rtsp", "TCP", 30554),
+        ("webrtc", "UDP", 30189),
+        ("hls", "TCP", None),
+        ("api", "TCP", None),
+    }
+    route = objs[("VirtualService", "camera-streams")]["spec"]
+    assert route["hosts"] == ["streams.imageflow.com"] and route["http"][0]["timeout"] == "60s"
+
+    (e,) = objs[("Deployment", "evaluator")]["spec"]["template"]["spec"]["containers"]
+    env = {v["name"]: v.get("value", v.get("valueFrom")) for v in e["env"]}
+    assert env["DB_ADDRESS"] == "postgresql.imageflow-storage.svc.cluster.local:5432"
+    assert env["TRITON_URL"] == "dns:///triton.imageflow-inference.svc.cluster.local:8001"
+    assert env["TRITON_HTTP"] == "http://triton.imageflow-inference.svc.cluster.local:8000/v2"
+    assert env["EXPORTER_URL"] == "http://10.0.2.10:9308/metrics"
+    assert env["RULES"] == {"configMapKeyRef": {"name": "evaluator-files", "key": "rules.json"}}
+    assert env["LOG_FORMAT"] == "json $$(not-a-variable)"  # the kubelet expands no variable
+    assert e["workingDir"] == "/app" and e["command"] == ["python", "-m", "evaluator"]
+    assert e["readinessProbe"]["exec"]["command"] == ["python", "-m", "evaluator.health", "--ready"]
+    assert e["livenessProbe"]["periodSeconds"] == 30 and e["livenessProbe"]["timeoutSeconds"] == 10
+    assert objs[("HorizontalPodAutoscaler", "evaluator")]["spec"]["minReplicas"] == 2
+    assert ("PodDisruptionBudget", "evaluator") in objs
+
+
+def test_the_vm_services_carry_every_option(built: Any) -> None:
+    vm0 = parse_all(built.files["compose/workloads/vm0/docker-compose.yaml"])[0]["services"]
+    vm1 = parse_all(built.files["compose/workloads/vm1/docker-compose.yaml"])[0]["services"]
+    notifier, redis = vm0["notifier"], vm0["redis"]
+    assert notifier["environment"] == {
+        "REDIS_ADDRESS": "redis:6379",  # the compose service on the same VM
+        "DATABASE_ADDRESS": "10.0.1.10:30432",  # the cluster's node port
+        "CHAT_TOKEN_FILE": "/run/secrets/notifier-token__token",
+        "GREETING": "costs $$HOME $${USER}",  # compose interpolates nothing
+    }
+    assert notifier["command"] == ["--config", "/etc/notifier/config.toml", "--price", "$$5"]
+    assert notifier["entrypoint"] == ["/srv/notifier"] and notifier["pull_policy"] == "always"
+    assert notifier["depends_on"] == {"redis": {"condition": "service_healthy"}}
+    assert notifier["read_only"] is True and notifier["user"] == "10001:10001"
+    assert {"type": "bind", "source": "/var/log/imageflow/notifier", "target": "/var/log/notifier"} in notifier[
+        "volumes"
+    ]
+    assert built.files["compose/workloads/vm0/files/notifier/config.toml"] == 'channel = "inspection"\n'
+    env_example = built.files["compose/workloads/vm0/.env.example"]
+    assert "SECRET_NOTIFIER_TOKEN__TOKEN_FILE=./secrets/notifier-token-token" in env_example
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"] and redis["user"] == "999:999"
+    assert {"type": "volume", "source": "redis-data", "target": "/data"} in redis["volumes"]
+    assert vm1["vm1-exporter"]["ports"] == ["10.0.2.10:9308:9308/tcp"]
+
+
+def test_the_docs_list_the_workloads_and_every_exception(built: Any) -> None:
+    readme = built.files["docs/workloads/README.md"]
+    assert "| `camera-streams` | namespace `imageflow-backend` | stateless |" in readme
+    assert (
+        "| `triton` | hostPath /srv/imageflow/models | the model repository is synced to the GPU node's disk |"
+        in readme
+    )
+    assert "| `postgresql` | runs as user 999 |" in readme
+    assert "| `imageflow-storage` | `postgresql-credentials` | `password` | workload |" in readme
+
+
+# ---- bad values, each refused with a located message -----------------------------------
+
+
+def _problems(features: Path, tmp_path: Path, text: str) -> list[str]:
+    """The problems of a profile extending the feature profile."""
+    for profile in features.glob("*.yaml"):
+        shutil.copy(profile, tmp_path)
+    (tmp_path / "child.yaml").write_text("extends: workloads\n" + text)
+    try:
+        topology(load_profile(tmp_path, "child"))
+    except ValidationFailed as exc:
+        return [str(p).replace(str(tmp_path) + "/", "") for p in exc.problems]
+    return []
+
+
+def _workload(name: str, body: str) -> str:
+    return f"workloads:\n  - name: {name}\n" + "".join(f"    {line}\n" for line in body.strip().splitlines())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            _workload("evaluator", "env:\n  - {name: DB_PASSWORD, secret: {name: nope}}"),
+            [
+                "child.yaml:5:44 workloads[3].env[1].secret.name: Secret 'nope' is not declared in "
+                "secrets.workload_secrets (defined: notifier-token, postgresql-credentials)"
+            ],
+        ),
+        (
+            _workload("evaluator", "env:\n  - {name: DB_PASSWORD, secret: {key: pass}}"),
+            [
+                "child.yaml:5:43 workloads[3].env[1].secret.key: Secret 'postgresql-credentials' has no key 'pass' "
+                "(defined: password)"
+            ],
+        ),
+        (
+            _workload("evaluator", "env:\n  - {name: DB_ADDRESS, endpoint: {port: postgres}}"),
+            [
+                "child.yaml:5:45 workloads[3].env[0].endpoint.port: workload 'postgresql' has no port 'postgres' "
+                "(defined: sql)"
+            ],
+        ),
+        (
+            _workload("evaluator", "env:\n  - {name: DB_ADDRESS, endpoint: {workload: mysql}}"),
+            [
+                "child.yaml:5:49 workloads[3].env[0].endpoint.workload: 'mysql' is not another workload (defined: "
+                "camera-streams, notifier, postgresql, redis, triton, vm1-exporter)"
+            ],
+        ),
+        (
+            _workload("evaluator", "env:\n  - {name: DB_ADDRESS, value: x, endpoint: {port: sql}}"),
+            [
+                "child.yaml:5:9 workloads[3].env[0]: Value error, give exactly one of value, secret, file, endpoint "
+                "(got value, endpoint)"
+            ],
+        ),
+        (
+            _workload("evaluator", "env:\n  - {name: API_TOKEN, value: abc}"),
+            [
+                "child.yaml:5:34 workloads[3].env[7].value: API_TOKEN looks like a credential: take it from a Secret "
+                "(secret: {name, key})"
+            ],
+        ),
+        (
+            _workload(
+                "probe",
+                "namespace: imageflow-backend\nimage: x/y:1\nresources: {requests: {cpu: 1, memory: 1Gi}, "
+                "limits: {cpu: 1, memory: 1Gi}}\nports:\n  - {name: web, port: 80}\n  - {name: web, port: 81}",
+            ),
+            [
+                "child.yaml:9:16 workloads[7].ports[1].name: duplicate port name 'web' "
+                "(also at workloads[7].ports[0].name)"
+            ],
+        ),
+        (
+            _workload("triton", "volumes:\n  - {name: models, host_path: {path: /srv/models, $unset: [reason]}}"),
+            ["child.yaml:5:55 workloads[1].volumes[0].host_path.reason: is required: a child profile cannot unset it"],
+        ),
+        (
+            _workload("postgresql", "probes:\n  readiness: {exec: pg_isready -U imageflow}"),
+            ["child.yaml:5:25 workloads[0].probes.readiness.exec: must be a list, got 'pg_isready -U imageflow'"],
+        ),
+        (
+            _workload("camera-streams", "ports:\n  - {name: rtsp, node_port: 8554}"),
+            [
+                "child.yaml:5:33 workloads[2].ports[0].node_port: 8554 is out of range: should be greater than or "
+                "equal to 30000"
+            ],
+        ),
+        (
+            _workload("camera-streams", "ports:\n  - {name: rtsp, node_port: 30432}"),
+            [
+                "child.yaml:5:33 workloads[2].ports[0].node_port: duplicate node port 30432 (also at "
+                "workloads[0].ports[0].node_port)"
+            ],
+        ),
+        (
+            _workload("evaluator", "volumes:\n  - {name: host, path: /host, host_path: {path: /srv, reason: x}}"),
+            [
+                "child.yaml:5:46 workloads[3].volumes[1].host_path: Pod Security 'restricted' in imageflow-processing "
+                "refuses hostPath volumes: run the workload in a namespace with pod_security privileged "
+                "(and its reason)"
+            ],
+        ),
+        (
+            _workload("camera-streams", "route: {host: www.example.com}"),
+            [
+                "child.yaml:4:19 workloads[2].route.host: 'www.example.com' is not one of the gateway's hosts "
+                "(defined: api.imageflow.com, app.imageflow.com, streams.imageflow.com)"
+            ],
+        ),
+        (  # the reference that can no longer resolve is the problem, where it is written
+            _workload("postgresql", "ports:\n  - {name: sql, $unset: [node_port]}"),
+            [
+                "workloads.yaml:191:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0 and postgresql in "
+                "the cluster: give port 'sql' a node_port"
+            ],
+        ),
+        (
+            _workload("vm1-exporter", "ports:\n  - {name: metrics, publish: {address: 127.0.0.1}}"),
+            [
+                "workloads.yaml:147:71 workloads[3].env[4].endpoint.port: vm1-exporter's port 'metrics' is not "
+                "published beyond VM vm1: publish it on the VM's address"
+            ],
+        ),
+        (
+            _workload("evaluator", "probes: {$unset: [liveness]}"),
+            [
+                "child.yaml:4:13 workloads[3].probes: no TCP port to probe by default: give probes.liveness "
+                "(an exec command, say)"
+            ],
+        ),
+        (
+            _workload("evaluator", "vm: vm0"),
+            [
+                "child.yaml:3:5 workloads[3]: Value error, give exactly one of namespace (the cluster) or vm "
+                "(a VM's compose stack)"
+            ],
+        ),
+        (
+            _workload("redis", "vm: vm2"),
+            [
+                "child.yaml:4:9 workloads[4].vm: VM 'vm2' has no compose stack (defined: vm0, vm1); the compute VM "
+                "runs the cluster: give a namespace instead",
+                "workloads.yaml:190:65 workloads[5].env[0].endpoint.port: redis's port 'redis' is not published "
+                "beyond VM vm2: publish it on the VM's address",
+            ],
+        ),
+        (
+            "workloads:\n  - {name: postgresql, $remove: true}\n",
+            [
+                "child.yaml:3:24 workloads: removes 'postgresql', still referenced by "
+                "workloads[2].env[0].endpoint.workload (workloads.yaml:143:49), "
+                "workloads[4].env[1].endpoint.workload (workloads.yaml:191:55)"
+            ],
+        ),
+        (
+            "secrets:\n  workload_secrets:\n    - {name: notifier-token, $remove: true}\n",
+            [
+                "child.yaml:4:30 secrets.workload_secrets: removes 'notifier-token', still referenced by "
+                "workloads[5].env[2].secret.name (workloads.yaml:192:43)"
+            ],
+        ),
+    ],
+)
+def test_a_bad_value_is_refused_where_it_is_written(
+    features: Path, tmp_path: Path, text: str, expected: list[str]
+) -> None:
+    assert _problems(features, tmp_path, text) == expected
+
+
+def test_a_workload_without_an_exception_stays_out_of_a_privileged_namespace(features: Path, tmp_path: Path) -> None:
+    problems = _problems(features, tmp_path, _workload("evaluator", "namespace: imageflow-inference"))
+    assert problems == [
+        "child.yaml:4:16 workloads[3].namespace: imageflow-inference is Pod Security 'privileged' for what runs "
+        "there; a workload that needs no exception (no hostPath, not root) belongs in a restricted namespace"
+    ]
+
+
+def test_every_example_in_the_workload_docs_is_valid() -> None:
+    """docs/workloads.md: each YAML example, laid over a minimal workload, passes the model."""
+    import re
+    import textwrap
+
+    from imageflow_gen.model.workloads import Workload
+
+    text = (REPO / "docs" / "workloads.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    assert len(blocks) >= 8
+    minimal = {
+        "name": "example",
+        "namespace": "imageflow-backend",
+        "image": "example/image:1.0",
+        "resources": {"requests": {"cpu": 1, "memory": "1Gi"}, "limits": {"cpu": 1, "memory": "1Gi"}},
+    }
+    for block in blocks:
+        data = YAML(typ="safe", pure=True).load(textwrap.dedent(block))  # YAML 1.2, as profiles are read
+        item = data["workloads"][0] if "workloads" in data else data
+        Workload.model_validate({**minimal, **item})
