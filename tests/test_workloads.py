@@ -21,6 +21,7 @@ from imageflow_gen.targets.kubernetes import objects
 from imageflow_gen.validate import tools as gates
 from imageflow_gen.writing import write
 from imageflow_gen.yamlio import parse_all
+from test_compose import nginx_test
 from test_graph import Cluster, _required_all
 from test_security import checkov, failed
 
@@ -199,6 +200,16 @@ def test_the_vm_services_carry_every_option(built: Any) -> None:
     assert vm1["vm1-exporter"]["ports"] == ["10.0.2.10:9308:9308/tcp"]
 
 
+def test_the_edge_gateway_routes_to_the_vm_workload_and_passes_nginx_t(built: Any, tmp_path: Path) -> None:
+    conf = built.files["compose/workloads/vm0/nginx/api-gateway.conf"]
+    assert "location ^~ /notify/ {" in conf and "proxy_pass http://notifier:8090;" in conf
+    assert "proxy_read_timeout 1500ms;" in conf  # the route's 1.5s, in a unit nginx reads
+    vm0 = parse_all(built.files["compose/workloads/vm0/docker-compose.yaml"])[0]["services"]
+    assert vm0["api-gateway"]["depends_on"]["notifier"] == {"condition": "service_started"}
+    result = nginx_test(conf, tmp_path, ["backend-api", "web-ui", "notifier"])
+    assert result.returncode == 0, result.stderr
+
+
 def test_the_docs_list_the_workloads_and_every_exception(built: Any) -> None:
     readme = built.files["docs/workloads/README.md"]
     assert "| `camera-streams` | namespace `imageflow-backend` | stateless |" in readme
@@ -263,7 +274,7 @@ def _workload(name: str, body: str) -> str:
         (
             _workload("evaluator", "env:\n  - {name: DB_ADDRESS, value: x, endpoint: {port: sql}}"),
             [
-                "child.yaml:5:9 workloads[3].env[0]: Value error, give exactly one of value, secret, file, endpoint "
+                "child.yaml:5:9 workloads[3].env[0]: give exactly one of value, secret, file, endpoint "
                 "(got value, endpoint)"
             ],
         ),
@@ -325,7 +336,7 @@ def _workload(name: str, body: str) -> str:
         (  # the reference that can no longer resolve is the problem, where it is written
             _workload("postgresql", "ports:\n  - {name: sql, $unset: [node_port]}"),
             [
-                "workloads.yaml:191:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0 and postgresql in "
+                "workloads.yaml:194:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0 and postgresql in "
                 "the cluster: give port 'sql' a node_port"
             ],
         ),
@@ -344,18 +355,38 @@ def _workload(name: str, body: str) -> str:
             ],
         ),
         (
-            _workload("evaluator", "vm: vm0"),
+            _workload("evaluator", "volumes:\n  - {name: tmp, path: /tmp/cache, scratch: {size_limit: 1Gi}}"),
             [
-                "child.yaml:3:5 workloads[3]: Value error, give exactly one of namespace (the cluster) or vm "
-                "(a VM's compose stack)"
+                "child.yaml:5:16 workloads[3].volumes[1].name: 'tmp' is the name of a volume every workload has: "
+                "choose another"
             ],
+        ),
+        (
+            _workload("redis", "replicas: 2\nports:\n  - {name: redis, publish: {port: 6379}}"),
+            [
+                "child.yaml:6:32 workloads[4].ports[0].publish: 2 replicas cannot all publish port 6379 on the VM: "
+                "one replica, or no publish"
+            ],
+        ),
+        (
+            _workload("notifier", "route: {host: app.imageflow.com, path_prefix: /v1/}"),
+            [
+                "child.yaml:4:19 workloads[5].route.host: the edge VM's gateway serves 'api.imageflow.com', "
+                "not 'app.imageflow.com'",
+                "child.yaml:4:51 workloads[5].route.path_prefix: '/v1/' is the backend API's location on the "
+                "gateway: choose another prefix",
+            ],
+        ),
+        (
+            _workload("evaluator", "vm: vm0"),
+            ["child.yaml:3:5 workloads[3]: give exactly one of namespace (the cluster) or vm (a VM's compose stack)"],
         ),
         (
             _workload("redis", "vm: vm2"),
             [
                 "child.yaml:4:9 workloads[4].vm: VM 'vm2' has no compose stack (defined: vm0, vm1); the compute VM "
                 "runs the cluster: give a namespace instead",
-                "workloads.yaml:190:65 workloads[5].env[0].endpoint.port: redis's port 'redis' is not published "
+                "workloads.yaml:193:65 workloads[5].env[0].endpoint.port: redis's port 'redis' is not published "
                 "beyond VM vm2: publish it on the VM's address",
             ],
         ),
@@ -364,14 +395,14 @@ def _workload(name: str, body: str) -> str:
             [
                 "child.yaml:3:24 workloads: removes 'postgresql', still referenced by "
                 "workloads[2].env[0].endpoint.workload (workloads.yaml:143:49), "
-                "workloads[4].env[1].endpoint.workload (workloads.yaml:191:55)"
+                "workloads[4].env[1].endpoint.workload (workloads.yaml:194:55)"
             ],
         ),
         (
             "secrets:\n  workload_secrets:\n    - {name: notifier-token, $remove: true}\n",
             [
                 "child.yaml:4:30 secrets.workload_secrets: removes 'notifier-token', still referenced by "
-                "workloads[5].env[2].secret.name (workloads.yaml:192:43)"
+                "workloads[5].env[2].secret.name (workloads.yaml:195:43)"
             ],
         ),
     ],
@@ -410,3 +441,34 @@ def test_every_example_in_the_workload_docs_is_valid() -> None:
         data = YAML(typ="safe", pure=True).load(textwrap.dedent(block))  # YAML 1.2, as profiles are read
         item = data["workloads"][0] if "workloads" in data else data
         Workload.model_validate({**minimal, **item})
+
+
+def test_a_workload_named_like_a_seed_service_is_refused(features: Path, tmp_path: Path) -> None:
+    """Two objects of one kind and name in one namespace: the feature profile with its
+    evaluator renamed `resize`, a processing service's name in the same namespace."""
+    for profile in features.glob("*.yaml"):
+        shutil.copy(profile, tmp_path)
+    text = (tmp_path / "workloads.yaml").read_text()
+    (tmp_path / "child.yaml").write_text(text.replace("  - name: evaluator\n", "  - name: resize\n"))
+    with pytest.raises(ValidationFailed) as caught:
+        validated(tmp_path, "child")
+    assert [str(p).replace(str(tmp_path) + "/", "") for p in caught.value.problems] == [
+        "child.yaml:136:5 workloads[3]: emits the Deployment imageflow-processing/resize, which "
+        "processing.services[1] emits too: rename one"
+    ]
+
+
+def test_availability_is_checked_for_workloads_as_for_the_seed_services(features: Path, tmp_path: Path) -> None:
+    for profile in features.glob("*.yaml"):
+        shutil.copy(profile, tmp_path)
+    (tmp_path / "child.yaml").write_text(
+        "extends: workloads\n" + _workload("camera-streams", "availability: {survives: node-loss}")
+    )
+    with pytest.raises(ValidationFailed) as caught:
+        build(tmp_path, "child", CRDS)
+    assert [str(p).replace(str(tmp_path) + "/", "") for p in caught.value.problems] == [
+        "child.yaml:4:19 workloads[2].availability: Deployment camera-streams must survive the loss of a node "
+        "(availability: node-loss), but it has 1 replica; it needs two or more",
+        "child.yaml:4:19 workloads[2].availability: Deployment camera-streams must survive the loss of a node "
+        "(availability: node-loss), but only k3s-worker-01 may run it (node-type=cpu-intensive (k3s-worker-01))",
+    ]

@@ -118,6 +118,8 @@ def _problem(loaded: Loaded, error: Any) -> Problem:
 
 def _message(loaded: Loaded, path: Path, error: Any) -> str:
     kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "value_error" and "error" in ctx:  # a model's own rule: its message, without pydantic's prefix
+        return str(ctx["error"])
     if kind == "literal_error":
         return "must be one of " + str(ctx["expected"]).replace("'", "").replace(" or ", ", ")
     if kind in _TYPE_NAMES:

@@ -17,6 +17,7 @@ from . import Topology
 from .cluster import NODE_TYPE_LABEL
 from .common import Resources, SecretRef
 from .messaging import client_keys
+from .workloads import FILES_VOLUME, TMP_PATH, TMP_VOLUME
 from .quantity import parse
 
 Finding = tuple[Path, str]
@@ -803,6 +804,12 @@ def _workloads(topo: Topology) -> Iterator[Finding]:
             if port.publish is not None:
                 if in_cluster:
                     yield where + ("publish",), "only for a workload on a VM (in the cluster: node_port)"
+                elif w.replicas > 1:
+                    yield (
+                        where + ("publish",),
+                        f"{w.replicas} replicas cannot all publish port {port.publish.port} on the VM: one replica, "
+                        "or no publish",
+                    )
                 else:
                     published.setdefault(str(w.vm), []).append(
                         ((port.publish.port, port.protocol == "udp"), where + ("publish", "port"))
@@ -917,8 +924,15 @@ def _workload_probes(w: Any, base: Path) -> Iterator[Finding]:
 
 def _workload_volumes(topo: Topology, w: Any, base: Path, namespaces: dict[str, Any]) -> Iterator[Finding]:
     classes = {sc.name for sc in topo.storage.storage_classes} | set(topo.storage.cluster_classes)
+    for j, f in enumerate(w.files):
+        if f.path.rstrip("/") == TMP_PATH or f.path.startswith(TMP_PATH + "/"):
+            yield base + ("files", j, "path"), f"{TMP_PATH} is the pod's own scratch space: mount the file elsewhere"
     for j, volume in enumerate(w.volumes):
         where = base + ("volumes", j)
+        if volume.name in (TMP_VOLUME, FILES_VOLUME):
+            yield where + ("name",), f"{volume.name!r} is the name of a volume every workload has: choose another"
+        if volume.path.rstrip("/") == TMP_PATH:
+            yield where + ("path",), f"{TMP_PATH} is already the pod's scratch space (256Mi): mount elsewhere"
         persistent = volume.persistent
         if persistent is not None:
             if persistent.storage_class is not None and persistent.storage_class not in classes:
@@ -927,7 +941,7 @@ def _workload_volumes(topo: Topology, w: Any, base: Path, namespaces: dict[str, 
                     f"storage class {persistent.storage_class!r} is neither defined nor provided by the cluster "
                     f"({_choices(classes)})",
                 )
-            shared = w.kind == "stateless" and (w.replicas > 1 or w.autoscaling is not None)
+            shared = w.namespace and w.kind == "stateless" and (w.replicas > 1 or w.autoscaling is not None)
             if shared and persistent.access_mode not in ("ReadWriteMany", "ReadOnlyMany"):
                 yield (
                     where + ("persistent",),
@@ -946,12 +960,40 @@ def _workload_volumes(topo: Topology, w: Any, base: Path, namespaces: dict[str, 
                 )
 
 
+def _vm_route(topo: Topology, w: Any, base: Path) -> Iterator[Finding]:
+    """A VM workload's route is a location of the edge VM's nginx gateway."""
+    gw, route = topo.edge.api_gateway, w.route
+    if w.vm != topo.edge.vm or "vm" not in gw.runs_on:
+        yield base + ("route",), f"on a VM only the edge VM's nginx gateway routes: run it on {topo.edge.vm}"
+        return
+    if route.host != gw.server_name:
+        yield base + ("route", "host"), f"the edge VM's gateway serves {gw.server_name!r}, not {route.host!r}"
+    port = w.port(route.port)
+    if port is None:
+        yield base + ("route", "port"), f"no port named {route.port!r} ({_choices(p.name for p in w.ports)})"
+    elif port.protocol not in ("http", "grpc"):
+        yield base + ("route", "port"), f"port {port.name!r} is {port.protocol}; a route needs http or grpc"
+    taken = {"/v1/": "the backend API"}
+    if "vm" in topo.edge.web_ui.runs_on:
+        taken["/"] = "the web UI"
+    for other in topo.workloads:
+        if other is not w and other.vm == w.vm and other.route is not None:
+            taken.setdefault(other.route.path_prefix, f"workload {other.name}")
+    if route.path_prefix in taken:
+        yield (
+            base + ("route", "path_prefix"),
+            f"{route.path_prefix!r} is {taken[route.path_prefix]}'s location on the gateway: choose another prefix",
+        )
+
+
 def _workload_placement(topo: Topology, w: Any, base: Path, namespaces: dict[str, Any]) -> Iterator[Finding]:
     types = _node_types(topo)
     if w.namespace is None:
-        for key in ("autoscaling", "node_type", "route", "availability"):
+        for key in ("autoscaling", "node_type", "availability"):
             if getattr(w, key) is not None:
                 yield base + (key,), "only for a workload in the cluster"
+        if w.route is not None:
+            yield from _vm_route(topo, w, base)
         return
     if w.node_type is not None and w.node_type not in types:
         yield base + ("node_type",), f"no node has the label {NODE_TYPE_LABEL}={w.node_type} ({_choices(types)})"

@@ -114,6 +114,14 @@ Duration = _pattern_type(
 _MILLISECONDS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 
 
+def duration_ms(text: str) -> Decimal:
+    """A duration (500ms, 1.5s, 5m, 1h) in milliseconds."""
+    match = re.fullmatch(_DURATION, text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration")
+    return Decimal(match.group(1)) * _MILLISECONDS[match.group(2)]
+
+
 def _mesh_duration(value: Any) -> str:
     """A duration Istio accepts: its CRDs' rules refuse anything not above one millisecond."""
     what = "a duration above 1ms such as 500ms, 10s, 5m or 1h"

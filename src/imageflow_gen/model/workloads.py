@@ -45,6 +45,11 @@ Content = Annotated[str, Field(max_length=262144, pattern=r"^[^\x00]*$")]
 FileMode = Annotated[int, Field(ge=0, le=0o777)]
 
 
+# What every workload's pod has besides its own volumes: scratch space mounted at /tmp (the
+# root file system is read-only) and the volume of its files.
+TMP_VOLUME, TMP_PATH, FILES_VOLUME = "tmp", "/tmp", "files"
+
+
 class Published(Strict):
     """A port published on the VM's network interface (compose `ports:`)."""
 
@@ -262,8 +267,10 @@ class Security(Strict):
 
 
 class RouteExposure(Strict):
-    """Reach the workload from outside: in the cluster through the Istio gateway (a
-    VirtualService on `host`), on a VM through the edge VM's nginx."""
+    """Reach the workload from outside. In the cluster through the Istio gateway (a
+    VirtualService on `host`, one of network.gateway.hosts, and the policies that let the
+    gateway in); on the edge VM through its nginx gateway (a location on its server_name, with
+    the gateway's authentication and rate limit)."""
 
     host: Hostname
     """Public host name: one of network.gateway.hosts in the cluster."""
@@ -323,7 +330,7 @@ class Workload(Strict):
     security: Security = Field(default_factory=Security)
     """Exceptions to the hardening, each with a reason."""
     route: RouteExposure | None = None
-    """Reach it from outside through the gateway."""
+    """Reach it from outside: the Istio gateway in the cluster, the edge VM's nginx on it."""
     availability: Availability | None = None
     """What it must survive in the cluster (as for processing services)."""
 

@@ -114,8 +114,19 @@ def _pod_names(topo: Topology) -> list[tuple[str, str, Path]]:
 
 
 def name_findings(plan: Plan) -> list[tuple[Path, str]]:
-    """Emitted names that Kubernetes would reject, after every prefix and suffix."""
+    """Emitted names that Kubernetes would reject, after every prefix and suffix, and two
+    objects of one kind and name in one namespace (a workload named like a seed's service)."""
     findings = []
+    seen: dict[tuple[str, str, str], Path] = {}
+    for s in plan.specs + plan.test_specs:
+        identity = (s.kind, str(s.values.get("namespace", "")), s.name)
+        if identity in seen:
+            where = f"{identity[1]}/{s.name}" if identity[1] else s.name
+            findings.append(
+                (s.source, f"emits the {s.kind} {where}, which {dotted(seen[identity])} emits too: rename one")
+            )
+        else:
+            seen[identity] = s.source
     for kind, name, path in plan.names:
         limit, pattern, what = (
             (_LABEL_LIMITS[kind], _LABEL, "DNS-1123 label")

@@ -13,6 +13,7 @@ from pydantic import BaseModel, TypeAdapter
 from ..errors import Path
 from ..model.cluster import NODE_TYPE_LABEL
 from ..model.common import Resources
+from ..model.workloads import TMP_PATH, TMP_VOLUME
 
 PART_OF = "imageflow"
 
@@ -261,7 +262,7 @@ def grpc_probe(port: int, *, delay: int = 5) -> dict[str, Any]:
 
 def tmp_volume() -> tuple[dict[str, Any], dict[str, Any]]:
     """Scratch space for a read-only root file system: (volume, mount)."""
-    return {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}, {"name": "tmp", "mountPath": "/tmp"}
+    return {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "256Mi"}}, {"name": TMP_VOLUME, "mountPath": TMP_PATH}
 
 
 def service_dns(name: str, namespace: str) -> str:

@@ -35,7 +35,7 @@ from .messaging import (
 )
 from .storage import vm_endpoint, vm_host
 from .vms import Envelope, edge_services, kafka_services, workload_services
-from .workloads import endpoint_value, vm_workloads
+from .workloads import VmRoute, endpoint_value, vm_routes, vm_workloads
 
 LOG_OPTIONS = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "5"}}
 INTERNAL_LISTENER = "INTERNAL"
@@ -123,8 +123,9 @@ def _vm0(topo: Topology) -> Stack:
         services[web.name] = _web(web, stack[web.name])
         files["nginx/web-ui.conf"] = ConfigFile(template="compose/web-ui.conf.j2", context={"web": web})
     if _on_vm(gw):
+        routes = vm_routes(topo)
         services[gw.name] = _gateway(
-            gw, stack[gw.name], backend if _on_vm(backend) else None, web if _on_vm(web) else None
+            gw, stack[gw.name], backend if _on_vm(backend) else None, web if _on_vm(web) else None, routes
         )
         files["nginx/api-gateway.conf"] = ConfigFile(
             template="compose/api-gateway.conf.j2",
@@ -134,6 +135,7 @@ def _vm0(topo: Topology) -> Stack:
                 "web": web if _on_vm(web) else None,
                 "vm": edge.vm,
                 "http_listen": 8080,
+                "routes": routes,
             },
         )
     secret_files = [("minio_access_key", "MINIO_ACCESS_KEY_FILE"), ("minio_secret_key", "MINIO_SECRET_KEY_FILE")]
@@ -245,8 +247,12 @@ def _web(web: EdgeComponent, env: Envelope) -> dict[str, Any]:
     }
 
 
-def _gateway(gw: Any, env: Envelope, backend: EdgeComponent | None, web: EdgeComponent | None) -> dict[str, Any]:
+def _gateway(
+    gw: Any, env: Envelope, backend: EdgeComponent | None, web: EdgeComponent | None, routes: list[VmRoute]
+) -> dict[str, Any]:
     depends = {c.name: {"condition": "service_healthy"} for c in (backend, web) if c is not None}
+    # nginx resolves its upstreams when it starts: the routed workloads must be up by then.
+    depends.update({r.workload: {"condition": "service_started"} for r in routes})
     return {
         "image": gw.image,
         **_hardened(env),

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Path
 from ..model import Topology
-from ..model.workloads import Endpoint, Probe, Workload, WorkloadPort
+from ..model.types import duration_ms
+from ..model.workloads import FILES_VOLUME, Endpoint, Probe, Workload, WorkloadPort
 from .common import (
     placement,
     EXEMPTION_ANNOTATION,
@@ -94,35 +95,32 @@ def endpoint_value(topo: Topology, caller: Workload, endpoint: Endpoint) -> str:
     return f"{scheme}{host}:{port}{endpoint.path or ''}"
 
 
-# The kubelet expands $(VAR) in env values, command and args; $$ is its escape for a literal $.
-_KUBE_VAR = re.compile(r"\$(?=\()")
-
-
 def kube_literal(text: str) -> str:
-    """`text` as the kubelet passes it on: `$(` written as `$$(`, so no variable is expanded."""
-    return _KUBE_VAR.sub("$$", text.replace("$$", "$$$$")) if "$" in text else text
+    """`text` written so that the kubelet passes it on unchanged: it expands `$(VAR)` in env
+    values, command and args, and reads `$$` as one `$`, so every `$` is doubled."""
+    return text.replace("$", "$$")
 
 
 @dataclass(frozen=True)
-class SecretUse:
-    """A key of a declared Secret a workload reads: where it runs and through which variable."""
+class VmRoute:
+    """A VM workload's route through the edge VM's nginx: a location on the gateway's server."""
 
     workload: str
-    namespace: str | None
-    vm: str | None
-    secret: str
-    key: str
-    variable: str
-    path: Path
+    prefix: str
+    port: int
+    grpc: bool
+    timeout: str  # in nginx's notation (whole milliseconds)
 
 
-def secret_uses(topo: Topology) -> list[SecretUse]:
-    return [
-        SecretUse(w.name, w.namespace, w.vm, v.secret.name, v.secret.key, v.name, ("workloads", i, "env", j))
-        for i, w in enumerate(topo.workloads)
-        for j, v in enumerate(w.env)
-        if v.secret is not None
-    ]
+def vm_routes(topo: Topology) -> list[VmRoute]:
+    """The routes of the workloads on the edge VM, which its nginx gateway serves."""
+    result = []
+    for w in topo.workloads:
+        port = w.port(w.route.port) if w.route else None
+        if w.vm == topo.edge.vm and w.route is not None and port is not None:
+            timeout = f"{math.ceil(duration_ms(w.route.timeout))}ms"
+            result.append(VmRoute(w.name, w.route.path_prefix, port.port, port.protocol == "grpc", timeout))
+    return sorted(result, key=lambda r: r.prefix)
 
 
 def config_map(workload: Workload) -> str:
@@ -149,7 +147,7 @@ def _probe(probe: Probe, workload: Workload) -> dict[str, Any]:
     elif probe.tcp is not None:
         check = {"tcpSocket": {"port": probe.tcp.port}}
     else:
-        check = {"exec": {"command": [kube_literal(a) for a in probe.exec or []]}}
+        check = {"exec": {"command": list(probe.exec or [])}}  # run as is: no variable expansion
     return {
         **check,
         "initialDelaySeconds": probe.initial_delay,
@@ -197,11 +195,6 @@ def _env(topo: Topology, workload: Workload) -> list[dict[str, Any]]:
     return result
 
 
-def host_paths(topo: Topology) -> list[tuple[Workload, str, str, str]]:
-    """(workload, volume, host path, reason) of every hostPath volume, for the docs."""
-    return [(w, v.name, v.host_path.path, v.host_path.reason) for w in topo.workloads for v in w.volumes if v.host_path]
-
-
 def exceptions(topo: Topology) -> list[tuple[Workload, str, str]]:
     """(workload, exception, reason) of every stated exception to the hardening, for the docs."""
     result = []
@@ -221,14 +214,16 @@ def _volumes(workload: Workload) -> tuple[list[dict[str, Any]], list[dict[str, A
     if workload.files:
         volumes.append(
             {
-                "name": "files",
+                "name": FILES_VOLUME,
                 "configMap": {
                     "name": config_map(workload),
                     "items": [{"key": f.name, "path": f.name, "mode": f.mode} for f in workload.files],
                 },
             }
         )
-        mounts += [{"name": "files", "mountPath": f.path, "subPath": f.name, "readOnly": True} for f in workload.files]
+        mounts += [
+            {"name": FILES_VOLUME, "mountPath": f.path, "subPath": f.name, "readOnly": True} for f in workload.files
+        ]
     for volume in workload.volumes:
         mount: dict[str, Any] = {"name": volume.name, "mountPath": volume.path}
         if volume.read_only:
