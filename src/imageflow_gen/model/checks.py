@@ -220,6 +220,30 @@ def _node_types(topo: Topology) -> dict[str, list[Any]]:
     return types
 
 
+def _node_placement(workload: Any, path: Path, types: dict[str, list[Any]], what: str) -> Iterator[Finding]:
+    """A processing service's or a workload's node_type names nodes, and a GPU one's nodes have
+    the GPUs it asks for."""
+    if workload.node_type is not None and workload.node_type not in types:
+        yield (
+            path + ("node_type",),
+            (f"no node has the label {NODE_TYPE_LABEL}={workload.node_type} ({_choices(types)})"),
+        )
+    elif workload.gpu and workload.node_type is None:
+        yield path + ("node_type",), f"a GPU {what} needs a node_type whose nodes have GPUs"
+    elif (
+        workload.gpu
+        and workload.node_type is not None
+        and not all(n.resources.gpu >= workload.gpu for n in types[workload.node_type])
+    ):
+        yield (
+            path + ("gpu",),
+            (
+                f"asks for {workload.gpu} GPU(s) per pod but nodes labelled "
+                f"{NODE_TYPE_LABEL}={workload.node_type} do not all have that many"
+            ),
+        )
+
+
 def _placement(topo: Topology) -> Iterator[Finding]:
     types = _node_types(topo)
     for i, service in enumerate(topo.processing.services):
@@ -241,25 +265,7 @@ def _placement(topo: Topology) -> Iterator[Finding]:
                     "use mesh (the default for a canary)"
                 ),
             )
-        if service.node_type is not None and service.node_type not in types:
-            yield (
-                path + ("node_type",),
-                (f"no node has the label {NODE_TYPE_LABEL}={service.node_type} ({_choices(types)})"),
-            )
-        elif service.gpu and service.node_type is None:
-            yield path + ("node_type",), "a GPU service needs a node_type whose nodes have GPUs"
-        elif (
-            service.gpu
-            and service.node_type is not None
-            and not all(n.resources.gpu >= service.gpu for n in types[service.node_type])
-        ):
-            yield (
-                path + ("gpu",),
-                (
-                    f"asks for {service.gpu} GPU(s) per pod but nodes labelled "
-                    f"{NODE_TYPE_LABEL}={service.node_type} do not all have that many"
-                ),
-            )
+        yield from _node_placement(service, path, types, "service")
         if service.autoscaling and service.autoscaling.min_replicas > service.autoscaling.max_replicas:
             yield path + ("autoscaling", "min_replicas"), "must not exceed max_replicas"
     if len(topo.cluster.nodes) > 1:
@@ -995,12 +1001,7 @@ def _workload_placement(topo: Topology, w: Any, base: Path, namespaces: dict[str
         if w.route is not None:
             yield from _vm_route(topo, w, base)
         return
-    if w.node_type is not None and w.node_type not in types:
-        yield base + ("node_type",), f"no node has the label {NODE_TYPE_LABEL}={w.node_type} ({_choices(types)})"
-    elif w.gpu and w.node_type is None:
-        yield base + ("node_type",), "a GPU workload needs a node_type whose nodes have GPUs"
-    elif w.gpu and w.node_type is not None and not all(n.resources.gpu >= w.gpu for n in types[w.node_type]):
-        yield base + ("gpu",), f"asks for {w.gpu} GPU(s) per pod but not every {w.node_type} node has that many"
+    yield from _node_placement(w, base, types, "workload")
     if w.autoscaling is not None:
         if w.kind == "stateful":
             yield base + ("autoscaling",), "only for a stateless workload"
