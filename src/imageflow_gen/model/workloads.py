@@ -8,7 +8,7 @@ engineer decides, with the hardening and the wiring derived.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import Field, model_validator
 
@@ -48,6 +48,17 @@ FileMode = Annotated[int, Field(ge=0, le=0o777)]
 # What every workload's pod has besides its own volumes: scratch space mounted at /tmp (the
 # root file system is read-only) and the volume of its files.
 TMP_VOLUME, TMP_PATH, FILES_VOLUME = "tmp", "/tmp", "files"
+
+
+_M = TypeVar("_M")
+
+
+def _exactly_one(model: _M, keys: tuple[str, ...]) -> _M:
+    """`model`, when exactly one of `keys` is set; else the error naming what was given."""
+    given = [k for k in keys if getattr(model, k) is not None]
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of {', '.join(keys)} (got {', '.join(given) or 'none'})")
+    return model
 
 
 class Published(Strict):
@@ -116,10 +127,7 @@ class EnvVar(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> EnvVar:
-        given = [k for k in ("value", "secret", "file", "endpoint") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one of value, secret, file, endpoint (got {', '.join(given) or 'none'})")
-        return self
+        return _exactly_one(self, ("value", "secret", "file", "endpoint"))
 
 
 class ConfigFile(Strict):
@@ -184,10 +192,7 @@ class Volume(Strict):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Volume:
-        given = [k for k in ("persistent", "scratch", "host_path") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one of persistent, scratch, host_path (got {', '.join(given) or 'none'})")
-        return self
+        return _exactly_one(self, ("persistent", "scratch", "host_path"))
 
 
 class HttpCheck(Strict):
@@ -228,10 +233,7 @@ class Probe(Strict):
 
     @model_validator(mode="after")
     def _one_check(self) -> Probe:
-        given = [k for k in ("http", "grpc", "tcp", "exec") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one of http, grpc, tcp, exec (got {', '.join(given) or 'none'})")
-        return self
+        return _exactly_one(self, ("http", "grpc", "tcp", "exec"))
 
 
 class Probes(Strict):

@@ -13,7 +13,7 @@ from ..model.network import Route
 from .common import Spec, common_labels, needs_gpu_runtime, spec
 from .messaging import broker_ports, kafka_vm_address
 from .storage import BUCKET_JOB, vm_clients
-from .workloads import find, transport
+from .workloads import endpoint_target, transport
 
 ISTIO_NAMESPACE = "istio-system"
 INGRESS_GATEWAY = {"istio": "ingressgateway"}
@@ -414,11 +414,10 @@ def workload_flows(topo: Topology) -> list[Flow]:
     addresses = {vm.name: str(vm.address) for vm in topo.vms}
     for i, w in enumerate(topo.workloads):
         for j, var in enumerate(w.env):
-            endpoint = var.endpoint
-            target = find(topo, endpoint.workload) if endpoint else None
-            port = target.port(endpoint.port) if target and endpoint else None
-            if endpoint is None or target is None or port is None:
+            found = endpoint_target(topo, var.endpoint) if var.endpoint else None
+            if found is None:
                 continue
+            target, port = found
             name, source = f"{w.name}-to-{target.name}-{port.name}", ("workloads", i, "env", j, "endpoint")
             proto = transport(port)
             if w.namespace is not None and target.namespace is not None:
@@ -448,8 +447,6 @@ def workload_flows(topo: Topology) -> list[Flow]:
                         protocol=proto,
                     )
                 )
-            elif w.vm is not None and target.namespace is not None and port.node_port is None:
-                continue  # refused by the checks
         for j, port in enumerate(w.ports):
             if w.namespace is not None and port.node_port is not None:
                 result.append(

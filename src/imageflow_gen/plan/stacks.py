@@ -35,7 +35,7 @@ from .messaging import (
 )
 from .storage import vm_endpoint, vm_host
 from .vms import Envelope, edge_services, kafka_services, workload_services
-from .workloads import VmRoute, endpoint_value, vm_routes, vm_workloads
+from .workloads import VmRoute, endpoint_value, find, vm_routes, vm_workloads
 
 LOG_OPTIONS = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "5"}}
 INTERNAL_LISTENER = "INTERNAL"
@@ -643,8 +643,8 @@ def _workload(topo: Topology, w: Any, env: Envelope, network: str) -> dict[str, 
             secrets.append(name)
         elif var.endpoint is not None:
             environment[var.name] = endpoint_value(topo, w, var.endpoint)
-            target = next(t for t in topo.workloads if t.name == var.endpoint.workload)
-            if target.vm == w.vm:
+            target = find(topo, var.endpoint.workload)
+            if target is not None and target.vm == w.vm:
                 healthy = target.probes.readiness is not None and target.probes.readiness.exec is not None
                 depends[target.name] = {"condition": "service_healthy" if healthy else "service_started"}
     if environment:

@@ -63,13 +63,20 @@ def first_node_ip(topo: Topology) -> str:
     return str(topo.cluster.master_nodes[0].ip)
 
 
+def endpoint_target(topo: Topology, endpoint: Endpoint) -> tuple[Workload, WorkloadPort] | None:
+    """The workload and port an endpoint names; None when either is missing (the checks say so)."""
+    target = find(topo, endpoint.workload)
+    port = target.port(endpoint.port) if target else None
+    return (target, port) if target is not None and port is not None else None
+
+
 def endpoint_address(topo: Topology, caller: Workload, endpoint: Endpoint) -> tuple[str, int] | None:
     """(host, port) at which `caller` reaches `endpoint`, where the caller runs; None when it
     cannot (the checks say why)."""
-    target = find(topo, endpoint.workload)
-    port = target.port(endpoint.port) if target else None
-    if target is None or port is None:
+    found = endpoint_target(topo, endpoint)
+    if found is None:
         return None
+    target, port = found
     if target.namespace is not None:
         if caller.namespace is not None:
             return service_dns(target.name, target.namespace), port.port
