@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from conftest import CRDS, REPO, feature_profiles, run_cli
+from conftest import CRDS, PROFILES, REPO, feature_profiles, run_cli
 from imageflow_gen.errors import ValidationFailed
 from imageflow_gen.loading import load_profile
 from imageflow_gen.modelling import topology
@@ -472,3 +472,61 @@ def test_availability_is_checked_for_workloads_as_for_the_seed_services(features
         "child.yaml:4:19 workloads[2].availability: Deployment camera-streams must survive the loss of a node "
         "(availability: node-loss), but only k3s-worker-01 may run it (node-type=cpu-intensive (k3s-worker-01))",
     ]
+
+
+def test_a_seed_slot_renders_as_the_typed_workload_that_says_the_same(tmp_path: Path) -> None:
+    """One code path: prod's grpc-gateway (a processing service) and a typed workload written
+    with the same image, port, probes, resources, placement and replicas get the same pod, but
+    for the wiring the slot adds after the typed parts (MinIO, Kafka, OTel env; its MinIO
+    user's Secret); the same for prod's web-ui (an edge component in the cluster)."""
+    for profile in PROFILES.glob("*.yaml"):
+        shutil.copy(profile, tmp_path)
+    probes = (
+        "probes:\n"
+        "  liveness: {{{check}: {{port: {port}{path}}}, initial_delay: 10}}\n"
+        "  readiness: {{{check}: {{port: {port}{path}}}, initial_delay: 5}}\n"
+    )
+    (tmp_path / "child.yaml").write_text(
+        "extends: prod\n"
+        + _workload(
+            "gateway-twin",
+            "namespace: imageflow-processing\n"
+            "image: ghcr.io/imageflowcanvas/grpc-gateway:1.0.0\n"
+            "replicas: 2\n"
+            "node_type: cpu-intensive\n"
+            "ports: [{name: grpc, port: 8080, protocol: grpc}]\n"
+            "env: [{name: GRPC_PORT, value: '8080'}]\n"
+            + probes.format(check="grpc", port="grpc", path="")
+            + "resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {cpu: 500m, memory: 256Mi}}\n"
+            + "availability: {survives: nothing, reason: one node}\n",
+        )
+        + _workload(
+            "web-twin",
+            "namespace: imageflow-web\n"
+            "image: ghcr.io/imageflowcanvas/web-ui:1.0.0\n"
+            "replicas: 2\n"
+            "ports: [{name: http, port: 8080, protocol: http}]\n"
+            + probes.format(check="http", port="http", path=", path: /")
+            + "resources: {requests: {cpu: 50m, memory: 32Mi}, limits: {cpu: 200m, memory: 64Mi}}\n"
+            + "availability: {survives: node-loss}\n",
+        )[len("workloads:\n") :]
+    )
+    found = {(o["kind"], o["metadata"]["name"]): o for o in objects(validated(tmp_path, "child")[2])}
+    for slot, twin, wiring in (("grpc-gateway", "gateway-twin", True), ("web-ui", "web-twin", False)):
+        pods = [found["Deployment", name]["spec"]["template"]["spec"] for name in (slot, twin)]
+        slot_pod, twin_pod = pods
+        (slot_container,), (twin_container,) = slot_pod.pop("containers"), twin_pod.pop("containers")
+        assert slot_container.pop("name") == slot and twin_container.pop("name") == twin
+        if wiring:
+            typed_env, typed_volumes = len(twin_container["env"]), len(twin_pod["volumes"])
+            assert len(slot_container["env"]) > typed_env and len(slot_pod["volumes"]) > typed_volumes
+            slot_container["env"] = slot_container["env"][:typed_env]
+            slot_container["volumeMounts"] = slot_container["volumeMounts"][:typed_volumes]
+            slot_pod["volumes"] = slot_pod["volumes"][:typed_volumes]
+        spread = slot_pod.get("topologySpreadConstraints")
+        if spread:  # selects each one's own pods
+            assert spread[0]["labelSelector"] == {"matchLabels": {"app": slot}}
+            twin_pod["topologySpreadConstraints"][0]["labelSelector"] = spread[0]["labelSelector"]
+        assert (slot_container, slot_pod) == (twin_container, twin_pod)
+        services = [found["Service", name]["spec"] for name in (slot, twin)]
+        assert services[0]["ports"] == services[1]["ports"]

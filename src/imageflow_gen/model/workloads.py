@@ -298,8 +298,9 @@ class Workload(Strict):
     """Run it in this VM's compose stack."""
     image: Image
     """Container image, pinned."""
-    image_pull_policy: Literal["IfNotPresent", "Always", "Never"] = "IfNotPresent"
-    """When the image is pulled (compose: missing, always, never)."""
+    image_pull_policy: Literal["IfNotPresent", "Always", "Never"] | None = None
+    """When the image is pulled (compose: missing, always, never). Unset: the runtime's default,
+    which for a pinned image is IfNotPresent (compose: missing)."""
     command: list[Argument] | None = None
     """Replaces the image's entrypoint (an argument vector)."""
     args: list[Argument] | None = None

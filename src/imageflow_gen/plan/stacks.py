@@ -618,7 +618,7 @@ def _workload(topo: Topology, w: Any, env: Envelope, network: str) -> dict[str, 
     uid = w.security.run_as.uid if w.security.run_as else 10001
     service: dict[str, Any] = {
         "image": w.image,
-        "pull_policy": _PULL[w.image_pull_policy],
+        **({"pull_policy": _PULL[w.image_pull_policy]} if w.image_pull_policy else {}),
         **_hardened(env, read_only=not writable, replicas=True),
         "user": f"{uid}:{uid}",
     }

@@ -13,11 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import BaseModel
 
 from ..errors import Path
 from ..model import Topology
+from ..model.processing import Autoscaling
 from ..model.types import duration_ms
 from ..model.workloads import FILES_VOLUME, Endpoint, Probe, Workload, WorkloadPort
 from .common import (
@@ -25,6 +28,7 @@ from .common import (
     EXEMPTION_ANNOTATION,
     NON_ROOT_UID,
     Spec,
+    Tunable,
     container_security,
     disruption_budget,
     labels,
@@ -179,8 +183,8 @@ def probes(workload: Workload) -> dict[str, Probe]:
     given = workload.probes
     fallback = default_probe(workload)
     result = {
-        "readiness": given.readiness or fallback,
         "liveness": given.liveness or fallback,
+        "readiness": given.readiness or fallback,
         "startup": given.startup,
     }
     return {k: v for k, v in result.items() if v is not None}
@@ -265,17 +269,18 @@ def _claim_spec(volume: Any) -> dict[str, Any]:
     return claim
 
 
-def _pod(topo: Topology, workload: Workload, key: tuple[str, ...]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(pod spec, claim templates)."""
+def _pod(
+    topo: Topology, workload: Workload, how: Rendering, variant: Variant
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(pod spec, claim templates) of one variant's pods."""
     volumes, mounts, claims = _volumes(workload)
+    volumes, mounts = [*volumes, *how.volumes], [*mounts, *how.mounts]
     security = container_security()
     if workload.security.writable_root_filesystem:
         security["readOnlyRootFilesystem"] = False
-    container: dict[str, Any] = {
-        "name": workload.name,
-        "image": tunable(key + ("image",), workload.image, Workload, "image"),
-        "imagePullPolicy": workload.image_pull_policy,
-    }
+    container: dict[str, Any] = {"name": workload.name, "image": variant.image}
+    if workload.image_pull_policy:
+        container["imagePullPolicy"] = workload.image_pull_policy
     if workload.command is not None:
         container["command"] = [kube_literal(a) for a in workload.command]
     if workload.args is not None:
@@ -286,9 +291,9 @@ def _pod(topo: Topology, workload: Workload, key: tuple[str, ...]) -> tuple[dict
         container["ports"] = [
             {"name": p.name, "containerPort": p.port, "protocol": transport(p)} for p in workload.ports
         ]
-    if env := _env(topo, workload):
+    if env := [*_env(topo, workload), *how.env]:
         container["env"] = env
-    container["resources"] = resources(workload.resources, key, workload.gpu)
+    container["resources"] = resources(workload.resources, how.key, workload.gpu)
     container["volumeMounts"] = mounts
     for kind, probe in probes(workload).items():
         container[f"{kind}Probe"] = _probe(probe, workload)
@@ -303,7 +308,7 @@ def _pod(topo: Topology, workload: Workload, key: tuple[str, ...]) -> tuple[dict
         "containers": [container],
         "volumes": volumes,
     }
-    pod.update(placement(topo, workload, {"app": workload.name}))
+    pod.update(placement(topo, workload, {"app": workload.name, **variant.labels}))
     return pod, claims
 
 
@@ -329,19 +334,65 @@ def _annotations(workload: Workload) -> dict[str, str]:
     return notes
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One Deployment of a workload's release: the whole workload when it rolls; blue and green,
+    or stable and canary, for the processing services' other strategies (plan/slots.py)."""
+
+    name: str
+    labels: dict[str, str]  # added to the pods' labels and to what the Deployment selects
+    image: Tunable
+    replicas: Tunable | None  # None: an autoscaler owns them
+    autoscaled: bool
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """How a workload is rendered beyond its typed fields: what a typed workload gets by
+    default (`typed`), and what a seed slot that plan/slots.py turns into a workload sets
+    (its component and labels, the keys of its tunables, the wiring it gets to MinIO and Kafka,
+    its release's variants, what its Service selects)."""
+
+    component: str
+    key: tuple[str, ...]  # where its tunables live in the Helm values
+    model: type[BaseModel]  # whose fields describe its image and replicas tunables
+    variants: list[Variant]
+    selector: dict[str, Any]  # what its Service selects
+    headless: bool
+    labels: dict[str, str] = field(default_factory=dict)
+    env: list[dict[str, Any]] = field(default_factory=list)  # after the typed env
+    volumes: list[dict[str, Any]] = field(default_factory=list)  # after the typed volumes
+    mounts: list[dict[str, Any]] = field(default_factory=list)
+    service_part: tuple[str, ...] = ("ports",)  # the Service's source, under the workload's
+
+
+def typed(workload: Workload) -> Rendering:
+    """A typed workload: one variant, its Service selecting every pod (headless when stateful)."""
+    key = ("workloads", workload.name)
+    replicas = None if workload.autoscaling else tunable(key + ("replicas",), workload.replicas, Workload, "replicas")
+    image = tunable(key + ("image",), workload.image, Workload, "image")
+    return Rendering(
+        component=COMPONENT,
+        key=key,
+        model=Workload,
+        variants=[Variant(workload.name, {}, image, replicas, workload.autoscaling is not None)],
+        selector={"app": workload.name},
+        headless=workload.kind == "stateful",
+    )
+
+
 def specs(topo: Topology) -> list[Spec]:
     result: list[Spec] = []
     for i, workload in cluster_workloads(topo):
-        result += _workload(topo, workload, ("workloads", i))
+        result += render(topo, workload, ("workloads", i), typed(workload))
     return result
 
 
-def _workload(topo: Topology, workload: Workload, source: Path) -> list[Spec]:
+def render(topo: Topology, workload: Workload, source: Path, how: Rendering) -> list[Spec]:
+    """The cluster objects of a workload in the cluster: the one code path of typed workloads and
+    of the seed's slots."""
     namespace = str(workload.namespace)
-    key: tuple[str, ...] = ("workloads", workload.name)
-    meta = labels(workload.name, COMPONENT)
-    selector = {"app": workload.name}
-    pod, claims = _pod(topo, workload, key)
+    meta = labels(workload.name, how.component, **how.labels)
     result: list[Spec] = []
     if workload.files:
         result.append(
@@ -355,33 +406,63 @@ def _workload(topo: Topology, workload: Workload, source: Path) -> list[Spec]:
                 data={f.name: f.content for f in workload.files},
             )
         )
-    replicas = None if workload.autoscaling else tunable(key + ("replicas",), workload.replicas, Workload, "replicas")
     annotations = _annotations(workload)
-    common = {
-        **({"pod_annotations": {FILES_HASH: files_hash(workload)}} if workload.files else {}),
-        "name": workload.name,
-        "namespace": namespace,
-        "labels": meta,
-        "selector": selector,
-        "pod_labels": meta,
-        "pod": pod,
-        **({"annotations": annotations} if annotations else {}),
-    }
-    if workload.kind == "stateful":
-        result.append(
-            spec(
-                "StatefulSet",
-                "statefulset",
-                source,
-                service_name=workload.name,
-                replicas=replicas,
-                pod_management_policy=None,
-                claims=claims,
-                **common,
+    for variant in how.variants:
+        pod, claims = _pod(topo, workload, how, variant)
+        selector = {"app": workload.name, **variant.labels}
+        common = {
+            **({"pod_annotations": {FILES_HASH: files_hash(workload)}} if workload.files else {}),
+            "name": variant.name,
+            "namespace": namespace,
+            "labels": meta,
+            "selector": selector,
+            "pod_labels": dict(sorted({**meta, **variant.labels}.items())),
+            "pod": pod,
+            "replicas": variant.replicas,
+            **({"annotations": annotations} if annotations else {}),
+        }
+        if workload.kind == "stateful":
+            result.append(
+                spec(
+                    "StatefulSet",
+                    "statefulset",
+                    source,
+                    service_name=workload.name,
+                    pod_management_policy=None,
+                    claims=claims,
+                    **common,
+                )
             )
-        )
-    else:
-        result.append(spec("Deployment", "deployment", source, replicas=replicas, **common))
+        else:
+            result.append(spec("Deployment", "deployment", source, **common))
+        scaling = workload.autoscaling if variant.autoscaled else None
+        if scaling is not None:
+            fewest: Any = scaling.min_replicas
+        else:
+            fewest = variant.replicas.value if variant.replicas is not None else 1
+        if fewest > 1:
+            # A drain takes one pod of it at a time, so the others keep serving.
+            result.append(disruption_budget(variant.name, namespace, source, how.component, selector))
+        if scaling is not None:
+            result.append(
+                spec(
+                    "HorizontalPodAutoscaler",
+                    "horizontalpodautoscaler",
+                    source + ("autoscaling",),
+                    name=variant.name,
+                    namespace=namespace,
+                    labels=meta,
+                    target_kind="Deployment",
+                    min_replicas=tunable(
+                        how.key + ("autoscaling", "min_replicas"), scaling.min_replicas, Autoscaling, "min_replicas"
+                    ),
+                    max_replicas=tunable(
+                        how.key + ("autoscaling", "max_replicas"), scaling.max_replicas, Autoscaling, "max_replicas"
+                    ),
+                    cpu_utilization=scaling.target_cpu_utilization,
+                )
+            )
+    if workload.kind != "stateful":
         for volume in workload.volumes:
             if volume.persistent is not None:
                 result.append(
@@ -395,25 +476,7 @@ def _workload(topo: Topology, workload: Workload, source: Path) -> list[Spec]:
                         claim=_claim_spec(volume),
                     )
                 )
-    result += _services(workload, namespace, meta, selector, source)
-    fewest = workload.autoscaling.min_replicas if workload.autoscaling else workload.replicas
-    if fewest > 1:
-        result.append(disruption_budget(workload.name, namespace, source, COMPONENT))
-    if workload.autoscaling:
-        result.append(
-            spec(
-                "HorizontalPodAutoscaler",
-                "horizontalpodautoscaler",
-                source + ("autoscaling",),
-                name=workload.name,
-                namespace=namespace,
-                labels=meta,
-                target_kind="Deployment",
-                min_replicas=workload.autoscaling.min_replicas,
-                max_replicas=workload.autoscaling.max_replicas,
-                cpu_utilization=workload.autoscaling.target_cpu_utilization,
-            )
-        )
+    result += services(workload, how, meta, source + how.service_part)
     return result
 
 
@@ -429,23 +492,31 @@ def _service_ports(workload: Workload, node_ports: bool) -> list[dict[str, Any]]
     return ports
 
 
-def _services(
-    workload: Workload, namespace: str, meta: dict[str, str], selector: dict[str, str], source: Path
+def services(
+    workload: Workload,
+    how: Rendering,
+    meta: dict[str, str],
+    source: Path,
+    name: str | None = None,
+    selector: dict[str, Any] | None = None,
 ) -> list[Spec]:
+    """The workload's Service (`name`, `selector`: another Service of its pods, e.g. a canary's)
+    and, for a stateful workload with node ports, the NodePort Service beside its headless one."""
     if not workload.ports:
         return []
+    namespace = str(workload.namespace)
     exposed = any(p.node_port is not None for p in workload.ports)
     stateful = workload.kind == "stateful"
     result = [
         spec(
             "Service",
             "service",
-            source + ("ports",),
-            name=workload.name,
+            source,
+            name=name or workload.name,
             namespace=namespace,
             labels=meta,
-            selector=selector,
-            headless=stateful,
+            selector=selector or how.selector,
+            headless=how.headless,
             ports=_service_ports(workload, not stateful),
             **({"type": "NodePort", "external_traffic_policy": "Cluster"} if exposed and not stateful else {}),
         )
@@ -455,11 +526,11 @@ def _services(
             spec(
                 "Service",
                 "service",
-                source + ("ports",),
+                source,
                 name=f"{workload.name}-nodeport",
                 namespace=namespace,
                 labels=meta,
-                selector=selector,
+                selector=selector or how.selector,
                 headless=False,
                 ports=[p for p in _service_ports(workload, True) if "nodePort" in p],
                 type="NodePort",

@@ -11,7 +11,8 @@ from typing import Any
 from ..graph import build_graph, mermaid
 from ..plan.messaging import kafka_clients
 from ..plan.network import cluster_prerequisites, flows, meshed_namespaces
-from ..plan.processing import callers, load_balancing
+from ..plan.processing import callers
+from ..plan.slots import load_balancing
 from ..availability import floating, impacts, survivors
 from ..plan.storage import tls_names, vm_endpoints
 from ..plan.workloads import exceptions, transport

@@ -1,0 +1,213 @@
+"""The seed's slots as workloads: each processing service and each edge component that runs in
+the cluster becomes a `Workload` (model/workloads.py) with a `Rendering`, and plan/workloads.py
+renders it by the one code path of every workload.
+
+What a slot keeps as its own typed sugar is what it means beyond a container: a processing
+service is a gRPC port, called by name, wired to MinIO (its own user), Kafka and the OTel agent,
+released rolling, blue-green or canary; an edge component is an HTTP port with a health path.
+The slot's keys stay where they are in the profile (and its tunables in the Helm values).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model import Topology
+from ..model.checks import MinioClient
+from ..model.edge import EdgeComponent
+from ..model.processing import BlueGreenRelease, CanaryRelease, ProcessingService
+from ..model.workloads import Workload
+from .common import Tunable, tunable
+from .messaging import bootstrap_servers, cluster_client
+from .observability import otlp_endpoint
+from .storage import client_env, client_volumes, cluster_endpoint
+from .workloads import Rendering, Variant
+
+PROCESSING = "processing"
+EDGE = "edge"
+# The probes of a slot: liveness waits longer than readiness, so a slow start is not a restart.
+_LIVENESS_DELAY, _READINESS_DELAY = 10, 5
+
+
+def service_env(topo: Topology) -> list[dict[str, str]]:
+    """Where a cluster workload finds MinIO (and its own MinIO user's keys), Kafka (and how it
+    authenticates) and the OTel agent."""
+    minio = topo.storage.minio
+    return [
+        {"name": "MINIO_ENDPOINT", "value": cluster_endpoint(minio)},
+        {"name": "MINIO_REGION", "value": minio.region},
+        *client_env(minio),
+        {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": bootstrap_servers(topo)},
+        *cluster_client(topo)[0],
+        {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": otlp_endpoint(topo)},
+    ]
+
+
+def service_files(topo: Topology, client: MinioClient) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, mounts) a cluster workload adds for its MinIO user's keys and its Kafka client files."""
+    _, volumes, mounts = cluster_client(topo)
+    minio_volumes, minio_mounts = client_volumes(topo.storage.minio, client)
+    return [*minio_volumes, *volumes], [*minio_mounts, *mounts]
+
+
+def _probes(check: str, port: str, path: str | None = None) -> dict[str, Any]:
+    target = {"port": port, **({"path": path} if path is not None else {})}
+    return {
+        "liveness": {check: target, "initial_delay": _LIVENESS_DELAY},
+        "readiness": {check: target, "initial_delay": _READINESS_DELAY},
+    }
+
+
+# ---- processing services ------------------------------------------------------------------
+
+
+def service_key(service: ProcessingService) -> tuple[str, ...]:
+    """Where a service's tunables live: the profile's own path, with the service's name for its place."""
+    return ("processing", "services", service.name)
+
+
+def variants(service: ProcessingService) -> list[Variant]:
+    """The Deployments of a service's release.
+
+    rolling: the service itself. blue-green: `-blue` and `-green`, each labelled `color`, both
+    at full size so the switch needs no scale-up. canary: the stable Deployment (the service's
+    name, `track: stable`, autoscaled if asked) and `-canary` (`track: canary`). Images and
+    replicas are tunable at install time, under the profile's own keys.
+    """
+    release, key = service.release, service_key(service)
+    image = tunable(key + ("image",), service.image, ProcessingService, "image")
+    fixed = (
+        None if service.autoscaling else tunable(key + ("replicas",), service.replicas, ProcessingService, "replicas")
+    )
+    scaled = bool(service.autoscaling)
+    if isinstance(release, BlueGreenRelease):
+        return [
+            Variant(
+                f"{service.name}-{colour}",
+                {"color": colour},
+                tunable(
+                    key + ("release", f"{colour}_image"),
+                    getattr(release, f"{colour}_image") or service.image,
+                    BlueGreenRelease,
+                    f"{colour}_image",
+                ),
+                fixed,
+                scaled,
+            )
+            for colour in ("blue", "green")
+        ]
+    if isinstance(release, CanaryRelease):
+        canary_image: Tunable = tunable(
+            key + ("release", "canary_image"), release.canary_image or service.image, CanaryRelease, "canary_image"
+        )
+        canary_replicas = tunable(
+            key + ("release", "canary_replicas"), release.canary_replicas, CanaryRelease, "canary_replicas"
+        )
+        return [
+            Variant(service.name, {"track": "stable"}, image, fixed, scaled),
+            Variant(f"{service.name}-canary", {"track": "canary"}, canary_image, canary_replicas, False),
+        ]
+    return [Variant(service.name, {}, image, fixed, scaled)]
+
+
+def service_selector(service: ProcessingService) -> dict[str, Any]:
+    """What the Service selects: the active colour for blue-green; the stable track for canary
+    (callers without a sidecar never reach the canary through it); the service's pods otherwise."""
+    release = service.release
+    if isinstance(release, BlueGreenRelease):
+        return {
+            "app": service.name,
+            "color": tunable(service_key(service) + ("release", "active"), release.active, BlueGreenRelease, "active"),
+        }
+    if isinstance(release, CanaryRelease):
+        return {"app": service.name, "track": "stable"}
+    return {"app": service.name}
+
+
+def load_balancing(service: ProcessingService) -> str:
+    """client (a headless Service) unless the profile or a canary's weights ask for the mesh."""
+    if service.load_balancing is not None:
+        return service.load_balancing
+    return "mesh" if isinstance(service.release, CanaryRelease) else "client"
+
+
+def processing_workload(topo: Topology, service: ProcessingService, client: MinioClient) -> tuple[Workload, Rendering]:
+    """A processing service as a workload: its gRPC port (named `grpc`, also in GRPC_PORT),
+    probed by the gRPC health protocol; MinIO, Kafka and the OTel agent wired in."""
+    workload = Workload.model_validate(
+        {
+            "name": service.name,
+            "namespace": topo.processing.namespace,
+            "image": service.image,
+            "replicas": service.replicas,
+            "autoscaling": service.autoscaling,
+            "ports": [{"name": "grpc", "port": service.port, "protocol": "grpc"}],
+            "env": [{"name": "GRPC_PORT", "value": str(service.port)}],
+            "probes": _probes("grpc", "grpc"),
+            "resources": service.resources,
+            "gpu": service.gpu,
+            "node_type": service.node_type,
+            "availability": service.availability,
+        }
+    )
+    volumes, mounts = service_files(topo, client)
+    rendering = Rendering(
+        component=PROCESSING,
+        key=service_key(service),
+        model=ProcessingService,
+        variants=variants(service),
+        selector=service_selector(service),
+        headless=load_balancing(service) == "client",
+        # `tier: processing` is what the seed's processing-isolation policy selects.
+        labels={"tier": "processing"},
+        env=service_env(topo),
+        volumes=volumes,
+        mounts=mounts,
+        service_part=(),
+    )
+    return workload, rendering
+
+
+# ---- edge components ----------------------------------------------------------------------
+
+
+def edge_workload(
+    topo: Topology, component: EdgeComponent, key: tuple[str, ...], client: MinioClient | None
+) -> tuple[Workload, Rendering]:
+    """An edge component in the cluster as a workload: its HTTP port (named `http`), probed at its
+    health path; the backend API (`client`: its MinIO user) wired to MinIO, Kafka and the OTel
+    agent as the processing services are."""
+    workload = Workload.model_validate(
+        {
+            "name": component.name,
+            "namespace": component.namespace,
+            "image": component.image,
+            "replicas": component.replicas,
+            "ports": [{"name": "http", "port": component.port, "protocol": "http"}],
+            "probes": _probes("http", "http", component.health_path),
+            "resources": component.resources,
+            "availability": component.availability,
+        }
+    )
+    volumes, mounts = service_files(topo, client) if client is not None else ([], [])
+    rendering = Rendering(
+        component=EDGE,
+        key=key,
+        model=EdgeComponent,
+        variants=[
+            Variant(
+                component.name,
+                {},
+                tunable(key + ("image",), component.image, EdgeComponent, "image"),
+                tunable(key + ("replicas",), component.replicas, EdgeComponent, "replicas"),
+                False,
+            )
+        ],
+        selector={"app": component.name},
+        headless=False,
+        env=service_env(topo) if client is not None else [],
+        volumes=volumes,
+        mounts=mounts,
+        service_part=(),
+    )
+    return workload, rendering
