@@ -20,6 +20,7 @@ from ..model.checks import CONNECT_USER
 from ..model.messaging import Kafka, client_keys
 from ..model.quantity import parse
 from ..model.storage import Minio
+from ..model.workloads import Workload
 from .messaging import (
     CLIENT_CA_PEM,
     CLIENT_FILES,
@@ -120,12 +121,12 @@ def _vm0(topo: Topology) -> Stack:
     if _on_vm(backend):
         services[backend.name] = _backend(topo, backend, stack[backend.name])
     if _on_vm(web):
-        services[web.name] = _web(web, stack[web.name])
+        services[web.name] = _web(topo, web, stack[web.name])
         files["nginx/web-ui.conf"] = ConfigFile(template="compose/web-ui.conf.j2", context={"web": web})
     if _on_vm(gw):
         routes = vm_routes(topo)
         services[gw.name] = _gateway(
-            gw, stack[gw.name], backend if _on_vm(backend) else None, web if _on_vm(web) else None, routes
+            topo, gw, stack[gw.name], backend if _on_vm(backend) else None, web if _on_vm(web) else None, routes
         )
         files["nginx/api-gateway.conf"] = ConfigFile(
             template="compose/api-gateway.conf.j2",
@@ -186,14 +187,69 @@ def _secret_file(variable: str) -> dict[str, Any]:
     return {"file": Interpolated(f"${{{variable}:?set {variable} in .env}}")}
 
 
+@dataclass(frozen=True)
+class VmRendering:
+    """What a seed slot on a VM adds to its workload's compose service, after the typed parts:
+    the wiring it gets (environment, compose secrets, MinIO's host name), the edge's own mounts,
+    ports and start order. `own_user`: the image's user, not the workloads' fixed one (the
+    seed's images choose theirs)."""
+
+    own_user: bool = False
+    replicated: bool = True  # compose runs `replicas` of it (the gateway and web UI: one)
+    environment: dict[str, str] = field(default_factory=dict)
+    secrets: list[str] = field(default_factory=list)
+    depends_on: dict[str, Any] = field(default_factory=dict)
+    extra_hosts: list[str] = field(default_factory=list)
+    ports: list[str] = field(default_factory=list)
+    volumes: list[Any] = field(default_factory=list)
+
+
+def _healthcheck(
+    test: list[str], *, period: int = 15, timeout: int = 5, retries: int = 5, start: int = 0
+) -> dict[str, Any]:
+    """A readiness probe that compose runs: an argument vector and its timing."""
+    return {
+        "exec": test,
+        "period": period,
+        "timeout": timeout,
+        "failure_threshold": retries,
+        "initial_delay": start,
+    }
+
+
+def _edge_workload(topo: Topology, component: EdgeComponent, probe: dict[str, Any], **more: Any) -> Workload:
+    """An edge component on the edge VM as a workload: its HTTP port, its health check."""
+    return Workload.model_validate(
+        {
+            "name": component.name,
+            "vm": topo.edge.vm,
+            "image": component.image,
+            "replicas": component.replicas,
+            "ports": [{"name": "http", "port": component.port, "protocol": "http"}],
+            "probes": {"readiness": probe},
+            "resources": component.resources,
+            **more,
+        }
+    )
+
+
 def _backend(topo: Topology, backend: EdgeComponent, env: Envelope) -> dict[str, Any]:
     minio, protocol = topo.storage.minio, topo.messaging.kafka.protocol_on(VPN_NETWORK)
     kafka_env = client_env(topo, protocol, topo.messaging.kafka.sasl.vm_user, vm_client_paths(protocol))
-    return {
-        "image": backend.image,
-        **_hardened(env, replicas=True),
-        "environment": {
-            "PORT": str(backend.port),
+    # The URL is an argument, never part of the code.
+    probe = _healthcheck(
+        [
+            "python",
+            "-c",
+            "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=3)",
+            f"http://127.0.0.1:{backend.port}{backend.health_path}",
+        ],
+        start=20,
+    )
+    workload = _edge_workload(topo, backend, probe, env=[{"name": "PORT", "value": str(backend.port)}])
+    how = VmRendering(
+        own_user=True,
+        environment={
             "KAFKA_BOOTSTRAP_SERVERS": vpn_bootstrap_servers(topo),
             **kafka_env,
             "KAFKA_ACKS": "all",
@@ -205,74 +261,50 @@ def _backend(topo: Topology, backend: EdgeComponent, env: Envelope) -> dict[str,
             "MINIO_ACCESS_KEY_FILE": "/run/secrets/minio_access_key",
             "MINIO_SECRET_KEY_FILE": "/run/secrets/minio_secret_key",
         },
-        "secrets": [
+        secrets=[
             "minio_access_key",
             "minio_secret_key",
             *([MINIO_CA_SECRET] if minio.tls else []),
             *(vm_client_secret(k) for k in client_keys(protocol)),
         ],
-        "extra_hosts": [minio_host(topo)],
-        "expose": [str(backend.port)],
-        "networks": ["edge"],
-        "healthcheck": {
-            # The URL is an argument, never part of the code.
-            "test": [
-                "CMD",
-                "python",
-                "-c",
-                "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=3)",
-                f"http://127.0.0.1:{backend.port}{backend.health_path}",
-            ],
-            "interval": "15s",
-            "timeout": "5s",
-            "retries": 5,
-            "start_period": "20s",
-        },
-    }
+        extra_hosts=[minio_host(topo)],
+    )
+    return _workload(topo, workload, env, "edge", how)
 
 
-def _web(web: EdgeComponent, env: Envelope) -> dict[str, Any]:
-    return {
-        "image": web.image,
-        **_hardened(env),
-        "volumes": ["./nginx/web-ui.conf:/etc/nginx/nginx.conf:ro"],
-        "expose": [str(web.port)],
-        "networks": ["edge"],
-        "healthcheck": {
-            "test": ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{web.port}{web.health_path}"],
-            "interval": "15s",
-            "timeout": "5s",
-            "retries": 5,
-        },
-    }
+def _web(topo: Topology, web: EdgeComponent, env: Envelope) -> dict[str, Any]:
+    probe = _healthcheck(["wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{web.port}{web.health_path}"])
+    how = VmRendering(own_user=True, replicated=False, volumes=["./nginx/web-ui.conf:/etc/nginx/nginx.conf:ro"])
+    return _workload(topo, _edge_workload(topo, web, probe), env, "edge", how)
 
 
 def _gateway(
-    gw: Any, env: Envelope, backend: EdgeComponent | None, web: EdgeComponent | None, routes: list[VmRoute]
+    topo: Topology,
+    gw: Any,
+    env: Envelope,
+    backend: EdgeComponent | None,
+    web: EdgeComponent | None,
+    routes: list[VmRoute],
 ) -> dict[str, Any]:
     depends = {c.name: {"condition": "service_healthy"} for c in (backend, web) if c is not None}
     # nginx resolves its upstreams when it starts: the routed workloads must be up by then.
     depends.update({r.workload: {"condition": "service_started"} for r in routes})
-    return {
-        "image": gw.image,
-        **_hardened(env),
-        "ports": [f"{gw.https_port}:{gw.port}", f"{gw.http_port}:8080"],
-        "volumes": [
+    probe = _healthcheck(["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/healthz"], retries=3)
+    workload = _edge_workload(topo, gw, probe, replicas=1)
+    how = VmRendering(
+        own_user=True,
+        replicated=False,
+        ports=[f"{gw.https_port}:{gw.port}", f"{gw.http_port}:8080"],
+        volumes=[
             "./nginx/api-gateway.conf:/etc/nginx/nginx.conf:ro",
             Interpolated(
                 "${IMAGEFLOW_TLS_CERTIFICATE:?set IMAGEFLOW_TLS_CERTIFICATE in .env}:/etc/nginx/tls/tls.crt:ro"
             ),
             Interpolated("${IMAGEFLOW_TLS_KEY:?set IMAGEFLOW_TLS_KEY in .env}:/etc/nginx/tls/tls.key:ro"),
         ],
-        **({"depends_on": depends} if depends else {}),
-        "networks": ["edge"],
-        "healthcheck": {
-            "test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/healthz"],
-            "interval": "15s",
-            "timeout": "5s",
-            "retries": 3,
-        },
-    }
+        depends_on=depends,
+    )
+    return _workload(topo, workload, env, "edge", how)
 
 
 # ---- VM1 --------------------------------------------------------------------------------
@@ -586,7 +618,7 @@ def _with_workloads(topo: Topology, stack: Stack, network: str) -> Stack:
     services, volumes = dict(stack.services), dict(stack.volumes)
     secrets, variables, files = dict(stack.secrets), dict(stack.variables), dict(stack.files)
     for _, w in workloads:
-        service = _workload(topo, w, envelopes[w.name], network)
+        service = _workload(topo, w, envelopes[w.name], network, VmRendering())
         for volume in w.volumes:
             if volume.persistent is not None:
                 volumes[f"{w.name}-{volume.name}"] = {}
@@ -613,15 +645,18 @@ def _with_workloads(topo: Topology, stack: Stack, network: str) -> Stack:
     )
 
 
-def _workload(topo: Topology, w: Any, env: Envelope, network: str) -> dict[str, Any]:
+def _workload(topo: Topology, w: Workload, env: Envelope, network: str, how: VmRendering) -> dict[str, Any]:
+    """The compose service of a workload on a VM: the one formatter of typed workloads and of
+    the edge components (`how`: what a slot adds)."""
     writable = w.security.writable_root_filesystem is not None
     uid = w.security.run_as.uid if w.security.run_as else 10001
     service: dict[str, Any] = {
         "image": w.image,
         **({"pull_policy": _PULL[w.image_pull_policy]} if w.image_pull_policy else {}),
-        **_hardened(env, read_only=not writable, replicas=True),
-        "user": f"{uid}:{uid}",
+        **_hardened(env, read_only=not writable, replicas=how.replicated),
     }
+    if not how.own_user:
+        service["user"] = f"{uid}:{uid}"
     if w.command is not None:
         service["entrypoint"] = list(w.command)
     if w.args is not None:
@@ -647,21 +682,20 @@ def _workload(topo: Topology, w: Any, env: Envelope, network: str) -> dict[str, 
             if target is not None and target.vm == w.vm:
                 healthy = target.probes.readiness is not None and target.probes.readiness.exec is not None
                 depends[target.name] = {"condition": "service_healthy" if healthy else "service_started"}
+    environment.update(how.environment)
     if environment:
         service["environment"] = environment
-    if secrets:
-        service["secrets"] = sorted(set(secrets))
-    if depends:
-        service["depends_on"] = depends
-    published = [p for p in w.ports if p.publish is not None]
-    if published:
-        service["ports"] = [
-            f"{p.publish.address}:{p.publish.port}:{p.port}/{'udp' if p.protocol == 'udp' else 'tcp'}"
-            for p in published
-        ]
-    if w.ports:
-        service["expose"] = [f"{p.port}/{'udp' if p.protocol == 'udp' else 'tcp'}" for p in w.ports]
-    mounts: list[dict[str, Any]] = [
+    if secrets := [*sorted(set(secrets)), *how.secrets]:
+        service["secrets"] = secrets
+    if how.extra_hosts:
+        service["extra_hosts"] = how.extra_hosts
+    published = [
+        f"{p.publish.address}:{p.publish.port}:{p.port}/{'udp' if p.protocol == 'udp' else 'tcp'}"
+        for p in w.ports
+        if p.publish is not None
+    ]
+    mounts: list[Any] = [*how.volumes]
+    mounts += [
         {"type": "bind", "source": f"./files/{w.name}/{f.name}", "target": f.path, "read_only": True} for f in w.files
     ]
     for volume in w.volumes:
@@ -678,8 +712,15 @@ def _workload(topo: Topology, w: Any, env: Envelope, network: str) -> dict[str, 
         if volume.read_only:
             mount["read_only"] = True
         mounts.append(mount)
+    if ports := [*how.ports, *published]:
+        service["ports"] = ports
     if mounts:
         service["volumes"] = mounts
+    if depends := {**how.depends_on, **depends}:
+        service["depends_on"] = depends
+    if w.ports and not how.ports:  # a published port needs no expose
+        # TCP unless marked, as compose reads it
+        service["expose"] = [f"{p.port}/udp" if p.protocol == "udp" else str(p.port) for p in w.ports]
     if w.gpu:
         service["deploy"]["resources"]["reservations"] = {
             "devices": [{"driver": "nvidia", "count": w.gpu, "capabilities": ["gpu"]}]
@@ -692,6 +733,6 @@ def _workload(topo: Topology, w: Any, env: Envelope, network: str) -> dict[str, 
             "interval": f"{readiness.period}s",
             "timeout": f"{readiness.timeout}s",
             "retries": readiness.failure_threshold,
-            "start_period": f"{readiness.initial_delay}s",
+            **({"start_period": f"{readiness.initial_delay}s"} if readiness.initial_delay else {}),
         }
     return service
