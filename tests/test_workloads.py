@@ -96,6 +96,9 @@ def test_the_policies_open_exactly_the_declared_flows(features: Path) -> None:
         (evaluator, triton, 8000),
         (evaluator, "ip:10.0.2.10", 9308),
         ("istio-system/istio-ingressgateway", streams, 8888),
+        # the seed's services' own env
+        ("imageflow-backend/backend-api", postgresql, 5432),
+        ("imageflow-processing/ai-detection", triton, 8001),
     }
     for pod in (evaluator, postgresql, triton, streams):
         required |= {(pod, agent, 4317), (pod, agent, 4318)}
@@ -247,7 +250,7 @@ def _workload(name: str, body: str) -> str:
             _workload("evaluator", "env:\n  - {name: DB_PASSWORD, secret: {name: nope}}"),
             [
                 "child.yaml:5:44 workloads[3].env[1].secret.name: Secret 'nope' is not declared in "
-                "secrets.workload_secrets (defined: notifier-token, postgresql-credentials)"
+                "secrets.workload_secrets (defined: backend-session, notifier-token, postgresql-credentials)"
             ],
         ),
         (
@@ -336,14 +339,16 @@ def _workload(name: str, body: str) -> str:
         (  # the reference that can no longer resolve is the problem, where it is written
             _workload("postgresql", "ports:\n  - {name: sql, $unset: [node_port]}"),
             [
-                "workloads.yaml:194:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0 and postgresql in "
-                "the cluster: give port 'sql' a node_port"
+                "workloads.yaml:57:73 edge.backend_api.env[0].endpoint.port: backend-api runs on VM vm0 and "
+                "postgresql in the cluster: give port 'sql' a node_port",
+                "workloads.yaml:212:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0 and postgresql in "
+                "the cluster: give port 'sql' a node_port",
             ],
         ),
         (
             _workload("vm1-exporter", "ports:\n  - {name: metrics, publish: {address: 127.0.0.1}}"),
             [
-                "workloads.yaml:147:71 workloads[3].env[4].endpoint.port: vm1-exporter's port 'metrics' is not "
+                "workloads.yaml:165:71 workloads[3].env[4].endpoint.port: vm1-exporter's port 'metrics' is not "
                 "published beyond VM vm1: publish it on the VM's address"
             ],
         ),
@@ -386,7 +391,7 @@ def _workload(name: str, body: str) -> str:
             [
                 "child.yaml:4:9 workloads[4].vm: VM 'vm2' has no compose stack (defined: vm0, vm1); the compute VM "
                 "runs the cluster: give a namespace instead",
-                "workloads.yaml:193:65 workloads[5].env[0].endpoint.port: redis's port 'redis' is not published "
+                "workloads.yaml:211:65 workloads[5].env[0].endpoint.port: redis's port 'redis' is not published "
                 "beyond VM vm2: publish it on the VM's address",
             ],
         ),
@@ -394,15 +399,16 @@ def _workload(name: str, body: str) -> str:
             "workloads:\n  - {name: postgresql, $remove: true}\n",
             [
                 "child.yaml:3:24 workloads: removes 'postgresql', still referenced by "
-                "workloads[2].env[0].endpoint.workload (workloads.yaml:143:49), "
-                "workloads[4].env[1].endpoint.workload (workloads.yaml:194:55)"
+                "workloads[2].env[0].endpoint.workload (workloads.yaml:161:49), "
+                "workloads[4].env[1].endpoint.workload (workloads.yaml:212:55), "
+                "edge.backend_api.env[0].endpoint.workload (workloads.yaml:57:55)"
             ],
         ),
         (
             "secrets:\n  workload_secrets:\n    - {name: notifier-token, $remove: true}\n",
             [
                 "child.yaml:4:30 secrets.workload_secrets: removes 'notifier-token', still referenced by "
-                "workloads[5].env[2].secret.name (workloads.yaml:195:43)"
+                "workloads[5].env[2].secret.name (workloads.yaml:213:43)"
             ],
         ),
     ],
@@ -421,8 +427,9 @@ def test_a_workload_without_an_exception_stays_out_of_a_privileged_namespace(fea
     ]
 
 
-def test_every_example_in_the_workload_docs_is_valid() -> None:
-    """docs/workloads.md: each YAML example, laid over a minimal workload, passes the model."""
+def test_every_example_in_the_workload_docs_is_valid(features: Path, tmp_path: Path) -> None:
+    """docs/workloads.md: each YAML example, laid over a minimal workload, passes the model; an
+    example of a seed service's keys passes as a child of the feature profile."""
     import re
     import textwrap
 
@@ -439,6 +446,9 @@ def test_every_example_in_the_workload_docs_is_valid() -> None:
     }
     for block in blocks:
         data = YAML(typ="safe", pure=True).load(textwrap.dedent(block))  # YAML 1.2, as profiles are read
+        if "edge" in data or "processing" in data:
+            assert _problems(features, tmp_path, textwrap.dedent(block)) == []
+            continue
         item = data["workloads"][0] if "workloads" in data else data
         Workload.model_validate({**minimal, **item})
 
@@ -453,7 +463,7 @@ def test_a_workload_named_like_a_seed_service_is_refused(features: Path, tmp_pat
     with pytest.raises(ValidationFailed) as caught:
         validated(tmp_path, "child")
     assert [str(p).replace(str(tmp_path) + "/", "") for p in caught.value.problems] == [
-        "child.yaml:136:5 workloads[3]: emits the Deployment imageflow-processing/resize, which "
+        "child.yaml:154:5 workloads[3]: emits the Deployment imageflow-processing/resize, which "
         "processing.services[1] emits too: rename one"
     ]
 
@@ -530,3 +540,33 @@ def test_a_seed_slot_renders_as_the_typed_workload_that_says_the_same(tmp_path: 
         assert (slot_container, slot_pod) == (twin_container, twin_pod)
         services = [found["Service", name]["spec"] for name in (slot, twin)]
         assert services[0]["ports"] == services[1]["ports"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "edge:\n  backend_api:\n    env:\n"
+            "      - {name: INFERENCE_URL, endpoint: {workload: triton, port: http, scheme: http}}\n",
+            "child.yaml:5:66 edge.backend_api.env[3].endpoint.port: backend-api runs on VM vm0 and triton in the "
+            "cluster: give port 'http' a node_port",
+        ),
+        (
+            "processing:\n  services:\n    - name: resize\n      env:\n"
+            "        - {name: MINIO_ENDPOINT, value: 'http://elsewhere:9000'}\n",
+            "child.yaml:6:18 processing.services[1].env[0].name: MINIO_ENDPOINT is set by the generator for resize "
+            "(GRPC_PORT, MINIO_*, KAFKA_*, OTEL_*)",
+        ),
+        (
+            "processing:\n  services:\n    - name: ai-detection\n      env:\n"
+            "        - {name: MODEL_TOKEN, secret: {name: model-store, key: token}}\n",
+            "child.yaml:6:46 processing.services[2].env[1].secret.name: Secret 'model-store' is not declared in "
+            "secrets.workload_secrets (defined: backend-session, notifier-token, postgresql-credentials)",
+        ),
+    ],
+    ids=["vm-side-endpoint-needs-a-node-port", "wired-name", "unknown-secret"],
+)
+def test_a_seed_service_env_is_checked_as_a_workloads(features: Path, tmp_path: Path, text: str, expected: str) -> None:
+    """The seed's services' own env: checked where each placement runs, and never over the names
+    the generator sets for them."""
+    assert _problems(features, tmp_path, text) == [expected]

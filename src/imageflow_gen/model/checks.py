@@ -102,6 +102,7 @@ def check(topo: Topology) -> list[Finding]:
         _vms,
         _agent_logs,
         _workloads,
+        _slot_env,
     ):
         findings.extend(rule(topo))
     return findings
@@ -392,7 +393,8 @@ def secret_refs(topo: Topology) -> list[tuple[str, str, Any, Path]]:
             for namespace in _kafka_client_namespaces(topo)
         ]
     declared = {s.name: (i, s) for i, s in enumerate(topo.secrets.workload_secrets)}
-    used = sorted({(w.namespace, v.secret.name) for w in topo.workloads if w.namespace for v in w.env if v.secret})
+    callers: list[Any] = [*topo.workloads, *slot_envs(topo)]
+    used = sorted({(w.namespace, v.secret.name) for w in callers if w.namespace for v in w.env if v.secret})
     for namespace, name in used:
         if name in declared:
             i, secret = declared[name]
@@ -758,6 +760,64 @@ def _tempo_class(topo: Topology) -> Iterator[Finding]:
 
 # Env names that hold credentials: a plain value under one is refused (use `secret:`).
 _CREDENTIAL_ENV = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY)")
+
+
+# Env names a wired slot is given (plan/slots.py, plan/stacks.py): its own env may not set them.
+_WIRED_ENV = ("MINIO_", "KAFKA_", "OTEL_")
+
+
+@dataclass(frozen=True)
+class SlotEnv:
+    """A seed slot's own env where one of its placements runs, as the env checks, the network
+    flows and the Secret references see a caller."""
+
+    name: str
+    namespace: str | None  # in the cluster
+    vm: str | None  # on a VM
+    env: list[Any]
+    base: Path  # the slot's key in the profile
+    reserved: tuple[str, ...]  # names it is given ("X_": every name starting so)
+    files: tuple[Any, ...] = ()
+
+
+def slot_envs(topo: Topology) -> list[SlotEnv]:
+    """Each processing service's and edge component's own env, once per place it runs."""
+    namespace = topo.processing.namespace
+    result = [
+        SlotEnv(s.name, namespace, None, s.env, ("processing", "services", i), ("GRPC_PORT", *_WIRED_ENV))
+        for i, s in enumerate(topo.processing.services)
+    ]
+    for key in ("api_gateway", "backend_api", "web_ui"):
+        c = getattr(topo.edge, key)
+        reserved = ("PORT", *_WIRED_ENV) if c is topo.edge.backend_api else ()
+        for place in c.runs_on:
+            cluster = place == "cluster"
+            vm = None if cluster else topo.edge.vm
+            result.append(SlotEnv(c.name, c.namespace if cluster else None, vm, c.env, ("edge", key), reserved))
+    return result
+
+
+def _slot_env(topo: Topology) -> Iterator[Finding]:
+    names = {w.name: w for w in topo.workloads}
+    secrets = {s.name: s for s in topo.secrets.workload_secrets}
+    seen: set[Any] = set()
+    for slot in slot_envs(topo):
+        findings = list(_workload_env(topo, slot, slot.base, names, secrets))
+        if slot.base not in seen:
+            findings += _duplicates(_indexed(slot.env, slot.base + ("env",)), "env name")
+            for j, var in enumerate(slot.env):
+                if any(var.name == r or (r.endswith("_") and var.name.startswith(r)) for r in slot.reserved):
+                    given = ", ".join(r + "*" if r.endswith("_") else r for r in slot.reserved)
+                    yield (
+                        slot.base + ("env", j, "name"),
+                        f"{var.name} is set by the generator for {slot.name} ({given})",
+                    )
+        seen.add(slot.base)
+        for finding in findings:
+            key = (tuple(finding[0]), finding[1])
+            if key not in seen:
+                seen.add(key)
+                yield finding
 
 
 def _workloads(topo: Topology) -> Iterator[Finding]:

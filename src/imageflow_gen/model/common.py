@@ -6,7 +6,20 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .types import Text, Cpu, LabelKey, LabelValue, Name, Quantity, SecretKey, Sorted, Strict, SubdomainName
+from .types import (
+    Cpu,
+    LabelKey,
+    LabelValue,
+    Name,
+    Positive,
+    Quantity,
+    SecretKey,
+    Sorted,
+    Strict,
+    SubdomainName,
+    Text,
+    UtilizationPercent,
+)
 
 
 class Amounts(Strict):
@@ -68,3 +81,14 @@ class Pods(Strict):
     """Namespace of the pods."""
     pods: Annotated[dict[LabelKey, LabelValue], Sorted]
     """Labels the pods carry, e.g. {app: prometheus}; {} is every pod of the namespace."""
+
+
+class Autoscaling(Strict):
+    """Horizontal pod autoscaling on CPU utilisation."""
+
+    min_replicas: Positive
+    """Fewest replicas."""
+    max_replicas: Positive
+    """Most replicas."""
+    target_cpu_utilization: UtilizationPercent
+    """Average CPU utilisation, in whole percent of the requests, that the autoscaler aims for."""

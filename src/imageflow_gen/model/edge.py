@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from .common import Availability, Resources
+from .workloads import EnvVar
 from .types import AbsolutePath, Count, Hostname, Image, Name, Port, Positive, ServiceName, Strict, Url, UrlPrefix
 
 Placement = Literal["vm", "cluster"]
@@ -29,6 +30,11 @@ class EdgeComponent(Strict):
     """Where it runs: `vm` (Docker Compose on the edge VM), `cluster` (K3s), or both."""
     namespace: Name
     """Cluster namespace, used where it runs in the cluster."""
+    env: list[EnvVar] = Field(default_factory=list)
+    """Environment variables of the application's own, besides what the component is given (the
+    backend: PORT and the MinIO, Kafka and OTel settings, which it may not set): plain values,
+    Secret keys, other workloads' endpoints, resolved where it runs (workloads.<name>.env has
+    the vocabulary)."""
     health_path: UrlPrefix = "/healthz"
     """HTTP path that answers 200 when the component is healthy (liveness and readiness)."""
     availability: Availability | None = None

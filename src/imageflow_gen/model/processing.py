@@ -6,19 +6,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag
 
-from .common import Availability, Resources
-from .types import Count, Image, LabelValue, Name, Port, Positive, ServiceName, Strict, UtilizationPercent
-
-
-class Autoscaling(Strict):
-    """Horizontal pod autoscaling on CPU utilisation."""
-
-    min_replicas: Positive
-    """Fewest replicas."""
-    max_replicas: Positive
-    """Most replicas."""
-    target_cpu_utilization: UtilizationPercent
-    """Average CPU utilisation, in whole percent of the requests, that the autoscaler aims for."""
+from .common import Autoscaling, Availability, Resources
+from .workloads import EnvVar
+from .types import Count, Image, LabelValue, Name, Port, ServiceName, Strict
 
 
 Colour = Literal["blue", "green"]
@@ -111,6 +101,10 @@ class ProcessingService(Strict):
     round_robin policy) and new pods get traffic as the autoscaler adds them; mesh: a
     ClusterIP Service whose callers' Istio sidecars balance each request (without a sidecar,
     gRPC's one long connection stays on one pod). Default: client, mesh for a canary."""
+    env: list[EnvVar] = Field(default_factory=list)
+    """Environment variables of the application's own, besides what the service is given (GRPC_PORT
+    and the MinIO, Kafka and OTel settings, which it may not set): plain values, Secret keys,
+    other workloads' endpoints (workloads.<name>.env has the vocabulary)."""
     release: Release = Field(default_factory=RollingRelease)
     """Release strategy: rolling (default), blue-green or canary."""
     availability: Availability | None = None

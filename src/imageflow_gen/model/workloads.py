@@ -12,8 +12,7 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import Field, model_validator
 
-from .common import Availability, Resources
-from .processing import Autoscaling
+from .common import Autoscaling, Availability, Resources
 from .types import (
     AbsolutePath,
     Count,

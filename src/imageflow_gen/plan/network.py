@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import Path
 from ..model import Topology
+from ..model.checks import slot_envs
 from ..model.network import NetworkPolicy as PolicyModel
 from ..model.network import Route
 from .common import Spec, common_labels, needs_gpu_runtime, spec
@@ -408,17 +409,20 @@ ANYWHERE = "0.0.0.0/0"
 
 def workload_flows(topo: Topology) -> list[Flow]:
     """What the typed workloads need in the cluster: each env endpoint's call (to a workload in
-    the cluster, or to a port a VM publishes), each route from the ingress gateway, each node
-    port from wherever reaches the nodes, and a VM workload's calls to cluster node ports."""
+    the cluster, or to a port a VM publishes; the seed services' own env too), each route from
+    the ingress gateway, each node port from wherever reaches the nodes, and a VM workload's
+    calls to cluster node ports."""
     result: list[Flow] = []
     addresses = {vm.name: str(vm.address) for vm in topo.vms}
-    for i, w in enumerate(topo.workloads):
+    callers: list[tuple[Any, Path]] = [(w, ("workloads", i)) for i, w in enumerate(topo.workloads)]
+    callers += [(slot, slot.base) for slot in slot_envs(topo) if slot.namespace is not None]
+    for w, base in callers:
         for j, var in enumerate(w.env):
             found = endpoint_target(topo, var.endpoint) if var.endpoint else None
             if found is None:
                 continue
             target, port = found
-            name, source = f"{w.name}-to-{target.name}-{port.name}", ("workloads", i, "env", j, "endpoint")
+            name, source = f"{w.name}-to-{target.name}-{port.name}", base + ("env", j, "endpoint")
             proto = transport(port)
             if w.namespace is not None and target.namespace is not None:
                 result.append(
@@ -447,6 +451,7 @@ def workload_flows(topo: Topology) -> list[Flow]:
                         protocol=proto,
                     )
                 )
+    for i, w in enumerate(topo.workloads):
         for j, port in enumerate(w.ports):
             if w.namespace is not None and port.node_port is not None:
                 result.append(

@@ -153,13 +153,16 @@ def _vm0(topo: Topology) -> Stack:
             else CLIENT_FILES[key]
         )
         env_vars[variable] = (f"./secrets/kafka-{key}", f"Kafka ({protocol}): file holding {what}")
-    secrets = {key: _secret_file(variable) for key, variable in secret_files}
+    secrets = {key: _secret_file(variable) for key, variable in secret_files} if _on_vm(backend) else {}
+    for component in (backend, web, gw):
+        if _on_vm(component):
+            _add_env_secrets(component.env, secrets, env_vars)
     result = Stack(
         vm=edge.vm,
         project=f"imageflow-{edge.vm}",
         services=services,
         networks={"edge": {}},
-        secrets=secrets if _on_vm(backend) else {},
+        secrets=secrets,
         variables=env_vars,
         files=files,
     )
@@ -226,6 +229,7 @@ def _edge_workload(topo: Topology, component: EdgeComponent, probe: dict[str, An
             "image": component.image,
             "replicas": component.replicas,
             "ports": [{"name": "http", "port": component.port, "protocol": "http"}],
+            "env": component.env,
             "probes": {"readiness": probe},
             "resources": component.resources,
             **more,
@@ -246,7 +250,7 @@ def _backend(topo: Topology, backend: EdgeComponent, env: Envelope) -> dict[str,
         ],
         start=20,
     )
-    workload = _edge_workload(topo, backend, probe, env=[{"name": "PORT", "value": str(backend.port)}])
+    workload = _edge_workload(topo, backend, probe, env=[{"name": "PORT", "value": str(backend.port)}, *backend.env])
     how = VmRendering(
         own_user=True,
         environment={
@@ -609,6 +613,18 @@ def workload_secret(secret: str, key: str) -> tuple[str, str]:
     return f"{secret}__{key}", f"SECRET_{_upper(secret)}__{_upper(key)}_FILE"
 
 
+def _add_env_secrets(env: list[Any], secrets: dict[str, Any], variables: dict[str, tuple[str, str]]) -> None:
+    """The compose secrets (and the .env variables naming their files) of the Secret keys `env` reads."""
+    for var in env:
+        if var.secret is not None:
+            name, variable = workload_secret(var.secret.name, var.secret.key)
+            secrets[name] = _secret_file(variable)
+            variables[variable] = (
+                f"./secrets/{var.secret.name}-{var.secret.key}",
+                f"file holding key {var.secret.key} of Secret {var.secret.name}",
+            )
+
+
 def _with_workloads(topo: Topology, stack: Stack, network: str) -> Stack:
     """`stack` with the typed workloads of its VM added: services, volumes, secrets, files."""
     workloads = vm_workloads(topo, stack.vm)
@@ -624,14 +640,7 @@ def _with_workloads(topo: Topology, stack: Stack, network: str) -> Stack:
                 volumes[f"{w.name}-{volume.name}"] = {}
         for f in w.files:
             files[f"files/{w.name}/{f.name}"] = ConfigFile(text=f.content)
-        for var in w.env:
-            if var.secret is not None:
-                name, variable = workload_secret(var.secret.name, var.secret.key)
-                secrets[name] = _secret_file(variable)
-                variables[variable] = (
-                    f"./secrets/{var.secret.name}-{var.secret.key}",
-                    f"file holding key {var.secret.key} of Secret {var.secret.name}",
-                )
+        _add_env_secrets(w.env, secrets, variables)
         services[w.name] = service
     return Stack(
         vm=stack.vm,

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from ..errors import Path
 from ..model import Topology
-from ..model.processing import Autoscaling
+from ..model.common import Autoscaling
 from ..model.types import duration_ms
 from ..model.workloads import FILES_VOLUME, Endpoint, Probe, Workload, WorkloadPort
 from .common import (
@@ -312,7 +312,7 @@ def _pod(
     return pod, claims
 
 
-def _annotations(workload: Workload) -> dict[str, str]:
+def _annotations(workload: Workload, how: Rendering) -> dict[str, str]:
     """The stated exceptions, with their reasons: what needs a weaker Pod Security level, and
     checkov's skips."""
     notes = {}
@@ -329,7 +329,7 @@ def _annotations(workload: Workload) -> dict[str, str]:
     secret_env = [v.name for v in workload.env if v.secret is not None]
     if secret_env:
         names = ", ".join(secret_env)
-        skips.append(f"CKV_K8S_35=the image reads {names} from its environment (workloads.{workload.name}.env)")
+        skips.append(f"CKV_K8S_35=the image reads {names} from its environment ({'.'.join(how.key)}.env)")
     notes.update({f"checkov.io/skip{i}": skip for i, skip in enumerate(skips, 1)})
     return notes
 
@@ -406,7 +406,7 @@ def render(topo: Topology, workload: Workload, source: Path, how: Rendering) -> 
                 data={f.name: f.content for f in workload.files},
             )
         )
-    annotations = _annotations(workload)
+    annotations = _annotations(workload, how)
     for variant in how.variants:
         pod, claims = _pod(topo, workload, how, variant)
         selector = {"app": workload.name, **variant.labels}
