@@ -104,8 +104,11 @@ def test_the_policies_open_exactly_the_declared_flows(features: Path) -> None:
         required |= {(pod, agent, 4317), (pod, agent, 4318)}
     assert required - allowed == set(), "required but denied"
     assert allowed - required == set(), "open but not required"
-    for pod, port in ((postgresql, 5432), (streams, 8554), (streams, 8189)):
+    for pod, port in ((streams, 8554), (streams, 8189)):
         assert cluster.admits_from_outside("203.0.113.7", pod, port), (pod, port)
+    # PostgreSQL's node port admits the edge VM alone (node_port_from: [vm0])
+    assert cluster.admits_from_outside("10.0.0.10", postgresql, 5432)
+    assert not cluster.admits_from_outside("203.0.113.7", postgresql, 5432)
     assert not cluster.admits_from_outside("203.0.113.7", streams, 9997)  # the API is not exposed
     assert not cluster.admits_from_outside("203.0.113.7", triton, 8000)
 
@@ -126,6 +129,7 @@ def test_the_cluster_objects_carry_every_option(features: Path) -> None:
     assert objs[("Service", "postgresql")]["spec"]["clusterIP"] == "None"
     node_port = objs[("Service", "postgresql-nodeport")]["spec"]
     assert node_port["type"] == "NodePort" and node_port["ports"][0]["nodePort"] == 30432
+    assert node_port["externalTrafficPolicy"] == "Local"  # node_port_from: the callers' addresses kept
     assert objs[("ConfigMap", "postgresql-files")]["data"]["postgresql.conf"].startswith("listen_addresses")
     # A new content replaces the pods: the pod template carries the files' hash.
     workload = validated(features, PROFILE)[1].workloads[0]
@@ -184,7 +188,7 @@ def test_the_vm_services_carry_every_option(built: Any) -> None:
     notifier, redis = vm0["notifier"], vm0["redis"]
     assert notifier["environment"] == {
         "REDIS_ADDRESS": "redis:6379",  # the compose service on the same VM
-        "DATABASE_ADDRESS": "10.0.1.10:30432",  # the cluster's node port
+        "DATABASE_ADDRESS": "10.0.1.11:30432",  # the node port on PostgreSQL's one node (node_port_from)
         "CHAT_TOKEN_FILE": "/run/secrets/notifier-token__token",
         "GREETING": "costs $$HOME $${USER}",  # compose interpolates nothing
     }
@@ -341,9 +345,30 @@ def _workload(name: str, body: str) -> str:
             [
                 "workloads.yaml:57:73 edge.backend_api.env[0].endpoint.port: backend-api runs on VM vm0 and "
                 "postgresql in the cluster: give port 'sql' a node_port",
+                "workloads.yaml:69:67 workloads[0].ports[0].node_port_from: only with a node_port",
                 "workloads.yaml:212:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0 and postgresql in "
                 "the cluster: give port 'sql' a node_port",
             ],
+        ),
+        (  # a node port that admits some VMs keeps their addresses: only the pod's node answers
+            _workload("postgresql", "$unset: [node_type]"),
+            [
+                "workloads.yaml:69:67 workloads[0].ports[0].node_port_from: keeps the caller's address, so only "
+                "the node running postgresql answers: place it on one node (a node_type that one node has)"
+            ],
+        ),
+        (
+            _workload("postgresql", "ports:\n  - {name: sql, node_port_from: [vm1]}"),
+            [
+                "workloads.yaml:57:73 edge.backend_api.env[0].endpoint.port: backend-api runs on VM vm0, which "
+                "postgresql's port 'sql' does not admit (node_port_from: vm1)",
+                "workloads.yaml:212:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0, which "
+                "postgresql's port 'sql' does not admit (node_port_from: vm1)",
+            ],
+        ),
+        (
+            _workload("postgresql", "ports:\n  - {name: sql, node_port_from: [vm0, vm9]}"),
+            ["child.yaml:5:43 workloads[0].ports[0].node_port_from[1]: VM 'vm9' is not defined in vms"],
         ),
         (
             _workload("vm1-exporter", "ports:\n  - {name: metrics, publish: {address: 127.0.0.1}}"),

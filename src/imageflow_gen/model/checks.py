@@ -221,6 +221,12 @@ def _node_types(topo: Topology) -> dict[str, list[Any]]:
     return types
 
 
+def only_node(topo: Topology, workload: Any) -> Any | None:
+    """The one node a workload can run on (its node_type names exactly one node), or None."""
+    nodes = _node_types(topo).get(workload.node_type, []) if workload.node_type else []
+    return nodes[0] if len(nodes) == 1 else None
+
+
 def _node_placement(workload: Any, path: Path, types: dict[str, list[Any]], what: str) -> Iterator[Finding]:
     """A processing service's or a workload's node_type names nodes, and a GPU one's nodes have
     the GPUs it asks for."""
@@ -867,6 +873,7 @@ def _workloads(topo: Topology) -> Iterator[Finding]:
                     yield where + ("node_port",), "only for a workload in the cluster (on a VM: publish)"
                 else:
                     node_ports.append((port.node_port, where + ("node_port",)))
+            yield from _node_port_from(topo, w, port, where)
             if port.publish is not None:
                 if in_cluster:
                     yield where + ("publish",), "only for a workload on a VM (in the cluster: node_port)"
@@ -887,6 +894,23 @@ def _workloads(topo: Topology) -> Iterator[Finding]:
     yield from _duplicates(node_ports, "node port")
     for vm, ports in published.items():
         yield from _duplicates(ports + list(_vm_ports(topo, vm)), f"port published on {vm}")
+
+
+def _node_port_from(topo: Topology, w: Any, port: Any, where: Path) -> Iterator[Finding]:
+    if port.node_port_from is None:
+        return
+    if port.node_port is None:
+        yield where + ("node_port_from",), "only with a node_port"
+        return
+    for k, vm in enumerate(port.node_port_from):
+        if _vm(topo, vm) is None:
+            yield Reference(where + ("node_port_from", k), f"VM {vm!r} is not defined in vms", (("vms",),), vm)
+    if w.namespace is not None and only_node(topo, w) is None:
+        yield (
+            where + ("node_port_from",),
+            f"keeps the caller's address, so only the node running {w.name} answers: place it on one node "
+            "(a node_type that one node has)",
+        )
 
 
 def _vm_ports(topo: Topology, vm: str) -> Iterator[tuple[Any, Path]]:
@@ -955,6 +979,18 @@ def _endpoint(topo: Topology, w: Any, endpoint: Any, where: Path, names: dict[st
         yield (
             where + ("port",),
             f"{w.name} runs on VM {w.vm} and {target.name} in the cluster: give port {port.name!r} a node_port",
+        )
+    if (
+        target.namespace is not None
+        and w.vm is not None
+        and port.node_port is not None
+        and port.node_port_from is not None
+        and w.vm not in port.node_port_from
+    ):
+        yield (
+            where + ("port",),
+            f"{w.name} runs on VM {w.vm}, which {target.name}'s port {port.name!r} does not admit "
+            f"(node_port_from: {', '.join(port.node_port_from)})",
         )
     if target.vm is not None and target.vm != w.vm and (port.publish is None or port.publish.address == "127.0.0.1"):
         yield (

@@ -81,6 +81,11 @@ class WorkloadPort(Strict):
     """http, grpc, tcp or udp: the transport (UDP for udp) and the Service's appProtocol."""
     node_port: NodePort | None = None
     """In the cluster: expose it on every node at this fixed port (a NodePort Service)."""
+    node_port_from: list[Name] | None = Field(default=None, min_length=1)
+    """With node_port: admit only these VMs (by name) instead of any address that reaches the
+    nodes. The Service then keeps the caller's address (externalTrafficPolicy: Local), so only
+    the node running the pod answers: the workload must be placed on one node (a node_type
+    that one node has), and the VMs' endpoints resolve to that node."""
     publish: Published | None = None
     """On a VM: publish it on the VM at this port and address."""
 

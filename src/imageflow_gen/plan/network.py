@@ -463,7 +463,7 @@ def workload_flows(topo: Topology) -> list[Flow]:
                         {"app": w.name},
                         (port.port,),
                         source=("workloads", i, "ports", j, "node_port"),
-                        source_cidrs=(ANYWHERE,),
+                        source_cidrs=tuple(f"{addresses[vm]}/32" for vm in port.node_port_from or []) or (ANYWHERE,),
                         protocol=transport(port),
                     )
                 )

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from ..errors import Path
 from ..model import Topology
+from ..model.checks import only_node
 from ..model.common import Autoscaling
 from ..model.types import duration_ms
 from ..model.workloads import FILES_VOLUME, Endpoint, Probe, Workload, WorkloadPort
@@ -85,7 +86,8 @@ def endpoint_address(topo: Topology, caller: Workload, endpoint: Endpoint) -> tu
         if caller.namespace is not None:
             return service_dns(target.name, target.namespace), port.port
         if port.node_port is not None:
-            return first_node_ip(topo), port.node_port
+            node = only_node(topo, target) if port.node_port_from else None
+            return (str(node.ip) if node else first_node_ip(topo)), port.node_port
         return None
     if caller.vm == target.vm:
         return target.name, port.port
@@ -506,6 +508,9 @@ def services(
         return []
     namespace = str(workload.namespace)
     exposed = any(p.node_port is not None for p in workload.ports)
+    # A node port that admits only some VMs must see their addresses: no SNAT, so only the
+    # node running the pod answers (the checks pin such a workload to one node).
+    traffic = "Local" if any(p.node_port_from for p in workload.ports) else "Cluster"
     stateful = workload.kind == "stateful"
     result = [
         spec(
@@ -518,7 +523,7 @@ def services(
             selector=selector or how.selector,
             headless=how.headless,
             ports=_service_ports(workload, not stateful),
-            **({"type": "NodePort", "external_traffic_policy": "Cluster"} if exposed and not stateful else {}),
+            **({"type": "NodePort", "external_traffic_policy": traffic} if exposed and not stateful else {}),
         )
     ]
     if exposed and stateful:
@@ -534,7 +539,7 @@ def services(
                 headless=False,
                 ports=[p for p in _service_ports(workload, True) if "nodePort" in p],
                 type="NodePort",
-                external_traffic_policy="Cluster",
+                external_traffic_policy=traffic,
             )
         )
     return result
