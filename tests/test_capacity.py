@@ -40,11 +40,14 @@ def test_prod_passes_with_the_documented_warnings_only() -> None:
     ]
     # Worked by hand from prod: MinIO 4 x 250m, grpc-gateway 2 x 100m, resize blue and green
     # 2 x 250m each, ai-detection 500m, filter stable 2 x 250m and canary 1 x 250m, backend-api
-    # 3 x 250m, web-ui 2 x 50m, the OTel agent 100m on each of 4 nodes, Tempo 500m.
+    # 3 x 250m, web-ui 2 x 50m, the OTel agent 100m on each of 4 nodes, Tempo 500m; the
+    # application's workloads: PostgreSQL 500m, Triton 2, camera-streams 500m, evaluator 2 x 250m.
     cluster = next(r for r in report.rows if r.scope == "cluster")
-    assert cluster.requested["cpu"] == Decimal("5.2") and cluster.capacity["cpu"] == 24
+    assert cluster.requested["cpu"] == Decimal("8.7") and cluster.capacity["cpu"] == 24
+    # MinIO's four 400Gi drives and PostgreSQL's 20Gi local-path claim, on the one node each may use
     storage = next(r for r in report.rows if r.name == "k3s-worker-03")
-    assert storage.requested["storage"] == 4 * 400 * 2**30 and storage.capacity["storage"] == 2 * 2**40
+    assert storage.requested["storage"] == (4 * 400 + 20) * 2**30 and storage.capacity["storage"] == 2 * 2**40
+    assert storage.workloads[-1] == "claim data-postgresql-0"
 
 
 def test_a_node_group_over_capacity_fails_naming_the_group_and_the_workloads(tmp_path: Path) -> None:
@@ -66,7 +69,7 @@ def test_a_node_group_over_capacity_fails_naming_the_group_and_the_workloads(tmp
     assert (
         "prod.yaml:" in message
         and "cluster.worker_nodes[0].resources: over capacity: "
-        "node-type=cpu-intensive (k3s-worker-01): 11.05 CPU requested by "
+        "node-type=cpu-intensive (k3s-worker-01): 12.05 CPU requested by "
         in message
     )
     assert "Deployment resize-blue, Deployment resize-green" in message and "of 8" in message
@@ -102,12 +105,12 @@ def test_one_pod_larger_than_any_node_it_may_run_on(tmp_path: Path) -> None:
 def test_daemonsets_count_once_per_node_and_gpus_are_counted(tmp_path: Path) -> None:
     report = report_of(PROFILES, "prod")
     gpu = next(r for r in report.rows if r.name.startswith("node-type=gpu-enabled"))
-    assert gpu.requested["gpu"] == 1 and gpu.requested["cpu"] == Decimal("0.6")  # ai-detection + one agent
-    profiles = child(tmp_path, "gpus", {"processing": {"services": [{"name": "ai-detection", "replicas": 2}]}})
+    # Triton (2 CPU, the GPU), ai-detection beside it (500m), one agent (100m)
+    assert gpu.requested["gpu"] == 1 and gpu.requested["cpu"] == Decimal("2.6")
+    profiles = child(tmp_path, "gpus", {"workloads": [{"name": "triton", "replicas": 2}]})
     message = failure(profiles, "gpus")
     assert (
-        "over capacity: node-type=gpu-enabled (k3s-worker-02): 2 GPU requested by Deployment ai-detection, of 1"
-        in message
+        "over capacity: node-type=gpu-enabled (k3s-worker-02): 2 GPU requested by Deployment triton, of 1" in message
         and "DaemonSet" not in message.split("GPU requested by")[1].split("\n")[0]
     )
 
@@ -117,10 +120,25 @@ def test_volumes_over_node_storage_fail(tmp_path: Path) -> None:
     message = failure(profiles, "seedsize")
     assert (
         "prod.yaml:" in message
-        and "cluster.worker_nodes[2].resources: over capacity: k3s-worker-03: 4Ti "
+        and "cluster.worker_nodes[2].resources: over capacity: k3s-worker-03: 4.02Ti "
         "storage claimed by PersistentVolume minio-data-01, PersistentVolume minio-data-02, PersistentVolume "
-        "minio-data-03, PersistentVolume minio-data-04, of 2Ti"
+        "minio-data-03, PersistentVolume minio-data-04, claim data-postgresql-0, of 2Ti"
         in message
+    )
+
+
+def test_local_path_claims_count_on_the_one_node_their_workload_runs_on(tmp_path: Path) -> None:
+    """A workload placed on one node stores its local-path claims on that node's disk."""
+    profiles = child(
+        tmp_path,
+        "bigdb",
+        {"workloads": [{"name": "postgresql", "volumes": [{"name": "data", "persistent": {"size": "500Gi"}}]}]},
+    )
+    message = failure(profiles, "bigdb")
+    assert (
+        "cluster.worker_nodes[2].resources: over capacity: k3s-worker-03: 2.05Ti storage claimed by "
+        "PersistentVolume minio-data-01, PersistentVolume minio-data-02, PersistentVolume minio-data-03, "
+        "PersistentVolume minio-data-04, claim data-postgresql-0, of 2Ti" in message
     )
 
 
@@ -138,7 +156,7 @@ def test_warning_above_80_percent_does_not_fail(tmp_path: Path) -> None:
     profiles = child(tmp_path, "near", {"storage": {"minio": {"volumes": {"size": "450Gi"}}}})
     result = run_cli("validate", "--profile", "near", "--profiles-dir", str(profiles), "--no-tools")
     assert result.code == 0, result.stderr
-    assert "warning: " in result.stderr and "88% of capacity (over 80%): k3s-worker-03: 1.76Ti storage" in result.stderr
+    assert "warning: " in result.stderr and "89% of capacity (over 80%): k3s-worker-03: 1.78Ti storage" in result.stderr
 
 
 def test_capacity_command_prints_the_table_and_the_costs() -> None:
@@ -146,8 +164,8 @@ def test_capacity_command_prints_the_table_and_the_costs() -> None:
     assert result.code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["scope", "name", "CPU", "memory", "GPU", "storage"]
-    assert any(line.startswith("node     k3s-worker-03") and "1.56Ti/2Ti (78%)" in line for line in lines)
-    assert any(line.startswith("cluster  cluster (4 nodes)") and "5.2/24 (22%)" in line for line in lines)
+    assert any(line.startswith("node     k3s-worker-03") and "1.58Ti/2Ti (79%)" in line for line in lines)
+    assert any(line.startswith("cluster  cluster (4 nodes)") and "8.7/24 (36%)" in line for line in lines)
     assert "  vm2           800 - 1500" in lines and "  total        1100 - 2100" in lines
     assert all(line.startswith("warning: ") for line in result.stderr.splitlines())
 
@@ -155,7 +173,7 @@ def test_capacity_command_prints_the_table_and_the_costs() -> None:
 def test_capacity_command_exits_1_over_capacity(tmp_path: Path) -> None:
     profiles = child(tmp_path, "seedsize", {"storage": {"minio": {"volumes": {"size": "1Ti"}}}})
     result = run_cli("capacity", "--profile", "seedsize", "--profiles-dir", str(profiles))
-    assert result.code == 1 and "4Ti/2Ti (200%)" in result.stdout
+    assert result.code == 1 and "4.02Ti/2Ti (201%)" in result.stdout
     assert "error: " in result.stderr and "over capacity: k3s-worker-03" in result.stderr
 
 

@@ -6,7 +6,8 @@ whose labels match its node selector and whose NoSchedule/NoExecute taints it to
 cluster as a whole, the requests of the workloads that can only run inside the group must fit
 the group's capacity (CPU, memory, GPUs): a DaemonSet counts once per node it runs on, an
 autoscaled Deployment at its minimum, and one pod must fit on one node. Local
-PersistentVolumes are summed per node against the node's storage. Outside the cluster, each
+PersistentVolumes, and the local-path claims of a workload placed on one node, are summed per
+node against the node's storage. Outside the cluster, each
 compose stack's limits (times replicas; plan/vms.py, which the compose target writes) are
 summed against its VM.
 
@@ -206,6 +207,40 @@ def _group_name(topo: Topology, nodes: frozenset[str]) -> str:
     return listed
 
 
+# The class K3s's own local-path provisioner serves, and the cluster's default: a claim of it
+# takes a directory on the disk of the node its pod is scheduled to.
+LOCAL_PATH = "local-path"
+
+
+def _local_claims(plan: Plan, work: list[Demand]) -> list[tuple[str, str, Decimal]]:
+    """(node, claim, size) of every local-path claim whose pods can only run on one node: a
+    stateful workload's claim per replica, a stateless workload's claim once."""
+    nodes = {(d.namespace, d.name): d.nodes for d in work}
+    claims = {
+        (s.values["namespace"], s.name): s.values["claim"] for s in plan.specs if s.kind == "PersistentVolumeClaim"
+    }
+    result = []
+    for spec in plan.specs:
+        namespace = spec.values.get("namespace", "")
+        placed = sorted(nodes.get((namespace, spec.name), ()))
+        if len(placed) != 1:
+            continue
+        node = placed[0]
+        if spec.kind == "StatefulSet":
+            for template in spec.values.get("claims") or []:
+                if template["spec"].get("storageClassName", LOCAL_PATH) == LOCAL_PATH:
+                    size = parse(template["spec"]["resources"]["requests"]["storage"])
+                    name = template["metadata"]["name"]
+                    result += [(node, f"{name}-{spec.name}-{i}", size) for i in range(spec.values["replicas"] or 1)]
+        elif spec.kind == "Deployment":
+            for volume in spec.values["pod"].get("volumes", []):
+                ref = volume.get("persistentVolumeClaim")
+                claim = claims.get((namespace, ref["claimName"])) if ref else None
+                if claim is not None and claim.get("storageClassName", LOCAL_PATH) == LOCAL_PATH:
+                    result.append((node, ref["claimName"], parse(claim["resources"]["requests"]["storage"])))
+    return result
+
+
 def _cluster(plan: Plan, rows: list[Row], findings: list[Finding]) -> None:
     topo = plan.topology
     index = _node_index(topo)
@@ -274,6 +309,9 @@ def _cluster(plan: Plan, rows: list[Row], findings: list[Finding]) -> None:
     for spec in plan.specs:
         if spec.kind == "PersistentVolume" and spec.values.get("host"):
             volumes.setdefault(spec.values["host"], []).append((spec.name, parse(spec.values["size"])))
+    pv_names = {name for placed in volumes.values() for name, _ in placed}
+    for node, claim, size in _local_claims(plan, work):
+        volumes.setdefault(node, []).append((claim, size))
     pinned: dict[str, list[Demand]] = {}
     for d in work:
         for name in d.nodes if d.per_node else (d.nodes if len(d.nodes) == 1 else ()):
@@ -293,7 +331,7 @@ def _cluster(plan: Plan, rows: list[Row], findings: list[Finding]) -> None:
                 },
                 "storage": sum((size for _, size in placed), Decimal(0)),
             },
-            [f"PersistentVolume {v}" for v, _ in placed],
+            [f"PersistentVolume {v}" if v in pv_names else f"claim {v}" for v, _ in placed],
             path + ("resources",),
         )
         rows.append(row)

@@ -122,6 +122,8 @@ def _workload_row(topo: Any, w: Any) -> dict[str, str]:
         text = f"`{p.name}` {p.port}/{transport(p)}"
         if p.node_port is not None:
             text += f", node port {p.node_port}"
+            if p.node_port_from:
+                text += f" (from {', '.join(p.node_port_from)} only)"
         if p.publish is not None:
             text += f", published on {p.publish.address}:{p.publish.port}"
         ports.append(text)
