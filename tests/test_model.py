@@ -62,7 +62,7 @@ def test_dev_is_single_node_one_drive_one_broker() -> None:
         ),
         (
             lambda d: d["namespaces"].append(copy.deepcopy(d["namespaces"][0])),
-            "namespaces[6].name",
+            "namespaces[7].name",
             "duplicate namespace",
         ),
         (lambda d: d["storage"]["minio"].update(nodes=3), "storage.minio.nodes", "needs at least 4 drives"),
@@ -98,8 +98,8 @@ def test_dev_is_single_node_one_drive_one_broker() -> None:
         ),
         (lambda d: d["vms"][1].pop("vpn_address"), "messaging.kafka.listeners[0].network", "no vpn_address"),
         (
-            lambda d: d["processing"]["services"][2].update(node_type="cpu-intensive"),
-            "processing.services[2].gpu",
+            lambda d: d["workloads"][1].update(node_type="cpu-intensive"),  # triton, prod's GPU workload
+            "workloads[1].gpu",
             "do not all have that many",
         ),
         (
@@ -233,7 +233,8 @@ def test_removing_what_another_item_references_is_blamed_on_the_removal(tmp_path
         "child.yaml:4:22 processing.services: removes 'resize', still referenced by "
         "processing.services[0].calls[0] (base.yaml:86:15)",
         "child.yaml:6:31 namespaces: removes 'imageflow-storage', still referenced by "
-        "storage.minio.namespace (base.yaml:115:16), network.policies[0].egress[0].to_namespaces[0] (base.yaml:233:27)",
+        "storage.minio.namespace (base.yaml:115:16), workloads[0].namespace (prod.yaml:162:16), "
+        "network.policies[0].egress[0].to_namespaces[0] (base.yaml:233:27)",
     ]
 
 
@@ -254,7 +255,7 @@ def test_unsetting_a_required_key_is_blamed_on_the_unset(tmp_path: Path) -> None
 def test_a_child_switches_availability_by_unsetting_the_reason(tmp_path: Path) -> None:
     text = "processing:\n  services:\n    - name: ai-detection\n      availability: {survives: node-loss}\n"
     assert _child_of_prod(tmp_path, text) == [
-        "prod.yaml:70:41 processing.services[2].availability.reason: only used with survives nothing "
+        "prod.yaml:79:41 processing.services[2].availability.reason: only used with survives nothing "
         "(here survives is node-loss)"
     ]
     text = text.replace("{survives: node-loss}", "{survives: node-loss, $unset: [reason]}")

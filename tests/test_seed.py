@@ -198,13 +198,16 @@ def test_prod_processing_placement(prod_objects: dict) -> None:
     def pod(name: str) -> dict:
         return prod_objects[("apps", "Deployment", "imageflow-processing", name)]["spec"]["template"]
 
+    # ai-detection on the GPU node beside Triton, which holds the node's one GPU (docs/seed-deviations.md)
     ai = pod("ai-detection")
+    taint = [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}]
     assert ai["metadata"]["labels"]["tier"] == "processing"
     assert ai["spec"]["nodeSelector"] == {"node-type": "gpu-enabled"}
-    assert ai["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
-    assert ai["spec"]["tolerations"] == [
-        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
-    ]
+    assert "nvidia.com/gpu" not in ai["spec"]["containers"][0]["resources"]["limits"]
+    assert ai["spec"]["tolerations"] == taint
+    triton = prod_objects[("apps", "Deployment", "imageflow-inference", "triton")]["spec"]["template"]["spec"]
+    assert triton["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert triton["runtimeClassName"] == "nvidia" and triton["tolerations"] == taint
     assert ai["spec"]["containers"][0]["readinessProbe"]["grpc"] == {"port": 8080}
     # resize is released blue-green, filter by canary (seed 8.0.6): every variant is placed alike.
     for name in ("resize-blue", "resize-green", "filter", "filter-canary", "grpc-gateway"):
@@ -242,8 +245,9 @@ def test_prod_network_policies_make_the_real_flows_work(prod_objects: dict) -> N
 def test_gateway_the_seed_route_names_exists_with_tls_by_reference(prod_objects: dict) -> None:
     gateway = prod_objects[("networking.istio.io", "Gateway", "imageflow-backend", "imageflow-gateway")]
     https = gateway["spec"]["servers"][0]
-    # The seed's host, and the web UI's own host (docs/seed-deviations.md).
-    assert https["hosts"] == ["api.imageflow.com", "app.imageflow.com"] and https["tls"] == {
+    # The seed's host, the web UI's and the camera streams' own hosts (docs/seed-deviations.md).
+    hosts = ["api.imageflow.com", "app.imageflow.com", "streams.imageflow.com"]
+    assert https["hosts"] == hosts and https["tls"] == {
         "mode": "SIMPLE",
         "credentialName": "imageflow-api-tls",
     }

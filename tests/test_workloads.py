@@ -333,6 +333,15 @@ def _workload(name: str, body: str) -> str:
                 "(and its reason)"
             ],
         ),
+        (  # one host, two routes: both ends are told
+            _workload("camera-streams", "route: {host: app.imageflow.com}"),
+            [
+                "base.yaml:267:13 edge.web_ui.hosts[0]: 'app.imageflow.com' is workload camera-streams's host too; "
+                "two routes on one host and gateway are merged in no defined order: give the web UI its own host",
+                "child.yaml:4:19 workloads[2].route.host: 'app.imageflow.com' is the web UI's host too; two routes on "
+                "one host and gateway are merged in no defined order: give workload camera-streams its own host",
+            ],
+        ),
         (
             _workload("camera-streams", "route: {host: www.example.com}"),
             [

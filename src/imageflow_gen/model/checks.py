@@ -615,26 +615,42 @@ def _routes(topo: Topology) -> Iterator[Finding]:
                 (f"service {target.name!r} has no port {route.destination.port} ({_choices(target.ports)})"),
             )
     yield from _web_ui_hosts(topo)
+    yield from _gateway_hosts(topo)
 
 
 def _web_ui_hosts(topo: Topology) -> Iterator[Finding]:
-    web, gateway = topo.edge.web_ui, topo.network.gateway
+    web = topo.edge.web_ui
     path = ("edge", "web_ui", "hosts")
     if "cluster" in web.runs_on and not web.hosts:
         yield path, "the web UI runs in the cluster: name the hosts the gateway sends to it"
     elif web.hosts and "cluster" not in web.runs_on:
         yield path, "only used when the web UI runs in the cluster (runs_on includes cluster)"
-    routed = {host: i for i, route in enumerate(topo.network.routes) for host in route.hosts}
-    for j, host in enumerate(web.hosts):
+
+
+def _gateway_hosts(topo: Topology) -> Iterator[Finding]:
+    """The hosts the web UI and the cluster workloads' routes claim on the Istio gateway: each
+    one of the gateway's hosts, and routed by nothing else (two routes on one host and gateway
+    are merged in no defined order)."""
+    gateway = topo.network.gateway
+    routes = [(h, f"network.routes[{i}]") for i, r in enumerate(topo.network.routes) for h in r.hosts]
+    claims: list[tuple[str, Path, str]] = [
+        (h, ("edge", "web_ui", "hosts", j), "the web UI") for j, h in enumerate(topo.edge.web_ui.hosts)
+    ]
+    claims += [
+        (w.route.host, ("workloads", i, "route", "host"), f"workload {w.name}")
+        for i, w in enumerate(topo.workloads)
+        if w.namespace is not None and w.route is not None
+    ]
+    for host, path, owner in claims:
         if host not in gateway.hosts:
-            yield path + (j,), f"{host!r} is not one of the gateway's hosts ({_choices(gateway.hosts)})"
-        elif host in routed:
+            yield path, f"{host!r} is not one of the gateway's hosts ({_choices(gateway.hosts)})"
+            continue
+        others = [who for h, who in routes if h == host] + [who for h, p, who in claims if h == host and p != path]
+        if others:
             yield (
-                path + (j,),
-                (
-                    f"{host!r} is network.routes[{routed[host]}]'s host too; two routes on one host and gateway "
-                    "are merged in no defined order: give the web UI its own host"
-                ),
+                path,
+                f"{host!r} is {others[0]}'s host too; two routes on one host and gateway are merged in no "
+                f"defined order: give {owner} its own host",
             )
 
 
@@ -666,15 +682,10 @@ def _policies(topo: Topology) -> Iterator[Finding]:
 
 
 def _ports(topo: Topology) -> Iterator[Finding]:
-    obs, minio, gateway = topo.observability, topo.storage.minio, topo.edge.api_gateway
-    if "vm" in gateway.runs_on:  # both published on every address of the edge VM
-        yield from _duplicates(
-            [
-                (gateway.https_port, ("edge", "api_gateway", "https_port")),
-                (gateway.http_port, ("edge", "api_gateway", "http_port")),
-            ],
-            f"port published on {topo.edge.vm}",
-        )
+    obs, minio = topo.observability, topo.storage.minio
+    yield from _duplicates(
+        [(port, path) for (port, _), path in _gateway_ports(topo)], f"port published on {topo.edge.vm}"
+    )
     yield from _duplicates(
         [(minio.port, ("storage", "minio", "port")), (minio.console_port, ("storage", "minio", "console_port"))],
         "port of minio",
@@ -913,12 +924,22 @@ def _node_port_from(topo: Topology, w: Any, port: Any, where: Path) -> Iterator[
         )
 
 
+def _gateway_ports(topo: Topology) -> list[tuple[Any, Path]]:
+    """((port, udp), path) of the edge gateway's two ports, published on every address of the
+    edge VM when it runs there."""
+    gateway = topo.edge.api_gateway
+    if "vm" not in gateway.runs_on:
+        return []
+    return [
+        ((gateway.https_port, False), ("edge", "api_gateway", "https_port")),
+        ((gateway.http_port, False), ("edge", "api_gateway", "http_port")),
+    ]
+
+
 def _vm_ports(topo: Topology, vm: str) -> Iterator[tuple[Any, Path]]:
     """The ports the seed's services publish on `vm`."""
-    gateway = topo.edge.api_gateway
-    if vm == topo.edge.vm and "vm" in gateway.runs_on:
-        yield (gateway.https_port, False), ("edge", "api_gateway", "https_port")
-        yield (gateway.http_port, False), ("edge", "api_gateway", "http_port")
+    if vm == topo.edge.vm:
+        yield from _gateway_ports(topo)
     if vm == topo.messaging.kafka.vm:
         for i, broker in enumerate(topo.messaging.kafka.brokers):
             for name, port in sorted(broker.ports.items()):
@@ -1118,22 +1139,8 @@ def _workload_placement(topo: Topology, w: Any, base: Path, namespaces: dict[str
                 base + ("security", "run_as", "uid"),
                 f"Pod Security restricted in {w.namespace} refuses root: run in a baseline namespace, or another uid",
             )
-    if w.route is not None:
-        gateway = topo.network.gateway
+    if w.route is not None:  # its host: _gateway_hosts
         port = w.port(w.route.port)
-        taken = {h for r in topo.network.routes for h in r.hosts} | set(topo.edge.web_ui.hosts)
-        taken |= {o.route.host for o in topo.workloads if o.route is not None and o is not w}
-        if w.route.host in taken:
-            yield (
-                base + ("route", "host"),
-                f"{w.route.host!r} is routed elsewhere too; two routes on one host and gateway are merged in no "
-                "defined order: give the workload its own host",
-            )
-        if w.route.host not in gateway.hosts:
-            yield (
-                base + ("route", "host"),
-                f"{w.route.host!r} is not one of the gateway's hosts ({_choices(gateway.hosts)})",
-            )
         if port is None:
             yield base + ("route", "port"), f"no port named {w.route.port!r} ({_choices(p.name for p in w.ports)})"
         elif port.protocol not in ("http", "grpc"):

@@ -103,25 +103,42 @@ def gateway_ref(topo: Topology, namespace: str) -> str:
     return gw.name if namespace == gw.namespace else f"{gw.namespace}/{gw.name}"
 
 
+def _gateway_route(
+    topo: Topology,
+    source: Path,
+    name: str,
+    namespace: str,
+    hosts: list[str],
+    prefix: str,
+    port: int,
+    timeout: str | None = None,
+) -> Spec:
+    """A VirtualService on the Istio gateway: `hosts` + `prefix` to the Service `name`'s `port`."""
+    http: dict[str, Any] = {
+        "match": [{"uri": {"prefix": prefix}}],
+        "route": [{"destination": {"host": name, "port": {"number": port}}}],
+    }
+    if timeout is not None:
+        http["timeout"] = timeout
+    return spec(
+        "VirtualService",
+        "virtualservice",
+        source,
+        name=name,
+        namespace=namespace,
+        labels=common_labels(),
+        hosts=hosts,
+        gateways=[gateway_ref(topo, namespace)],
+        http=[http],
+    )
+
+
 def _web_ui_route(topo: Topology) -> list[Spec]:
     """The web UI in the cluster, on its own hosts through the gateway."""
     web = topo.edge.web_ui
     if "cluster" not in web.runs_on or not web.hosts:
         return []
-    route = [{"destination": {"host": web.name, "port": {"number": web.port}}}]
-    return [
-        spec(
-            "VirtualService",
-            "virtualservice",
-            ("edge", "web_ui", "hosts"),
-            name=web.name,
-            namespace=web.namespace,
-            labels=common_labels(),
-            hosts=list(web.hosts),
-            gateways=[gateway_ref(topo, web.namespace)],
-            http=[{"match": [{"uri": {"prefix": "/"}}], "route": route}],
-        )
-    ]
+    return [_gateway_route(topo, ("edge", "web_ui", "hosts"), web.name, web.namespace, list(web.hosts), "/", web.port)]
 
 
 def _workload_routes(topo: Topology) -> list[Spec]:
@@ -132,25 +149,9 @@ def _workload_routes(topo: Topology) -> list[Spec]:
         port = w.port(route.port) if route else None
         if route is None or port is None or w.namespace is None:
             continue
-        destination = {"host": w.name, "port": {"number": port.port}}
+        source = ("workloads", i, "route")
         result.append(
-            spec(
-                "VirtualService",
-                "virtualservice",
-                ("workloads", i, "route"),
-                name=w.name,
-                namespace=w.namespace,
-                labels=common_labels(),
-                hosts=[route.host],
-                gateways=[gateway_ref(topo, w.namespace)],
-                http=[
-                    {
-                        "match": [{"uri": {"prefix": route.path_prefix}}],
-                        "route": [{"destination": destination}],
-                        "timeout": route.timeout,
-                    }
-                ],
-            )
+            _gateway_route(topo, source, w.name, w.namespace, [route.host], route.path_prefix, port.port, route.timeout)
         )
     return result
 
