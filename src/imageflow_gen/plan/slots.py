@@ -154,7 +154,6 @@ def processing_workload(topo: Topology, service: ProcessingService, client: Mini
     rendering = Rendering(
         component=PROCESSING,
         key=service_key(service),
-        model=ProcessingService,
         variants=variants(service),
         selector=service_selector(service),
         headless=load_balancing(service) == "client",
@@ -171,6 +170,19 @@ def processing_workload(topo: Topology, service: ProcessingService, client: Mini
 # ---- edge components ----------------------------------------------------------------------
 
 
+def edge_fields(component: EdgeComponent) -> dict[str, Any]:
+    """The workload fields of an edge component wherever it runs: its image, replicas, HTTP port
+    (named `http`), own env and resources."""
+    return {
+        "name": component.name,
+        "image": component.image,
+        "replicas": component.replicas,
+        "ports": [{"name": "http", "port": component.port, "protocol": "http"}],
+        "env": component.env,
+        "resources": component.resources,
+    }
+
+
 def edge_workload(
     topo: Topology, component: EdgeComponent, key: tuple[str, ...], client: MinioClient | None
 ) -> tuple[Workload, Rendering]:
@@ -179,14 +191,9 @@ def edge_workload(
     agent as the processing services are."""
     workload = Workload.model_validate(
         {
-            "name": component.name,
+            **edge_fields(component),
             "namespace": component.namespace,
-            "image": component.image,
-            "replicas": component.replicas,
-            "ports": [{"name": "http", "port": component.port, "protocol": "http"}],
-            "env": component.env,
             "probes": _probes("http", "http", component.health_path),
-            "resources": component.resources,
             "availability": component.availability,
         }
     )
@@ -194,7 +201,6 @@ def edge_workload(
     rendering = Rendering(
         component=EDGE,
         key=key,
-        model=EdgeComponent,
         variants=[
             Variant(
                 component.name,

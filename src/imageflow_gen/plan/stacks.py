@@ -36,6 +36,7 @@ from .messaging import (
 )
 from .storage import vm_endpoint, vm_host
 from .vms import Envelope, edge_services, kafka_services, workload_services
+from .slots import edge_fields
 from .workloads import VmRoute, endpoint_value, find, vm_routes, vm_workloads
 
 LOG_OPTIONS = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "5"}}
@@ -223,17 +224,7 @@ def _healthcheck(
 def _edge_workload(topo: Topology, component: EdgeComponent, probe: dict[str, Any], **more: Any) -> Workload:
     """An edge component on the edge VM as a workload: its HTTP port, its health check."""
     return Workload.model_validate(
-        {
-            "name": component.name,
-            "vm": topo.edge.vm,
-            "image": component.image,
-            "replicas": component.replicas,
-            "ports": [{"name": "http", "port": component.port, "protocol": "http"}],
-            "env": component.env,
-            "probes": {"readiness": probe},
-            "resources": component.resources,
-            **more,
-        }
+        {**edge_fields(component), "vm": topo.edge.vm, "probes": {"readiness": probe}, **more}
     )
 
 

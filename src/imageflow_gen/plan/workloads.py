@@ -16,8 +16,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
-
 from ..errors import Path
 from ..model import Topology
 from ..model.checks import only_node
@@ -357,7 +355,6 @@ class Rendering:
 
     component: str
     key: tuple[str, ...]  # where its tunables live in the Helm values
-    model: type[BaseModel]  # whose fields describe its image and replicas tunables
     variants: list[Variant]
     selector: dict[str, Any]  # what its Service selects
     headless: bool
@@ -376,7 +373,6 @@ def typed(workload: Workload) -> Rendering:
     return Rendering(
         component=COMPONENT,
         key=key,
-        model=Workload,
         variants=[Variant(workload.name, {}, image, replicas, workload.autoscaling is not None)],
         selector={"app": workload.name},
         headless=workload.kind == "stateful",
