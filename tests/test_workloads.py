@@ -99,6 +99,7 @@ def test_the_policies_open_exactly_the_declared_flows(features: Path) -> None:
         # the seed's services' own env
         ("imageflow-backend/backend-api", postgresql, 5432),
         ("imageflow-processing/ai-detection", triton, 8001),
+        (evaluator, "imageflow-processing/grpc-gateway", 8080),  # a seed service as an endpoint
     }
     for pod in (evaluator, postgresql, triton, streams):
         required |= {(pod, agent, 4317), (pod, agent, 4318)}
@@ -191,10 +192,15 @@ def test_the_vm_services_carry_every_option(built: Any) -> None:
         "DATABASE_ADDRESS": "10.0.1.11:30432",  # the node port on PostgreSQL's one node (node_port_from)
         "CHAT_TOKEN_FILE": "/run/secrets/notifier-token__token",
         "GREETING": "costs $$HOME $${USER}",  # compose interpolates nothing
+        "BACKEND_URL": "http://backend-api:8000",  # a seed service on the same VM, by its compose name
     }
+    assert notifier["depends_on"]["backend-api"] == {"condition": "service_healthy"}
     assert notifier["command"] == ["--config", "/etc/notifier/config.toml", "--price", "$$5"]
     assert notifier["entrypoint"] == ["/srv/notifier"] and notifier["pull_policy"] == "always"
-    assert notifier["depends_on"] == {"redis": {"condition": "service_healthy"}}
+    assert notifier["depends_on"] == {
+        "redis": {"condition": "service_healthy"},
+        "backend-api": {"condition": "service_healthy"},
+    }
     assert notifier["read_only"] is True and notifier["user"] == "10001:10001"
     assert {"type": "bind", "source": "/var/log/imageflow/notifier", "target": "/var/log/notifier"} in notifier[
         "volumes"
@@ -274,8 +280,9 @@ def _workload(name: str, body: str) -> str:
         (
             _workload("evaluator", "env:\n  - {name: DB_ADDRESS, endpoint: {workload: mysql}}"),
             [
-                "child.yaml:5:49 workloads[3].env[0].endpoint.workload: 'mysql' is not another workload (defined: "
-                "camera-streams, notifier, postgresql, redis, triton, vm1-exporter)"
+                "child.yaml:5:49 workloads[3].env[0].endpoint.workload: 'mysql' is not another workload or seed "
+                "service (defined: ai-detection, api-gateway, backend-api, camera-streams, filter, grpc-gateway, "
+                "notifier, postgresql, redis, resize, triton, vm1-exporter, web-ui)"
             ],
         ),
         (
@@ -288,7 +295,7 @@ def _workload(name: str, body: str) -> str:
         (
             _workload("evaluator", "env:\n  - {name: API_TOKEN, value: abc}"),
             [
-                "child.yaml:5:34 workloads[3].env[7].value: API_TOKEN looks like a credential: take it from a Secret "
+                "child.yaml:5:34 workloads[3].env[8].value: API_TOKEN looks like a credential: take it from a Secret "
                 "(secret: {name, key})"
             ],
         ),
@@ -355,7 +362,7 @@ def _workload(name: str, body: str) -> str:
                 "workloads.yaml:57:73 edge.backend_api.env[0].endpoint.port: backend-api runs on VM vm0 and "
                 "postgresql in the cluster: give port 'sql' a node_port",
                 "workloads.yaml:69:67 workloads[0].ports[0].node_port_from: only with a node_port",
-                "workloads.yaml:212:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0 and postgresql in "
+                "workloads.yaml:213:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0 and postgresql in "
                 "the cluster: give port 'sql' a node_port",
             ],
         ),
@@ -371,7 +378,7 @@ def _workload(name: str, body: str) -> str:
             [
                 "workloads.yaml:57:73 edge.backend_api.env[0].endpoint.port: backend-api runs on VM vm0, which "
                 "postgresql's port 'sql' does not admit (node_port_from: vm1)",
-                "workloads.yaml:212:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0, which "
+                "workloads.yaml:213:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0, which "
                 "postgresql's port 'sql' does not admit (node_port_from: vm1)",
             ],
         ),
@@ -382,7 +389,7 @@ def _workload(name: str, body: str) -> str:
         (
             _workload("vm1-exporter", "ports:\n  - {name: metrics, publish: {address: 127.0.0.1}}"),
             [
-                "workloads.yaml:165:71 workloads[3].env[4].endpoint.port: vm1-exporter's port 'metrics' is not "
+                "workloads.yaml:166:71 workloads[3].env[5].endpoint.port: vm1-exporter's port 'metrics' is not "
                 "published beyond VM vm1: publish it on the VM's address"
             ],
         ),
@@ -425,7 +432,7 @@ def _workload(name: str, body: str) -> str:
             [
                 "child.yaml:4:9 workloads[4].vm: VM 'vm2' has no compose stack (defined: vm0, vm1); the compute VM "
                 "runs the cluster: give a namespace instead",
-                "workloads.yaml:211:65 workloads[5].env[0].endpoint.port: redis's port 'redis' is not published "
+                "workloads.yaml:212:65 workloads[5].env[0].endpoint.port: redis's port 'redis' is not published "
                 "beyond VM vm2: publish it on the VM's address",
             ],
         ),
@@ -434,7 +441,7 @@ def _workload(name: str, body: str) -> str:
             [
                 "child.yaml:3:24 workloads: removes 'postgresql', still referenced by "
                 "workloads[2].env[0].endpoint.workload (workloads.yaml:161:49), "
-                "workloads[4].env[1].endpoint.workload (workloads.yaml:212:55), "
+                "workloads[4].env[1].endpoint.workload (workloads.yaml:213:55), "
                 "edge.backend_api.env[0].endpoint.workload (workloads.yaml:57:55)"
             ],
         ),
@@ -442,7 +449,7 @@ def _workload(name: str, body: str) -> str:
             "secrets:\n  workload_secrets:\n    - {name: notifier-token, $remove: true}\n",
             [
                 "child.yaml:4:30 secrets.workload_secrets: removes 'notifier-token', still referenced by "
-                "workloads[5].env[2].secret.name (workloads.yaml:213:43)"
+                "workloads[5].env[2].secret.name (workloads.yaml:214:43)"
             ],
         ),
     ],
@@ -487,18 +494,31 @@ def test_every_example_in_the_workload_docs_is_valid(features: Path, tmp_path: P
         Workload.model_validate({**minimal, **item})
 
 
-def test_a_workload_named_like_a_seed_service_is_refused(features: Path, tmp_path: Path) -> None:
-    """Two objects of one kind and name in one namespace: the feature profile with its
-    evaluator renamed `resize`, a processing service's name in the same namespace."""
+def _renamed(features: Path, tmp_path: Path, old: str, new: str) -> list[str]:
+    """The problems of the feature profile with one workload renamed."""
     for profile in features.glob("*.yaml"):
         shutil.copy(profile, tmp_path)
     text = (tmp_path / "workloads.yaml").read_text()
-    (tmp_path / "child.yaml").write_text(text.replace("  - name: evaluator\n", "  - name: resize\n"))
+    (tmp_path / "child.yaml").write_text(text.replace(f"  - name: {old}\n", f"  - name: {new}\n"))
     with pytest.raises(ValidationFailed) as caught:
         validated(tmp_path, "child")
-    assert [str(p).replace(str(tmp_path) + "/", "") for p in caught.value.problems] == [
-        "child.yaml:154:5 workloads[3]: emits the Deployment imageflow-processing/resize, which "
-        "processing.services[1] emits too: rename one"
+    return [str(p).replace(str(tmp_path) + "/", "") for p in caught.value.problems]
+
+
+def test_a_workload_named_like_a_seed_service_is_refused(features: Path, tmp_path: Path) -> None:
+    """An endpoint names a workload or a seed service: one name for both would be ambiguous."""
+    assert _renamed(features, tmp_path, "evaluator", "resize") == [
+        "child.yaml:154:11 workloads[3].name: 'resize' is the name of processing.services[1]; an endpoint naming "
+        "it would be ambiguous: rename the workload"
+    ]
+
+
+def test_a_workload_whose_objects_clash_with_the_seeds_is_refused(features: Path, tmp_path: Path) -> None:
+    """Two objects of one kind and name in one namespace: camera-streams renamed `kafka`, whose
+    Service the seed's Kafka has in imageflow-backend."""
+    assert _renamed(features, tmp_path, "camera-streams", "kafka") == [
+        "base.yaml:149:5 messaging.kafka: emits the Service imageflow-backend/kafka, which workloads[2].ports "
+        "emits too: rename one"
     ]
 
 

@@ -17,7 +17,7 @@ from . import Topology
 from .cluster import NODE_TYPE_LABEL
 from .common import Resources, SecretRef
 from .messaging import client_keys
-from .workloads import FILES_VOLUME, TMP_PATH, TMP_VOLUME
+from .workloads import FILES_VOLUME, TMP_PATH, TMP_VOLUME, WorkloadPort
 from .quantity import parse
 
 Finding = tuple[Path, str]
@@ -779,6 +779,8 @@ def _tempo_class(topo: Topology) -> Iterator[Finding]:
 _CREDENTIAL_ENV = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY)")
 
 
+EDGE_KEYS = ("api_gateway", "backend_api", "web_ui")  # the edge components' keys under `edge`
+
 # Env names a wired slot is given (plan/slots.py, plan/stacks.py): its own env may not set them.
 _WIRED_ENV = ("MINIO_", "KAFKA_", "OTEL_")
 
@@ -804,7 +806,7 @@ def slot_envs(topo: Topology) -> list[SlotEnv]:
         SlotEnv(s.name, namespace, None, s.env, ("processing", "services", i), ("GRPC_PORT", *_WIRED_ENV))
         for i, s in enumerate(topo.processing.services)
     ]
-    for key in ("api_gateway", "backend_api", "web_ui"):
+    for key in EDGE_KEYS:
         c = getattr(topo.edge, key)
         reserved = ("PORT", *_WIRED_ENV) if c is topo.edge.backend_api else ()
         for place in c.runs_on:
@@ -814,8 +816,46 @@ def slot_envs(topo: Topology) -> list[SlotEnv]:
     return result
 
 
+@dataclass(frozen=True)
+class Target:
+    """What an env endpoint may name: a typed workload, a processing service (its port `grpc`)
+    or an edge component (its port `http`), and where it runs (the backend may run in the
+    cluster and on the edge VM at once)."""
+
+    name: str
+    namespace: str | None  # in the cluster
+    vm: str | None  # on a VM
+    ports: tuple[Any, ...]
+    healthcheck: bool  # on its VM, compose checks its health (a caller there waits for healthy)
+    node_type: str | None = None  # in the cluster: the nodes it is placed on
+
+    def port(self, name: str) -> Any | None:
+        return next((p for p in self.ports if p.name == name), None)
+
+
+def endpoint_targets(topo: Topology) -> dict[str, Target]:
+    """Everything an endpoint may name, by name."""
+    namespace = topo.processing.namespace
+    result = {
+        s.name: Target(
+            s.name, namespace, None, (WorkloadPort(name="grpc", port=s.port, protocol="grpc"),), False, s.node_type
+        )
+        for s in topo.processing.services
+    }
+    for c in topo.edge.components:
+        in_cluster, on_vm = "cluster" in c.runs_on, "vm" in c.runs_on
+        http = WorkloadPort(name="http", port=c.port, protocol="http")
+        result[c.name] = Target(
+            c.name, c.namespace if in_cluster else None, topo.edge.vm if on_vm else None, (http,), on_vm
+        )
+    for w in topo.workloads:
+        exec_ready = w.probes.readiness is not None and w.probes.readiness.exec is not None
+        result.setdefault(w.name, Target(w.name, w.namespace, w.vm, tuple(w.ports), exec_ready, w.node_type))
+    return result
+
+
 def _slot_env(topo: Topology) -> Iterator[Finding]:
-    names = {w.name: w for w in topo.workloads}
+    names = endpoint_targets(topo)
     secrets = {s.name: s for s in topo.secrets.workload_secrets}
     seen: set[Any] = set()
     for slot in slot_envs(topo):
@@ -840,7 +880,16 @@ def _slot_env(topo: Topology) -> Iterator[Finding]:
 def _workloads(topo: Topology) -> Iterator[Finding]:
     workloads = topo.workloads
     yield from _duplicates(_indexed(workloads, ("workloads",)), "workload name")
-    names = {w.name: w for w in workloads}
+    names = endpoint_targets(topo)
+    seed = {s.name: ("processing", "services", i) for i, s in enumerate(topo.processing.services)}
+    seed.update({getattr(topo.edge, key).name: ("edge", key) for key in EDGE_KEYS})
+    for i, w in enumerate(workloads):
+        if w.name in seed:
+            yield (
+                ("workloads", i, "name"),
+                f"{w.name!r} is the name of {dotted(seed[w.name])}; an endpoint naming it would be ambiguous: rename "
+                "the workload",
+            )
     secrets = {s.name: s for s in topo.secrets.workload_secrets}
     yield from _duplicates(_indexed(topo.secrets.workload_secrets, ("secrets", "workload_secrets")), "secret")
     stacks = {topo.edge.vm, topo.messaging.kafka.vm}
@@ -979,11 +1028,12 @@ def _workload_env(
 
 def _endpoint(topo: Topology, w: Any, endpoint: Any, where: Path, names: dict[str, Any]) -> Iterator[Finding]:
     target = names.get(endpoint.workload)
-    if target is None or target is w:
+    if target is None or target.name == w.name:
         yield Reference(
             where + ("workload",),
-            f"{endpoint.workload!r} is not another workload ({_choices(n for n in names if n != w.name)})",
-            (("workloads",),),
+            f"{endpoint.workload!r} is not another workload or seed service "
+            f"({_choices(n for n in names if n != w.name)})",
+            (("workloads",), ("processing", "services")),
             endpoint.workload,
         )
         return
@@ -996,24 +1046,22 @@ def _endpoint(topo: Topology, w: Any, endpoint: Any, where: Path, names: dict[st
         return
     if endpoint.path is not None and endpoint.scheme in ("none", "tcp", "grpc"):
         yield where + ("path",), f"a path needs an http or https scheme (scheme is {endpoint.scheme})"
-    if target.namespace is not None and w.namespace is None and port.node_port is None:
-        yield (
-            where + ("port",),
-            f"{w.name} runs on VM {w.vm} and {target.name} in the cluster: give port {port.name!r} a node_port",
-        )
-    if (
-        target.namespace is not None
-        and w.vm is not None
-        and port.node_port is not None
-        and port.node_port_from is not None
-        and w.vm not in port.node_port_from
-    ):
-        yield (
-            where + ("port",),
-            f"{w.name} runs on VM {w.vm}, which {target.name}'s port {port.name!r} does not admit "
-            f"(node_port_from: {', '.join(port.node_port_from)})",
-        )
-    if target.vm is not None and target.vm != w.vm and (port.publish is None or port.publish.address == "127.0.0.1"):
+    if (w.namespace is not None and target.namespace is not None) or (w.vm is not None and target.vm == w.vm):
+        return  # by its cluster DNS name, or by its compose service name on the same VM
+    if w.vm is not None and target.namespace is not None:
+        node_port = getattr(port, "node_port", None)
+        if node_port is None:
+            yield (
+                where + ("port",),
+                f"{w.name} runs on VM {w.vm} and {target.name} in the cluster: give port {port.name!r} a node_port",
+            )
+        elif port.node_port_from is not None and w.vm not in port.node_port_from:
+            yield (
+                where + ("port",),
+                f"{w.name} runs on VM {w.vm}, which {target.name}'s port {port.name!r} does not admit "
+                f"(node_port_from: {', '.join(port.node_port_from)})",
+            )
+    elif target.vm is not None and (port.publish is None or port.publish.address == "127.0.0.1"):
         yield (
             where + ("port",),
             f"{target.name}'s port {port.name!r} is not published beyond VM {target.vm}: "

@@ -37,7 +37,7 @@ from .messaging import (
 from .storage import vm_endpoint, vm_host
 from .vms import Envelope, edge_services, kafka_services, workload_services
 from .slots import edge_fields
-from .workloads import VmRoute, endpoint_value, find, vm_routes, vm_workloads
+from .workloads import VmRoute, endpoint_target, endpoint_value, vm_routes, vm_workloads
 
 LOG_OPTIONS = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "5"}}
 INTERNAL_LISTENER = "INTERNAL"
@@ -678,10 +678,10 @@ def _workload(topo: Topology, w: Workload, env: Envelope, network: str, how: VmR
             secrets.append(name)
         elif var.endpoint is not None:
             environment[var.name] = endpoint_value(topo, w, var.endpoint)
-            target = find(topo, var.endpoint.workload)
-            if target is not None and target.vm == w.vm:
-                healthy = target.probes.readiness is not None and target.probes.readiness.exec is not None
-                depends[target.name] = {"condition": "service_healthy" if healthy else "service_started"}
+            found = endpoint_target(topo, var.endpoint)
+            if found is not None and found[0].vm == w.vm:
+                target = found[0]
+                depends[target.name] = {"condition": "service_healthy" if target.healthcheck else "service_started"}
     environment.update(how.environment)
     if environment:
         service["environment"] = environment

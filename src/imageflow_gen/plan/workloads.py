@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import Path
 from ..model import Topology
-from ..model.checks import only_node
+from ..model.checks import Target, endpoint_targets, only_node
 from ..model.common import Autoscaling
 from ..model.types import duration_ms
 from ..model.workloads import FILES_VOLUME, Endpoint, Probe, Workload, WorkloadPort
@@ -57,45 +57,42 @@ def transport(port: WorkloadPort) -> str:
     return "UDP" if port.protocol == "udp" else "TCP"
 
 
-def find(topo: Topology, name: str) -> Workload | None:
-    return next((w for w in topo.workloads if w.name == name), None)
-
-
 def first_node_ip(topo: Topology) -> str:
     """Where a VM reaches a cluster node port: the first server node (any node forwards it)."""
     return str(topo.cluster.master_nodes[0].ip)
 
 
-def endpoint_target(topo: Topology, endpoint: Endpoint) -> tuple[Workload, WorkloadPort] | None:
-    """The workload and port an endpoint names; None when either is missing (the checks say so)."""
-    target = find(topo, endpoint.workload)
+def endpoint_target(topo: Topology, endpoint: Endpoint) -> tuple[Target, WorkloadPort] | None:
+    """What an endpoint names (a workload or a seed service) and its port; None when either is
+    missing (the checks say so)."""
+    target = endpoint_targets(topo).get(endpoint.workload)
     port = target.port(endpoint.port) if target else None
     return (target, port) if target is not None and port is not None else None
 
 
-def endpoint_address(topo: Topology, caller: Workload, endpoint: Endpoint) -> tuple[str, int] | None:
+def endpoint_address(topo: Topology, caller: Any, endpoint: Endpoint) -> tuple[str, int] | None:
     """(host, port) at which `caller` reaches `endpoint`, where the caller runs; None when it
     cannot (the checks say why)."""
     found = endpoint_target(topo, endpoint)
     if found is None:
         return None
     target, port = found
-    if target.namespace is not None:
-        if caller.namespace is not None:
-            return service_dns(target.name, target.namespace), port.port
-        if port.node_port is not None:
-            node = only_node(topo, target) if port.node_port_from else None
-            return (str(node.ip) if node else first_node_ip(topo)), port.node_port
-        return None
-    if caller.vm == target.vm:
+    if caller.namespace is not None and target.namespace is not None:
+        return service_dns(target.name, target.namespace), port.port
+    if caller.vm is not None and target.vm == caller.vm:
         return target.name, port.port
-    if port.publish is not None and port.publish.address != "127.0.0.1":
+    if caller.vm is not None and target.namespace is not None:
+        if port.node_port is None:
+            return None
+        node = only_node(topo, target) if port.node_port_from else None
+        return (str(node.ip) if node else first_node_ip(topo)), port.node_port
+    if target.vm is not None and port.publish is not None and port.publish.address != "127.0.0.1":
         vm = next(v for v in topo.vms if v.name == target.vm)
         return str(vm.address), port.publish.port
     return None
 
 
-def endpoint_value(topo: Topology, caller: Workload, endpoint: Endpoint) -> str:
+def endpoint_value(topo: Topology, caller: Any, endpoint: Endpoint) -> str:
     """The env value of an endpoint: host:port, or a URL with its scheme and path."""
     address = endpoint_address(topo, caller, endpoint)
     assert address is not None, "checked by model/checks.py"
