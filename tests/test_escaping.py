@@ -118,6 +118,9 @@ def test_compose_doubles_every_dollar_but_its_own_interpolations() -> None:
                     "${IMAGEFLOW_TLS_KEY",
                     "${MINIO_S3_CREDENTIALS_FILE",
                     "${MINIO_CA_FILE",
+                    # prod's workload Secrets the backend reads on the edge VM
+                    "${SECRET_POSTGRESQL_CREDENTIALS__PASSWORD_FILE",
+                    "${SECRET_BACKEND_SESSION__SECRET_KEY_FILE",
                 }, (path, found)
 
 

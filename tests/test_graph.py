@@ -273,7 +273,7 @@ def _required_all(topo: Any) -> set[tuple[str, str, int]]:
     """`_required`, plus what every workload needs besides the application's own calls: its
     telemetry to the agent (OTLP), Kafka on the cluster's listener for the backend, the
     processing services and the agent's logs, the agent's reads of the API server, and MinIO's
-    servers among themselves."""
+    servers among themselves; and what the profile's own workloads and env declare."""
     proc, edge, obs, kafka = topo.processing, topo.edge, topo.observability, topo.messaging.kafka
     agent = f"{obs.otel_agent.namespace}/{obs.otel_agent.name}"
     minio = f"{topo.storage.minio.namespace}/minio"
@@ -294,7 +294,45 @@ def _required_all(topo: Any) -> set[tuple[str, str, int]]:
     required |= {(c, f"ip:{kafka_vm.address}", b.ports[listener]) for c in clients for b in kafka.brokers}
     required |= {(agent, f"ip:{n.ip}", 6443) for n in topo.cluster.master_nodes}
     required.add((minio, minio, topo.storage.minio.port))
-    return required
+    return required | _workload_needs(topo)
+
+
+def _workload_needs(topo: Any) -> set[tuple[str, str, int]]:
+    """What the profile's own env endpoints, typed workloads and routes declare, read from the
+    profile: each endpoint's call between cluster pods (or to a VM's published port), each
+    cluster workload's telemetry, each workload route from the ingress gateway."""
+    proc, edge, agent = topo.processing, topo.edge, topo.observability.otel_agent
+    pods: dict[str, list[str]] = {s.name: [f"{proc.namespace}/{d}" for d, _, _ in _variants(s)] for s in proc.services}
+    ports: dict[str, dict[str, Any]] = {s.name: {"grpc": s.port} for s in proc.services}
+    for c in edge.components:
+        pods[c.name] = [f"{c.namespace}/{c.name}"] if "cluster" in c.runs_on else []
+        ports[c.name] = {"http": c.port}
+    published: dict[tuple[str, str], str] = {}
+    vms = {vm.name: vm.address for vm in topo.vms}
+    for w in topo.workloads:
+        pods[w.name] = [f"{w.namespace}/{w.name}"] if w.namespace else []
+        ports[w.name] = {p.name: p.port for p in w.ports}
+        for p in w.ports:
+            if w.vm and p.publish and p.publish.address != "127.0.0.1":
+                ports[w.name][p.name] = p.publish.port
+                published[(w.name, p.name)] = f"ip:{vms[w.vm]}"
+    callers = [(w.name, w.env) for w in topo.workloads] + [(s.name, s.env) for s in proc.services]
+    callers += [(c.name, c.env) for c in edge.components]
+    result: set[tuple[str, str, int]] = set()
+    for name, env in callers:
+        for var in env:
+            if var.endpoint is None:
+                continue
+            target, port = var.endpoint.workload, ports[var.endpoint.workload][var.endpoint.port]
+            ends = pods[target] or [published.get((target, var.endpoint.port), "")]
+            result |= {(src, dst, port) for src in pods[name] for dst in ends if dst}
+    telemetry = (agent.ports.otlp_grpc, agent.ports.otlp_http)
+    for w in topo.workloads:
+        for pod in pods[w.name]:
+            result |= {(pod, f"{agent.namespace}/{agent.name}", port) for port in telemetry}
+            if w.route is not None:
+                result.add(("istio-system/istio-ingressgateway", pod, ports[w.name][w.route.port]))
+    return result
 
 
 @pytest.mark.parametrize("profile", PROFILE_NAMES)

@@ -109,7 +109,7 @@ def test_a_runtime_class_applied_after_its_pods_is_a_failed_create(tmp_path: Pat
 
     outcome = _simulate("prod", tmp_path, runtime_class_last, at_once=True)
     assert any(
-        c.startswith("ReplicaSet imageflow-processing/ai-detection-") and 'RuntimeClass "nvidia" not found' in c
+        c.startswith("ReplicaSet imageflow-inference/triton-") and 'RuntimeClass "nvidia" not found' in c
         for c in outcome.failed_creates
     ), outcome.failed_creates
     assert not outcome.ok
@@ -122,9 +122,7 @@ def _pod(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 
 def _replicas(docs: list[dict[str, Any]]) -> None:
     """GPU over-subscription: two pods of one GPU each, on the one GPU node that has one."""
-    next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "ai-detection")["spec"][
-        "replicas"
-    ] = 2
+    next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "triton")["spec"]["replicas"] = 2
 
 
 def _untolerated(docs: list[dict[str, Any]]) -> None:
@@ -156,9 +154,9 @@ def _small_volume(docs: list[dict[str, Any]]) -> None:
 BREAKAGES = {
     "gpu-over-subscribed": (
         _replicas,
-        ("Deployment", "ai-detection"),
+        ("Deployment", "triton"),
         r"0/4 nodes are available: .*1 Insufficient nvidia\.com/gpu",
-        {("Deployment", "ai-detection")},  # one of its two pods runs: its Service has an endpoint
+        {("Deployment", "triton")},  # one of its two pods runs: its Service has an endpoint
     ),
     "untolerated-taint": (
         _untolerated,
