@@ -310,7 +310,7 @@ def _workload_needs(topo: Any) -> set[tuple[str, str, int]]:
     published: dict[tuple[str, str], str] = {}
     vms = {vm.name: vm.address for vm in topo.vms}
     for w in topo.workloads:
-        pods[w.name] = [f"{w.namespace}/{w.name}"] if w.namespace else []
+        pods[w.name] = [f"{w.namespace}/{d}" for d, _, _ in _variants(w)] if w.namespace else []
         ports[w.name] = {p.name: p.port for p in w.ports}
         for p in w.ports:
             if w.vm and p.publish and p.publish.address != "127.0.0.1":

@@ -68,8 +68,10 @@ def test_the_feature_profile_becomes_ready_in_a_simulated_cluster(features: Path
     for expected in (
         "StatefulSet imageflow-storage/postgresql",
         "Deployment imageflow-inference/triton",
-        "Deployment imageflow-backend/camera-streams",
-        "Deployment imageflow-processing/evaluator",
+        "Deployment imageflow-backend/camera-streams-blue ",  # blue-green: both colours at full size
+        "Deployment imageflow-backend/camera-streams-green ",
+        "Deployment imageflow-processing/evaluator ",  # canary: the stable track and the canary
+        "Deployment imageflow-processing/evaluator-canary ",
         "PersistentVolumeClaim imageflow-storage/data-postgresql-0",
         "Service imageflow-storage/postgresql-nodeport",
         "HorizontalPodAutoscaler imageflow-processing/evaluator",
@@ -87,24 +89,28 @@ def test_the_policies_open_exactly_the_declared_flows(features: Path) -> None:
     _, topo, plan = validated(features, PROFILE)
     cluster = Cluster(objects(plan))
     allowed = cluster.allowed()
-    evaluator, postgresql = "imageflow-processing/evaluator", "imageflow-storage/postgresql"
-    triton, streams = "imageflow-inference/triton", "imageflow-backend/camera-streams"
+    postgresql, triton = "imageflow-storage/postgresql", "imageflow-inference/triton"
+    evaluators = ["imageflow-processing/evaluator", "imageflow-processing/evaluator-canary"]  # its canary
+    streams_pods = ["imageflow-backend/camera-streams-blue", "imageflow-backend/camera-streams-green"]
     agent = "imageflow-observability/otel-agent"
     required = _required_all(topo) | {
-        (evaluator, postgresql, 5432),
-        (evaluator, triton, 8001),
-        (evaluator, triton, 8000),
-        (evaluator, "ip:10.0.2.10", 9308),
-        ("istio-system/istio-ingressgateway", streams, 8888),
-        # the seed's services' own env
-        ("imageflow-backend/backend-api", postgresql, 5432),
+        ("imageflow-backend/backend-api", postgresql, 5432),  # the seed's services' own env
         ("imageflow-processing/ai-detection", triton, 8001),
-        (evaluator, "imageflow-processing/grpc-gateway", 8080),  # a seed service as an endpoint
     }
-    for pod in (evaluator, postgresql, triton, streams):
+    for evaluator in evaluators:
+        required |= {
+            (evaluator, postgresql, 5432),
+            (evaluator, triton, 8001),
+            (evaluator, triton, 8000),
+            (evaluator, "ip:10.0.2.10", 9308),
+            (evaluator, "imageflow-processing/grpc-gateway", 8080),  # a seed service as an endpoint
+        }
+    required |= {("istio-system/istio-ingressgateway", pod, 8888) for pod in streams_pods}
+    for pod in (*evaluators, postgresql, triton, *streams_pods):
         required |= {(pod, agent, 4317), (pod, agent, 4318)}
     assert required - allowed == set(), "required but denied"
     assert allowed - required == set(), "open but not required"
+    streams = streams_pods[1]  # the active colour (the Service selects it)
     for pod, port in ((streams, 8554), (streams, 8189)):
         assert cluster.admits_from_outside("203.0.113.7", pod, port), (pod, port)
     # PostgreSQL's node port admits the edge VM alone (node_port_from: [vm0])
@@ -225,7 +231,7 @@ def test_the_edge_gateway_routes_to_the_vm_workload_and_passes_nginx_t(built: An
 
 def test_the_docs_list_the_workloads_and_every_exception(built: Any) -> None:
     readme = built.files["docs/workloads/README.md"]
-    assert "| `camera-streams` | namespace `imageflow-backend` | stateless |" in readme
+    assert "| `camera-streams` | namespace `imageflow-backend` | stateless, blue-green |" in readme
     assert (
         "| `triton` | hostPath /srv/imageflow/models | the model repository is synced to the GPU node's disk |"
         in readme
@@ -362,7 +368,7 @@ def _workload(name: str, body: str) -> str:
                 "workloads.yaml:57:73 edge.backend_api.env[0].endpoint.port: backend-api runs on VM vm0 and "
                 "postgresql in the cluster: give port 'sql' a node_port",
                 "workloads.yaml:69:67 workloads[0].ports[0].node_port_from: only with a node_port",
-                "workloads.yaml:213:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0 and postgresql in "
+                "workloads.yaml:217:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0 and postgresql in "
                 "the cluster: give port 'sql' a node_port",
             ],
         ),
@@ -378,7 +384,7 @@ def _workload(name: str, body: str) -> str:
             [
                 "workloads.yaml:57:73 edge.backend_api.env[0].endpoint.port: backend-api runs on VM vm0, which "
                 "postgresql's port 'sql' does not admit (node_port_from: vm1)",
-                "workloads.yaml:213:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0, which "
+                "workloads.yaml:217:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0, which "
                 "postgresql's port 'sql' does not admit (node_port_from: vm1)",
             ],
         ),
@@ -389,15 +395,33 @@ def _workload(name: str, body: str) -> str:
         (
             _workload("vm1-exporter", "ports:\n  - {name: metrics, publish: {address: 127.0.0.1}}"),
             [
-                "workloads.yaml:166:71 workloads[3].env[5].endpoint.port: vm1-exporter's port 'metrics' is not "
+                "workloads.yaml:170:71 workloads[3].env[5].endpoint.port: vm1-exporter's port 'metrics' is not "
                 "published beyond VM vm1: publish it on the VM's address"
             ],
         ),
         (
-            _workload("evaluator", "probes: {$unset: [liveness]}"),
+            _workload("evaluator", "ports: [{name: metrics, $remove: true}]\nprobes: {$unset: [liveness]}"),
             [
-                "child.yaml:4:13 workloads[3].probes: no TCP port to probe by default: give probes.liveness "
-                "(an exec command, say)"
+                "child.yaml:5:13 workloads[3].probes: no TCP port to probe by default: give probes.liveness "
+                "(an exec command, say)",
+                "workloads.yaml:163:14 workloads[3].release: a canary splits the requests of http and grpc ports in "
+                "the mesh: the workload has none",
+            ],
+        ),
+        (  # release strategies: a stateless cluster workload's; a canary needs the mesh's callers
+            _workload("postgresql", "release: {strategy: blue-green}"),
+            ["child.yaml:4:14 workloads[0].release: only rolling for a stateful workload"],
+        ),
+        (
+            _workload("redis", "release: {strategy: canary}"),
+            ["child.yaml:4:14 workloads[4].release: only rolling on a VM (compose replaces the container)"],
+        ),
+        (
+            _workload("camera-streams", "release: {strategy: canary, $unset: [active, blue_image]}"),
+            [
+                "child.yaml:4:14 workloads[2].release: a canary's weight holds for the mesh's callers, while the "
+                "gateway's route would send every request to the stable pods: release it blue-green, or drop the "
+                "route"
             ],
         ),
         (
@@ -432,7 +456,7 @@ def _workload(name: str, body: str) -> str:
             [
                 "child.yaml:4:9 workloads[4].vm: VM 'vm2' has no compose stack (defined: vm0, vm1); the compute VM "
                 "runs the cluster: give a namespace instead",
-                "workloads.yaml:212:65 workloads[5].env[0].endpoint.port: redis's port 'redis' is not published "
+                "workloads.yaml:216:65 workloads[5].env[0].endpoint.port: redis's port 'redis' is not published "
                 "beyond VM vm2: publish it on the VM's address",
             ],
         ),
@@ -440,8 +464,8 @@ def _workload(name: str, body: str) -> str:
             "workloads:\n  - {name: postgresql, $remove: true}\n",
             [
                 "child.yaml:3:24 workloads: removes 'postgresql', still referenced by "
-                "workloads[2].env[0].endpoint.workload (workloads.yaml:161:49), "
-                "workloads[4].env[1].endpoint.workload (workloads.yaml:213:55), "
+                "workloads[2].env[0].endpoint.workload (workloads.yaml:165:49), "
+                "workloads[4].env[1].endpoint.workload (workloads.yaml:217:55), "
                 "edge.backend_api.env[0].endpoint.workload (workloads.yaml:57:55)"
             ],
         ),
@@ -449,7 +473,7 @@ def _workload(name: str, body: str) -> str:
             "secrets:\n  workload_secrets:\n    - {name: notifier-token, $remove: true}\n",
             [
                 "child.yaml:4:30 secrets.workload_secrets: removes 'notifier-token', still referenced by "
-                "workloads[5].env[2].secret.name (workloads.yaml:214:43)"
+                "workloads[5].env[2].secret.name (workloads.yaml:218:43)"
             ],
         ),
     ],
@@ -507,8 +531,8 @@ def _renamed(features: Path, tmp_path: Path, old: str, new: str) -> list[str]:
 
 def test_a_workload_named_like_a_seed_service_is_refused(features: Path, tmp_path: Path) -> None:
     """An endpoint names a workload or a seed service: one name for both would be ambiguous."""
-    assert _renamed(features, tmp_path, "evaluator", "resize") == [
-        "child.yaml:154:11 workloads[3].name: 'resize' is the name of processing.services[1]; an endpoint naming "
+    assert _renamed(features, tmp_path, "camera-streams", "resize") == [
+        "child.yaml:125:11 workloads[2].name: 'resize' is the name of processing.services[1]; an endpoint naming "
         "it would be ambiguous: rename the workload"
     ]
 
@@ -531,10 +555,13 @@ def test_availability_is_checked_for_workloads_as_for_the_seed_services(features
     with pytest.raises(ValidationFailed) as caught:
         build(tmp_path, "child", CRDS)
     assert [str(p).replace(str(tmp_path) + "/", "") for p in caught.value.problems] == [
-        "child.yaml:4:19 workloads[2].availability: Deployment camera-streams must survive the loss of a node "
-        "(availability: node-loss), but it has 1 replica; it needs two or more",
-        "child.yaml:4:19 workloads[2].availability: Deployment camera-streams must survive the loss of a node "
-        "(availability: node-loss), but only k3s-worker-01 may run it (node-type=cpu-intensive (k3s-worker-01))",
+        f"child.yaml:4:19 workloads[2].availability: Deployment camera-streams-{colour} must survive the loss of "
+        f"a node (availability: node-loss), but {why}"
+        for colour in ("blue", "green")  # each colour of its blue-green release
+        for why in (
+            "it has 1 replica; it needs two or more",
+            "only k3s-worker-01 may run it (node-type=cpu-intensive (k3s-worker-01))",
+        )
     ]
 
 

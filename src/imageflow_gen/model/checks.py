@@ -1163,10 +1163,26 @@ def _workload_placement(topo: Topology, w: Any, base: Path, namespaces: dict[str
         for key in ("autoscaling", "node_type", "availability"):
             if getattr(w, key) is not None:
                 yield base + (key,), "only for a workload in the cluster"
+        if w.release.strategy != "rolling":
+            yield base + ("release",), "only rolling on a VM (compose replaces the container)"
         if w.route is not None:
             yield from _vm_route(topo, w, base)
         return
     yield from _node_placement(w, base, types, "workload")
+    if w.release.strategy != "rolling":
+        if w.kind == "stateful":
+            yield base + ("release",), "only rolling for a stateful workload"
+        elif w.release.strategy == "canary" and not any(p.protocol in ("http", "grpc") for p in w.ports):
+            yield (
+                base + ("release",),
+                "a canary splits the requests of http and grpc ports in the mesh: the workload has none",
+            )
+        elif w.release.strategy == "canary" and w.route is not None:
+            yield (
+                base + ("release",),
+                "a canary's weight holds for the mesh's callers, while the gateway's route would send every "
+                "request to the stable pods: release it blue-green, or drop the route",
+            )
     if w.autoscaling is not None:
         if w.kind == "stateful":
             yield base + ("autoscaling",), "only for a stateless workload"

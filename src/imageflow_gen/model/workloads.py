@@ -13,6 +13,7 @@ from typing import Annotated, Literal, TypeVar
 from pydantic import Field, model_validator
 
 from .common import Autoscaling, Availability, Resources
+from .release import Release, RollingRelease
 from .types import (
     AbsolutePath,
     Count,
@@ -318,6 +319,11 @@ class Workload(Strict):
     """Replicas when not autoscaled."""
     autoscaling: Autoscaling | None = None
     """In the cluster: scale a stateless workload on CPU."""
+    release: Release = Field(default_factory=RollingRelease)
+    """In the cluster, a stateless workload: rolling (default), blue-green (`<name>-blue` and
+    `<name>-green`, the Service on the active one) or canary (`<name>-canary` beside the stable
+    Deployment; callers in the mesh get the canary's weight of each http and grpc port's
+    requests), as for the processing services."""
     ports: list[WorkloadPort] = Field(default_factory=list)
     """Ports it listens on."""
     env: list[EnvVar] = Field(default_factory=list)

@@ -7,8 +7,7 @@ from __future__ import annotations
 from ..errors import Path
 from ..model import Topology
 from ..model.checks import MinioClient, minio_clients
-from ..model.processing import CanaryRelease, ProcessingService
-from ..model.workloads import Workload
+from ..model.processing import ProcessingService
 from .common import (
     GPU_RUNTIME_CLASS,
     NO_SIDECAR,
@@ -20,11 +19,10 @@ from .common import (
     pod_security,
     service_dns,
     spec,
-    tunable,
 )
 from .network import meshed_namespaces
-from .slots import processing_workload, service_key
-from .workloads import Rendering, render, services
+from .slots import processing_workload
+from .workloads import render
 
 
 def specs(topo: Topology) -> list[Spec]:
@@ -60,63 +58,9 @@ def callers(topo: Topology, service: ProcessingService) -> list[tuple[str, str, 
     return [(name, ns, ns in meshed) for name, ns in result]
 
 
-def canary_service(service: ProcessingService) -> str:
-    """The Service of a canary's own pods: `<name>-canary`."""
-    return f"{service.name}-canary"
-
-
 def _release_specs(topo: Topology, service: ProcessingService, source: Path, client: MinioClient) -> list[Spec]:
     workload, how = processing_workload(topo, service, client)
-    result = render(topo, workload, source, how)
-    if isinstance(service.release, CanaryRelease):
-        result += _canary_routing(topo, service, service.release, workload, how, source + ("release",))
-    return result
-
-
-def _canary_routing(
-    topo: Topology,
-    service: ProcessingService,
-    release: CanaryRelease,
-    workload: Workload,
-    how: Rendering,
-    source: Path,
-) -> list[Spec]:
-    """The canary's own Service, and an Istio route on the service's host that sends the
-    canary's weight to it: callers in the mesh get the split; callers without a sidecar reach
-    the stable pods only (the main Service selects track: stable), or the canary by its name."""
-    namespace = topo.processing.namespace
-    host = service_dns(service.name, namespace)
-    weight = release.canary_weight
-    key = service_key(service) + ("release", "canary_weight")
-    route = [
-        {"destination": {"host": target, "port": {"number": service.port}}, "weight": w}
-        for target, w in (
-            (host, tunable(key, weight, CanaryRelease, "canary_weight", complement=100)),
-            (service_dns(canary_service(service), namespace), tunable(key, weight, CanaryRelease, "canary_weight")),
-        )
-    ]
-    meta = labels(service.name, how.component, **how.labels)
-    return [
-        *services(
-            workload,
-            how,
-            meta,
-            source,
-            name=canary_service(service),
-            selector={"app": service.name, "track": "canary"},
-        ),
-        spec(
-            "VirtualService",
-            "virtualservice",
-            source,
-            name=service.name,
-            namespace=namespace,
-            labels=meta,
-            hosts=[host],
-            gateways=None,
-            http=[{"route": route}],
-        ),
-    ]
+    return render(topo, workload, source, how)
 
 
 TEST_LABEL = "imageflow.io/helm-test"

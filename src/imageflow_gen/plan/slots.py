@@ -15,13 +15,14 @@ from typing import Any
 from ..model import Topology
 from ..model.checks import MinioClient
 from ..model.edge import EdgeComponent
-from ..model.processing import BlueGreenRelease, CanaryRelease, ProcessingService
+from ..model.processing import ProcessingService
+from ..model.release import CanaryRelease
 from ..model.workloads import Workload
-from .common import Tunable, tunable
+from .common import tunable
 from .messaging import bootstrap_servers, cluster_client
 from .observability import otlp_endpoint
 from .storage import client_env, client_volumes, cluster_endpoint
-from .workloads import Rendering, Variant
+from .workloads import Rendering, Variant, release_selector, release_variants
 
 PROCESSING = "processing"
 EDGE = "edge"
@@ -66,64 +67,6 @@ def service_key(service: ProcessingService) -> tuple[str, ...]:
     return ("processing", "services", service.name)
 
 
-def variants(service: ProcessingService) -> list[Variant]:
-    """The Deployments of a service's release.
-
-    rolling: the service itself. blue-green: `-blue` and `-green`, each labelled `color`, both
-    at full size so the switch needs no scale-up. canary: the stable Deployment (the service's
-    name, `track: stable`, autoscaled if asked) and `-canary` (`track: canary`). Images and
-    replicas are tunable at install time, under the profile's own keys.
-    """
-    release, key = service.release, service_key(service)
-    image = tunable(key + ("image",), service.image, ProcessingService, "image")
-    fixed = (
-        None if service.autoscaling else tunable(key + ("replicas",), service.replicas, ProcessingService, "replicas")
-    )
-    scaled = bool(service.autoscaling)
-    if isinstance(release, BlueGreenRelease):
-        return [
-            Variant(
-                f"{service.name}-{colour}",
-                {"color": colour},
-                tunable(
-                    key + ("release", f"{colour}_image"),
-                    getattr(release, f"{colour}_image") or service.image,
-                    BlueGreenRelease,
-                    f"{colour}_image",
-                ),
-                fixed,
-                scaled,
-            )
-            for colour in ("blue", "green")
-        ]
-    if isinstance(release, CanaryRelease):
-        canary_image: Tunable = tunable(
-            key + ("release", "canary_image"), release.canary_image or service.image, CanaryRelease, "canary_image"
-        )
-        canary_replicas = tunable(
-            key + ("release", "canary_replicas"), release.canary_replicas, CanaryRelease, "canary_replicas"
-        )
-        return [
-            Variant(service.name, {"track": "stable"}, image, fixed, scaled),
-            Variant(f"{service.name}-canary", {"track": "canary"}, canary_image, canary_replicas, False),
-        ]
-    return [Variant(service.name, {}, image, fixed, scaled)]
-
-
-def service_selector(service: ProcessingService) -> dict[str, Any]:
-    """What the Service selects: the active colour for blue-green; the stable track for canary
-    (callers without a sidecar never reach the canary through it); the service's pods otherwise."""
-    release = service.release
-    if isinstance(release, BlueGreenRelease):
-        return {
-            "app": service.name,
-            "color": tunable(service_key(service) + ("release", "active"), release.active, BlueGreenRelease, "active"),
-        }
-    if isinstance(release, CanaryRelease):
-        return {"app": service.name, "track": "stable"}
-    return {"app": service.name}
-
-
 def load_balancing(service: ProcessingService) -> str:
     """client (a headless Service) unless the profile or a canary's weights ask for the mesh."""
     if service.load_balancing is not None:
@@ -154,8 +97,8 @@ def processing_workload(topo: Topology, service: ProcessingService, client: Mini
     rendering = Rendering(
         component=PROCESSING,
         key=service_key(service),
-        variants=variants(service),
-        selector=service_selector(service),
+        variants=release_variants(service, service_key(service), ProcessingService),
+        selector=release_selector(service.name, service_key(service), service.release),
         headless=load_balancing(service) == "client",
         # `tier: processing` is what the seed's processing-isolation policy selects.
         labels={"tier": "processing"},
@@ -163,6 +106,7 @@ def processing_workload(topo: Topology, service: ProcessingService, client: Mini
         volumes=volumes,
         mounts=mounts,
         service_part=(),
+        canary=service.release if isinstance(service.release, CanaryRelease) else None,
     )
     return workload, rendering
 

@@ -16,10 +16,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 from ..errors import Path
 from ..model import Topology
 from ..model.checks import Target, endpoint_targets, only_node
 from ..model.common import Autoscaling
+from ..model.release import BlueGreenRelease, CanaryRelease
 from ..model.types import duration_ms
 from ..model.workloads import FILES_VOLUME, Endpoint, Probe, Workload, WorkloadPort
 from .common import (
@@ -360,20 +363,127 @@ class Rendering:
     volumes: list[dict[str, Any]] = field(default_factory=list)  # after the typed volumes
     mounts: list[dict[str, Any]] = field(default_factory=list)
     service_part: tuple[str, ...] = ("ports",)  # the Service's source, under the workload's
+    canary: CanaryRelease | None = None  # a canary's own Service and the mesh's split
 
 
 def typed(workload: Workload) -> Rendering:
-    """A typed workload: one variant, its Service selecting every pod (headless when stateful)."""
-    key = ("workloads", workload.name)
-    replicas = None if workload.autoscaling else tunable(key + ("replicas",), workload.replicas, Workload, "replicas")
-    image = tunable(key + ("image",), workload.image, Workload, "image")
+    """A typed workload: its release's variants, its Service selecting the active or stable pods
+    (headless when stateful)."""
+    key, release = ("workloads", workload.name), workload.release
     return Rendering(
         component=COMPONENT,
         key=key,
-        variants=[Variant(workload.name, {}, image, replicas, workload.autoscaling is not None)],
-        selector={"app": workload.name},
+        variants=release_variants(workload, key, Workload),
+        selector=release_selector(workload.name, key, release),
         headless=workload.kind == "stateful",
+        canary=release if isinstance(release, CanaryRelease) else None,
     )
+
+
+def release_variants(owner: Any, key: tuple[str, ...], model: type[BaseModel]) -> list[Variant]:
+    """The Deployments of a release (`owner`: a processing service or a workload, whose `model`
+    describes its image and replicas tunables, under `key`).
+
+    rolling: the owner itself. blue-green: `-blue` and `-green`, each labelled `color`, both at
+    full size so the switch needs no scale-up. canary: the stable Deployment (the owner's name,
+    `track: stable`, autoscaled if asked) and `-canary` (`track: canary`). Images and replicas
+    are tunable at install time, under the profile's own keys.
+    """
+    release, name = owner.release, owner.name
+    image = tunable(key + ("image",), owner.image, model, "image")
+    fixed = None if owner.autoscaling else tunable(key + ("replicas",), owner.replicas, model, "replicas")
+    scaled = owner.autoscaling is not None
+    if isinstance(release, BlueGreenRelease):
+        return [
+            Variant(
+                f"{name}-{colour}",
+                {"color": colour},
+                tunable(
+                    key + ("release", f"{colour}_image"),
+                    getattr(release, f"{colour}_image") or owner.image,
+                    BlueGreenRelease,
+                    f"{colour}_image",
+                ),
+                fixed,
+                scaled,
+            )
+            for colour in ("blue", "green")
+        ]
+    if isinstance(release, CanaryRelease):
+        canary_image = tunable(
+            key + ("release", "canary_image"), release.canary_image or owner.image, CanaryRelease, "canary_image"
+        )
+        canary_replicas = tunable(
+            key + ("release", "canary_replicas"), release.canary_replicas, CanaryRelease, "canary_replicas"
+        )
+        return [
+            Variant(name, {"track": "stable"}, image, fixed, scaled),
+            Variant(f"{name}-canary", {"track": "canary"}, canary_image, canary_replicas, False),
+        ]
+    return [Variant(name, {}, image, fixed, scaled)]
+
+
+def release_selector(name: str, key: tuple[str, ...], release: Any) -> dict[str, Any]:
+    """What the Service selects: the active colour for blue-green; the stable track for canary
+    (callers without a sidecar never reach the canary through it); every pod otherwise."""
+    if isinstance(release, BlueGreenRelease):
+        return {
+            "app": name,
+            "color": tunable(key + ("release", "active"), release.active, BlueGreenRelease, "active"),
+        }
+    if isinstance(release, CanaryRelease):
+        return {"app": name, "track": "stable"}
+    return {"app": name}
+
+
+def canary_service(name: str) -> str:
+    """The Service of a canary's own pods: `<name>-canary`."""
+    return f"{name}-canary"
+
+
+def _canary_routing(workload: Workload, how: Rendering, release: CanaryRelease, source: Path) -> list[Spec]:
+    """The canary's own Service, and an Istio route on the workload's host that sends the
+    canary's weight of each http and grpc port's requests to it: callers in the mesh get the
+    split; callers without a sidecar reach the stable pods only (the main Service selects
+    track: stable), or the canary by its name."""
+    name, namespace = workload.name, str(workload.namespace)
+    host, canary = service_dns(name, namespace), service_dns(canary_service(name), namespace)
+    key = how.key + ("release", "canary_weight")
+    weight = release.canary_weight
+    split = [p for p in workload.ports if p.protocol in ("http", "grpc")]
+    http = []
+    for port in split:
+        route = [
+            {"destination": {"host": target, "port": {"number": port.port}}, "weight": w}
+            for target, w in (
+                (host, tunable(key, weight, CanaryRelease, "canary_weight", complement=100)),
+                (canary, tunable(key, weight, CanaryRelease, "canary_weight")),
+            )
+        ]
+        http.append({"match": [{"port": port.port}], "route": route} if len(split) > 1 else {"route": route})
+    meta = labels(name, how.component, **how.labels)
+    return [
+        *services(
+            workload,
+            how,
+            meta,
+            source,
+            name=canary_service(name),
+            selector={"app": name, "track": "canary"},
+            node_ports=False,
+        ),
+        spec(
+            "VirtualService",
+            "virtualservice",
+            source,
+            name=name,
+            namespace=namespace,
+            labels=meta,
+            hosts=[host],
+            gateways=None,
+            http=http,
+        ),
+    ]
 
 
 def specs(topo: Topology) -> list[Spec]:
@@ -472,6 +582,8 @@ def render(topo: Topology, workload: Workload, source: Path, how: Rendering) -> 
                     )
                 )
     result += services(workload, how, meta, source + how.service_part)
+    if how.canary is not None:
+        result += _canary_routing(workload, how, how.canary, source + ("release",))
     return result
 
 
@@ -494,13 +606,15 @@ def services(
     source: Path,
     name: str | None = None,
     selector: dict[str, Any] | None = None,
+    node_ports: bool = True,
 ) -> list[Spec]:
-    """The workload's Service (`name`, `selector`: another Service of its pods, e.g. a canary's)
-    and, for a stateful workload with node ports, the NodePort Service beside its headless one."""
+    """The workload's Service (`name`, `selector`: another Service of its pods, e.g. a canary's,
+    which has no node ports) and, for a stateful workload with node ports, the NodePort Service
+    beside its headless one."""
     if not workload.ports:
         return []
     namespace = str(workload.namespace)
-    exposed = any(p.node_port is not None for p in workload.ports)
+    exposed = node_ports and any(p.node_port is not None for p in workload.ports)
     # A node port that admits only some VMs must see their addresses: no SNAT, so only the
     # node running the pod answers (the checks pin such a workload to one node).
     traffic = "Local" if any(p.node_port_from for p in workload.ports) else "Cluster"
@@ -515,7 +629,7 @@ def services(
             labels=meta,
             selector=selector or how.selector,
             headless=how.headless,
-            ports=_service_ports(workload, not stateful),
+            ports=_service_ports(workload, node_ports and not stateful),
             **({"type": "NodePort", "external_traffic_policy": traffic} if exposed and not stateful else {}),
         )
     ]

@@ -132,7 +132,9 @@ def _workload_row(topo: Any, w: Any) -> dict[str, str]:
     return {
         "name": w.name,
         "where": f"namespace `{w.namespace}`" if w.namespace else f"VM `{w.vm}` (compose)",
-        "kind": w.kind + (f", {w.gpu} GPU" if w.gpu else ""),
+        "kind": w.kind
+        + (f", {w.release.strategy}" if w.release.strategy != "rolling" else "")
+        + (f", {w.gpu} GPU" if w.gpu else ""),
         "image": w.image,
         "ports": "; ".join(ports) or "none",
         "description": w.description,
