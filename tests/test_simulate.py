@@ -26,8 +26,8 @@ from conftest import CRDS, PROFILES
 from imageflow_gen.availability import impacts
 from imageflow_gen.pipeline import build
 from imageflow_gen.resources import upstream_crds
-from imageflow_gen.simulate import Drill, Outcome, run
-from imageflow_gen.simulate.cluster import BINARIES
+from imageflow_gen.simulate import Drill, Outcome, Simulation, SimulationFaltered, run
+from imageflow_gen.simulate.cluster import BINARIES, NODE_GRACE, SimulatedCluster
 from imageflow_gen.simulate.observe import Observation
 from imageflow_gen.validate import tools as gates
 from imageflow_gen.writing import write
@@ -311,3 +311,90 @@ def test_sigterm_stops_every_process_a_simulation_started() -> None:
             proc.kill()
     for pid in started:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in (Path(f"/proc/{pid}/status").read_text().lower())
+
+
+def test_a_kubelet_that_stalls_is_the_simulations_fault_not_the_outputs(tmp_path: Path) -> None:
+    """kwok paused past the node grace period (a machine too busy): every node is marked not ready
+    and its pods with it. The run is called faltered, never a verdict on the output; a component
+    that exits is too."""
+    result, docs = _docs("dev", tmp_path)
+    with SimulatedCluster(_binaries(), upstream_crds()) as cluster:
+        sim = Simulation(cluster, set(result.plan.topology.storage.cluster_classes))
+        sim.setup(result.plan.nodes)
+        sim.prerequisite_namespaces(docs)
+        sim.deploy(docs)
+        assert sim.faltered() == []
+        sim.check()
+        kwok = cluster.pid("kwok")
+        os.kill(kwok, signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + NODE_GRACE + 60
+            while time.monotonic() < deadline and len(sim.faltered()) < len(result.plan.nodes):
+                time.sleep(1)
+        finally:
+            os.kill(kwok, signal.SIGCONT)
+        names = [n.node.name for n in result.plan.nodes]
+        assert sim.faltered() == [
+            f"node {name} missed its heartbeat though the simulation did not stop it (the machine is too busy)"
+            for name in sorted(names)
+        ]
+        os.kill(kwok, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not cluster.exited():
+            time.sleep(0.2)
+        with pytest.raises(SimulationFaltered) as raised:
+            sim.check()
+        message = raised.value.problems[0].message
+        assert message.startswith("faltered: kwok exited:")
+        assert f"node {sorted(names)[0]} missed its heartbeat" in message
+
+
+def test_a_faltered_run_is_started_again_then_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    import imageflow_gen.simulate as simulate
+
+    calls: list[int] = []
+    said: list[str] = []
+
+    def falters_once(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise SimulationFaltered("faltered: kwok exited:\nlast words")
+        return "outcome"
+
+    monkeypatch.setattr(simulate, "_attempt", falters_once)
+    assert run({}, [], None, [], progress=said.append) == "outcome"  # type: ignore[arg-type]
+    assert said == ["the simulated cluster faltered: kwok exited:; starting again"]
+    assert len(calls) == 2
+
+
+_ALWAYS_FALTERS = """
+import sys
+import imageflow_gen.simulate as simulate
+from imageflow_gen.simulate import SimulationFaltered
+calls = []
+def always(*args):
+    calls.append(1)
+    print(f"attempt {len(calls)}", file=sys.stderr)
+    raise SimulationFaltered("faltered: node k3s-worker-01 missed its heartbeat")
+simulate._attempt = always
+from imageflow_gen.cli import main
+sys.argv = ["imageflow-gen", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_simulation_that_keeps_faltering_exits_2_blaming_itself() -> None:
+    from conftest import REPO
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _ALWAYS_FALTERS, "simulate", "--profile", "dev"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_COLOR": "1", "IMAGEFLOW_TOOLS": os.environ.get("IMAGEFLOW_TOOLS", "")},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "attempt 2" in proc.stderr and "attempt 3" not in proc.stderr
+    assert "simulated cluster faltered: node k3s-worker-01 missed its heartbeat\n(in all 2 runs; " in proc.stderr
+    assert "Traceback" not in proc.stderr and "result:" not in proc.stdout

@@ -14,6 +14,13 @@ autoscaler is judged (simulate/observe.py). A drill then takes one node away:
 
 What became unavailable is compared with availability.py's prediction (the generated README's
 single points of failure).
+
+A run says nothing about the output when the simulation itself faltered: one of its
+components exited, or a node the drill did not touch missed its heartbeat (a machine too busy
+for kwok to renew the leases in time; the node lifecycle controller then marks every pod there
+not ready, and kwok does not make them ready again). Such a run is started again from the
+beginning, up to ATTEMPTS times, and then reported as the simulation's failure, never as the
+output's.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..availability import NodeImpact, floating, impacts
+from ..errors import ImageflowError, Location, Problem
 from ..plan import Plan
 from ..plan.common import SYNC_WAVE_ANNOTATION, SYNC_WAVES, apply_order
 from ..plan.nodes import NodeConfig
@@ -36,6 +44,17 @@ WAVE_QUIET = 4.0  # seconds without change after which a wave that is not health
 QUIET = 8.0  # the same, for the whole deployment and after a drill
 TIMEOUT = 180.0  # the most any one wait takes
 DRAIN_SECONDS = 15.0
+ATTEMPTS = 2  # runs the simulation makes before it reports that it faltered
+
+
+class SimulationFaltered(ImageflowError):
+    """The simulated cluster itself failed (a component exited, a healthy node missed its
+    heartbeat): the run says nothing about the output. Exit 2, with what happened."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__([Problem(Location("simulated cluster"), "", message)])
 
 
 @dataclass(frozen=True)
@@ -153,6 +172,7 @@ class Simulation:
     """One run against a started SimulatedCluster."""
 
     def __init__(self, cluster: LocalApiServer, classes: set[str], progress: Any = None) -> None:
+        self.cluster = cluster
         self.client = cluster.client
         self.classes = classes
         self.applied: list[tuple[str, str, str]] = []
@@ -191,6 +211,29 @@ class Simulation:
             self.applied.append(_key(obj))
         provided.append(f"K3s' add-ons in kube-system: {', '.join(ADDONS)} (with their requests)")
         return provided
+
+    def faltered(self) -> list[str]:
+        """What went wrong with the simulation itself so far: components that exited, and the
+        nodes other than the drilled one that were ever marked not ready (by the controller's
+        NodeNotReady event, which stays, or their condition now)."""
+        found = self.cluster.exited()
+        snap = Snapshot.fetch(self.client)
+        marked = {
+            e["involvedObject"].get("name")
+            for e in snap.items["Event"]
+            if e.get("reason") == "NodeNotReady" and e.get("involvedObject", {}).get("kind") == "Node"
+        }
+        marked |= {n["metadata"]["name"] for n in snap.items["Node"] if _readiness(n) not in ("True", None)}
+        found += [
+            f"node {name} missed its heartbeat though the simulation did not stop it (the machine is too busy)"
+            for name in sorted(n for n in marked - self.lost if n)
+        ]
+        return found
+
+    def check(self) -> None:
+        """Raise SimulationFaltered when the run so far says nothing about the output."""
+        if faults := self.faltered():
+            raise SimulationFaltered("faltered: " + "; ".join(faults))
 
     def _wait_nodes_ready(self, names: list[str]) -> None:
         deadline = time.monotonic() + 60
@@ -335,11 +378,35 @@ def run(
     (`at_once`: as `kubectl apply` does, not wave by wave), run the drill and compare it with
     availability.py's prediction; stop everything."""
     say = progress or (lambda _: None)
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return _attempt(binaries, crd_files, plan, docs, drill, say, at_once)
+        except SimulationFaltered as fault:
+            message = fault.problems[0].message
+            if attempt == ATTEMPTS:
+                raise SimulationFaltered(
+                    f"{message}\n(in all {ATTEMPTS} runs; a run that falters says nothing about the output: "
+                    "run it again on a quieter machine)"
+                ) from None
+            say(f"the simulated cluster {message.splitlines()[0]}; starting again")
+    raise AssertionError("unreachable")
+
+
+def _attempt(
+    binaries: dict[str, str],
+    crd_files: list[Path],
+    plan: Plan,
+    docs: list[dict[str, Any]],
+    drill: Drill | None,
+    say: Any,
+    at_once: bool,
+) -> Outcome:
     say("starting the simulated cluster")
     with SimulatedCluster(binaries, crd_files) as cluster:
         sim = Simulation(cluster, set(plan.topology.storage.cluster_classes), say)
         provided = sim.setup(plan.nodes) + sim.prerequisite_namespaces(docs)
         refused, observations = sim.deploy(docs, at_once)
+        sim.check()
         outcome = Outcome([n.node.name for n in plan.nodes], provided, refused, observations, drill)
         outcome.failed_creates = sim.failed_creates()
         outcome.pids = list(cluster.pids)
@@ -352,4 +419,5 @@ def run(
             else:
                 outcome.blocked = sim.drain(drill.node)
             outcome.after = sim.settle(QUIET)
+            sim.check()
         return outcome

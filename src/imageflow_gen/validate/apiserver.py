@@ -207,6 +207,7 @@ class LocalApiServer:
     apiserver_args: tuple[str, ...] = ()  # more flags for kube-apiserver
     client: ApiClient = field(init=False)
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False)
+    _names: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
     _dir: Path | None = field(default=None, init=False)
     _previous: Any = field(default=None, init=False)  # the SIGTERM handler to restore
 
@@ -228,6 +229,14 @@ class LocalApiServer:
     @property
     def pids(self) -> list[int]:
         return [p.pid for p in self._procs]
+
+    def pid(self, name: str) -> int:
+        """The process id of one component (as `_spawn` named it)."""
+        return self._names[name].pid
+
+    def exited(self) -> list[str]:
+        """The components that have stopped on their own, each with the end of its log."""
+        return [f"{name} exited:\n{self._log_tail(name)}" for name, p in self._names.items() if p.poll() is not None]
 
     def _start(self) -> None:
         work = Path(tempfile.mkdtemp(prefix="imageflow-apiserver-"))
@@ -322,6 +331,7 @@ class LocalApiServer:
         finally:
             log.close()
         self._procs.append(proc)
+        self._names[name] = proc
 
     def _wait(self, name: str, ready: Any) -> None:
         deadline = time.monotonic() + START_TIMEOUT
@@ -354,6 +364,7 @@ class LocalApiServer:
                     proc.kill()
                     proc.wait(timeout=15)
         self._procs.clear()
+        self._names.clear()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
