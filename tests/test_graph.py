@@ -306,7 +306,7 @@ def _workload_needs(topo: Any) -> set[tuple[str, str, int]]:
     ports: dict[str, dict[str, Any]] = {s.name: {"grpc": s.port} for s in proc.services}
     for c in edge.components:
         pods[c.name] = [f"{c.namespace}/{c.name}"] if "cluster" in c.runs_on else []
-        ports[c.name] = {"http": c.port}
+        ports[c.name] = {"http": c.port, **{p.name: p.port for p in c.ports}}
     published: dict[tuple[str, str], str] = {}
     vms = {vm.name: vm.address for vm in topo.vms}
     for w in topo.workloads:
@@ -321,7 +321,7 @@ def _workload_needs(topo: Any) -> set[tuple[str, str, int]]:
     result: set[tuple[str, str, int]] = set()
     for name, env in callers:
         for var in env:
-            if var.endpoint is None:
+            if var.endpoint is None or var.where == "vm":  # set on the VM only: no cluster pod calls
                 continue
             target, port = var.endpoint.workload, ports[var.endpoint.workload][var.endpoint.port]
             ends = pods[target] or [published.get((target, var.endpoint.port), "")]

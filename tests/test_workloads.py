@@ -96,6 +96,7 @@ def test_the_policies_open_exactly_the_declared_flows(features: Path) -> None:
     required = _required_all(topo) | {
         ("imageflow-backend/backend-api", postgresql, 5432),  # the seed's services' own env
         ("imageflow-processing/ai-detection", triton, 8001),
+        ("imageflow-backend/backend-api", "imageflow-processing/grpc-gateway", 8080),  # where: cluster
     }
     for evaluator in evaluators:
         required |= {
@@ -104,6 +105,7 @@ def test_the_policies_open_exactly_the_declared_flows(features: Path) -> None:
             (evaluator, triton, 8000),
             (evaluator, "ip:10.0.2.10", 9308),
             (evaluator, "imageflow-processing/grpc-gateway", 8080),  # a seed service as an endpoint
+            (evaluator, "imageflow-backend/backend-api", 50051),  # an edge component's further port
         }
     required |= {("istio-system/istio-ingressgateway", pod, 8888) for pod in streams_pods}
     for pod in (*evaluators, postgresql, triton, *streams_pods):
@@ -199,6 +201,7 @@ def test_the_vm_services_carry_every_option(built: Any) -> None:
         "CHAT_TOKEN_FILE": "/run/secrets/notifier-token__token",
         "GREETING": "costs $$HOME $${USER}",  # compose interpolates nothing
         "BACKEND_URL": "http://backend-api:8000",  # a seed service on the same VM, by its compose name
+        "BACKEND_GRPC": "backend-api:50051",  # its further port, on the compose network
     }
     assert notifier["depends_on"]["backend-api"] == {"condition": "service_healthy"}
     assert notifier["command"] == ["--config", "/etc/notifier/config.toml", "--price", "$$5"]
@@ -217,6 +220,21 @@ def test_the_vm_services_carry_every_option(built: Any) -> None:
     assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"] and redis["user"] == "999:999"
     assert {"type": "volume", "source": "redis-data", "target": "/data"} in redis["volumes"]
     assert vm1["vm1-exporter"]["ports"] == ["10.0.2.10:9308:9308/tcp"]
+
+
+def test_an_edge_component_takes_further_ports_and_env_for_one_place(features: Path, built: Any) -> None:
+    """The backend runs on the edge VM and in the cluster: its gRPC port in both, and the gRPC
+    gateway's address (`where: cluster`) only in the cluster, which alone reaches it."""
+    vm0 = parse_all(built.files["compose/workloads/vm0/docker-compose.yaml"])[0]["services"]
+    backend = vm0["backend-api"]
+    assert "50051" in backend["expose"] and "GRPC_GATEWAY_URL" not in backend["environment"]
+    objs = _objects(features)
+    container = objs[("Deployment", "backend-api")]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["GRPC_GATEWAY_URL"] == "http://grpc-gateway.imageflow-processing.svc.cluster.local:8080"
+    assert {"name": "grpc", "containerPort": 50051, "protocol": "TCP"} in container["ports"]
+    service = objs[("Service", "backend-api")]["spec"]["ports"]
+    assert {"name": "grpc", "port": 50051, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"} in service
 
 
 def test_the_edge_gateway_routes_to_the_vm_workload_and_passes_nginx_t(built: Any, tmp_path: Path) -> None:
@@ -287,7 +305,7 @@ def _workload(name: str, body: str) -> str:
             _workload("evaluator", "env:\n  - {name: DB_ADDRESS, endpoint: {workload: mysql}}"),
             [
                 "child.yaml:5:49 workloads[3].env[0].endpoint.workload: 'mysql' is not another workload or seed "
-                "service (defined: ai-detection, api-gateway, backend-api, camera-streams, filter, grpc-gateway, "
+                "service (defined: ai-detection, backend-api, camera-streams, filter, grpc-gateway, "
                 "notifier, postgresql, redis, resize, triton, vm1-exporter, web-ui)"
             ],
         ),
@@ -301,7 +319,7 @@ def _workload(name: str, body: str) -> str:
         (
             _workload("evaluator", "env:\n  - {name: API_TOKEN, value: abc}"),
             [
-                "child.yaml:5:34 workloads[3].env[8].value: API_TOKEN looks like a credential: take it from a Secret "
+                "child.yaml:5:34 workloads[3].env[9].value: API_TOKEN looks like a credential: take it from a Secret "
                 "(secret: {name, key})"
             ],
         ),
@@ -367,15 +385,15 @@ def _workload(name: str, body: str) -> str:
             [
                 "workloads.yaml:57:73 edge.backend_api.env[0].endpoint.port: backend-api runs on VM vm0 and "
                 "postgresql in the cluster: give port 'sql' a node_port",
-                "workloads.yaml:69:67 workloads[0].ports[0].node_port_from: only with a node_port",
-                "workloads.yaml:217:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0 and postgresql in "
+                "workloads.yaml:73:67 workloads[0].ports[0].node_port_from: only with a node_port",
+                "workloads.yaml:222:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0 and postgresql in "
                 "the cluster: give port 'sql' a node_port",
             ],
         ),
         (  # a node port that admits some VMs keeps their addresses: only the pod's node answers
             _workload("postgresql", "$unset: [node_type]"),
             [
-                "workloads.yaml:69:67 workloads[0].ports[0].node_port_from: keeps the caller's address, so only "
+                "workloads.yaml:73:67 workloads[0].ports[0].node_port_from: keeps the caller's address, so only "
                 "the node running postgresql answers: place it on one node (a node_type that one node has)"
             ],
         ),
@@ -384,7 +402,7 @@ def _workload(name: str, body: str) -> str:
             [
                 "workloads.yaml:57:73 edge.backend_api.env[0].endpoint.port: backend-api runs on VM vm0, which "
                 "postgresql's port 'sql' does not admit (node_port_from: vm1)",
-                "workloads.yaml:217:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0, which "
+                "workloads.yaml:222:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0, which "
                 "postgresql's port 'sql' does not admit (node_port_from: vm1)",
             ],
         ),
@@ -395,7 +413,7 @@ def _workload(name: str, body: str) -> str:
         (
             _workload("vm1-exporter", "ports:\n  - {name: metrics, publish: {address: 127.0.0.1}}"),
             [
-                "workloads.yaml:170:71 workloads[3].env[5].endpoint.port: vm1-exporter's port 'metrics' is not "
+                "workloads.yaml:174:71 workloads[3].env[5].endpoint.port: vm1-exporter's port 'metrics' is not "
                 "published beyond VM vm1: publish it on the VM's address"
             ],
         ),
@@ -404,7 +422,7 @@ def _workload(name: str, body: str) -> str:
             [
                 "child.yaml:5:13 workloads[3].probes: no TCP port to probe by default: give probes.liveness "
                 "(an exec command, say)",
-                "workloads.yaml:163:14 workloads[3].release: a canary splits the requests of http and grpc ports in "
+                "workloads.yaml:167:14 workloads[3].release: a canary splits the requests of http and grpc ports in "
                 "the mesh: the workload has none",
             ],
         ),
@@ -456,7 +474,7 @@ def _workload(name: str, body: str) -> str:
             [
                 "child.yaml:4:9 workloads[4].vm: VM 'vm2' has no compose stack (defined: vm0, vm1); the compute VM "
                 "runs the cluster: give a namespace instead",
-                "workloads.yaml:216:65 workloads[5].env[0].endpoint.port: redis's port 'redis' is not published "
+                "workloads.yaml:221:65 workloads[5].env[0].endpoint.port: redis's port 'redis' is not published "
                 "beyond VM vm2: publish it on the VM's address",
             ],
         ),
@@ -464,8 +482,8 @@ def _workload(name: str, body: str) -> str:
             "workloads:\n  - {name: postgresql, $remove: true}\n",
             [
                 "child.yaml:3:24 workloads: removes 'postgresql', still referenced by "
-                "workloads[2].env[0].endpoint.workload (workloads.yaml:165:49), "
-                "workloads[4].env[1].endpoint.workload (workloads.yaml:217:55), "
+                "workloads[2].env[0].endpoint.workload (workloads.yaml:169:49), "
+                "workloads[4].env[1].endpoint.workload (workloads.yaml:222:55), "
                 "edge.backend_api.env[0].endpoint.workload (workloads.yaml:57:55)"
             ],
         ),
@@ -473,7 +491,60 @@ def _workload(name: str, body: str) -> str:
             "secrets:\n  workload_secrets:\n    - {name: notifier-token, $remove: true}\n",
             [
                 "child.yaml:4:30 secrets.workload_secrets: removes 'notifier-token', still referenced by "
-                "workloads[5].env[2].secret.name (workloads.yaml:218:43)"
+                "workloads[5].env[2].secret.name (workloads.yaml:223:43)"
+            ],
+        ),
+        (  # `where` is an edge component's, for a place it runs
+            _workload("redis", "env:\n  - {name: MODE, value: cache, where: vm}"),
+            [
+                "child.yaml:5:43 workloads[4].env[0].where: only for an edge component, which may run in the "
+                "cluster and on the edge VM; this runs in one place"
+            ],
+        ),
+        (
+            "processing:\n  services:\n    - name: resize\n      env:\n"
+            "        - {name: MODE, value: fast, where: cluster}\n",
+            [
+                "child.yaml:6:44 processing.services[1].env[0].where: only for an edge component, which may run in "
+                "the cluster and on the edge VM; this runs in one place"
+            ],
+        ),
+        (
+            "edge:\n  web_ui:\n    runs_on: [cluster]\n    env:\n      - {name: MODE, value: spa, where: vm}\n",
+            [
+                "child.yaml:6:41 edge.web_ui.env[0].where: never set: edge.web_ui does not run on the vm "
+                "(runs_on: cluster)"
+            ],
+        ),
+        (  # one name per place: the same name for each place is two variables, never both set
+            "edge:\n  backend_api:\n    env:\n"
+            "      - {name: MODE, value: edge, where: vm}\n"
+            "      - {name: MODE, value: cluster, where: cluster}\n"
+            "      - {name: DATABASE_NAME, value: imageflow, where: cluster}\n"
+            "      - {name: DATABASE_NAME, value: other}\n",
+            [
+                "child.yaml:8:16 edge.backend_api.env[7].name: duplicate env name 'DATABASE_NAME' (also at "
+                "edge.backend_api.env[6].name)"
+            ],
+        ),
+        (  # an edge component's further ports: apart from `port` (http), and never exposed
+            "edge:\n  backend_api:\n    ports:\n      - {name: http, port: 8000}\n"
+            "      - {name: admin, port: 9000, node_port: 30900}\n",
+            [
+                "child.yaml:5:16 edge.backend_api.ports[1].name: 'http' is the name of `port`, the HTTP port: "
+                "choose another",
+                "child.yaml:5:28 edge.backend_api.ports[1].port: duplicate container port '8000/tcp' (also at "
+                "edge.backend_api.port)",
+                "child.yaml:6:46 edge.backend_api.ports[2].node_port: an edge component's further ports are reached "
+                "in the cluster and on the edge VM's compose network only",
+            ],
+        ),
+        (  # the API gateway is reached by its public host name, not by an endpoint
+            _workload("redis", "env:\n  - {name: GATEWAY, endpoint: {workload: api-gateway, port: http}}"),
+            [
+                "child.yaml:5:46 workloads[4].env[0].endpoint.workload: 'api-gateway' is not another workload or "
+                "seed service (defined: ai-detection, backend-api, camera-streams, evaluator, filter, grpc-gateway, "
+                "notifier, postgresql, resize, triton, vm1-exporter, web-ui)"
             ],
         ),
     ],
@@ -532,7 +603,7 @@ def _renamed(features: Path, tmp_path: Path, old: str, new: str) -> list[str]:
 def test_a_workload_named_like_a_seed_service_is_refused(features: Path, tmp_path: Path) -> None:
     """An endpoint names a workload or a seed service: one name for both would be ambiguous."""
     assert _renamed(features, tmp_path, "camera-streams", "resize") == [
-        "child.yaml:125:11 workloads[2].name: 'resize' is the name of processing.services[1]; an endpoint naming "
+        "child.yaml:129:11 workloads[2].name: 'resize' is the name of processing.services[1]; an endpoint naming "
         "it would be ambiguous: rename the workload"
     ]
 
@@ -629,7 +700,7 @@ def test_a_seed_slot_renders_as_the_typed_workload_that_says_the_same(tmp_path: 
         (
             "edge:\n  backend_api:\n    env:\n"
             "      - {name: INFERENCE_URL, endpoint: {workload: triton, port: http, scheme: http}}\n",
-            "child.yaml:5:66 edge.backend_api.env[3].endpoint.port: backend-api runs on VM vm0 and triton in the "
+            "child.yaml:5:66 edge.backend_api.env[4].endpoint.port: backend-api runs on VM vm0 and triton in the "
             "cluster: give port 'http' a node_port",
         ),
         (

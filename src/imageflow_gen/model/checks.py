@@ -75,9 +75,8 @@ def cluster_services(topo: Topology) -> list[ClusterService]:
     for key in ("api_gateway", "backend_api", "web_ui"):
         component = getattr(topo.edge, key)
         if "cluster" in component.runs_on:
-            services.append(
-                ClusterService(component.namespace, component.name, frozenset({component.port}), ("edge", key))
-            )
+            ports = frozenset({component.port, *(p.port for p in component.ports)})
+            services.append(ClusterService(component.namespace, component.name, ports, ("edge", key)))
     services += [
         ClusterService(w.namespace, w.name, frozenset(p.port for p in w.ports), ("workloads", i))
         for i, w in enumerate(topo.workloads)
@@ -103,6 +102,7 @@ def check(topo: Topology) -> list[Finding]:
         _agent_logs,
         _workloads,
         _slot_env,
+        _edge_ports,
     ):
         findings.extend(rule(topo))
     return findings
@@ -400,7 +400,7 @@ def secret_refs(topo: Topology) -> list[tuple[str, str, Any, Path]]:
         ]
     declared = {s.name: (i, s) for i, s in enumerate(topo.secrets.workload_secrets)}
     callers: list[Any] = [*topo.workloads, *slot_envs(topo)]
-    used = sorted({(w.namespace, v.secret.name) for w in callers if w.namespace for v in w.env if v.secret})
+    used = sorted({(w.namespace, v.secret.name) for w in callers if w.namespace for _, v in placed_env(w) if v.secret})
     for namespace, name in used:
         if name in declared:
             i, secret = declared[name]
@@ -796,6 +796,7 @@ class SlotEnv:
     env: list[Any]
     base: Path  # the slot's key in the profile
     reserved: tuple[str, ...]  # names it is given ("X_": every name starting so)
+    runs_on: tuple[str, ...] = ()  # an edge component's places (`where` may name them)
     files: tuple[Any, ...] = ()
 
 
@@ -812,14 +813,16 @@ def slot_envs(topo: Topology) -> list[SlotEnv]:
         for place in c.runs_on:
             cluster = place == "cluster"
             vm = None if cluster else topo.edge.vm
-            result.append(SlotEnv(c.name, c.namespace if cluster else None, vm, c.env, ("edge", key), reserved))
+            result.append(
+                SlotEnv(c.name, c.namespace if cluster else None, vm, c.env, ("edge", key), reserved, tuple(c.runs_on))
+            )
     return result
 
 
 @dataclass(frozen=True)
 class Target:
     """What an env endpoint may name: a typed workload, a processing service (its port `grpc`)
-    or an edge component (its port `http`), and where it runs (the backend may run in the
+    or the backend or web UI (its port `http` and its further ports), and where it runs (the backend may run in the
     cluster and on the edge VM at once)."""
 
     name: str
@@ -842,16 +845,24 @@ def endpoint_targets(topo: Topology) -> dict[str, Target]:
         )
         for s in topo.processing.services
     }
-    for c in topo.edge.components:
+    # Not the API gateway: callers reach it by its public host name, and it serves TLS on the VM.
+    for c in (topo.edge.backend_api, topo.edge.web_ui):
         in_cluster, on_vm = "cluster" in c.runs_on, "vm" in c.runs_on
         http = WorkloadPort(name="http", port=c.port, protocol="http")
         result[c.name] = Target(
-            c.name, c.namespace if in_cluster else None, topo.edge.vm if on_vm else None, (http,), on_vm
+            c.name, c.namespace if in_cluster else None, topo.edge.vm if on_vm else None, (http, *c.ports), on_vm
         )
     for w in topo.workloads:
         exec_ready = w.probes.readiness is not None and w.probes.readiness.exec is not None
         result.setdefault(w.name, Target(w.name, w.namespace, w.vm, tuple(w.ports), exec_ready, w.node_type))
     return result
+
+
+def placed_env(w: Any) -> list[tuple[int, Any]]:
+    """(index, variable) of the env of `w` (a typed workload or a SlotEnv) set where it runs:
+    every variable but those whose `where` names the other place."""
+    place = "cluster" if w.namespace is not None else "vm"
+    return [(j, v) for j, v in enumerate(w.env) if v.where in (None, place)]
 
 
 def _slot_env(topo: Topology) -> Iterator[Finding]:
@@ -860,8 +871,9 @@ def _slot_env(topo: Topology) -> Iterator[Finding]:
     seen: set[Any] = set()
     for slot in slot_envs(topo):
         findings = list(_workload_env(topo, slot, slot.base, names, secrets))
+        findings += _duplicates([(v.name, slot.base + ("env", j, "name")) for j, v in placed_env(slot)], "env name")
         if slot.base not in seen:
-            findings += _duplicates(_indexed(slot.env, slot.base + ("env",)), "env name")
+            findings += _where(slot.env, slot.base, slot.runs_on)
             for j, var in enumerate(slot.env):
                 if any(var.name == r or (r.endswith("_") and var.name.startswith(r)) for r in slot.reserved):
                     given = ", ".join(r + "*" if r.endswith("_") else r for r in slot.reserved)
@@ -915,7 +927,7 @@ def _workloads(topo: Topology) -> Iterator[Finding]:
                 yield base + ("gpu",), f"asks for {w.gpu} GPU(s); VM {w.vm!r} has {vm.gpu}"
         yield from _duplicates(_indexed(w.ports, base + ("ports",)), "port name")
         yield from _duplicates(
-            [((p.port, p.protocol == "udp"), base + ("ports", j, "port")) for j, p in enumerate(w.ports)],
+            [(_socket(p.port, p.protocol), base + ("ports", j, "port")) for j, p in enumerate(w.ports)],
             "container port",
         )
         yield from _duplicates(_indexed(w.env, base + ("env",)), "env name")
@@ -948,6 +960,7 @@ def _workloads(topo: Topology) -> Iterator[Finding]:
                         ((port.publish.port, port.protocol == "udp"), where + ("publish", "port"))
                     )
         yield from _workload_env(topo, w, base, names, secrets)
+        yield from _where(w.env, base, ())
         yield from _workload_probes(w, base)
         yield from _workload_volumes(topo, w, base, namespaces)
         yield from _workload_placement(topo, w, base, namespaces)
@@ -999,7 +1012,7 @@ def _workload_env(
     topo: Topology, w: Any, base: Path, names: dict[str, Any], secrets: dict[str, Any]
 ) -> Iterator[Finding]:
     files = {f.name for f in w.files}
-    for j, var in enumerate(w.env):
+    for j, var in placed_env(w):
         where = base + ("env", j)
         if var.value is not None and _CREDENTIAL_ENV.search(var.name):
             yield (
@@ -1067,6 +1080,50 @@ def _endpoint(topo: Topology, w: Any, endpoint: Any, where: Path, names: dict[st
             f"{target.name}'s port {port.name!r} is not published beyond VM {target.vm}: "
             "publish it on the VM's address",
         )
+
+
+def _where(env: list[Any], base: Path, runs_on: tuple[str, ...]) -> Iterator[Finding]:
+    """`where` only on an edge component (`runs_on`: its places), naming a place it runs."""
+    for j, var in enumerate(env):
+        if var.where is None:
+            continue
+        if not runs_on:
+            yield (
+                base + ("env", j, "where"),
+                "only for an edge component, which may run in the cluster and on the edge VM; this runs in one place",
+            )
+        elif var.where not in runs_on:
+            yield (
+                base + ("env", j, "where"),
+                f"never set: {dotted(base)} does not run on the {var.where} (runs_on: {', '.join(runs_on)})",
+            )
+
+
+def _socket(port: int, protocol: str) -> str:
+    """A container port as its transport sees it: 8554/tcp, 8189/udp."""
+    return f"{port}/{'udp' if protocol == 'udp' else 'tcp'}"
+
+
+def _edge_ports(topo: Topology) -> Iterator[Finding]:
+    """An edge component's further ports: names and numbers apart from its HTTP port, no exposure."""
+    for key in EDGE_KEYS:
+        c, base = getattr(topo.edge, key), ("edge", key)
+        yield from _duplicates(_indexed(c.ports, base + ("ports",)), "port name")
+        yield from _duplicates(
+            [(_socket(c.port, "http"), base + ("port",))]
+            + [(_socket(p.port, p.protocol), base + ("ports", j, "port")) for j, p in enumerate(c.ports)],
+            "container port",
+        )
+        for j, p in enumerate(c.ports):
+            if p.name == "http":
+                yield base + ("ports", j, "name"), "'http' is the name of `port`, the HTTP port: choose another"
+            for field in ("node_port", "node_port_from", "publish"):
+                if getattr(p, field) is not None:
+                    yield (
+                        base + ("ports", j, field),
+                        "an edge component's further ports are reached in the cluster and on the edge VM's compose "
+                        "network only",
+                    )
 
 
 def _workload_probes(w: Any, base: Path) -> Iterator[Finding]:

@@ -7,10 +7,8 @@ from typing import Literal
 from pydantic import Field
 
 from .common import Availability, Resources
-from .workloads import EnvVar
+from .workloads import EnvVar, Placement, WorkloadPort
 from .types import AbsolutePath, Count, Hostname, Image, Name, Port, Positive, ServiceName, Strict, Url, UrlPrefix
-
-Placement = Literal["vm", "cluster"]
 
 
 class EdgeComponent(Strict):
@@ -21,7 +19,11 @@ class EdgeComponent(Strict):
     image: Image
     """Container image, pinned."""
     port: Port
-    """Port the container listens on."""
+    """Port the container listens on (its HTTP port, named `http`)."""
+    ports: list[WorkloadPort] = Field(default_factory=list)
+    """Further ports it listens on, named, in the workloads' vocabulary without exposure (say,
+    the backend's gRPC API): env endpoints name them, and they are reached inside the cluster
+    and on the edge VM's compose network only."""
     replicas: Positive = 1
     """Replicas (compose replicas on the VM; Deployment replicas in the cluster)."""
     resources: Resources

@@ -43,6 +43,8 @@ Argument = Annotated[str, Field(max_length=4096, pattern=r"^[^\x00\n\r]*$")]
 # File content: text without NUL, up to 256 KiB (a ConfigMap holds at most 1 MiB).
 Content = Annotated[str, Field(max_length=262144, pattern=r"^[^\x00]*$")]
 FileMode = Annotated[int, Field(ge=0, le=0o777)]
+# Where an edge component runs: on the edge VM (compose) or in the cluster.
+Placement = Literal["vm", "cluster"]
 
 
 # What every workload's pod has besides its own volumes: scratch space mounted at /tmp (the
@@ -129,10 +131,18 @@ class EnvVar(Strict):
     """The content of one of this workload's `files` (a configMapKeyRef in the cluster)."""
     endpoint: Endpoint | None = None
     """Another workload's address (and the network flow to it is allowed)."""
+    where: Placement | None = None
+    """Only for an edge component that runs in both places: set it only where the component runs
+    `cluster` or `vm` (say, the address of a service only the cluster reaches). Unset: both."""
 
     @model_validator(mode="after")
     def _one_source(self) -> EnvVar:
         return _exactly_one(self, ("value", "secret", "file", "endpoint"))
+
+
+def env_in(env: list[EnvVar], place: Placement) -> list[EnvVar]:
+    """The variables set where a component runs `place`: those without `where`, and `place`'s."""
+    return [v for v in env if v.where in (None, place)]
 
 
 class ConfigFile(Strict):

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import Path
 from ..model import Topology
-from ..model.checks import slot_envs
+from ..model.checks import placed_env, slot_envs
 from ..model.network import NetworkPolicy as PolicyModel
 from ..model.network import Route
 from .common import Spec, common_labels, needs_gpu_runtime, spec
@@ -418,7 +418,7 @@ def workload_flows(topo: Topology) -> list[Flow]:
     callers: list[tuple[Any, Path]] = [(w, ("workloads", i)) for i, w in enumerate(topo.workloads)]
     callers += [(slot, slot.base) for slot in slot_envs(topo) if slot.namespace is not None]
     for w, base in callers:
-        for j, var in enumerate(w.env):
+        for j, var in placed_env(w):
             found = endpoint_target(topo, var.endpoint) if var.endpoint else None
             if found is None:
                 continue

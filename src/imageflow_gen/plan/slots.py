@@ -17,7 +17,7 @@ from ..model.checks import MinioClient
 from ..model.edge import EdgeComponent
 from ..model.processing import ProcessingService
 from ..model.release import CanaryRelease
-from ..model.workloads import Workload
+from ..model.workloads import Placement, Workload, env_in
 from .common import tunable
 from .messaging import bootstrap_servers, cluster_client
 from .observability import otlp_endpoint
@@ -114,15 +114,15 @@ def processing_workload(topo: Topology, service: ProcessingService, client: Mini
 # ---- edge components ----------------------------------------------------------------------
 
 
-def edge_fields(component: EdgeComponent) -> dict[str, Any]:
-    """The workload fields of an edge component wherever it runs: its image, replicas, HTTP port
-    (named `http`), own env and resources."""
+def edge_fields(component: EdgeComponent, place: Placement) -> dict[str, Any]:
+    """The workload fields of an edge component where it runs (`place`): its image, replicas,
+    HTTP port (named `http`) and further ports, its own env set there, and resources."""
     return {
         "name": component.name,
         "image": component.image,
         "replicas": component.replicas,
-        "ports": [{"name": "http", "port": component.port, "protocol": "http"}],
-        "env": component.env,
+        "ports": [{"name": "http", "port": component.port, "protocol": "http"}, *component.ports],
+        "env": env_in(component.env, place),
         "resources": component.resources,
     }
 
@@ -135,7 +135,7 @@ def edge_workload(
     agent as the processing services are."""
     workload = Workload.model_validate(
         {
-            **edge_fields(component),
+            **edge_fields(component, "cluster"),
             "namespace": component.namespace,
             "probes": _probes("http", "http", component.health_path),
             "availability": component.availability,

@@ -20,7 +20,7 @@ from ..model.checks import CONNECT_USER
 from ..model.messaging import Kafka, client_keys
 from ..model.quantity import parse
 from ..model.storage import Minio
-from ..model.workloads import Workload
+from ..model.workloads import Workload, env_in
 from .messaging import (
     CLIENT_CA_PEM,
     CLIENT_FILES,
@@ -157,7 +157,7 @@ def _vm0(topo: Topology) -> Stack:
     secrets = {key: _secret_file(variable) for key, variable in secret_files} if _on_vm(backend) else {}
     for component in (backend, web, gw):
         if _on_vm(component):
-            _add_env_secrets(component.env, secrets, env_vars)
+            _add_env_secrets(env_in(component.env, "vm"), secrets, env_vars)
     result = Stack(
         vm=edge.vm,
         project=f"imageflow-{edge.vm}",
@@ -224,7 +224,7 @@ def _healthcheck(
 def _edge_workload(topo: Topology, component: EdgeComponent, probe: dict[str, Any], **more: Any) -> Workload:
     """An edge component on the edge VM as a workload: its HTTP port, its health check."""
     return Workload.model_validate(
-        {**edge_fields(component), "vm": topo.edge.vm, "probes": {"readiness": probe}, **more}
+        {**edge_fields(component, "vm"), "vm": topo.edge.vm, "probes": {"readiness": probe}, **more}
     )
 
 
@@ -241,7 +241,8 @@ def _backend(topo: Topology, backend: EdgeComponent, env: Envelope) -> dict[str,
         ],
         start=20,
     )
-    workload = _edge_workload(topo, backend, probe, env=[{"name": "PORT", "value": str(backend.port)}, *backend.env])
+    env_vars = [{"name": "PORT", "value": str(backend.port)}, *env_in(backend.env, "vm")]
+    workload = _edge_workload(topo, backend, probe, env=env_vars)
     how = VmRendering(
         own_user=True,
         environment={
