@@ -10,7 +10,9 @@ from ..model import Topology
 from ..model.checks import LOG_DIR
 from ..model.messaging import SASL_PROTOCOLS, TLS_PROTOCOLS
 from ..model.observability import OtelAgent, Tempo
+from ..model.workloads import Workload
 from .messaging import K3S_NETWORK, bootstrap_servers, cluster_client, cluster_client_paths
+from .workloads import Rendering, Variant, render
 from .common import (
     EXEMPTION_ANNOTATION,
     Spec,
@@ -26,7 +28,6 @@ from .common import (
 )
 
 OTEL_UID = 10001
-TEMPO_UID = 10001
 OTEL_HEALTH_PORT = 13133
 EXEMPTION_REASON = (
     "hostPath: the seed (8.1.3.1) mounts /var/log and /var/lib/docker/containers read-only; "
@@ -48,9 +49,10 @@ def otlp_endpoint(topo: Topology) -> str:
 
 def specs(topo: Topology) -> list[Spec]:
     tempo = topo.observability.tempo
+    # A budget for Tempo's one replica too (maxUnavailable 1: it never blocks a drain).
     return (
         _agent(topo)
-        + _tempo(tempo)
+        + _tempo(topo)
         + [disruption_budget(tempo.name, tempo.namespace, ("observability", "tempo"), "observability")]
     )
 
@@ -373,91 +375,69 @@ def _tempo_config(tempo: Tempo) -> str:
     )
 
 
-def _tempo(tempo: Tempo) -> list[Spec]:
-    source = ("observability", "tempo")
-    tempo_labels = labels(tempo.name, "observability")
-    config_name = f"{tempo.name}-config"
-    container = {
-        "name": tempo.name,
-        "image": tunable(source + ("image",), tempo.image, Tempo, "image"),
-        "args": ["-config.file=/etc/tempo/tempo.yaml", f"-mem-ballast-size-mbs={tempo.mem_ballast_mb}"],
-        "volumeMounts": [
-            {"name": "config", "mountPath": "/etc/tempo"},
-            {"name": "data", "mountPath": tempo.storage_path},
-        ],
-        "env": [
-            {"name": "TEMPO_STORAGE_TRACE_BACKEND", "value": "local"},
-            {"name": "TEMPO_STORAGE_TRACE_LOCAL_PATH", "value": tempo.storage_path},
-        ],
-        "resources": resources(tempo.resources, source),
-        "ports": [
-            {"containerPort": tempo.ports.http, "name": "http", "protocol": "TCP"},
-            {"containerPort": tempo.ports.otlp_grpc, "name": "otlp-grpc", "protocol": "TCP"},
-            {"containerPort": tempo.ports.jaeger_grpc, "name": "jaeger-grpc", "protocol": "TCP"},
-        ],
-        "livenessProbe": http_probe("/ready", "http", delay=30),
-        "readinessProbe": http_probe("/ready", "http", delay=15),
-        "securityContext": container_security(),
-    }
-    pod = {
-        "securityContext": pod_security(TEMPO_UID),
-        "automountServiceAccountToken": False,
-        "containers": [container],
-        "volumes": [{"name": "config", "configMap": {"name": config_name}}],
-    }
-    claims = [
+def tempo_workload(topo: Topology) -> tuple[Workload, Rendering]:
+    """Tempo as a workload (seed 8.1.3.2): a StatefulSet with its trace volume, its three ports
+    and its probes, rendered by the workloads' code; its config (generated from the typed keys)
+    comes from the seed's ConfigMap `tempo-config`, mounted as the seed mounts it."""
+    tempo = topo.observability.tempo
+    workload = Workload.model_validate(
         {
-            "metadata": {"name": "data"},
-            "spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "storageClassName": tempo.storage_class,
-                "resources": {"requests": {"storage": tempo.storage_size}},
-            },
-        }
-    ]
-    return [
-        spec(
-            "ConfigMap",
-            "configmap",
-            source,
-            name=config_name,
-            namespace=tempo.namespace,
-            labels=tempo_labels,
-            data={"tempo.yaml": _tempo_config(tempo)},
-        ),
-        spec(
-            "StatefulSet",
-            "statefulset",
-            source,
-            name=tempo.name,
-            namespace=tempo.namespace,
-            labels=tempo_labels,
-            selector={"app": tempo.name},
-            pod_labels=tempo_labels,
-            service_name=tempo.name,
-            replicas=tempo.replicas,
-            pod_management_policy=None,
-            pod=pod,
-            claims=claims,
-        ),
-        spec(
-            "Service",
-            "service",
-            source,
-            name=tempo.name,
-            namespace=tempo.namespace,
-            labels=tempo_labels,
-            selector={"app": tempo.name},
-            headless=False,
-            ports=[
-                {"name": "http", "port": tempo.ports.http, "targetPort": "http", "protocol": "TCP"},
-                {"name": "otlp-grpc", "port": tempo.ports.otlp_grpc, "targetPort": "otlp-grpc", "protocol": "TCP"},
-                {
-                    "name": "jaeger-grpc",
-                    "port": tempo.ports.jaeger_grpc,
-                    "targetPort": "jaeger-grpc",
-                    "protocol": "TCP",
-                },
+            "name": tempo.name,
+            "namespace": tempo.namespace,
+            "image": tempo.image,
+            "kind": "stateful",
+            "replicas": tempo.replicas,
+            "args": ["-config.file=/etc/tempo/tempo.yaml", f"-mem-ballast-size-mbs={tempo.mem_ballast_mb}"],
+            "ports": [
+                {"name": "http", "port": tempo.ports.http, "protocol": "http"},
+                {"name": "otlp-grpc", "port": tempo.ports.otlp_grpc, "protocol": "grpc"},
+                {"name": "jaeger-grpc", "port": tempo.ports.jaeger_grpc, "protocol": "grpc"},
             ],
-        ),
-    ]
+            "env": [
+                {"name": "TEMPO_STORAGE_TRACE_BACKEND", "value": "local"},
+                {"name": "TEMPO_STORAGE_TRACE_LOCAL_PATH", "value": tempo.storage_path},
+            ],
+            "volumes": [
+                {
+                    "name": "data",
+                    "path": tempo.storage_path,
+                    "persistent": {"size": tempo.storage_size, "storage_class": tempo.storage_class},
+                }
+            ],
+            "probes": {
+                "liveness": {"http": {"path": "/ready", "port": "http"}, "initial_delay": 30},
+                "readiness": {"http": {"path": "/ready", "port": "http"}, "initial_delay": 15},
+            },
+            "resources": tempo.resources,
+        }
+    )
+    key = ("observability", "tempo")
+    rendering = Rendering(
+        component="observability",
+        key=key,
+        variants=[
+            Variant(tempo.name, {}, tunable(key + ("image",), tempo.image, Tempo, "image"), tempo.replicas, False)
+        ],
+        selector={"app": tempo.name},
+        headless=False,  # the seed's Service `tempo`, which its StatefulSet names
+        volumes=[{"name": "config", "configMap": {"name": f"{tempo.name}-config"}}],
+        mounts=[{"name": "config", "mountPath": "/etc/tempo"}],
+        service_part=(),
+    )
+    return workload, rendering
+
+
+def _tempo(topo: Topology) -> list[Spec]:
+    tempo = topo.observability.tempo
+    source = ("observability", "tempo")
+    workload, how = tempo_workload(topo)
+    config = spec(
+        "ConfigMap",
+        "configmap",
+        source,
+        name=f"{tempo.name}-config",
+        namespace=tempo.namespace,
+        labels=labels(tempo.name, "observability"),
+        data={"tempo.yaml": _tempo_config(tempo)},
+    )
+    return [config, *render(topo, workload, source, how)]

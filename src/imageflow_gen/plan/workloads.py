@@ -342,7 +342,7 @@ class Variant:
     name: str
     labels: dict[str, str]  # added to the pods' labels and to what the Deployment selects
     image: Tunable
-    replicas: Tunable | None  # None: an autoscaler owns them
+    replicas: Tunable | int | None  # None: an autoscaler owns them; an int: fixed, not tunable
     autoscaled: bool
 
 
@@ -544,7 +544,8 @@ def render(topo: Topology, workload: Workload, source: Path, how: Rendering) -> 
         if scaling is not None:
             fewest: Any = scaling.min_replicas
         else:
-            fewest = variant.replicas.value if variant.replicas is not None else 1
+            replicas = variant.replicas
+            fewest = replicas.value if isinstance(replicas, Tunable) else 1 if replicas is None else replicas
         if fewest > 1:
             # A drain takes one pod of it at a time, so the others keep serving.
             result.append(disruption_budget(variant.name, namespace, source, how.component, selector))
