@@ -222,6 +222,21 @@ def test_the_vm_services_carry_every_option(built: Any) -> None:
     assert vm1["vm1-exporter"]["ports"] == ["10.0.2.10:9308:9308/tcp"]
 
 
+def test_a_per_node_workload_is_a_daemonset_on_every_node(features: Path) -> None:
+    objs = _objects(features)
+    daemon = objs[("DaemonSet", "node-exporter")]
+    pod = daemon["spec"]["template"]["spec"]
+    assert "replicas" not in daemon["spec"]
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert "nodeSelector" not in pod
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["proc"]["hostPath"] == {"path": "/proc", "type": "Directory"}
+    assert volumes["sys"]["hostPath"] == {"path": "/sys"}  # optional: no check that it exists
+    assert objs[("Service", "node-exporter")]["spec"]["internalTrafficPolicy"] == "Local"
+    assert ("PodDisruptionBudget", "node-exporter") not in objs
+    assert ("Deployment", "node-exporter") not in objs and ("StatefulSet", "node-exporter") not in objs
+
+
 def test_an_edge_component_takes_further_ports_and_env_for_one_place(features: Path, built: Any) -> None:
     """The backend runs on the edge VM and in the cluster: its gRPC port in both, and the gRPC
     gateway's address (`where: cluster`) only in the cluster, which alone reaches it."""
@@ -305,7 +320,7 @@ def _workload(name: str, body: str) -> str:
             _workload("evaluator", "env:\n  - {name: DB_ADDRESS, endpoint: {workload: mysql}}"),
             [
                 "child.yaml:5:49 workloads[3].env[0].endpoint.workload: 'mysql' is not another workload or seed "
-                "service (defined: ai-detection, backend-api, camera-streams, filter, grpc-gateway, "
+                "service (defined: ai-detection, backend-api, camera-streams, filter, grpc-gateway, node-exporter, "
                 "notifier, postgresql, redis, resize, triton, vm1-exporter, web-ui)"
             ],
         ),
@@ -330,8 +345,8 @@ def _workload(name: str, body: str) -> str:
                 "limits: {cpu: 1, memory: 1Gi}}\nports:\n  - {name: web, port: 80}\n  - {name: web, port: 81}",
             ),
             [
-                "child.yaml:9:16 workloads[7].ports[1].name: duplicate port name 'web' "
-                "(also at workloads[7].ports[0].name)"
+                "child.yaml:9:16 workloads[8].ports[1].name: duplicate port name 'web' "
+                "(also at workloads[8].ports[0].name)"
             ],
         ),
         (
@@ -539,12 +554,49 @@ def _workload(name: str, body: str) -> str:
                 "in the cluster and on the edge VM's compose network only",
             ],
         ),
+        (  # per-node: one pod on each of its nodes, so nothing that counts, moves or pins pods
+            "workloads:\n  - name: node-exporter\n    replicas: 2\n    release: {strategy: blue-green}\n"
+            "    autoscaling: {min_replicas: 1, max_replicas: 2, target_cpu_utilization: 70}\n"
+            "    availability: {survives: node-loss}\n",
+            [
+                "child.yaml:4:15 workloads[7].replicas: a per-node workload runs one pod on each of its nodes: "
+                "no replicas",
+                "child.yaml:5:14 workloads[7].release: a per-node workload runs one pod on each of its nodes: "
+                "only rolling",
+                "child.yaml:6:18 workloads[7].autoscaling: a per-node workload runs one pod on each of its nodes: "
+                "nothing to scale or spread",
+                "child.yaml:7:19 workloads[7].availability: a per-node workload runs one pod on each of its nodes: "
+                "nothing to scale or spread",
+            ],
+        ),
+        (
+            "workloads:\n  - name: node-exporter\n    volumes:\n"
+            "      - {name: data, path: /data, persistent: {size: 1Gi}}\n"
+            "    ports:\n      - {name: metrics, node_port: 30910, node_port_from: [vm0]}\n",
+            [
+                "child.yaml:5:47 workloads[7].volumes[3].persistent: a per-node workload runs one pod on each of "
+                "its nodes, and a claim cannot follow it to every node: use scratch or a host_path",
+                "child.yaml:7:59 workloads[7].ports[0].node_port_from: a per-node workload runs one pod on each of "
+                "its nodes, not on one node: drop node_port_from",
+            ],
+        ),
+        (
+            _workload("redis", "kind: per-node"),
+            ["child.yaml:4:11 workloads[4].kind: per-node is a DaemonSet, in the cluster only"],
+        ),
+        (  # a host path some nodes lack: the kubelet's check dropped, which compose cannot do
+            "workloads:\n  - name: notifier\n    volumes:\n      - {name: logs, host_path: {optional: true}}\n",
+            [
+                "child.yaml:5:44 workloads[5].volumes[2].host_path.optional: only in the cluster (compose refuses "
+                "a missing bind source)"
+            ],
+        ),
         (  # the API gateway is reached by its public host name, not by an endpoint
             _workload("redis", "env:\n  - {name: GATEWAY, endpoint: {workload: api-gateway, port: http}}"),
             [
                 "child.yaml:5:46 workloads[4].env[0].endpoint.workload: 'api-gateway' is not another workload or "
                 "seed service (defined: ai-detection, backend-api, camera-streams, evaluator, filter, grpc-gateway, "
-                "notifier, postgresql, resize, triton, vm1-exporter, web-ui)"
+                "node-exporter, notifier, postgresql, resize, triton, vm1-exporter, web-ui)"
             ],
         ),
     ],

@@ -978,7 +978,7 @@ def _node_port_from(topo: Topology, w: Any, port: Any, where: Path) -> Iterator[
     for k, vm in enumerate(port.node_port_from):
         if _vm(topo, vm) is None:
             yield Reference(where + ("node_port_from", k), f"VM {vm!r} is not defined in vms", (("vms",),), vm)
-    if w.namespace is not None and only_node(topo, w) is None:
+    if w.namespace is not None and w.kind != "per-node" and only_node(topo, w) is None:
         yield (
             where + ("node_port_from",),
             f"keeps the caller's address, so only the node running {w.name} answers: place it on one node "
@@ -1178,6 +1178,8 @@ def _workload_volumes(topo: Topology, w: Any, base: Path, namespaces: dict[str, 
                 )
             if w.vm is not None and (persistent.storage_class is not None or persistent.access_mode != "ReadWriteOnce"):
                 yield where + ("persistent",), "on a VM a persistent volume is a compose volume: give only its size"
+        if volume.host_path is not None and volume.host_path.optional and w.vm is not None:
+            yield where + ("host_path", "optional"), "only in the cluster (compose refuses a missing bind source)"
         if volume.host_path is not None and w.namespace is not None:
             ns = namespaces.get(w.namespace)
             if ns is not None and ns.pod_security != "privileged":
@@ -1214,8 +1216,35 @@ def _vm_route(topo: Topology, w: Any, base: Path) -> Iterator[Finding]:
         )
 
 
+def _per_node(w: Any, base: Path) -> Iterator[Finding]:
+    """A per-node workload: one pod on each of its nodes, so nothing that counts or moves pods."""
+    if w.kind != "per-node":
+        return
+    if w.namespace is None:
+        yield base + ("kind",), "per-node is a DaemonSet, in the cluster only"
+        return
+    why = "a per-node workload runs one pod on each of its nodes"
+    if w.replicas != 1:
+        yield base + ("replicas",), f"{why}: no replicas"
+    for key in ("autoscaling", "availability"):
+        if getattr(w, key) is not None:
+            yield base + (key,), f"{why}: nothing to scale or spread"
+    if w.release.strategy != "rolling":
+        yield base + ("release",), f"{why}: only rolling"
+    for j, volume in enumerate(w.volumes):
+        if volume.persistent is not None:
+            yield (
+                base + ("volumes", j, "persistent"),
+                f"{why}, and a claim cannot follow it to every node: use scratch or a host_path",
+            )
+    for j, port in enumerate(w.ports):
+        if port.node_port_from is not None:
+            yield base + ("ports", j, "node_port_from"), f"{why}, not on one node: drop node_port_from"
+
+
 def _workload_placement(topo: Topology, w: Any, base: Path, namespaces: dict[str, Any]) -> Iterator[Finding]:
     types = _node_types(topo)
+    yield from _per_node(w, base)
     if w.namespace is None:
         for key in ("autoscaling", "node_type", "availability"):
             if getattr(w, key) is not None:
@@ -1226,7 +1255,7 @@ def _workload_placement(topo: Topology, w: Any, base: Path, namespaces: dict[str
             yield from _vm_route(topo, w, base)
         return
     yield from _node_placement(w, base, types, "workload")
-    if w.release.strategy != "rolling":
+    if w.release.strategy != "rolling" and w.kind != "per-node":
         if w.kind == "stateful":
             yield base + ("release",), "only rolling for a stateful workload"
         elif w.release.strategy == "canary" and not any(p.protocol in ("http", "grpc") for p in w.ports):
@@ -1240,7 +1269,7 @@ def _workload_placement(topo: Topology, w: Any, base: Path, namespaces: dict[str
                 "a canary's weight holds for the mesh's callers, while the gateway's route would send every "
                 "request to the stable pods: release it blue-green, or drop the route",
             )
-    if w.autoscaling is not None:
+    if w.autoscaling is not None and w.kind != "per-node":
         if w.kind == "stateful":
             yield base + ("autoscaling",), "only for a stateless workload"
         elif w.autoscaling.min_replicas > w.autoscaling.max_replicas:

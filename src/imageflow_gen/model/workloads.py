@@ -187,6 +187,9 @@ class HostPath(Strict):
     """Directory on the host."""
     reason: Text
     """Why the workload needs the host's files."""
+    optional: bool = False
+    """In the cluster: the directory may be missing on some nodes (no `type: Directory` check, so
+    the pod starts there too), e.g. /var/lib/docker/containers on containerd nodes."""
 
 
 class Volume(Strict):
@@ -322,9 +325,12 @@ class Workload(Strict):
     """Replaces the image's arguments (an argument vector)."""
     working_dir: AbsolutePath | None = None
     """Working directory."""
-    kind: Literal["stateless", "stateful"] = "stateless"
+    kind: Literal["stateless", "stateful", "per-node"] = "stateless"
     """stateless: a Deployment; stateful: a StatefulSet with a headless Service, and a volume
-    claim per replica for each persistent volume."""
+    claim per replica for each persistent volume; per-node (in the cluster): a DaemonSet, one pod
+    on every node it may run on (its node_type's, or every node, tolerating their taints), its
+    Service answering each caller from the pod on the caller's own node (an agent, a node
+    exporter)."""
     replicas: Count = 1
     """Replicas when not autoscaled."""
     autoscaling: Autoscaling | None = None

@@ -74,6 +74,12 @@ def tolerations_for(topo: Any, node_type: str | None) -> list[dict[str, Any]]:
     ]
 
 
+def every_taint(topo: Any) -> list[dict[str, Any]]:
+    """Tolerate every node's taints: what must run on every node (a DaemonSet)."""
+    taints = sorted({(t.key, t.effect) for node in topo.cluster.nodes for t in node.taints})
+    return [{"key": key, "operator": "Exists", "effect": effect} for key, effect in taints]
+
+
 def placement(topo: Any, workload: Any, selector: dict[str, str]) -> dict[str, Any]:
     """The pod-spec keys that place a processing service's or a workload's pods: the GPU
     runtime class, the node-type selector, the tolerations of those nodes' taints, and the

@@ -328,6 +328,20 @@ def flows(topo: Topology) -> list[Flow]:
         Flow(f"{ns}-to-otel-agent", ns, {}, obs.otel_agent.namespace, {"app": obs.otel_agent.name}, agent_ports)
         for ns in app_namespaces
     ]
+    # A workload beside the agent (a node exporter, say) sends its telemetry as every workload does.
+    flows += [
+        Flow(
+            f"{w.name}-to-otel-agent",
+            w.namespace,
+            {"app": w.name},
+            obs.otel_agent.namespace,
+            {"app": obs.otel_agent.name},
+            agent_ports,
+            source=("workloads", i),
+        )
+        for i, w in enumerate(topo.workloads)
+        if w.namespace == obs.otel_agent.namespace
+    ]
     flows.append(
         Flow(
             "otel-agent-to-tempo",

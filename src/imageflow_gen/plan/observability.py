@@ -14,14 +14,9 @@ from ..model.workloads import Workload
 from .messaging import K3S_NETWORK, bootstrap_servers, cluster_client, cluster_client_paths
 from .workloads import Rendering, Variant, render
 from .common import (
-    EXEMPTION_ANNOTATION,
     Spec,
-    container_security,
     disruption_budget,
-    http_probe,
     labels,
-    pod_security,
-    resources,
     tunable,
     service_dns,
     spec,
@@ -29,10 +24,7 @@ from .common import (
 
 OTEL_UID = 10001
 OTEL_HEALTH_PORT = 13133
-EXEMPTION_REASON = (
-    "hostPath: the seed (8.1.3.1) mounts /var/log and /var/lib/docker/containers read-only; "
-    "only the privileged Pod Security level admits hostPath volumes"
-)
+HOST_PATH_REASON = "the logs pipeline reads the node's container logs (seed 8.1.3.1 mounts it read-only)"
 _DOWNWARD = (
     ("KUBE_NODE_NAME", "spec.nodeName"),
     ("KUBE_POD_NAME", "metadata.name"),
@@ -212,68 +204,96 @@ def config_text(config: dict[str, Any]) -> str:
     return json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False)
 
 
-def _agent_tolerations(topo: Topology, agent: OtelAgent) -> list[dict[str, Any]]:
-    """The seed's master toleration, and every node taint: a DaemonSet belongs on every node."""
-    result: list[dict[str, Any]] = []
-    if agent.tolerate_master:
-        result += [
-            {"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"},
-            {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
-        ]
-    taints = sorted({(t.key, t.effect) for node in topo.cluster.nodes for t in node.taints})
-    result += [{"key": key, "operator": "Exists", "effect": effect} for key, effect in taints]
-    return result
+def _master_tolerations(agent: OtelAgent) -> list[dict[str, Any]]:
+    """The seed's master toleration (K3s' masters may carry either taint)."""
+    if not agent.tolerate_master:
+        return []
+    return [
+        {"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
+    ]
+
+
+def agent_workload(topo: Topology) -> tuple[Workload, Rendering]:
+    """The OTel agent as a workload (seed 8.1.3.1): per-node (a DaemonSet on every node,
+    tolerating their taints), its ports, the host paths its logs pipeline reads, probed on its
+    health extension, rendered by the workloads' code. What stays its own: the config generated
+    from its typed keys (ConfigMap `otel-agent-config`), its service account (k8sattributes
+    reads the API), the pod's identity from the downward API, the Kafka client files of its
+    logs pipeline, the master toleration, the Service that carries only the OTLP ports."""
+    agent = topo.observability.otel_agent
+    workload = Workload.model_validate(
+        {
+            "name": agent.name,
+            "namespace": agent.namespace,
+            "image": agent.image,
+            "kind": "per-node",
+            "args": ["--config=/etc/otelcol-contrib/config.yaml"],
+            "ports": [
+                {"name": "otlp-grpc", "port": agent.ports.otlp_grpc, "protocol": "grpc"},
+                {"name": "otlp-http", "port": agent.ports.otlp_http, "protocol": "http"},
+                {"name": "metrics", "port": agent.ports.metrics, "protocol": "http"},
+                {"name": "prometheus", "port": agent.ports.prometheus, "protocol": "http"},
+                {"name": "health", "port": OTEL_HEALTH_PORT, "protocol": "http"},
+            ],
+            # No hostPath type, as in the seed: /var/lib/docker/containers does not exist on
+            # containerd nodes.
+            "volumes": [
+                {
+                    "name": _host_volume_name(p),
+                    "path": p,
+                    "read_only": True,
+                    "host_path": {"path": p, "reason": HOST_PATH_REASON, "optional": True},
+                }
+                for p in agent.host_paths
+            ],
+            "probes": {
+                "liveness": {"http": {"path": "/", "port": "health"}, "initial_delay": 5},
+                "readiness": {"http": {"path": "/", "port": "health"}, "initial_delay": 5},
+            },
+            "resources": agent.resources,
+        }
+    )
+    key = ("observability", "otel_agent")
+    # The logs pipeline's Kafka client files (when the cluster's listener authenticates).
+    _, kafka_volumes, kafka_mounts = cluster_client(topo) if agent.logs_topic else ([], [], [])
+    pod: dict[str, Any] = {
+        "serviceAccount": agent.name,
+        "serviceAccountName": agent.name,
+        "automountServiceAccountToken": True,
+        "tolerations": _master_tolerations(agent),
+    }
+    if agent.logs_topic:
+        # The runtime writes the containers' logs as root:root, mode 0640: the group root reads
+        # them, so the agent needs neither root nor a capability.
+        pod["securityContext"] = {"supplementalGroups": [0]}
+    rendering = Rendering(
+        component="observability",
+        key=key,
+        variants=[Variant(agent.name, {}, tunable(key + ("image",), agent.image, OtelAgent, "image"), None, False)],
+        selector={"app": agent.name},
+        headless=False,
+        env=[{"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}} for name, path in _DOWNWARD],
+        volumes=[{"name": "config", "configMap": {"name": f"{agent.name}-config"}}, *kafka_volumes],
+        mounts=[{"name": "config", "mountPath": "/etc/otelcol-contrib"}, *kafka_mounts],
+        service_part=(),
+        pod=pod,
+        service_ports=("otlp-grpc", "otlp-http"),
+    )
+    return workload, rendering
 
 
 def _agent(topo: Topology) -> list[Spec]:
     agent = topo.observability.otel_agent
     source = ("observability", "otel_agent")
     agent_labels = labels(agent.name, "observability")
-    config_name = f"{agent.name}-config"
-    host_mounts = [{"name": _host_volume_name(p), "mountPath": p, "readOnly": True} for p in agent.host_paths]
-    # The logs pipeline's Kafka client files (when the cluster's listener authenticates).
-    _, kafka_volumes, kafka_mounts = cluster_client(topo) if agent.logs_topic else ([], [], [])
-    container = {
-        "name": agent.name,
-        "image": tunable(source + ("image",), agent.image, OtelAgent, "image"),
-        "args": ["--config=/etc/otelcol-contrib/config.yaml"],
-        "volumeMounts": [{"name": "config", "mountPath": "/etc/otelcol-contrib"}, *host_mounts, *kafka_mounts],
-        "env": [{"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}} for name, path in _DOWNWARD],
-        "resources": resources(agent.resources, source),
-        "ports": [
-            {"containerPort": agent.ports.otlp_grpc, "name": "otlp-grpc", "protocol": "TCP"},
-            {"containerPort": agent.ports.otlp_http, "name": "otlp-http", "protocol": "TCP"},
-            {"containerPort": agent.ports.metrics, "name": "metrics", "protocol": "TCP"},
-            {"containerPort": agent.ports.prometheus, "name": "prometheus", "protocol": "TCP"},
-        ],
-        "livenessProbe": http_probe("/", OTEL_HEALTH_PORT),
-        "readinessProbe": http_probe("/", OTEL_HEALTH_PORT),
-        "securityContext": container_security(),
-    }
-    volumes = [{"name": "config", "configMap": {"name": config_name}}]
-    # No hostPath type, as in the seed: /var/lib/docker/containers does not exist on containerd nodes.
-    volumes += [{"name": _host_volume_name(p), "hostPath": {"path": p}} for p in agent.host_paths]
-    volumes += kafka_volumes
-    security = pod_security(OTEL_UID)
-    if agent.logs_topic:
-        # The runtime writes the containers' logs as root:root, mode 0640: the group root reads
-        # them, so the agent needs neither root nor a capability.
-        security["supplementalGroups"] = [0]
-    pod = {
-        "serviceAccount": agent.name,
-        "serviceAccountName": agent.name,
-        "automountServiceAccountToken": True,
-        "securityContext": security,
-        "containers": [container],
-        "volumes": volumes,
-        "tolerations": _agent_tolerations(topo, agent),
-    }
+    workload, how = agent_workload(topo)
     return [
         spec(
             "ConfigMap",
             "configmap",
             source,
-            name=config_name,
+            name=f"{agent.name}-config",
             namespace=agent.namespace,
             labels=agent_labels,
             data={"config.yaml": _agent_config(topo)},
@@ -301,33 +321,7 @@ def _agent(topo: Topology) -> list[Spec]:
             role=agent.name,
             subjects=[{"kind": "ServiceAccount", "name": agent.name, "namespace": agent.namespace}],
         ),
-        spec(
-            "DaemonSet",
-            "daemonset",
-            source,
-            name=agent.name,
-            namespace=agent.namespace,
-            labels=agent_labels,
-            selector={"app": agent.name},
-            pod_labels=agent_labels,
-            pod=pod,
-            annotations={EXEMPTION_ANNOTATION: EXEMPTION_REASON},
-        ),
-        spec(
-            "Service",
-            "service",
-            source,
-            name=agent.name,
-            namespace=agent.namespace,
-            labels=agent_labels,
-            selector={"app": agent.name},
-            headless=False,
-            internal_traffic_policy="Local",
-            ports=[
-                {"name": "otlp-grpc", "port": agent.ports.otlp_grpc, "targetPort": "otlp-grpc", "protocol": "TCP"},
-                {"name": "otlp-http", "port": agent.ports.otlp_http, "targetPort": "otlp-http", "protocol": "TCP"},
-            ],
-        ),
+        *render(topo, workload, source, how),
         *_metrics_service(agent, agent_labels, source),
     ]
 

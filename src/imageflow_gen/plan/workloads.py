@@ -26,6 +26,7 @@ from ..model.release import BlueGreenRelease, CanaryRelease
 from ..model.types import duration_ms
 from ..model.workloads import FILES_VOLUME, Endpoint, Probe, Workload, WorkloadPort
 from .common import (
+    every_taint,
     placement,
     EXEMPTION_ANNOTATION,
     NON_ROOT_UID,
@@ -254,7 +255,8 @@ def _volumes(workload: Workload) -> tuple[list[dict[str, Any]], list[dict[str, A
                 empty["medium"] = "Memory"
             volumes.append({"name": volume.name, "emptyDir": empty})
         elif volume.host_path is not None:
-            volumes.append({"name": volume.name, "hostPath": {"path": volume.host_path.path, "type": "Directory"}})
+            host = {"path": volume.host_path.path, **({} if volume.host_path.optional else {"type": "Directory"})}
+            volumes.append({"name": volume.name, "hostPath": host})
     return volumes, mounts, claims
 
 
@@ -309,6 +311,17 @@ def _pod(
         "volumes": volumes,
     }
     pod.update(placement(topo, workload, {"app": workload.name, **variant.labels}))
+    if workload.kind == "per-node" and workload.node_type is None:
+        pod["tolerations"] = every_taint(topo)  # one pod on every node
+    for key, value in how.pod.items():
+        if isinstance(value, dict):
+            pod[key] = {**pod.get(key, {}), **value}
+        elif isinstance(value, list):
+            pod[key] = [*value, *pod.get(key, [])]
+        else:
+            pod[key] = value
+    if not pod.get("tolerations", True):
+        del pod["tolerations"]
     return pod, claims
 
 
@@ -364,6 +377,10 @@ class Rendering:
     mounts: list[dict[str, Any]] = field(default_factory=list)
     service_part: tuple[str, ...] = ("ports",)  # the Service's source, under the workload's
     canary: CanaryRelease | None = None  # a canary's own Service and the mesh's split
+    # A slot's own pod settings (the OTel agent's service account and security context: a
+    # key's maps are merged, its lists put first), and the ports its Service carries (None: all).
+    pod: dict[str, Any] = field(default_factory=dict)
+    service_ports: tuple[str, ...] | None = None
 
 
 def typed(workload: Workload) -> Rendering:
@@ -526,6 +543,10 @@ def render(topo: Topology, workload: Workload, source: Path, how: Rendering) -> 
             "replicas": variant.replicas,
             **({"annotations": annotations} if annotations else {}),
         }
+        if workload.kind == "per-node":
+            del common["replicas"]
+            result.append(spec("DaemonSet", "daemonset", source, **common))
+            continue  # one pod per node: no budget, no autoscaler
         if workload.kind == "stateful":
             result.append(
                 spec(
@@ -620,6 +641,12 @@ def services(
     # node running the pod answers (the checks pin such a workload to one node).
     traffic = "Local" if any(p.node_port_from for p in workload.ports) else "Cluster"
     stateful = workload.kind == "stateful"
+    ports = _service_ports(workload, node_ports and not stateful)
+    if how.service_ports is not None:
+        ports = [p for p in ports if p["name"] in how.service_ports]
+    more: dict[str, Any] = {"type": "NodePort", "external_traffic_policy": traffic} if exposed and not stateful else {}
+    if workload.kind == "per-node":  # each caller is answered by the pod on its own node
+        more["internal_traffic_policy"] = "Local"
     result = [
         spec(
             "Service",
@@ -630,8 +657,8 @@ def services(
             labels=meta,
             selector=selector or how.selector,
             headless=how.headless,
-            ports=_service_ports(workload, node_ports and not stateful),
-            **({"type": "NodePort", "external_traffic_policy": traffic} if exposed and not stateful else {}),
+            ports=ports,
+            **more,
         )
     ]
     if exposed and stateful:
