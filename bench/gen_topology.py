@@ -38,7 +38,15 @@ def synthetic(count: int) -> dict:
         if i % 4 == 0:
             service["autoscaling"] = {"min_replicas": 1, "max_replicas": 4, "target_cpu_utilization": 70}
         services.append(service)
+    replaced = {s["name"] for s in data["processing"]["services"]}
     data["processing"]["services"] = services
+    # What named a service that is gone no longer can (the backend's gateway address, say).
+    for owner in [*data.get("edge", {}).values(), *data.get("workloads", [])]:
+        if isinstance(owner, dict):
+            if "env" in owner:
+                owner["env"] = [v for v in owner["env"] if v.get("endpoint", {}).get("workload") not in replaced]
+            if "uses" in owner:
+                owner["uses"] = [u for u in owner["uses"] if u["workload"] not in replaced]
     return data
 
 

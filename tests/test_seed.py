@@ -31,7 +31,9 @@ def seed_objects() -> list[dict]:
 
 
 def contained(expected: Any, actual: Any, path: str = "") -> list[str]:
-    """Where `actual` lacks or differs from something `expected` has."""
+    """Where `actual` lacks or differs from something `expected` has. A list of named items
+    (containers, ports, volumes, mounts, env: Kubernetes merges them by name) is compared item
+    by name, any other list item by item."""
     if isinstance(expected, dict):
         if not isinstance(actual, dict):
             return [f"{path}: expected a map, got {actual!r}"]
@@ -43,6 +45,17 @@ def contained(expected: Any, actual: Any, path: str = "") -> list[str]:
     if isinstance(expected, list):
         if not isinstance(actual, list) or len(actual) < len(expected):
             return [f"{path}: expected at least {len(expected)} items, got {actual!r}"]
+        if all(isinstance(v, dict) and "name" in v for v in [*expected, *actual]):
+            named = {v["name"]: v for v in actual}
+            return [
+                m
+                for v in expected
+                for m in (
+                    contained(v, named[v["name"]], f"{path}[{v['name']}]")
+                    if v["name"] in named
+                    else [f"{path}[{v['name']}]: missing"]
+                )
+            ]
         return [m for i, v in enumerate(expected) for m in contained(v, actual[i], f"{path}[{i}]")]
     if expected == actual and type(expected) is type(actual):
         return []
