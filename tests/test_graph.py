@@ -316,15 +316,17 @@ def _workload_needs(topo: Any) -> set[tuple[str, str, int]]:
             if w.vm and p.publish and p.publish.address != "127.0.0.1":
                 ports[w.name][p.name] = p.publish.port
                 published[(w.name, p.name)] = f"ip:{vms[w.vm]}"
-    callers = [(w.name, w.env) for w in topo.workloads] + [(s.name, s.env) for s in proc.services]
-    callers += [(c.name, c.env) for c in edge.components]
+    # Each caller's endpoints, as the profile writes them: env endpoints and uses.
+    owners = [*topo.workloads, *proc.services, *edge.components]
+    callers = [(o.name, [(v.endpoint, v.where) for v in o.env if v.endpoint]) for o in owners]
+    callers += [(o.name, [(u, u.where) for u in o.uses]) for o in owners]
     result: set[tuple[str, str, int]] = set()
-    for name, env in callers:
-        for var in env:
-            if var.endpoint is None or var.where == "vm":  # set on the VM only: no cluster pod calls
+    for name, endpoints in callers:
+        for endpoint, where in endpoints:
+            if where == "vm":  # set on the VM only: no cluster pod calls
                 continue
-            target, port = var.endpoint.workload, ports[var.endpoint.workload][var.endpoint.port]
-            ends = pods[target] or [published.get((target, var.endpoint.port), "")]
+            target, port = endpoint.workload, ports[endpoint.workload][endpoint.port]
+            ends = pods[target] or [published.get((target, endpoint.port), "")]
             result |= {(src, dst, port) for src in pods[name] for dst in ends if dst}
     telemetry = (agent.ports.otlp_grpc, agent.ports.otlp_http)
     for w in topo.workloads:

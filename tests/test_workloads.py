@@ -222,6 +222,51 @@ def test_the_vm_services_carry_every_option(built: Any) -> None:
     assert vm1["vm1-exporter"]["ports"] == ["10.0.2.10:9308:9308/tcp"]
 
 
+def test_a_use_sets_its_address_and_opens_its_path(features: Path) -> None:
+    """`uses`: each entry names its variable (by convention, or `env`) and opens the flow, whose
+    policies trace back to the use."""
+    objs = _objects(features)
+    container = objs[("Deployment", "report-api")]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["POSTGRESQL_SQL_ADDRESS"] == "postgresql.imageflow-storage.svc.cluster.local:5432"
+    assert env["BACKEND_GRPC_URL"] == "dns:///backend-api.imageflow-backend.svc.cluster.local:50051"
+    assert env["TRITON_HTTP_ADDRESS"] == "http://triton.imageflow-inference.svc.cluster.local:8000/v2"
+    egress = objs[("NetworkPolicy", "allow-report-api-to-postgresql-sql-egress")]
+    assert egress["metadata"]["annotations"]["imageflow.io/source"] == "workloads.yaml#workloads[8].uses[0]"
+
+
+def test_removing_a_use_removes_exactly_its_variable_and_policies(features: Path, tmp_path: Path) -> None:
+    for profile in features.glob("*.yaml"):
+        shutil.copy(profile, tmp_path)
+    (tmp_path / "child.yaml").write_text(
+        "extends: workloads\nworkloads:\n  - name: report-api\n    uses:\n"
+        "      - {workload: postgresql, port: sql}\n"
+        "      - {workload: backend-api, port: grpc, scheme: grpc, env: BACKEND_GRPC_URL}\n"
+    )
+
+    def keyed(profile: str) -> dict[tuple[str, str, str], Any]:
+        found = objects(validated(tmp_path, profile)[2])
+        for o in found:  # the annotation names the profile file; compare the objects themselves
+            o["metadata"].get("annotations", {}).pop("imageflow.io/source", None)
+        return {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in found}
+
+    before, after = keyed("workloads"), keyed("child")
+    assert set(before) - set(after) == {
+        ("NetworkPolicy", "imageflow-backend", "allow-report-api-to-triton-http-egress"),
+        ("NetworkPolicy", "imageflow-inference", "allow-report-api-to-triton-http-ingress"),
+    }
+    assert set(after) - set(before) == set()
+    changed = {key for key in before if key in after and before[key] != after[key]}
+    assert changed == {("Deployment", "imageflow-backend", "report-api")}
+    names = [
+        e["name"]
+        for e in after[("Deployment", "imageflow-backend", "report-api")]["spec"]["template"]["spec"]["containers"][0][
+            "env"
+        ]
+    ]
+    assert "TRITON_HTTP_ADDRESS" not in names and "POSTGRESQL_SQL_ADDRESS" in names
+
+
 def test_a_per_node_workload_is_a_daemonset_on_every_node(features: Path) -> None:
     objs = _objects(features)
     daemon = objs[("DaemonSet", "node-exporter")]
@@ -321,7 +366,7 @@ def _workload(name: str, body: str) -> str:
             [
                 "child.yaml:5:49 workloads[3].env[0].endpoint.workload: 'mysql' is not another workload or seed "
                 "service (defined: ai-detection, backend-api, camera-streams, filter, grpc-gateway, node-exporter, "
-                "notifier, postgresql, redis, resize, triton, vm1-exporter, web-ui)"
+                "notifier, postgresql, redis, report-api, resize, triton, vm1-exporter, web-ui)"
             ],
         ),
         (
@@ -345,8 +390,8 @@ def _workload(name: str, body: str) -> str:
                 "limits: {cpu: 1, memory: 1Gi}}\nports:\n  - {name: web, port: 80}\n  - {name: web, port: 81}",
             ),
             [
-                "child.yaml:9:16 workloads[8].ports[1].name: duplicate port name 'web' "
-                "(also at workloads[8].ports[0].name)"
+                "child.yaml:9:16 workloads[9].ports[1].name: duplicate port name 'web' "
+                "(also at workloads[9].ports[0].name)"
             ],
         ),
         (
@@ -499,6 +544,7 @@ def _workload(name: str, body: str) -> str:
                 "child.yaml:3:24 workloads: removes 'postgresql', still referenced by "
                 "workloads[2].env[0].endpoint.workload (workloads.yaml:169:49), "
                 "workloads[4].env[1].endpoint.workload (workloads.yaml:222:55), "
+                "workloads[7].uses[0].workload (workloads.yaml:282:20), "
                 "edge.backend_api.env[0].endpoint.workload (workloads.yaml:57:55)"
             ],
         ),
@@ -591,12 +637,43 @@ def _workload(name: str, body: str) -> str:
                 "a missing bind source)"
             ],
         ),
+        (  # a use is checked as an env endpoint is, located at the use (a child's list replaces the parent's)
+            _workload(
+                "report-api",
+                "uses:\n  - {workload: mysql, port: sql}\n  - {workload: postgresql, port: postgres}\n"
+                "  - {workload: triton, port: http, env: DATABASE_PASSWORD}",
+            ),
+            [
+                "child.yaml:5:20 workloads[8].uses[0].workload: 'mysql' is not another workload or seed service "
+                "(defined: ai-detection, backend-api, camera-streams, evaluator, filter, grpc-gateway, node-exporter, "
+                "notifier, postgresql, redis, resize, triton, vm1-exporter, web-ui)",
+                "child.yaml:6:38 workloads[8].uses[1].port: workload 'postgresql' has no port 'postgres' "
+                "(defined: sql)",
+                "child.yaml:7:45 workloads[8].uses[2].env: duplicate env name 'DATABASE_PASSWORD' (also at "
+                "workloads[8].env[0].name)",
+            ],
+        ),
+        (
+            _workload("report-api", "uses:\n  - {workload: triton, port: grpc, where: cluster}"),
+            [
+                "child.yaml:5:47 workloads[8].uses[0].where: only for an edge component, which may run in the "
+                "cluster and on the edge VM; this runs in one place"
+            ],
+        ),
+        (  # the generator's names are refused for a slot's uses as for its env
+            "processing:\n  services:\n    - name: resize\n      uses:\n"
+            "        - {workload: triton, port: grpc, env: GRPC_PORT}\n",
+            [
+                "child.yaml:6:47 processing.services[1].uses[0].env: GRPC_PORT is set by the generator for resize "
+                "(GRPC_PORT, MINIO_*, KAFKA_*, OTEL_*)"
+            ],
+        ),
         (  # the API gateway is reached by its public host name, not by an endpoint
             _workload("redis", "env:\n  - {name: GATEWAY, endpoint: {workload: api-gateway, port: http}}"),
             [
                 "child.yaml:5:46 workloads[4].env[0].endpoint.workload: 'api-gateway' is not another workload or "
                 "seed service (defined: ai-detection, backend-api, camera-streams, evaluator, filter, grpc-gateway, "
-                "node-exporter, notifier, postgresql, resize, triton, vm1-exporter, web-ui)"
+                "node-exporter, notifier, postgresql, report-api, resize, triton, vm1-exporter, web-ui)"
             ],
         ),
     ],

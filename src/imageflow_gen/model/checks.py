@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ from . import Topology
 from .cluster import NODE_TYPE_LABEL
 from .common import Resources, SecretRef
 from .messaging import client_keys
-from .workloads import FILES_VOLUME, TMP_PATH, TMP_VOLUME, WorkloadPort
+from .workloads import FILES_VOLUME, TMP_PATH, TMP_VOLUME, WorkloadPort, env_entries
 from .quantity import parse
 
 Finding = tuple[Path, str]
@@ -797,6 +797,7 @@ class SlotEnv:
     base: Path  # the slot's key in the profile
     reserved: tuple[str, ...]  # names it is given ("X_": every name starting so)
     runs_on: tuple[str, ...] = ()  # an edge component's places (`where` may name them)
+    uses: tuple[Any, ...] = ()
     files: tuple[Any, ...] = ()
 
 
@@ -804,7 +805,15 @@ def slot_envs(topo: Topology) -> list[SlotEnv]:
     """Each processing service's and edge component's own env, once per place it runs."""
     namespace = topo.processing.namespace
     result = [
-        SlotEnv(s.name, namespace, None, s.env, ("processing", "services", i), ("GRPC_PORT", *_WIRED_ENV))
+        SlotEnv(
+            s.name,
+            namespace,
+            None,
+            s.env,
+            ("processing", "services", i),
+            ("GRPC_PORT", *_WIRED_ENV),
+            uses=tuple(s.uses),
+        )
         for i, s in enumerate(topo.processing.services)
     ]
     for key in EDGE_KEYS:
@@ -814,7 +823,16 @@ def slot_envs(topo: Topology) -> list[SlotEnv]:
             cluster = place == "cluster"
             vm = None if cluster else topo.edge.vm
             result.append(
-                SlotEnv(c.name, c.namespace if cluster else None, vm, c.env, ("edge", key), reserved, tuple(c.runs_on))
+                SlotEnv(
+                    c.name,
+                    c.namespace if cluster else None,
+                    vm,
+                    c.env,
+                    ("edge", key),
+                    reserved,
+                    tuple(c.runs_on),
+                    tuple(c.uses),
+                )
             )
     return result
 
@@ -858,11 +876,22 @@ def endpoint_targets(topo: Topology) -> dict[str, Target]:
     return result
 
 
-def placed_env(w: Any) -> list[tuple[int, Any]]:
-    """(index, variable) of the env of `w` (a typed workload or a SlotEnv) set where it runs:
-    every variable but those whose `where` names the other place."""
+def placed_env(w: Any) -> list[tuple[Path, Any]]:
+    """(key, variable) of every variable `w` (a typed workload or a SlotEnv) sets where it runs,
+    its env's and its uses' (workloads.env_entries), but those whose `where` names the other
+    place."""
     place = "cluster" if w.namespace is not None else "vm"
-    return [(j, v) for j, v in enumerate(w.env) if v.where in (None, place)]
+    return [(key, v) for key, v in env_entries(w.env, w.uses) if v.where in (None, place)]
+
+
+def name_key(key: Path) -> Path:
+    """Where the name of the variable at `key` is written: an env's `name`, a use's `env`."""
+    return key + (("name",) if key[0] == "env" else ("env",))
+
+
+def endpoint_key(key: Path) -> Path:
+    """Where the endpoint of the variable at `key` is written: an env's `endpoint`, a use itself."""
+    return key + ("endpoint",) if key[0] == "env" else key
 
 
 def _slot_env(topo: Topology) -> Iterator[Finding]:
@@ -871,21 +900,21 @@ def _slot_env(topo: Topology) -> Iterator[Finding]:
     seen: set[Any] = set()
     for slot in slot_envs(topo):
         findings = list(_workload_env(topo, slot, slot.base, names, secrets))
-        findings += _duplicates([(v.name, slot.base + ("env", j, "name")) for j, v in placed_env(slot)], "env name")
+        findings += _duplicates([(v.name, slot.base + name_key(k)) for k, v in placed_env(slot)], "env name")
         if slot.base not in seen:
-            findings += _where(slot.env, slot.base, slot.runs_on)
-            for j, var in enumerate(slot.env):
+            findings += _where(slot.env, slot.uses, slot.base, slot.runs_on)
+            for key, var in env_entries(slot.env, slot.uses):
                 if any(var.name == r or (r.endswith("_") and var.name.startswith(r)) for r in slot.reserved):
                     given = ", ".join(r + "*" if r.endswith("_") else r for r in slot.reserved)
                     yield (
-                        slot.base + ("env", j, "name"),
+                        slot.base + name_key(key),
                         f"{var.name} is set by the generator for {slot.name} ({given})",
                     )
         seen.add(slot.base)
         for finding in findings:
-            key = (tuple(finding[0]), finding[1])
-            if key not in seen:
-                seen.add(key)
+            said = (tuple(finding[0]), finding[1])
+            if said not in seen:
+                seen.add(said)
                 yield finding
 
 
@@ -930,7 +959,7 @@ def _workloads(topo: Topology) -> Iterator[Finding]:
             [(_socket(p.port, p.protocol), base + ("ports", j, "port")) for j, p in enumerate(w.ports)],
             "container port",
         )
-        yield from _duplicates(_indexed(w.env, base + ("env",)), "env name")
+        yield from _duplicates([(v.name, base + name_key(k)) for k, v in env_entries(w.env, w.uses)], "env name")
         yield from _duplicates(_indexed(w.files, base + ("files",)), "file name")
         yield from _duplicates(_indexed(w.volumes, base + ("volumes",)), "volume name")
         yield from _duplicates(
@@ -960,7 +989,7 @@ def _workloads(topo: Topology) -> Iterator[Finding]:
                         ((port.publish.port, port.protocol == "udp"), where + ("publish", "port"))
                     )
         yield from _workload_env(topo, w, base, names, secrets)
-        yield from _where(w.env, base, ())
+        yield from _where(w.env, w.uses, base, ())
         yield from _workload_probes(w, base)
         yield from _workload_volumes(topo, w, base, namespaces)
         yield from _workload_placement(topo, w, base, namespaces)
@@ -1012,8 +1041,8 @@ def _workload_env(
     topo: Topology, w: Any, base: Path, names: dict[str, Any], secrets: dict[str, Any]
 ) -> Iterator[Finding]:
     files = {f.name for f in w.files}
-    for j, var in placed_env(w):
-        where = base + ("env", j)
+    for key, var in placed_env(w):
+        where = base + key
         if var.value is not None and _CREDENTIAL_ENV.search(var.name):
             yield (
                 where + ("value",),
@@ -1036,7 +1065,7 @@ def _workload_env(
                     f"Secret {secret.name!r} has no key {var.secret.key!r} ({_choices(secret.keys)})",
                 )
         if var.endpoint is not None:
-            yield from _endpoint(topo, w, var.endpoint, where + ("endpoint",), names)
+            yield from _endpoint(topo, w, var.endpoint, base + endpoint_key(key), names)
 
 
 def _endpoint(topo: Topology, w: Any, endpoint: Any, where: Path, names: dict[str, Any]) -> Iterator[Finding]:
@@ -1082,19 +1111,19 @@ def _endpoint(topo: Topology, w: Any, endpoint: Any, where: Path, names: dict[st
         )
 
 
-def _where(env: list[Any], base: Path, runs_on: tuple[str, ...]) -> Iterator[Finding]:
+def _where(env: Sequence[Any], uses: Sequence[Any], base: Path, runs_on: tuple[str, ...]) -> Iterator[Finding]:
     """`where` only on an edge component (`runs_on`: its places), naming a place it runs."""
-    for j, var in enumerate(env):
+    for key, var in env_entries(env, uses):
         if var.where is None:
             continue
         if not runs_on:
             yield (
-                base + ("env", j, "where"),
+                base + key + ("where",),
                 "only for an edge component, which may run in the cluster and on the edge VM; this runs in one place",
             )
         elif var.where not in runs_on:
             yield (
-                base + ("env", j, "where"),
+                base + key + ("where",),
                 f"never set: {dotted(base)} does not run on the {var.where} (runs_on: {', '.join(runs_on)})",
             )
 

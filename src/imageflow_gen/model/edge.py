@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from .common import Availability, Resources
-from .workloads import EnvVar, Placement, WorkloadPort
+from .workloads import EnvVar, Placement, Use, WorkloadPort
 from .types import AbsolutePath, Count, Hostname, Image, Name, Port, Positive, ServiceName, Strict, Url, UrlPrefix
 
 
@@ -37,6 +37,9 @@ class EdgeComponent(Strict):
     backend: PORT and the MinIO, Kafka and OTel settings, which it may not set): plain values,
     Secret keys, other workloads' endpoints, resolved where it runs (workloads.<name>.env has
     the vocabulary)."""
+    uses: list[Use] = Field(default_factory=list)
+    """What it talks to besides what it is wired to, resolved where it runs
+    (workloads.<name>.uses has the vocabulary)."""
     health_path: UrlPrefix = "/healthz"
     """HTTP path that answers 200 when the component is healthy (liveness and readiness)."""
     availability: Availability | None = None

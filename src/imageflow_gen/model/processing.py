@@ -8,7 +8,7 @@ from pydantic import Field
 
 from .common import Autoscaling, Availability, Resources
 from .release import Release, RollingRelease
-from .workloads import EnvVar
+from .workloads import EnvVar, Use
 from .types import Count, Image, LabelValue, Name, Port, ServiceName, Strict
 
 
@@ -44,6 +44,8 @@ class ProcessingService(Strict):
     """Environment variables of the application's own, besides what the service is given (GRPC_PORT
     and the MinIO, Kafka and OTel settings, which it may not set): plain values, Secret keys,
     other workloads' endpoints (workloads.<name>.env has the vocabulary)."""
+    uses: list[Use] = Field(default_factory=list)
+    """What it talks to besides what it is wired to (workloads.<name>.uses has the vocabulary)."""
     release: Release = Field(default_factory=RollingRelease)
     """Release strategy: rolling (default), blue-green or canary."""
     availability: Availability | None = None

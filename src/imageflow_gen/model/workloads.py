@@ -8,6 +8,7 @@ engineer decides, with the hardening and the wiring derived.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import Field, model_validator
@@ -138,6 +139,37 @@ class EnvVar(Strict):
     @model_validator(mode="after")
     def _one_source(self) -> EnvVar:
         return _exactly_one(self, ("value", "secret", "file", "endpoint"))
+
+
+class Use(Endpoint):
+    """Another workload's (or seed service's) named port this one talks to. The generator sets
+    the variable that carries its address (resolved where this one runs, as an env endpoint is)
+    and opens the network path to it."""
+
+    env: EnvName | None = None
+    """The variable that carries the address. Default: `<WORKLOAD>_<PORT>_ADDRESS` in upper case,
+    `-` written `_` (postgresql's port sql: POSTGRESQL_SQL_ADDRESS)."""
+    where: Placement | None = None
+    """As for env: only for an edge component that runs in both places."""
+
+    @property
+    def variable(self) -> str:
+        return self.env or f"{self.workload}_{self.port}_ADDRESS".upper().replace("-", "_")
+
+
+def env_entries(env: Sequence[EnvVar], uses: Sequence[Use]) -> list[tuple[tuple[str | int, ...], EnvVar]]:
+    """(key, variable) of every variable a workload sets: its `env` (("env", j)) and the address
+    of each of its `uses` (("uses", k)), in that order."""
+    derived = [
+        EnvVar(
+            name=u.variable,
+            endpoint=Endpoint(workload=u.workload, port=u.port, scheme=u.scheme, path=u.path),
+            where=u.where,
+        )
+        for u in uses
+    ]
+    result: list[tuple[tuple[str | int, ...], EnvVar]] = [(("env", j), v) for j, v in enumerate(env)]
+    return result + [(("uses", k), v) for k, v in enumerate(derived)]
 
 
 def env_in(env: list[EnvVar], place: Placement) -> list[EnvVar]:
@@ -344,6 +376,10 @@ class Workload(Strict):
     """Ports it listens on."""
     env: list[EnvVar] = Field(default_factory=list)
     """Environment variables."""
+    uses: list[Use] = Field(default_factory=list)
+    """What it talks to: other workloads' (or seed services') named ports. Each sets the variable
+    carrying the address and opens the network path; `env` endpoints do the same, named by
+    hand."""
     files: list[ConfigFile] = Field(default_factory=list)
     """Files written from the profile."""
     volumes: list[Volume] = Field(default_factory=list)

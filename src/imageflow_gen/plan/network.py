@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import Path
 from ..model import Topology
-from ..model.checks import placed_env, slot_envs
+from ..model.checks import endpoint_key, placed_env, slot_envs
 from ..model.network import NetworkPolicy as PolicyModel
 from ..model.network import Route
 from .common import Spec, common_labels, needs_gpu_runtime, spec
@@ -432,12 +432,12 @@ def workload_flows(topo: Topology) -> list[Flow]:
     callers: list[tuple[Any, Path]] = [(w, ("workloads", i)) for i, w in enumerate(topo.workloads)]
     callers += [(slot, slot.base) for slot in slot_envs(topo) if slot.namespace is not None]
     for w, base in callers:
-        for j, var in placed_env(w):
+        for key, var in placed_env(w):
             found = endpoint_target(topo, var.endpoint) if var.endpoint else None
             if found is None:
                 continue
             target, port = found
-            name, source = f"{w.name}-to-{target.name}-{port.name}", base + ("env", j, "endpoint")
+            name, source = f"{w.name}-to-{target.name}-{port.name}", base + endpoint_key(key)
             proto = transport(port)
             if w.namespace is not None and target.namespace is not None:
                 result.append(

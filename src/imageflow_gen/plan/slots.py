@@ -86,6 +86,7 @@ def processing_workload(topo: Topology, service: ProcessingService, client: Mini
             "autoscaling": service.autoscaling,
             "ports": [{"name": "grpc", "port": service.port, "protocol": "grpc"}],
             "env": [{"name": "GRPC_PORT", "value": str(service.port)}, *service.env],
+            "uses": service.uses,
             "probes": _probes("grpc", "grpc"),
             "resources": service.resources,
             "gpu": service.gpu,
@@ -123,6 +124,7 @@ def edge_fields(component: EdgeComponent, place: Placement) -> dict[str, Any]:
         "replicas": component.replicas,
         "ports": [{"name": "http", "port": component.port, "protocol": "http"}, *component.ports],
         "env": env_in(component.env, place),
+        "uses": [u for u in component.uses if u.where in (None, place)],
         "resources": component.resources,
     }
 

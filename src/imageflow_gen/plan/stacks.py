@@ -20,7 +20,7 @@ from ..model.checks import CONNECT_USER
 from ..model.messaging import Kafka, client_keys
 from ..model.quantity import parse
 from ..model.storage import Minio
-from ..model.workloads import Workload, env_in
+from ..model.workloads import Workload, env_entries, env_in
 from .messaging import (
     CLIENT_CA_PEM,
     CLIENT_FILES,
@@ -668,7 +668,7 @@ def _workload(topo: Topology, w: Workload, env: Envelope, network: str, how: VmR
     secrets: list[str] = []
     depends: dict[str, Any] = {}
     contents = {f.name: f.content for f in w.files}
-    for var in w.env:
+    for _, var in env_entries(w.env, w.uses):
         if var.value is not None:
             environment[var.name] = var.value
         elif var.file is not None:

@@ -24,7 +24,7 @@ from ..model.checks import Target, endpoint_targets, only_node
 from ..model.common import Autoscaling
 from ..model.release import BlueGreenRelease, CanaryRelease
 from ..model.types import duration_ms
-from ..model.workloads import FILES_VOLUME, Endpoint, Probe, Workload, WorkloadPort
+from ..model.workloads import FILES_VOLUME, Endpoint, Probe, Workload, WorkloadPort, env_entries
 from .common import (
     every_taint,
     placement,
@@ -193,7 +193,7 @@ def probes(workload: Workload) -> dict[str, Probe]:
 
 def _env(topo: Topology, workload: Workload) -> list[dict[str, Any]]:
     result: list[dict[str, Any]] = []
-    for var in workload.env:
+    for _, var in env_entries(workload.env, workload.uses):
         if var.value is not None:
             result.append({"name": var.name, "value": kube_literal(var.value)})
         elif var.secret is not None:
