@@ -172,9 +172,13 @@ def env_entries(env: Sequence[EnvVar], uses: Sequence[Use]) -> list[tuple[tuple[
     return result + [(("uses", k), v) for k, v in enumerate(derived)]
 
 
-def env_in(env: list[EnvVar], place: Placement) -> list[EnvVar]:
-    """The variables set where a component runs `place`: those without `where`, and `place`'s."""
-    return [v for v in env if v.where in (None, place)]
+_Placed = TypeVar("_Placed", EnvVar, Use)
+
+
+def env_in(items: list[_Placed], place: Placement) -> list[_Placed]:
+    """The variables (or uses) set where a component runs `place`: those without `where`, and
+    `place`'s."""
+    return [v for v in items if v.where in (None, place)]
 
 
 class ConfigFile(Strict):

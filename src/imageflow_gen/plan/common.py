@@ -74,22 +74,27 @@ def tolerations_for(topo: Any, node_type: str | None) -> list[dict[str, Any]]:
     ]
 
 
-def every_taint(topo: Any) -> list[dict[str, Any]]:
+def _every_taint(topo: Any) -> list[dict[str, Any]]:
     """Tolerate every node's taints: what must run on every node (a DaemonSet)."""
     taints = sorted({(t.key, t.effect) for node in topo.cluster.nodes for t in node.taints})
     return [{"key": key, "operator": "Exists", "effect": effect} for key, effect in taints]
 
 
 def placement(topo: Any, workload: Any, selector: dict[str, str]) -> dict[str, Any]:
-    """The pod-spec keys that place a processing service's or a workload's pods: the GPU
-    runtime class, the node-type selector, the tolerations of those nodes' taints, and the
-    spread over nodes when it must survive a node's loss (`selector` picks its pods)."""
+    """The pod-spec keys that place a workload's pods: the GPU runtime class, the node-type
+    selector, the tolerations of those nodes' taints (a per-node workload without a node type:
+    of every node's), and the spread over nodes when it must survive a node's loss (`selector`
+    picks its pods)."""
     result: dict[str, Any] = {}
     if workload.gpu:
         result["runtimeClassName"] = GPU_RUNTIME_CLASS
     if workload.node_type:
         result["nodeSelector"] = {NODE_TYPE_LABEL: workload.node_type}
-    if tolerations := tolerations_for(topo, workload.node_type):
+    if workload.kind == "per-node" and workload.node_type is None:
+        tolerations = _every_taint(topo)
+    else:
+        tolerations = tolerations_for(topo, workload.node_type)
+    if tolerations:
         result["tolerations"] = tolerations
     if survives_node_loss(workload):
         result["topologySpreadConstraints"] = spread_required(selector)

@@ -22,7 +22,6 @@ from .common import (
     spec,
 )
 
-OTEL_UID = 10001
 OTEL_HEALTH_PORT = 13133
 HOST_PATH_REASON = "the logs pipeline reads the node's container logs (seed 8.1.3.1 mounts it read-only)"
 _DOWNWARD = (

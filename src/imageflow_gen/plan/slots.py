@@ -124,7 +124,7 @@ def edge_fields(component: EdgeComponent, place: Placement) -> dict[str, Any]:
         "replicas": component.replicas,
         "ports": [{"name": "http", "port": component.port, "protocol": "http"}, *component.ports],
         "env": env_in(component.env, place),
-        "uses": [u for u in component.uses if u.where in (None, place)],
+        "uses": env_in(component.uses, place),
         "resources": component.resources,
     }
 

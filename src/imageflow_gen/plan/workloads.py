@@ -26,7 +26,6 @@ from ..model.release import BlueGreenRelease, CanaryRelease
 from ..model.types import duration_ms
 from ..model.workloads import FILES_VOLUME, Endpoint, Probe, Workload, WorkloadPort, env_entries
 from .common import (
-    every_taint,
     placement,
     EXEMPTION_ANNOTATION,
     NON_ROOT_UID,
@@ -310,18 +309,16 @@ def _pod(
         "containers": [container],
         "volumes": volumes,
     }
-    pod.update(placement(topo, workload, {"app": workload.name, **variant.labels}))
-    if workload.kind == "per-node" and workload.node_type is None:
-        pod["tolerations"] = every_taint(topo)  # one pod on every node
+    placed = placement(topo, workload, {"app": workload.name, **variant.labels})
+    for key, value in how.pod.items():  # a slot's lists (tolerations) go first among the placement's
+        if isinstance(value, list) and (merged := [*value, *placed.get(key, [])]):
+            placed[key] = merged
+    pod.update(placed)
     for key, value in how.pod.items():
         if isinstance(value, dict):
             pod[key] = {**pod.get(key, {}), **value}
-        elif isinstance(value, list):
-            pod[key] = [*value, *pod.get(key, [])]
-        else:
+        elif not isinstance(value, list):
             pod[key] = value
-    if not pod.get("tolerations", True):
-        del pod["tolerations"]
     return pod, claims
 
 
