@@ -46,4 +46,4 @@ def test_the_readme_lists_every_flow_the_policies_open() -> None:
     names = [row.split("`")[1] for row in rows]
     assert names == [f.name for f in flows(validated(PROFILES, "prod")[1])]
     assert "| `grpc-gateway-to-filter` | `app=grpc-gateway` in `imageflow-processing` | `app=filter` in " in readme
-    assert "| `processing-to-kafka` | `tier=processing` in `imageflow-processing` | `10.0.2.10/32` |" in readme
+    assert "| `grpc-gateway-to-kafka` | `app=grpc-gateway` in `imageflow-processing` | `10.0.2.10/32` |" in readme

@@ -224,9 +224,8 @@ def test_graph_command_prints_mermaid_by_default_and_refuses_unknown_formats() -
 
 def _required(topo: Any) -> set[tuple[str, str, int]]:
     """The flows the platform needs inside the cluster, written here from the topology alone
-    (not from the generator's flow list): gateway -> edge services, backend -> processing,
-    a caller -> the processing services it calls, processing and backend -> MinIO, every
-    workload -> the OTel agent, the agent -> Tempo."""
+    (not from the generator's flow list): gateway -> edge services, a caller -> the processing
+    services it calls or uses, a user of MinIO -> MinIO, the agent -> Tempo."""
     proc, edge, obs, minio = topo.processing, topo.edge, topo.observability, topo.storage.minio
     ns = proc.namespace
     required = set()
@@ -234,17 +233,21 @@ def _required(topo: Any) -> set[tuple[str, str, int]]:
     for component in (edge.backend_api, edge.web_ui):
         if "cluster" in component.runs_on:
             required.add((gateway, f"{component.namespace}/{component.name}", component.port))
-    backend = f"{edge.backend_api.namespace}/{edge.backend_api.name}" if "cluster" in edge.backend_api.runs_on else None
     pods = {s.name: [f"{ns}/{d}" for d, _, _ in _variants(s)] for s in proc.services}
     ports = {s.name: s.port for s in proc.services}
+    store = f"{minio.namespace}/minio"
+    backend = edge.backend_api
+    if "cluster" in backend.runs_on:
+        me = f"{backend.namespace}/{backend.name}"
+        for use in backend.uses:
+            if use.where in (None, "cluster"):
+                required |= {(me, pod, ports[use.workload]) for pod in pods.get(use.workload or "", [])}
+                required |= {(me, store, minio.port)} if use.minio else set()
     for service in proc.services:
         for pod in pods[service.name]:
-            if backend:
-                required.add((backend, pod, service.port))
-            required.add((pod, f"{minio.namespace}/minio", minio.port))
+            if any(u.minio for u in service.uses):
+                required.add((pod, store, minio.port))
             required |= {(pod, callee_pod, ports[c]) for c in service.calls for callee_pod in pods[c]}
-    if backend:
-        required.add((backend, f"{minio.namespace}/minio", minio.port))
     agent = f"{obs.otel_agent.namespace}/{obs.otel_agent.name}"
     required.add((agent, f"{obs.tempo.namespace}/{obs.tempo.name}", obs.tempo.ports.otlp_grpc))
     return required
@@ -286,11 +289,19 @@ def _required_all(topo: Any) -> set[tuple[str, str, int]]:
     required |= {(pod, agent, port) for pod in pods for port in (ports.otlp_grpc, ports.otlp_http)}
     kafka_vm = next(v for v in topo.vms if v.name == kafka.vm)
     listener = kafka.listener_on("private").name
-    clients = [f"{proc.namespace}/{d}" for s in proc.services for d, _, _ in _variants(s)]
-    if "cluster" in edge.backend_api.runs_on:
-        clients.append(f"{edge.backend_api.namespace}/{edge.backend_api.name}")
+    clients = [
+        f"{proc.namespace}/{d}" for s in proc.services if any(u.kafka for u in s.uses) for d, _, _ in _variants(s)
+    ]
+    backend = edge.backend_api
+    if "cluster" in backend.runs_on and any(u.kafka and u.where in (None, "cluster") for u in backend.uses):
+        clients.append(f"{backend.namespace}/{backend.name}")
     if obs.otel_agent.logs_topic:
         clients.append(agent)
+    typed = [(w, [f"{w.namespace}/{d}" for d, _, _ in _variants(w)]) for w in topo.workloads if w.namespace]
+    clients += [pod for w, wpods in typed if any(u.kafka for u in w.uses) for pod in wpods]
+    required |= {
+        (pod, minio, topo.storage.minio.port) for w, wpods in typed if any(u.minio for u in w.uses) for pod in wpods
+    }
     required |= {(c, f"ip:{kafka_vm.address}", b.ports[listener]) for c in clients for b in kafka.brokers}
     required |= {(agent, f"ip:{n.ip}", 6443) for n in topo.cluster.master_nodes}
     required.add((minio, minio, topo.storage.minio.port))
@@ -319,7 +330,7 @@ def _workload_needs(topo: Any) -> set[tuple[str, str, int]]:
     # Each caller's endpoints, as the profile writes them: env endpoints and uses.
     owners = [*topo.workloads, *proc.services, *edge.components]
     callers = [(o.name, [(v.endpoint, v.where) for v in o.env if v.endpoint]) for o in owners]
-    callers += [(o.name, [(u, u.where) for u in o.uses]) for o in owners]
+    callers += [(o.name, [(u, u.where) for u in o.uses if u.workload]) for o in owners]
     result: set[tuple[str, str, int]] = set()
     for name, endpoints in callers:
         for endpoint, where in endpoints:
@@ -512,7 +523,7 @@ def test_a_closed_path_is_drawn_as_closed_with_its_layer() -> None:
     from imageflow_gen.validate.paths import path_problems
 
     _, _, plan = validated(PROFILES, "dev")
-    broken_objects = [o for o in objects(plan) if o["metadata"]["name"] != "allow-backend-to-minio-ingress"]
+    broken_objects = [o for o in objects(plan) if o["metadata"]["name"] != "allow-backend-api-to-minio-ingress"]
     graph = build_graph(plan, path_problems(broken_objects))
     broken = [(e.source, e.target, e.label) for e in graph.edges if e.kind == "broken"]
     assert broken == [
@@ -528,7 +539,7 @@ def test_a_closed_path_is_drawn_as_closed_with_its_layer() -> None:
     assert not any(e.kind == "broken" for e in build_graph(plan, path_problems(objects(plan))).edges)
 
 
-_BROKEN_GRAPH = cli_without("imageflow_gen.targets.kubernetes", "allow-backend-to-minio-ingress")
+_BROKEN_GRAPH = cli_without("imageflow_gen.targets.kubernetes", "allow-backend-api-to-minio-ingress")
 
 
 def test_the_graph_command_runs_the_path_gate() -> None:

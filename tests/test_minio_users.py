@@ -32,11 +32,20 @@ def _by_kind(objs: list[dict[str, Any]], kind: str) -> dict[tuple[str, str], dic
     return {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in objs if o["kind"] == kind}
 
 
+def _grants(uses: Any) -> dict[str, str]:
+    """bucket -> access of a workload's MinIO uses (r and w together: rw)."""
+    grants: dict[str, set[str]] = {}
+    for use in uses:
+        for bucket in use.minio.buckets if use.minio else []:
+            grants.setdefault(bucket, set()).update(use.minio.access)
+    return {bucket: "".join(sorted(letters)) for bucket, letters in grants.items()}
+
+
 def _expected_users(topo: Any) -> dict[str, dict[str, str]]:
-    """Written from the topology alone: who uses MinIO, and what it may do with which bucket."""
-    platform = {b.name: b.access for b in topo.storage.minio.buckets}
-    users = {topo.edge.backend_api.name: platform}
-    users |= {s.name: platform for s in topo.processing.services}
+    """Written from the topology alone: who uses MinIO (its `uses`), and what it may do with which
+    bucket."""
+    owners = [topo.edge.backend_api, *topo.processing.services, *topo.workloads]
+    users = {o.name: grants for o in owners if (grants := _grants(o.uses))}
     connect = topo.messaging.kafka.connect
     if connect and connect.connectors:
         users["kafka-connect"] = {c.bucket: "w" for c in connect.connectors}
@@ -94,9 +103,12 @@ def test_each_cluster_workload_reads_its_own_users_keys_from_a_supplied_secret(p
         assert external[(minio_ns, secret)]["spec"]["data"] == external[(ns, secret)]["spec"]["data"]
         assert secret in job_secrets
         seen.add(obj["metadata"]["labels"]["app"])
-    in_cluster = {s.name for s in topo.processing.services}
-    if "cluster" in topo.edge.backend_api.runs_on:
-        in_cluster.add(topo.edge.backend_api.name)
+    in_cluster = {s.name for s in topo.processing.services if _grants(s.uses)}
+    in_cluster |= {w.name for w in topo.workloads if w.namespace and _grants(w.uses)}
+    backend = topo.edge.backend_api
+    if "cluster" in backend.runs_on and _grants(u for u in backend.uses if u.where in (None, "cluster")):
+        in_cluster.add(backend.name)
+    assert in_cluster, "the profile has MinIO users in the cluster"
     assert seen == in_cluster
     assert len(job_secrets) == len(_expected_users(topo))
 
@@ -224,14 +236,21 @@ def test_a_workloads_minio_secret_is_its_own(tmp_path: Path, service: str, expec
     from imageflow_gen.errors import ImageflowError
     from imageflow_gen.pipeline import build
 
-    services = [{"name": service, "image": "ghcr.io/imageflowcanvas/x:1.0.0", "resources": _RESOURCES}]
+    services = [
+        {
+            "name": service,
+            "image": "ghcr.io/imageflowcanvas/x:1.0.0",
+            "resources": _RESOURCES,
+            "uses": [{"minio": {"buckets": ["raw-images"], "access": "r"}}],
+        }
+    ]
     data = {"purpose": "x", "extends": "dev", "processing": {"services": services}}
     with pytest.raises(ImageflowError) as caught:
         build(profile_with(tmp_path, "users", data), "users")
     messages = [(p.key, p.message) for p in caught.value.problems]
     assert any(message.startswith(expected) for _, message in messages), messages
     (key,) = [k for k, m in messages if m.startswith(expected)]
-    assert key in ("processing.services[4].name", "messaging.kafka.connect")
+    assert key in ("processing.services[4].uses[0].minio", "messaging.kafka.connect")
 
 
 _RESOURCES = {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}}

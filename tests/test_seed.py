@@ -245,7 +245,7 @@ def test_prod_network_policies_make_the_real_flows_work(prod_objects: dict) -> N
         assert policies[(ns, "default-deny")]["policyTypes"] == ["Ingress", "Egress"]
         dns = policies[(ns, "allow-dns")]["egress"][0]
         assert {"protocol": "UDP", "port": 53} in dns["ports"]
-    assert policies[("imageflow-processing", "allow-processing-to-kafka-egress")]["egress"][0]["to"] == [
+    assert policies[("imageflow-processing", "allow-grpc-gateway-to-kafka-egress")]["egress"][0]["to"] == [
         {"ipBlock": {"cidr": "10.0.2.10/32"}}
     ]
     ingress = policies[("imageflow-backend", "allow-gateway-to-backend-api-ingress")]["ingress"][0]

@@ -4,6 +4,7 @@ refused with a located message."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -233,38 +234,88 @@ def test_a_use_sets_its_address_and_opens_its_path(features: Path) -> None:
     assert env["TRITON_HTTP_ADDRESS"] == "http://triton.imageflow-inference.svc.cluster.local:8000/v2"
     egress = objs[("NetworkPolicy", "allow-report-api-to-postgresql-sql-egress")]
     assert egress["metadata"]["annotations"]["imageflow.io/source"] == "workloads.yaml#workloads[8].uses[0]"
+    # A store's use: its variables (files, never values), its own MinIO user, the paths opened.
+    assert env["MINIO_ENDPOINT"] == "http://minio.imageflow-storage.svc.cluster.local:9000"
+    assert env["MINIO_ACCESS_KEY_FILE"] == "/etc/imageflow/minio/access-key"
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka.imageflow-backend.svc.cluster.local:9094"
+    volumes = objs[("Deployment", "report-api")]["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "minio-user", "secret": {"secretName": "minio-report-api", "defaultMode": 0o440}} in volumes
+    policy = json.loads(objs[("ConfigMap", "minio-policies")]["data"]["report-api.json"])
+    assert {r for st in policy["Statement"] for r in st["Resource"]} == {
+        "arn:aws:s3:::processed-images",
+        "arn:aws:s3:::processed-images/*",
+    }
+    assert "s3:PutObject" not in {a for st in policy["Statement"] for a in st["Action"]}  # read only
+    for name, source in (("minio", "uses[3].minio"), ("kafka", "uses[4].kafka")):
+        egress = objs[("NetworkPolicy", f"allow-report-api-to-{name}-egress")]
+        assert egress["metadata"]["annotations"]["imageflow.io/source"] == f"workloads.yaml#workloads[8].{source}"
 
 
-def test_removing_a_use_removes_exactly_its_variable_and_policies(features: Path, tmp_path: Path) -> None:
+_REPORT_USES = [
+    "{workload: postgresql, port: sql}",
+    "{workload: backend-api, port: grpc, scheme: grpc, env: BACKEND_GRPC_URL}",
+    "{workload: triton, port: http, scheme: http, path: /v2}",
+    "{minio: {buckets: [processed-images], access: r}}",
+    "{kafka: {consume: [image-results]}}",
+]
+
+
+@pytest.mark.parametrize(
+    ("dropped", "removed", "changed", "variables"),
+    [
+        (
+            2,
+            {
+                ("NetworkPolicy", "imageflow-backend", "allow-report-api-to-triton-http-egress"),
+                ("NetworkPolicy", "imageflow-inference", "allow-report-api-to-triton-http-ingress"),
+            },
+            set(),
+            {"TRITON_HTTP_ADDRESS"},
+        ),
+        (  # its MinIO user goes: the Secrets, the policy document and the bucket job's lines
+            3,
+            {
+                ("ExternalSecret", "imageflow-backend", "minio-report-api"),
+                ("ExternalSecret", "imageflow-storage", "minio-report-api"),
+                ("NetworkPolicy", "imageflow-backend", "allow-report-api-to-minio-egress"),
+                ("NetworkPolicy", "imageflow-storage", "allow-report-api-to-minio-ingress"),
+            },
+            {("ConfigMap", "imageflow-storage", "minio-policies"), ("Job", "imageflow-storage", "minio-buckets")},
+            {"MINIO_ENDPOINT", "MINIO_REGION", "MINIO_ACCESS_KEY_FILE", "MINIO_SECRET_KEY_FILE"},
+        ),
+        (
+            4,
+            {("NetworkPolicy", "imageflow-backend", "allow-report-api-to-kafka-egress")},
+            set(),
+            {"KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SECURITY_PROTOCOL"},
+        ),
+    ],
+)
+def test_removing_a_use_removes_exactly_its_variables_secrets_and_policies(
+    features: Path, tmp_path: Path, dropped: int, removed: set[Any], changed: set[Any], variables: set[str]
+) -> None:
     for profile in features.glob("*.yaml"):
         shutil.copy(profile, tmp_path)
-    (tmp_path / "child.yaml").write_text(
-        "extends: workloads\nworkloads:\n  - name: report-api\n    uses:\n"
-        "      - {workload: postgresql, port: sql}\n"
-        "      - {workload: backend-api, port: grpc, scheme: grpc, env: BACKEND_GRPC_URL}\n"
-    )
+    kept = "".join(f"      - {use}\n" for k, use in enumerate(_REPORT_USES) if k != dropped)
+    (tmp_path / "child.yaml").write_text("extends: workloads\nworkloads:\n  - name: report-api\n    uses:\n" + kept)
 
     def keyed(profile: str) -> dict[tuple[str, str, str], Any]:
         found = objects(validated(tmp_path, profile)[2])
-        for o in found:  # the annotation names the profile file; compare the objects themselves
+        for o in found:  # the annotation names the profile file and the use's index; compare the rest
             o["metadata"].get("annotations", {}).pop("imageflow.io/source", None)
         return {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in found}
 
     before, after = keyed("workloads"), keyed("child")
-    assert set(before) - set(after) == {
-        ("NetworkPolicy", "imageflow-backend", "allow-report-api-to-triton-http-egress"),
-        ("NetworkPolicy", "imageflow-inference", "allow-report-api-to-triton-http-ingress"),
-    }
+    assert set(before) - set(after) == removed
     assert set(after) - set(before) == set()
-    changed = {key for key in before if key in after and before[key] != after[key]}
-    assert changed == {("Deployment", "imageflow-backend", "report-api")}
-    names = [
-        e["name"]
-        for e in after[("Deployment", "imageflow-backend", "report-api")]["spec"]["template"]["spec"]["containers"][0][
-            "env"
-        ]
-    ]
-    assert "TRITON_HTTP_ADDRESS" not in names and "POSTGRESQL_SQL_ADDRESS" in names
+    deployment = ("Deployment", "imageflow-backend", "report-api")
+    assert {key for key in before if key in after and before[key] != after[key]} == {deployment} | changed
+
+    def names(objs: dict[Any, Any]) -> list[str]:
+        return [e["name"] for e in objs[deployment]["spec"]["template"]["spec"]["containers"][0]["env"]]
+
+    assert [n for n in names(before) if n not in variables] == names(after)
+    assert set(names(before)) >= variables
 
 
 def test_a_per_node_workload_is_a_daemonset_on_every_node(features: Path) -> None:
@@ -427,7 +478,7 @@ def _workload(name: str, body: str) -> str:
         (  # one host, two routes: both ends are told
             _workload("camera-streams", "route: {host: app.imageflow.com}"),
             [
-                "base.yaml:267:13 edge.web_ui.hosts[0]: 'app.imageflow.com' is workload camera-streams's host too; "
+                "base.yaml:281:13 edge.web_ui.hosts[0]: 'app.imageflow.com' is workload camera-streams's host too; "
                 "two routes on one host and gateway are merged in no defined order: give the web UI its own host",
                 "child.yaml:4:19 workloads[2].route.host: 'app.imageflow.com' is the web UI's host too; two routes on "
                 "one host and gateway are merged in no defined order: give workload camera-streams its own host",
@@ -584,8 +635,8 @@ def _workload(name: str, body: str) -> str:
             "      - {name: DATABASE_NAME, value: imageflow, where: cluster}\n"
             "      - {name: DATABASE_NAME, value: other}\n",
             [
-                "child.yaml:8:16 edge.backend_api.env[7].name: duplicate env name 'DATABASE_NAME' (also at "
-                "edge.backend_api.env[6].name)"
+                "child.yaml:8:16 edge.backend_api.env[6].name: duplicate env name 'DATABASE_NAME' (also at "
+                "edge.backend_api.env[5].name)"
             ],
         ),
         (  # an edge component's further ports: apart from `port` (http), and never exposed
@@ -665,7 +716,54 @@ def _workload(name: str, body: str) -> str:
             "        - {workload: triton, port: grpc, env: GRPC_PORT}\n",
             [
                 "child.yaml:6:47 processing.services[1].uses[0].env: GRPC_PORT is set by the generator for resize "
-                "(GRPC_PORT, MINIO_*, KAFKA_*, OTEL_*)"
+                "(GRPC_PORT, OTEL_*)"
+            ],
+        ),
+        (  # a store's use names what the store declares, at most with the access it grants
+            _workload(
+                "report-api",
+                "uses:\n  - {minio: {buckets: [processed-images, thumbnails], access: r}}\n"
+                "  - {minio: {buckets: [system-logs], access: rw}}\n"
+                "  - {kafka: {produce: [image-jobs], consume: [image-verdicts]}}",
+            ),
+            [
+                "child.yaml:5:46 workloads[8].uses[0].minio.buckets[1]: bucket 'thumbnails' is not declared in "
+                "storage.minio.buckets (defined: processed-images, raw-images, system-logs)",
+                "child.yaml:6:50 workloads[8].uses[1].minio.access: rw is wider than bucket 'system-logs' grants "
+                "the platform (r)",
+                "child.yaml:7:51 workloads[8].uses[2].kafka.consume[0]: topic 'image-verdicts' is not declared in "
+                "messaging.kafka.topics (defined: image-jobs, image-results, system-logs)",
+            ],
+        ),
+        (  # one target per use; a store's use has no port, scheme or variable name of its own
+            _workload(
+                "report-api",
+                "uses:\n  - {workload: triton, port: http, minio: {buckets: [raw-images], access: r}}\n"
+                "  - {kafka: {consume: [image-jobs]}, env: JOBS}\n  - {kafka: {}}",
+            ),
+            [
+                "child.yaml:5:9 workloads[8].uses[0]: give exactly one of workload, minio, kafka (got workload, minio)",
+                "child.yaml:6:9 workloads[8].uses[1]: env: only for a workload's port",
+                "child.yaml:7:17 workloads[8].uses[2].kafka: name the topics it produces to or consumes (produce, "
+                "consume)",
+            ],
+        ),
+        (  # the store's variables are the generator's where the workload uses the store
+            _workload(
+                "report-api",
+                "uses:\n  - {minio: {buckets: [raw-images], access: r}}\n"
+                'env:\n  - {name: MINIO_ENDPOINT, value: "http://elsewhere:9000"}',
+            ),
+            [
+                "child.yaml:7:16 workloads[8].env[1].name: MINIO_ENDPOINT: MINIO_* is set by the generator for "
+                "the workload's use of minio"
+            ],
+        ),
+        (  # on a VM only the edge backend's compose service is wired to the stores
+            _workload("notifier", "uses:\n  - {kafka: {consume: [image-results]}}"),
+            [
+                "child.yaml:5:9 workloads[5].uses[0]: notifier runs on VM vm0: only the edge VM's backend reaches "
+                "MinIO and Kafka from a VM; run it in the cluster"
             ],
         ),
         (  # the API gateway is reached by its public host name, not by an endpoint
@@ -741,7 +839,7 @@ def test_a_workload_whose_objects_clash_with_the_seeds_is_refused(features: Path
     """Two objects of one kind and name in one namespace: camera-streams renamed `kafka`, whose
     Service the seed's Kafka has in imageflow-backend."""
     assert _renamed(features, tmp_path, "camera-streams", "kafka") == [
-        "base.yaml:149:5 messaging.kafka: emits the Service imageflow-backend/kafka, which workloads[2].ports "
+        "base.yaml:156:5 messaging.kafka: emits the Service imageflow-backend/kafka, which workloads[2].ports "
         "emits too: rename one"
     ]
 
@@ -767,9 +865,9 @@ def test_availability_is_checked_for_workloads_as_for_the_seed_services(features
 
 def test_a_seed_slot_renders_as_the_typed_workload_that_says_the_same(tmp_path: Path) -> None:
     """One code path: prod's grpc-gateway (a processing service) and a typed workload written
-    with the same image, port, probes, resources, placement and replicas get the same pod, but
-    for the wiring the slot adds after the typed parts (MinIO, Kafka, OTel env; its MinIO
-    user's Secret); the same for prod's web-ui (an edge component in the cluster)."""
+    with the same image, port, uses, probes, resources, placement and replicas get the same pod,
+    but for the telemetry the slot adds after the rest (OTEL_* env); the same for prod's web-ui
+    (an edge component in the cluster)."""
     for profile in PROFILES.glob("*.yaml"):
         shutil.copy(profile, tmp_path)
     probes = (
@@ -787,6 +885,7 @@ def test_a_seed_slot_renders_as_the_typed_workload_that_says_the_same(tmp_path: 
             "node_type: cpu-intensive\n"
             "ports: [{name: grpc, port: 8080, protocol: grpc}]\n"
             "env: [{name: GRPC_PORT, value: '8080'}]\n"
+            "uses: [{kafka: {consume: [image-jobs], produce: [image-results]}}]\n"
             + probes.format(check="grpc", port="grpc", path="")
             + "resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {cpu: 500m, memory: 256Mi}}\n"
             + "availability: {survives: nothing, reason: one node}\n",
@@ -809,11 +908,10 @@ def test_a_seed_slot_renders_as_the_typed_workload_that_says_the_same(tmp_path: 
         (slot_container,), (twin_container,) = slot_pod.pop("containers"), twin_pod.pop("containers")
         assert slot_container.pop("name") == slot and twin_container.pop("name") == twin
         if wiring:
-            typed_env, typed_volumes = len(twin_container["env"]), len(twin_pod["volumes"])
-            assert len(slot_container["env"]) > typed_env and len(slot_pod["volumes"]) > typed_volumes
+            typed_env = len(twin_container["env"])
+            assert any(e["name"] == "KAFKA_BOOTSTRAP_SERVERS" for e in twin_container["env"])
+            assert [e["name"] for e in slot_container["env"][typed_env:]] == ["OTEL_EXPORTER_OTLP_ENDPOINT"]
             slot_container["env"] = slot_container["env"][:typed_env]
-            slot_container["volumeMounts"] = slot_container["volumeMounts"][:typed_volumes]
-            slot_pod["volumes"] = slot_pod["volumes"][:typed_volumes]
         spread = slot_pod.get("topologySpreadConstraints")
         if spread:  # selects each one's own pods
             assert spread[0]["labelSelector"] == {"matchLabels": {"app": slot}}
@@ -829,14 +927,14 @@ def test_a_seed_slot_renders_as_the_typed_workload_that_says_the_same(tmp_path: 
         (
             "edge:\n  backend_api:\n    env:\n"
             "      - {name: INFERENCE_URL, endpoint: {workload: triton, port: http, scheme: http}}\n",
-            "child.yaml:5:66 edge.backend_api.env[4].endpoint.port: backend-api runs on VM vm0 and triton in the "
+            "child.yaml:5:66 edge.backend_api.env[3].endpoint.port: backend-api runs on VM vm0 and triton in the "
             "cluster: give port 'http' a node_port",
         ),
         (
             "processing:\n  services:\n    - name: resize\n      env:\n"
             "        - {name: MINIO_ENDPOINT, value: 'http://elsewhere:9000'}\n",
-            "child.yaml:6:18 processing.services[1].env[0].name: MINIO_ENDPOINT is set by the generator for resize "
-            "(GRPC_PORT, MINIO_*, KAFKA_*, OTEL_*)",
+            "child.yaml:6:18 processing.services[1].env[0].name: MINIO_ENDPOINT: MINIO_* is set by the generator "
+            "for the workload's use of minio",
         ),
         (
             "processing:\n  services:\n    - name: ai-detection\n      env:\n"

@@ -28,6 +28,7 @@ from .model import Topology
 from .plan import Plan
 from .plan.messaging import kafka_vm_address
 from .model.checks import CONNECT_USER
+from .plan.stacks import backend_stores
 from .plan.network import INGRESS_GATEWAY, ISTIO_NAMESPACE, Flow, flows
 from .plan.storage import vm_clients
 
@@ -247,7 +248,7 @@ def _outside_edges(
     backend = edge.backend_api
     vpn = vms[kafka_vm].vpn_address
     listener = next((lst.name for lst in topo.messaging.kafka.listeners if lst.network == "vpn"), None)
-    if backend in on_vm and vpn and listener:
+    if backend in on_vm and vpn and listener and backend_stores(backend)[1]:
         ports = sorted(b.ports[listener] for b in topo.messaging.kafka.brokers)
         graph.edges.append(
             Edge(

@@ -103,6 +103,7 @@ def check(topo: Topology) -> list[Finding]:
         _workloads,
         _slot_env,
         _edge_ports,
+        _store_uses,
     ):
         findings.extend(rule(topo))
     return findings
@@ -336,28 +337,153 @@ class MinioClient:
         return SecretRef(name=self.secret, keys={key: key for key in _SECRET_KEYS["opaque"]})
 
 
+@dataclass(frozen=True)
+class Caller:
+    """A workload where one of its placements runs, with the uses it has there ((k, use): k its
+    index in the profile's `uses`)."""
+
+    name: str
+    namespace: str | None  # in the cluster
+    vm: str | None  # on a VM
+    base: Path  # its key in the profile
+    uses: tuple[tuple[int, Any], ...]
+
+
+def callers(topo: Topology) -> list[Caller]:
+    """Every workload once per place it runs: the edge components, the processing services, the
+    typed workloads."""
+    slots = slot_envs(topo)
+    ordered = [s for s in slots if s.base[0] == "edge"] + [s for s in slots if s.base[0] != "edge"]
+    result = []
+    for s in ordered:
+        place = "cluster" if s.namespace is not None else "vm"
+        uses = tuple((k, u) for k, u in enumerate(s.uses) if u.where in (None, place))
+        result.append(Caller(s.name, s.namespace, s.vm, s.base, uses))
+    result += [
+        Caller(w.name, w.namespace, w.vm, ("workloads", i), tuple(enumerate(w.uses)))
+        for i, w in enumerate(topo.workloads)
+    ]
+    return result
+
+
+def _merged(grants: dict[str, set[str]]) -> tuple[tuple[str, str], ...]:
+    """(bucket, r | w | rw) from each bucket's set of access letters."""
+    return tuple((bucket, "".join(sorted(letters))) for bucket, letters in grants.items())
+
+
 def minio_clients(topo: Topology) -> list[MinioClient]:
-    """The workloads that use MinIO: the backend API and each processing service (every bucket,
-    with the access the bucket gives the platform), Kafka Connect (its sinks' buckets, write)."""
-    buckets = tuple((b.name, b.access) for b in topo.storage.minio.buckets)
-    backend, kafka = topo.edge.backend_api, topo.messaging.kafka
+    """The workloads whose `uses` name MinIO buckets (each with the union of its uses' access,
+    wherever it runs), and Kafka Connect (its sinks' buckets, write)."""
+    found: dict[str, tuple[list[str | None], dict[str, set[str]], Path]] = {}
+    for caller in callers(topo):
+        for k, use in caller.uses:
+            if use.minio is None:
+                continue
+            places, grants, _ = found.setdefault(caller.name, ([None, None], {}, caller.base + ("uses", k, "minio")))
+            places[0] = places[0] or caller.namespace
+            places[1] = places[1] or caller.vm
+            for bucket in use.minio.buckets:
+                grants.setdefault(bucket, set()).update(use.minio.access)
     clients = [
-        MinioClient(
-            backend.name,
-            backend.namespace if "cluster" in backend.runs_on else None,
-            topo.edge.vm if "vm" in backend.runs_on else None,
-            buckets,
-            ("edge", "backend_api", "name"),
-        )
+        MinioClient(name, places[0], places[1], _merged(grants), path) for name, (places, grants, path) in found.items()
     ]
-    clients += [
-        MinioClient(s.name, topo.processing.namespace, None, buckets, ("processing", "services", i, "name"))
-        for i, s in enumerate(topo.processing.services)
-    ]
+    kafka = topo.messaging.kafka
     if kafka.connect and kafka.connect.connectors:
         sinks = tuple(sorted({(c.bucket, "w") for c in kafka.connect.connectors}))
         clients.append(MinioClient(CONNECT_USER, None, kafka.vm, sinks, ("messaging", "kafka", "connect")))
     return clients
+
+
+@dataclass(frozen=True)
+class KafkaUser:
+    """A workload whose `uses` name Kafka topics, where it runs (once per place)."""
+
+    name: str
+    namespace: str | None
+    vm: str | None
+    produce: tuple[str, ...]
+    consume: tuple[str, ...]
+    path: Path  # its first Kafka use
+
+
+def kafka_users(topo: Topology) -> list[KafkaUser]:
+    result = []
+    for caller in callers(topo):
+        kafka = [(k, u.kafka) for k, u in caller.uses if u.kafka is not None]
+        if kafka:
+            produce = tuple(dict.fromkeys(t for _, u in kafka for t in u.produce))
+            consume = tuple(dict.fromkeys(t for _, u in kafka for t in u.consume))
+            path = caller.base + ("uses", kafka[0][0], "kafka")
+            result.append(KafkaUser(caller.name, caller.namespace, caller.vm, produce, consume, path))
+    return result
+
+
+def uses_store(uses: Sequence[Any], store: str) -> bool:
+    """Whether `uses` (a workload's, where it runs) name `store` (minio, kafka)."""
+    return any(getattr(u, store) is not None for u in uses)
+
+
+# The variables a store's use sets, by store.
+STORE_ENV = {"minio": "MINIO_", "kafka": "KAFKA_"}
+
+
+def _store_uses(topo: Topology) -> Iterator[Finding]:
+    """Each use of MinIO names declared buckets, at most with the access they grant; each use of
+    Kafka declared topics; a store is used from a VM only by the edge VM's backend (its compose
+    service is the one wired to them); a typed workload leaves the store's variables to it."""
+    buckets = {b.name: b for b in topo.storage.minio.buckets}
+    topics = {t.name for t in topo.messaging.kafka.topics}
+    backend = ("edge", "backend_api")
+    seen: set[Path] = set()
+    for caller in callers(topo):
+        for k, use in caller.uses:
+            where = caller.base + ("uses", k)
+            if use.workload is not None:
+                continue
+            if caller.vm is not None and caller.base != backend:
+                yield (
+                    where,
+                    f"{caller.name} runs on VM {caller.vm}: only the edge VM's backend reaches MinIO and Kafka "
+                    "from a VM; run it in the cluster",
+                )
+            if where in seen:
+                continue
+            seen.add(where)
+            if use.minio is not None:
+                for m, name in enumerate(use.minio.buckets):
+                    bucket = buckets.get(name)
+                    if bucket is None:
+                        yield Reference(
+                            where + ("minio", "buckets", m),
+                            f"bucket {name!r} is not declared in storage.minio.buckets ({_choices(buckets)})",
+                            (("storage", "minio", "buckets"),),
+                            name,
+                        )
+                    elif not set(use.minio.access) <= set(bucket.access):
+                        yield (
+                            where + ("minio", "access"),
+                            f"{use.minio.access} is wider than bucket {name!r} grants the platform ({bucket.access})",
+                        )
+            if use.kafka is not None:
+                for direction in ("produce", "consume"):
+                    for m, name in enumerate(getattr(use.kafka, direction)):
+                        if name not in topics:
+                            yield Reference(
+                                where + ("kafka", direction, m),
+                                f"topic {name!r} is not declared in messaging.kafka.topics ({_choices(topics)})",
+                                (("messaging", "kafka", "topics"),),
+                                name,
+                            )
+    owners: dict[Path, tuple[Sequence[Any], Sequence[Any]]] = {s.base: (s.env, s.uses) for s in slot_envs(topo)}
+    owners.update({("workloads", i): (w.env, w.uses) for i, w in enumerate(topo.workloads)})
+    for base, (env, uses) in owners.items():
+        for key, var in env_entries(env, []):
+            for store, prefix in STORE_ENV.items():
+                if var.name.startswith(prefix) and uses_store(uses, store):
+                    yield (
+                        base + name_key(key),
+                        f"{var.name}: {prefix}* is set by the generator for the workload's use of {store}",
+                    )
 
 
 CONNECT_USER = "kafka-connect"
@@ -515,15 +641,13 @@ def _kafka_client_keys(topo: Topology) -> list[str]:
 
 
 def _kafka_client_namespaces(topo: Topology) -> list[str]:
-    """Namespaces of the cluster's Kafka clients: the processing services', the backend's when it
-    runs in the cluster, and the OTel agent's when it sends logs to Kafka."""
-    namespaces = [topo.processing.namespace] if topo.processing.services else []
-    backend, agent = topo.edge.backend_api, topo.observability.otel_agent
-    if "cluster" in backend.runs_on and backend.namespace not in namespaces:
-        namespaces.append(backend.namespace)
-    if agent.logs_topic is not None and agent.namespace not in namespaces:
+    """Namespaces of the cluster's Kafka clients: of each workload whose uses name topics, and
+    the OTel agent's when it sends logs to Kafka."""
+    namespaces = [u.namespace for u in kafka_users(topo) if u.namespace is not None]
+    agent = topo.observability.otel_agent
+    if agent.logs_topic is not None:
         namespaces.append(agent.namespace)
-    return namespaces
+    return list(dict.fromkeys(namespaces))
 
 
 def _vm(topo: Topology, name: str) -> Any:
@@ -782,7 +906,7 @@ _CREDENTIAL_ENV = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?K
 EDGE_KEYS = ("api_gateway", "backend_api", "web_ui")  # the edge components' keys under `edge`
 
 # Env names a wired slot is given (plan/slots.py, plan/stacks.py): its own env may not set them.
-_WIRED_ENV = ("MINIO_", "KAFKA_", "OTEL_")
+_WIRED_ENV = ("OTEL_",)  # MINIO_* and KAFKA_* where it uses the store (_store_uses)
 
 
 @dataclass(frozen=True)
@@ -1113,7 +1237,8 @@ def _endpoint(topo: Topology, w: Any, endpoint: Any, where: Path, names: dict[st
 
 def _where(env: Sequence[Any], uses: Sequence[Any], base: Path, runs_on: tuple[str, ...]) -> Iterator[Finding]:
     """`where` only on an edge component (`runs_on`: its places), naming a place it runs."""
-    for key, var in env_entries(env, uses):
+    items = [(("env", j), v) for j, v in enumerate(env)] + [(("uses", k), u) for k, u in enumerate(uses)]
+    for key, var in items:
         if var.where is None:
             continue
         if not runs_on:

@@ -17,6 +17,7 @@ from .common import Autoscaling, Availability, Resources
 from .release import Release, RollingRelease
 from .types import (
     AbsolutePath,
+    BucketName,
     Count,
     EnvName,
     Hostname,
@@ -34,6 +35,7 @@ from .types import (
     Strict,
     SubdomainName,
     Text,
+    TopicName,
     UrlPrefix,
     FileName,
     PortName,
@@ -141,35 +143,88 @@ class EnvVar(Strict):
         return _exactly_one(self, ("value", "secret", "file", "endpoint"))
 
 
-class Use(Endpoint):
-    """Another workload's (or seed service's) named port this one talks to. The generator sets
-    the variable that carries its address (resolved where this one runs, as an env endpoint is)
-    and opens the network path to it."""
+class MinioUse(Strict):
+    """Buckets of the platform's MinIO, and what the workload does with them."""
 
+    buckets: list[BucketName] = Field(min_length=1)
+    """Buckets (declared in storage.minio.buckets)."""
+    access: Literal["r", "w", "rw"]
+    """r (read), w (write) or rw; at most what each bucket's `access` grants the platform."""
+
+
+class KafkaUse(Strict):
+    """Topics of the platform's Kafka, and whether the workload produces to or consumes them."""
+
+    produce: list[TopicName] = Field(default_factory=list)
+    """Topics it writes (declared in messaging.kafka.topics)."""
+    consume: list[TopicName] = Field(default_factory=list)
+    """Topics it reads (declared in messaging.kafka.topics)."""
+
+    @model_validator(mode="after")
+    def _some_topic(self) -> KafkaUse:
+        if not self.produce and not self.consume:
+            raise ValueError("name the topics it produces to or consumes (produce, consume)")
+        return self
+
+
+class Use(Strict):
+    """What a workload talks to: exactly one of another workload's (or seed service's) named port
+    (`workload` and `port`), MinIO buckets (`minio`) or Kafka topics (`kafka`). The generator sets
+    the variables that carry the address (and the credentials' files), mounts the credentials and
+    opens the network path; nothing else does."""
+
+    workload: ServiceName | None = None
+    """The workload whose port it is."""
+    port: PortName | None = None
+    """Its port's name."""
+    scheme: Literal["http", "https", "grpc", "tcp", "none"] = "none"
+    """URL scheme to put in front (none: host:port only)."""
+    path: UrlPrefix | None = None
+    """Path appended to a URL (with a scheme)."""
     env: EnvName | None = None
-    """The variable that carries the address. Default: `<WORKLOAD>_<PORT>_ADDRESS` in upper case,
-    `-` written `_` (postgresql's port sql: POSTGRESQL_SQL_ADDRESS)."""
+    """For a workload's port: the variable that carries the address. Default:
+    `<WORKLOAD>_<PORT>_ADDRESS` in upper case, `-` written `_` (postgresql's port sql:
+    POSTGRESQL_SQL_ADDRESS)."""
+    minio: MinioUse | None = None
+    """Buckets of MinIO: the workload gets its own MinIO user, limited to them (MINIO_* variables)."""
+    kafka: KafkaUse | None = None
+    """Topics of Kafka (KAFKA_* variables)."""
     where: Placement | None = None
     """As for env: only for an edge component that runs in both places."""
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Use:
+        _exactly_one(self, ("workload", "minio", "kafka"))
+        if (self.workload is None) != (self.port is None):
+            raise ValueError("a workload's port needs both workload and port")
+        if self.workload is None:
+            given = [k for k in ("env", "path") if getattr(self, k) is not None]
+            given += ["scheme"] if self.scheme != "none" else []
+            if given:
+                raise ValueError(f"{', '.join(given)}: only for a workload's port")
+        return self
 
     @property
     def variable(self) -> str:
         return self.env or f"{self.workload}_{self.port}_ADDRESS".upper().replace("-", "_")
 
+    @property
+    def endpoint(self) -> Endpoint | None:
+        """The workload port it names, as an env endpoint (None: a store)."""
+        if self.workload is None or self.port is None:
+            return None
+        return Endpoint(workload=self.workload, port=self.port, scheme=self.scheme, path=self.path)
+
 
 def env_entries(env: Sequence[EnvVar], uses: Sequence[Use]) -> list[tuple[tuple[str | int, ...], EnvVar]]:
-    """(key, variable) of every variable a workload sets: its `env` (("env", j)) and the address
-    of each of its `uses` (("uses", k)), in that order."""
-    derived = [
-        EnvVar(
-            name=u.variable,
-            endpoint=Endpoint(workload=u.workload, port=u.port, scheme=u.scheme, path=u.path),
-            where=u.where,
-        )
-        for u in uses
-    ]
+    """(key, variable) of every variable a workload sets by name: its `env` (("env", j)) and the
+    address of each of its uses of a workload's port (("uses", k)), in that order. A store's
+    variables are the store's own (plan/clients.py)."""
     result: list[tuple[tuple[str | int, ...], EnvVar]] = [(("env", j), v) for j, v in enumerate(env)]
-    return result + [(("uses", k), v) for k, v in enumerate(derived)]
+    for k, u in enumerate(uses):
+        if u.endpoint is not None:
+            result.append((("uses", k), EnvVar(name=u.variable, endpoint=u.endpoint, where=u.where)))
+    return result
 
 
 _Placed = TypeVar("_Placed", EnvVar, Use)

@@ -7,7 +7,6 @@ from ..model import Topology
 from ..model.edge import EdgeComponent
 from .common import Spec
 from .slots import edge_workload
-from .storage import client_of
 from .workloads import render
 
 _COMPONENTS = ("api_gateway", "backend_api", "web_ui")
@@ -19,7 +18,6 @@ def specs(topo: Topology) -> list[Spec]:
         component: EdgeComponent = getattr(topo.edge, key)
         if "cluster" in component.runs_on:
             source = ("edge", key)
-            client = client_of(topo, component.name) if component is topo.edge.backend_api else None
-            workload, how = edge_workload(topo, component, source, client)
+            workload, how = edge_workload(topo, component, source)
             result += render(topo, workload, source, how)
     return result

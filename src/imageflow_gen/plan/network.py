@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import Path
 from ..model import Topology
-from ..model.checks import endpoint_key, placed_env, slot_envs
+from ..model.checks import endpoint_key, kafka_users, minio_clients, placed_env, slot_envs
 from ..model.network import NetworkPolicy as PolicyModel
 from ..model.network import Route
 from .common import Spec, common_labels, needs_gpu_runtime, spec
@@ -227,9 +227,7 @@ def _policy(policy: PolicyModel, index: int) -> Spec:
 def flows(topo: Topology) -> list[Flow]:
     obs, minio = topo.observability, topo.storage.minio
     edge = topo.edge
-    backend = edge.backend_api if "cluster" in edge.backend_api.runs_on else None
     processing_ns = topo.processing.namespace
-    processing_ports = tuple(sorted({s.port for s in topo.processing.services}))
     app_namespaces = [ns.name for ns in topo.namespaces if ns.name != obs.otel_agent.namespace]
     flows: list[Flow] = []
     for component in edge.components:
@@ -244,17 +242,6 @@ def flows(topo: Topology) -> list[Flow]:
                     (component.port,),
                 )
             )
-    if backend and processing_ports:
-        flows.append(
-            Flow(
-                "backend-to-processing",
-                backend.namespace,
-                {"app": backend.name},
-                processing_ns,
-                {"tier": "processing"},
-                processing_ports,
-            )
-        )
     services = {s.name: s for s in topo.processing.services}
     for i, caller in enumerate(topo.processing.services):
         flows += [
@@ -270,28 +257,20 @@ def flows(topo: Topology) -> list[Flow]:
             for callee in caller.calls
             if callee in services
         ]
-    if processing_ports:
-        flows.append(
-            Flow(
-                "processing-to-minio",
-                processing_ns,
-                {"tier": "processing"},
-                minio.namespace,
-                {"app": "minio"},
-                (minio.port,),
-            )
+    # Each workload that uses MinIO (in the cluster), from its use.
+    flows += [
+        Flow(
+            f"{c.name}-to-minio",
+            c.namespace,
+            {"app": c.name},
+            minio.namespace,
+            {"app": "minio"},
+            (minio.port,),
+            source=c.path,
         )
-    if backend:
-        flows.append(
-            Flow(
-                "backend-to-minio",
-                backend.namespace,
-                {"app": backend.name},
-                minio.namespace,
-                {"app": "minio"},
-                (minio.port,),
-            )
-        )
+        for c in minio_clients(topo)
+        if c.namespace is not None
+    ]
     # MinIO's servers among themselves, and the bucket job; not every pod of the namespace (a
     # database beside MinIO reaches it only if it says so).
     flows += [
@@ -315,14 +294,21 @@ def flows(topo: Topology) -> list[Flow]:
         )
     kafka_ports = tuple(sorted(port for _, port in broker_ports(topo)))
     kafka_cidr = (f"{kafka_vm_address(topo)}/32",)
-    if kafka_ports and processing_ports:
-        flows.append(
-            Flow("processing-to-kafka", processing_ns, {"tier": "processing"}, None, {}, kafka_ports, kafka_cidr)
-        )
-    if kafka_ports and backend:
-        flows.append(
-            Flow("backend-to-kafka", backend.namespace, {"app": backend.name}, None, {}, kafka_ports, kafka_cidr)
-        )
+    if kafka_ports:
+        flows += [
+            Flow(
+                f"{c.name}-to-kafka",
+                c.namespace,
+                {"app": c.name},
+                None,
+                {},
+                kafka_ports,
+                kafka_cidr,
+                source=c.path,
+            )
+            for c in kafka_users(topo)
+            if c.namespace is not None
+        ]
     agent_ports = (obs.otel_agent.ports.otlp_grpc, obs.otel_agent.ports.otlp_http)
     flows += [
         Flow(f"{ns}-to-otel-agent", ns, {}, obs.otel_agent.namespace, {"app": obs.otel_agent.name}, agent_ports)

@@ -3,10 +3,10 @@ is, plus what its release adds (a canary's Service and route) and its `helm test
 
 from __future__ import annotations
 
+from typing import Any
 
-from ..errors import Path
 from ..model import Topology
-from ..model.checks import MinioClient, minio_clients
+from ..model.checks import placed_env, slot_envs
 from ..model.processing import ProcessingService
 from .common import (
     GPU_RUNTIME_CLASS,
@@ -40,27 +40,29 @@ def specs(topo: Topology) -> list[Spec]:
                 handler=GPU_RUNTIME_CLASS,
             )
         )
-    clients = {c.name: c for c in minio_clients(topo)}
     for i, service in enumerate(topo.processing.services):
-        source = ("processing", "services", i)
-        result += _release_specs(topo, service, source, clients[service.name])
+        workload, how = processing_workload(topo, service)
+        result += render(topo, workload, ("processing", "services", i), how)
     return result
 
 
 def callers(topo: Topology, service: ProcessingService) -> list[tuple[str, str, bool]]:
-    """(caller, its namespace, whether it has a sidecar) for each workload that calls `service`:
-    the backend API when it runs in the cluster, and the processing services that call it. Only
-    callers with a sidecar follow the mesh's routes (a canary's weight) and balance per request."""
+    """(caller, its namespace, whether it has a sidecar) for each cluster workload that calls
+    `service`: by an env endpoint or a use of its port, or as a processing service's `calls`.
+    Only callers with a sidecar follow the mesh's routes (a canary's weight) and balance per
+    request."""
     meshed = set(meshed_namespaces(topo))
-    backend, namespace = topo.edge.backend_api, topo.processing.namespace
-    result = [(backend.name, backend.namespace)] if "cluster" in backend.runs_on else []
-    result += [(s.name, namespace) for s in topo.processing.services if service.name in s.calls]
-    return [(name, ns, ns in meshed) for name, ns in result]
-
-
-def _release_specs(topo: Topology, service: ProcessingService, source: Path, client: MinioClient) -> list[Spec]:
-    workload, how = processing_workload(topo, service, client)
-    return render(topo, workload, source, how)
+    found: list[tuple[str, str]] = []
+    everyone: list[Any] = [*slot_envs(topo), *topo.workloads]
+    for w in everyone:
+        if w.namespace is not None and any(
+            var.endpoint is not None and var.endpoint.workload == service.name for _, var in placed_env(w)
+        ):
+            found.append((w.name, w.namespace))
+    namespace = topo.processing.namespace
+    found += [(s.name, namespace) for s in topo.processing.services if service.name in s.calls]
+    unique = list(dict.fromkeys(found))
+    return [(name, ns, ns in meshed) for name, ns in unique]
 
 
 TEST_LABEL = "imageflow.io/helm-test"

@@ -3,7 +3,7 @@ the cluster becomes a `Workload` (model/workloads.py) with a `Rendering`, and pl
 renders it by the one code path of every workload.
 
 What a slot keeps as its own typed sugar is what it means beyond a container: a processing
-service is a gRPC port, called by name, wired to MinIO (its own user), Kafka and the OTel agent,
+service is a gRPC port, called by name, wired to the OTel agent (and to what its `uses` name),
 released rolling, blue-green or canary; an edge component is an HTTP port with a health path.
 The slot's keys stay where they are in the profile (and its tunables in the Helm values).
 """
@@ -13,15 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import Topology
-from ..model.checks import MinioClient
 from ..model.edge import EdgeComponent
 from ..model.processing import ProcessingService
 from ..model.release import CanaryRelease
 from ..model.workloads import Placement, Workload, env_in
 from .common import tunable
-from .messaging import bootstrap_servers, cluster_client
 from .observability import otlp_endpoint
-from .storage import client_env, client_volumes, cluster_endpoint
 from .workloads import Rendering, Variant, release_selector, release_variants
 
 PROCESSING = "processing"
@@ -31,24 +28,9 @@ _LIVENESS_DELAY, _READINESS_DELAY = 10, 5
 
 
 def service_env(topo: Topology) -> list[dict[str, str]]:
-    """Where a cluster workload finds MinIO (and its own MinIO user's keys), Kafka (and how it
-    authenticates) and the OTel agent."""
-    minio = topo.storage.minio
-    return [
-        {"name": "MINIO_ENDPOINT", "value": cluster_endpoint(minio)},
-        {"name": "MINIO_REGION", "value": minio.region},
-        *client_env(minio),
-        {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": bootstrap_servers(topo)},
-        *cluster_client(topo)[0],
-        {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": otlp_endpoint(topo)},
-    ]
-
-
-def service_files(topo: Topology, client: MinioClient) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(volumes, mounts) a cluster workload adds for its MinIO user's keys and its Kafka client files."""
-    _, volumes, mounts = cluster_client(topo)
-    minio_volumes, minio_mounts = client_volumes(topo.storage.minio, client)
-    return [*minio_volumes, *volumes], [*minio_mounts, *mounts]
+    """Where a slot sends its telemetry: the OTel agent on its node. (Its MinIO and Kafka wiring
+    follows from its uses, plan/clients.py.)"""
+    return [{"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": otlp_endpoint(topo)}]
 
 
 def _probes(check: str, port: str, path: str | None = None) -> dict[str, Any]:
@@ -74,9 +56,9 @@ def load_balancing(service: ProcessingService) -> str:
     return "mesh" if isinstance(service.release, CanaryRelease) else "client"
 
 
-def processing_workload(topo: Topology, service: ProcessingService, client: MinioClient) -> tuple[Workload, Rendering]:
+def processing_workload(topo: Topology, service: ProcessingService) -> tuple[Workload, Rendering]:
     """A processing service as a workload: its gRPC port (named `grpc`, also in GRPC_PORT),
-    probed by the gRPC health protocol; MinIO, Kafka and the OTel agent wired in."""
+    probed by the gRPC health protocol; the OTel agent wired in."""
     workload = Workload.model_validate(
         {
             "name": service.name,
@@ -94,7 +76,6 @@ def processing_workload(topo: Topology, service: ProcessingService, client: Mini
             "availability": service.availability,
         }
     )
-    volumes, mounts = service_files(topo, client)
     rendering = Rendering(
         component=PROCESSING,
         key=service_key(service),
@@ -104,8 +85,6 @@ def processing_workload(topo: Topology, service: ProcessingService, client: Mini
         # `tier: processing` is what the seed's processing-isolation policy selects.
         labels={"tier": "processing"},
         env=service_env(topo),
-        volumes=volumes,
-        mounts=mounts,
         service_part=(),
         canary=service.release if isinstance(service.release, CanaryRelease) else None,
     )
@@ -129,12 +108,9 @@ def edge_fields(component: EdgeComponent, place: Placement) -> dict[str, Any]:
     }
 
 
-def edge_workload(
-    topo: Topology, component: EdgeComponent, key: tuple[str, ...], client: MinioClient | None
-) -> tuple[Workload, Rendering]:
+def edge_workload(topo: Topology, component: EdgeComponent, key: tuple[str, ...]) -> tuple[Workload, Rendering]:
     """An edge component in the cluster as a workload: its HTTP port (named `http`), probed at its
-    health path; the backend API (`client`: its MinIO user) wired to MinIO, Kafka and the OTel
-    agent as the processing services are."""
+    health path; the backend API wired to the OTel agent as the processing services are."""
     workload = Workload.model_validate(
         {
             **edge_fields(component, "cluster"),
@@ -143,7 +119,6 @@ def edge_workload(
             "availability": component.availability,
         }
     )
-    volumes, mounts = service_files(topo, client) if client is not None else ([], [])
     rendering = Rendering(
         component=EDGE,
         key=key,
@@ -158,9 +133,7 @@ def edge_workload(
         ],
         selector={"app": component.name},
         headless=False,
-        env=service_env(topo) if client is not None else [],
-        volumes=volumes,
-        mounts=mounts,
+        env=service_env(topo) if component is topo.edge.backend_api else [],
         service_part=(),
     )
     return workload, rendering

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..model import Topology
 from ..model.edge import EdgeComponent
-from ..model.checks import CONNECT_USER
+from ..model.checks import CONNECT_USER, uses_store
 from ..model.messaging import Kafka, client_keys
 from ..model.quantity import parse
 from ..model.storage import Minio
@@ -105,19 +105,21 @@ def _vm0(topo: Topology) -> Stack:
     env_vars = {
         "IMAGEFLOW_TLS_CERTIFICATE": (gw.tls.certificate_path, "TLS certificate chain (PEM) on this VM"),
         "IMAGEFLOW_TLS_KEY": (gw.tls.key_path, "TLS private key (PEM) on this VM"),
-        "MINIO_ACCESS_KEY_FILE": (
-            "./secrets/minio-access-key",
-            f"file holding the access key of MinIO user {backend.name} (Secret minio-{backend.name})",
-        ),
-        "MINIO_SECRET_KEY_FILE": (
-            "./secrets/minio-secret-key",
-            f"file holding the secret key of MinIO user {backend.name} (Secret minio-{backend.name})",
-        ),
     }
     stack = edge_services(topo)  # the components that run on the VM, by name
 
     def _on_vm(component: EdgeComponent) -> bool:
         return component.name in stack
+
+    uses_minio, uses_kafka = backend_stores(backend) if _on_vm(backend) else (False, False)
+    secret_files: list[tuple[str, str]] = []
+    if uses_minio:
+        for key in ("access", "secret"):
+            secret_files.append((f"minio_{key}_key", f"MINIO_{key.upper()}_KEY_FILE"))
+            env_vars[f"MINIO_{key.upper()}_KEY_FILE"] = (
+                f"./secrets/minio-{key}-key",
+                f"file holding the {key} key of MinIO user {backend.name} (Secret minio-{backend.name})",
+            )
 
     if _on_vm(backend):
         services[backend.name] = _backend(topo, backend, stack[backend.name])
@@ -140,12 +142,11 @@ def _vm0(topo: Topology) -> Stack:
                 "routes": routes,
             },
         )
-    secret_files = [("minio_access_key", "MINIO_ACCESS_KEY_FILE"), ("minio_secret_key", "MINIO_SECRET_KEY_FILE")]
-    if topo.storage.minio.tls:
+    if uses_minio and topo.storage.minio.tls:
         secret_files.append((MINIO_CA_SECRET, MINIO_CA_VARIABLE))
         env_vars[MINIO_CA_VARIABLE] = MINIO_CA_ENV
     protocol = topo.messaging.kafka.protocol_on(VPN_NETWORK)
-    for key in client_keys(protocol):
+    for key in client_keys(protocol) if uses_kafka else []:
         variable = f"KAFKA_{key.replace('-', '_').upper()}_FILE"
         secret_files.append((vm_client_secret(key), variable))
         what = (
@@ -154,7 +155,7 @@ def _vm0(topo: Topology) -> Stack:
             else CLIENT_FILES[key]
         )
         env_vars[variable] = (f"./secrets/kafka-{key}", f"Kafka ({protocol}): file holding {what}")
-    secrets = {key: _secret_file(variable) for key, variable in secret_files} if _on_vm(backend) else {}
+    secrets = {key: _secret_file(variable) for key, variable in secret_files}
     for component in (backend, web, gw):
         if _on_vm(component):
             _add_env_secrets(env_in(component.env, "vm"), secrets, env_vars)
@@ -228,6 +229,12 @@ def _edge_workload(topo: Topology, component: EdgeComponent, probe: dict[str, An
     )
 
 
+def backend_stores(backend: EdgeComponent) -> tuple[bool, bool]:
+    """Whether the backend on the edge VM uses MinIO, and Kafka (its uses set there)."""
+    uses = env_in(backend.uses, "vm")
+    return uses_store(uses, "minio"), uses_store(uses, "kafka")
+
+
 def _backend(topo: Topology, backend: EdgeComponent, env: Envelope) -> dict[str, Any]:
     minio, protocol = topo.storage.minio, topo.messaging.kafka.protocol_on(VPN_NETWORK)
     kafka_env = client_env(topo, protocol, topo.messaging.kafka.sasl.vm_user, vm_client_paths(protocol))
@@ -243,27 +250,33 @@ def _backend(topo: Topology, backend: EdgeComponent, env: Envelope) -> dict[str,
     )
     env_vars = [{"name": "PORT", "value": str(backend.port)}, *env_in(backend.env, "vm")]
     workload = _edge_workload(topo, backend, probe, env=env_vars)
-    how = VmRendering(
-        own_user=True,
-        environment={
+    uses_minio, uses_kafka = backend_stores(backend)
+    environment: dict[str, str] = {}
+    secrets: list[str] = []
+    if uses_kafka:
+        environment |= {
             "KAFKA_BOOTSTRAP_SERVERS": vpn_bootstrap_servers(topo),
             **kafka_env,
             "KAFKA_ACKS": "all",
             "KAFKA_ENABLE_IDEMPOTENCE": "true",
             "KAFKA_COMPRESSION_TYPE": "lz4",
+        }
+    if uses_minio:
+        environment |= {
             "MINIO_ENDPOINT": vm_endpoint(minio),
             "MINIO_REGION": minio.region,
             **_minio_ca(minio),
             "MINIO_ACCESS_KEY_FILE": "/run/secrets/minio_access_key",
             "MINIO_SECRET_KEY_FILE": "/run/secrets/minio_secret_key",
-        },
-        secrets=[
-            "minio_access_key",
-            "minio_secret_key",
-            *([MINIO_CA_SECRET] if minio.tls else []),
-            *(vm_client_secret(k) for k in client_keys(protocol)),
-        ],
-        extra_hosts=[minio_host(topo)],
+        }
+        secrets += ["minio_access_key", "minio_secret_key", *([MINIO_CA_SECRET] if minio.tls else [])]
+    if uses_kafka:
+        secrets += [vm_client_secret(k) for k in client_keys(protocol)]
+    how = VmRendering(
+        own_user=True,
+        environment=environment,
+        secrets=secrets,
+        extra_hosts=[minio_host(topo)] if uses_minio else [],
     )
     return _workload(topo, workload, env, "edge", how)
 

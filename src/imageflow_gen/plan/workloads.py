@@ -25,6 +25,7 @@ from ..model.common import Autoscaling
 from ..model.release import BlueGreenRelease, CanaryRelease
 from ..model.types import duration_ms
 from ..model.workloads import FILES_VOLUME, Endpoint, Probe, Workload, WorkloadPort, env_entries
+from .clients import store_wiring
 from .common import (
     placement,
     EXEMPTION_ANNOTATION,
@@ -275,7 +276,8 @@ def _pod(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(pod spec, claim templates) of one variant's pods."""
     volumes, mounts, claims = _volumes(workload)
-    volumes, mounts = [*volumes, *how.volumes], [*mounts, *how.mounts]
+    store_env, store_volumes, store_mounts = store_wiring(topo, workload)
+    volumes, mounts = [*volumes, *store_volumes, *how.volumes], [*mounts, *store_mounts, *how.mounts]
     security = container_security()
     if workload.security.writable_root_filesystem:
         security["readOnlyRootFilesystem"] = False
@@ -292,7 +294,7 @@ def _pod(
         container["ports"] = [
             {"name": p.name, "containerPort": p.port, "protocol": transport(p)} for p in workload.ports
         ]
-    if env := [*_env(topo, workload), *how.env]:
+    if env := [*_env(topo, workload), *store_env, *how.env]:
         container["env"] = env
     container["resources"] = resources(workload.resources, how.key, workload.gpu)
     container["volumeMounts"] = mounts
