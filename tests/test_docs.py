@@ -7,6 +7,7 @@ import re
 import pytest
 
 from conftest import CRDS, PROFILES
+from imageflow_gen.errors import dotted
 from imageflow_gen.graph import build_graph, mermaid
 from imageflow_gen.model.checks import secret_refs
 from imageflow_gen.pipeline import build, validated
@@ -47,3 +48,26 @@ def test_the_readme_lists_every_flow_the_policies_open() -> None:
     assert names == [f.name for f in flows(validated(PROFILES, "prod")[1])]
     assert "| `grpc-gateway-to-filter` | `app=grpc-gateway` in `imageflow-processing` | `app=filter` in " in readme
     assert "| `grpc-gateway-to-kafka` | `app=grpc-gateway` in `imageflow-processing` | `10.0.2.10/32` |" in readme
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_the_readme_lists_each_workloads_dependencies(profile: str) -> None:
+    """Each use, env endpoint and call of every workload, read from the profile here, is a row of
+    "What each workload uses" naming where the profile declares it."""
+    topo = validated(PROFILES, profile)[1]
+    readme = build(PROFILES, profile, CRDS).files[f"docs/{profile}/README.md"]
+    section = readme.split("## What each workload uses")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    declared = {line.rsplit("|", 2)[-2].strip().strip("`") for line in rows} - {""}
+    expected = set()
+    owners = [(("edge", "backend_api"), topo.edge.backend_api), (("edge", "web_ui"), topo.edge.web_ui)]
+    owners += [(("processing", "services", i), s) for i, s in enumerate(topo.processing.services)]
+    owners += [(("workloads", i), w) for i, w in enumerate(topo.workloads)]
+    for base, owner in owners:
+        for k, use in enumerate(owner.uses):
+            store = "minio" if use.minio else "kafka" if use.kafka else None
+            expected.add(dotted(base + ("uses", k) + ((store,) if store else ())))
+        expected |= {dotted(base + ("env", j, "endpoint")) for j, v in enumerate(owner.env) if v.endpoint}
+        expected |= {dotted(base + ("calls", m)) for m in range(len(getattr(owner, "calls", [])))}
+    assert expected and declared == expected
+    assert "| `backend-api` | `imageflow-backend` | `grpc-gateway` | port `grpc` | `GRPC_GATEWAY_URL` |" in section

@@ -56,7 +56,8 @@ def test_every_schema_key_is_explained() -> None:
 @pytest.mark.parametrize(
     "key, expected",
     [
-        ("minio.buckets", "KEY:         storage.minio.buckets\nTYPE:        list of object (Bucket)"),
+        ("minio.credentials", "KEY:         storage.minio.credentials\nTYPE:        object (SecretRef)"),
+        ("storage.minio.buckets", "KEY:         storage.minio.buckets\nTYPE:        list of object (Bucket)"),
         ("storage.minio.buckets.access", "ALLOWED:     rw | r | w"),
         ("storage.minio.mode", "DEFAULT:     "),
         ("vms.vpn_address", "TYPE:        string or null\nDEFAULT:     null\nALLOWED:     format ipv4"),

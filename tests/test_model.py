@@ -233,7 +233,7 @@ def test_removing_what_another_item_references_is_blamed_on_the_removal(tmp_path
         "child.yaml:4:22 processing.services: removes 'resize', still referenced by "
         "processing.services[0].calls[0] (base.yaml:86:15)",
         "child.yaml:6:31 namespaces: removes 'imageflow-storage', still referenced by "
-        "storage.minio.namespace (base.yaml:122:16), workloads[0].namespace (prod.yaml:164:16), "
+        "storage.minio.namespace (base.yaml:122:16), workloads[0].namespace (prod.yaml:170:16), "
         "network.policies[0].egress[0].to_namespaces[0] (base.yaml:240:27)",
     ]
 
@@ -255,7 +255,7 @@ def test_unsetting_a_required_key_is_blamed_on_the_unset(tmp_path: Path) -> None
 def test_a_child_switches_availability_by_unsetting_the_reason(tmp_path: Path) -> None:
     text = "processing:\n  services:\n    - name: ai-detection\n      availability: {survives: node-loss}\n"
     assert _child_of_prod(tmp_path, text) == [
-        "prod.yaml:79:41 processing.services[2].availability.reason: only used with survives nothing "
+        "prod.yaml:81:41 processing.services[2].availability.reason: only used with survives nothing "
         "(here survives is node-loss)"
     ]
     text = text.replace("{survives: node-loss}", "{survives: node-loss, $unset: [reason]}")

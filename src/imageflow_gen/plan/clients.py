@@ -3,14 +3,17 @@ and Kafka are and how it authenticates (files, never values), and the Secrets mo
 
 Derived from the workload's placed `uses` (model/checks.py `minio_clients`): a workload that
 names no bucket gets no MinIO user, keys or variables; one that names no topic, no Kafka's.
+And what each workload depends on, for the generated README.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from ..errors import Path
 from ..model import Topology
-from ..model.checks import uses_store
+from ..model.checks import endpoint_key, placed_env, slot_envs, uses_store
 from ..model.workloads import Workload
 from .messaging import bootstrap_servers, cluster_client
 from .storage import client_env, client_of, client_volumes, cluster_endpoint
@@ -39,3 +42,55 @@ def store_wiring(topo: Topology, workload: Workload) -> Wiring:
         volumes += kafka_volumes
         mounts += kafka_mounts
     return env, volumes, mounts
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """One thing a workload talks to where it runs, and the variables that carry it."""
+
+    target: str  # a workload's name, "MinIO" or "Kafka"
+    detail: tuple[str, ...]  # the port; the buckets with access; the topics with direction
+    variables: tuple[str, ...]  # the names set for it (a store's: its prefix with *)
+    source: Path  # where the profile says so
+
+
+@dataclass(frozen=True)
+class Dependent:
+    """A workload where it runs, and what it depends on there."""
+
+    name: str
+    namespace: str | None
+    vm: str | None
+    dependencies: tuple[Dependency, ...]
+
+
+def dependents(topo: Topology) -> list[Dependent]:
+    """Each workload (the edge components and processing services once per place, the typed
+    workloads) with what its calls, env endpoints and uses name, in the profile's order."""
+    owners: list[Any] = [*slot_envs(topo), *topo.workloads]
+    bases = [o.base for o in owners[: len(owners) - len(topo.workloads)]]
+    bases += [("workloads", i) for i in range(len(topo.workloads))]
+    result = []
+    for owner, base in zip(owners, bases, strict=True):
+        place = "cluster" if owner.namespace is not None else "vm"
+        found: list[Dependency] = []
+        if base[0] == "processing":  # a processing service's calls: by name, no variable
+            calls = topo.processing.services[int(base[2])].calls
+            found += [Dependency(callee, ("grpc",), (), base + ("calls", m)) for m, callee in enumerate(calls)]
+        for key, var in placed_env(owner):
+            if var.endpoint is not None:
+                endpoint = var.endpoint
+                found.append(Dependency(endpoint.workload, (endpoint.port,), (var.name,), base + endpoint_key(key)))
+        for k, use in enumerate(owner.uses):
+            if use.where not in (None, place):
+                continue
+            if use.minio is not None:
+                detail = tuple(f"{bucket} ({use.minio.access})" for bucket in use.minio.buckets)
+                found.append(Dependency("MinIO", detail, ("MINIO_*",), base + ("uses", k, "minio")))
+            if use.kafka is not None:
+                detail = tuple(f"produces {t}" for t in use.kafka.produce) + tuple(
+                    f"consumes {t}" for t in use.kafka.consume
+                )
+                found.append(Dependency("Kafka", detail, ("KAFKA_*",), base + ("uses", k, "kafka")))
+        result.append(Dependent(owner.name, owner.namespace, owner.vm, tuple(found)))
+    return result

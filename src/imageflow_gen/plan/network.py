@@ -252,9 +252,9 @@ def flows(topo: Topology) -> list[Flow]:
                 processing_ns,
                 {"app": callee},
                 (services[callee].port,),
-                source=("processing", "services", i, "calls"),
+                source=("processing", "services", i, "calls", m),
             )
-            for callee in caller.calls
+            for m, callee in enumerate(caller.calls)
             if callee in services
         ]
     # Each workload that uses MinIO (in the cluster), from its use.

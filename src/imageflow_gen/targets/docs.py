@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import dotted
 from ..graph import build_graph, mermaid
+from ..plan.clients import dependents
 from ..plan.messaging import kafka_clients
 from ..plan.network import cluster_prerequisites, flows, meshed_namespaces
 from ..plan.processing import callers
@@ -86,6 +88,7 @@ def render_docs(ctx: Context) -> Rendered:
     text = render(
         "docs/README.md.j2",
         workloads=[_workload_row(topo, w) for w in topo.workloads],
+        dependencies=_dependency_rows(topo),
         exceptions=[(w.name, what, reason) for w, what, reason in exceptions(topo)],
         balancing=balancing,
         flows=flow_rows,
@@ -139,6 +142,30 @@ def _workload_row(topo: Any, w: Any) -> dict[str, str]:
         "ports": "; ".join(ports) or "none",
         "description": w.description,
     }
+
+
+def _dependency_rows(topo: Any) -> list[dict[str, str]]:
+    """One row per dependency of each workload where it runs (a workload without any: one row)."""
+    rows = []
+    for d in dependents(topo):
+        where = f"`{d.namespace}`" if d.namespace else f"VM `{d.vm}`"
+        for dep in d.dependencies:
+            store = dep.target in ("MinIO", "Kafka")
+            rows.append(
+                {
+                    "name": d.name,
+                    "where": where,
+                    "target": dep.target if store else f"`{dep.target}`",
+                    "detail": ", ".join(f"`{x}`" for x in dep.detail) if store else f"port `{dep.detail[0]}`",
+                    "variables": ", ".join(f"`{v}`" for v in dep.variables) or "none",
+                    "source": f"`{dotted(dep.source)}`",
+                }
+            )
+        if not d.dependencies:
+            rows.append(
+                {"name": d.name, "where": where, "target": "nothing", "detail": "", "variables": "", "source": ""}
+            )
+    return rows
 
 
 def _where(namespace: str | None, pods: dict[str, str], cidrs: tuple[str, ...]) -> str:
