@@ -46,7 +46,7 @@ def synthetic(count: int) -> dict:
             if "env" in owner:
                 owner["env"] = [v for v in owner["env"] if v.get("endpoint", {}).get("workload") not in replaced]
             if "uses" in owner:
-                owner["uses"] = [u for u in owner["uses"] if u["workload"] not in replaced]
+                owner["uses"] = [u for u in owner["uses"] if u.get("workload") not in replaced]
     return data
 
 

@@ -128,11 +128,12 @@ def test_volumes_over_node_storage_fail(tmp_path: Path) -> None:
 
 
 def test_local_path_claims_count_on_the_one_node_their_workload_runs_on(tmp_path: Path) -> None:
-    """A workload placed on one node stores its local-path claims on that node's disk."""
+    """A workload placed on one node (here the PostgreSQL store's server) stores its local-path
+    claims on that node's disk."""
     profiles = child(
         tmp_path,
         "bigdb",
-        {"workloads": [{"name": "postgresql", "volumes": [{"name": "data", "persistent": {"size": "500Gi"}}]}]},
+        {"storage": {"postgresql": {"volume": {"size": "500Gi"}}}},
     )
     message = failure(profiles, "bigdb")
     assert (

@@ -65,7 +65,7 @@ def test_the_readme_lists_each_workloads_dependencies(profile: str) -> None:
     owners += [(("workloads", i), w) for i, w in enumerate(topo.workloads)]
     for base, owner in owners:
         for k, use in enumerate(owner.uses):
-            store = "minio" if use.minio else "kafka" if use.kafka else None
+            store = next((s for s in ("minio", "kafka", "postgresql") if getattr(use, s) is not None), None)
             expected.add(dotted(base + ("uses", k) + ((store,) if store else ())))
         expected |= {dotted(base + ("env", j, "endpoint")) for j, v in enumerate(owner.env) if v.endpoint}
         expected |= {dotted(base + ("calls", m)) for m in range(len(getattr(owner, "calls", [])))}

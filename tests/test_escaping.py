@@ -89,7 +89,8 @@ def test_free_text_lands_unchanged_in_yaml_and_escaped_in_markdown_and_mermaid(t
     lines = readme.splitlines()
     assert lines[3] == markdown_text(text)  # the line after the heading
     assert sum(1 for line in lines if markdown_text(text) in line) >= 2  # and in the VM order list
-    prose = re.sub(r"```mermaid\n.*?```", "", readme, flags=re.S)  # the diagram is checked below
+    # The diagram is checked below; its fence closes at a line's start (a label may hold ```).
+    prose = re.sub(r"^```mermaid\n.*?^```$", "", readme, flags=re.S | re.M)
     for line in prose.splitlines():  # the text adds no HTML, link or image
         assert "<script" not in line and "](" not in line.replace("\\](", "")
     diagram = mermaid(build_graph(validated(profiles, "text")[2]))
@@ -118,8 +119,8 @@ def test_compose_doubles_every_dollar_but_its_own_interpolations() -> None:
                     "${IMAGEFLOW_TLS_KEY",
                     "${MINIO_S3_CREDENTIALS_FILE",
                     "${MINIO_CA_FILE",
-                    # prod's workload Secrets the backend reads on the edge VM
-                    "${SECRET_POSTGRESQL_CREDENTIALS__PASSWORD_FILE",
+                    # the Secrets the backend reads on the edge VM: its database role's, prod's session key
+                    "${SECRET_POSTGRESQL_IMAGEFLOW__PASSWORD_FILE",
                     "${SECRET_BACKEND_SESSION__SECRET_KEY_FILE",
                 }, (path, found)
 

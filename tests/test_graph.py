@@ -297,6 +297,19 @@ def _required_all(topo: Any) -> set[tuple[str, str, int]]:
         clients.append(f"{backend.namespace}/{backend.name}")
     if obs.otel_agent.logs_topic:
         clients.append(agent)
+    pg = topo.storage.postgresql
+    if pg is not None:  # the store's server sends telemetry as every pod; its users reach it
+        server = f"{pg.namespace}/{pg.name}"
+        required |= {(server, agent, port) for port in (ports.otlp_grpc, ports.otlp_http)}
+        owners = [*proc.services, *topo.workloads]
+        owners += [edge.backend_api] if "cluster" in edge.backend_api.runs_on else []
+        for owner in owners:
+            if getattr(owner, "vm", None) is None and any(
+                u.postgresql and u.where in (None, "cluster") for u in owner.uses
+            ):
+                namespace = getattr(owner, "namespace", None) or proc.namespace
+                names = [d for d, _, _ in _variants(owner)] if hasattr(owner, "release") else [owner.name]
+                required |= {(f"{namespace}/{d}", server, pg.port) for d in names}
     typed = [(w, [f"{w.namespace}/{d}" for d, _, _ in _variants(w)]) for w in topo.workloads if w.namespace]
     clients += [pod for w, wpods in typed if any(u.kafka for u in w.uses) for pod in wpods]
     required |= {

@@ -49,6 +49,9 @@ def _expected_users(topo: Any) -> dict[str, dict[str, str]]:
     connect = topo.messaging.kafka.connect
     if connect and connect.connectors:
         users["kafka-connect"] = {c.bucket: "w" for c in connect.connectors}
+    pg = topo.storage.postgresql
+    if pg and pg.backup:  # the backup CronJob writes its dumps and deletes the old ones
+        users[f"{pg.name}-backup"] = {pg.backup.bucket: "rw"}
     return users
 
 

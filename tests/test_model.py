@@ -98,8 +98,8 @@ def test_dev_is_single_node_one_drive_one_broker() -> None:
         ),
         (lambda d: d["vms"][1].pop("vpn_address"), "messaging.kafka.listeners[0].network", "no vpn_address"),
         (
-            lambda d: d["workloads"][1].update(node_type="cpu-intensive"),  # triton, prod's GPU workload
-            "workloads[1].gpu",
+            lambda d: d["workloads"][0].update(node_type="cpu-intensive"),  # triton, prod's GPU workload
+            "workloads[0].gpu",
             "do not all have that many",
         ),
         (
@@ -233,8 +233,8 @@ def test_removing_what_another_item_references_is_blamed_on_the_removal(tmp_path
         "child.yaml:4:22 processing.services: removes 'resize', still referenced by "
         "processing.services[0].calls[0] (base.yaml:86:15)",
         "child.yaml:6:31 namespaces: removes 'imageflow-storage', still referenced by "
-        "storage.minio.namespace (base.yaml:122:16), workloads[0].namespace (prod.yaml:170:16), "
-        "network.policies[0].egress[0].to_namespaces[0] (base.yaml:240:27)",
+        "storage.minio.namespace (base.yaml:122:16), storage.postgresql.namespace (base.yaml:159:16), "
+        "network.policies[0].egress[0].to_namespaces[0] (base.yaml:261:27)",
     ]
 
 

@@ -11,6 +11,7 @@ import yaml
 
 from conftest import CRDS, PROFILES, REPO
 from imageflow_gen.pipeline import build, validated
+from imageflow_gen.plan.postgresql import server_workload
 from imageflow_gen.targets.kubernetes import objects
 from imageflow_gen.validate import tools as gates
 from imageflow_gen.writing import write
@@ -33,13 +34,19 @@ def pods(profile: str):
     for obj in objects(validated(PROFILES, profile)[2]):
         if obj["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
             yield obj, obj["spec"]["template"]["spec"]
+        elif obj["kind"] == "CronJob":
+            yield obj, obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
 
 
 @pytest.mark.parametrize("profile", PROFILE_NAMES)
 def test_every_workload_meets_restricted(profile: str) -> None:
     """Every pod is hardened; a typed workload departs from it only by an exception the profile
     states with its reason (a fixed uid, a writable root, a hostPath), and by nothing else."""
-    stated = {w.name: w for w in validated(PROFILES, profile)[1].workloads if w.namespace}
+    topo = validated(PROFILES, profile)[1]
+    stated = {w.name: w for w in topo.workloads if w.namespace}
+    if topo.storage.postgresql is not None:  # the store's server: the image's own user, stated by the generator
+        server = server_workload(topo)[0]
+        stated[server.name] = server
     for obj, pod in pods(profile):
         name = f"{obj['kind']}/{obj['metadata']['name']}"
         w = stated.get(obj["metadata"]["name"])
@@ -48,7 +55,7 @@ def test_every_workload_meets_restricted(profile: str) -> None:
         assert security["runAsNonRoot"] is True, name
         assert security["runAsUser"] == run_as.uid if run_as else security["runAsUser"] >= 10000, name
         assert security["seccompProfile"] == {"type": "RuntimeDefault"}, name
-        for container in pod["containers"]:
+        for container in [*pod.get("initContainers", []), *pod["containers"]]:
             c = container["securityContext"]
             assert c["allowPrivilegeEscalation"] is False and c["capabilities"] == {"drop": ["ALL"]}, name
             writable = bool(w and w.security.writable_root_filesystem)
@@ -56,7 +63,7 @@ def test_every_workload_meets_restricted(profile: str) -> None:
             limits, requests = container["resources"]["limits"], container["resources"]["requests"]
             assert {"cpu", "memory"} <= set(limits) and {"cpu", "memory"} <= set(requests), name
             assert ":" in container["image"].rsplit("/", 1)[-1] and not container["image"].endswith(":latest")
-            if obj["kind"] != "Job":
+            if obj["kind"] not in ("Job", "CronJob"):
                 assert "livenessProbe" in container and "readinessProbe" in container, name
         volumes = {key for v in pod.get("volumes", []) for key in v if key != "name"}
         host_paths = [v.host_path for v in w.volumes if v.host_path] if w else []

@@ -39,6 +39,8 @@ def _variables(use: Any) -> set[str]:
         return {"MINIO_*"}
     if use.kafka is not None:
         return {"KAFKA_*"}
+    if use.postgresql is not None:
+        return {"PG*"}
     return {use.env or f"{use.workload}_{use.port}_ADDRESS".upper().replace("-", "_")}
 
 
@@ -61,7 +63,7 @@ def test_every_address_and_credential_file_comes_from_a_use(profile: str) -> Non
         for container in obj["spec"]["template"]["spec"]["containers"]:
             for var in container.get("env", []):
                 value = var.get("value", "")
-                store = next((p for p in ("MINIO_", "KAFKA_") if var["name"].startswith(p)), None)
+                store = next((p for p in ("MINIO_", "KAFKA_", "PG") if var["name"].startswith(p)), None)
                 if ".svc.cluster.local" in value or store:
                     name = f"{store}*" if store else var["name"]
                     assert name in allowed, (key, var["name"])
@@ -93,6 +95,8 @@ def test_every_policy_between_application_workloads_comes_from_a_use(profile: st
     kafka = f"{kafka_vm.address}/32"
     apps = {s.name for s in topo.processing.services} | {w.name for w in topo.workloads}
     apps |= {c.name for c in topo.edge.components} | {"minio"}
+    pg = topo.storage.postgresql
+    apps |= {pg.name} if pg else set()
     seen = 0
     for obj in objects(plan):
         if obj["kind"] != "NetworkPolicy" or not obj["metadata"]["name"].startswith("allow-"):
@@ -104,7 +108,7 @@ def test_every_policy_between_application_workloads_comes_from_a_use(profile: st
             continue  # MinIO's servers among themselves
         (other,) = others
         key = _key(obj)
-        match = re.fullmatch(r"(.+)\.(uses\[\d+\](?:\.minio|\.kafka)?|calls\[\d+\])", key)
+        match = re.fullmatch(r"(.+)\.(uses\[\d+\](?:\.minio|\.kafka|\.postgresql)?|calls\[\d+\])", key)
         assert match, (obj["metadata"]["name"], key)
         owner = _at(topo, match.group(1))
         item = _at(topo, key)
@@ -117,6 +121,8 @@ def test_every_policy_between_application_workloads_comes_from_a_use(profile: st
             assert callee == "minio"
         elif key.endswith(".kafka"):
             assert callee == kafka
+        elif key.endswith(".postgresql"):
+            assert callee == pg.name
         else:
             assert item.workload == callee
         seen += 1

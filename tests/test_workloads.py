@@ -246,7 +246,10 @@ def test_a_use_sets_its_address_and_opens_its_path(features: Path) -> None:
         "arn:aws:s3:::processed-images/*",
     }
     assert "s3:PutObject" not in {a for st in policy["Statement"] for a in st["Action"]}  # read only
-    for name, source in (("minio", "uses[3].minio"), ("kafka", "uses[4].kafka")):
+    assert env["PGHOST"] == "database.imageflow-storage.svc.cluster.local" and env["PGUSER"] == "imageflow"
+    password = next(e for e in container["env"] if e["name"] == "PGPASSWORD")
+    assert password["valueFrom"] == {"secretKeyRef": {"name": "database-imageflow", "key": "password"}}
+    for name, source in (("minio", "uses[3].minio"), ("kafka", "uses[4].kafka"), ("database", "uses[5].postgresql")):
         egress = objs[("NetworkPolicy", f"allow-report-api-to-{name}-egress")]
         assert egress["metadata"]["annotations"]["imageflow.io/source"] == f"workloads.yaml#workloads[8].{source}"
 
@@ -257,6 +260,7 @@ _REPORT_USES = [
     "{workload: triton, port: http, scheme: http, path: /v2}",
     "{minio: {buckets: [processed-images], access: r}}",
     "{kafka: {consume: [image-results]}}",
+    "{postgresql: {database: imageflow, role: imageflow}}",
 ]
 
 
@@ -288,6 +292,15 @@ _REPORT_USES = [
             {("NetworkPolicy", "imageflow-backend", "allow-report-api-to-kafka-egress")},
             set(),
             {"KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SECURITY_PROTOCOL"},
+        ),
+        (  # the role's Secret stays: the backend connects as the same role in the same namespace
+            5,
+            {
+                ("NetworkPolicy", "imageflow-backend", "allow-report-api-to-database-egress"),
+                ("NetworkPolicy", "imageflow-storage", "allow-report-api-to-database-ingress"),
+            },
+            set(),
+            {"PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD"},
         ),
     ],
 )
@@ -416,7 +429,8 @@ def _workload(name: str, body: str) -> str:
             _workload("evaluator", "env:\n  - {name: DB_ADDRESS, endpoint: {workload: mysql}}"),
             [
                 "child.yaml:5:49 workloads[3].env[0].endpoint.workload: 'mysql' is not another workload or seed "
-                "service (defined: ai-detection, backend-api, camera-streams, filter, grpc-gateway, node-exporter, "
+                "service (defined: ai-detection, backend-api, camera-streams, database, filter, grpc-gateway, "
+                "node-exporter, "
                 "notifier, postgresql, redis, report-api, resize, triton, vm1-exporter, web-ui)"
             ],
         ),
@@ -478,7 +492,7 @@ def _workload(name: str, body: str) -> str:
         (  # one host, two routes: both ends are told
             _workload("camera-streams", "route: {host: app.imageflow.com}"),
             [
-                "base.yaml:281:13 edge.web_ui.hosts[0]: 'app.imageflow.com' is workload camera-streams's host too; "
+                "base.yaml:303:13 edge.web_ui.hosts[0]: 'app.imageflow.com' is workload camera-streams's host too; "
                 "two routes on one host and gateway are merged in no defined order: give the web UI its own host",
                 "child.yaml:4:19 workloads[2].route.host: 'app.imageflow.com' is the web UI's host too; two routes on "
                 "one host and gateway are merged in no defined order: give workload camera-streams its own host",
@@ -696,7 +710,8 @@ def _workload(name: str, body: str) -> str:
             ),
             [
                 "child.yaml:5:20 workloads[8].uses[0].workload: 'mysql' is not another workload or seed service "
-                "(defined: ai-detection, backend-api, camera-streams, evaluator, filter, grpc-gateway, node-exporter, "
+                "(defined: ai-detection, backend-api, camera-streams, database, evaluator, filter, grpc-gateway, "
+                "node-exporter, "
                 "notifier, postgresql, redis, resize, triton, vm1-exporter, web-ui)",
                 "child.yaml:6:38 workloads[8].uses[1].port: workload 'postgresql' has no port 'postgres' "
                 "(defined: sql)",
@@ -728,7 +743,7 @@ def _workload(name: str, body: str) -> str:
             ),
             [
                 "child.yaml:5:46 workloads[8].uses[0].minio.buckets[1]: bucket 'thumbnails' is not declared in "
-                "storage.minio.buckets (defined: processed-images, raw-images, system-logs)",
+                "storage.minio.buckets (defined: database-backups, processed-images, raw-images, system-logs)",
                 "child.yaml:6:50 workloads[8].uses[1].minio.access: rw is wider than bucket 'system-logs' grants "
                 "the platform (r)",
                 "child.yaml:7:51 workloads[8].uses[2].kafka.consume[0]: topic 'image-verdicts' is not declared in "
@@ -742,7 +757,8 @@ def _workload(name: str, body: str) -> str:
                 "  - {kafka: {consume: [image-jobs]}, env: JOBS}\n  - {kafka: {}}",
             ),
             [
-                "child.yaml:5:9 workloads[8].uses[0]: give exactly one of workload, minio, kafka (got workload, minio)",
+                "child.yaml:5:9 workloads[8].uses[0]: give exactly one of workload, minio, kafka, postgresql (got "
+                "workload, minio)",
                 "child.yaml:6:9 workloads[8].uses[1]: env: only for a workload's port",
                 "child.yaml:7:17 workloads[8].uses[2].kafka: name the topics it produces to or consumes (produce, "
                 "consume)",
@@ -759,6 +775,35 @@ def _workload(name: str, body: str) -> str:
                 "the workload's use of minio"
             ],
         ),
+        (  # a use of PostgreSQL names a declared database, as a role it grants; one per workload
+            _workload(
+                "report-api",
+                "uses:\n  - {postgresql: {database: reports, role: imageflow}}\n"
+                "  - {postgresql: {database: imageflow, role: reader}}",
+            ),
+            [
+                "child.yaml:5:33 workloads[8].uses[0].postgresql.database: database 'reports' is not declared in "
+                "storage.postgresql.databases (defined: imageflow)",
+                "child.yaml:6:9 workloads[8].uses[1]: a second use of PostgreSQL: its PG* variables name one "
+                "database and role (use another workload, or one role that the databases grant)",
+                "child.yaml:6:50 workloads[8].uses[1].postgresql.role: database 'imageflow' grants no role 'reader' "
+                "(defined: imageflow): add it to the database's grants",
+            ],
+        ),
+        (  # the store's roles are the application's; its backups need a bucket they may write and prune
+            "storage:\n  postgresql:\n    databases:\n      - {name: imageflow, owner: postgres}\n"
+            "    backup: {bucket: system-logs}\n",
+            [
+                "base.yaml:290:50 edge.backend_api.uses[3].postgresql.role: database 'imageflow' grants no role "
+                "'imageflow' (defined: postgres): add it to the database's grants",
+                "child.yaml:5:34 storage.postgresql.databases[0].owner: 'postgres' is PostgreSQL's own (or the "
+                "backup job's) role: name the application's role",
+                "child.yaml:6:22 storage.postgresql.backup.bucket: the backups write and delete dumps: bucket "
+                "'system-logs' must grant rw (it grants r)",
+                "workloads.yaml:287:50 workloads[8].uses[5].postgresql.role: database 'imageflow' grants no role "
+                "'imageflow' (defined: postgres): add it to the database's grants",
+            ],
+        ),
         (  # on a VM only the edge backend's compose service is wired to the stores
             _workload("notifier", "uses:\n  - {kafka: {consume: [image-results]}}"),
             [
@@ -770,7 +815,8 @@ def _workload(name: str, body: str) -> str:
             _workload("redis", "env:\n  - {name: GATEWAY, endpoint: {workload: api-gateway, port: http}}"),
             [
                 "child.yaml:5:46 workloads[4].env[0].endpoint.workload: 'api-gateway' is not another workload or "
-                "seed service (defined: ai-detection, backend-api, camera-streams, evaluator, filter, grpc-gateway, "
+                "seed service (defined: ai-detection, backend-api, camera-streams, database, evaluator, filter, "
+                "grpc-gateway, "
                 "node-exporter, notifier, postgresql, report-api, resize, triton, vm1-exporter, web-ui)"
             ],
         ),
@@ -812,6 +858,14 @@ def test_every_example_in_the_workload_docs_is_valid(features: Path, tmp_path: P
         if "edge" in data or "processing" in data:
             assert _problems(features, tmp_path, textwrap.dedent(block)) == []
             continue
+        if "storage" in data:  # a store, as prod has it
+            prod = tmp_path / "prod-child"
+            prod.mkdir(exist_ok=True)
+            for profile in PROFILES.glob("*.yaml"):
+                shutil.copy(profile, prod)
+            (prod / "child.yaml").write_text("extends: prod\n" + textwrap.dedent(block))
+            topology(load_profile(prod, "child"))
+            continue
         item = data["workloads"][0] if "workloads" in data else data
         Workload.model_validate({**minimal, **item})
 
@@ -839,7 +893,7 @@ def test_a_workload_whose_objects_clash_with_the_seeds_is_refused(features: Path
     """Two objects of one kind and name in one namespace: camera-streams renamed `kafka`, whose
     Service the seed's Kafka has in imageflow-backend."""
     assert _renamed(features, tmp_path, "camera-streams", "kafka") == [
-        "base.yaml:156:5 messaging.kafka: emits the Service imageflow-backend/kafka, which workloads[2].ports "
+        "base.yaml:177:5 messaging.kafka: emits the Service imageflow-backend/kafka, which workloads[2].ports "
         "emits too: rename one"
     ]
 

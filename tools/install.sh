@@ -90,12 +90,20 @@ install_python_tools() {
     touch "$stamp"
 }
 
-# Debian packages: nginx (`nginx -t` on the edge configs) and graphviz (`dot` on the
-# diagrams `imageflow-gen graph --format dot` writes). One apt-get run for whatever is missing.
+# Debian packages: nginx (`nginx -t` on the edge configs), graphviz (`dot` on the diagrams
+# `imageflow-gen graph --format dot` writes) and PostgreSQL (a real server the bootstrap and
+# backup scripts run against). One apt-get run for whatever is missing.
+pg_bin() {
+    local found
+    found=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    [ -n "$found" ] && [ -x "$found/initdb" ] && echo "$found"
+}
+
 install_debian() {
     local missing=()
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
     command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+    pg_bin >/dev/null || missing+=(postgresql)
     if [ ${#missing[@]} -gt 0 ]; then
         say "installing Debian's ${missing[*]} (apt-get)"
         if [ "$(id -u)" -ne 0 ]; then die "installing ${missing[*]} needs root (apt-get install ${missing[*]})"; fi
@@ -107,6 +115,11 @@ install_debian() {
     fi
     ln -sf "$(command -v nginx || echo /usr/sbin/nginx)" "$BIN/nginx"
     ln -sf "$(command -v dot)" "$BIN/dot"
+    local pg
+    pg=$(pg_bin) || die "PostgreSQL's programs are missing after installing postgresql"
+    for program in initdb postgres pg_ctl pg_isready psql pg_dump pg_restore; do
+        ln -sf "$pg/$program" "$BIN/$program"
+    done
 }
 
 install_helm_kubectl

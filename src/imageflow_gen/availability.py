@@ -28,6 +28,7 @@ from .model.processing import ProcessingService
 from .model.workloads import Workload
 from .plan import Plan
 from .plan.common import survives_node_loss
+from .plan.postgresql import server_workload
 from .plan.storage import drive_host
 
 
@@ -66,6 +67,8 @@ def _availability(plan: Plan, source: Path) -> Any:
         return getattr(getattr(topo.edge, str(source[1]), None), "availability", None)
     if source[:1] == ("workloads",) and len(source) > 1:
         return topo.workloads[int(source[1])].availability
+    if source[:2] == ("storage", "postgresql") and topo.storage.postgresql is not None:
+        return server_workload(topo)[0].availability  # the store's, as the generator states it
     return None
 
 

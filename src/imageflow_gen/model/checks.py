@@ -166,6 +166,8 @@ def _namespace_uses(topo: Topology) -> Iterator[tuple[str, Path]]:
     obs = topo.observability
     yield topo.processing.namespace, ("processing", "namespace")
     yield topo.storage.minio.namespace, ("storage", "minio", "namespace")
+    if topo.storage.postgresql is not None:
+        yield topo.storage.postgresql.namespace, ("storage", "postgresql", "namespace")
     yield obs.otel_agent.namespace, ("observability", "otel_agent", "namespace")
     yield obs.tempo.namespace, ("observability", "tempo", "namespace")
     for i, reader in enumerate(obs.otel_agent.metrics_readers):
@@ -223,8 +225,9 @@ def _node_types(topo: Topology) -> dict[str, list[Any]]:
 
 
 def only_node(topo: Topology, workload: Any) -> Any | None:
-    """The one node a workload can run on (its node_type names exactly one node), or None."""
-    nodes = _node_types(topo).get(workload.node_type, []) if workload.node_type else []
+    """The one node a workload can run on (its node_type names exactly one node, or the cluster
+    has one node), or None."""
+    nodes = _node_types(topo).get(workload.node_type, []) if workload.node_type else list(topo.cluster.nodes)
     return nodes[0] if len(nodes) == 1 else None
 
 
@@ -299,7 +302,12 @@ def _placement(topo: Topology) -> Iterator[Finding]:
 
 
 # The logical keys each kind of referenced Secret must map to a key of the Secret.
-_SECRET_KEYS = {"opaque": ("access-key", "secret-key"), "tls": ("cert", "key"), "ca": ("ca",)}
+_SECRET_KEYS = {
+    "opaque": ("access-key", "secret-key"),
+    "tls": ("cert", "key"),
+    "ca": ("ca",),
+    "postgresql": ("password",),
+}
 
 
 def _secret_keys(topo: Topology) -> Iterator[Finding]:
@@ -387,6 +395,10 @@ def minio_clients(topo: Topology) -> list[MinioClient]:
     clients = [
         MinioClient(name, places[0], places[1], _merged(grants), path) for name, (places, grants, path) in found.items()
     ]
+    pg = topo.storage.postgresql
+    if pg is not None and pg.backup is not None:
+        path = ("storage", "postgresql", "backup")
+        clients.append(MinioClient(backup_user(pg), pg.namespace, None, ((pg.backup.bucket, "rw"),), path))
     kafka = topo.messaging.kafka
     if kafka.connect and kafka.connect.connectors:
         sinks = tuple(sorted({(c.bucket, "w") for c in kafka.connect.connectors}))
@@ -418,13 +430,81 @@ def kafka_users(topo: Topology) -> list[KafkaUser]:
     return result
 
 
+@dataclass(frozen=True)
+class PostgresUser:
+    """A workload whose `uses` name a PostgreSQL database, where it runs (once per place)."""
+
+    name: str
+    namespace: str | None
+    vm: str | None
+    database: str
+    role: str
+    path: Path  # its use of PostgreSQL
+
+
+def postgres_users(topo: Topology) -> list[PostgresUser]:
+    result = []
+    for caller in callers(topo):
+        for k, use in caller.uses:
+            if use.postgresql is not None:
+                pg = use.postgresql
+                path = caller.base + ("uses", k, "postgresql")
+                result.append(PostgresUser(caller.name, caller.namespace, caller.vm, pg.database, pg.role, path))
+    return result
+
+
+# The role the backup CronJob dumps the databases as (pg_read_all_data); a profile's role may not
+# take its name.
+BACKUP_ROLE = "imageflow-backup"
+
+
+def backup_user(pg: Any) -> str:
+    """The backup CronJob's name, its pods' app label and its MinIO user (it writes and prunes
+    its bucket)."""
+    return f"{pg.name}-backup"
+
+
+def role_secret(pg: Any, role: str) -> str:
+    """The Secret holding a PostgreSQL role's password (key `password`)."""
+    return f"{pg.name}-{role}"
+
+
+def client_of_backup(topo: Topology) -> MinioClient:
+    assert topo.storage.postgresql is not None
+    return next(c for c in minio_clients(topo) if c.name == backup_user(topo.storage.postgresql))
+
+
 def uses_store(uses: Sequence[Any], store: str) -> bool:
     """Whether `uses` (a workload's, where it runs) name `store` (minio, kafka)."""
     return any(getattr(u, store) is not None for u in uses)
 
 
 # The variables a store's use sets, by store.
-STORE_ENV = {"minio": "MINIO_", "kafka": "KAFKA_"}
+STORE_ENV = {"minio": "MINIO_", "kafka": "KAFKA_", "postgresql": "PG"}
+
+
+def _postgres_use(topo: Topology, use: Any, where: Path) -> Iterator[Finding]:
+    """A use of PostgreSQL names a declared database and a role it grants."""
+    pg = topo.storage.postgresql
+    if pg is None:
+        yield where, "the profile declares no PostgreSQL (storage.postgresql)"
+        return
+    db = next((d for d in pg.databases if d.name == use.database), None)
+    if db is None:
+        yield Reference(
+            where + ("database",),
+            f"database {use.database!r} is not declared in storage.postgresql.databases "
+            f"({_choices(d.name for d in pg.databases)})",
+            (("storage", "postgresql", "databases"),),
+            use.database,
+        )
+        return
+    roles = [db.owner, *(g.role for g in db.grants)]
+    if use.role not in roles:
+        yield (
+            where + ("role",),
+            f"database {db.name!r} grants no role {use.role!r} ({_choices(roles)}): add it to the database's grants",
+        )
 
 
 def _store_uses(topo: Topology) -> Iterator[Finding]:
@@ -464,6 +544,8 @@ def _store_uses(topo: Topology) -> Iterator[Finding]:
                             where + ("minio", "access"),
                             f"{use.minio.access} is wider than bucket {name!r} grants the platform ({bucket.access})",
                         )
+            if use.postgresql is not None:
+                yield from _postgres_use(topo, use.postgresql, where + ("postgresql",))
             if use.kafka is not None:
                 for direction in ("produce", "consume"):
                     for m, name in enumerate(getattr(use.kafka, direction)):
@@ -474,6 +556,16 @@ def _store_uses(topo: Topology) -> Iterator[Finding]:
                                 (("messaging", "kafka", "topics"),),
                                 name,
                             )
+    second: set[Path] = set()
+    for caller in callers(topo):
+        pg_uses = [k for k, u in caller.uses if u.postgresql is not None]
+        if len(pg_uses) > 1 and caller.base + ("uses", pg_uses[1]) not in second:
+            second.add(caller.base + ("uses", pg_uses[1]))
+            yield (
+                caller.base + ("uses", pg_uses[1]),
+                "a second use of PostgreSQL: its PG* variables name one database and role (use another "
+                "workload, or one role that the databases grant)",
+            )
     owners: dict[Path, tuple[Sequence[Any], Sequence[Any]]] = {s.base: (s.env, s.uses) for s in slot_envs(topo)}
     owners.update({("workloads", i): (w.env, w.uses) for i, w in enumerate(topo.workloads)})
     for base, (env, uses) in owners.items():
@@ -524,6 +616,18 @@ def secret_refs(topo: Topology) -> list[tuple[str, str, Any, Path]]:
             (namespace, "kafka", kafka.client_credentials, ("messaging", "kafka", "client_credentials"))
             for namespace in _kafka_client_namespaces(topo)
         ]
+    pg = topo.storage.postgresql
+    if pg is not None:
+        base = ("storage", "postgresql")
+        refs.append((pg.namespace, "postgresql", pg.superuser, base + ("superuser",)))
+        places = {role: [pg.namespace] for role in [*pg.roles, *([BACKUP_ROLE] if pg.backup else [])]}
+        for user in postgres_users(topo):
+            if user.namespace is not None and user.role in places:
+                places[user.role].append(user.namespace)
+        for role, spots in places.items():
+            ref = SecretRef(name=role_secret(pg, role), keys={"password": "password"})
+            path = base + (("backup",) if role == BACKUP_ROLE else ("databases",))
+            refs += [(namespace, "postgresql", ref, path) for namespace in dict.fromkeys(spots)]
     declared = {s.name: (i, s) for i, s in enumerate(topo.secrets.workload_secrets)}
     callers: list[Any] = [*topo.workloads, *slot_envs(topo)]
     used = sorted({(w.namespace, v.secret.name) for w in callers if w.namespace for _, v in placed_env(w) if v.secret})
@@ -560,6 +664,7 @@ def _storage(topo: Topology) -> Iterator[Finding]:
     if minio.storage_class not in classes:
         yield base + ("storage_class",), f"storage class {minio.storage_class!r} is not defined ({_choices(classes)})"
     yield from _tempo_class(topo)
+    yield from _postgresql(topo)
     if minio.mode == "distributed" and minio.drives < 4:
         yield (
             base + ("nodes",),
@@ -567,6 +672,61 @@ def _storage(topo: Topology) -> Iterator[Finding]:
         )
     if minio.mode == "standalone" and minio.nodes != 1:
         yield base + ("nodes",), "standalone mode runs exactly 1 node"
+
+
+# Role names PostgreSQL (or the backup job) has already.
+_RESERVED_ROLES = ("postgres", "public", BACKUP_ROLE)
+
+
+def _postgresql(topo: Topology) -> Iterator[Finding]:
+    pg = topo.storage.postgresql
+    if pg is None:
+        return
+    base = ("storage", "postgresql")
+    yield from _duplicates(_indexed(pg.databases, base + ("databases",)), "database")
+    for i, db in enumerate(pg.databases):
+        where = base + ("databases", i)
+        named: list[tuple[str, Path]] = [(db.owner, where + ("owner",))]
+        named += [(g.role, where + ("grants", j, "role")) for j, g in enumerate(db.grants)]
+        yield from _duplicates(named, f"role of database {db.name!r}")
+        for role, path in named:
+            if role in _RESERVED_ROLES:
+                yield path, f"{role!r} is PostgreSQL's own (or the backup job's) role: name the application's role"
+        if db.name in ("postgres", "template0", "template1"):
+            yield where + ("name",), f"{db.name!r} is PostgreSQL's own database"
+    if pg.node_type is not None and pg.node_type not in _node_types(topo):
+        yield (
+            base + ("node_type",),
+            f"no node has the label node-type={pg.node_type} ({_choices(_node_types(topo))})",
+        )
+    if pg.backup is not None:
+        bucket = next((b for b in topo.storage.minio.buckets if b.name == pg.backup.bucket), None)
+        if bucket is None:
+            yield Reference(
+                base + ("backup", "bucket"),
+                f"bucket {pg.backup.bucket!r} is not declared in storage.minio.buckets "
+                f"({_choices(b.name for b in topo.storage.minio.buckets)})",
+                (("storage", "minio", "buckets"),),
+                pg.backup.bucket,
+            )
+        elif bucket.access != "rw":
+            yield (
+                base + ("backup", "bucket"),
+                f"the backups write and delete dumps: bucket {bucket.name!r} must grant rw (it grants {bucket.access})",
+            )
+    vms = [u for u in postgres_users(topo) if u.vm is not None]
+    if vms and pg.vm_node_port is None:
+        yield (
+            vms[0].path,
+            f"{vms[0].name} runs on VM {vms[0].vm} and PostgreSQL in the cluster: give storage.postgresql a "
+            "vm_node_port",
+        )
+    elif vms and only_node(topo, pg) is None:
+        yield (
+            base + ("node_type",),
+            "the VMs' node port keeps the caller's address, so only the node running PostgreSQL answers: place "
+            "it on one node (a node_type that one node has)",
+        )
 
 
 def _kafka(topo: Topology) -> Iterator[Finding]:
@@ -994,6 +1154,16 @@ def endpoint_targets(topo: Topology) -> dict[str, Target]:
         result[c.name] = Target(
             c.name, c.namespace if in_cluster else None, topo.edge.vm if on_vm else None, (http, *c.ports), on_vm
         )
+    pg = topo.storage.postgresql
+    if pg is not None:
+        vms = sorted({str(u.vm) for u in postgres_users(topo) if u.vm is not None})
+        sql = WorkloadPort(
+            name="sql",
+            port=pg.port,
+            node_port=pg.vm_node_port if vms else None,
+            node_port_from=vms if vms and pg.vm_node_port else None,
+        )
+        result[pg.name] = Target(pg.name, pg.namespace, None, (sql,), False, pg.node_type)
     for w in topo.workloads:
         exec_ready = w.probes.readiness is not None and w.probes.readiness.exec is not None
         result.setdefault(w.name, Target(w.name, w.namespace, w.vm, tuple(w.ports), exec_ready, w.node_type))
@@ -1046,8 +1216,10 @@ def _workloads(topo: Topology) -> Iterator[Finding]:
     workloads = topo.workloads
     yield from _duplicates(_indexed(workloads, ("workloads",)), "workload name")
     names = endpoint_targets(topo)
-    seed = {s.name: ("processing", "services", i) for i, s in enumerate(topo.processing.services)}
+    seed: dict[str, Path] = {s.name: ("processing", "services", i) for i, s in enumerate(topo.processing.services)}
     seed.update({getattr(topo.edge, key).name: ("edge", key) for key in EDGE_KEYS})
+    if topo.storage.postgresql is not None:
+        seed[topo.storage.postgresql.name] = ("storage", "postgresql", "name")
     for i, w in enumerate(workloads):
         if w.name in seed:
             yield (
@@ -1062,6 +1234,9 @@ def _workloads(topo: Topology) -> Iterator[Finding]:
     node_ports: list[tuple[Any, Path]] = []
     if topo.storage.minio.vm_access is not None:
         node_ports.append((topo.storage.minio.vm_access.node_port, ("storage", "minio", "vm_access", "node_port")))
+    pg = topo.storage.postgresql
+    if pg is not None and pg.vm_node_port is not None:
+        node_ports.append((pg.vm_node_port, ("storage", "postgresql", "vm_node_port")))
     published: dict[str, list[tuple[Any, Path]]] = {}
     for i, w in enumerate(workloads):
         base = ("workloads", i)

@@ -10,6 +10,9 @@ from .common import Resources, SecretRef
 from .types import (
     AbsolutePath,
     BucketName,
+    CronSchedule,
+    LabelValue,
+    ServiceName,
     Hostname,
     Image,
     Name,
@@ -140,6 +143,87 @@ class Minio(Strict):
         return self.nodes * self.drives_per_node
 
 
+class PostgresGrant(Strict):
+    """A role's access to a database besides its owner's."""
+
+    role: Name
+    """The role (its password: the Secret `postgresql-<role>`, key `password`)."""
+    access: Literal["r", "rw"]
+    """r: read the tables of schema public; rw: also insert, update and delete."""
+
+
+class PostgresDatabase(Strict):
+    """A database the bootstrap job creates, and who may use it."""
+
+    name: Name
+    """Database name."""
+    owner: Name
+    """The role that owns it (and its schema public): the application's migrations run as it."""
+    grants: list[PostgresGrant] = Field(default_factory=list)
+    """Further roles, each with its access."""
+
+
+class PostgresBackup(Strict):
+    """Logical backups: a CronJob dumps each database (pg_dump, custom format) into a MinIO bucket
+    and deletes the dumps older than the retention."""
+
+    schedule: CronSchedule = "0 3 * * *"
+    """When (cron, the controller's time zone: UTC on K3s)."""
+    bucket: BucketName
+    """The bucket (storage.minio.buckets, access rw): the dumps go under `<database>/`."""
+    retention_days: Positive = 7
+    """Days a dump is kept."""
+
+
+class PostgresVolume(Strict):
+    """The server's data volume: a claim of the StatefulSet."""
+
+    size: Size
+    """Requested size."""
+    storage_class: Name | None = None
+    """Storage class (default: the cluster's default class; K3s: local-path)."""
+
+
+class Postgresql(Strict):
+    """PostgreSQL in the cluster (seed 8.1.2 puts the database in imageflow-storage): one server,
+    its databases and roles, bootstrapped idempotently, backed up to MinIO."""
+
+    name: ServiceName = "postgresql"
+    """Name of the StatefulSet and its Service; uses (and env endpoints, port `sql`) name it."""
+    namespace: Name
+    """Namespace (seed: imageflow-storage)."""
+    image: Image
+    """The official postgres image, pinned; the bootstrap and backup jobs run its psql and pg_dump."""
+    port: Port = 5432
+    """SQL port (named `sql`)."""
+    volume: PostgresVolume
+    """The data volume."""
+    node_type: LabelValue | None = None
+    """The nodes' `node-type` label to place it on (prod: storage-optimized)."""
+    resources: Resources
+    """Requests and limits."""
+    max_connections: Positive = 100
+    """Server setting max_connections."""
+    shared_buffers: Size = "128Mi"
+    """Server setting shared_buffers (a quarter of the memory limit is the usual choice)."""
+    superuser: SecretRef
+    """Secret with the password of the superuser `postgres` (key: password), in its namespace; only
+    the server and the bootstrap job read it."""
+    databases: list[PostgresDatabase] = Field(min_length=1)
+    """Databases and their roles."""
+    vm_node_port: NodePort | None = None
+    """Node port for the VMs' uses (the edge VM's backend): a NodePort Service that keeps the
+    caller's address, admitting exactly the VMs whose uses name a database."""
+    backup: PostgresBackup | None = None
+    """Scheduled logical backups to MinIO."""
+
+    @property
+    def roles(self) -> list[str]:
+        """Every role: owners first, then the grantees, each once."""
+        names = [d.owner for d in self.databases] + [g.role for d in self.databases for g in d.grants]
+        return list(dict.fromkeys(names))
+
+
 class Storage(Strict):
     """Storage classes and MinIO."""
 
@@ -150,3 +234,5 @@ class Storage(Strict):
     local-path, from its local-path provisioner); listed as a prerequisite where used."""
     minio: Minio
     """MinIO."""
+    postgresql: Postgresql | None = None
+    """PostgreSQL."""

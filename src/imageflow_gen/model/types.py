@@ -228,6 +228,14 @@ Url = _pattern_type(
     {"description": "An http or https URL: host, optional port, optional path."},
 )
 
+# A cron schedule of five fields (minute hour day month weekday), as a CronJob takes it.
+CronSchedule = _pattern_type(
+    r"[0-9*/,-]+( [0-9*/,-]+){4}",
+    "a cron schedule of five fields (minute hour day-of-month month day-of-week; digits, '*', '/', ',', '-')",
+    100,
+    {"description": "A five-field cron schedule."},
+)
+
 # Kafka names, kubeseal ciphertext and Git locations.
 TopicName = _pattern_type(
     r"[A-Za-z0-9._-]+",

@@ -167,9 +167,19 @@ class KafkaUse(Strict):
         return self
 
 
+class PostgresUse(Strict):
+    """A database of the platform's PostgreSQL, as one of its roles."""
+
+    database: Name
+    """The database (storage.postgresql.databases)."""
+    role: Name
+    """The role it connects as: the database's owner or one of its grants."""
+
+
 class Use(Strict):
     """What a workload talks to: exactly one of another workload's (or seed service's) named port
-    (`workload` and `port`), MinIO buckets (`minio`) or Kafka topics (`kafka`). The generator sets
+    (`workload` and `port`), MinIO buckets (`minio`), Kafka topics (`kafka`) or a PostgreSQL
+    database (`postgresql`). The generator sets
     the variables that carry the address (and the credentials' files), mounts the credentials and
     opens the network path; nothing else does."""
 
@@ -189,12 +199,15 @@ class Use(Strict):
     """Buckets of MinIO: the workload gets its own MinIO user, limited to them (MINIO_* variables)."""
     kafka: KafkaUse | None = None
     """Topics of Kafka (KAFKA_* variables)."""
+    postgresql: PostgresUse | None = None
+    """A database of PostgreSQL as a role (PG* variables: libpq's own, the password from the
+    role's Secret)."""
     where: Placement | None = None
     """As for env: only for an edge component that runs in both places."""
 
     @model_validator(mode="after")
     def _one_target(self) -> Use:
-        _exactly_one(self, ("workload", "minio", "kafka"))
+        _exactly_one(self, ("workload", "minio", "kafka", "postgresql"))
         if (self.workload is None) != (self.port is None):
             raise ValueError("a workload's port needs both workload and port")
         if self.workload is None:

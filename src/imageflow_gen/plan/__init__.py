@@ -16,7 +16,19 @@ from ..errors import Path, dotted
 from ..model import Topology
 from ..model.checks import MinioClient, minio_clients, secret_refs
 from .common import Spec, common_labels
-from . import edge, messaging, namespaces, network, observability, processing, secrets, stacks, storage, workloads
+from . import (
+    edge,
+    messaging,
+    namespaces,
+    network,
+    observability,
+    postgresql,
+    processing,
+    secrets,
+    stacks,
+    storage,
+    workloads,
+)
 from .gitops import Application, application
 from .nodes import NodeConfig, node_configs
 from .stacks import Stack
@@ -35,8 +47,9 @@ _LABEL_LIMITS = {
     "Deployment": 63,
     "DaemonSet": 63,
     "Job": 63,
+    "CronJob": 52,  # its Jobs are named <name>-<11 digits>
 }
-_AREAS = (namespaces, secrets, storage, processing, edge, workloads, messaging, observability, network)
+_AREAS = (namespaces, secrets, storage, postgresql, processing, edge, workloads, messaging, observability, network)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import Path
 from ..model import Topology
-from ..model.checks import endpoint_key, placed_env, slot_envs, uses_store
+from ..model.checks import endpoint_key, placed_env, role_secret, slot_envs, uses_store
 from ..model.workloads import Workload
 from .messaging import bootstrap_servers, cluster_client
 from .storage import client_env, client_of, client_volumes, cluster_endpoint
@@ -22,7 +22,8 @@ Wiring = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]
 
 
 def store_wiring(topo: Topology, workload: Workload) -> Wiring:
-    """(env, volumes, mounts) of a cluster workload's MinIO and Kafka uses."""
+    """(env, volumes, mounts) of a cluster workload's MinIO, PostgreSQL and Kafka uses: MINIO_*
+    (its own user's key files), libpq's PG* (the role's password from its Secret), KAFKA_*."""
     env: list[dict[str, Any]] = []
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
@@ -36,6 +37,17 @@ def store_wiring(topo: Topology, workload: Workload) -> Wiring:
         minio_volumes, minio_mounts = client_volumes(minio, client_of(topo, workload.name))
         volumes += minio_volumes
         mounts += minio_mounts
+    pg_use = next((u.postgresql for u in workload.uses if u.postgresql is not None), None)
+    pg = topo.storage.postgresql
+    if pg_use is not None and pg is not None:
+        password = {"name": role_secret(pg, pg_use.role), "key": "password"}
+        env += [
+            {"name": "PGHOST", "value": f"{pg.name}.{pg.namespace}.svc.cluster.local"},
+            {"name": "PGPORT", "value": str(pg.port)},
+            {"name": "PGDATABASE", "value": pg_use.database},
+            {"name": "PGUSER", "value": pg_use.role},
+            {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": password}},
+        ]
     if uses_store(workload.uses, "kafka"):
         kafka_env, kafka_volumes, kafka_mounts = cluster_client(topo)
         env += [{"name": "KAFKA_BOOTSTRAP_SERVERS", "value": bootstrap_servers(topo)}, *kafka_env]
@@ -87,6 +99,9 @@ def dependents(topo: Topology) -> list[Dependent]:
             if use.minio is not None:
                 detail = tuple(f"{bucket} ({use.minio.access})" for bucket in use.minio.buckets)
                 found.append(Dependency("MinIO", detail, ("MINIO_*",), base + ("uses", k, "minio")))
+            if use.postgresql is not None:
+                detail = (f"database {use.postgresql.database} as {use.postgresql.role}",)
+                found.append(Dependency("PostgreSQL", detail, ("PG*",), base + ("uses", k, "postgresql")))
             if use.kafka is not None:
                 detail = tuple(f"produces {t}" for t in use.kafka.produce) + tuple(
                     f"consumes {t}" for t in use.kafka.consume

@@ -41,6 +41,7 @@ SYNC_WAVES = {
     "StatefulSet": -1,
     "DaemonSet": -1,
     "Job": 0,
+    "CronJob": 0,
     "Deployment": 0,
     "HorizontalPodAutoscaler": 0,
     "PodDisruptionBudget": 0,

@@ -8,11 +8,20 @@ from typing import Any
 
 from ..errors import Path
 from ..model import Topology
-from ..model.checks import endpoint_key, kafka_users, minio_clients, placed_env, slot_envs
+from ..model.checks import (
+    backup_user,
+    endpoint_key,
+    kafka_users,
+    minio_clients,
+    placed_env,
+    postgres_users,
+    slot_envs,
+)
 from ..model.network import NetworkPolicy as PolicyModel
 from ..model.network import Route
 from .common import Spec, common_labels, needs_gpu_runtime, spec
 from .messaging import broker_ports, kafka_vm_address
+from .postgresql import bootstrap_job
 from .storage import BUCKET_JOB, vm_clients
 from .workloads import endpoint_target, transport
 
@@ -271,6 +280,7 @@ def flows(topo: Topology) -> list[Flow]:
         for c in minio_clients(topo)
         if c.namespace is not None
     ]
+    flows += _postgresql_flows(topo)
     # MinIO's servers among themselves, and the bucket job; not every pod of the namespace (a
     # database beside MinIO reaches it only if it says so).
     flows += [
@@ -403,6 +413,36 @@ def flows(topo: Topology) -> list[Flow]:
         )
     )
     return flows
+
+
+def _postgresql_flows(topo: Topology) -> list[Flow]:
+    """Each use of PostgreSQL (from the cluster; from the VMs by its node port, keeping their
+    addresses), and its own bootstrap and backup jobs."""
+    pg = topo.storage.postgresql
+    if pg is None:
+        return []
+    dest, ports = {"app": pg.name}, (pg.port,)
+    users = postgres_users(topo)
+    result = [
+        Flow(f"{u.name}-to-{pg.name}", u.namespace, {"app": u.name}, pg.namespace, dest, ports, source=u.path)
+        for u in users
+        if u.namespace is not None
+    ]
+    addresses = {vm.name: f"{vm.address}/32" for vm in topo.vms}
+    outside = [u for u in users if u.vm is not None and u.vm in addresses]
+    if outside:
+        cidrs = tuple(sorted({addresses[str(u.vm)] for u in outside}))
+        result.append(
+            Flow(f"vms-to-{pg.name}", None, {}, pg.namespace, dest, ports, source=outside[0].path, source_cidrs=cidrs)
+        )
+    jobs = [(bootstrap_job(pg), ("storage", "postgresql", "databases"))]
+    if pg.backup is not None:
+        jobs.append((backup_user(pg), ("storage", "postgresql", "backup")))
+    result += [
+        Flow(f"{job}-to-{pg.name}", pg.namespace, {"app": job}, pg.namespace, dest, ports, source=path)
+        for job, path in jobs
+    ]
+    return result
 
 
 ANYWHERE = "0.0.0.0/0"

@@ -16,11 +16,11 @@ from typing import Any
 
 from ..model import Topology
 from ..model.edge import EdgeComponent
-from ..model.checks import CONNECT_USER, uses_store
+from ..model.checks import CONNECT_USER, only_node, role_secret, uses_store
 from ..model.messaging import Kafka, client_keys
 from ..model.quantity import parse
 from ..model.storage import Minio
-from ..model.workloads import Workload, env_entries, env_in
+from ..model.workloads import EnvVar, SecretValue, Workload, env_entries, env_in
 from .messaging import (
     CLIENT_CA_PEM,
     CLIENT_FILES,
@@ -159,6 +159,8 @@ def _vm0(topo: Topology) -> Stack:
     for component in (backend, web, gw):
         if _on_vm(component):
             _add_env_secrets(env_in(component.env, "vm"), secrets, env_vars)
+    if _on_vm(backend):
+        _add_env_secrets(postgres_password(topo, backend), secrets, env_vars)
     result = Stack(
         vm=edge.vm,
         project=f"imageflow-{edge.vm}",
@@ -229,6 +231,19 @@ def _edge_workload(topo: Topology, component: EdgeComponent, probe: dict[str, An
     )
 
 
+def _postgres_use(backend: EdgeComponent) -> Any:
+    """The backend's use of PostgreSQL on the edge VM, if any."""
+    return next((u.postgresql for u in env_in(backend.uses, "vm") if u.postgresql is not None), None)
+
+
+def postgres_password(topo: Topology, backend: EdgeComponent) -> list[EnvVar]:
+    """The role's password the backend on the edge VM reads (a compose secret), as an env secret."""
+    pg, use = topo.storage.postgresql, _postgres_use(backend)
+    if pg is None or use is None:
+        return []
+    return [EnvVar(name="PGPASSWORD", secret=SecretValue(name=role_secret(pg, use.role), key="password"))]
+
+
 def backend_stores(backend: EdgeComponent) -> tuple[bool, bool]:
     """Whether the backend on the edge VM uses MinIO, and Kafka (its uses set there)."""
     uses = env_in(backend.uses, "vm")
@@ -272,6 +287,20 @@ def _backend(topo: Topology, backend: EdgeComponent, env: Envelope) -> dict[str,
         secrets += ["minio_access_key", "minio_secret_key", *([MINIO_CA_SECRET] if minio.tls else [])]
     if uses_kafka:
         secrets += [vm_client_secret(k) for k in client_keys(protocol)]
+    pg, pg_use = topo.storage.postgresql, _postgres_use(backend)
+    if pg is not None and pg_use is not None:
+        node = only_node(topo, pg)
+        (password,) = postgres_password(topo, backend)
+        assert password.secret is not None
+        secret, _ = workload_secret(password.secret.name, password.secret.key)
+        environment |= {
+            "PGHOST": str(node.ip) if node is not None else "",
+            "PGPORT": str(pg.vm_node_port),
+            "PGDATABASE": pg_use.database,
+            "PGUSER": pg_use.role,
+            "PGPASSWORD_FILE": f"/run/secrets/{secret}",
+        }
+        secrets.append(secret)
     how = VmRendering(
         own_user=True,
         environment=environment,

@@ -338,10 +338,13 @@ def _annotations(workload: Workload, how: Rendering) -> dict[str, str]:
         skips.append(f"CKV_K8S_22={workload.security.writable_root_filesystem}")
     if workload.security.run_as and workload.security.run_as.uid < 10000:
         skips.append(f"CKV_K8S_40={workload.security.run_as.reason}")
-    secret_env = [v.name for v in workload.env if v.secret is not None]
-    if secret_env:
-        names = ", ".join(secret_env)
-        skips.append(f"CKV_K8S_35=the image reads {names} from its environment ({'.'.join(how.key)}.env)")
+    reads = ""
+    if secret_env := [v.name for v in workload.env if v.secret is not None]:
+        reads = f"the image reads {', '.join(secret_env)} from its environment ({'.'.join(how.key)}.env)"
+    if any(u.postgresql is not None for u in workload.uses):
+        reads += ("; " if reads else "") + "libpq reads PGPASSWORD from the environment (its use of PostgreSQL)"
+    if reads:
+        skips.append(f"CKV_K8S_35={reads}")
     notes.update({f"checkov.io/skip{i}": skip for i, skip in enumerate(skips, 1)})
     return notes
 

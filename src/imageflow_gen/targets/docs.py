@@ -150,7 +150,7 @@ def _dependency_rows(topo: Any) -> list[dict[str, str]]:
     for d in dependents(topo):
         where = f"`{d.namespace}`" if d.namespace else f"VM `{d.vm}`"
         for dep in d.dependencies:
-            store = dep.target in ("MinIO", "Kafka")
+            store = dep.target in ("MinIO", "Kafka", "PostgreSQL")
             rows.append(
                 {
                     "name": d.name,
