@@ -71,3 +71,19 @@ def test_the_readme_lists_each_workloads_dependencies(profile: str) -> None:
         expected |= {dotted(base + ("calls", m)) for m in range(len(getattr(owner, "calls", [])))}
     assert expected and declared == expected
     assert "| `backend-api` | `imageflow-backend` | `grpc-gateway` | port `grpc` | `GRPC_GATEWAY_URL` |" in section
+
+
+def test_the_readme_lists_who_produces_and_consumes_each_topic() -> None:
+    """Each declared topic's row names the workloads whose uses produce to or consume it, read
+    from the profile here."""
+    topo = validated(PROFILES, "prod")[1]
+    readme = build(PROFILES, "prod", CRDS).files["docs/prod/README.md"]
+    owners = [topo.edge.backend_api, *topo.processing.services, *topo.workloads]
+    for topic in topo.messaging.kafka.topics:
+        uses = [(o.name, u.kafka) for o in owners for u in o.uses if u.kafka is not None]
+        producers = [n for n, k in uses if topic.name in k.produce]
+        consumers = [n for n, k in uses if topic.name in k.consume]
+        (row,) = [line for line in readme.splitlines() if line.startswith(f"| `{topic.name}` | {topic.partitions} |")]
+        cells = [c.strip() for c in row.split("|")[1:-1]]
+        assert all(f"`{n}`" in cells[3] for n in producers) and all(f"`{n}`" in cells[4] for n in consumers)
+    assert "| `image-jobs` | 12 | 3 | `backend-api` | `grpc-gateway` |" in readme

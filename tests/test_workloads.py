@@ -804,6 +804,14 @@ def _workload(name: str, body: str) -> str:
                 "'imageflow' (defined: postgres): add it to the database's grants",
             ],
         ),
+        (  # calls on one VM that go round: compose would start none of them
+            _workload("redis", "uses:\n  - {workload: notifier, port: api}"),
+            [
+                "child.yaml:5:9 workloads[4].uses[0]: a start-up cycle on vm0: notifier -> redis -> notifier; "
+                "compose starts each service after those it calls on its VM, so none of these would start: drop "
+                "one of the calls"
+            ],
+        ),
         (  # on a VM only the edge backend's compose service is wired to the stores
             _workload("notifier", "uses:\n  - {kafka: {consume: [image-results]}}"),
             [

@@ -104,6 +104,7 @@ def check(topo: Topology) -> list[Finding]:
         _slot_env,
         _edge_ports,
         _store_uses,
+        _startup_cycles,
     ):
         findings.extend(rule(topo))
     return findings
@@ -1426,6 +1427,47 @@ def _where(env: Sequence[Any], uses: Sequence[Any], base: Path, runs_on: tuple[s
                 base + key + ("where",),
                 f"never set: {dotted(base)} does not run on the {var.where} (runs_on: {', '.join(runs_on)})",
             )
+
+
+def _startup_cycles(topo: Topology) -> Iterator[Finding]:
+    """On a VM, compose starts a service after the services on the same VM it calls (its
+    `depends_on`, derived from its endpoints): calls that go round in a circle would never start,
+    and compose refuses the file. Located at the call that closes the circle."""
+    names = endpoint_targets(topo)
+    owners: list[tuple[Any, Path]] = [(s, s.base) for s in slot_envs(topo) if s.vm is not None]
+    owners += [(w, ("workloads", i)) for i, w in enumerate(topo.workloads) if w.vm is not None]
+    calls: dict[tuple[str, str], list[tuple[str, Path]]] = {}
+    for owner, base in owners:
+        for key, var in placed_env(owner):
+            target = names.get(var.endpoint.workload) if var.endpoint is not None else None
+            if target is not None and target.vm == owner.vm and target.name != owner.name:
+                calls.setdefault((str(owner.vm), owner.name), []).append((target.name, base + endpoint_key(key)))
+    reported: set[frozenset[str]] = set()
+    for vm, start in sorted(calls):
+        yield from _circles(calls, vm, start, [(start, ())], reported)
+
+
+def _circles(
+    calls: dict[tuple[str, str], list[tuple[str, Path]]],
+    vm: str,
+    start: str,
+    trail: list[tuple[str, Path]],
+    reported: set[frozenset[str]],
+) -> Iterator[Finding]:
+    """Each circle of calls on `vm` from `start` back to it, along `trail` (service, the call's
+    path), once per set of services."""
+    for callee, path in calls.get((vm, trail[-1][0]), []):
+        members = [name for name, _ in trail]
+        if callee == start and frozenset(members) not in reported:
+            reported.add(frozenset(members))
+            route = " -> ".join([*members, callee])
+            yield (
+                path,
+                f"a start-up cycle on {vm}: {route}; compose starts each service after those it calls on its "
+                "VM, so none of these would start: drop one of the calls",
+            )
+        elif callee not in members:
+            yield from _circles(calls, vm, start, [*trail, (callee, path)], reported)
 
 
 def _socket(port: int, protocol: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import Path
 from ..model import Topology
-from ..model.checks import endpoint_key, placed_env, role_secret, slot_envs, uses_store
+from ..model.checks import endpoint_key, kafka_users, placed_env, role_secret, slot_envs, uses_store
 from ..model.workloads import Workload
 from .messaging import bootstrap_servers, cluster_client
 from .storage import client_env, client_of, client_volumes, cluster_endpoint
@@ -109,3 +109,42 @@ def dependents(topo: Topology) -> list[Dependent]:
                 found.append(Dependency("Kafka", detail, ("KAFKA_*",), base + ("uses", k, "kafka")))
         result.append(Dependent(owner.name, owner.namespace, owner.vm, tuple(found)))
     return result
+
+
+@dataclass(frozen=True)
+class TopicUse:
+    """A declared topic, and who writes and reads it (workloads by their uses, Kafka Connect's
+    sinks, the OTel agent's logs)."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    producers: tuple[str, ...]
+    consumers: tuple[str, ...]
+
+
+def topic_uses(topo: Topology) -> list[TopicUse]:
+    kafka = topo.messaging.kafka
+    producers: dict[str, list[str]] = {}
+    consumers: dict[str, list[str]] = {}
+    for user in kafka_users(topo):
+        for topic in user.produce:
+            producers.setdefault(topic, []).append(user.name)
+        for topic in user.consume:
+            consumers.setdefault(topic, []).append(user.name)
+    agent = topo.observability.otel_agent
+    if agent.logs_topic is not None:
+        producers.setdefault(agent.logs_topic, []).append(agent.name)
+    for connector in kafka.connect.connectors if kafka.connect else []:
+        for topic in connector.topics:
+            consumers.setdefault(topic, []).append(f"kafka-connect ({connector.name})")
+    return [
+        TopicUse(
+            t.name,
+            t.partitions,
+            t.replication_factor,
+            tuple(dict.fromkeys(producers.get(t.name, []))),
+            tuple(dict.fromkeys(consumers.get(t.name, []))),
+        )
+        for t in kafka.topics
+    ]

@@ -333,3 +333,37 @@ def disruption_budget(
         labels=labels(name, component),
         selector=selector or {"app": name},
     )
+
+
+def task(
+    kind: str,
+    source: Path,
+    name: str,
+    namespace: str,
+    component: str,
+    containers: list[dict[str, Any]],
+    volumes: list[dict[str, Any]],
+    init_containers: list[dict[str, Any]] | None = None,
+    **values: Any,
+) -> Spec:
+    """A Job or CronJob of the generator's own (the bucket job, PostgreSQL's bootstrap and
+    backups): hardened pods without a service account token or a sidecar, run again on failure."""
+    pod: dict[str, Any] = {
+        "securityContext": pod_security(),
+        "automountServiceAccountToken": False,
+        "restartPolicy": "OnFailure",
+    }
+    if init_containers:
+        pod["initContainers"] = init_containers
+    pod |= {"containers": containers, "volumes": volumes}
+    return spec(
+        kind,
+        kind.lower(),
+        source,
+        name=name,
+        namespace=namespace,
+        labels=labels(name, component),
+        pod_labels=labels(name, component) | NO_SIDECAR,
+        pod=pod,
+        **values,
+    )

@@ -21,17 +21,16 @@ from ..model.quantity import parse
 from ..model.storage import Postgresql
 from ..model.workloads import Workload
 from .common import (
-    NO_SIDECAR,
     Spec,
     container_security,
     disruption_budget,
     labels,
-    pod_security,
     spec,
+    task,
     tmp_volume,
     tunable,
 )
-from .storage import CA_FILE, ca_volume, cluster_endpoint
+from .storage import cluster_endpoint, mc_settings
 from .workloads import Rendering, Variant, render
 
 SOURCE = ("storage", "postgresql")
@@ -299,28 +298,14 @@ def _bootstrap(pg: Postgresql) -> Spec:
         ],
         "securityContext": container_security(),
     }
-    return spec(
-        "Job",
-        "job",
-        SOURCE + ("databases",),
-        name=bootstrap_job(pg),
-        namespace=pg.namespace,
-        labels=labels(bootstrap_job(pg), COMPONENT),
-        pod_labels=labels(bootstrap_job(pg), COMPONENT) | NO_SIDECAR,
-        backoff_limit=10,
-        pod={
-            "securityContext": pod_security(),
-            "automountServiceAccountToken": False,
-            "restartPolicy": "OnFailure",
-            "containers": [container],
-            "volumes": [
-                volume,
-                _superuser_volume(pg),
-                _roles_volume(pg, roles),
-                {"name": "sql", "configMap": {"name": bootstrap_job(pg)}},
-            ],
-        },
-    )
+    volumes = [
+        volume,
+        _superuser_volume(pg),
+        _roles_volume(pg, roles),
+        {"name": "sql", "configMap": {"name": bootstrap_job(pg)}},
+    ]
+    name = bootstrap_job(pg)
+    return task("Job", SOURCE + ("databases",), name, pg.namespace, COMPONENT, [container], volumes, backoff_limit=10)
 
 
 # ---- backups: pg_dump of each database into MinIO, old dumps deleted -----------------------
@@ -371,12 +356,7 @@ def _backup(topo: Topology, pg: Postgresql) -> Spec:
         "volumeMounts": [mount, dumps_mount, {"name": "role", "mountPath": ROLES_DIR, "readOnly": True}],
         "securityContext": container_security(),
     }
-    trust: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
-    env = [{"name": "MC_CONFIG_DIR", "value": "/tmp/mc"}]
-    if minio.tls:
-        ca, ca_mount = ca_volume(minio)
-        trust = ([ca], [ca_mount])
-        env.append({"name": "SSL_CERT_FILE", "value": CA_FILE})
+    env, trust = mc_settings(minio)
     upload = {
         "name": "upload",
         "image": tunable(("storage", "minio", "client_image"), minio.client_image, type(minio), "client_image"),
@@ -391,29 +371,23 @@ def _backup(topo: Topology, pg: Postgresql) -> Spec:
         ],
         "securityContext": container_security(),
     }
-    return spec(
+    volumes = [
+        volume,
+        dumps,
+        _roles_volume(pg, [BACKUP_ROLE], "role"),
+        {"name": "minio-user", "secret": {"secretName": client.secret, "defaultMode": 0o440}},
+        *trust[0],
+    ]
+    # The dump first (an init container), then the upload: a failed dump uploads nothing.
+    return task(
         "CronJob",
-        "cronjob",
         SOURCE + ("backup",),
-        name=backup_job(pg),
-        namespace=pg.namespace,
-        labels=labels(backup_job(pg), COMPONENT),
-        pod_labels=labels(backup_job(pg), COMPONENT) | NO_SIDECAR,
+        backup_job(pg),
+        pg.namespace,
+        COMPONENT,
+        [upload],
+        volumes,
+        [dump],
         schedule=pg.backup.schedule,
         backoff_limit=3,
-        pod={
-            "securityContext": pod_security(),
-            "automountServiceAccountToken": False,
-            "restartPolicy": "OnFailure",
-            # The dump first (an init container), then the upload: a failed dump uploads nothing.
-            "initContainers": [dump],
-            "containers": [upload],
-            "volumes": [
-                volume,
-                dumps,
-                _roles_volume(pg, [BACKUP_ROLE], "role"),
-                {"name": "minio-user", "secret": {"secretName": client.secret, "defaultMode": 0o440}},
-                *trust[0],
-            ],
-        },
     )

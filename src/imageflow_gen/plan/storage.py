@@ -10,7 +10,6 @@ from ..model import Topology
 from ..model.checks import MinioClient, minio_clients
 from ..model.storage import Minio
 from .common import (
-    NO_SIDECAR,
     NON_ROOT_UID,
     Spec,
     common_labels,
@@ -23,6 +22,7 @@ from .common import (
     service_dns,
     spec,
     spread_over_nodes,
+    task,
     tmp_volume,
     tunable,
 )
@@ -438,6 +438,17 @@ def credentials_mount() -> dict[str, Any]:
     return {"name": "credentials", "mountPath": SECRET_DIR, "readOnly": True}
 
 
+def mc_settings(minio: Minio) -> tuple[list[dict[str, str]], tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """(env, (volumes, mounts)) of a container running mc: its config under /tmp (the root file
+    system is read-only) and, when MinIO serves TLS, the CA it trusts, exactly that one."""
+    env = [{"name": "MC_CONFIG_DIR", "value": "/tmp/mc"}]
+    if not minio.tls:
+        return env, ([], [])
+    ca, ca_mount = ca_volume(minio)
+    env.append({"name": "SSL_CERT_FILE", "value": CA_FILE})  # mc (Go) trusts exactly this CA
+    return env, ([ca], [ca_mount])
+
+
 def _bucket_script(minio: Minio, clients: list[MinioClient]) -> str:
     user = shlex.quote(f"{SECRET_DIR}/{minio.credentials.keys['access-key']}")
     password = shlex.quote(f"{SECRET_DIR}/{minio.credentials.keys['secret-key']}")
@@ -493,12 +504,7 @@ def _bucket_job(minio: Minio, clients: list[MinioClient]) -> Spec:
         },
     }
     policies = {"name": "policies", "configMap": {"name": POLICIES}}
-    trust: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
-    env = [{"name": "MC_CONFIG_DIR", "value": "/tmp/mc"}]
-    if minio.tls:
-        ca, ca_mount = ca_volume(minio)
-        trust = ([ca], [ca_mount])
-        env.append({"name": "SSL_CERT_FILE", "value": CA_FILE})  # mc (Go) trusts exactly this CA
+    env, trust = mc_settings(minio)
     container = {
         "name": "mc",
         "image": tunable(_SOURCE + ("client_image",), minio.client_image, Minio, "client_image"),
@@ -514,20 +520,13 @@ def _bucket_job(minio: Minio, clients: list[MinioClient]) -> Spec:
         ],
         "securityContext": container_security(),
     }
-    return spec(
+    return task(
         "Job",
-        "job",
         ("storage", "minio", "buckets"),
-        name=BUCKET_JOB,
-        namespace=minio.namespace,
-        labels=labels(BUCKET_JOB, "storage"),
-        pod_labels=labels(BUCKET_JOB, "storage") | NO_SIDECAR,
+        BUCKET_JOB,
+        minio.namespace,
+        "storage",
+        [container],
+        [volume, credentials_volume(minio), users, policies, *trust[0]],
         backoff_limit=10,
-        pod={
-            "securityContext": pod_security(),
-            "automountServiceAccountToken": False,
-            "restartPolicy": "OnFailure",
-            "containers": [container],
-            "volumes": [volume, credentials_volume(minio), users, policies, *trust[0]],
-        },
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import dotted
 from ..graph import build_graph, mermaid
-from ..plan.clients import dependents
+from ..plan.clients import dependents, topic_uses
 from ..plan.messaging import kafka_clients
 from ..plan.network import cluster_prerequisites, flows, meshed_namespaces
 from ..plan.processing import callers
@@ -89,6 +89,16 @@ def render_docs(ctx: Context) -> Rendered:
         "docs/README.md.j2",
         workloads=[_workload_row(topo, w) for w in topo.workloads],
         dependencies=_dependency_rows(topo),
+        topics=[
+            {
+                "name": t.name,
+                "partitions": t.partitions,
+                "replication_factor": t.replication_factor,
+                "producers": ", ".join(f"`{n}`" for n in t.producers) or "nobody",
+                "consumers": ", ".join(f"`{n}`" for n in t.consumers) or "nobody",
+            }
+            for t in topic_uses(topo)
+        ],
         exceptions=[(w.name, what, reason) for w, what, reason in exceptions(topo)],
         balancing=balancing,
         flows=flow_rows,
