@@ -90,7 +90,8 @@ def _values(rendered: Path, profile: str) -> dict:
 def test_values_are_the_tunables_under_the_profiles_own_keys(rendered: Path) -> None:
     values = _values(rendered, "prod")
     assert sorted(values) == ["edge", "observability", "processing", "storage", "workloads"]
-    assert values["workloads"]["postgresql"]["image"] == "docker.io/library/postgres:16.4"
+    assert values["storage"]["postgresql"]["image"] == "docker.io/library/postgres:16.4"
+    assert values["workloads"]["triton"]["image"] == "nvcr.io/nvidia/tritonserver:24.08-py3"
     services = values["processing"]["services"]
     assert services["grpc-gateway"]["replicas"] == 2 and "replicas" not in services["filter"]
     assert services["filter"]["autoscaling"] == {"min_replicas": 2, "max_replicas": 6}

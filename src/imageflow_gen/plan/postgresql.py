@@ -1,6 +1,6 @@
 """PostgreSQL in the cluster (seed 8.1.2: "MinIO, Database" in imageflow-storage): the server as a
 stateful workload (rendered by plan/workloads.render), the bootstrap Job that creates its roles
-and databases on every sync, and the CronJob that dumps each database into a MinIO bucket.
+and databases (idempotently), and the CronJob that dumps each database into a MinIO bucket.
 
 Roles and databases come from the profile; each role's password is the Secret
 `<name>-<role>` (key `password`), supplied by the secret provider in the store's namespace (for
@@ -204,7 +204,7 @@ def _ident(name: str) -> str:
 def bootstrap_sql(pg: Postgresql) -> str:
     """psql script that brings the server to the profile's roles and databases: creates what is
     missing, (re)sets each role's password from its file, and grants exactly the declared access.
-    Run on every sync; running it twice changes nothing."""
+    Running it twice changes nothing."""
     lines = ["\\set ON_ERROR_STOP on"]
     roles = [*pg.roles, *([BACKUP_ROLE] if pg.backup else [])]
     for role in roles:
