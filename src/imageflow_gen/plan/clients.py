@@ -15,6 +15,7 @@ from ..errors import Path
 from ..model import Topology
 from ..model.checks import endpoint_key, kafka_users, placed_env, role_secret, slot_envs, uses_store
 from ..model.workloads import Workload
+from .common import service_dns
 from .messaging import bootstrap_servers, cluster_client
 from .storage import client_env, client_of, client_volumes, cluster_endpoint
 
@@ -42,7 +43,7 @@ def store_wiring(topo: Topology, workload: Workload) -> Wiring:
     if pg_use is not None and pg is not None:
         password = {"name": role_secret(pg, pg_use.role), "key": "password"}
         env += [
-            {"name": "PGHOST", "value": f"{pg.name}.{pg.namespace}.svc.cluster.local"},
+            {"name": "PGHOST", "value": service_dns(pg.name, pg.namespace)},
             {"name": "PGPORT", "value": str(pg.port)},
             {"name": "PGDATABASE", "value": pg_use.database},
             {"name": "PGUSER", "value": pg_use.role},

@@ -25,6 +25,7 @@ from .common import (
     container_security,
     disruption_budget,
     labels,
+    service_dns,
     spec,
     task,
     tmp_volume,
@@ -43,10 +44,6 @@ ROLES_DIR = "/run/secrets/postgresql-roles"
 SQL_DIR = "/etc/imageflow/postgresql"
 DUMP_DIR = "/dumps"
 MINIO_USER_DIR = "/etc/imageflow/minio"
-
-
-def host(pg: Postgresql) -> str:
-    return f"{pg.name}.{pg.namespace}.svc.cluster.local"
 
 
 def bootstrap_job(pg: Postgresql) -> str:
@@ -73,8 +70,8 @@ def specs(topo: Topology) -> list[Spec]:
             data={"postgresql.conf": server_config(pg)},
         ),
         *render(topo, workload, SOURCE, how),
-        # maxUnavailable 1: one server, so a drain still stops it (the README lists it as a
-        # single point of failure); the budget keeps a second replica's drain one at a time.
+        # maxUnavailable 1, as every workload's: with one server a drain still stops it, which the
+        # README lists among the single points of failure.
         disruption_budget(pg.name, pg.namespace, SOURCE, COMPONENT),
         spec(
             "ConfigMap",
@@ -267,7 +264,7 @@ def _roles_volume(pg: Postgresql, roles: list[str], name: str = "roles") -> dict
 def _client_env(pg: Postgresql, user: str, password_file: str) -> list[dict[str, str]]:
     """libpq's variables for a job of the store (its password from a file, read by the script)."""
     return [
-        {"name": "PGHOST", "value": host(pg)},
+        {"name": "PGHOST", "value": service_dns(pg.name, pg.namespace)},
         {"name": "PGPORT", "value": str(pg.port)},
         {"name": "PGUSER", "value": user},
         {"name": "PASSWORD_FILE", "value": password_file},
