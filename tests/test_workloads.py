@@ -816,7 +816,7 @@ def _workload(name: str, body: str) -> str:
             _workload("notifier", "uses:\n  - {kafka: {consume: [image-results]}}"),
             [
                 "child.yaml:5:9 workloads[5].uses[0]: notifier runs on VM vm0: only the edge VM's backend reaches "
-                "MinIO and Kafka from a VM; run it in the cluster"
+                "the stores (MinIO, Kafka, PostgreSQL) from a VM; run it in the cluster"
             ],
         ),
         (  # the API gateway is reached by its public host name, not by an endpoint

@@ -510,8 +510,9 @@ def _postgres_use(topo: Topology, use: Any, where: Path) -> Iterator[Finding]:
 
 def _store_uses(topo: Topology) -> Iterator[Finding]:
     """Each use of MinIO names declared buckets, at most with the access they grant; each use of
-    Kafka declared topics; a store is used from a VM only by the edge VM's backend (its compose
-    service is the one wired to them); a typed workload leaves the store's variables to it."""
+    Kafka declared topics; each use of PostgreSQL a declared database as a role it grants, once
+    per workload; a store is used from a VM only by the edge VM's backend (its compose service is
+    the one wired to them); a workload leaves the store's variables to it."""
     buckets = {b.name: b for b in topo.storage.minio.buckets}
     topics = {t.name for t in topo.messaging.kafka.topics}
     backend = ("edge", "backend_api")
@@ -524,8 +525,8 @@ def _store_uses(topo: Topology) -> Iterator[Finding]:
             if caller.vm is not None and caller.base != backend:
                 yield (
                     where,
-                    f"{caller.name} runs on VM {caller.vm}: only the edge VM's backend reaches MinIO and Kafka "
-                    "from a VM; run it in the cluster",
+                    f"{caller.name} runs on VM {caller.vm}: only the edge VM's backend reaches the stores (MinIO, "
+                    "Kafka, PostgreSQL) from a VM; run it in the cluster",
                 )
             if where in seen:
                 continue
