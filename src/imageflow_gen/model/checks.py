@@ -454,6 +454,21 @@ def postgres_users(topo: Topology) -> list[PostgresUser]:
     return result
 
 
+def postgres_port(topo: Topology) -> WorkloadPort:
+    """The PostgreSQL store's port `sql`: with `vm_node_port`, a node port admitting exactly the
+    VMs whose uses name a database (when any does)."""
+    pg = topo.storage.postgresql
+    assert pg is not None
+    vms = sorted({str(u.vm) for u in postgres_users(topo) if u.vm is not None})
+    exposed = bool(vms) and pg.vm_node_port is not None
+    return WorkloadPort(
+        name="sql",
+        port=pg.port,
+        node_port=pg.vm_node_port if exposed else None,
+        node_port_from=vms if exposed else None,
+    )
+
+
 # The role the backup CronJob dumps the databases as (pg_read_all_data); a profile's role may not
 # take its name.
 BACKUP_ROLE = "imageflow-backup"
@@ -1158,14 +1173,7 @@ def endpoint_targets(topo: Topology) -> dict[str, Target]:
         )
     pg = topo.storage.postgresql
     if pg is not None:
-        vms = sorted({str(u.vm) for u in postgres_users(topo) if u.vm is not None})
-        sql = WorkloadPort(
-            name="sql",
-            port=pg.port,
-            node_port=pg.vm_node_port if vms else None,
-            node_port_from=vms if vms and pg.vm_node_port else None,
-        )
-        result[pg.name] = Target(pg.name, pg.namespace, None, (sql,), False, pg.node_type)
+        result[pg.name] = Target(pg.name, pg.namespace, None, (postgres_port(topo),), False, pg.node_type)
     for w in topo.workloads:
         exec_ready = w.probes.readiness is not None and w.probes.readiness.exec is not None
         result.setdefault(w.name, Target(w.name, w.namespace, w.vm, tuple(w.ports), exec_ready, w.node_type))

@@ -80,11 +80,10 @@ class Dependent:
 def dependents(topo: Topology) -> list[Dependent]:
     """Each workload (the edge components and processing services once per place, the typed
     workloads) with what its calls, env endpoints and uses name, in the profile's order."""
-    owners: list[Any] = [*slot_envs(topo), *topo.workloads]
-    bases = [o.base for o in owners[: len(owners) - len(topo.workloads)]]
-    bases += [("workloads", i) for i in range(len(topo.workloads))]
+    owners: list[tuple[Any, Path]] = [(s, s.base) for s in slot_envs(topo)]
+    owners += [(w, ("workloads", i)) for i, w in enumerate(topo.workloads)]
     result = []
-    for owner, base in zip(owners, bases, strict=True):
+    for owner, base in owners:
         place = "cluster" if owner.namespace is not None else "vm"
         found: list[Dependency] = []
         if base[0] == "processing":  # a processing service's calls: by name, no variable

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..model import Topology
-from ..model.checks import BACKUP_ROLE, PostgresUser, client_of_backup, postgres_users, role_secret
+from ..model.checks import BACKUP_ROLE, client_of_backup, postgres_port, role_secret
 from ..model.quantity import parse
 from ..model.storage import Postgresql
 from ..model.workloads import Workload
@@ -89,19 +89,11 @@ def specs(topo: Topology) -> list[Spec]:
     return result
 
 
-def vm_users(topo: Topology) -> list[PostgresUser]:
-    return [u for u in postgres_users(topo) if u.vm is not None]
-
-
 def server_workload(topo: Topology) -> tuple[Workload, Rendering]:
     """The server as a stateful workload: its `sql` port (a node port admitting exactly the VMs
     that use it), its data volume, pg_isready as readiness, its config from the ConfigMap."""
     pg = topo.storage.postgresql
     assert pg is not None
-    vms = sorted({str(u.vm) for u in vm_users(topo)})
-    port: dict[str, Any] = {"name": "sql", "port": pg.port}
-    if vms and pg.vm_node_port is not None:
-        port |= {"node_port": pg.vm_node_port, "node_port_from": vms}
     ready = ["pg_isready", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres"]
     workload = Workload.model_validate(
         {
@@ -110,7 +102,7 @@ def server_workload(topo: Topology) -> tuple[Workload, Rendering]:
             "image": pg.image,
             "kind": "stateful",
             "args": ["postgres", "-c", f"config_file={CONFIG_DIR}/postgresql.conf"],
-            "ports": [port],
+            "ports": [postgres_port(topo)],
             "env": [{"name": "PGDATA", "value": f"{DATA_DIR}/pgdata"}],
             "volumes": [
                 {
