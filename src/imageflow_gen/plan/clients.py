@@ -50,7 +50,8 @@ def store_wiring(topo: Topology, workload: Workload) -> Wiring:
             {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": password}},
         ]
     if uses_store(workload.uses, "kafka"):
-        kafka_env, kafka_volumes, kafka_mounts = cluster_client(topo)
+        user = next(u for u in kafka_users(topo) if u.name == workload.name and u.namespace is not None)
+        kafka_env, kafka_volumes, kafka_mounts = cluster_client(topo, user)
         env += [{"name": "KAFKA_BOOTSTRAP_SERVERS", "value": bootstrap_servers(topo)}, *kafka_env]
         volumes += kafka_volumes
         mounts += kafka_mounts

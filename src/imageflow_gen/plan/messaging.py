@@ -3,10 +3,12 @@ cluster workloads a stable in-cluster name for the brokers' cluster-network list
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ..model import Topology
-from ..model.messaging import SASL_PROTOCOLS, TLS_PROTOCOLS, client_keys
+from ..model.checks import KafkaUser, kafka_clients
+from ..model.messaging import CLIENT_SECRET_KEYS, SASL_PROTOCOLS, TLS_PROTOCOLS, client_keys
 from .common import Spec, labels, service_dns, spec
 
 K3S_NETWORK = "private"
@@ -115,36 +117,38 @@ def client_env(topo: Topology, protocol: str, username: str, paths: dict[str, st
 
 
 def cluster_client_paths(topo: Topology) -> dict[str, str]:
-    """Where a cluster workload finds its Kafka client files, by logical key (none for PLAINTEXT,
-    or when the model's checks refused the missing Secret)."""
-    kafka = topo.messaging.kafka
-    ref = kafka.client_credentials
-    if ref is None:
-        return {}
-    return {key: f"{CLUSTER_CLIENT_DIR}/{ref.keys[key]}" for key in client_keys(kafka.protocol_on(K3S_NETWORK))}
+    """Where a cluster workload finds its Kafka client files, by logical key (none for PLAINTEXT)."""
+    keys = client_keys(topo.messaging.kafka.protocol_on(K3S_NETWORK))
+    return {key: f"{CLUSTER_CLIENT_DIR}/{CLIENT_SECRET_KEYS[key]}" for key in keys}
 
 
-def cluster_client(topo: Topology) -> tuple[list[dict[str, str]], list[dict[str, Any]], list[dict[str, Any]]]:
+def cluster_client(
+    topo: Topology, user: KafkaUser
+) -> tuple[list[dict[str, str]], list[dict[str, Any]], list[dict[str, Any]]]:
     """(env, volumes, mounts) a cluster workload adds to reach the brokers: the protocol, and for
-    an authenticated listener the Secret `client_credentials`, mounted read-only as files."""
-    kafka = topo.messaging.kafka
-    protocol = kafka.protocol_on(K3S_NETWORK)
-    ref = kafka.client_credentials
+    an authenticated listener its own Secret `kafka-<name>`, mounted read-only as files."""
+    protocol = topo.messaging.kafka.protocol_on(K3S_NETWORK)
     paths = cluster_client_paths(topo)
-    if not paths or ref is None:  # PLAINTEXT (or refused by the model's checks)
-        return [{"name": "KAFKA_SECURITY_PROTOCOL", "value": protocol}], [], []
-    keys = list(paths)
-    env = client_env(topo, protocol, kafka.sasl.cluster_user, paths)
+    group = _group(user)
+    if not paths:  # PLAINTEXT
+        return [{"name": "KAFKA_SECURITY_PROTOCOL", "value": protocol}, *group], [], []
+    env = client_env(topo, protocol, user.name, paths)
+    ref = user.ref(protocol)
     volume = {
         "name": CLUSTER_CLIENT_VOLUME,
         "secret": {
             "secretName": ref.name,
             "defaultMode": 0o440,
-            "items": [{"key": ref.keys[key], "path": ref.keys[key]} for key in sorted(keys)],
+            "items": [{"key": key, "path": key} for key in sorted(ref.keys.values())],
         },
     }
     mount = {"name": CLUSTER_CLIENT_VOLUME, "mountPath": CLUSTER_CLIENT_DIR, "readOnly": True}
-    return [{"name": name, "value": value} for name, value in env.items()], [volume], [mount]
+    return [{"name": name, "value": value} for name, value in env.items()] + group, [volume], [mount]
+
+
+def _group(user: KafkaUser) -> list[dict[str, str]]:
+    """A consumer's group id: its name (with ACLs, its groups are those the name begins)."""
+    return [{"name": "KAFKA_GROUP_ID", "value": user.name}] if user.consume else []
 
 
 def vm_client_paths(protocol: str) -> dict[str, str]:
@@ -156,11 +160,50 @@ def vm_client_secret(key: str) -> str:
     return "kafka_" + key.replace("-", "_")
 
 
-def scram_users(topo: Topology) -> list[str]:
-    """The SCRAM users the topic job creates: the clients' of each SASL listener."""
+def _network(user: KafkaUser) -> str:
+    """The network a client reaches the brokers over: the cluster's, or the VPN from the edge VM."""
+    return K3S_NETWORK if user.namespace is not None else VPN_NETWORK
+
+
+def authenticated(topo: Topology) -> list[KafkaUser]:
+    """The clients whose listener knows who they are (SASL or SSL), once per place."""
     kafka = topo.messaging.kafka
-    users = {VPN_NETWORK: kafka.sasl.vm_user, K3S_NETWORK: kafka.sasl.cluster_user}
-    return sorted({users[lst.network] for lst in kafka.listeners if lst.protocol in SASL_PROTOCOLS})
+    return [u for u in kafka_clients(topo) if kafka.protocol_on(_network(u)) != "PLAINTEXT"]
+
+
+def scram_users(topo: Topology) -> list[str]:
+    """The SCRAM users the topic job creates: the clients of each SASL listener, by name."""
+    kafka = topo.messaging.kafka
+    return sorted({u.name for u in authenticated(topo) if kafka.protocol_on(_network(u)) in SASL_PROTOCOLS})
+
+
+@dataclass(frozen=True)
+class Acl:
+    """One ACL the topic job adds: `principal` may do `operations` on a resource."""
+
+    principal: str
+    resource: str  # topic | group
+    name: str
+    pattern: str  # literal | prefixed
+    operations: tuple[str, ...]
+
+
+def acls(topo: Topology) -> list[Acl]:
+    """Least privilege for every authenticated client, from its uses: Write on the topics it
+    produces, Read on those it consumes and on the consumer groups its name begins. Clients of a
+    PLAINTEXT listener are ANONYMOUS, which the brokers' own listeners need as a super user."""
+    produce: dict[str, dict[str, None]] = {}
+    consume: dict[str, dict[str, None]] = {}
+    for user in authenticated(topo):
+        produce.setdefault(user.name, {}).update(dict.fromkeys(user.produce))
+        consume.setdefault(user.name, {}).update(dict.fromkeys(user.consume))
+    result = []
+    for name in sorted(produce):
+        result += [Acl(name, "topic", topic, "literal", ("Write",)) for topic in produce[name]]
+        result += [Acl(name, "topic", topic, "literal", ("Read",)) for topic in consume[name]]
+        if consume[name]:
+            result.append(Acl(name, "group", name, "prefixed", ("Read",)))
+    return result
 
 
 # What each client file holds, by logical key (for .env.example and the generated docs).
@@ -200,42 +243,56 @@ def broker_env(topo: Topology) -> dict[str, str]:
                 "KAFKA_OPTS": f"-Djava.security.auth.login.config={JAAS_FILE}",
             }
         )
+    if protocols - {"PLAINTEXT"}:
+        # ACLs bind the authenticated clients. The brokers and the controller talk over the
+        # PLAINTEXT INTERNAL and CONTROLLER listeners (the stack's network only), as ANONYMOUS.
+        env.update(
+            {
+                "KAFKA_AUTHORIZER_CLASS_NAME": AUTHORIZER,
+                "KAFKA_SUPER_USERS": "User:ANONYMOUS",
+                "KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND": "false",
+            }
+        )
+    if "SSL" in protocols:
+        # A client certificate's principal is its CN: a workload's certificate names the workload.
+        env["KAFKA_SSL_PRINCIPAL_MAPPING_RULES"] = "RULE:^CN=([^,]+)(,.*)?$/$1/,DEFAULT"
     return env
 
 
-def kafka_clients(topo: Topology) -> dict[str, Any]:
-    """Who connects to which listener with which settings, and which security the brokers
-    serve: what the generated docs tell."""
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+
+
+def kafka_security(topo: Topology) -> dict[str, Any]:
+    """Who connects to which listener with which settings, their ACLs, and which security the
+    brokers serve: what the generated docs tell."""
     kafka = topo.messaging.kafka
     protocols = {lst.protocol for lst in kafka.listeners}
     clients = []
-
-    def vm_env(protocol: str) -> dict[str, str]:
-        return client_env(topo, protocol, kafka.sasl.vm_user, vm_client_paths(protocol))
-
-    def cluster_env(protocol: str) -> dict[str, str]:
-        return {e["name"]: e["value"] for e in cluster_client(topo)[0]}
-
-    for network, who, user, env in (
-        (VPN_NETWORK, f"The backend on {topo.edge.vm}", kafka.sasl.vm_user, vm_env),
-        (K3S_NETWORK, "The cluster's workloads", kafka.sasl.cluster_user, cluster_env),
-    ):
+    users = authenticated(topo)
+    for network in (VPN_NETWORK, K3S_NETWORK):
         listener = kafka.listener_on(network)
-        if listener is None or listener.protocol == "PLAINTEXT":
+        names = sorted({u.name for u in users if _network(u) == network})
+        if listener is None or listener.protocol == "PLAINTEXT" or not names:
             continue
+        if network == VPN_NETWORK:
+            where, paths = f"on {topo.edge.vm}, from compose secrets", vm_client_paths(listener.protocol)
+        else:
+            where, paths = "in the cluster, from its Secret `kafka-<name>`", cluster_client_paths(topo)
+        env = client_env(topo, listener.protocol, "<name>", paths)
         clients.append(
             {
-                "who": who,
-                "who_one": network == VPN_NETWORK,
+                "users": names,
+                "where": where,
                 "listener": listener.name,
                 "protocol": listener.protocol,
-                "username": user if listener.protocol in SASL_PROTOCOLS else None,
+                "sasl": listener.protocol in SASL_PROTOCOLS,
                 "mechanism": kafka.sasl.mechanism,
-                "env": sorted(env(listener.protocol).items()),
+                "env": sorted(env.items()),
             }
         )
     return {
         "kafka_clients": clients,
+        "kafka_acls": acls(topo),
         "kafka_tls": bool(protocols & TLS_PROTOCOLS),
         "kafka_mtls": "SSL" in protocols,
         "kafka_sasl": bool(protocols & SASL_PROTOCOLS),

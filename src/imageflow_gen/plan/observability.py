@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ..model import Topology
-from ..model.checks import LOG_DIR
+from ..model.checks import LOG_DIR, KafkaUser, kafka_clients
 from ..model.messaging import SASL_PROTOCOLS, TLS_PROTOCOLS
 from ..model.observability import OtelAgent, Tempo
 from ..model.workloads import Workload
@@ -166,9 +166,15 @@ def _filelog(agent: OtelAgent) -> dict[str, Any]:
     }
 
 
+def _agent_user(topo: Topology) -> KafkaUser:
+    """The agent as a Kafka client (its own user where the cluster's listener authenticates)."""
+    return next(u for u in kafka_clients(topo) if u.base == ("observability", "otel_agent"))
+
+
 def _kafka_exporter(topo: Topology, topic: str) -> dict[str, Any]:
-    """The logs to Kafka over the cluster's listener, authenticated as the cluster's workloads are."""
+    """The logs to Kafka over the cluster's listener, authenticated as the agent's own user."""
     kafka = topo.messaging.kafka
+    agent = topo.observability.otel_agent
     protocol = kafka.protocol_on(K3S_NETWORK)
     exporter: dict[str, Any] = {
         "brokers": bootstrap_servers(topo).split(","),
@@ -183,7 +189,7 @@ def _kafka_exporter(topo: Topology, topic: str) -> dict[str, Any]:
     if protocol in SASL_PROTOCOLS:
         # The collector reads the password file when it loads the config (its `file` provider).
         auth["sasl"] = {
-            "username": kafka.sasl.cluster_user,
+            "username": agent.name,
             "password": "${file:" + path["password"] + "}",
             "mechanism": kafka.sasl.mechanism,
         }
@@ -255,7 +261,7 @@ def agent_workload(topo: Topology) -> tuple[Workload, Rendering]:
     )
     key = ("observability", "otel_agent")
     # The logs pipeline's Kafka client files (when the cluster's listener authenticates).
-    _, kafka_volumes, kafka_mounts = cluster_client(topo) if agent.logs_topic else ([], [], [])
+    _, kafka_volumes, kafka_mounts = cluster_client(topo, _agent_user(topo)) if agent.logs_topic else ([], [], [])
     pod: dict[str, Any] = {
         "serviceAccount": agent.name,
         "serviceAccountName": agent.name,

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..model import Topology
 from ..model.edge import EdgeComponent
-from ..model.checks import CONNECT_USER, only_node, role_secret, uses_store
+from ..model.checks import CONNECT_USER, kafka_users, only_node, role_secret, uses_store
 from ..model.messaging import Kafka, client_keys
 from ..model.quantity import parse
 from ..model.storage import Minio
@@ -27,6 +27,7 @@ from .messaging import (
     JAAS_FILE,
     SERVER_PEM,
     VPN_NETWORK,
+    acls,
     broker_env,
     client_env,
     scram_users,
@@ -149,11 +150,7 @@ def _vm0(topo: Topology) -> Stack:
     for key in client_keys(protocol) if uses_kafka else []:
         variable = f"KAFKA_{key.replace('-', '_').upper()}_FILE"
         secret_files.append((vm_client_secret(key), variable))
-        what = (
-            f"the password of Kafka's SCRAM user {topo.messaging.kafka.sasl.vm_user}"
-            if key == "password"
-            else CLIENT_FILES[key]
-        )
+        what = f"the password of Kafka's SCRAM user {backend.name}" if key == "password" else CLIENT_FILES[key]
         env_vars[variable] = (f"./secrets/kafka-{key}", f"Kafka ({protocol}): file holding {what}")
     secrets = {key: _secret_file(variable) for key, variable in secret_files}
     for component in (backend, web, gw):
@@ -252,7 +249,7 @@ def backend_stores(backend: EdgeComponent) -> tuple[bool, bool]:
 
 def _backend(topo: Topology, backend: EdgeComponent, env: Envelope) -> dict[str, Any]:
     minio, protocol = topo.storage.minio, topo.messaging.kafka.protocol_on(VPN_NETWORK)
-    kafka_env = client_env(topo, protocol, topo.messaging.kafka.sasl.vm_user, vm_client_paths(protocol))
+    kafka_env = client_env(topo, protocol, backend.name, vm_client_paths(protocol))
     # The URL is an argument, never part of the code.
     probe = _healthcheck(
         [
@@ -276,6 +273,9 @@ def _backend(topo: Topology, backend: EdgeComponent, env: Envelope) -> dict[str,
             "KAFKA_ENABLE_IDEMPOTENCE": "true",
             "KAFKA_COMPRESSION_TYPE": "lz4",
         }
+        user = next(u for u in kafka_users(topo) if u.vm is not None and u.name == backend.name)
+        if user.consume:  # its group ids begin with its name (the brokers' ACLs)
+            environment["KAFKA_GROUP_ID"] = user.name
     if uses_minio:
         environment |= {
             "MINIO_ENDPOINT": vm_endpoint(minio),
@@ -529,6 +529,13 @@ def _topics(topo: Topology, kafka: Kafka, env: Envelope) -> dict[str, Any]:
             f"/opt/kafka/bin/kafka-configs.sh --bootstrap-server {_bootstrap(kafka)} --alter "
             f"--entity-type users --entity-name {user} --add-config "
             f'"{kafka.sasl.mechanism}=[password=$(cat /run/secrets/{_user_secret(user)})]"'
+        )
+    for acl in acls(topo):  # adding an ACL that exists changes nothing
+        operations = " ".join(f"--operation {op}" for op in acl.operations)
+        commands.append(
+            f"/opt/kafka/bin/kafka-acls.sh --bootstrap-server {_bootstrap(kafka)} --add "
+            f"--allow-principal User:{acl.principal} {operations} --{acl.resource} {acl.name} "
+            f"--resource-pattern-type {acl.pattern}"
         )
     service = {
         "image": kafka.image,

@@ -11,7 +11,7 @@ from typing import Any
 from ..errors import dotted
 from ..graph import build_graph, mermaid
 from ..plan.clients import dependents, topic_uses
-from ..plan.messaging import kafka_clients
+from ..plan.messaging import kafka_security
 from ..plan.network import cluster_prerequisites, flows, meshed_namespaces
 from ..plan.processing import callers
 from ..plan.slots import load_balancing
@@ -109,7 +109,7 @@ def render_docs(ctx: Context) -> Rendered:
         floating=floating(plan),
         survivors=[f"`{name}`" for name in survivors(plan)],
         releases=releases,
-        **kafka_clients(topo),
+        **kafka_security(topo),
         profile=profile,
         topo=topo,
         folders=folders,
