@@ -69,6 +69,9 @@ def test_the_readme_lists_each_workloads_dependencies(profile: str) -> None:
             expected.add(dotted(base + ("uses", k) + ((store,) if store else ())))
         expected |= {dotted(base + ("env", j, "endpoint")) for j, v in enumerate(owner.env) if v.endpoint}
         expected |= {dotted(base + ("calls", m)) for m in range(len(getattr(owner, "calls", [])))}
+    connect = topo.messaging.kafka.connect
+    for i, _ in enumerate(connect.connectors if connect else []):  # Kafka Connect's uses: its connectors
+        expected |= {f"messaging.kafka.connect.connectors[{i}].{key}" for key in ("topics", "bucket")}
     assert expected and declared == expected
     assert "| `backend-api` | `imageflow-backend` | `grpc-gateway` | port `grpc` | `GRPC_GATEWAY_URL` |" in section
 

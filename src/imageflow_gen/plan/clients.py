@@ -9,11 +9,12 @@ And what each workload depends on, for the generated README.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from ..errors import Path
 from ..model import Topology
-from ..model.checks import endpoint_key, kafka_users, placed_env, role_secret, slot_envs, uses_store
+from ..model.checks import CONNECT_USER, endpoint_key, kafka_users, placed_env, role_secret, slot_envs, uses_store
+from ..model.messaging import KafkaConnect
 from ..model.workloads import Workload
 from .common import service_dns
 from .messaging import bootstrap_servers, cluster_client
@@ -109,7 +110,20 @@ def dependents(topo: Topology) -> list[Dependent]:
                 )
                 found.append(Dependency("Kafka", detail, ("KAFKA_*",), base + ("uses", k, "kafka")))
         result.append(Dependent(owner.name, owner.namespace, owner.vm, tuple(found)))
+    kafka = topo.messaging.kafka
+    if kafka.connect is not None and kafka.connect.connectors:
+        result.append(Dependent(CONNECT_USER, None, kafka.vm, tuple(_connector_uses(kafka.connect))))
     return result
+
+
+def _connector_uses(connect: KafkaConnect) -> Iterator[Dependency]:
+    """Kafka Connect's uses are its connectors: each reads its topics (over the brokers' own
+    listener) and writes its bucket (as MinIO user kafka-connect), set in its configuration file."""
+    for i, connector in enumerate(connect.connectors):
+        path = ("messaging", "kafka", "connect", "connectors", i)
+        where = (f"connectors/{connector.name}.json",)
+        yield Dependency("Kafka", tuple(f"consumes {t}" for t in connector.topics), where, path + ("topics",))
+        yield Dependency("MinIO", (f"{connector.bucket} (w)",), where, path + ("bucket",))
 
 
 @dataclass(frozen=True)
