@@ -113,13 +113,14 @@ def test_compose_doubles_every_dollar_but_its_own_interpolations() -> None:
             if path.endswith("docker-compose.yaml"):
                 found = set(re.findall(r"\$+\{?[A-Za-z0-9_]*", text))
                 assert found <= {
-                    "${MINIO_ACCESS_KEY_FILE",
-                    "${MINIO_SECRET_KEY_FILE",
                     "${IMAGEFLOW_TLS_CERTIFICATE",
                     "${IMAGEFLOW_TLS_KEY",
                     "${MINIO_S3_CREDENTIALS_FILE",
                     "${MINIO_CA_FILE",
-                    # the Secrets the backend reads on the edge VM: its database role's, prod's session key
+                    # the Secrets the backend reads on the edge VM: its MinIO user's keys, its database
+                    # role's password, prod's session key
+                    "${SECRET_MINIO_BACKEND_API__ACCESS_KEY_FILE",
+                    "${SECRET_MINIO_BACKEND_API__SECRET_KEY_FILE",
                     "${SECRET_POSTGRESQL_IMAGEFLOW__PASSWORD_FILE",
                     "${SECRET_BACKEND_SESSION__SECRET_KEY_FILE",
                 }, (path, found)

@@ -371,3 +371,47 @@ def test_each_user_may_do_what_its_uses_say_and_nothing_else(broker: Broker) -> 
     assert DENIED_TOPIC in broker.consume("otel-agent", "K3S", "image-jobs", "otel-agent")
     # A wrong password is not a user at all.
     assert "SaslAuthenticationException" in broker.produce("grpc-gateway", "K3S", "image-results", "x", "wrong")
+
+
+def test_a_workload_on_the_kafka_vm_is_a_user_over_the_private_listener(tmp_path: Path) -> None:
+    """A typed workload on a VM is wired to the stores as the edge backend is: on Kafka's own VM
+    it reaches the brokers at the VM's private address, as its own user with its own ACLs."""
+    profiles = _profiles(tmp_path)
+    (profiles / "scram.yaml").write_text(
+        (profiles / "scram.yaml").read_text() + "workloads:\n"
+        "  - name: archiver\n"
+        "    vm: vm1\n"
+        "    image: ghcr.io/imageflowcanvas/archiver:1.0.0\n"
+        "    uses:\n"
+        "      - {kafka: {consume: [image-results]}}\n"
+        "      - {minio: {buckets: [processed-images], access: r}}\n"
+        "    resources:\n"
+        "      requests: {cpu: 10m, memory: 16Mi}\n"
+        "      limits: {cpu: 100m, memory: 64Mi}\n"
+    )
+    files = build(profiles, "scram", CRDS).files
+    vm1 = _compose(files, "vm1")
+    archiver = vm1["services"]["archiver"]
+    env = archiver["environment"]
+    broker = vm1["services"]["kafka-1"]["environment"]
+    k3s = next(a for a in broker["KAFKA_ADVERTISED_LISTENERS"].split(",") if a.startswith("K3S://"))
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == k3s.removeprefix("K3S://")  # the VM's private address
+    assert env["KAFKA_SASL_USERNAME"] == "archiver" and env["KAFKA_GROUP_ID"] == "archiver"
+    assert env["KAFKA_SASL_PASSWORD_FILE"] == "/run/secrets/kafka-archiver__password"
+    assert env["MINIO_ACCESS_KEY_FILE"] == "/run/secrets/minio-archiver__access-key"
+    assert archiver["extra_hosts"] and set(archiver["secrets"]) <= set(vm1["secrets"])
+    script = vm1["services"]["kafka-init"]["entrypoint"][2]
+    assert "--entity-name archiver " in script
+    assert "--allow-principal User:archiver --operation Read --topic image-results " in script
+    assert (
+        "--allow-principal User:archiver --operation Read --group archiver --resource-pattern-type prefixed" in script
+    )
+    assert script.count("User:archiver ") == 2
+    # Its MinIO user is created in the cluster and admitted from its VM through the node port.
+    objs = objects(validated(profiles, "scram")[2])
+    assert any(o["kind"] == "ExternalSecret" and o["metadata"]["name"] == "minio-archiver" for o in objs)
+    (ingress,) = [
+        o for o in objs if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "allow-vms-to-minio-ingress"
+    ]
+    vm1_address = k3s.removeprefix("K3S://").split(":")[0]
+    assert {"ipBlock": {"cidr": f"{vm1_address}/32"}} in ingress["spec"]["ingress"][0]["from"]

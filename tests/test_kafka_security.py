@@ -102,11 +102,14 @@ def test_the_edge_backend_gets_matching_client_settings(secure: dict[str, str]) 
     env = backend["environment"]
     assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL" and env["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
     assert env["KAFKA_SASL_USERNAME"] == "backend-api"
-    assert env["KAFKA_SASL_PASSWORD_FILE"] == "/run/secrets/kafka_password"
-    assert env["KAFKA_SSL_CA_FILE"] == "/run/secrets/kafka_ca"
-    assert {"kafka_password", "kafka_ca"} <= set(backend["secrets"]) <= set(compose["secrets"])
+    # The keys of its Secret kafka-backend-api, as in the cluster, each a compose secret.
+    assert env["KAFKA_SASL_PASSWORD_FILE"] == "/run/secrets/kafka-backend-api__password"
+    assert env["KAFKA_SSL_CA_FILE"] == "/run/secrets/kafka-backend-api__ca.crt"
+    wanted = {"kafka-backend-api__password", "kafka-backend-api__ca.crt"}
+    assert wanted <= set(backend["secrets"]) <= set(compose["secrets"])
     example = secure["compose/secure/vm0/.env.example"]
-    assert "KAFKA_PASSWORD_FILE=" in example and "SCRAM user backend-api" in example
+    assert "SECRET_KAFKA_BACKEND_API__PASSWORD_FILE=" in example
+    assert "file holding key password of Secret kafka-backend-api" in example
 
 
 def test_cluster_workloads_read_their_own_secret_as_files(secure_profiles: Path) -> None:

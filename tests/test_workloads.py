@@ -203,7 +203,27 @@ def test_the_vm_services_carry_every_option(built: Any) -> None:
         "GREETING": "costs $$HOME $${USER}",  # compose interpolates nothing
         "BACKEND_URL": "http://backend-api:8000",  # a seed service on the same VM, by its compose name
         "BACKEND_GRPC": "backend-api:50051",  # its further port, on the compose network
+        # Its uses of the stores: MinIO by the node port, as its own MinIO user
+        "MINIO_ENDPOINT": "http://minio.imageflow.local:30900",
+        "MINIO_REGION": "us-east-1",
+        "MINIO_ACCESS_KEY_FILE": "/run/secrets/minio-notifier__access-key",
+        "MINIO_SECRET_KEY_FILE": "/run/secrets/minio-notifier__secret-key",
+        # Kafka over the VPN listener (PLAINTEXT here: no user, no files), its group its name
+        "KAFKA_BOOTSTRAP_SERVERS": "10.8.0.11:9092",
+        "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+        "KAFKA_ACKS": "all",
+        "KAFKA_ENABLE_IDEMPOTENCE": "true",
+        "KAFKA_COMPRESSION_TYPE": "lz4",
+        "KAFKA_GROUP_ID": "notifier",
+        # PostgreSQL's node port on its one node, the role's password a file
+        "PGHOST": "10.0.1.11",
+        "PGPORT": "30433",
+        "PGDATABASE": "imageflow",
+        "PGUSER": "imageflow",
+        "PGPASSWORD_FILE": "/run/secrets/database-imageflow__password",
     }
+    assert notifier["extra_hosts"] == ["minio.imageflow.local:10.0.1.10"]
+    assert {"minio-notifier__access-key", "database-imageflow__password"} <= set(notifier["secrets"])
     assert notifier["depends_on"]["backend-api"] == {"condition": "service_healthy"}
     assert notifier["command"] == ["--config", "/etc/notifier/config.toml", "--price", "$$5"]
     assert notifier["entrypoint"] == ["/srv/notifier"] and notifier["pull_policy"] == "always"
@@ -291,7 +311,7 @@ _REPORT_USES = [
             4,
             {("NetworkPolicy", "imageflow-backend", "allow-report-api-to-kafka-egress")},
             set(),
-            {"KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SECURITY_PROTOCOL"},
+            {"KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SECURITY_PROTOCOL", "KAFKA_GROUP_ID"},
         ),
         (  # the role's Secret stays: the backend connects as the same role in the same namespace
             5,
@@ -609,7 +629,7 @@ def _workload(name: str, body: str) -> str:
                 "child.yaml:3:24 workloads: removes 'postgresql', still referenced by "
                 "workloads[2].env[0].endpoint.workload (workloads.yaml:169:49), "
                 "workloads[4].env[1].endpoint.workload (workloads.yaml:222:55), "
-                "workloads[7].uses[0].workload (workloads.yaml:282:20), "
+                "workloads[7].uses[0].workload (workloads.yaml:286:20), "
                 "edge.backend_api.env[0].endpoint.workload (workloads.yaml:57:55)"
             ],
         ),
@@ -800,7 +820,9 @@ def _workload(name: str, body: str) -> str:
                 "backup job's) role: name the application's role",
                 "child.yaml:6:22 storage.postgresql.backup.bucket: the backups write and delete dumps: bucket "
                 "'system-logs' must grant rw (it grants r)",
-                "workloads.yaml:287:50 workloads[8].uses[5].postgresql.role: database 'imageflow' grants no role "
+                "workloads.yaml:230:50 workloads[5].uses[2].postgresql.role: database 'imageflow' grants no role "
+                "'imageflow' (defined: postgres): add it to the database's grants",
+                "workloads.yaml:291:50 workloads[8].uses[5].postgresql.role: database 'imageflow' grants no role "
                 "'imageflow' (defined: postgres): add it to the database's grants",
             ],
         ),
@@ -812,11 +834,13 @@ def _workload(name: str, body: str) -> str:
                 "one of the calls"
             ],
         ),
-        (  # on a VM only the edge backend's compose service is wired to the stores
-            _workload("notifier", "uses:\n  - {kafka: {consume: [image-results]}}"),
+        (  # a VM reaches Kafka over its network's listener: the edge VM over the VPN
+            "messaging:\n  kafka:\n    listeners:\n      - {name: VPN, network: private, purpose: moved}\n",
             [
-                "child.yaml:5:9 workloads[5].uses[0]: notifier runs on VM vm0: only the edge VM's backend reaches "
-                "the stores (MinIO, Kafka, PostgreSQL) from a VM; run it in the cluster"
+                "base.yaml:289:17 edge.backend_api.uses[2].kafka: backend-api on VM vm0 reaches Kafka over the vpn "
+                "network: declare a listener with network vpn in messaging.kafka.listeners",
+                "workloads.yaml:229:17 workloads[5].uses[1].kafka: notifier on VM vm0 reaches Kafka over the vpn "
+                "network: declare a listener with network vpn in messaging.kafka.listeners",
             ],
         ),
         (  # the API gateway is reached by its public host name, not by an endpoint
@@ -974,6 +998,10 @@ def test_a_seed_slot_renders_as_the_typed_workload_that_says_the_same(tmp_path: 
             assert any(e["name"] == "KAFKA_BOOTSTRAP_SERVERS" for e in twin_container["env"])
             assert [e["name"] for e in slot_container["env"][typed_env:]] == ["OTEL_EXPORTER_OTLP_ENDPOINT"]
             slot_container["env"] = slot_container["env"][:typed_env]
+            for e in twin_container["env"]:
+                if e["name"] == "KAFKA_GROUP_ID":  # each is its own Kafka user, by its name
+                    assert e["value"] == twin
+                    e["value"] = slot
         spread = slot_pod.get("topologySpreadConstraints")
         if spread:  # selects each one's own pods
             assert spread[0]["labelSelector"] == {"matchLabels": {"app": slot}}

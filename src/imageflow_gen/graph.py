@@ -26,9 +26,8 @@ from dataclasses import dataclass, field
 
 from .model import Topology
 from .plan import Plan
-from .plan.messaging import kafka_vm_address
-from .model.checks import CONNECT_USER
-from .plan.stacks import backend_stores
+from .plan.messaging import VPN_NETWORK, kafka_vm_address
+from .model.checks import CONNECT_USER, kafka_network, kafka_users
 from .plan.network import INGRESS_GATEWAY, ISTIO_NAMESPACE, Flow, flows
 from .plan.storage import vm_clients
 
@@ -245,19 +244,17 @@ def _outside_edges(
                 "outside",
             )
         )
-    backend = edge.backend_api
-    vpn = vms[kafka_vm].vpn_address
-    listener = next((lst.name for lst in topo.messaging.kafka.listeners if lst.network == "vpn"), None)
-    if backend in on_vm and vpn and listener and backend_stores(backend)[1]:
-        ports = sorted(b.ports[listener] for b in topo.messaging.kafka.brokers)
-        graph.edges.append(
-            Edge(
-                _id("vm", edge_vm, backend.name),
-                _id("vm", kafka_vm, "kafka"),
-                f"VPN {vpn} TCP {', '.join(map(str, ports))}",
-                "outside",
-            )
-        )
+    # Each VM workload whose uses name topics: over the VPN, or on Kafka's own VM its private address.
+    kafka = topo.messaging.kafka
+    for user in dict.fromkeys((u.vm, u.name, kafka_network(topo, u)) for u in kafka_users(topo) if u.vm is not None):
+        vm, name, network = user
+        listener = kafka.listener_on(network)
+        address = vms[kafka_vm].vpn_address if network == VPN_NETWORK else vms[kafka_vm].address
+        if listener is None or address is None:
+            continue
+        ports = ", ".join(str(p) for p in sorted(b.ports[listener.name] for b in kafka.brokers))
+        label = f"VPN {address} TCP {ports}" if network == VPN_NETWORK else f"{address} TCP {ports}"
+        graph.edges.append(Edge(_id("vm", vm, name), _id("vm", kafka_vm, "kafka"), label, "outside"))
 
 
 # ---- writers ------------------------------------------------------------------------------

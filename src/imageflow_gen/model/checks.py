@@ -444,6 +444,14 @@ def kafka_users(topo: Topology) -> list[KafkaUser]:
     return result
 
 
+def kafka_network(topo: Topology, user: KafkaUser) -> str:
+    """The network a client reaches the brokers over (`private` or `vpn`): the cluster's, or a
+    VM's: the private one on Kafka's own VM, the VPN from the others (the edge VM)."""
+    if user.namespace is not None or user.vm == topo.messaging.kafka.vm:
+        return "private"
+    return "vpn"
+
+
 def kafka_clients(topo: Topology) -> list[KafkaUser]:
     """Every client of the brokers but Kafka Connect (on the brokers' own network): the
     workloads whose uses name topics, and the OTel agent when it ships logs to Kafka."""
@@ -552,23 +560,16 @@ def _postgres_use(topo: Topology, use: Any, where: Path) -> Iterator[Finding]:
 def _store_uses(topo: Topology) -> Iterator[Finding]:
     """Each use of MinIO names declared buckets, at most with the access they grant; each use of
     Kafka declared topics; each use of PostgreSQL a declared database as a role it grants, once
-    per workload; a store is used from a VM only by the edge VM's backend (its compose service is
-    the one wired to them); a workload leaves the store's variables to it."""
+    per workload; a VM reaches Kafka over a listener of its network; a workload leaves the
+    store's variables to it."""
     buckets = {b.name: b for b in topo.storage.minio.buckets}
     topics = {t.name for t in topo.messaging.kafka.topics}
-    backend = ("edge", "backend_api")
     seen: set[Path] = set()
     for caller in callers(topo):
         for k, use in caller.uses:
             where = caller.base + ("uses", k)
             if use.workload is not None:
                 continue
-            if caller.vm is not None and caller.base != backend:
-                yield (
-                    where,
-                    f"{caller.name} runs on VM {caller.vm}: only the edge VM's backend reaches the stores (MinIO, "
-                    "Kafka, PostgreSQL) from a VM; run it in the cluster",
-                )
             if where in seen:
                 continue
             seen.add(where)
@@ -599,6 +600,16 @@ def _store_uses(topo: Topology) -> Iterator[Finding]:
                                 (("messaging", "kafka", "topics"),),
                                 name,
                             )
+    kafka = topo.messaging.kafka
+    for user in kafka_users(topo):
+        network = kafka_network(topo, user)
+        if kafka.listener_on(network) is None:
+            place = f"on VM {user.vm}" if user.vm is not None else "in the cluster"
+            yield (
+                user.path,
+                f"{user.name} {place} reaches Kafka over the {network} network: declare a listener with "
+                f"network {network} in messaging.kafka.listeners",
+            )
     second: set[Path] = set()
     for caller in callers(topo):
         pg_uses = [k for k, u in caller.uses if u.postgresql is not None]

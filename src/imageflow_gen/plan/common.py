@@ -367,3 +367,13 @@ def task(
         pod=pod,
         **values,
     )
+
+
+def workload_secret(secret: str, key: str) -> tuple[str, str]:
+    """(compose secret name, .env variable naming its file) of a key of a Secret a VM workload
+    reads: compose mounts it at /run/secrets/<name>."""
+
+    def upper(name: str) -> str:
+        return name.replace("-", "_").upper()
+
+    return f"{secret}__{key}", f"SECRET_{upper(secret)}__{upper(key)}_FILE"

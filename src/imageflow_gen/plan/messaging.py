@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model import Topology
-from ..model.checks import KafkaUser, kafka_clients
+from ..model.checks import KafkaUser, kafka_clients, kafka_network
+
 from ..model.messaging import CLIENT_SECRET_KEYS, SASL_PROTOCOLS, TLS_PROTOCOLS, client_keys
-from .common import Spec, labels, service_dns, spec
+from .common import Spec, labels, service_dns, spec, workload_secret
 
 K3S_NETWORK = "private"
 VPN_NETWORK = "vpn"
@@ -30,6 +31,17 @@ def vpn_bootstrap_servers(topo: Topology) -> str:
     if listener is None or vm.vpn_address is None:
         return ""
     return ",".join(f"{vm.vpn_address}:{b.ports[listener.name]}" for b in kafka.brokers)
+
+
+def vm_bootstrap_servers(topo: Topology, network: str) -> str:
+    """The brokers as a VM reaches them over `network`: the Kafka VM's address there, each
+    broker's port of that network's listener."""
+    if network == VPN_NETWORK:
+        return vpn_bootstrap_servers(topo)
+    listener = cluster_listener(topo)
+    if listener is None:
+        return ""
+    return ",".join(f"{kafka_vm_address(topo)}:{b.ports[listener]}" for b in topo.messaging.kafka.brokers)
 
 
 def broker_ports(topo: Topology) -> list[tuple[str, int]]:
@@ -151,30 +163,24 @@ def _group(user: KafkaUser) -> list[dict[str, str]]:
     return [{"name": "KAFKA_GROUP_ID", "value": user.name}] if user.consume else []
 
 
-def vm_client_paths(protocol: str) -> dict[str, str]:
-    """Where the edge VM's backend finds its Kafka files: compose secrets, one per logical key."""
-    return {key: f"/run/secrets/{vm_client_secret(key)}" for key in client_keys(protocol)}
-
-
-def vm_client_secret(key: str) -> str:
-    return "kafka_" + key.replace("-", "_")
-
-
-def _network(user: KafkaUser) -> str:
-    """The network a client reaches the brokers over: the cluster's, or the VPN from the edge VM."""
-    return K3S_NETWORK if user.namespace is not None else VPN_NETWORK
+def vm_client_paths(name: str, protocol: str) -> dict[str, str]:
+    """Where a VM workload finds its Kafka files: compose secrets of its Secret `kafka-<name>`."""
+    return {
+        key: "/run/secrets/" + workload_secret(f"kafka-{name}", CLIENT_SECRET_KEYS[key])[0]
+        for key in client_keys(protocol)
+    }
 
 
 def authenticated(topo: Topology) -> list[KafkaUser]:
     """The clients whose listener knows who they are (SASL or SSL), once per place."""
     kafka = topo.messaging.kafka
-    return [u for u in kafka_clients(topo) if kafka.protocol_on(_network(u)) != "PLAINTEXT"]
+    return [u for u in kafka_clients(topo) if kafka.protocol_on(kafka_network(topo, u)) != "PLAINTEXT"]
 
 
 def scram_users(topo: Topology) -> list[str]:
     """The SCRAM users the topic job creates: the clients of each SASL listener, by name."""
     kafka = topo.messaging.kafka
-    return sorted({u.name for u in authenticated(topo) if kafka.protocol_on(_network(u)) in SASL_PROTOCOLS})
+    return sorted({u.name for u in authenticated(topo) if kafka.protocol_on(kafka_network(topo, u)) in SASL_PROTOCOLS})
 
 
 @dataclass(frozen=True)
@@ -204,15 +210,6 @@ def acls(topo: Topology) -> list[Acl]:
         if consume[name]:
             result.append(Acl(name, "group", name, "prefixed", ("Read",)))
     return result
-
-
-# What each client file holds, by logical key (for .env.example and the generated docs).
-CLIENT_FILES = {
-    "password": "the password of the client's SCRAM user",
-    "ca": "the CA certificate (PEM) that signed the brokers' certificate",
-    "certificate": "the client's certificate (PEM), signed by the brokers' client CA",
-    "private-key": "the client's private key (PEM)",
-}
 
 
 def broker_env(topo: Topology) -> dict[str, str]:
@@ -271,25 +268,30 @@ def kafka_security(topo: Topology) -> dict[str, Any]:
     users = authenticated(topo)
     for network in (VPN_NETWORK, K3S_NETWORK):
         listener = kafka.listener_on(network)
-        names = sorted({u.name for u in users if _network(u) == network})
-        if listener is None or listener.protocol == "PLAINTEXT" or not names:
+        if listener is None or listener.protocol == "PLAINTEXT":
             continue
-        if network == VPN_NETWORK:
-            where, paths = f"on {topo.edge.vm}, from compose secrets", vm_client_paths(listener.protocol)
-        else:
-            where, paths = "in the cluster, from its Secret `kafka-<name>`", cluster_client_paths(topo)
-        env = client_env(topo, listener.protocol, "<name>", paths)
-        clients.append(
-            {
-                "users": names,
-                "where": where,
-                "listener": listener.name,
-                "protocol": listener.protocol,
-                "sasl": listener.protocol in SASL_PROTOCOLS,
-                "mechanism": kafka.sasl.mechanism,
-                "env": sorted(env.items()),
-            }
-        )
+        for on_vm in (True, False):
+            names = sorted(
+                {u.name for u in users if kafka_network(topo, u) == network and (u.namespace is None) == on_vm}
+            )
+            if not names:
+                continue
+            if on_vm:
+                where = "on its VM, from compose secrets (the keys of its Secret `kafka-<name>`)"
+                paths = vm_client_paths("<name>", listener.protocol)
+            else:
+                where, paths = "in the cluster, from its Secret `kafka-<name>`", cluster_client_paths(topo)
+            clients.append(
+                {
+                    "users": names,
+                    "where": where,
+                    "listener": listener.name,
+                    "protocol": listener.protocol,
+                    "sasl": listener.protocol in SASL_PROTOCOLS,
+                    "mechanism": kafka.sasl.mechanism,
+                    "env": sorted(client_env(topo, listener.protocol, "<name>", paths).items()),
+                }
+            )
     return {
         "kafka_clients": clients,
         "kafka_acls": acls(topo),

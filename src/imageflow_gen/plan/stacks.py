@@ -11,30 +11,27 @@ envelopes of `plan/vms.py`, which the capacity check sums.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..model import Topology
 from ..model.edge import EdgeComponent
-from ..model.checks import CONNECT_USER, kafka_users, only_node, role_secret, uses_store
+from ..model.checks import CONNECT_USER, kafka_network, kafka_users, only_node, role_secret, uses_store
 from ..model.messaging import Kafka, client_keys
 from ..model.quantity import parse
 from ..model.storage import Minio
 from ..model.workloads import EnvVar, SecretValue, Workload, env_entries, env_in
 from .messaging import (
     CLIENT_CA_PEM,
-    CLIENT_FILES,
     JAAS_FILE,
     SERVER_PEM,
-    VPN_NETWORK,
     acls,
     broker_env,
     client_env,
     scram_users,
-    vm_client_paths,
-    vm_client_secret,
-    vpn_bootstrap_servers,
+    vm_bootstrap_servers,
 )
+from .common import workload_secret
 from .storage import vm_endpoint, vm_host
 from .vms import Envelope, edge_services, kafka_services, workload_services
 from .slots import edge_fields
@@ -112,15 +109,7 @@ def _vm0(topo: Topology) -> Stack:
     def _on_vm(component: EdgeComponent) -> bool:
         return component.name in stack
 
-    uses_minio, uses_kafka = backend_stores(backend) if _on_vm(backend) else (False, False)
-    secret_files: list[tuple[str, str]] = []
-    if uses_minio:
-        for key in ("access", "secret"):
-            secret_files.append((f"minio_{key}_key", f"MINIO_{key.upper()}_KEY_FILE"))
-            env_vars[f"MINIO_{key.upper()}_KEY_FILE"] = (
-                f"./secrets/minio-{key}-key",
-                f"file holding the {key} key of MinIO user {backend.name} (Secret minio-{backend.name})",
-            )
+    wiring = backend_wiring(topo, backend) if _on_vm(backend) else VmWiring()
 
     if _on_vm(backend):
         services[backend.name] = _backend(topo, backend, stack[backend.name])
@@ -143,21 +132,11 @@ def _vm0(topo: Topology) -> Stack:
                 "routes": routes,
             },
         )
-    if uses_minio and topo.storage.minio.tls:
-        secret_files.append((MINIO_CA_SECRET, MINIO_CA_VARIABLE))
-        env_vars[MINIO_CA_VARIABLE] = MINIO_CA_ENV
-    protocol = topo.messaging.kafka.protocol_on(VPN_NETWORK)
-    for key in client_keys(protocol) if uses_kafka else []:
-        variable = f"KAFKA_{key.replace('-', '_').upper()}_FILE"
-        secret_files.append((vm_client_secret(key), variable))
-        what = f"the password of Kafka's SCRAM user {backend.name}" if key == "password" else CLIENT_FILES[key]
-        env_vars[variable] = (f"./secrets/kafka-{key}", f"Kafka ({protocol}): file holding {what}")
-    secrets = {key: _secret_file(variable) for key, variable in secret_files}
+    secrets: dict[str, Any] = {}
     for component in (backend, web, gw):
         if _on_vm(component):
             _add_env_secrets(env_in(component.env, "vm"), secrets, env_vars)
-    if _on_vm(backend):
-        _add_env_secrets(postgres_password(topo, backend), secrets, env_vars)
+    _add_store_secrets(wiring, secrets, env_vars)
     result = Stack(
         vm=edge.vm,
         project=f"imageflow-{edge.vm}",
@@ -228,28 +207,101 @@ def _edge_workload(topo: Topology, component: EdgeComponent, probe: dict[str, An
     )
 
 
-def _postgres_use(backend: EdgeComponent) -> Any:
-    """The backend's use of PostgreSQL on the edge VM, if any."""
-    return next((u.postgresql for u in env_in(backend.uses, "vm") if u.postgresql is not None), None)
+@dataclass(frozen=True)
+class VmWiring:
+    """What a workload's uses of the stores give it on a VM: plain variables, the Secret keys it
+    reads as files (`NAME_FILE`, compose secrets the `.env` names), and MinIO's host name."""
+
+    environment: dict[str, str] = field(default_factory=dict)
+    secrets: list[EnvVar] = field(default_factory=list)
+    extra_hosts: list[str] = field(default_factory=list)
+    minio_ca: bool = False  # reads MinIO's CA (a file of the VM's, shared by its workloads)
 
 
-def postgres_password(topo: Topology, backend: EdgeComponent) -> list[EnvVar]:
-    """The role's password the backend on the edge VM reads (a compose secret), as an env secret."""
-    pg, use = topo.storage.postgresql, _postgres_use(backend)
-    if pg is None or use is None:
-        return []
-    return [EnvVar(name="PGPASSWORD", secret=SecretValue(name=role_secret(pg, use.role), key="password"))]
+def vm_store_wiring(topo: Topology, name: str, vm: str, uses: list[Any]) -> VmWiring:
+    """A VM workload's MinIO, Kafka and PostgreSQL uses (those set where it runs): MINIO_* with
+    its own MinIO user's keys (Secret `minio-<name>`), KAFKA_* as its own Kafka user (Secret
+    `kafka-<name>`, over the VPN listener from the edge VM, the private one on Kafka's VM),
+    libpq's PG* (the role's Secret), each secret a file. The same Secrets as in the cluster."""
+    environment: dict[str, str] = {}
+    secrets: list[EnvVar] = []
+    minio, kafka, pg = topo.storage.minio, topo.messaging.kafka, topo.storage.postgresql
+    uses_minio = uses_store(uses, "minio")
+    if uses_minio:
+        environment |= {"MINIO_ENDPOINT": vm_endpoint(minio), "MINIO_REGION": minio.region, **_minio_ca(minio)}
+        secrets += [
+            EnvVar(name=f"MINIO_{key.upper()}_KEY", secret=SecretValue(name=f"minio-{name}", key=f"{key}-key"))
+            for key in ("access", "secret")
+        ]
+    user = next((u for u in kafka_users(topo) if u.vm == vm and u.name == name), None)
+    if user is not None:
+        network = kafka_network(topo, user)
+        protocol = kafka.protocol_on(network)
+        settings = client_env(topo, protocol, name, {key: "" for key in client_keys(protocol)})
+        environment |= {
+            "KAFKA_BOOTSTRAP_SERVERS": vm_bootstrap_servers(topo, network),
+            **{k: v for k, v in settings.items() if not k.endswith("_FILE")},
+            "KAFKA_ACKS": "all",
+            "KAFKA_ENABLE_IDEMPOTENCE": "true",
+            "KAFKA_COMPRESSION_TYPE": "lz4",
+            **({"KAFKA_GROUP_ID": name} if user.consume else {}),  # its groups begin with its name
+        }
+        ref = user.ref(protocol)
+        secrets += [
+            EnvVar(name=variable.removesuffix("_FILE"), secret=SecretValue(name=ref.name, key=ref.keys[key]))
+            for key, variable in _KAFKA_FILES.items()
+            if key in ref.keys
+        ]
+    pg_use = next((u.postgresql for u in uses if u.postgresql is not None), None)
+    if pg is not None and pg_use is not None:
+        node = only_node(topo, pg)
+        environment |= {
+            "PGHOST": str(node.ip) if node is not None else "",
+            "PGPORT": str(pg.vm_node_port),
+            "PGDATABASE": pg_use.database,
+            "PGUSER": pg_use.role,
+        }
+        secrets.append(EnvVar(name="PGPASSWORD", secret=SecretValue(name=role_secret(pg, pg_use.role), key="password")))
+    return VmWiring(environment, secrets, [minio_host(topo)] if uses_minio else [], uses_minio and bool(minio.tls))
 
 
-def backend_stores(backend: EdgeComponent) -> tuple[bool, bool]:
-    """Whether the backend on the edge VM uses MinIO, and Kafka (its uses set there)."""
-    uses = env_in(backend.uses, "vm")
-    return uses_store(uses, "minio"), uses_store(uses, "kafka")
+# A Kafka client's files by logical key, as the variables client_env names them.
+_KAFKA_FILES = {
+    "password": "KAFKA_SASL_PASSWORD_FILE",
+    "ca": "KAFKA_SSL_CA_FILE",
+    "certificate": "KAFKA_SSL_CERT_FILE",
+    "private-key": "KAFKA_SSL_KEY_FILE",
+}
+
+
+def _add_store_secrets(wiring: VmWiring, secrets: dict[str, Any], variables: dict[str, tuple[str, str]]) -> None:
+    """The compose secrets (and the .env variables naming their files) a workload's stores need."""
+    _add_env_secrets(wiring.secrets, secrets, variables)
+    if wiring.minio_ca:
+        secrets[MINIO_CA_SECRET] = _secret_file(MINIO_CA_VARIABLE)
+        variables[MINIO_CA_VARIABLE] = MINIO_CA_ENV
+
+
+def _with_store_secrets(wiring: VmWiring) -> VmRendering:
+    """A workload's store wiring as what its compose service adds: each secret a file."""
+    environment = dict(wiring.environment)
+    secrets = []
+    for var in wiring.secrets:
+        assert var.secret is not None
+        secret, _ = workload_secret(var.secret.name, var.secret.key)
+        environment[f"{var.name}_FILE"] = f"/run/secrets/{secret}"
+        secrets.append(secret)
+    if wiring.minio_ca:
+        secrets.append(MINIO_CA_SECRET)
+    return VmRendering(environment=environment, secrets=secrets, extra_hosts=wiring.extra_hosts)
+
+
+def backend_wiring(topo: Topology, backend: EdgeComponent) -> VmWiring:
+    """The stores the backend on the edge VM uses (its uses set there)."""
+    return vm_store_wiring(topo, backend.name, topo.edge.vm, env_in(backend.uses, "vm"))
 
 
 def _backend(topo: Topology, backend: EdgeComponent, env: Envelope) -> dict[str, Any]:
-    minio, protocol = topo.storage.minio, topo.messaging.kafka.protocol_on(VPN_NETWORK)
-    kafka_env = client_env(topo, protocol, backend.name, vm_client_paths(protocol))
     # The URL is an argument, never part of the code.
     probe = _healthcheck(
         [
@@ -262,51 +314,7 @@ def _backend(topo: Topology, backend: EdgeComponent, env: Envelope) -> dict[str,
     )
     env_vars = [{"name": "PORT", "value": str(backend.port)}, *env_in(backend.env, "vm")]
     workload = _edge_workload(topo, backend, probe, env=env_vars)
-    uses_minio, uses_kafka = backend_stores(backend)
-    environment: dict[str, str] = {}
-    secrets: list[str] = []
-    if uses_kafka:
-        environment |= {
-            "KAFKA_BOOTSTRAP_SERVERS": vpn_bootstrap_servers(topo),
-            **kafka_env,
-            "KAFKA_ACKS": "all",
-            "KAFKA_ENABLE_IDEMPOTENCE": "true",
-            "KAFKA_COMPRESSION_TYPE": "lz4",
-        }
-        user = next(u for u in kafka_users(topo) if u.vm is not None and u.name == backend.name)
-        if user.consume:  # its group ids begin with its name (the brokers' ACLs)
-            environment["KAFKA_GROUP_ID"] = user.name
-    if uses_minio:
-        environment |= {
-            "MINIO_ENDPOINT": vm_endpoint(minio),
-            "MINIO_REGION": minio.region,
-            **_minio_ca(minio),
-            "MINIO_ACCESS_KEY_FILE": "/run/secrets/minio_access_key",
-            "MINIO_SECRET_KEY_FILE": "/run/secrets/minio_secret_key",
-        }
-        secrets += ["minio_access_key", "minio_secret_key", *([MINIO_CA_SECRET] if minio.tls else [])]
-    if uses_kafka:
-        secrets += [vm_client_secret(k) for k in client_keys(protocol)]
-    pg, pg_use = topo.storage.postgresql, _postgres_use(backend)
-    if pg is not None and pg_use is not None:
-        node = only_node(topo, pg)
-        (password,) = postgres_password(topo, backend)
-        assert password.secret is not None
-        secret, _ = workload_secret(password.secret.name, password.secret.key)
-        environment |= {
-            "PGHOST": str(node.ip) if node is not None else "",
-            "PGPORT": str(pg.vm_node_port),
-            "PGDATABASE": pg_use.database,
-            "PGUSER": pg_use.role,
-            "PGPASSWORD_FILE": f"/run/secrets/{secret}",
-        }
-        secrets.append(secret)
-    how = VmRendering(
-        own_user=True,
-        environment=environment,
-        secrets=secrets,
-        extra_hosts=[minio_host(topo)] if uses_minio else [],
-    )
+    how = replace(_with_store_secrets(backend_wiring(topo, backend)), own_user=True)
     return _workload(topo, workload, env, "edge", how)
 
 
@@ -649,11 +657,6 @@ def _connector(topo: Topology, connector: Any) -> dict[str, str]:
 _PULL = {"IfNotPresent": "missing", "Always": "always", "Never": "never"}
 
 
-def workload_secret(secret: str, key: str) -> tuple[str, str]:
-    """(compose secret name, .env variable naming its file) of a key of a workload Secret."""
-    return f"{secret}__{key}", f"SECRET_{_upper(secret)}__{_upper(key)}_FILE"
-
-
 def _add_env_secrets(env: list[Any], secrets: dict[str, Any], variables: dict[str, tuple[str, str]]) -> None:
     """The compose secrets (and the .env variables naming their files) of the Secret keys `env` reads."""
     for var in env:
@@ -675,7 +678,9 @@ def _with_workloads(topo: Topology, stack: Stack, network: str) -> Stack:
     services, volumes = dict(stack.services), dict(stack.volumes)
     secrets, variables, files = dict(stack.secrets), dict(stack.variables), dict(stack.files)
     for _, w in workloads:
-        service = _workload(topo, w, envelopes[w.name], network, VmRendering())
+        wiring = vm_store_wiring(topo, w.name, stack.vm, w.uses)
+        service = _workload(topo, w, envelopes[w.name], network, _with_store_secrets(wiring))
+        _add_store_secrets(wiring, secrets, variables)
         for volume in w.volumes:
             if volume.persistent is not None:
                 volumes[f"{w.name}-{volume.name}"] = {}
