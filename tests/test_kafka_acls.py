@@ -31,7 +31,7 @@ messaging:
   kafka:
     listeners:
       - name: VPN
-        protocol: SASL_PLAINTEXT
+        protocol: {vpn}
         network: vpn
         purpose: Backend API on VM0 over the VPN
       - name: K3S
@@ -50,10 +50,10 @@ LOG4J += "log4j.appender.stderr.Target=System.err\nlog4j.appender.stderr.layout=
 LOG4J += "log4j.appender.stderr.layout.ConversionPattern=%p %c: %m%n\n"
 
 
-def _profiles(tmp_path: Path, private: str = "SASL_PLAINTEXT") -> Path:
+def _profiles(tmp_path: Path, private: str = "SASL_PLAINTEXT", vpn: str = "SASL_PLAINTEXT") -> Path:
     profiles = tmp_path / "profiles"
     shutil.copytree(PROFILES, profiles)
-    (profiles / "scram.yaml").write_text(SCRAM.format(private=private))
+    (profiles / "scram.yaml").write_text(SCRAM.format(private=private, vpn=vpn))
     return profiles
 
 
@@ -187,9 +187,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _properties(env: dict[str, str], ports: dict[str, int], data: Path) -> str:
+def _properties(env: dict[str, str], ports: dict[str, int], data: Path, files: dict[str, Path]) -> str:
     """The broker's environment as the apache/kafka image turns it into server.properties
-    (KAFKA_A_B -> a.b), with every host this machine and each port a free one."""
+    (KAFKA_A_B -> a.b), with every host this machine, each port a free one and each of its
+    compose secrets (`files`: by the path the container sees) a file here."""
     lines = []
     for key, value in sorted(env.items()):
         if not key.startswith("KAFKA_") or key in ("KAFKA_OPTS", "KAFKA_HEAP_OPTS"):
@@ -201,15 +202,71 @@ def _properties(env: dict[str, str], ports: dict[str, int], data: Path) -> str:
             value = re.sub(r"@[^,]+", f"@127.0.0.1:{ports['CONTROLLER']}", value)
         elif key == "KAFKA_LOG_DIRS":
             value = str(data)
+        elif value in files:
+            value = str(files[value])
         lines.append(f"{key[6:].lower().replace('_', '.')}={value}")
     return "\n".join(lines) + "\n"
 
 
+class Certificates:
+    """A CA, the brokers' certificate for 127.0.0.1 and, on demand, a client certificate whose
+    CN is a user's name, made by openssl; keys are unencrypted PKCS#8, as the docs ask for."""
+
+    def __init__(self, root: Path) -> None:
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            pytest.fail("openssl is missing")
+        self.openssl, self.root = openssl, root
+        root.mkdir()
+        self.ca_key, self.ca = root / "ca.key", root / "ca.crt"
+        self._run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(self.ca_key), "-out", str(self.ca))
+        self.server = self._issue("kafka-server", "/CN=kafka", "subjectAltName=IP:127.0.0.1\n")
+        self.clients: dict[str, Path] = {}
+
+    def _run(self, *args: str) -> None:
+        argv = [self.openssl, *args]
+        if args[0] == "req" and "-x509" in args:
+            argv += ["-subj", "/CN=imageflow-test-ca", "-days", "2"]
+        result = subprocess.run(argv, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+
+    def _issue(self, name: str, subject: str, extensions: str = "") -> Path:
+        key, csr, crt, ext = (self.root / f"{name}.{s}" for s in ("key", "csr", "crt", "ext"))
+        self._run("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(key))
+        self._run("req", "-new", "-key", str(key), "-subj", subject, "-out", str(csr))
+        ext.write_text(extensions or "basicConstraints=CA:FALSE\n")
+        self._run(
+            "x509", "-req", "-in", str(csr), "-CA", str(self.ca), "-CAkey", str(self.ca_key),
+            "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(crt),
+        )  # fmt: skip
+        pem = self.root / f"{name}.pem"
+        pem.write_text(key.read_text() + crt.read_text())
+        return pem
+
+    def client(self, user: str) -> Path:
+        """The user's key and certificate (PEM), its subject O=imageflow, CN=<user>."""
+        if user not in self.clients:
+            self.clients[user] = self._issue(f"client-{user}", f"/O=imageflow/CN={user}")
+        return self.clients[user]
+
+    def broker_files(self) -> dict[str, Path]:
+        """The brokers' compose secrets: their key and certificate, the CA of the client certificates."""
+        return {"kafka_server_pem": self.server, "kafka_client_ca": self.ca}
+
+
 class Broker:
-    def __init__(self, root: Path, files: dict[str, str], run_class: str) -> None:
-        self.root, self.files, self.run_class = root, files, run_class
+    """The generated broker on this machine; `tls`: the certificates (`Certificates`), when its
+    listeners serve TLS."""
+
+    def __init__(self, root: Path, files: dict[str, str], run_class: str, tls: Certificates | None = None) -> None:
+        self.root, self.files, self.run_class, self.tls = root, files, run_class, tls
         compose = _compose(files, "vm1")
         self.broker = compose["services"]["kafka-1"]
+        # The brokers' compose secrets, by the path the container sees them at.
+        targets = {s["source"]: s["target"] for s in self.broker.get("secrets", [])}
+        self.secret_files = {targets[name]: path for name, path in (tls.broker_files() if tls else {}).items()}
+        protocols = self.broker["environment"]["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+        self.protocols = dict(item.split(":") for item in protocols)
         self.init = compose["services"]["kafka-init"]
         names = [item.split("://")[0] for item in self.broker["environment"]["KAFKA_LISTENERS"].split(",")]
         self.ports = {name: _free_port() for name in names}
@@ -226,7 +283,7 @@ class Broker:
     def start(self) -> subprocess.Popen[bytes]:
         env = self.broker["environment"]
         config = self.root / "server.properties"
-        config.write_text(_properties(env, self.ports, self.root / "data"))
+        config.write_text(_properties(env, self.ports, self.root / "data", self.secret_files))
         jaas = self.root / "kafka_server_jaas.conf"
         jaas.write_text(self.files["compose/scram/vm1/kafka/kafka_server_jaas.conf"])
         fmt = self.java("kafka.tools.StorageTool", "format", "-t", env["CLUSTER_ID"], "-c", str(config))
@@ -274,17 +331,27 @@ class Broker:
         script = script.replace("kafka-1:39092", self.internal())
         return subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=600)
 
-    def client(self, user: str, password: str | None = None) -> Path:
-        """A client's settings as the generated variables give them (protocol, mechanism, user)."""
-        compose_env = _compose(self.files, "vm0")["services"]["backend-api"]["environment"]
-        path = self.root / f"{user}.properties"
-        secret = password if password is not None else self.passwords[user]
-        path.write_text(
-            f"security.protocol={compose_env['KAFKA_SECURITY_PROTOCOL']}\n"
-            f"sasl.mechanism={compose_env['KAFKA_SASL_MECHANISM']}\n"
-            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
-            f'username="{user}" password="{secret}";\n'
-        )
+    def client(self, user: str, listener: str, password: str | None = None) -> Path:
+        """A client's settings for `listener`'s protocol, as the generated variables give them
+        (the SCRAM mechanism, the user's name, its certificate and the brokers' CA as files)."""
+        protocol = self.protocols[listener]
+        lines = [f"security.protocol={protocol}"]
+        if protocol.startswith("SASL_"):
+            secret = password if password is not None else self.passwords[user]
+            mechanism = self.broker["environment"]["KAFKA_SASL_ENABLED_MECHANISMS"]
+            lines += [
+                f"sasl.mechanism={mechanism}",
+                "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{user}" password="{secret}";',
+            ]
+        if protocol.endswith("SSL"):
+            assert self.tls is not None
+            lines += ["ssl.truststore.type=PEM", f"ssl.truststore.location={self.tls.ca}"]
+        if protocol == "SSL":
+            assert self.tls is not None
+            lines += ["ssl.keystore.type=PEM", f"ssl.keystore.location={self.tls.client(user)}"]
+        path = self.root / f"{user}-{listener}.properties"
+        path.write_text("\n".join(lines) + "\n")
         return path
 
     def produce(self, user: str, listener: str, topic: str, message: str, password: str | None = None) -> str:
@@ -292,7 +359,7 @@ class Broker:
             "kafka.tools.ConsoleProducer",
             "--bootstrap-server", f"127.0.0.1:{self.ports[listener]}",
             "--topic", topic,
-            "--producer.config", str(self.client(user, password)),
+            "--producer.config", str(self.client(user, listener, password)),
             "--request-required-acks", "all",
             "--sync",
             stdin=message + "\n",
@@ -308,18 +375,16 @@ class Broker:
             "--from-beginning",
             "--max-messages", "1",
             "--timeout-ms", "20000",
-            "--consumer.config", str(self.client(user)),
+            "--consumer.config", str(self.client(user, listener)),
         )  # fmt: skip
         return result.stdout + result.stderr
 
 
-@pytest.fixture(scope="module")
-def broker(scram: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+def _run_broker(root: Path, files: dict[str, str], tls: Certificates | None = None) -> Iterator[Broker]:
     run_class = find("kafka-run-class")
     if run_class is None:
         pytest.fail("Kafka's jars are missing: `make tools` installs them")
-    _, files = scram
-    b = Broker(tmp_path_factory.mktemp("kafka"), files, str(run_class))
+    b = Broker(root, files, str(run_class), tls)
     proc = b.start()
     try:
         b.wait(proc)
@@ -332,6 +397,11 @@ def broker(scram: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPath
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def broker(scram: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    yield from _run_broker(tmp_path_factory.mktemp("kafka"), scram[1])
 
 
 DENIED_TOPIC = "TopicAuthorizationException"
@@ -415,3 +485,22 @@ def test_a_workload_on_the_kafka_vm_is_a_user_over_the_private_listener(tmp_path
     ]
     vm1_address = k3s.removeprefix("K3S://").split(":")[0]
     assert {"ipBlock": {"cidr": f"{vm1_address}/32"}} in ingress["spec"]["ingress"][0]["from"]
+
+
+@pytest.fixture(scope="module")
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    profiles = _profiles(tmp_path_factory.mktemp("tls"), private="SSL", vpn="SASL_SSL")
+    files = build(profiles, "scram", CRDS).files
+    root = tmp_path_factory.mktemp("kafka-tls")
+    yield from _run_broker(root, files, Certificates(root / "certs"))
+
+
+def test_over_tls_the_users_are_scram_users_and_certificate_names(tls_broker: Broker) -> None:
+    """SASL_SSL on the VPN, mutual TLS on the cluster's listener: the generated PEM settings
+    serve TLS, and a client certificate's CN is the user its ACLs name."""
+    assert DENIED_TOPIC not in tls_broker.produce("backend-api", "VPN", "image-jobs", "job-tls")
+    got = tls_broker.consume("grpc-gateway", "K3S", "image-jobs", "grpc-gateway-tls")
+    assert "job-tls" in got, got
+    assert DENIED_TOPIC in tls_broker.produce("grpc-gateway", "K3S", "image-jobs", "forged")
+    # A certificate of the same CA for a name without uses is a user without rights.
+    assert DENIED_TOPIC in tls_broker.produce("intruder", "K3S", "image-results", "x")
