@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+import yaml
 
-from conftest import PROFILES
-from imageflow_gen.pipeline import validated
-from imageflow_gen.plan.postgresql import DUMP_DIR, ROLES_DIR, SQL_DIR, SUPERUSER_DIR
+from conftest import CRDS, PROFILES, run_cli
+from imageflow_gen.errors import ImageflowError
+from imageflow_gen.pipeline import build, validated
+from imageflow_gen.plan.postgresql import DATA_DIR, DUMP_DIR, ROLES_DIR, SQL_DIR, SUPERUSER_DIR
 from imageflow_gen.targets.kubernetes import objects
 from imageflow_gen.validate.tools import find
 
@@ -208,3 +210,144 @@ def test_the_backup_uploads_then_prunes_with_its_own_minio_user() -> None:
     assert user["secret"]["secretName"] == "minio-postgresql-backup"
     policy = objs[("ConfigMap", "minio-policies")]["data"]["postgresql-backup.json"]
     assert f"arn:aws:s3:::{bucket}/*" in policy and "raw-images" not in policy
+
+
+# ---- on a VM's compose stack ---------------------------------------------------------------
+
+ON_VM = """purpose: PostgreSQL on the Kafka VM
+extends: dev
+storage:
+  postgresql:
+    namespace: null
+    vm: vm1
+    vm_node_port: null
+    volume: {storage_class: null}
+"""
+
+
+@pytest.fixture(scope="module")
+def on_vm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, dict[str, str]]:
+    profiles = tmp_path_factory.mktemp("pg-on-vm") / "profiles"
+    shutil.copytree(PROFILES, profiles)
+    (profiles / "pgvm.yaml").write_text(ON_VM)
+    _, topo, plan = validated(profiles, "pgvm")
+    return profiles, topo, build(profiles, "pgvm", CRDS).files
+
+
+def _compose(files: dict[str, str], vm: str) -> dict[str, Any]:
+    return yaml.safe_load(files[f"compose/pgvm/{vm}/docker-compose.yaml"])
+
+
+def test_on_a_vm_the_store_runs_in_its_compose_stack(on_vm: tuple[Path, Any, dict[str, str]]) -> None:
+    profiles, topo, files = on_vm
+    vm1 = _compose(files, "vm1")
+    services = vm1["services"]
+    server = services["postgresql"]
+    assert server["ports"] == ["10.0.2.10:5432:5432/tcp"] and server["user"] == "999:999"
+    assert server["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    assert {"source": "postgresql-data", "target": DATA_DIR, "type": "volume"} in server["volumes"]
+    assert server["environment"]["POSTGRES_PASSWORD_FILE"] == f"{SUPERUSER_DIR}/password"
+    # The bootstrap and the dump are the cluster's scripts and SQL, their secrets at the same paths.
+    _, dev = _store("dev")
+    job = dev[("Job", "postgresql-bootstrap")]["spec"]["template"]["spec"]["containers"][0]
+    bootstrap = services["postgresql-bootstrap"]
+    assert bootstrap["entrypoint"][2].replace("$$", "$") == job["command"][2]
+    assert (
+        files["compose/pgvm/vm1/postgresql/bootstrap.sql"]
+        == dev[("ConfigMap", "postgresql-bootstrap")]["data"]["bootstrap.sql"]
+    )
+    targets = {s["target"] for s in bootstrap["secrets"]}
+    assert targets == {f"{SUPERUSER_DIR}/password", f"{ROLES_DIR}/imageflow", f"{ROLES_DIR}/imageflow-backup"}
+    assert bootstrap["depends_on"] == {"postgresql": {"condition": "service_healthy"}}
+    # Backups: two services of the compose profile `backup`, which the cron file runs.
+    dump, upload = services["postgresql-backup-dump"], services["postgresql-backup"]
+    assert dump["profiles"] == upload["profiles"] == ["backup"]
+    assert upload["depends_on"] == {"postgresql-backup-dump": {"condition": "service_completed_successfully"}}
+    assert "mc alias set imageflow http://minio.imageflow.local:30900 " in upload["entrypoint"][2]
+    cron = files["compose/pgvm/vm1/cron/postgresql-backup"]
+    run = 'root cd "$IMAGEFLOW_STACK" && docker compose --profile backup run --rm postgresql-backup\n'
+    assert f"{topo.storage.postgresql.backup.schedule} {run}" in cron
+    example = files["compose/pgvm/vm1/.env.example"]
+    for variable in ("SUPERUSER__PASSWORD", "IMAGEFLOW__PASSWORD", "MINIO_POSTGRESQL_BACKUP__ACCESS_KEY"):
+        assert f"{variable}_FILE=" in example
+    # The clients: the cluster's at the VM's address (an ipBlock), the edge VM's too.
+    objs = objects(validated(profiles, "pgvm")[2])
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in objs}
+    assert (
+        not {("StatefulSet", "postgresql"), ("Job", "postgresql-bootstrap"), ("CronJob", "postgresql-backup")} & kinds
+    )
+    assert not [o for o in objs if o["metadata"]["name"] == "postgresql-superuser"]  # only the VM reads it
+    (backend,) = [o for o in objs if (o["kind"], o["metadata"]["name"]) == ("Deployment", "backend-api")]
+    env = {e["name"]: e.get("value") for e in backend["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (env["PGHOST"], env["PGPORT"]) == ("10.0.2.10", "5432")
+    (egress,) = [o for o in objs if o["metadata"]["name"] == "allow-backend-api-to-postgresql-egress"]
+    assert egress["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "10.0.2.10/32"}}]
+    edge = _compose(files, "vm0")["services"]["backend-api"]["environment"]
+    assert (edge["PGHOST"], edge["PGPORT"]) == ("10.0.2.10", "5432")
+    readme = files["docs/pgvm/README.md"]
+    assert "PostgreSQL runs here: `postgresql` (published on 10.0.2.10:5432)" in readme
+    assert "install\n   `cron/postgresql-backup` in `/etc/cron.d/`" in readme
+
+
+def test_on_a_vm_the_output_passes_the_real_tools(on_vm: tuple[Path, Any, dict[str, str]]) -> None:
+    profiles, _, _ = on_vm
+    result = run_cli("validate", "--profiles-dir", str(profiles), "--profile", "pgvm")
+    assert result.code == 0, result.stdout + result.stderr
+    assert "compose schema: ok" in result.stdout and "kubeconform: ok" in result.stdout
+
+
+def test_on_a_vm_the_bootstrap_and_dump_services_run_against_a_real_server(
+    server: dict[str, Any], on_vm: tuple[Path, Any, dict[str, str]], tmp_path: Path
+) -> None:
+    """The compose services' own scripts, environment and SQL, with their secrets' paths and the
+    dumps' volume replaced by folders here."""
+    _, topo, files = on_vm
+    services = _compose(files, "vm1")["services"]
+    roles, sql, dumps = tmp_path / "roles", tmp_path / "sql", tmp_path / "dumps"
+    for folder in (roles, sql, dumps):
+        folder.mkdir()
+    passwords = {"imageflow": "vm-imageflow-pw", "imageflow-backup": "vm-backup-pw"}
+    for role, password in passwords.items():
+        (roles / role).write_text(password)
+    folders = {ROLES_DIR: roles, SUPERUSER_DIR: server["superuser"], SQL_DIR: sql, DATA_DIR: dumps}
+    (sql / "bootstrap.sql").write_text(_local(files["compose/pgvm/vm1/postgresql/bootstrap.sql"], folders))
+    for name in ("postgresql-bootstrap", "postgresql-backup-dump"):
+        service = services[name]
+        env = {k: _local(v, folders) for k, v in service["environment"].items()}
+        env |= {"PGHOST": "127.0.0.1", "PGPORT": str(server["port"]), "PATH": _path(server)}
+        script = _local(service["entrypoint"][2].replace("$$", "$"), folders)
+        done = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        _sql(server, "imageflow", passwords["imageflow"], "imageflow", "SELECT current_user").stdout.strip()
+        == "imageflow"
+    )
+    (dump,) = (dumps / "imageflow").glob("*.dump")
+    assert dump.read_bytes().startswith(b"PGDMP")  # pg_dump's custom format
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        ("    vm: vm1\n", "storage.postgresql", "set exactly one of namespace (in the cluster) and vm"),
+        (
+            "    namespace: null\n    vm: vm9\n    vm_node_port: null\n    volume: {storage_class: null}\n",
+            "storage.postgresql.vm",
+            "no VM 'vm9' is declared (the stacks: vm0, vm1)",
+        ),
+        (
+            "    namespace: null\n    vm: vm1\n    volume: {storage_class: null}\n",
+            "storage.postgresql.vm_node_port",
+            "only for PostgreSQL in the cluster: on VM vm1 remove it",
+        ),
+    ],
+)
+def test_a_vm_placement_is_checked_where_it_is_written(tmp_path: Path, text: str, key: str, message: str) -> None:
+    profiles = tmp_path / "profiles"
+    shutil.copytree(PROFILES, profiles)
+    (profiles / "pgvm.yaml").write_text("purpose: x\nextends: dev\nstorage:\n  postgresql:\n" + text)
+    with pytest.raises(ImageflowError) as caught:
+        validated(profiles, "pgvm")
+    found = [p for p in caught.value.problems if p.key == key]
+    assert found and message in found[0].message, [(p.key, p.message) for p in caught.value.problems]
+    assert found[0].location.line > 0

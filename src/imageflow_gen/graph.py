@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from .model import Topology
 from .plan import Plan
 from .plan.messaging import VPN_NETWORK, kafka_vm_address
-from .model.checks import CONNECT_USER, kafka_network, kafka_users
+from .model.checks import CONNECT_USER, kafka_network, kafka_users, postgres_users
 from .plan.network import INGRESS_GATEWAY, ISTIO_NAMESPACE, Flow, flows
 from .plan.storage import vm_clients
 
@@ -121,6 +121,18 @@ def build_graph(plan: Plan, closed: Sequence[PathProblem] = ()) -> Graph:
     graph.nodes.append(
         Node(_id("vm", kafka_vm, "kafka"), f"Kafka (KRaft)<br/>{brokers}", _id("vm", kafka_vm), shape="cylinder")
     )
+    # The typed workloads on the VMs, and PostgreSQL when a VM runs it.
+    for w in topo.workloads:
+        if w.vm is not None:
+            ports = ", ".join(f":{p.port}" for p in w.ports)
+            graph.nodes.append(
+                Node(_id("vm", w.vm, w.name), f"{w.name}<br/>container {ports}".rstrip(), _id("vm", w.vm))
+            )
+    pg = topo.storage.postgresql
+    if pg is not None and pg.vm is not None:
+        graph.nodes.append(
+            Node(_id("vm", pg.vm, pg.name), f"PostgreSQL<br/>{pg.name} :{pg.port}", _id("vm", pg.vm), shape="cylinder")
+        )
 
     # Namespaces and workloads in the cluster.
     namespaces = sorted({n.name for n in topo.namespaces} | {ISTIO_NAMESPACE})
@@ -205,17 +217,40 @@ def _add_flow(
     sources = _endpoints(graph, flow.source_ns, flow.source_pods)
     if flow.dest_cidrs:
         kafka_address = f"{kafka_vm_address(topo)}/32"
+        published = _published(topo)
         targets: list[tuple[str, tuple[int, ...]]] = []
         for cidr in flow.dest_cidrs:
-            if cidr == kafka_address:
-                targets.append((_id("vm", kafka_vm, "kafka"), flow.ports))
-            elif cidr.removesuffix("/32") in masters:
+            address = cidr.removesuffix("/32")
+            by_node: dict[str, list[int]] = {}
+            for port in flow.ports:  # a VM's published port is its service's; Kafka's the rest
+                if (address, port) in published:
+                    by_node.setdefault(published[address, port], []).append(port)
+                elif cidr == kafka_address:
+                    by_node.setdefault(_id("vm", kafka_vm, "kafka"), []).append(port)
+            targets += [(node, tuple(ports)) for node, ports in by_node.items()]
+            if address in masters:
                 targets.append((api_server, flow.ports))
     else:
         targets = [(t, flow.ports) for t in _endpoints(graph, flow.dest_ns, flow.dest_pods)]
     for source in sources:
         for target, ports in targets:
             graph.edges.append(Edge(source, target, _ports(ports), "flow"))
+
+
+def _published(topo: Topology) -> dict[tuple[str, int], str]:
+    """The node of each (VM address, port) a VM service publishes: the typed workloads', and
+    PostgreSQL's when a VM runs it."""
+    addresses = {vm.name: str(vm.address) for vm in topo.vms}
+    result = {}
+    for w in topo.workloads:
+        for p in w.ports if w.vm is not None else []:
+            if p.publish is not None:
+                address = addresses[w.vm] if p.publish.address == "0.0.0.0" else p.publish.address
+                result[str(address), p.publish.port] = _id("vm", str(w.vm), w.name)
+    pg = topo.storage.postgresql
+    if pg is not None and pg.vm is not None:
+        result[addresses[pg.vm], pg.port] = _id("vm", pg.vm, pg.name)
+    return result
 
 
 def _outside_edges(
@@ -244,6 +279,18 @@ def _outside_edges(
                 "outside",
             )
         )
+    # Each VM workload whose uses name a database: by the node port, or to the VM that runs it.
+    pg = topo.storage.postgresql
+    for pg_user in dict.fromkeys((str(u.vm), u.name) for u in postgres_users(topo) if u.vm is not None):
+        vm, name = pg_user
+        if pg is None:
+            break
+        if pg.vm is None:
+            target, label = _id("ns", str(pg.namespace), pg.name), f"NodePort {pg.vm_node_port} to TCP {pg.port}"
+        else:
+            where = "compose network" if pg.vm == vm else str(vms[pg.vm].address)
+            target, label = _id("vm", pg.vm, pg.name), f"{where} TCP {pg.port}"
+        graph.edges.append(Edge(_id("vm", vm, name), target, label, "outside"))
     # Each VM workload whose uses name topics: over the VPN, or on Kafka's own VM its private address.
     kafka = topo.messaging.kafka
     for user in dict.fromkeys((u.vm, u.name, kafka_network(topo, u)) for u in kafka_users(topo) if u.vm is not None):

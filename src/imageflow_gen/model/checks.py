@@ -17,7 +17,7 @@ from . import Topology
 from .cluster import NODE_TYPE_LABEL
 from .common import Resources, SecretRef
 from .messaging import CLIENT_SECRET_KEYS, client_keys
-from .workloads import FILES_VOLUME, TMP_PATH, TMP_VOLUME, WorkloadPort, env_entries
+from .workloads import FILES_VOLUME, TMP_PATH, TMP_VOLUME, Published, WorkloadPort, env_entries
 from .quantity import parse
 
 Finding = tuple[Path, str]
@@ -167,7 +167,7 @@ def _namespace_uses(topo: Topology) -> Iterator[tuple[str, Path]]:
     obs = topo.observability
     yield topo.processing.namespace, ("processing", "namespace")
     yield topo.storage.minio.namespace, ("storage", "minio", "namespace")
-    if topo.storage.postgresql is not None:
+    if topo.storage.postgresql is not None and topo.storage.postgresql.namespace is not None:
         yield topo.storage.postgresql.namespace, ("storage", "postgresql", "namespace")
     yield obs.otel_agent.namespace, ("observability", "otel_agent", "namespace")
     yield obs.tempo.namespace, ("observability", "tempo", "namespace")
@@ -399,7 +399,7 @@ def minio_clients(topo: Topology) -> list[MinioClient]:
     pg = topo.storage.postgresql
     if pg is not None and pg.backup is not None:
         path = ("storage", "postgresql", "backup")
-        clients.append(MinioClient(backup_user(pg), pg.namespace, None, ((pg.backup.bucket, "rw"),), path))
+        clients.append(MinioClient(backup_user(pg), pg.namespace, pg.vm, ((pg.backup.bucket, "rw"),), path))
     kafka = topo.messaging.kafka
     if kafka.connect and kafka.connect.connectors:
         sinks = tuple(sorted({(c.bucket, "w") for c in kafka.connect.connectors}))
@@ -493,6 +493,9 @@ def postgres_port(topo: Topology) -> WorkloadPort:
     VMs whose uses name a database (when any does)."""
     pg = topo.storage.postgresql
     assert pg is not None
+    host = _vm(topo, pg.vm) if pg.vm is not None else None
+    if host is not None:  # on a VM: published on its address, for the cluster and the other VMs
+        return WorkloadPort(name="sql", port=pg.port, publish=Published(port=pg.port, address=str(host.address)))
     vms = sorted({str(u.vm) for u in postgres_users(topo) if u.vm is not None})
     exposed = bool(vms) and pg.vm_node_port is not None
     return WorkloadPort(
@@ -671,8 +674,11 @@ def secret_refs(topo: Topology) -> list[tuple[str, str, Any, Path]]:
     pg = topo.storage.postgresql
     if pg is not None:
         base = ("storage", "postgresql")
-        refs.append((pg.namespace, "postgresql", pg.superuser, base + ("superuser",)))
-        places = {role: [pg.namespace] for role in [*pg.roles, *([BACKUP_ROLE] if pg.backup else [])]}
+        # The server and its jobs read the superuser's and every role's Secret where they run (on
+        # a VM: compose secrets); the clients their role's, in their namespaces.
+        own = [pg.namespace] if pg.namespace is not None else []
+        refs += [(namespace, "postgresql", pg.superuser, base + ("superuser",)) for namespace in own]
+        places = {role: list(own) for role in [*pg.roles, *([BACKUP_ROLE] if pg.backup else [])]}
         for user in postgres_users(topo):
             if user.namespace is not None and user.role in places:
                 places[user.role].append(user.namespace)
@@ -766,6 +772,9 @@ def _postgresql(topo: Topology) -> Iterator[Finding]:
                 base + ("backup", "bucket"),
                 f"the backups write and delete dumps: bucket {bucket.name!r} must grant rw (it grants {bucket.access})",
             )
+    if pg.vm is not None:
+        yield from _postgresql_vm(topo, pg)
+        return
     vms = [u for u in postgres_users(topo) if u.vm is not None]
     if vms and pg.vm_node_port is None:
         yield (
@@ -779,6 +788,24 @@ def _postgresql(topo: Topology) -> Iterator[Finding]:
             "the VMs' node port keeps the caller's address, so only the node running PostgreSQL answers: place "
             "it on one node (a node_type that one node has)",
         )
+
+
+def _postgresql_vm(topo: Topology, pg: Any) -> Iterator[Finding]:
+    """On a VM: one with a compose stack, and none of the cluster's placement settings."""
+    base = ("storage", "postgresql")
+    stacks = (topo.edge.vm, topo.messaging.kafka.vm)
+    if pg.vm not in stacks:
+        known = _vm(topo, pg.vm) is not None
+        yield (
+            base + ("vm",),
+            (f"VM {pg.vm!r} has no compose stack" if known else f"no VM {pg.vm!r} is declared")
+            + f" (the stacks: {', '.join(stacks)})",
+        )
+    for key in ("vm_node_port", "node_type"):
+        if getattr(pg, key) is not None:
+            yield base + (key,), f"only for PostgreSQL in the cluster: on VM {pg.vm} remove it"
+    if pg.volume.storage_class is not None:
+        yield base + ("volume", "storage_class"), f"only for PostgreSQL in the cluster: on VM {pg.vm} remove it"
 
 
 def _kafka(topo: Topology) -> Iterator[Finding]:
@@ -1186,7 +1213,7 @@ def endpoint_targets(topo: Topology) -> dict[str, Target]:
         )
     pg = topo.storage.postgresql
     if pg is not None:
-        result[pg.name] = Target(pg.name, pg.namespace, None, (postgres_port(topo),), False, pg.node_type)
+        result[pg.name] = Target(pg.name, pg.namespace, pg.vm, (postgres_port(topo),), pg.vm is not None, pg.node_type)
     for w in topo.workloads:
         exec_ready = w.probes.readiness is not None and w.probes.readiness.exec is not None
         result.setdefault(w.name, Target(w.name, w.namespace, w.vm, tuple(w.ports), exec_ready, w.node_type))

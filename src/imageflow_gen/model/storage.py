@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .common import Resources, SecretRef
 from .types import (
@@ -185,13 +185,19 @@ class PostgresVolume(Strict):
 
 
 class Postgresql(Strict):
-    """PostgreSQL in the cluster (seed 8.1.2 puts the database in imageflow-storage): one server,
-    its databases and roles, bootstrapped idempotently, backed up to MinIO."""
+    """PostgreSQL in the cluster (seed 8.1.2 puts the database in imageflow-storage), or on a VM's
+    compose stack: one server, its databases and roles, bootstrapped idempotently, backed up to
+    MinIO."""
 
     name: ServiceName = "postgresql"
-    """Name of the StatefulSet and its Service; uses (and env endpoints, port `sql`) name it."""
-    namespace: Name
-    """Namespace (seed: imageflow-storage)."""
+    """Name of the StatefulSet and its Service (on a VM: of its compose service); uses (and env
+    endpoints, port `sql`) name it."""
+    namespace: Name | None = None
+    """Namespace in the cluster (seed: imageflow-storage); or `vm`."""
+    vm: Name | None = None
+    """A VM to run it on instead (its compose stack, beside the edge or the Kafka services): the
+    server publishes its port on the VM's address, the bootstrap is a one-shot service, the
+    backups a service cron starts (a file for /etc/cron.d beside the stack)."""
     image: Image
     """The official postgres image, pinned; the bootstrap and backup jobs run its psql and pg_dump."""
     port: Port = 5432
@@ -216,6 +222,12 @@ class Postgresql(Strict):
     caller's address, admitting exactly the VMs whose uses name a database."""
     backup: PostgresBackup | None = None
     """Scheduled logical backups to MinIO."""
+
+    @model_validator(mode="after")
+    def _one_place(self) -> Postgresql:
+        if (self.namespace is None) == (self.vm is None):
+            raise ValueError("set exactly one of namespace (in the cluster) and vm (on a VM's compose stack)")
+        return self
 
     @property
     def roles(self) -> list[str]:

@@ -44,7 +44,11 @@ def store_wiring(topo: Topology, workload: Workload) -> Wiring:
     if pg_use is not None and pg is not None:
         password = {"name": role_secret(pg, pg_use.role), "key": "password"}
         env += [
-            {"name": "PGHOST", "value": service_dns(pg.name, pg.namespace)},
+            # Its Service, or the address of the VM it runs on (where it publishes the port).
+            {
+                "name": "PGHOST",
+                "value": service_dns(pg.name, pg.namespace) if pg.namespace else _vm_address(topo, pg.vm),
+            },
             {"name": "PGPORT", "value": str(pg.port)},
             {"name": "PGDATABASE", "value": pg_use.database},
             {"name": "PGUSER", "value": pg_use.role},
@@ -57,6 +61,10 @@ def store_wiring(topo: Topology, workload: Workload) -> Wiring:
         volumes += kafka_volumes
         mounts += kafka_mounts
     return env, volumes, mounts
+
+
+def _vm_address(topo: Topology, vm: str | None) -> str:
+    return str(next(v.address for v in topo.vms if v.name == vm))
 
 
 @dataclass(frozen=True)

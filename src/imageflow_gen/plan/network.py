@@ -423,6 +423,13 @@ def _postgresql_flows(topo: Topology) -> list[Flow]:
         return []
     dest, ports = {"app": pg.name}, (pg.port,)
     users = postgres_users(topo)
+    if pg.namespace is None:  # on a VM: the cluster's users leave for its address
+        address = next(f"{vm.address}/32" for vm in topo.vms if vm.name == pg.vm)
+        return [
+            Flow(f"{u.name}-to-{pg.name}", u.namespace, {"app": u.name}, None, {}, ports, (address,), source=u.path)
+            for u in users
+            if u.namespace is not None
+        ]
     result = [
         Flow(f"{u.name}-to-{pg.name}", u.namespace, {"app": u.name}, pg.namespace, dest, ports, source=u.path)
         for u in users

@@ -31,7 +31,7 @@ from .common import (
     tmp_volume,
     tunable,
 )
-from .storage import cluster_endpoint, mc_settings
+from .storage import cluster_endpoint, mc_settings, vm_endpoint
 from .workloads import Rendering, Variant, render
 
 SOURCE = ("storage", "postgresql")
@@ -55,8 +55,9 @@ def backup_job(pg: Postgresql) -> str:
 
 
 def specs(topo: Topology) -> list[Spec]:
+    """The server, its bootstrap and backups in the cluster (on a VM: its compose stack's)."""
     pg = topo.storage.postgresql
-    if pg is None:
+    if pg is None or pg.namespace is None:
         return []
     workload, how = server_workload(topo)
     result = [
@@ -91,14 +92,14 @@ def specs(topo: Topology) -> list[Spec]:
 
 def server_workload(topo: Topology) -> tuple[Workload, Rendering]:
     """The server as a stateful workload: its `sql` port (a node port admitting exactly the VMs
-    that use it), its data volume, pg_isready as readiness, its config from the ConfigMap."""
+    that use it; on a VM published on its address), its data volume, pg_isready as readiness."""
     pg = topo.storage.postgresql
     assert pg is not None
     ready = ["pg_isready", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres"]
     workload = Workload.model_validate(
         {
             "name": pg.name,
-            "namespace": pg.namespace,
+            **({"namespace": pg.namespace} if pg.namespace is not None else {"vm": pg.vm}),
             "image": pg.image,
             "kind": "stateful",
             "args": ["postgres", "-c", f"config_file={CONFIG_DIR}/postgresql.conf"],
@@ -253,30 +254,40 @@ def _roles_volume(pg: Postgresql, roles: list[str], name: str = "roles") -> dict
     }
 
 
-def _client_env(pg: Postgresql, user: str, password_file: str) -> list[dict[str, str]]:
-    """libpq's variables for a job of the store (its password from a file, read by the script)."""
-    return [
-        {"name": "PGHOST", "value": service_dns(pg.name, pg.namespace)},
-        {"name": "PGPORT", "value": str(pg.port)},
-        {"name": "PGUSER", "value": user},
-        {"name": "PASSWORD_FILE", "value": password_file},
-    ]
-
-
 _WAIT = 'until pg_isready -q; do echo "waiting for $PGHOST:$PGPORT"; sleep 5; done'
 _PASSWORD = 'export PGPASSWORD="$(cat "$PASSWORD_FILE")"'
 
 
+def bootstrap_roles(pg: Postgresql) -> list[str]:
+    """The roles whose passwords the bootstrap sets: the profile's, and the backup's."""
+    return [*pg.roles, *([BACKUP_ROLE] if pg.backup else [])]
+
+
+def bootstrap_script() -> str:
+    """Wait for the server, then run the SQL file as the superuser (PG* and PASSWORD_FILE set)."""
+    steps = ["set -eu", _PASSWORD, _WAIT, f"psql -X -q -d postgres -f {SQL_DIR}/bootstrap.sql", 'echo "bootstrapped"']
+    return "\n".join(steps) + "\n"
+
+
+def client_env(pg: Postgresql, user: str, password_file: str) -> dict[str, str]:
+    """libpq's variables for a job of the store (its password from a file, read by the script):
+    the server's Service in the cluster, its compose service on a VM."""
+    host = service_dns(pg.name, pg.namespace) if pg.namespace is not None else pg.name
+    return {"PGHOST": host, "PGPORT": str(pg.port), "PGUSER": user, "PASSWORD_FILE": password_file}
+
+
+def _client_env(pg: Postgresql, user: str, password_file: str) -> list[dict[str, str]]:
+    return [{"name": name, "value": value} for name, value in client_env(pg, user, password_file).items()]
+
+
 def _bootstrap(pg: Postgresql) -> Spec:
+    assert pg.namespace is not None
     volume, mount = tmp_volume()
-    roles = [*pg.roles, *([BACKUP_ROLE] if pg.backup else [])]
-    script = "\n".join(
-        ["set -eu", _PASSWORD, _WAIT, f"psql -X -q -d postgres -f {SQL_DIR}/bootstrap.sql", 'echo "bootstrapped"']
-    )
+    roles = bootstrap_roles(pg)
     container = {
         "name": "psql",
         "image": tunable(SOURCE + ("image",), pg.image, Postgresql, "image"),
-        "command": ["/bin/sh", "-c", script + "\n"],
+        "command": ["/bin/sh", "-c", bootstrap_script()],
         "env": _client_env(pg, "postgres", f"{SUPERUSER_DIR}/password"),
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}},
         "volumeMounts": [
@@ -300,20 +311,23 @@ def _bootstrap(pg: Postgresql) -> Spec:
 # ---- backups: pg_dump of each database into MinIO, old dumps deleted -----------------------
 
 
-def dump_script(pg: Postgresql) -> str:
+def dump_script(pg: Postgresql, folder: str = DUMP_DIR) -> str:
     """Dump each database (custom format) into the shared folder, named by the UTC time."""
-    lines = ["set -eu", _PASSWORD, _WAIT, 'stamp="$(date -u +%Y%m%dT%H%M%SZ)"']
+    # The folder starts empty (in the cluster a fresh emptyDir; on a VM a volume kept between runs).
+    lines = ["set -eu", _PASSWORD, _WAIT, f"find {folder} -mindepth 1 -delete", 'stamp="$(date -u +%Y%m%dT%H%M%SZ)"']
     for db in pg.databases:
-        target = shlex.quote(f"{DUMP_DIR}/{db.name}")
+        target = shlex.quote(f"{folder}/{db.name}")
         lines += [f"mkdir -p {target}", f'pg_dump -Fc -d {shlex.quote(db.name)} -f {target}/"$stamp".dump']
     return "\n".join(lines) + "\n"
 
 
 def upload_script(topo: Topology, pg: Postgresql) -> str:
-    """Copy the dumps into the bucket and delete the bucket's dumps older than the retention."""
+    """Copy the dumps into the bucket and delete the bucket's dumps older than the retention
+    (MinIO at its Service in the cluster, by its node port from a VM)."""
     assert pg.backup is not None
     bucket = pg.backup.bucket
-    endpoint = cluster_endpoint(topo.storage.minio)
+    minio = topo.storage.minio
+    endpoint = cluster_endpoint(minio) if pg.namespace is not None else vm_endpoint(minio)
     lines = [
         "set -eu",
         f'mc alias set imageflow {shlex.quote(endpoint)} "$(cat {MINIO_USER_DIR}/access-key)" '
@@ -329,7 +343,7 @@ def upload_script(topo: Topology, pg: Postgresql) -> str:
 
 
 def _backup(topo: Topology, pg: Postgresql) -> Spec:
-    assert pg.backup is not None
+    assert pg.backup is not None and pg.namespace is not None
     minio = topo.storage.minio
     client = client_of_backup(topo)
     volume, mount = tmp_volume()

@@ -16,7 +16,16 @@ from typing import Any
 
 from ..model import Topology
 from ..model.edge import EdgeComponent
-from ..model.checks import CONNECT_USER, kafka_network, kafka_users, only_node, role_secret, uses_store
+from ..model.checks import (
+    BACKUP_ROLE,
+    CONNECT_USER,
+    backup_user,
+    kafka_network,
+    kafka_users,
+    only_node,
+    role_secret,
+    uses_store,
+)
 from ..model.messaging import Kafka, client_keys
 from ..model.quantity import parse
 from ..model.storage import Minio
@@ -32,8 +41,24 @@ from .messaging import (
     vm_bootstrap_servers,
 )
 from .common import workload_secret
-from .storage import vm_endpoint, vm_host
-from .vms import Envelope, edge_services, kafka_services, workload_services
+from .postgresql import (
+    DATA_DIR,
+    DUMP_DIR,
+    MINIO_USER_DIR,
+    ROLES_DIR,
+    SQL_DIR,
+    SUPERUSER_DIR,
+    bootstrap_roles,
+    bootstrap_script,
+    bootstrap_sql,
+    client_env as postgres_env,
+    dump_script,
+    server_config,
+    server_workload,
+    upload_script,
+)
+from .storage import CA_FILE, vm_endpoint, vm_host
+from .vms import Envelope, edge_services, kafka_services, postgres_services, workload_services
 from .slots import edge_fields
 from .workloads import VmRoute, endpoint_target, endpoint_value, vm_routes, vm_workloads
 
@@ -146,7 +171,7 @@ def _vm0(topo: Topology) -> Stack:
         variables=env_vars,
         files=files,
     )
-    return _with_workloads(topo, result, "edge")
+    return _with_postgresql(topo, _with_workloads(topo, result, "edge"), "edge")
 
 
 # MinIO's CA on a VM (when MinIO serves TLS): a file the .env names, a compose secret, and the
@@ -180,7 +205,7 @@ class VmRendering:
     own_user: bool = False
     replicated: bool = True  # compose runs `replicas` of it (the gateway and web UI: one)
     environment: dict[str, str] = field(default_factory=dict)
-    secrets: list[str] = field(default_factory=list)
+    secrets: list[Any] = field(default_factory=list)  # names, or {source, target}
     depends_on: dict[str, Any] = field(default_factory=dict)
     extra_hosts: list[str] = field(default_factory=list)
     ports: list[str] = field(default_factory=list)
@@ -254,10 +279,15 @@ def vm_store_wiring(topo: Topology, name: str, vm: str, uses: list[Any]) -> VmWi
         ]
     pg_use = next((u.postgresql for u in uses if u.postgresql is not None), None)
     if pg is not None and pg_use is not None:
-        node = only_node(topo, pg)
+        if pg.vm is not None:  # its compose service on the same VM, else the address it publishes on
+            host = pg.name if pg.vm == vm else str(next(v.address for v in topo.vms if v.name == pg.vm))
+            port: int | None = pg.port
+        else:  # in the cluster: its node port, on the one node that runs it
+            node = only_node(topo, pg)
+            host, port = (str(node.ip) if node is not None else ""), pg.vm_node_port
         environment |= {
-            "PGHOST": str(node.ip) if node is not None else "",
-            "PGPORT": str(pg.vm_node_port),
+            "PGHOST": host,
+            "PGPORT": str(port),
             "PGDATABASE": pg_use.database,
             "PGUSER": pg_use.role,
         }
@@ -409,7 +439,7 @@ def _vm1(topo: Topology) -> Stack:
         variables=env_vars,
         files=files,
     )
-    return _with_workloads(topo, result, "kafka")
+    return _with_postgresql(topo, _with_workloads(topo, result, "kafka"), "kafka")
 
 
 # The brokers' JAAS configuration for SCRAM: no secret in it (SCRAM credentials live in the
@@ -791,3 +821,132 @@ def _workload(topo: Topology, w: Workload, env: Envelope, network: str, how: VmR
             **({"start_period": f"{readiness.initial_delay}s"} if readiness.initial_delay else {}),
         }
     return service
+
+
+# ---- PostgreSQL on a VM -------------------------------------------------------------------
+
+
+def _with_postgresql(topo: Topology, stack: Stack, network: str) -> Stack:
+    """`stack` with the PostgreSQL store when the profile places it on this VM: the server (the
+    cluster's workload, published on the VM's address), the bootstrap as a one-shot service, and
+    the backup as two services of the compose profile `backup` that a cron file starts. The
+    superuser's, the roles' and the backup's MinIO user's keys are compose secrets at the paths
+    the cluster's pods read them from, so the scripts are the cluster's."""
+    pg = topo.storage.postgresql
+    if pg is None or pg.vm != stack.vm:
+        return stack
+    envelopes = postgres_services(topo, stack.vm)
+    services, volumes = dict(stack.services), dict(stack.volumes)
+    secrets, variables, files = dict(stack.secrets), dict(stack.variables), dict(stack.files)
+
+    def secret(name: str, key: str, target: str) -> dict[str, str]:
+        """A Secret's key as a compose secret mounted at `target` (the .env names its file)."""
+        var = EnvVar(name="X", secret=SecretValue(name=name, key=key))
+        _add_env_secrets([var], secrets, variables)
+        return {"source": workload_secret(name, key)[0], "target": target}
+
+    superuser = secret(pg.superuser.name, pg.superuser.keys["password"], f"{SUPERUSER_DIR}/password")
+    workload, _ = server_workload(topo)
+    config = f"{pg.name}/postgresql.conf"
+    files[config] = ConfigFile(text=server_config(pg))
+    how = VmRendering(
+        environment={"POSTGRES_PASSWORD_FILE": superuser["target"]},
+        secrets=[superuser],
+        volumes=[
+            {"type": "bind", "source": f"./{config}", "target": "/etc/postgresql/postgresql.conf", "read_only": True}
+        ],
+    )
+    services[pg.name] = _workload(topo, workload, envelopes[pg.name], network, how)
+    volumes[f"{pg.name}-data"] = {}
+    healthy = {pg.name: {"condition": "service_healthy"}}
+    files[f"{pg.name}/bootstrap.sql"] = ConfigFile(text=bootstrap_sql(pg))
+    roles = [secret(role_secret(pg, role), "password", f"{ROLES_DIR}/{role}") for role in bootstrap_roles(pg)]
+    services[f"{pg.name}-bootstrap"] = {
+        "image": pg.image,
+        **_hardened(envelopes[f"{pg.name}-bootstrap"]),
+        "user": "999:999",
+        "entrypoint": ["/bin/sh", "-c", bootstrap_script()],
+        "environment": postgres_env(pg, "postgres", superuser["target"]),
+        "secrets": [superuser, *roles],
+        "volumes": [
+            {
+                "type": "bind",
+                "source": f"./{pg.name}/bootstrap.sql",
+                "target": f"{SQL_DIR}/bootstrap.sql",
+                "read_only": True,
+            }
+        ],
+        "depends_on": healthy,
+        "networks": [network],
+        "healthcheck": {"disable": True},
+    }
+    if pg.backup is not None:
+        _add_backup(topo, pg, envelopes, services, volumes, files, secret, network)
+    return replace(stack, services=services, volumes=volumes, secrets=secrets, variables=variables, files=files)
+
+
+def backup_service(pg: Any) -> str:
+    """The compose service cron runs for a backup (it starts the dump first)."""
+    return f"{backup_user(pg)}"
+
+
+def _add_backup(
+    topo: Topology,
+    pg: Any,
+    envelopes: dict[str, Envelope],
+    services: dict[str, Any],
+    volumes: dict[str, Any],
+    files: dict[str, ConfigFile],
+    secret: Any,
+    network: str,
+) -> None:
+    """The dump (pg_dump as the backup role into a volume), then the upload (mc, as the backup's
+    MinIO user, by MinIO's node port), both in the compose profile `backup`; and the cron file."""
+    minio = topo.storage.minio
+    dumps = f"{pg.name}-dumps"
+    volumes[dumps] = {}
+    dump, upload = f"{backup_service(pg)}-dump", backup_service(pg)
+    role = secret(role_secret(pg, BACKUP_ROLE), "password", f"{ROLES_DIR}/{BACKUP_ROLE}")
+    services[dump] = {
+        "image": pg.image,
+        **_hardened(envelopes[dump]),
+        "user": "999:999",
+        "profiles": ["backup"],
+        "entrypoint": ["/bin/sh", "-c", dump_script(pg, DATA_DIR)],
+        "environment": postgres_env(pg, BACKUP_ROLE, role["target"]),
+        "secrets": [role],
+        # At the image's data folder (its postgres user's, mode 1777): a new volume takes its
+        # owner and mode there, so the dump, which runs as that user, may write into it.
+        "volumes": [{"type": "volume", "source": dumps, "target": DATA_DIR}],
+        "depends_on": {pg.name: {"condition": "service_healthy"}},
+        "networks": [network],
+        "healthcheck": {"disable": True},
+    }
+    user = f"minio-{backup_user(pg)}"
+    keys = [secret(user, key, f"{MINIO_USER_DIR}/{key}") for key in ("access-key", "secret-key")]
+    environment = {"MC_CONFIG_DIR": "/tmp/mc"}
+    if minio.tls:  # mc trusts exactly MinIO's CA
+        keys.append({"source": MINIO_CA_SECRET, "target": CA_FILE})
+        environment["SSL_CERT_FILE"] = CA_FILE
+    services[upload] = {
+        "image": minio.client_image,
+        **_hardened(envelopes[upload]),
+        "profiles": ["backup"],
+        "entrypoint": ["/bin/sh", "-c", upload_script(topo, pg)],
+        "environment": environment,
+        "secrets": keys,
+        "volumes": [{"type": "volume", "source": dumps, "target": DUMP_DIR, "read_only": True}],
+        "extra_hosts": [minio_host(topo)],
+        "depends_on": {dump: {"condition": "service_completed_successfully"}},
+        "networks": [network],
+        "healthcheck": {"disable": True},
+    }
+    assert pg.backup is not None
+    files[f"cron/{upload}"] = ConfigFile(
+        text=(
+            f"# PostgreSQL's backups on {pg.vm} (storage.postgresql.backup), for /etc/cron.d: set IMAGEFLOW_STACK\n"
+            "# to the folder of this compose stack. The schedule is in the VM's time zone.\n"
+            f"IMAGEFLOW_STACK=/opt/imageflow/{pg.vm}\n"
+            f'{pg.backup.schedule} root cd "$IMAGEFLOW_STACK" && docker compose --profile backup run --rm {upload}\n'
+        )
+    )

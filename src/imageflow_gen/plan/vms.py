@@ -78,10 +78,27 @@ def workload_services(topo: Topology, vm: str) -> dict[str, Envelope]:
     return {w.name: envelope(w.resources, 1024, w.replicas) for w in topo.workloads if w.vm == vm}
 
 
+def postgres_services(topo: Topology, vm: str) -> dict[str, Envelope]:
+    """The PostgreSQL store's services when it runs on `vm`: the server, its bootstrap, and the
+    backup's dump and upload (one-shot, started by cron)."""
+    pg = topo.storage.postgresql
+    if pg is None or pg.vm != vm:
+        return {}
+    services = {
+        pg.name: envelope(pg.resources, 1024),
+        f"{pg.name}-bootstrap": Envelope("0.2", "128m", 64, one_shot=True),
+    }
+    if pg.backup is not None:
+        backup = f"{pg.name}-backup"
+        services[f"{backup}-dump"] = Envelope("0.5", "512m", 256, one_shot=True)
+        services[backup] = Envelope("0.5", "512m", 256, one_shot=True)
+    return services
+
+
 def stacks(topo: Topology) -> dict[str, dict[str, Envelope]]:
     """Per VM name, the services its compose stack runs."""
     edge, kafka = topo.edge.vm, topo.messaging.kafka.vm
     return {
-        edge: {**edge_services(topo), **workload_services(topo, edge)},
-        kafka: {**kafka_services(topo), **workload_services(topo, kafka)},
+        edge: {**edge_services(topo), **workload_services(topo, edge), **postgres_services(topo, edge)},
+        kafka: {**kafka_services(topo), **workload_services(topo, kafka), **postgres_services(topo, kafka)},
     }
