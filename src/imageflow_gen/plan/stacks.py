@@ -19,17 +19,17 @@ from ..model.edge import EdgeComponent
 from ..model.checks import (
     BACKUP_ROLE,
     CONNECT_USER,
-    backup_user,
+    client_of_backup,
     kafka_network,
     kafka_users,
     only_node,
     role_secret,
     uses_store,
 )
-from ..model.messaging import Kafka, client_keys
+from ..model.messaging import Kafka
 from ..model.quantity import parse
 from ..model.storage import Minio
-from ..model.workloads import EnvVar, SecretValue, Workload, env_entries, env_in
+from ..model.workloads import SecretValue, Workload, env_entries, env_in
 from .messaging import (
     CLIENT_CA_PEM,
     JAAS_FILE,
@@ -39,9 +39,11 @@ from .messaging import (
     client_env,
     scram_users,
     vm_bootstrap_servers,
+    vm_client_paths,
 )
 from .common import workload_secret
 from .postgresql import (
+    POSTGRES_UID,
     DATA_DIR,
     DUMP_DIR,
     MINIO_USER_DIR,
@@ -50,6 +52,7 @@ from .postgresql import (
     SUPERUSER_DIR,
     bootstrap_roles,
     bootstrap_script,
+    backup_job,
     bootstrap_sql,
     client_env as postgres_env,
     dump_script,
@@ -234,13 +237,19 @@ def _edge_workload(topo: Topology, component: EdgeComponent, probe: dict[str, An
 
 @dataclass(frozen=True)
 class VmWiring:
-    """What a workload's uses of the stores give it on a VM: plain variables, the Secret keys it
-    reads as files (`NAME_FILE`, compose secrets the `.env` names), and MinIO's host name."""
+    """What a workload's uses of the stores give it on a VM: its variables (a secret's as the
+    path of its file) and the Secret keys mounted as those files (compose secrets the `.env`
+    names), and MinIO's host name."""
 
     environment: dict[str, str] = field(default_factory=dict)
-    secrets: list[EnvVar] = field(default_factory=list)
+    secrets: list[SecretValue] = field(default_factory=list)
     extra_hosts: list[str] = field(default_factory=list)
     minio_ca: bool = False  # reads MinIO's CA (a file of the VM's, shared by its workloads)
+
+
+def _file(value: SecretValue) -> str:
+    """Where a workload on a VM reads a Secret's key: compose mounts it in /run/secrets."""
+    return f"/run/secrets/{workload_secret(value.name, value.key)[0]}"
 
 
 def vm_store_wiring(topo: Topology, name: str, vm: str, uses: list[Any]) -> VmWiring:
@@ -249,34 +258,31 @@ def vm_store_wiring(topo: Topology, name: str, vm: str, uses: list[Any]) -> VmWi
     `kafka-<name>`, over the VPN listener from the edge VM, the private one on Kafka's VM),
     libpq's PG* (the role's Secret), each secret a file. The same Secrets as in the cluster."""
     environment: dict[str, str] = {}
-    secrets: list[EnvVar] = []
+    secrets: list[SecretValue] = []
     minio, kafka, pg = topo.storage.minio, topo.messaging.kafka, topo.storage.postgresql
     uses_minio = uses_store(uses, "minio")
     if uses_minio:
+        keys = {
+            f"MINIO_{k.upper()}_KEY_FILE": SecretValue(name=f"minio-{name}", key=f"{k}-key")
+            for k in ("access", "secret")
+        }
         environment |= {"MINIO_ENDPOINT": vm_endpoint(minio), "MINIO_REGION": minio.region, **_minio_ca(minio)}
-        secrets += [
-            EnvVar(name=f"MINIO_{key.upper()}_KEY", secret=SecretValue(name=f"minio-{name}", key=f"{key}-key"))
-            for key in ("access", "secret")
-        ]
+        environment |= {variable: _file(value) for variable, value in keys.items()}
+        secrets += keys.values()
     user = next((u for u in kafka_users(topo) if u.vm == vm and u.name == name), None)
     if user is not None:
         network = kafka_network(topo, user)
         protocol = kafka.protocol_on(network)
-        settings = client_env(topo, protocol, name, {key: "" for key in client_keys(protocol)})
         environment |= {
             "KAFKA_BOOTSTRAP_SERVERS": vm_bootstrap_servers(topo, network),
-            **{k: v for k, v in settings.items() if not k.endswith("_FILE")},
+            **client_env(topo, protocol, name, vm_client_paths(name, protocol)),
             "KAFKA_ACKS": "all",
             "KAFKA_ENABLE_IDEMPOTENCE": "true",
             "KAFKA_COMPRESSION_TYPE": "lz4",
             **({"KAFKA_GROUP_ID": name} if user.consume else {}),  # its groups begin with its name
         }
         ref = user.ref(protocol)
-        secrets += [
-            EnvVar(name=variable.removesuffix("_FILE"), secret=SecretValue(name=ref.name, key=ref.keys[key]))
-            for key, variable in _KAFKA_FILES.items()
-            if key in ref.keys
-        ]
+        secrets += [SecretValue(name=ref.name, key=key) for key in ref.keys.values()]
     pg_use = next((u.postgresql for u in uses if u.postgresql is not None), None)
     if pg is not None and pg_use is not None:
         if pg.vm is not None:  # its compose service on the same VM, else the address it publishes on
@@ -285,45 +291,32 @@ def vm_store_wiring(topo: Topology, name: str, vm: str, uses: list[Any]) -> VmWi
         else:  # in the cluster: its node port, on the one node that runs it
             node = only_node(topo, pg)
             host, port = (str(node.ip) if node is not None else ""), pg.vm_node_port
+        password = SecretValue(name=role_secret(pg, pg_use.role), key="password")
         environment |= {
             "PGHOST": host,
             "PGPORT": str(port),
             "PGDATABASE": pg_use.database,
             "PGUSER": pg_use.role,
+            "PGPASSWORD_FILE": _file(password),
         }
-        secrets.append(EnvVar(name="PGPASSWORD", secret=SecretValue(name=role_secret(pg, pg_use.role), key="password")))
+        secrets.append(password)
     return VmWiring(environment, secrets, [minio_host(topo)] if uses_minio else [], uses_minio and bool(minio.tls))
-
-
-# A Kafka client's files by logical key, as the variables client_env names them.
-_KAFKA_FILES = {
-    "password": "KAFKA_SASL_PASSWORD_FILE",
-    "ca": "KAFKA_SSL_CA_FILE",
-    "certificate": "KAFKA_SSL_CERT_FILE",
-    "private-key": "KAFKA_SSL_KEY_FILE",
-}
 
 
 def _add_store_secrets(wiring: VmWiring, secrets: dict[str, Any], variables: dict[str, tuple[str, str]]) -> None:
     """The compose secrets (and the .env variables naming their files) a workload's stores need."""
-    _add_env_secrets(wiring.secrets, secrets, variables)
+    _add_secret_values(wiring.secrets, secrets, variables)
     if wiring.minio_ca:
         secrets[MINIO_CA_SECRET] = _secret_file(MINIO_CA_VARIABLE)
         variables[MINIO_CA_VARIABLE] = MINIO_CA_ENV
 
 
 def _with_store_secrets(wiring: VmWiring) -> VmRendering:
-    """A workload's store wiring as what its compose service adds: each secret a file."""
-    environment = dict(wiring.environment)
-    secrets = []
-    for var in wiring.secrets:
-        assert var.secret is not None
-        secret, _ = workload_secret(var.secret.name, var.secret.key)
-        environment[f"{var.name}_FILE"] = f"/run/secrets/{secret}"
-        secrets.append(secret)
+    """A workload's store wiring as what its compose service adds."""
+    secrets = [workload_secret(value.name, value.key)[0] for value in wiring.secrets]
     if wiring.minio_ca:
         secrets.append(MINIO_CA_SECRET)
-    return VmRendering(environment=environment, secrets=secrets, extra_hosts=wiring.extra_hosts)
+    return VmRendering(environment=dict(wiring.environment), secrets=secrets, extra_hosts=wiring.extra_hosts)
 
 
 def backend_wiring(topo: Topology, backend: EdgeComponent) -> VmWiring:
@@ -689,14 +682,20 @@ _PULL = {"IfNotPresent": "missing", "Always": "always", "Never": "never"}
 
 def _add_env_secrets(env: list[Any], secrets: dict[str, Any], variables: dict[str, tuple[str, str]]) -> None:
     """The compose secrets (and the .env variables naming their files) of the Secret keys `env` reads."""
-    for var in env:
-        if var.secret is not None:
-            name, variable = workload_secret(var.secret.name, var.secret.key)
-            secrets[name] = _secret_file(variable)
-            variables[variable] = (
-                f"./secrets/{var.secret.name}-{var.secret.key}",
-                f"file holding key {var.secret.key} of Secret {var.secret.name}",
-            )
+    _add_secret_values([var.secret for var in env if var.secret is not None], secrets, variables)
+
+
+def _add_secret_values(
+    values: list[SecretValue], secrets: dict[str, Any], variables: dict[str, tuple[str, str]]
+) -> None:
+    """Each Secret key as a compose secret read from the file an .env variable names."""
+    for value in values:
+        name, variable = workload_secret(value.name, value.key)
+        secrets[name] = _secret_file(variable)
+        variables[variable] = (
+            f"./secrets/{value.name}-{value.key}",
+            f"file holding key {value.key} of Secret {value.name}",
+        )
 
 
 def _with_workloads(topo: Topology, stack: Stack, network: str) -> Stack:
@@ -841,8 +840,7 @@ def _with_postgresql(topo: Topology, stack: Stack, network: str) -> Stack:
 
     def secret(name: str, key: str, target: str) -> dict[str, str]:
         """A Secret's key as a compose secret mounted at `target` (the .env names its file)."""
-        var = EnvVar(name="X", secret=SecretValue(name=name, key=key))
-        _add_env_secrets([var], secrets, variables)
+        _add_secret_values([SecretValue(name=name, key=key)], secrets, variables)
         return {"source": workload_secret(name, key)[0], "target": target}
 
     superuser = secret(pg.superuser.name, pg.superuser.keys["password"], f"{SUPERUSER_DIR}/password")
@@ -864,7 +862,7 @@ def _with_postgresql(topo: Topology, stack: Stack, network: str) -> Stack:
     services[f"{pg.name}-bootstrap"] = {
         "image": pg.image,
         **_hardened(envelopes[f"{pg.name}-bootstrap"]),
-        "user": "999:999",
+        "user": f"{POSTGRES_UID}:{POSTGRES_UID}",
         "entrypoint": ["/bin/sh", "-c", bootstrap_script()],
         "environment": postgres_env(pg, "postgres", superuser["target"]),
         "secrets": [superuser, *roles],
@@ -885,11 +883,6 @@ def _with_postgresql(topo: Topology, stack: Stack, network: str) -> Stack:
     return replace(stack, services=services, volumes=volumes, secrets=secrets, variables=variables, files=files)
 
 
-def backup_service(pg: Any) -> str:
-    """The compose service cron runs for a backup (it starts the dump first)."""
-    return f"{backup_user(pg)}"
-
-
 def _add_backup(
     topo: Topology,
     pg: Any,
@@ -905,12 +898,12 @@ def _add_backup(
     minio = topo.storage.minio
     dumps = f"{pg.name}-dumps"
     volumes[dumps] = {}
-    dump, upload = f"{backup_service(pg)}-dump", backup_service(pg)
+    dump, upload = f"{backup_job(pg)}-dump", backup_job(pg)  # cron runs the upload, which starts the dump
     role = secret(role_secret(pg, BACKUP_ROLE), "password", f"{ROLES_DIR}/{BACKUP_ROLE}")
     services[dump] = {
         "image": pg.image,
         **_hardened(envelopes[dump]),
-        "user": "999:999",
+        "user": f"{POSTGRES_UID}:{POSTGRES_UID}",
         "profiles": ["backup"],
         "entrypoint": ["/bin/sh", "-c", dump_script(pg, DATA_DIR)],
         "environment": postgres_env(pg, BACKUP_ROLE, role["target"]),
@@ -922,7 +915,7 @@ def _add_backup(
         "networks": [network],
         "healthcheck": {"disable": True},
     }
-    user = f"minio-{backup_user(pg)}"
+    user = client_of_backup(topo).secret
     keys = [secret(user, key, f"{MINIO_USER_DIR}/{key}") for key in ("access-key", "secret-key")]
     environment = {"MC_CONFIG_DIR": "/tmp/mc"}
     if minio.tls:  # mc trusts exactly MinIO's CA
