@@ -86,14 +86,15 @@ def test_the_topic_job_creates_the_scram_user_from_its_secret_file(secure: dict[
     init = compose["services"]["kafka-init"]
     script = init["entrypoint"][2]
     # The SASL listener's one client; the cluster's SSL listener knows its users by certificate.
-    assert init["secrets"] == ["kafka_user_backend_api_password"]
+    assert init["secrets"] == ["kafka-backend-api__password"]
     (line,) = [line for line in script.splitlines() if "kafka-configs.sh" in line]
     # `$$` is compose's escape: the container's shell reads the file when the job runs.
     assert (
         "--entity-name backend-api --add-config "
-        '"SCRAM-SHA-512=[password=$$(cat /run/secrets/kafka_user_backend_api_password)]"'
+        '"SCRAM-SHA-512=[password=$$(cat /run/secrets/kafka-backend-api__password)]"'
     ) in line
-    assert "KAFKA_USER_BACKEND_API_PASSWORD_FILE=" in secure["compose/secure/vm1/.env.example"]
+    # The key `password` of the workload's Secret kafka-backend-api, as the backend reads it on vm0.
+    assert "SECRET_KAFKA_BACKEND_API__PASSWORD_FILE=" in secure["compose/secure/vm1/.env.example"]
 
 
 def test_the_edge_backend_gets_matching_client_settings(secure: dict[str, str]) -> None:
@@ -146,7 +147,7 @@ def test_scram_on_the_private_listener_creates_each_cluster_user(tmp_path: Path)
     files = build(profiles, "secure", CRDS).files
     compose = yaml.safe_load(files["compose/secure/vm1/docker-compose.yaml"])
     assert compose["services"]["kafka-init"]["secrets"] == [
-        f"kafka_user_{user}_password" for user in ("backend_api", "evaluator", "grpc_gateway", "otel_agent")
+        f"kafka-{user}__password" for user in ("backend-api", "evaluator", "grpc-gateway", "otel-agent")
     ]
     (deployment,) = [d for d in _objects(profiles, "secure", "Deployment") if d["metadata"]["name"] == "grpc-gateway"]
     env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}

@@ -8,7 +8,6 @@ from typing import Any
 
 from ..model import Topology
 from ..model.checks import KafkaUser, kafka_clients, kafka_network
-
 from ..model.messaging import CLIENT_SECRET_KEYS, SASL_PROTOCOLS, TLS_PROTOCOLS, client_keys
 from .common import Spec, labels, service_dns, spec, workload_secret
 
@@ -159,7 +158,7 @@ def cluster_client(
 
 
 def _group(user: KafkaUser) -> list[dict[str, str]]:
-    """A consumer's group id: its name (with ACLs, its groups are those the name begins)."""
+    """A consumer's group id: its name (with ACLs it may use the groups whose names begin with it)."""
     return [{"name": "KAFKA_GROUP_ID", "value": user.name}] if user.consume else []
 
 
@@ -196,7 +195,8 @@ class Acl:
 
 def acls(topo: Topology) -> list[Acl]:
     """Least privilege for every authenticated client, from its uses: Write on the topics it
-    produces, Read on those it consumes and on the consumer groups its name begins. Clients of a
+    produces, Read on those it consumes and on the consumer groups whose names begin with its
+    own. Clients of a
     PLAINTEXT listener are ANONYMOUS, which the brokers' own listeners need as a super user."""
     produce: dict[str, dict[str, None]] = {}
     consume: dict[str, dict[str, None]] = {}

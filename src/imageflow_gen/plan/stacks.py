@@ -397,12 +397,15 @@ def _vm1(topo: Topology) -> Stack:
         env_vars[variable] = (default, description)
         secrets[name] = _secret_file(variable)
     for user in scram_users(topo):
-        variable = f"KAFKA_USER_{_upper(user)}_PASSWORD_FILE"
+        # The key `password` of the user's Secret kafka-<name>, as its workload reads it.
+        value = _user_password(user)
+        _add_secret_values([value], secrets, env_vars)
+        variable = workload_secret(value.name, value.key)[1]
         env_vars[variable] = (
-            f"./secrets/kafka-user-{user}-password",
-            f"file holding the password of Kafka's SCRAM user {user} (no ',', '=', '[' or ']')",
+            env_vars[variable][0],
+            f"file holding key password of Secret {value.name}: the password of Kafka's SCRAM user {user} "
+            "(no ',', '=', '[' or ']')",
         )
-        secrets[_user_secret(user)] = _secret_file(variable)
     if "KAFKA_OPTS" in security:
         files["kafka/kafka_server_jaas.conf"] = ConfigFile(text=_JAAS)
     services["kafka-init"] = _topics(topo, kafka, stack["kafka-init"])
@@ -440,12 +443,15 @@ def _vm1(topo: Topology) -> Stack:
 _JAAS = "KafkaServer {\n  org.apache.kafka.common.security.scram.ScramLoginModule required;\n};\n"
 
 
-def _upper(name: str) -> str:
-    return name.replace("-", "_").upper()
+def _user_password(user: str) -> SecretValue:
+    """A SCRAM user's password: the key `password` of its workload's Secret kafka-<name>."""
+    return SecretValue(name=f"kafka-{user}", key="password")
 
 
 def _user_secret(user: str) -> str:
-    return f"kafka_user_{user.replace('-', '_')}_password"
+    """The compose secret of a SCRAM user's password in the topic job."""
+    value = _user_password(user)
+    return workload_secret(value.name, value.key)[0]
 
 
 def _broker_files(vm: Any, env: dict[str, str]) -> dict[str, tuple[str, str, str]]:
