@@ -116,7 +116,8 @@ def test_the_secrets_and_the_docs_name_each_user(scram: tuple[Path, dict[str, st
     }
     readme = files["docs/scram/README.md"]
     assert "| `grpc-gateway` | topic `image-jobs` | Read |" in readme
-    assert "| `grpc-gateway` | group names beginning `grpc-gateway` | Read |" in readme
+    assert "| `grpc-gateway` | group `grpc-gateway` | Read |" in readme
+    assert "| `grpc-gateway` | group names beginning `grpc-gateway.` | Read |" in readme
     assert "| `otel-agent` | topic `system-logs` | Write |" in readme
     assert "On `VPN` (SASL_PLAINTEXT), `backend-api` connects, each as its own Kafka" in readme
     assert (
@@ -419,7 +420,8 @@ def test_the_broker_holds_exactly_the_derived_acls(broker: Broker) -> None:
         ("grpc-gateway", "READ"),
         ("otel-agent", "WRITE"),
     }
-    assert "resourceType=GROUP, name=grpc-gateway, patternType=PREFIXED" in listed.stdout
+    assert "resourceType=GROUP, name=grpc-gateway, patternType=LITERAL" in listed.stdout
+    assert "resourceType=GROUP, name=grpc-gateway., patternType=PREFIXED" in listed.stdout
     # kafka-init may run again (every `docker compose up`): nothing fails, nothing doubles.
     again = broker.run_init()
     assert again.returncode == 0, again.stdout + again.stderr
@@ -437,6 +439,8 @@ def test_each_user_may_do_what_its_uses_say_and_nothing_else(broker: Broker) -> 
     assert DENIED_TOPIC in broker.produce("grpc-gateway", "K3S", "image-jobs", "forged")
     # Groups outside its name are refused; so is a topic it does not consume.
     assert DENIED_GROUP in broker.consume("grpc-gateway", "K3S", "image-jobs", "someone-else")
+    # A name it merely begins is another workload's (grpc-gateway-2's): refused too.
+    assert DENIED_GROUP in broker.consume("grpc-gateway", "K3S", "image-jobs", "grpc-gateway-2")
     assert DENIED_TOPIC in broker.consume("otel-agent", "K3S", "image-jobs", "otel-agent")
     # A wrong password is not a user at all.
     assert "SaslAuthenticationException" in broker.produce("grpc-gateway", "K3S", "image-results", "x", "wrong")
@@ -473,9 +477,9 @@ def test_a_workload_on_the_kafka_vm_is_a_user_over_the_private_listener(tmp_path
     assert "--entity-name archiver " in script
     assert "--allow-principal User:archiver --operation Read --topic image-results " in script
     assert (
-        "--allow-principal User:archiver --operation Read --group archiver --resource-pattern-type prefixed" in script
+        "--allow-principal User:archiver --operation Read --group archiver. --resource-pattern-type prefixed" in script
     )
-    assert script.count("User:archiver ") == 2
+    assert script.count("User:archiver ") == 3
     # Its MinIO user is created in the cluster and admitted from its VM through the node port.
     objs = objects(validated(profiles, "scram")[2])
     assert any(o["kind"] == "ExternalSecret" and o["metadata"]["name"] == "minio-archiver" for o in objs)
@@ -498,7 +502,7 @@ def test_over_tls_the_users_are_scram_users_and_certificate_names(tls_broker: Br
     """SASL_SSL on the VPN, mutual TLS on the cluster's listener: the generated PEM settings
     serve TLS, and a client certificate's CN is the user its ACLs name."""
     assert DENIED_TOPIC not in tls_broker.produce("backend-api", "VPN", "image-jobs", "job-tls")
-    got = tls_broker.consume("grpc-gateway", "K3S", "image-jobs", "grpc-gateway-tls")
+    got = tls_broker.consume("grpc-gateway", "K3S", "image-jobs", "grpc-gateway.tls")
     assert "job-tls" in got, got
     assert DENIED_TOPIC in tls_broker.produce("grpc-gateway", "K3S", "image-jobs", "forged")
     # A certificate of the same CA for a name without uses is a user without rights.

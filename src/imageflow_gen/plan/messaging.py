@@ -158,7 +158,7 @@ def cluster_client(
 
 
 def _group(user: KafkaUser) -> list[dict[str, str]]:
-    """A consumer's group id: its name (with ACLs it may use the groups whose names begin with it)."""
+    """A consumer's group id: its name (with ACLs it may also use groups named `<name>.<more>`)."""
     return [{"name": "KAFKA_GROUP_ID", "value": user.name}] if user.consume else []
 
 
@@ -195,8 +195,8 @@ class Acl:
 
 def acls(topo: Topology) -> list[Acl]:
     """Least privilege for every authenticated client, from its uses: Write on the topics it
-    produces, Read on those it consumes and on the consumer groups whose names begin with its
-    own. Clients of a
+    produces, Read on those it consumes and on its consumer groups: its name, and the names that
+    begin with its name and a dot (workload names have no dot, so no two overlap). Clients of a
     PLAINTEXT listener are ANONYMOUS, which the brokers' own listeners need as a super user."""
     produce: dict[str, dict[str, None]] = {}
     consume: dict[str, dict[str, None]] = {}
@@ -207,8 +207,11 @@ def acls(topo: Topology) -> list[Acl]:
     for name in sorted(produce):
         result += [Acl(name, "topic", topic, "literal", ("Write",)) for topic in produce[name]]
         result += [Acl(name, "topic", topic, "literal", ("Read",)) for topic in consume[name]]
-        if consume[name]:
-            result.append(Acl(name, "group", name, "prefixed", ("Read",)))
+        if consume[name]:  # its group, and those it names `<name>.<more>` (no other name begins so)
+            result += [
+                Acl(name, "group", name, "literal", ("Read",)),
+                Acl(name, "group", f"{name}.", "prefixed", ("Read",)),
+            ]
     return result
 
 
