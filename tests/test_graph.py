@@ -318,6 +318,18 @@ def _required_all(topo: Any) -> set[tuple[str, str, int]]:
     required |= {(c, f"ip:{kafka_vm.address}", b.ports[listener]) for c in clients for b in kafka.brokers}
     required |= {(agent, f"ip:{n.ip}", 6443) for n in topo.cluster.master_nodes}
     required.add((minio, minio, topo.storage.minio.port))
+    prom = obs.prometheus
+    if prom is not None:  # its telemetry as every pod's, its scrapes of the agents, its discovery
+        me = f"{prom.namespace}/{prom.name}"
+        required |= {(me, agent, port) for port in (ports.otlp_grpc, ports.otlp_http)}
+        reads_agent = any(
+            r.namespace == prom.namespace and r.pods == {"app": prom.name} for r in obs.otel_agent.metrics_readers
+        )
+        if reads_agent:
+            required |= {(me, agent, port) for port in (ports.metrics, ports.prometheus)}
+        # Its discovery asks the API server when it scrapes any pod.
+        if reads_agent or any(w.metrics and w.namespace for w in topo.workloads):
+            required |= {(me, f"ip:{n.ip}", 6443) for n in topo.cluster.master_nodes}
     return required | _workload_needs(topo)
 
 
@@ -352,6 +364,13 @@ def _workload_needs(topo: Any) -> set[tuple[str, str, int]]:
             target, port = endpoint.workload, ports[endpoint.workload][endpoint.port]
             ends = pods[target] or [published.get((target, endpoint.port), "")]
             result |= {(src, dst, port) for src in pods[name] for dst in ends if dst}
+    prom = topo.observability.prometheus
+    for w in topo.workloads if prom is not None else []:  # Prometheus scrapes the declared metrics
+        if w.metrics is not None:
+            scraper, port = f"{prom.namespace}/{prom.name}", ports[w.name][w.metrics.port]
+            result |= {
+                (scraper, dst, port) for dst in pods[w.name] or [published.get((w.name, w.metrics.port), "")] if dst
+            }
     telemetry = (agent.ports.otlp_grpc, agent.ports.otlp_http)
     for w in topo.workloads:
         for pod in pods[w.name]:
@@ -490,9 +509,12 @@ def test_observability_paths_are_open_to_exactly_their_readers(profile: str) -> 
             src == f"{ns}/{name}" and (dst == tempo_pod or (dst == agent_pod and port in metrics_ports))
             for src, dst, port in allowed
         )
-    # Nothing but the agents sends to Tempo; the agents' metrics ports are read by the readers only.
+    # Nothing but the agents sends to Tempo; the agents' metrics ports are read by the readers only
+    # (the stand-ins, and the deployed Prometheus, which is one of them).
     readers_of = {(src, port) for src, dst, port in allowed if dst == agent_pod and port in metrics_ports}
-    assert {src for src, _ in readers_of} == {f"{ns}/{name}" for ns, name, _ in readers}
+    prom = topo.observability.prometheus
+    deployed = [f"{prom.namespace}/{prom.name}"] if prom is not None else []
+    assert {src for src, _ in readers_of} == {f"{ns}/{name}" for ns, name, _ in readers} | set(deployed)
     assert {src for src, dst, _ in allowed if dst == tempo_pod} == {agent_pod} | {f"{n}/{m}" for n, m, _ in clients}
     services = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objs if o["kind"] == "Service"}
     metrics = services[(agent.namespace, f"{agent.name}-metrics")]["spec"]

@@ -68,9 +68,13 @@ def test_every_workload_meets_restricted(profile: str) -> None:
         volumes = {key for v in pod.get("volumes", []) for key in v if key != "name"}
         host_paths = [v.host_path for v in w.volumes if v.host_path] if w else []
         exemption = obj["metadata"].get("annotations", {}).get("imageflow.io/pod-security-exemption", "")
+        prometheus = topo.observability.prometheus
         if obj["metadata"]["name"] == "otel-agent":
             assert exemption.startswith("hostPath")
             assert pod["automountServiceAccountToken"] is True
+        elif prometheus is not None and obj["metadata"]["name"] == prometheus.name:  # its discovery reads pods
+            assert volumes <= ALLOWED_VOLUMES and not exemption, name
+            assert pod["automountServiceAccountToken"] is True and pod["serviceAccountName"] == prometheus.name
         else:
             assert volumes <= ALLOWED_VOLUMES | ({"hostPath"} if host_paths else set()), name
             assert all(f"hostPath {h.path}: {h.reason}" in exemption for h in host_paths), name

@@ -512,7 +512,7 @@ def _workload(name: str, body: str) -> str:
         (  # one host, two routes: both ends are told
             _workload("camera-streams", "route: {host: app.imageflow.com}"),
             [
-                "base.yaml:303:13 edge.web_ui.hosts[0]: 'app.imageflow.com' is workload camera-streams's host too; "
+                "base.yaml:311:13 edge.web_ui.hosts[0]: 'app.imageflow.com' is workload camera-streams's host too; "
                 "two routes on one host and gateway are merged in no defined order: give the web UI its own host",
                 "child.yaml:4:19 workloads[2].route.host: 'app.imageflow.com' is the web UI's host too; two routes on "
                 "one host and gateway are merged in no defined order: give workload camera-streams its own host",
@@ -531,7 +531,7 @@ def _workload(name: str, body: str) -> str:
                 "workloads.yaml:57:73 edge.backend_api.env[0].endpoint.port: backend-api runs on VM vm0 and "
                 "postgresql in the cluster: give port 'sql' a node_port",
                 "workloads.yaml:73:67 workloads[0].ports[0].node_port_from: only with a node_port",
-                "workloads.yaml:222:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0 and postgresql in "
+                "workloads.yaml:223:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0 and postgresql in "
                 "the cluster: give port 'sql' a node_port",
             ],
         ),
@@ -547,7 +547,7 @@ def _workload(name: str, body: str) -> str:
             [
                 "workloads.yaml:57:73 edge.backend_api.env[0].endpoint.port: backend-api runs on VM vm0, which "
                 "postgresql's port 'sql' does not admit (node_port_from: vm1)",
-                "workloads.yaml:222:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0, which "
+                "workloads.yaml:223:73 workloads[5].env[1].endpoint.port: notifier runs on VM vm0, which "
                 "postgresql's port 'sql' does not admit (node_port_from: vm1)",
             ],
         ),
@@ -558,8 +558,10 @@ def _workload(name: str, body: str) -> str:
         (
             _workload("vm1-exporter", "ports:\n  - {name: metrics, publish: {address: 127.0.0.1}}"),
             [
-                "workloads.yaml:174:71 workloads[3].env[5].endpoint.port: vm1-exporter's port 'metrics' is not "
-                "published beyond VM vm1: publish it on the VM's address"
+                "workloads.yaml:175:71 workloads[3].env[5].endpoint.port: vm1-exporter's port 'metrics' is not "
+                "published beyond VM vm1: publish it on the VM's address",
+                "workloads.yaml:251:21 workloads[6].metrics.port: vm1-exporter runs on VM vm1: publish port "
+                "'metrics' on the VM's address (publish.address) for Prometheus to scrape it",
             ],
         ),
         (
@@ -567,7 +569,7 @@ def _workload(name: str, body: str) -> str:
             [
                 "child.yaml:5:13 workloads[3].probes: no TCP port to probe by default: give probes.liveness "
                 "(an exec command, say)",
-                "workloads.yaml:167:14 workloads[3].release: a canary splits the requests of http and grpc ports in "
+                "workloads.yaml:168:14 workloads[3].release: a canary splits the requests of http and grpc ports in "
                 "the mesh: the workload has none",
             ],
         ),
@@ -619,7 +621,7 @@ def _workload(name: str, body: str) -> str:
             [
                 "child.yaml:4:9 workloads[4].vm: VM 'vm2' has no compose stack (defined: vm0, vm1); the compute VM "
                 "runs the cluster: give a namespace instead",
-                "workloads.yaml:221:65 workloads[5].env[0].endpoint.port: redis's port 'redis' is not published "
+                "workloads.yaml:222:65 workloads[5].env[0].endpoint.port: redis's port 'redis' is not published "
                 "beyond VM vm2: publish it on the VM's address",
             ],
         ),
@@ -627,9 +629,9 @@ def _workload(name: str, body: str) -> str:
             "workloads:\n  - {name: postgresql, $remove: true}\n",
             [
                 "child.yaml:3:24 workloads: removes 'postgresql', still referenced by "
-                "workloads[2].env[0].endpoint.workload (workloads.yaml:169:49), "
-                "workloads[4].env[1].endpoint.workload (workloads.yaml:222:55), "
-                "workloads[7].uses[0].workload (workloads.yaml:286:20), "
+                "workloads[2].env[0].endpoint.workload (workloads.yaml:170:49), "
+                "workloads[4].env[1].endpoint.workload (workloads.yaml:223:55), "
+                "workloads[7].uses[0].workload (workloads.yaml:289:20), "
                 "edge.backend_api.env[0].endpoint.workload (workloads.yaml:57:55)"
             ],
         ),
@@ -637,7 +639,7 @@ def _workload(name: str, body: str) -> str:
             "secrets:\n  workload_secrets:\n    - {name: notifier-token, $remove: true}\n",
             [
                 "child.yaml:4:30 secrets.workload_secrets: removes 'notifier-token', still referenced by "
-                "workloads[5].env[2].secret.name (workloads.yaml:223:43)"
+                "workloads[5].env[2].secret.name (workloads.yaml:224:43)"
             ],
         ),
         (  # `where` is an edge component's, for a place it runs
@@ -814,15 +816,15 @@ def _workload(name: str, body: str) -> str:
             "storage:\n  postgresql:\n    databases:\n      - {name: imageflow, owner: postgres}\n"
             "    backup: {bucket: system-logs}\n",
             [
-                "base.yaml:290:50 edge.backend_api.uses[3].postgresql.role: database 'imageflow' grants no role "
+                "base.yaml:298:50 edge.backend_api.uses[3].postgresql.role: database 'imageflow' grants no role "
                 "'imageflow' (defined: postgres): add it to the database's grants",
                 "child.yaml:5:34 storage.postgresql.databases[0].owner: 'postgres' is PostgreSQL's own (or the "
                 "backup job's) role: name the application's role",
                 "child.yaml:6:22 storage.postgresql.backup.bucket: the backups write and delete dumps: bucket "
                 "'system-logs' must grant rw (it grants r)",
-                "workloads.yaml:230:50 workloads[5].uses[2].postgresql.role: database 'imageflow' grants no role "
+                "workloads.yaml:231:50 workloads[5].uses[2].postgresql.role: database 'imageflow' grants no role "
                 "'imageflow' (defined: postgres): add it to the database's grants",
-                "workloads.yaml:291:50 workloads[8].uses[5].postgresql.role: database 'imageflow' grants no role "
+                "workloads.yaml:294:50 workloads[8].uses[5].postgresql.role: database 'imageflow' grants no role "
                 "'imageflow' (defined: postgres): add it to the database's grants",
             ],
         ),
@@ -837,9 +839,9 @@ def _workload(name: str, body: str) -> str:
         (  # a VM reaches Kafka over its network's listener: the edge VM over the VPN
             "messaging:\n  kafka:\n    listeners:\n      - {name: VPN, network: private, purpose: moved}\n",
             [
-                "base.yaml:289:17 edge.backend_api.uses[2].kafka: backend-api on VM vm0 reaches Kafka over the vpn "
+                "base.yaml:297:17 edge.backend_api.uses[2].kafka: backend-api on VM vm0 reaches Kafka over the vpn "
                 "network: declare a listener with network vpn in messaging.kafka.listeners",
-                "workloads.yaml:229:17 workloads[5].uses[1].kafka: notifier on VM vm0 reaches Kafka over the vpn "
+                "workloads.yaml:230:17 workloads[5].uses[1].kafka: notifier on VM vm0 reaches Kafka over the vpn "
                 "network: declare a listener with network vpn in messaging.kafka.listeners",
             ],
         ),
@@ -916,7 +918,7 @@ def _renamed(features: Path, tmp_path: Path, old: str, new: str) -> list[str]:
 def test_a_workload_named_like_a_seed_service_is_refused(features: Path, tmp_path: Path) -> None:
     """An endpoint names a workload or a seed service: one name for both would be ambiguous."""
     assert _renamed(features, tmp_path, "camera-streams", "resize") == [
-        "child.yaml:129:11 workloads[2].name: 'resize' is the name of processing.services[1]; an endpoint naming "
+        "child.yaml:130:11 workloads[2].name: 'resize' is the name of processing.services[1]; an endpoint naming "
         "it would be ambiguous: rename the workload"
     ]
 

@@ -14,6 +14,7 @@
 #                   Debian's Java: the tests run a real broker with the generated settings
 #   kube-apiserver, kube-scheduler, kube-controller-manager, etcd, kwok   built from the Go
 #                   module proxy by tools/kube.sh (the server dry-run gate and `simulate`)
+#   promtool        built the same way at the profiles' Prometheus version (tools/promtool)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -172,4 +173,5 @@ echo "kube-apiserver   $("$BIN/kube-apiserver" --version 2>&1 | awk '{print $2}'
 echo "etcd             $("$BIN/etcd" --version 2>&1 | sed -n 's/etcd Version: //p')"
 echo "kube-scheduler   $("$BIN/kube-scheduler" --version 2>&1 | awk '{print $2}')"
 echo "kube-controller-manager $("$BIN/kube-controller-manager" --version 2>&1 | awk '{print $2}')"
+echo "promtool         $("$BIN/promtool" --version 2>&1 | awk 'NR==1{print $3}')"
 echo "kwok             $("$BIN/kwok" --version 2>&1 | awk '{print $3}')"

@@ -6,6 +6,8 @@
 #                throwaway certificates)
 #   tools/kwok   kwok v0.6.1, the kubelet of `simulate`'s fake nodes (its own module graph: it
 #                needs newer k8s.io libraries than the control plane is built from)
+#   tools/promtool  promtool v2.53.2, Prometheus's checker, at the profiles' Prometheus version
+#                (Debian's is built without the Kubernetes service discovery the config uses)
 # A version stamp per module skips a build whose binaries are current; Go's module and build
 # caches stay in the user's cache folder, so a rebuild on the same machine takes seconds.
 set -euo pipefail
@@ -44,3 +46,7 @@ build kube kube \
     "-X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$(echo "$version" | cut -d. -f2) -X $pkg.gitTreeState=clean" \
     ./cmd/kube-apiserver ./cmd/etcd ./cmd/kube-pki ./cmd/kube-scheduler ./cmd/kube-controller-manager
 build kwok kwok "" sigs.k8s.io/kwok/cmd/kwok
+# Prometheus's 2.x releases are its module's v0.x: v0.53.2 is 2.53.2.
+prom=$(awk '$1 == "github.com/prometheus/prometheus" {print $2}' "$ROOT/tools/promtool/go.mod")
+build promtool promtool "-X github.com/prometheus/common/version.Version=2.${prom#v0.}" \
+    github.com/prometheus/prometheus/cmd/promtool

@@ -171,6 +171,8 @@ def _namespace_uses(topo: Topology) -> Iterator[tuple[str, Path]]:
         yield topo.storage.postgresql.namespace, ("storage", "postgresql", "namespace")
     yield obs.otel_agent.namespace, ("observability", "otel_agent", "namespace")
     yield obs.tempo.namespace, ("observability", "tempo", "namespace")
+    if obs.prometheus is not None:
+        yield obs.prometheus.namespace, ("observability", "prometheus", "namespace")
     for i, reader in enumerate(obs.otel_agent.metrics_readers):
         yield reader.namespace, ("observability", "otel_agent", "metrics_readers", i, "namespace")
     for i, client in enumerate(obs.tempo.query_clients):
@@ -722,6 +724,7 @@ def _storage(topo: Topology) -> Iterator[Finding]:
     if minio.storage_class not in classes:
         yield base + ("storage_class",), f"storage class {minio.storage_class!r} is not defined ({_choices(classes)})"
     yield from _tempo_class(topo)
+    yield from _metrics(topo)
     yield from _postgresql(topo)
     if minio.mode == "distributed" and minio.drives < 4:
         yield (
@@ -1103,15 +1106,45 @@ NO_PROVISIONER = "kubernetes.io/no-provisioner"
 
 
 def _tempo_class(topo: Topology) -> Iterator[Finding]:
-    """Tempo's claim names a class that provisions volumes: one the cluster provides, or one
-    defined here with a provisioner (a no-provisioner class has only MinIO's volumes)."""
-    name, path = topo.observability.tempo.storage_class, ("observability", "tempo", "storage_class")
+    yield from _provisioning(topo, topo.observability.tempo.storage_class, ("observability", "tempo"), "Tempo")
+
+
+def _provisioning(topo: Topology, name: str, owner: Path, what: str) -> Iterator[Finding]:
+    """A claim names a class that provisions volumes: one the cluster provides, or one defined
+    here with a provisioner (a no-provisioner class has only MinIO's volumes)."""
+    path = owner + ("storage_class",)
     defined = {sc.name: sc for sc in topo.storage.storage_classes}
     if name in defined and defined[name].provisioner == NO_PROVISIONER:
-        yield path, f"storage class {name!r} has no provisioner: nothing would create Tempo's volume"
+        yield path, f"storage class {name!r} has no provisioner: nothing would create {what}'s volume"
     elif name not in defined and name not in topo.storage.cluster_classes:
         known = set(defined) | set(topo.storage.cluster_classes)
         yield path, f"storage class {name!r} is neither defined nor provided by the cluster ({_choices(known)})"
+
+
+def _metrics(topo: Topology) -> Iterator[Finding]:
+    """A workload's metrics name one of its ports; on a VM one published where Prometheus
+    reaches it (not 127.0.0.1). Prometheus's claim names a class that provisions volumes."""
+    prom = topo.observability.prometheus
+    for i, w in enumerate(topo.workloads):
+        if w.metrics is None:
+            continue
+        where = ("workloads", i, "metrics", "port")
+        port = w.port(w.metrics.port)
+        if port is None:
+            yield where, f"no port named {w.metrics.port!r} ({_choices(p.name for p in w.ports)})"
+        elif prom is not None and w.vm is not None and (port.publish is None or port.publish.address == "127.0.0.1"):
+            yield (
+                where,
+                f"{w.name} runs on VM {w.vm}: publish port {port.name!r} on the VM's address (publish.address) "
+                "for Prometheus to scrape it",
+            )
+    if prom is not None:
+        if prom.node_type is not None and prom.node_type not in _node_types(topo):
+            yield (
+                ("observability", "prometheus", "node_type"),
+                f"no node has the label node-type={prom.node_type} ({_choices(_node_types(topo))})",
+            )
+        yield from _provisioning(topo, prom.storage_class, ("observability", "prometheus"), "Prometheus")
 
 
 # ---- workloads -------------------------------------------------------------------------

@@ -1,11 +1,25 @@
-"""Tracing: the OpenTelemetry agent and Grafana Tempo (seed 8.1.3)."""
+"""Tracing: the OpenTelemetry agent and Grafana Tempo (seed 8.1.3); metrics: Prometheus in
+imageflow-monitoring (seed 8.1.2)."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
 from .common import Pods, Resources
-from .types import AbsolutePath, Image, Name, Port, Positive, ServiceName, Size, Strict, TopicName
+from .types import (
+    AbsolutePath,
+    Duration,
+    Image,
+    LabelValue,
+    Name,
+    Port,
+    Positive,
+    Retention,
+    ServiceName,
+    Size,
+    Strict,
+    TopicName,
+)
 
 
 class OtelAgentPorts(Strict):
@@ -87,10 +101,40 @@ class Tempo(Strict):
     """Who queries Tempo's HTTP API (port `http`), e.g. Grafana; the policies admit exactly these pods."""
 
 
+class Prometheus(Strict):
+    """Prometheus (seed 8.1.2: imageflow-monitoring holds "Prometheus, Grafana"): one server
+    that scrapes what the topology declares: the OTel agent's metrics, and each workload's
+    `metrics` (its pods in the cluster, by Kubernetes service discovery limited to their
+    namespaces; its published port on a VM)."""
+
+    name: ServiceName = "prometheus"
+    """StatefulSet, Service, ServiceAccount and ConfigMap prefix; its pods' `app` label."""
+    namespace: Name
+    """Namespace (seed: imageflow-monitoring)."""
+    image: Image
+    """Prometheus image, pinned (e.g. quay.io/prometheus/prometheus:v2.53.2)."""
+    port: Port = 9090
+    """Its HTTP port (API and UI)."""
+    resources: Resources
+    """Requests and limits."""
+    storage_size: Size
+    """Size of the data volume."""
+    storage_class: Name = "local-path"
+    """StorageClass of the data volume's claim."""
+    retention: Retention = "15d"
+    """How long samples are kept."""
+    scrape_interval: Duration = "30s"
+    """How often every target is scraped (and rules evaluated)."""
+    node_type: LabelValue | None = None
+    """The nodes' `node-type` label to place it on."""
+
+
 class Observability(Strict):
-    """Tracing components."""
+    """Tracing and metrics."""
 
     otel_agent: OtelAgent
     """The OpenTelemetry agent."""
     tempo: Tempo
     """Tempo."""
+    prometheus: Prometheus | None = None
+    """Prometheus; unset: no metrics are collected."""

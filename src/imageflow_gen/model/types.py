@@ -112,6 +112,12 @@ Duration = _pattern_type(
     {"description": "A duration: a number and a unit (ms, s, m, h)."},
 )
 _MILLISECONDS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+Retention = _pattern_type(
+    r"[1-9][0-9]*(h|d|w|y)",
+    "a retention such as 12h, 15d, 4w or 1y",
+    16,
+    {"description": "How long data is kept: a whole number and a unit (h, d, w, y)."},
+)
 
 
 def duration_ms(text: str) -> Decimal:

@@ -76,6 +76,17 @@ class Published(Strict):
     address, or 0.0.0.0 (every interface; say so on purpose)."""
 
 
+class Metrics(Strict):
+    """Where a workload serves its Prometheus metrics."""
+
+    port: Name
+    """The name of one of its ports."""
+    path: AbsolutePath = "/metrics"
+    """HTTP path."""
+    scheme: Literal["http", "https"] = "http"
+    """http, or https (Prometheus then verifies the certificate against the cluster's CAs)."""
+
+
 class WorkloadPort(Strict):
     """A port the workload's container listens on."""
 
@@ -470,6 +481,9 @@ class Workload(Strict):
     """Reach it from outside: the Istio gateway in the cluster, the edge VM's nginx on it."""
     availability: Availability | None = None
     """What it must survive in the cluster (as for processing services)."""
+    metrics: Metrics | None = None
+    """Its Prometheus metrics: `observability.prometheus` scrapes them (in the cluster each pod,
+    on a VM the published port), and the policies admit exactly that scrape."""
 
     @model_validator(mode="after")
     def _one_place(self) -> Workload:

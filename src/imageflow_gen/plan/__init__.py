@@ -19,6 +19,7 @@ from .common import Spec, common_labels
 from . import (
     edge,
     messaging,
+    monitoring,
     namespaces,
     network,
     observability,
@@ -49,7 +50,19 @@ _LABEL_LIMITS = {
     "Job": 63,
     "CronJob": 52,  # its Jobs are named <name>-<11 digits>
 }
-_AREAS = (namespaces, secrets, storage, postgresql, processing, edge, workloads, messaging, observability, network)
+_AREAS = (
+    namespaces,
+    secrets,
+    storage,
+    postgresql,
+    processing,
+    edge,
+    workloads,
+    messaging,
+    observability,
+    monitoring,
+    network,
+)
 
 
 @dataclass(frozen=True)

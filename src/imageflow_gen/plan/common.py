@@ -30,6 +30,8 @@ SYNC_WAVES = {
     "ServiceAccount": -2,
     "ClusterRole": -2,
     "ClusterRoleBinding": -2,
+    "Role": -2,
+    "RoleBinding": -2,
     "NetworkPolicy": -2,
     "PersistentVolume": -2,
     "PersistentVolumeClaim": -2,

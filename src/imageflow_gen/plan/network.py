@@ -21,6 +21,7 @@ from ..model.network import NetworkPolicy as PolicyModel
 from ..model.network import Route
 from .common import Spec, common_labels, needs_gpu_runtime, spec
 from .messaging import broker_ports, kafka_vm_address
+from .monitoring import scraped_namespaces, targets
 from .postgresql import bootstrap_job
 from .storage import BUCKET_JOB, vm_clients
 from .workloads import endpoint_target, transport
@@ -401,6 +402,7 @@ def flows(topo: Topology) -> list[Flow]:
     ]
     flows += workload_flows(topo)
     masters = tuple(sorted(f"{n.ip}/32" for n in topo.cluster.master_nodes))
+    flows += _prometheus_flows(topo, masters)
     flows.append(
         Flow(
             "otel-agent-to-api-server",
@@ -413,6 +415,41 @@ def flows(topo: Topology) -> list[Flow]:
         )
     )
     return flows
+
+
+def _prometheus_flows(topo: Topology, masters: tuple[str, ...]) -> list[Flow]:
+    """Prometheus's scrapes of the workloads' declared metrics (the OTel agent's are its
+    metrics readers' flows), and its service discovery's calls to the API server."""
+    prom = topo.observability.prometheus
+    if prom is None:
+        return []
+    me = {"app": prom.name}
+    result = []
+    for t in targets(topo):
+        if t.source[0] != "workloads":
+            continue
+        if t.namespace is not None:
+            flow = Flow(
+                f"{prom.name}-to-{t.job}", prom.namespace, me, t.namespace, {"app": t.app}, (t.port,), source=t.source
+            )
+        else:
+            flow = Flow(
+                f"{prom.name}-to-{t.job}",
+                prom.namespace,
+                me,
+                None,
+                {},
+                (t.port,),
+                (f"{t.address}/32",),
+                source=t.source,
+            )
+        result.append(flow)
+    if scraped_namespaces(topo):
+        source = ("observability", "prometheus")
+        result.append(
+            Flow(f"{prom.name}-to-api-server", prom.namespace, me, None, {}, (API_SERVER_PORT,), masters, source)
+        )
+    return result
 
 
 def _postgresql_flows(topo: Topology) -> list[Flow]:

@@ -12,6 +12,7 @@ from ..errors import dotted
 from ..graph import build_graph, mermaid
 from ..plan.clients import dependents, topic_uses
 from ..plan.messaging import kafka_security
+from ..plan.monitoring import targets
 from ..plan.network import cluster_prerequisites, flows, meshed_namespaces
 from ..plan.processing import callers
 from ..plan.slots import load_balancing
@@ -110,6 +111,17 @@ def render_docs(ctx: Context) -> Rendered:
         survivors=[f"`{name}`" for name in survivors(plan)],
         releases=releases,
         **kafka_security(topo),
+        scrapes=[
+            {
+                "job": t.job,
+                "what": f"the pods `app={t.app}` in `{t.namespace}`, port `{t.port_name}`"
+                if t.namespace
+                else f"`{t.address}:{t.port}`",
+                "path": f"{t.scheme}, `{t.path}`",
+                "source": f"`{dotted(t.source)}`",
+            }
+            for t in targets(topo)
+        ],
         profile=profile,
         topo=topo,
         folders=folders,

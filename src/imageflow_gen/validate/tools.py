@@ -1,9 +1,10 @@
 """The real tools users run in CI, run over a rendered tree where they are installed.
 
 kubectl kustomize (each overlay builds), kubeconform -strict (the built objects, against the
-cluster's Kubernetes version and the CRD schemas, nothing skipped), helm lint --strict (the
-chart with each profile's values) and check-jsonschema (compose files against the
-compose-spec). A tool that is not installed is reported as skipped, never as passed.
+cluster's Kubernetes version and the CRD schemas, nothing skipped), promtool check config (the
+Prometheus configuration among them), helm lint --strict (the chart with each profile's values)
+and check-jsonschema (compose files against the compose-spec). A tool that is not installed is
+reported as skipped, never as passed.
 Tools are looked up on PATH, after the folders in IMAGEFLOW_TOOLS (the Makefile points it
 at .tools/bin).
 """
@@ -276,6 +277,33 @@ def _compose_errors(name: str, proc: subprocess.CompletedProcess[str]) -> list[P
     ] or [Problem(Location(name), "compose", "failed")]
 
 
+def promtool(built: str, by_object: dict[str, str]) -> ToolResult | None:
+    """promtool check config on each Prometheus configuration among the built objects (a
+    ConfigMap with `prometheus.yml`); None when there is none."""
+    import yaml
+
+    configs = [
+        (f"ConfigMap {obj['metadata']['name']}", obj["data"]["prometheus.yml"])
+        for obj in yaml.safe_load_all(built)
+        if obj and obj.get("kind") == "ConfigMap" and "prometheus.yml" in (obj.get("data") or {})
+    ]
+    if not configs:
+        return None
+    checker = find("promtool")
+    if checker is None:
+        return ToolResult("promtool", skipped="promtool not found")
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="imageflow-promtool-") as folder:
+        for name, text in configs:
+            path = Path(folder) / "prometheus.yml"
+            path.write_text(text)
+            proc = _run([checker, "check", "config", str(path)], cwd=Path(folder))
+            if proc.returncode != 0:
+                where = Location(by_object.get(name, name))
+                problems += [Problem(where, "prometheus.yml", line) for line in _lines(proc.stdout + proc.stderr)]
+    return ToolResult("promtool", problems)
+
+
 def run_all(
     root: Path,
     profile: str,
@@ -330,6 +358,10 @@ def _run_all(
                 results.append(
                     api_dry_run("API server dry-run", api[0], built, f"{overlay}/kustomization.yaml", bootstrap=api[1])
                 )
+            progress("promtool")
+            checked = promtool(built, by_object)
+            if checked is not None:
+                results.append(checked)
     chart = f"helm/{profile}"
     values = f"{chart}/values.yaml"
     if (root / chart / "Chart.yaml").is_file():

@@ -1,0 +1,208 @@
+"""Prometheus in imageflow-monitoring (seed 8.1.2: "Prometheus, Grafana"): the server as a
+stateful workload (rendered by plan/workloads.render), its configuration generated from the
+topology, and the service discovery's permissions, limited to the namespaces it scrapes.
+
+What it scrapes is what the profile declares, and nothing else: itself, the OTel agent's two
+metrics ports (the agent's `metrics_readers` must name Prometheus), and each workload's
+`metrics`: its pods in the cluster (Kubernetes service discovery, kept by the workload's `app`
+label and the port's name), its published port on a VM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import Path
+from ..model import Topology
+from ..model.observability import Prometheus
+from ..model.workloads import Workload
+from .common import Spec, labels, spec, tunable
+from .observability import config_text
+from .workloads import Rendering, Variant, render
+
+COMPONENT = "monitoring"
+SOURCE = ("observability", "prometheus")
+CONFIG_DIR = "/etc/prometheus"
+DATA_DIR = "/prometheus"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A scrape job: a workload's pods (`namespace`, `app`, the port's name) or a VM's address."""
+
+    job: str
+    port: int
+    path: str
+    scheme: str
+    source: Path  # the profile key that declares it
+    namespace: str | None = None  # in the cluster: its pods
+    app: str = ""
+    port_name: str = ""
+    address: str | None = None  # on a VM: the address its port is published on
+
+
+def targets(topo: Topology) -> list[Target]:
+    """What Prometheus scrapes besides itself: the OTel agent's metrics (when the agent names
+    Prometheus among its metrics readers), each workload's declared metrics."""
+    prom = topo.observability.prometheus
+    if prom is None:
+        return []
+    result = []
+    agent = topo.observability.otel_agent
+    if any(r.namespace == prom.namespace and r.pods.get("app") == prom.name for r in agent.metrics_readers):
+        for port_name, port in (("metrics", agent.ports.metrics), ("prometheus", agent.ports.prometheus)):
+            result.append(
+                Target(
+                    f"{agent.name}-{port_name}",
+                    port,
+                    "/metrics",
+                    "http",
+                    ("observability", "otel_agent", "metrics_readers"),
+                    agent.namespace,
+                    agent.name,
+                    port_name,
+                )
+            )
+    addresses = {vm.name: str(vm.address) for vm in topo.vms}
+    for i, w in enumerate(topo.workloads):
+        if w.metrics is None:
+            continue
+        found = w.port(w.metrics.port)
+        if found is None:  # refused by the model's checks
+            continue
+        source = ("workloads", i, "metrics")
+        path, scheme = w.metrics.path, w.metrics.scheme
+        if w.namespace is not None:
+            result.append(Target(w.name, found.port, path, scheme, source, w.namespace, w.name, found.name))
+        elif w.vm is not None and found.publish is not None:
+            address = addresses[w.vm] if found.publish.address == "0.0.0.0" else str(found.publish.address)
+            result.append(Target(w.name, found.publish.port, path, scheme, source, address=address))
+    return result
+
+
+def scraped_namespaces(topo: Topology) -> list[str]:
+    """The namespaces whose pods Prometheus discovers: its service discovery may read those only."""
+    return sorted({t.namespace for t in targets(topo) if t.namespace is not None})
+
+
+def config(topo: Topology) -> str:
+    """prometheus.yml: the global interval, then a job per target."""
+    prom = topo.observability.prometheus
+    assert prom is not None
+    jobs: list[dict[str, Any]] = [
+        {"job_name": "prometheus", "static_configs": [{"targets": [f"localhost:{prom.port}"]}]}
+    ]
+    for target in targets(topo):
+        job: dict[str, Any] = {"job_name": target.job, "metrics_path": target.path, "scheme": target.scheme}
+        if target.namespace is not None:
+            job["kubernetes_sd_configs"] = [{"role": "pod", "namespaces": {"names": [target.namespace]}}]
+            job["relabel_configs"] = [
+                {"source_labels": ["__meta_kubernetes_pod_label_app"], "regex": target.app, "action": "keep"},
+                {
+                    "source_labels": ["__meta_kubernetes_pod_container_port_name"],
+                    "regex": target.port_name,
+                    "action": "keep",
+                },
+                {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+                {"source_labels": ["__meta_kubernetes_pod_node_name"], "target_label": "node"},
+            ]
+        else:
+            job["static_configs"] = [{"targets": [f"{target.address}:{target.port}"]}]
+        jobs.append(job)
+    interval = prom.scrape_interval
+    return config_text(
+        {"global": {"scrape_interval": interval, "evaluation_interval": interval}, "scrape_configs": jobs}
+    )
+
+
+def prometheus_workload(topo: Topology) -> tuple[Workload, Rendering]:
+    """Prometheus as a stateful workload: its data volume, its HTTP port, its ready and healthy
+    endpoints as probes, its configuration from the ConfigMap, its service account."""
+    prom = topo.observability.prometheus
+    assert prom is not None
+    workload = Workload.model_validate(
+        {
+            "name": prom.name,
+            "namespace": prom.namespace,
+            "image": prom.image,
+            "kind": "stateful",
+            "args": [
+                f"--config.file={CONFIG_DIR}/prometheus.yml",
+                f"--storage.tsdb.path={DATA_DIR}",
+                f"--storage.tsdb.retention.time={prom.retention}",
+                f"--web.listen-address=:{prom.port}",
+            ],
+            "ports": [{"name": "http", "port": prom.port, "protocol": "http"}],
+            "volumes": [
+                {
+                    "name": "data",
+                    "path": DATA_DIR,
+                    "persistent": {"size": prom.storage_size, "storage_class": prom.storage_class},
+                }
+            ],
+            "probes": {
+                "readiness": {"http": {"path": "/-/ready", "port": "http"}, "initial_delay": 10},
+                "liveness": {"http": {"path": "/-/healthy", "port": "http"}, "initial_delay": 30},
+            },
+            "resources": prom.resources,
+            "node_type": prom.node_type,
+            "availability": {"survives": "nothing", "reason": "Prometheus runs one server, its data on its node"},
+        }
+    )
+    rendering = Rendering(
+        component=COMPONENT,
+        key=SOURCE,
+        variants=[Variant(prom.name, {}, tunable(SOURCE + ("image",), prom.image, Prometheus, "image"), 1, False)],
+        selector={"app": prom.name},
+        headless=False,
+        volumes=[{"name": "config", "configMap": {"name": f"{prom.name}-config"}}],
+        mounts=[{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
+        service_part=(),
+        pod={"serviceAccountName": prom.name, "automountServiceAccountToken": True},
+    )
+    return workload, rendering
+
+
+def specs(topo: Topology) -> list[Spec]:
+    prom = topo.observability.prometheus
+    if prom is None:
+        return []
+    own = labels(prom.name, COMPONENT)
+    workload, how = prometheus_workload(topo)
+    result = [
+        spec(
+            "ConfigMap",
+            "configmap",
+            SOURCE,
+            name=f"{prom.name}-config",
+            namespace=prom.namespace,
+            labels=own,
+            data={"prometheus.yml": config(topo)},
+        ),
+        spec("ServiceAccount", "serviceaccount", SOURCE, name=prom.name, namespace=prom.namespace, labels=own),
+    ]
+    # Service discovery reads the pods of the namespaces it scrapes, and nothing else.
+    for namespace in scraped_namespaces(topo):
+        result += [
+            spec(
+                "Role",
+                "role",
+                SOURCE,
+                name=f"{prom.name}-discovery",
+                namespace=namespace,
+                labels=own,
+                rules=[{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
+            ),
+            spec(
+                "RoleBinding",
+                "rolebinding",
+                SOURCE,
+                name=f"{prom.name}-discovery",
+                namespace=namespace,
+                labels=own,
+                role=f"{prom.name}-discovery",
+                subjects=[{"kind": "ServiceAccount", "name": prom.name, "namespace": prom.namespace}],
+            ),
+        ]
+    return result + render(topo, workload, SOURCE, how)

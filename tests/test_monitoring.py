@@ -1,0 +1,198 @@
+"""Prometheus in imageflow-monitoring: what it scrapes is what the topology declares (the OTel
+agent's metrics, each workload's `metrics`), its discovery may read exactly those namespaces'
+pods, the policies admit exactly those scrapes, and promtool accepts its configuration."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import CRDS, PROFILES, feature_profiles
+from imageflow_gen.errors import ImageflowError
+from imageflow_gen.pipeline import build, validated
+from imageflow_gen.targets.kubernetes import objects
+from imageflow_gen.validate.tools import find
+
+PROFILE_NAMES = ("dev", "staging", "prod")
+
+
+def _objects(profiles: Path, profile: str) -> dict[tuple[str, str, str], dict[str, Any]]:
+    return {
+        (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
+        for o in objects(validated(profiles, profile)[2])
+    }
+
+
+def _config(objs: dict[tuple[str, str, str], dict[str, Any]]) -> dict[str, Any]:
+    return json.loads(objs["ConfigMap", "imageflow-monitoring", "prometheus-config"]["data"]["prometheus.yml"])
+
+
+@pytest.fixture(scope="module")
+def features() -> Path:
+    return feature_profiles()
+
+
+def test_it_scrapes_what_the_topology_declares(features: Path) -> None:
+    objs = _objects(features, "workloads")
+    jobs = {j["job_name"]: j for j in _config(objs)["scrape_configs"]}
+    assert list(jobs) == [
+        "prometheus",
+        "otel-agent-metrics",
+        "otel-agent-prometheus",
+        "triton",
+        "vm1-exporter",
+        "node-exporter",
+    ]
+    # In the cluster: the workload's pods, by its app label and the port's name, in its namespace.
+    triton = jobs["triton"]
+    assert triton["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["imageflow-inference"]}}]
+    keep = [r for r in triton["relabel_configs"] if r.get("action") == "keep"]
+    assert [(r["source_labels"][0], r["regex"]) for r in keep] == [
+        ("__meta_kubernetes_pod_label_app", "triton"),
+        ("__meta_kubernetes_pod_container_port_name", "metrics"),
+    ]
+    # On a VM: the address the port is published on.
+    assert jobs["vm1-exporter"]["static_configs"] == [{"targets": ["10.0.2.10:9308"]}]
+    # The workloads without `metrics` are not scraped, whatever their ports are called.
+    assert "camera-streams" not in jobs and "evaluator" not in jobs
+
+
+def test_discovery_reads_only_the_scraped_namespaces_pods(features: Path) -> None:
+    objs = _objects(features, "workloads")
+    roles = {
+        ns: o for (kind, ns, _), o in objs.items() if kind == "Role" and o["metadata"]["name"] == "prometheus-discovery"
+    }
+    assert sorted(roles) == ["imageflow-inference", "imageflow-observability"]
+    for ns, role in roles.items():
+        assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
+        binding = objs["RoleBinding", ns, "prometheus-discovery"]
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "prometheus", "namespace": "imageflow-monitoring"}
+        ]
+    assert not [o for (kind, _, name), o in objs.items() if kind.startswith("Cluster") and "prometheus" in name]
+    pod = objs["StatefulSet", "imageflow-monitoring", "prometheus"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "prometheus" and pod["automountServiceAccountToken"] is True
+
+
+def test_the_policies_admit_exactly_the_scrapes(features: Path) -> None:
+    objs = _objects(features, "workloads")
+    policies = {name: o for (kind, _, name), o in objs.items() if kind == "NetworkPolicy" and "prometheus" in name}
+    assert sorted(policies) == [
+        "allow-prometheus-to-api-server-egress",
+        "allow-prometheus-to-node-exporter-egress",
+        "allow-prometheus-to-node-exporter-ingress",
+        "allow-prometheus-to-triton-egress",
+        "allow-prometheus-to-triton-ingress",
+        "allow-prometheus-to-vm1-exporter-egress",
+    ]
+    ingress = policies["allow-prometheus-to-triton-ingress"]["spec"]
+    assert ingress["podSelector"] == {"matchLabels": {"app": "triton"}}
+    assert ingress["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 8002}]
+    vm = policies["allow-prometheus-to-vm1-exporter-egress"]["spec"]["egress"][0]
+    assert vm["to"] == [{"ipBlock": {"cidr": "10.0.2.10/32"}}] and vm["ports"] == [{"protocol": "TCP", "port": 9308}]
+
+
+@pytest.mark.parametrize("profile", [*PROFILE_NAMES, "workloads"])
+def test_promtool_accepts_the_configuration(features: Path, profile: str, tmp_path: Path) -> None:
+    promtool = find("promtool")
+    if promtool is None:
+        pytest.fail("promtool is missing: `make tools` builds it")
+    files = build(features, profile, CRDS).files
+    (text,) = [
+        t
+        for p, t in files.items()
+        if p.startswith(f"helm/{profile}/") and p.endswith("configmap-prometheus-config.yaml")
+    ]
+    config = tmp_path / "prometheus.yml"
+    config.write_text(yaml.safe_load(text)["data"]["prometheus.yml"])
+    result = subprocess.run([str(promtool), "check", "config", str(config)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr
+
+
+def test_monitoring_can_be_off(tmp_path: Path) -> None:
+    profiles = tmp_path / "profiles"
+    shutil.copytree(PROFILES, profiles)
+    (profiles / "quiet.yaml").write_text("purpose: no metrics\nextends: dev\nobservability:\n  prometheus: null\n")
+    objs = _objects(profiles, "quiet")
+    assert not [key for key in objs if "prometheus" in key[2]]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        (
+            "    metrics: {port: nope}\n",
+            "workloads[0].metrics.port",
+            "no port named 'nope' (defined: metrics)",
+        ),
+        (
+            "    vm: vm1\n    metrics: {port: metrics}\n",
+            "workloads[0].metrics.port",
+            "x runs on VM vm1: publish port 'metrics' on the VM's address (publish.address) for Prometheus "
+            "to scrape it",
+        ),
+    ],
+)
+def test_a_metrics_declaration_is_checked_where_it_is_written(
+    tmp_path: Path, text: str, key: str, message: str
+) -> None:
+    profiles = tmp_path / "profiles"
+    shutil.copytree(PROFILES, profiles)
+    place = "" if "vm:" in text else "    namespace: imageflow-backend\n"
+    (profiles / "m.yaml").write_text(
+        "purpose: x\nextends: dev\nworkloads:\n  - name: x\n"
+        + place
+        + "    image: ghcr.io/imageflowcanvas/x:1.0.0\n"
+        + "    ports: [{name: metrics, port: 9100, protocol: http}]\n"
+        + text
+        + "    resources: {requests: {cpu: 10m, memory: 16Mi}, limits: {cpu: 100m, memory: 64Mi}}\n"
+    )
+    with pytest.raises(ImageflowError) as caught:
+        validated(profiles, "m")
+    found = [p for p in caught.value.problems if p.key == key]
+    assert [p.message for p in found] == [message], [(p.key, p.message) for p in caught.value.problems]
+    assert found[0].location.file.endswith("m.yaml") and found[0].location.line > 0
+
+
+def test_the_graphs_evaluator_finds_exactly_the_required_flows_with_the_scrapes(features: Path) -> None:
+    """The independent NetworkPolicy evaluator of test_graph, on the feature profile whose
+    workloads declare metrics: allowed == required, the scrapes included."""
+    from test_graph import Cluster, _required_all
+
+    _, topo, plan = validated(features, "workloads")
+    allowed = Cluster(objects(plan)).allowed()
+    required = _required_all(topo)
+    assert ("imageflow-monitoring/prometheus", "imageflow-inference/triton", 8002) in required
+    assert ("imageflow-monitoring/prometheus", "ip:10.0.2.10", 9308) in required
+    assert required - allowed == set() and allowed - required == set()
+
+
+def test_promtool_is_the_version_of_the_profiles_prometheus() -> None:
+    promtool = find("promtool")
+    if promtool is None:
+        pytest.fail("promtool is missing: `make tools` builds it")
+    version = subprocess.run([str(promtool), "--version"], capture_output=True, text=True).stdout.split()[2]
+    topo = validated(PROFILES, "prod")[1]
+    assert topo.observability.prometheus.image.endswith(f":v{version}")
+
+
+def test_validate_runs_promtool_on_the_built_configuration(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    from imageflow_gen.validate.tools import promtool
+
+    result = run_cli("validate", "--profile", "dev")
+    assert result.code == 0 and "promtool: ok" in result.stdout, result.stdout + result.stderr
+    # A configuration promtool refuses is reported at the ConfigMap it came from.
+    built = "kind: ConfigMap\nmetadata: {name: prometheus-config}\ndata:\n  prometheus.yml: 'scrape_configs: [{}]'\n"
+    checked = promtool(built, {"ConfigMap prometheus-config": "kustomize/base/x.yaml"})
+    assert checked is not None and checked.problems
+    assert checked.problems[0].location.file == "kustomize/base/x.yaml"
+    assert promtool("kind: ConfigMap\nmetadata: {name: other}\ndata: {a: b}\n", {}) is None
