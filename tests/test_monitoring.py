@@ -98,22 +98,95 @@ def test_the_policies_admit_exactly_the_scrapes(features: Path) -> None:
     assert vm["to"] == [{"ipBlock": {"cidr": "10.0.2.10/32"}}] and vm["ports"] == [{"protocol": "TCP", "port": 9308}]
 
 
-@pytest.mark.parametrize("profile", [*PROFILE_NAMES, "workloads"])
-def test_promtool_accepts_the_configuration(features: Path, profile: str, tmp_path: Path) -> None:
+def _promtool() -> str:
     promtool = find("promtool")
     if promtool is None:
         pytest.fail("promtool is missing: `make tools` builds it")
+    return str(promtool)
+
+
+def _prometheus_files(features: Path, profile: str, folder: Path) -> dict[str, str]:
+    """The Prometheus ConfigMap's files as the chart renders them, written into `folder`."""
     files = build(features, profile, CRDS).files
     (text,) = [
         t
         for p, t in files.items()
         if p.startswith(f"helm/{profile}/") and p.endswith("configmap-prometheus-config.yaml")
     ]
-    config = tmp_path / "prometheus.yml"
-    config.write_text(yaml.safe_load(text)["data"]["prometheus.yml"])
-    result = subprocess.run([str(promtool), "check", "config", str(config)], capture_output=True, text=True)
+    data: dict[str, str] = yaml.safe_load(text)["data"]
+    for name, content in data.items():
+        (folder / name).write_text(content)
+    return data
+
+
+@pytest.mark.parametrize("profile", [*PROFILE_NAMES, "workloads"])
+def test_promtool_accepts_the_configuration_and_rules(features: Path, profile: str, tmp_path: Path) -> None:
+    data = _prometheus_files(features, profile, tmp_path)
+    assert set(data) == {"prometheus.yml", "alerts.yml"}
+    assert json.loads(data["prometheus.yml"])["rule_files"] == ["alerts.yml"]  # beside it, wherever it is
+    result = subprocess.run(
+        [_promtool(), "check", "config", "--lint-fatal", "prometheus.yml"], capture_output=True, text=True, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS" in result.stdout + result.stderr
+    assert "SUCCESS: 1 rule files found" in result.stdout
+
+
+def test_the_alert_rules_fire_as_promtool_evaluates_them(features: Path, tmp_path: Path) -> None:
+    """promtool test rules: a pod of Triton that stops answering raises ScrapeTargetDown after
+    five minutes (not before); a VM exporter with no series at all raises ScrapeTargetMissing
+    after ten; the node exporters, answering, raise nothing."""
+    data = _prometheus_files(features, "workloads", tmp_path)
+    rules = {(r["alert"], r["labels"]["job"]): r for r in json.loads(data["alerts.yml"])["groups"][0]["rules"]}
+    assert {job for _, job in rules} == {
+        "otel-agent-metrics",
+        "otel-agent-prometheus",
+        "triton",
+        "vm1-exporter",
+        "node-exporter",
+    }
+
+    def expected(alert: str, job: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+        rule = rules[alert, job]
+        return {"exp_labels": {**rule["labels"], **(labels or {})}, "exp_annotations": rule["annotations"]}
+
+    triton = {"job": "triton", "instance": "10.42.0.7:8002", "pod": "triton-7d9f"}
+    series = ",".join(f'{k}="{v}"' for k, v in triton.items())
+    tests = {
+        "rule_files": ["alerts.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": f"up{{{series}}}", "values": "0x15"},
+                    {"series": 'up{job="node-exporter", instance="10.42.0.9:9100"}', "values": "1x15"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "4m", "alertname": "ScrapeTargetDown", "exp_alerts": []},
+                    {
+                        "eval_time": "6m",
+                        "alertname": "ScrapeTargetDown",
+                        "exp_alerts": [expected("ScrapeTargetDown", "triton", triton)],
+                    },
+                    {"eval_time": "9m", "alertname": "ScrapeTargetMissing", "exp_alerts": []},
+                    {
+                        "eval_time": "11m",
+                        "alertname": "ScrapeTargetMissing",
+                        "exp_alerts": [
+                            expected("ScrapeTargetMissing", job)
+                            for job in ("otel-agent-metrics", "otel-agent-prometheus", "vm1-exporter")
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    (tmp_path / "alerts.test.yml").write_text(json.dumps(tests))
+    result = subprocess.run(
+        [_promtool(), "test", "rules", "alerts.test.yml"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
 
 
 def test_monitoring_can_be_off(tmp_path: Path) -> None:
@@ -175,10 +248,7 @@ def test_the_graphs_evaluator_finds_exactly_the_required_flows_with_the_scrapes(
 
 
 def test_promtool_is_the_version_of_the_profiles_prometheus() -> None:
-    promtool = find("promtool")
-    if promtool is None:
-        pytest.fail("promtool is missing: `make tools` builds it")
-    version = subprocess.run([str(promtool), "--version"], capture_output=True, text=True).stdout.split()[2]
+    version = subprocess.run([_promtool(), "--version"], capture_output=True, text=True).stdout.split()[2]
     topo = validated(PROFILES, "prod")[1]
     assert topo.observability.prometheus.image.endswith(f":v{version}")
 
@@ -196,3 +266,11 @@ def test_validate_runs_promtool_on_the_built_configuration(tmp_path: Path) -> No
     assert checked is not None and checked.problems
     assert checked.problems[0].location.file == "kustomize/base/x.yaml"
     assert promtool("kind: ConfigMap\nmetadata: {name: other}\ndata: {a: b}\n", {}) is None
+    # Lint findings fail it too: two rules that would raise the same alert.
+    rule = "{alert: A, expr: up == 0}"
+    linted = promtool(
+        "kind: ConfigMap\nmetadata: {name: p}\ndata:\n  prometheus.yml: 'rule_files: [r.yml]'\n"
+        f"  r.yml: '{{groups: [{{name: g, rules: [{rule}, {rule}]}}]}}'\n",
+        {},
+    )
+    assert linted is not None and any("duplicate rule" in p.message for p in linted.problems)

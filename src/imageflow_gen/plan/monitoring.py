@@ -1,6 +1,7 @@
 """Prometheus in imageflow-monitoring (seed 8.1.2: "Prometheus, Grafana"): the server as a
-stateful workload (rendered by plan/workloads.render), its configuration generated from the
-topology, and the service discovery's permissions, limited to the namespaces it scrapes.
+stateful workload (rendered by plan/workloads.render), its configuration and alert rules
+generated from the topology, and the service discovery's permissions, limited to the
+namespaces it scrapes.
 
 What it scrapes is what the profile declares, and nothing else: itself, the OTel agent's two
 metrics ports (the agent's `metrics_readers` must name Prometheus), and each workload's
@@ -112,8 +113,49 @@ def config(topo: Topology) -> str:
         jobs.append(job)
     interval = prom.scrape_interval
     return config_text(
-        {"global": {"scrape_interval": interval, "evaluation_interval": interval}, "scrape_configs": jobs}
+        {
+            "global": {"scrape_interval": interval, "evaluation_interval": interval},
+            # Relative to this file: beside it in the container, and wherever promtool checks it.
+            "rule_files": [RULES_FILE],
+            "scrape_configs": jobs,
+        }
     )
+
+
+RULES_FILE = "alerts.yml"
+DOWN_AFTER = "5m"  # a target that does not answer this long is down
+MISSING_AFTER = "10m"  # no target of a job this long: nothing is running (or nothing is found)
+
+
+def alert_rules(topo: Topology) -> str:
+    """alerts.yml: for every job but Prometheus's own, that its targets answer, and that it has
+    targets at all (in the cluster: that discovery finds the workload's pods)."""
+    rules: list[dict[str, Any]] = []
+    for t in targets(topo):
+        where = f"the pods app={t.app} in {t.namespace}, port {t.port_name}" if t.namespace else f"{t.address}:{t.port}"
+        rules += [
+            {
+                "alert": "ScrapeTargetDown",
+                "expr": f'up{{job="{t.job}"}} == 0',
+                "for": DOWN_AFTER,
+                "labels": {"severity": "warning", "job": t.job},
+                "annotations": {
+                    "summary": f"A target of {t.job} does not answer",
+                    "description": f"Prometheus cannot scrape a target of {t.job} ({where}) for {DOWN_AFTER}.",
+                },
+            },
+            {
+                "alert": "ScrapeTargetMissing",
+                "expr": f'absent(up{{job="{t.job}"}})',
+                "for": MISSING_AFTER,
+                "labels": {"severity": "critical", "job": t.job},
+                "annotations": {
+                    "summary": f"Nothing of {t.job} is scraped",
+                    "description": f"Prometheus has had no target of {t.job} ({where}) for {MISSING_AFTER}.",
+                },
+            },
+        ]
+    return config_text({"groups": [{"name": "imageflow-scrapes", "rules": rules}]})
 
 
 def prometheus_workload(topo: Topology) -> tuple[Workload, Rendering]:
@@ -178,7 +220,7 @@ def specs(topo: Topology) -> list[Spec]:
             name=f"{prom.name}-config",
             namespace=prom.namespace,
             labels=own,
-            data={"prometheus.yml": config(topo)},
+            data={"prometheus.yml": config(topo), RULES_FILE: alert_rules(topo)},
         ),
         spec("ServiceAccount", "serviceaccount", SOURCE, name=prom.name, namespace=prom.namespace, labels=own),
     ]

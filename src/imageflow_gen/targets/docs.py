@@ -12,7 +12,7 @@ from ..errors import dotted
 from ..graph import build_graph, mermaid
 from ..plan.clients import dependents, topic_uses
 from ..plan.messaging import kafka_security
-from ..plan.monitoring import targets
+from ..plan.monitoring import DOWN_AFTER, MISSING_AFTER, targets
 from ..plan.network import cluster_prerequisites, flows, meshed_namespaces
 from ..plan.processing import callers
 from ..plan.slots import load_balancing
@@ -122,6 +122,8 @@ def render_docs(ctx: Context) -> Rendered:
             }
             for t in targets(topo)
         ],
+        alert_down=DOWN_AFTER,
+        alert_missing=MISSING_AFTER,
         profile=profile,
         topo=topo,
         folders=folders,

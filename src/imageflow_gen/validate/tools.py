@@ -279,11 +279,12 @@ def _compose_errors(name: str, proc: subprocess.CompletedProcess[str]) -> list[P
 
 def promtool(built: str, by_object: dict[str, str]) -> ToolResult | None:
     """promtool check config on each Prometheus configuration among the built objects (a
-    ConfigMap with `prometheus.yml`); None when there is none."""
+    ConfigMap with `prometheus.yml`, and the rule files beside it), its lint findings fatal;
+    None when there is none."""
     import yaml
 
     configs = [
-        (f"ConfigMap {obj['metadata']['name']}", obj["data"]["prometheus.yml"])
+        (f"ConfigMap {obj['metadata']['name']}", obj["data"])
         for obj in yaml.safe_load_all(built)
         if obj and obj.get("kind") == "ConfigMap" and "prometheus.yml" in (obj.get("data") or {})
     ]
@@ -293,11 +294,12 @@ def promtool(built: str, by_object: dict[str, str]) -> ToolResult | None:
     if checker is None:
         return ToolResult("promtool", skipped="promtool not found")
     problems = []
-    with tempfile.TemporaryDirectory(prefix="imageflow-promtool-") as folder:
-        for name, text in configs:
-            path = Path(folder) / "prometheus.yml"
-            path.write_text(text)
-            proc = _run([checker, "check", "config", str(path)], cwd=Path(folder))
+    for name, data in configs:
+        # The ConfigMap's files side by side, as mounted: the config and the rule files it names.
+        with tempfile.TemporaryDirectory(prefix="imageflow-promtool-") as folder:
+            for key, text in data.items():
+                (Path(folder) / key).write_text(text)
+            proc = _run([checker, "check", "config", "--lint-fatal", "prometheus.yml"], cwd=Path(folder))
             if proc.returncode != 0:
                 where = Location(by_object.get(name, name))
                 problems += [Problem(where, "prometheus.yml", line) for line in _lines(proc.stdout + proc.stderr)]
