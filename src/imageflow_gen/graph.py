@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from .model import Topology
 from .plan import Plan
 from .plan.messaging import VPN_NETWORK, kafka_vm_address
-from .model.checks import CONNECT_USER, kafka_network, kafka_users, postgres_users
+from .model.checks import CONNECT_USER, endpoint_targets, kafka_network, kafka_users, postgres_users
+from .plan.endpoints import published_address
 from .plan.network import INGRESS_GATEWAY, ISTIO_NAMESPACE, Flow, flows
 from .plan.storage import vm_clients
 
@@ -240,16 +241,15 @@ def _add_flow(
 def _published(topo: Topology) -> dict[tuple[str, int], str]:
     """The node of each (VM address, port) a VM service publishes: the typed workloads', and
     PostgreSQL's when a VM runs it."""
-    addresses = {vm.name: str(vm.address) for vm in topo.vms}
     result = {}
-    for w in topo.workloads:
-        for p in w.ports if w.vm is not None else []:
-            if p.publish is not None:
-                address = addresses[w.vm] if p.publish.address == "0.0.0.0" else p.publish.address
-                result[str(address), p.publish.port] = _id("vm", str(w.vm), w.name)
-    pg = topo.storage.postgresql
-    if pg is not None and pg.vm is not None:
-        result[addresses[pg.vm], pg.port] = _id("vm", pg.vm, pg.name)
+    for target in endpoint_targets(topo).values():
+        vm = target.vm
+        if vm is None:
+            continue
+        for port in target.ports:
+            published = published_address(topo, vm, port)
+            if published is not None:
+                result[published] = _id("vm", vm, target.name)
     return result
 
 

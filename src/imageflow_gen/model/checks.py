@@ -1132,7 +1132,7 @@ def _metrics(topo: Topology) -> Iterator[Finding]:
         port = w.port(w.metrics.port)
         if port is None:
             yield where, f"no port named {w.metrics.port!r} ({_choices(p.name for p in w.ports)})"
-        elif prom is not None and w.vm is not None and (port.publish is None or port.publish.address == "127.0.0.1"):
+        elif prom is not None and w.vm is not None and not port.published_beyond_vm:
             yield (
                 where,
                 f"{w.name} runs on VM {w.vm}: publish port {port.name!r} on the VM's address (publish.address) "
@@ -1485,7 +1485,7 @@ def _endpoint(topo: Topology, w: Any, endpoint: Any, where: Path, names: dict[st
                 f"{w.name} runs on VM {w.vm}, which {target.name}'s port {port.name!r} does not admit "
                 f"(node_port_from: {', '.join(port.node_port_from)})",
             )
-    elif target.vm is not None and (port.publish is None or port.publish.address == "127.0.0.1"):
+    elif target.vm is not None and not port.published_beyond_vm:
         yield (
             where + ("port",),
             f"{target.name}'s port {port.name!r} is not published beyond VM {target.vm}: "

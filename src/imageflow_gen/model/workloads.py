@@ -106,6 +106,11 @@ class WorkloadPort(Strict):
     publish: Published | None = None
     """On a VM: publish it on the VM at this port and address."""
 
+    @property
+    def published_beyond_vm(self) -> bool:
+        """Whether it is published where others reach it: not only on the VM's 127.0.0.1."""
+        return self.publish is not None and self.publish.address != "127.0.0.1"
+
 
 class SecretValue(Strict):
     """A key of a Secret declared in `secrets.workload_secrets`."""

@@ -16,7 +16,7 @@ from ..model import Topology
 from ..model.checks import CONNECT_USER, endpoint_key, kafka_users, placed_env, role_secret, slot_envs, uses_store
 from ..model.messaging import KafkaConnect
 from ..model.workloads import Workload
-from .common import service_dns
+from .endpoints import postgres_address
 from .messaging import bootstrap_servers, cluster_client
 from .storage import client_env, client_of, client_volumes, cluster_endpoint
 
@@ -43,13 +43,10 @@ def store_wiring(topo: Topology, workload: Workload) -> Wiring:
     pg = topo.storage.postgresql
     if pg_use is not None and pg is not None:
         password = {"name": role_secret(pg, pg_use.role), "key": "password"}
+        host, port = postgres_address(topo, workload)  # its Service, or the VM that runs it
         env += [
-            # Its Service, or the address of the VM it runs on (where it publishes the port).
-            {
-                "name": "PGHOST",
-                "value": service_dns(pg.name, pg.namespace) if pg.namespace else _vm_address(topo, pg.vm),
-            },
-            {"name": "PGPORT", "value": str(pg.port)},
+            {"name": "PGHOST", "value": host},
+            {"name": "PGPORT", "value": str(port)},
             {"name": "PGDATABASE", "value": pg_use.database},
             {"name": "PGUSER", "value": pg_use.role},
             {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": password}},
@@ -61,10 +58,6 @@ def store_wiring(topo: Topology, workload: Workload) -> Wiring:
         volumes += kafka_volumes
         mounts += kafka_mounts
     return env, volumes, mounts
-
-
-def _vm_address(topo: Topology, vm: str | None) -> str:
-    return str(next(v.address for v in topo.vms if v.name == vm))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from ..model import Topology
 from ..model.observability import Prometheus
 from ..model.workloads import Workload
 from .common import Spec, labels, spec, tunable
+from .endpoints import published_address
 from .observability import config_text
 from .workloads import Rendering, Variant, render
 
@@ -65,7 +66,6 @@ def targets(topo: Topology) -> list[Target]:
                     port_name,
                 )
             )
-    addresses = {vm.name: str(vm.address) for vm in topo.vms}
     for i, w in enumerate(topo.workloads):
         if w.metrics is None:
             continue
@@ -76,9 +76,9 @@ def targets(topo: Topology) -> list[Target]:
         path, scheme = w.metrics.path, w.metrics.scheme
         if w.namespace is not None:
             result.append(Target(w.name, found.port, path, scheme, source, w.namespace, w.name, found.name))
-        elif w.vm is not None and found.publish is not None:
-            address = addresses[w.vm] if found.publish.address == "0.0.0.0" else str(found.publish.address)
-            result.append(Target(w.name, found.publish.port, path, scheme, source, address=address))
+        elif w.vm is not None and (published := published_address(topo, w.vm, found)) is not None:
+            address, port = published
+            result.append(Target(w.name, port, path, scheme, source, address=address))
     return result
 
 

@@ -24,7 +24,8 @@ from .messaging import broker_ports, kafka_vm_address
 from .monitoring import scraped_namespaces, targets
 from .postgresql import bootstrap_job
 from .storage import BUCKET_JOB, vm_clients
-from .workloads import endpoint_target, transport
+from .endpoints import endpoint_target
+from .workloads import transport
 
 ISTIO_NAMESPACE = "istio-system"
 INGRESS_GATEWAY = {"istio": "ingressgateway"}

@@ -51,7 +51,13 @@ def bootstrap_job(pg: Postgresql) -> str:
 
 
 def backup_job(pg: Postgresql) -> str:
+    """The backup CronJob; on a VM, the upload service cron runs (it starts the dump first)."""
     return f"{pg.name}-backup"
+
+
+def dump_service(pg: Postgresql) -> str:
+    """On a VM, the backup's dump service (in the cluster the CronJob's init container)."""
+    return f"{backup_job(pg)}-dump"
 
 
 def specs(topo: Topology) -> list[Spec]:

@@ -19,10 +19,10 @@ from ..model.edge import EdgeComponent
 from ..model.checks import (
     BACKUP_ROLE,
     CONNECT_USER,
+    Caller,
     client_of_backup,
     kafka_network,
     kafka_users,
-    only_node,
     role_secret,
     uses_store,
 )
@@ -42,6 +42,7 @@ from .messaging import (
     vm_client_paths,
 )
 from .common import workload_secret
+from .endpoints import endpoint_target, postgres_address
 from .postgresql import (
     POSTGRES_UID,
     DATA_DIR,
@@ -50,12 +51,14 @@ from .postgresql import (
     ROLES_DIR,
     SQL_DIR,
     SUPERUSER_DIR,
+    bootstrap_job,
     bootstrap_roles,
     bootstrap_script,
     backup_job,
     bootstrap_sql,
     client_env as postgres_env,
     dump_script,
+    dump_service,
     server_config,
     server_workload,
     upload_script,
@@ -63,7 +66,7 @@ from .postgresql import (
 from .storage import CA_FILE, vm_endpoint, vm_host
 from .vms import Envelope, edge_services, kafka_services, postgres_services, workload_services
 from .slots import edge_fields
-from .workloads import VmRoute, endpoint_target, endpoint_value, vm_routes, vm_workloads
+from .workloads import VmRoute, endpoint_value, vm_routes, vm_workloads
 
 LOG_OPTIONS = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "5"}}
 INTERNAL_LISTENER = "INTERNAL"
@@ -285,12 +288,8 @@ def vm_store_wiring(topo: Topology, name: str, vm: str, uses: list[Any]) -> VmWi
         secrets += [SecretValue(name=ref.name, key=key) for key in ref.keys.values()]
     pg_use = next((u.postgresql for u in uses if u.postgresql is not None), None)
     if pg is not None and pg_use is not None:
-        if pg.vm is not None:  # its compose service on the same VM, else the address it publishes on
-            host = pg.name if pg.vm == vm else str(next(v.address for v in topo.vms if v.name == pg.vm))
-            port: int | None = pg.port
-        else:  # in the cluster: its node port, on the one node that runs it
-            node = only_node(topo, pg)
-            host, port = (str(node.ip) if node is not None else ""), pg.vm_node_port
+        # Its compose name on the same VM, the address another VM publishes it on, or its node port.
+        host, port = postgres_address(topo, Caller(name, None, vm, (), ()))
         password = SecretValue(name=role_secret(pg, pg_use.role), key="password")
         environment |= {
             "PGHOST": host,
@@ -399,13 +398,8 @@ def _vm1(topo: Topology) -> Stack:
     for user in scram_users(topo):
         # The key `password` of the user's Secret kafka-<name>, as its workload reads it.
         value = _user_password(user)
-        _add_secret_values([value], secrets, env_vars)
-        variable = workload_secret(value.name, value.key)[1]
-        env_vars[variable] = (
-            env_vars[variable][0],
-            f"file holding key password of Secret {value.name}: the password of Kafka's SCRAM user {user} "
-            "(no ',', '=', '[' or ']')",
-        )
+        what = f"the password of Kafka's SCRAM user {user} (no ',', '=', '[' or ']')"
+        _add_secret_values([value], secrets, env_vars, what)
     if "KAFKA_OPTS" in security:
         files["kafka/kafka_server_jaas.conf"] = ConfigFile(text=_JAAS)
     services["kafka-init"] = _topics(topo, kafka, stack["kafka-init"])
@@ -692,15 +686,16 @@ def _add_env_secrets(env: list[Any], secrets: dict[str, Any], variables: dict[st
 
 
 def _add_secret_values(
-    values: list[SecretValue], secrets: dict[str, Any], variables: dict[str, tuple[str, str]]
+    values: list[SecretValue], secrets: dict[str, Any], variables: dict[str, tuple[str, str]], what: str = ""
 ) -> None:
-    """Each Secret key as a compose secret read from the file an .env variable names."""
+    """Each Secret key as a compose secret read from the file an .env variable names (`what`:
+    what the key holds, for the .env's comment)."""
     for value in values:
         name, variable = workload_secret(value.name, value.key)
         secrets[name] = _secret_file(variable)
         variables[variable] = (
             f"./secrets/{value.name}-{value.key}",
-            f"file holding key {value.key} of Secret {value.name}",
+            f"file holding key {value.key} of Secret {value.name}" + (f": {what}" if what else ""),
         )
 
 
@@ -865,9 +860,9 @@ def _with_postgresql(topo: Topology, stack: Stack, network: str) -> Stack:
     healthy = {pg.name: {"condition": "service_healthy"}}
     files[f"{pg.name}/bootstrap.sql"] = ConfigFile(text=bootstrap_sql(pg))
     roles = [secret(role_secret(pg, role), "password", f"{ROLES_DIR}/{role}") for role in bootstrap_roles(pg)]
-    services[f"{pg.name}-bootstrap"] = {
+    services[bootstrap_job(pg)] = {
         "image": pg.image,
-        **_hardened(envelopes[f"{pg.name}-bootstrap"]),
+        **_hardened(envelopes[bootstrap_job(pg)]),
         "user": f"{POSTGRES_UID}:{POSTGRES_UID}",
         "entrypoint": ["/bin/sh", "-c", bootstrap_script()],
         "environment": postgres_env(pg, "postgres", superuser["target"]),
@@ -904,7 +899,7 @@ def _add_backup(
     minio = topo.storage.minio
     dumps = f"{pg.name}-dumps"
     volumes[dumps] = {}
-    dump, upload = f"{backup_job(pg)}-dump", backup_job(pg)  # cron runs the upload, which starts the dump
+    dump, upload = dump_service(pg), backup_job(pg)  # cron runs the upload, which starts the dump
     role = secret(role_secret(pg, BACKUP_ROLE), "password", f"{ROLES_DIR}/{BACKUP_ROLE}")
     services[dump] = {
         "image": pg.image,

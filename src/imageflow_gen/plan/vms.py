@@ -14,6 +14,7 @@ from decimal import Decimal
 from ..model import Topology
 from ..model.common import Resources
 from ..model.quantity import parse
+from .postgresql import backup_job, bootstrap_job, dump_service
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,11 @@ def postgres_services(topo: Topology, vm: str) -> dict[str, Envelope]:
         return {}
     services = {
         pg.name: envelope(pg.resources, 1024),
-        f"{pg.name}-bootstrap": Envelope("0.2", "128m", 64, one_shot=True),
+        bootstrap_job(pg): Envelope("0.2", "128m", 64, one_shot=True),
     }
     if pg.backup is not None:
-        backup = f"{pg.name}-backup"
-        services[f"{backup}-dump"] = Envelope("0.5", "512m", 256, one_shot=True)
-        services[backup] = Envelope("0.5", "512m", 256, one_shot=True)
+        services[dump_service(pg)] = Envelope("0.5", "512m", 256, one_shot=True)
+        services[backup_job(pg)] = Envelope("0.5", "512m", 256, one_shot=True)
     return services
 
 

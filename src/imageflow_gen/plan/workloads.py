@@ -20,12 +20,12 @@ from pydantic import BaseModel
 
 from ..errors import Path
 from ..model import Topology
-from ..model.checks import Target, endpoint_targets, only_node
 from ..model.common import Autoscaling
 from ..model.release import BlueGreenRelease, CanaryRelease
 from ..model.types import duration_ms
 from ..model.workloads import FILES_VOLUME, Endpoint, Probe, Workload, WorkloadPort, env_entries
 from .clients import store_wiring
+from .endpoints import endpoint_address
 from .common import (
     placement,
     EXEMPTION_ANNOTATION,
@@ -59,41 +59,6 @@ def vm_workloads(topo: Topology, vm: str) -> list[tuple[int, Workload]]:
 def transport(port: WorkloadPort) -> str:
     """The port's transport protocol as Kubernetes and compose spell it."""
     return "UDP" if port.protocol == "udp" else "TCP"
-
-
-def first_node_ip(topo: Topology) -> str:
-    """Where a VM reaches a cluster node port: the first server node (any node forwards it)."""
-    return str(topo.cluster.master_nodes[0].ip)
-
-
-def endpoint_target(topo: Topology, endpoint: Endpoint) -> tuple[Target, WorkloadPort] | None:
-    """What an endpoint names (a workload or a seed service) and its port; None when either is
-    missing (the checks say so)."""
-    target = endpoint_targets(topo).get(endpoint.workload)
-    port = target.port(endpoint.port) if target else None
-    return (target, port) if target is not None and port is not None else None
-
-
-def endpoint_address(topo: Topology, caller: Any, endpoint: Endpoint) -> tuple[str, int] | None:
-    """(host, port) at which `caller` reaches `endpoint`, where the caller runs; None when it
-    cannot (the checks say why)."""
-    found = endpoint_target(topo, endpoint)
-    if found is None:
-        return None
-    target, port = found
-    if caller.namespace is not None and target.namespace is not None:
-        return service_dns(target.name, target.namespace), port.port
-    if caller.vm is not None and target.vm == caller.vm:
-        return target.name, port.port
-    if caller.vm is not None and target.namespace is not None:
-        if port.node_port is None:
-            return None
-        node = only_node(topo, target) if port.node_port_from else None
-        return (str(node.ip) if node else first_node_ip(topo)), port.node_port
-    if target.vm is not None and port.publish is not None and port.publish.address != "127.0.0.1":
-        vm = next(v for v in topo.vms if v.name == target.vm)
-        return str(vm.address), port.publish.port
-    return None
 
 
 def endpoint_value(topo: Topology, caller: Any, endpoint: Endpoint) -> str:
