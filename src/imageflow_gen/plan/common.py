@@ -263,17 +263,6 @@ def http_probe(path: str, port: str | int, *, delay: int = 5, https: bool = Fals
     }
 
 
-def grpc_probe(port: int, *, delay: int = 5) -> dict[str, Any]:
-    """The gRPC health checking protocol, probed by the kubelet itself (Kubernetes >= 1.27)."""
-    return {
-        "grpc": {"port": port},
-        "initialDelaySeconds": delay,
-        "periodSeconds": 10,
-        "timeoutSeconds": 3,
-        "failureThreshold": 3,
-    }
-
-
 def tmp_volume() -> tuple[dict[str, Any], dict[str, Any]]:
     """Scratch space for a read-only root file system: (volume, mount)."""
     return {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "256Mi"}}, {"name": TMP_VOLUME, "mountPath": TMP_PATH}
