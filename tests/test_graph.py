@@ -328,8 +328,14 @@ def _required_all(topo: Any) -> set[tuple[str, str, int]]:
         if reads_agent:
             required |= {(me, agent, port) for port in (ports.metrics, ports.prometheus)}
         # Its discovery asks the API server when it scrapes any pod.
-        if reads_agent or any(w.metrics and w.namespace for w in topo.workloads):
+        ksm = prom.kube_state_metrics
+        if reads_agent or ksm is not None or any(w.metrics and w.namespace for w in topo.workloads):
             required |= {(me, f"ip:{n.ip}", 6443) for n in topo.cluster.master_nodes}
+        if ksm is not None:  # scraped beside Prometheus; it reads the API server; telemetry as every pod
+            state = f"{prom.namespace}/{ksm.name}"
+            required.add((me, state, ksm.port))
+            required |= {(state, f"ip:{n.ip}", 6443) for n in topo.cluster.master_nodes}
+            required |= {(state, agent, port) for port in (ports.otlp_grpc, ports.otlp_http)}
     return required | _workload_needs(topo)
 
 

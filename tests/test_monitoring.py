@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from conftest import CRDS, PROFILES, feature_profiles
+from conftest import PROFILES, feature_profiles
 from imageflow_gen.errors import ImageflowError
-from imageflow_gen.pipeline import build, validated
+from imageflow_gen.pipeline import validated
 from imageflow_gen.targets.kubernetes import objects
 from imageflow_gen.validate.tools import find
 
@@ -45,6 +44,7 @@ def test_it_scrapes_what_the_topology_declares(features: Path) -> None:
         "prometheus",
         "otel-agent-metrics",
         "otel-agent-prometheus",
+        "kube-state-metrics",
         "triton",
         "vm1-exporter",
         "node-exporter",
@@ -68,7 +68,7 @@ def test_discovery_reads_only_the_scraped_namespaces_pods(features: Path) -> Non
     roles = {
         ns: o for (kind, ns, _), o in objs.items() if kind == "Role" and o["metadata"]["name"] == "prometheus-discovery"
     }
-    assert sorted(roles) == ["imageflow-inference", "imageflow-observability"]
+    assert sorted(roles) == ["imageflow-inference", "imageflow-monitoring", "imageflow-observability"]
     for ns, role in roles.items():
         assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
         binding = objs["RoleBinding", ns, "prometheus-discovery"]
@@ -85,6 +85,8 @@ def test_the_policies_admit_exactly_the_scrapes(features: Path) -> None:
     policies = {name: o for (kind, _, name), o in objs.items() if kind == "NetworkPolicy" and "prometheus" in name}
     assert sorted(policies) == [
         "allow-prometheus-to-api-server-egress",
+        "allow-prometheus-to-kube-state-metrics-egress",
+        "allow-prometheus-to-kube-state-metrics-ingress",
         "allow-prometheus-to-node-exporter-egress",
         "allow-prometheus-to-node-exporter-ingress",
         "allow-prometheus-to-triton-egress",
@@ -106,14 +108,8 @@ def _promtool() -> str:
 
 
 def _prometheus_files(features: Path, profile: str, folder: Path) -> dict[str, str]:
-    """The Prometheus ConfigMap's files as the chart renders them, written into `folder`."""
-    files = build(features, profile, CRDS).files
-    (text,) = [
-        t
-        for p, t in files.items()
-        if p.startswith(f"helm/{profile}/") and p.endswith("configmap-prometheus-config.yaml")
-    ]
-    data: dict[str, str] = yaml.safe_load(text)["data"]
+    """The Prometheus ConfigMap's files, written into `folder`."""
+    data: dict[str, str] = _objects(features, profile)["ConfigMap", "imageflow-monitoring", "prometheus-config"]["data"]
     for name, content in data.items():
         (folder / name).write_text(content)
     return data
@@ -138,6 +134,7 @@ def test_the_alert_rules_fire_as_promtool_evaluates_them(features: Path, tmp_pat
     data = _prometheus_files(features, "workloads", tmp_path)
     rules = {(r["alert"], r["labels"]["job"]): r for r in json.loads(data["alerts.yml"])["groups"][0]["rules"]}
     assert {job for _, job in rules} == {
+        "kube-state-metrics",
         "otel-agent-metrics",
         "otel-agent-prometheus",
         "triton",
@@ -174,7 +171,12 @@ def test_the_alert_rules_fire_as_promtool_evaluates_them(features: Path, tmp_pat
                         "alertname": "ScrapeTargetMissing",
                         "exp_alerts": [
                             expected("ScrapeTargetMissing", job)
-                            for job in ("otel-agent-metrics", "otel-agent-prometheus", "vm1-exporter")
+                            for job in (
+                                "kube-state-metrics",
+                                "otel-agent-metrics",
+                                "otel-agent-prometheus",
+                                "vm1-exporter",
+                            )
                         ],
                     },
                 ],
@@ -187,6 +189,121 @@ def test_the_alert_rules_fire_as_promtool_evaluates_them(features: Path, tmp_pat
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+def test_the_workload_alerts_fire_on_kube_state_metrics_series(features: Path, tmp_path: Path) -> None:
+    """promtool test rules on kube-state-metrics' series: a crash loop, a Deployment short of
+    replicas, an autoscaler at its maximum, each for 15 minutes, and the GPU node not ready for
+    5, raise their alerts; the same outside the topology's namespaces, or a node without a GPU,
+    raise nothing."""
+    data = _prometheus_files(features, "workloads", tmp_path)
+    groups = {g["name"]: g["rules"] for g in json.loads(data["alerts.yml"])["groups"]}
+    rules = {(r["alert"], r["annotations"]["summary"]): r for r in groups["imageflow-workloads"]}
+    assert sorted({alert for alert, _ in rules}) == [
+        "AutoscalerAtMaximum",
+        "ContainerCrashLooping",
+        "GpuNodeNotReady",
+        "WorkloadReplicasUnavailable",
+    ]
+
+    def alert(name: str, labels: dict[str, str], summary: str = "") -> dict[str, Any]:
+        (rule,) = [r for (a, s), r in rules.items() if a == name and (not summary or s == summary)]
+        exp = {**rule["labels"], **labels}
+        annotations = {
+            k: v.replace("{{ $labels.", "{").replace(" }}", "}").format(**labels)
+            for k, v in rule["annotations"].items()
+        }
+        return {"exp_labels": exp, "exp_annotations": annotations}
+
+    ksm = {"job": "kube-state-metrics", "instance": "10.42.0.5:8080"}
+
+    def series(name: str, values: str, **labels: str) -> dict[str, str]:
+        inner = ", ".join(f'{k}="{v}"' for k, v in {**labels, **ksm}.items())
+        return {"series": f"{name}{{{inner}}}", "values": values}
+
+    crash = {"namespace": "imageflow-processing", "pod": "evaluator-5f7c", "container": "evaluator"}
+    evaluator = {"namespace": "imageflow-processing", "deployment": "evaluator"}
+    hpa = {"namespace": "imageflow-processing", "horizontalpodautoscaler": "evaluator"}
+    gpu = {"node": "k3s-worker-02", "condition": "Ready", "status": "true"}
+    tests = {
+        "rule_files": ["alerts.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    series("kube_pod_container_status_waiting_reason", "1x30", reason="CrashLoopBackOff", **crash),
+                    series(
+                        "kube_pod_container_status_waiting_reason",
+                        "1x30",
+                        reason="CrashLoopBackOff",
+                        namespace="kube-system",
+                        pod="coredns-1",
+                        container="coredns",
+                    ),
+                    series("kube_deployment_status_replicas_available", "1x30", **evaluator),
+                    series("kube_deployment_spec_replicas", "2x30", **evaluator),
+                    series("kube_horizontalpodautoscaler_status_current_replicas", "4x30", **hpa),
+                    series("kube_horizontalpodautoscaler_spec_max_replicas", "4x30", **hpa),
+                    series("kube_node_status_condition", "0x30", **gpu),
+                    series("kube_node_status_condition", "0x30", **{**gpu, "node": "k3s-worker-01"}),
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "4m", "alertname": "GpuNodeNotReady", "exp_alerts": []},
+                    {
+                        "eval_time": "6m",
+                        "alertname": "GpuNodeNotReady",
+                        "exp_alerts": [alert("GpuNodeNotReady", {**gpu, **ksm})],
+                    },
+                    *[{"eval_time": "14m", "alertname": a, "exp_alerts": []} for a in ("ContainerCrashLooping",)],
+                    {
+                        "eval_time": "16m",
+                        "alertname": "ContainerCrashLooping",
+                        "exp_alerts": [alert("ContainerCrashLooping", {**crash, "reason": "CrashLoopBackOff", **ksm})],
+                    },
+                    {
+                        "eval_time": "16m",
+                        "alertname": "WorkloadReplicasUnavailable",
+                        "exp_alerts": [
+                            alert(
+                                "WorkloadReplicasUnavailable", {**evaluator, **ksm}, "A Deployment is short of replicas"
+                            )
+                        ],
+                    },
+                    {
+                        "eval_time": "16m",
+                        "alertname": "AutoscalerAtMaximum",
+                        "exp_alerts": [alert("AutoscalerAtMaximum", {**hpa, **ksm})],
+                    },
+                ],
+            }
+        ],
+    }
+    (tmp_path / "workloads.test.yml").write_text(json.dumps(tests))
+    result = subprocess.run(
+        [_promtool(), "test", "rules", "workloads.test.yml"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_kube_state_metrics_reads_the_kinds_it_reports_and_nothing_else(features: Path) -> None:
+    objs = _objects(features, "workloads")
+    role = objs["ClusterRole", "", "kube-state-metrics"]
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["apps"], "resources": ["daemonsets", "deployments", "statefulsets"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["list", "watch"]},
+    ]
+    binding = objs["ClusterRoleBinding", "", "kube-state-metrics"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "kube-state-metrics", "namespace": "imageflow-monitoring"}
+    ]
+    (container,) = objs["Deployment", "imageflow-monitoring", "kube-state-metrics"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert "--resources=daemonsets,deployments,horizontalpodautoscalers,nodes,pods,statefulsets" in container["args"]
+    egress = objs["NetworkPolicy", "imageflow-monitoring", "allow-kube-state-metrics-to-api-server-egress"]["spec"]
+    assert egress["egress"][0]["ports"] == [{"protocol": "TCP", "port": 6443}]
 
 
 def test_monitoring_can_be_off(tmp_path: Path) -> None:

@@ -75,6 +75,9 @@ def test_every_workload_meets_restricted(profile: str) -> None:
         elif prometheus is not None and obj["metadata"]["name"] == prometheus.name:  # its discovery reads pods
             assert volumes <= ALLOWED_VOLUMES and not exemption, name
             assert pod["automountServiceAccountToken"] is True and pod["serviceAccountName"] == prometheus.name
+        elif prometheus is not None and obj["metadata"]["name"] == getattr(prometheus.kube_state_metrics, "name", ""):
+            assert volumes <= ALLOWED_VOLUMES and not exemption, name  # it reads the objects it reports
+            assert pod["automountServiceAccountToken"] is True and pod["serviceAccountName"] == obj["metadata"]["name"]
         else:
             assert volumes <= ALLOWED_VOLUMES | ({"hostPath"} if host_paths else set()), name
             assert all(f"hostPath {h.path}: {h.reason}" in exemption for h in host_paths), name

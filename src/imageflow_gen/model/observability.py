@@ -101,6 +101,23 @@ class Tempo(Strict):
     """Who queries Tempo's HTTP API (port `http`), e.g. Grafana; the policies admit exactly these pods."""
 
 
+class KubeStateMetrics(Strict):
+    """kube-state-metrics beside Prometheus: the state of the topology's Deployments,
+    StatefulSets, DaemonSets, pods, autoscalers and nodes as metrics, which the workload alerts
+    (crash loops, unavailable replicas, an autoscaler at its maximum, a GPU node not ready) read."""
+
+    name: ServiceName = "kube-state-metrics"
+    """Deployment, Service, ServiceAccount and RBAC objects' name; its pods' `app` label."""
+    image: Image
+    """Its image, pinned (e.g. registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0)."""
+    port: Port = 8080
+    """The port it serves the objects' metrics on."""
+    telemetry_port: Port = 8081
+    """The port it serves its own metrics and readiness on."""
+    resources: Resources
+    """Requests and limits."""
+
+
 class Prometheus(Strict):
     """Prometheus (seed 8.1.2: imageflow-monitoring holds "Prometheus, Grafana"): one server
     that scrapes what the topology declares: the OTel agent's metrics, and each workload's
@@ -127,6 +144,9 @@ class Prometheus(Strict):
     """How often every target is scraped (and rules evaluated)."""
     node_type: LabelValue | None = None
     """The nodes' `node-type` label to place it on."""
+    kube_state_metrics: KubeStateMetrics | None = None
+    """kube-state-metrics in Prometheus's namespace, watching the topology's namespaces and the
+    nodes; unset: no alerts on the workloads' state."""
 
 
 class Observability(Strict):

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import Path
 from ..model import Topology
-from ..model.observability import Prometheus
+from ..model.observability import KubeStateMetrics, Prometheus
 from ..model.workloads import Workload
 from .common import Spec, labels, spec, tunable
 from .endpoints import published_address
@@ -25,6 +25,14 @@ from .workloads import Rendering, Variant, render
 
 COMPONENT = "monitoring"
 SOURCE = ("observability", "prometheus")
+KSM_SOURCE = (*SOURCE, "kube_state_metrics")
+KSM_PORT = "http-metrics"  # the port names kube-state-metrics' own manifests use
+# What kube-state-metrics reads (list and watch), the kinds the workload alerts are about.
+KSM_RESOURCES = {
+    "": ("nodes", "pods"),
+    "apps": ("daemonsets", "deployments", "statefulsets"),
+    "autoscaling": ("horizontalpodautoscalers",),
+}
 CONFIG_DIR = "/etc/prometheus"
 DATA_DIR = "/prometheus"
 
@@ -42,6 +50,7 @@ class Target:
     app: str = ""
     port_name: str = ""
     address: str | None = None  # on a VM: the address its port is published on
+    exporter: str | None = None  # the exporter whose metric names it serves (plan/catalogue.py)
 
 
 def targets(topo: Topology) -> list[Target]:
@@ -66,6 +75,21 @@ def targets(topo: Topology) -> list[Target]:
                     port_name,
                 )
             )
+    ksm = prom.kube_state_metrics
+    if ksm is not None:
+        result.append(
+            Target(
+                ksm.name,
+                ksm.port,
+                "/metrics",
+                "http",
+                KSM_SOURCE,
+                prom.namespace,
+                ksm.name,
+                KSM_PORT,
+                exporter="kube-state-metrics",
+            )
+        )
     for i, w in enumerate(topo.workloads):
         if w.metrics is None:
             continue
@@ -155,7 +179,100 @@ def alert_rules(topo: Topology) -> str:
                 },
             },
         ]
-    return config_text({"groups": [{"name": "imageflow-scrapes", "rules": rules}]})
+    groups = [{"name": "imageflow-scrapes", "rules": rules}]
+    state = workload_rules(topo)
+    if state:
+        groups.append({"name": "imageflow-workloads", "rules": state})
+    return config_text({"groups": groups})
+
+
+CRASH_LOOP_FOR = "15m"  # restarting this long: not a hiccup
+UNAVAILABLE_FOR = "15m"  # fewer replicas than wanted this long: a rollout would have finished
+AT_MAXIMUM_FOR = "15m"  # the seed's autoscalers at their maximum this long: capacity is short
+NODE_NOT_READY_FOR = "5m"
+
+
+def workload_rules(topo: Topology) -> list[dict[str, Any]]:
+    """With kube-state-metrics: a container crash-looping, a Deployment, StatefulSet or
+    DaemonSet short of replicas, an autoscaler at its maximum (when any workload autoscales), a
+    GPU node not ready (when the cluster has one); all in the topology's namespaces."""
+    prom = topo.observability.prometheus
+    if prom is None or prom.kube_state_metrics is None:
+        return []
+    ns = 'namespace=~"' + "|".join(sorted(n.name for n in topo.namespaces)) + '"'
+
+    def rule(
+        alert: str,
+        expr: str,
+        after: str,
+        severity: str,
+        summary: str,
+        description: str,
+        more: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "alert": alert,
+            "expr": expr,
+            "for": after,
+            "labels": {"severity": severity, **(more or {})},
+            "annotations": {"summary": summary, "description": description},
+        }
+
+    rules = [
+        rule(
+            "ContainerCrashLooping",
+            f'max_over_time(kube_pod_container_status_waiting_reason{{reason="CrashLoopBackOff", {ns}}}[5m]) >= 1',
+            CRASH_LOOP_FOR,
+            "critical",
+            "A container is crash-looping",
+            "Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} has been in "
+            f"CrashLoopBackOff for {CRASH_LOOP_FOR}.",
+        )
+    ]
+    for kind, available, wanted in (
+        ("Deployment", "kube_deployment_status_replicas_available", "kube_deployment_spec_replicas"),
+        ("StatefulSet", "kube_statefulset_status_replicas_ready", "kube_statefulset_replicas"),
+        ("DaemonSet", "kube_daemonset_status_number_available", "kube_daemonset_status_desired_number_scheduled"),
+    ):
+        rules.append(
+            rule(  # one alert, told apart by the kind's label
+                "WorkloadReplicasUnavailable",
+                f"{available}{{{ns}}} < {wanted}{{{ns}}}",
+                UNAVAILABLE_FOR,
+                "warning",
+                f"A {kind} is short of replicas",
+                f"{kind} {{{{ $labels.namespace }}}}/{{{{ $labels.{kind.lower()} }}}} has had fewer available "
+                f"replicas than it wants for {UNAVAILABLE_FOR}.",
+                {"kind": kind},
+            )
+        )
+    if any(w.autoscaling for w in topo.workloads) or any(s.autoscaling for s in topo.processing.services):
+        rules.append(
+            rule(
+                "AutoscalerAtMaximum",
+                f"kube_horizontalpodautoscaler_status_current_replicas{{{ns}}}"
+                f" >= kube_horizontalpodautoscaler_spec_max_replicas{{{ns}}}",
+                AT_MAXIMUM_FOR,
+                "warning",
+                "An autoscaler is at its maximum",
+                "HorizontalPodAutoscaler {{ $labels.namespace }}/{{ $labels.horizontalpodautoscaler }} has run "
+                f"at its maximum replicas for {AT_MAXIMUM_FOR}: the load needs more than it may add.",
+            )
+        )
+    gpu = sorted(n.name for n in topo.cluster.nodes if n.resources.gpu > 0)
+    if gpu:
+        rules.append(
+            rule(
+                "GpuNodeNotReady",
+                f'kube_node_status_condition{{condition="Ready", status="true", node=~"{"|".join(gpu)}"}} == 0',
+                NODE_NOT_READY_FOR,
+                "critical",
+                "A GPU node is not ready",
+                f"GPU node {{{{ $labels.node }}}} has not been Ready for {NODE_NOT_READY_FOR}: "
+                "the workloads that need its GPU cannot run.",
+            )
+        )
+    return rules
 
 
 def prometheus_workload(topo: Topology) -> tuple[Workload, Rendering]:
@@ -206,6 +323,78 @@ def prometheus_workload(topo: Topology) -> tuple[Workload, Rendering]:
     return workload, rendering
 
 
+def ksm_workload(topo: Topology) -> tuple[Workload, Rendering]:
+    """kube-state-metrics as a Deployment: the kinds it reads, its metrics and telemetry ports,
+    liveness on the first, readiness (metrics gathered) on the second, its service account."""
+    prom = topo.observability.prometheus
+    assert prom is not None and prom.kube_state_metrics is not None
+    ksm = prom.kube_state_metrics
+    workload = Workload.model_validate(
+        {
+            "name": ksm.name,
+            "namespace": prom.namespace,
+            "image": ksm.image,
+            "args": [
+                f"--port={ksm.port}",
+                f"--telemetry-port={ksm.telemetry_port}",
+                "--resources=" + ",".join(sorted(r for kinds in KSM_RESOURCES.values() for r in kinds)),
+            ],
+            "ports": [
+                {"name": KSM_PORT, "port": ksm.port, "protocol": "http"},
+                {"name": "telemetry", "port": ksm.telemetry_port, "protocol": "http"},
+            ],
+            "probes": {
+                "readiness": {"http": {"path": "/readyz", "port": "telemetry"}, "initial_delay": 5},
+                "liveness": {"http": {"path": "/healthz", "port": KSM_PORT}, "initial_delay": 5},
+            },
+            "resources": ksm.resources,
+            "node_type": prom.node_type,
+            "availability": {"survives": "nothing", "reason": "one kube-state-metrics serves the alerts"},
+        }
+    )
+    rendering = Rendering(
+        component=COMPONENT,
+        key=KSM_SOURCE,
+        variants=[
+            Variant(ksm.name, {}, tunable(KSM_SOURCE + ("image",), ksm.image, KubeStateMetrics, "image"), 1, False)
+        ],
+        selector={"app": ksm.name},
+        headless=False,
+        pod={"serviceAccountName": ksm.name, "automountServiceAccountToken": True},
+    )
+    return workload, rendering
+
+
+def _ksm_specs(topo: Topology) -> list[Spec]:
+    """kube-state-metrics: its service account, read access to the kinds it reports (cluster-wide:
+    nodes are not namespaced, and one instance per namespace list would report them once per
+    namespace), and the Deployment."""
+    prom = topo.observability.prometheus
+    if prom is None or prom.kube_state_metrics is None:
+        return []
+    ksm = prom.kube_state_metrics
+    own = labels(ksm.name, COMPONENT)
+    rules = [
+        {"apiGroups": [group], "resources": list(kinds), "verbs": ["list", "watch"]}
+        for group, kinds in KSM_RESOURCES.items()
+    ]
+    workload, how = ksm_workload(topo)
+    return [
+        spec("ServiceAccount", "serviceaccount", KSM_SOURCE, name=ksm.name, namespace=prom.namespace, labels=own),
+        spec("ClusterRole", "clusterrole", KSM_SOURCE, name=ksm.name, labels=own, rules=rules),
+        spec(
+            "ClusterRoleBinding",
+            "clusterrolebinding",
+            KSM_SOURCE,
+            name=ksm.name,
+            labels=own,
+            role=ksm.name,
+            subjects=[{"kind": "ServiceAccount", "name": ksm.name, "namespace": prom.namespace}],
+        ),
+        *render(topo, workload, KSM_SOURCE, how),
+    ]
+
+
 def specs(topo: Topology) -> list[Spec]:
     prom = topo.observability.prometheus
     if prom is None:
@@ -247,4 +436,4 @@ def specs(topo: Topology) -> list[Spec]:
                 subjects=[{"kind": "ServiceAccount", "name": prom.name, "namespace": prom.namespace}],
             ),
         ]
-    return result + render(topo, workload, SOURCE, how)
+    return result + render(topo, workload, SOURCE, how) + _ksm_specs(topo)

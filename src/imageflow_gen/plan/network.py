@@ -21,7 +21,7 @@ from ..model.network import NetworkPolicy as PolicyModel
 from ..model.network import Route
 from .common import Spec, common_labels, needs_gpu_runtime, spec
 from .messaging import broker_ports, kafka_vm_address
-from .monitoring import scraped_namespaces, targets
+from .monitoring import KSM_SOURCE, scraped_namespaces, targets
 from .postgresql import bootstrap_job
 from .storage import BUCKET_JOB, vm_clients
 from .endpoints import endpoint_target
@@ -427,7 +427,7 @@ def _prometheus_flows(topo: Topology, masters: tuple[str, ...]) -> list[Flow]:
     me = {"app": prom.name}
     result = []
     for t in targets(topo):
-        if t.source[0] != "workloads":
+        if t.source[:2] == ("observability", "otel_agent"):  # the agent's metrics readers' flows
             continue
         if t.namespace is not None:
             flow = Flow(
@@ -449,6 +449,20 @@ def _prometheus_flows(topo: Topology, masters: tuple[str, ...]) -> list[Flow]:
         source = ("observability", "prometheus")
         result.append(
             Flow(f"{prom.name}-to-api-server", prom.namespace, me, None, {}, (API_SERVER_PORT,), masters, source)
+        )
+    ksm = prom.kube_state_metrics
+    if ksm is not None:
+        result.append(
+            Flow(
+                f"{ksm.name}-to-api-server",
+                prom.namespace,
+                {"app": ksm.name},
+                None,
+                {},
+                (API_SERVER_PORT,),
+                masters,
+                KSM_SOURCE,
+            )
         )
     return result
 
