@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Tests find the tools `make tools` installs here, whatever else is on PATH.
 export IMAGEFLOW_TOOLS := $(CURDIR)/.tools/bin
 
-.PHONY: help venv tools render validate simulate schema crds test golden bench clean
+.PHONY: help venv tools render validate simulate schema crds metrics test golden bench clean
 
 help:
 	@echo "make render PROFILE=prod   render a profile into out/"
@@ -20,6 +20,7 @@ help:
 	@echo "make golden                rewrite the golden files (review the diff!)"
 	@echo "make schema                regenerate schemas/ from the model"
 	@echo "make crds                  regenerate schemas/crds/ from the pinned upstream CRDs (needs go)"
+	@echo "make metrics               regenerate schemas/metrics/, the exporters' metric names (needs go)"
 	@echo "make bench                 benchmark against helm, kustomize and kubeconform (bench/README.md)"
 
 $(STAMP): pyproject.toml requirements.lock
@@ -49,6 +50,9 @@ schema: $(STAMP)
 
 crds: $(STAMP)
 	$(BIN)/python tools/crds.py
+
+metrics: $(STAMP)
+	$(BIN)/python tools/metrics.py
 
 # On every core: the tests are independent (each writes to its own temporary folders).
 test: $(STAMP) tools

@@ -15,6 +15,8 @@ import pytest
 from conftest import PROFILES, feature_profiles
 from imageflow_gen.errors import ImageflowError
 from imageflow_gen.pipeline import validated
+from imageflow_gen.plan.catalogue import SYNTHETIC, catalogue, selected
+from imageflow_gen.plan.monitoring import alert_rules, targets
 from imageflow_gen.targets.kubernetes import objects
 from imageflow_gen.validate.tools import find
 
@@ -45,9 +47,11 @@ def test_it_scrapes_what_the_topology_declares(features: Path) -> None:
         "otel-agent-metrics",
         "otel-agent-prometheus",
         "kube-state-metrics",
+        "node-exporter",
+        "vm0-node-exporter",
+        "vm1-node-exporter",
         "triton",
         "vm1-exporter",
-        "node-exporter",
     ]
     # In the cluster: the workload's pods, by its app label and the port's name, in its namespace.
     triton = jobs["triton"]
@@ -59,6 +63,7 @@ def test_it_scrapes_what_the_topology_declares(features: Path) -> None:
     ]
     # On a VM: the address the port is published on.
     assert jobs["vm1-exporter"]["static_configs"] == [{"targets": ["10.0.2.10:9308"]}]
+    assert jobs["vm0-node-exporter"]["static_configs"] == [{"targets": ["10.0.0.10:9100"]}]
     # The workloads without `metrics` are not scraped, whatever their ports are called.
     assert "camera-streams" not in jobs and "evaluator" not in jobs
 
@@ -91,7 +96,9 @@ def test_the_policies_admit_exactly_the_scrapes(features: Path) -> None:
         "allow-prometheus-to-node-exporter-ingress",
         "allow-prometheus-to-triton-egress",
         "allow-prometheus-to-triton-ingress",
+        "allow-prometheus-to-vm0-node-exporter-egress",
         "allow-prometheus-to-vm1-exporter-egress",
+        "allow-prometheus-to-vm1-node-exporter-egress",
     ]
     ingress = policies["allow-prometheus-to-triton-ingress"]["spec"]
     assert ingress["podSelector"] == {"matchLabels": {"app": "triton"}}
@@ -140,6 +147,8 @@ def test_the_alert_rules_fire_as_promtool_evaluates_them(features: Path, tmp_pat
         "triton",
         "vm1-exporter",
         "node-exporter",
+        "vm0-node-exporter",
+        "vm1-node-exporter",
     }
 
     def expected(alert: str, job: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -175,6 +184,8 @@ def test_the_alert_rules_fire_as_promtool_evaluates_them(features: Path, tmp_pat
                                 "kube-state-metrics",
                                 "otel-agent-metrics",
                                 "otel-agent-prometheus",
+                                "vm0-node-exporter",
+                                "vm1-node-exporter",
                                 "vm1-exporter",
                             )
                         ],
@@ -319,14 +330,20 @@ def test_monitoring_can_be_off(tmp_path: Path) -> None:
     [
         (
             "    metrics: {port: nope}\n",
-            "workloads[0].metrics.port",
+            "workloads[3].metrics.port",  # after base's three node exporters
             "no port named 'nope' (defined: metrics)",
         ),
         (
             "    vm: vm1\n    metrics: {port: metrics}\n",
-            "workloads[0].metrics.port",
+            "workloads[3].metrics.port",
             "x runs on VM vm1: publish port 'metrics' on the VM's address (publish.address) for Prometheus "
             "to scrape it",
+        ),
+        (
+            "    vm: vm1\n    metrics: {port: metrics}\n    ports: [{name: metrics, port: 9101, publish: {port: 9101, "
+            "address: 10.8.0.11}}]\n",
+            "workloads[3].ports[0].publish.address",
+            "10.8.0.11 is not an address of vm1: 127.0.0.1, its address 10.0.2.10, or 0.0.0.0",
         ),
     ],
 )
@@ -340,7 +357,7 @@ def test_a_metrics_declaration_is_checked_where_it_is_written(
         "purpose: x\nextends: dev\nworkloads:\n  - name: x\n"
         + place
         + "    image: ghcr.io/imageflowcanvas/x:1.0.0\n"
-        + "    ports: [{name: metrics, port: 9100, protocol: http}]\n"
+        + ("" if "ports:" in text else "    ports: [{name: metrics, port: 9100, protocol: http}]\n")
         + text
         + "    resources: {requests: {cpu: 10m, memory: 16Mi}, limits: {cpu: 100m, memory: 64Mi}}\n"
     )
@@ -391,3 +408,43 @@ def test_validate_runs_promtool_on_the_built_configuration(tmp_path: Path) -> No
         {},
     )
     assert linted is not None and any("duplicate rule" in p.message for p in linted.problems)
+
+
+@pytest.mark.parametrize("profile", [*PROFILE_NAMES, "workloads"])
+def test_every_alert_names_a_metric_a_scraped_exporter_serves(features: Path, profile: str) -> None:
+    """The alert rules select only metrics that some scrape target's exporter serves (its list in
+    schemas/metrics/), or that Prometheus gives every target (`up`)."""
+    topo = validated(features, profile)[1]
+    served = set(SYNTHETIC)
+    for t in targets(topo):
+        if t.exporter is not None:
+            served |= catalogue(t.exporter).names
+    groups = json.loads(alert_rules(topo))["groups"]
+    exprs = [r["expr"] for g in groups for r in g["rules"]]
+    assert exprs
+    for expr in exprs:
+        assert selected(expr) and selected(expr) <= served, expr
+
+
+def test_selected_finds_every_selector_of_an_expression() -> None:
+    expr = 'max_over_time(kube_a{x="{"}[5m]) >= 1 and on(node) kube_b {y="1"} unless absent(up{job="j"})'
+    assert selected(expr) == {"kube_a", "kube_b", "up"}
+
+
+def test_the_profiles_exporters_are_the_versions_their_metric_lists_are_of(features: Path) -> None:
+    """A metric list is of one exporter version: the profiles pin that version's image."""
+    for profile in [*PROFILE_NAMES, "workloads"]:
+        topo = validated(features, profile)[1]
+        ksm = topo.observability.prometheus.kube_state_metrics
+        images = [(w.metrics.exporter, w.image) for w in topo.workloads if w.metrics and w.metrics.exporter]
+        for exporter, image in [("kube-state-metrics", ksm.image), *images]:
+            assert image.rsplit(":", 1)[1] == catalogue(exporter).version, (profile, image)
+
+
+def test_the_metric_lists_say_where_they_come_from() -> None:
+    for path in sorted((Path(__file__).parent.parent / "schemas" / "metrics").glob("*.json")):
+        data = json.loads(path.read_text())
+        assert path.stem == data["exporter"]
+        assert data["module"] and data["version"].startswith("v") and data["sum"].startswith("h1:")
+        assert data["license"] == "Apache-2.0" and data["how"]
+        assert data["names"] == sorted(set(data["names"])) and len(data["names"]) > 100

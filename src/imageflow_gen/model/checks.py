@@ -1370,6 +1370,14 @@ def _workloads(topo: Topology) -> Iterator[Finding]:
                     published.setdefault(str(w.vm), []).append(
                         ((port.publish.port, port.protocol == "udp"), where + ("publish", "port"))
                     )
+                    vm = next((v for v in topo.vms if v.name == w.vm), None)
+                    bindable = ["127.0.0.1", "0.0.0.0", *([str(vm.address)] if vm else [])]
+                    if vm is not None and port.publish.address not in bindable:
+                        yield (
+                            where + ("publish", "address"),
+                            f"{port.publish.address} is not an address of {vm.name}: 127.0.0.1, its address "
+                            f"{vm.address}, or 0.0.0.0",
+                        )
         yield from _workload_env(topo, w, base, names, secrets)
         yield from _where(w.env, w.uses, base, ())
         yield from _workload_probes(w, base)

@@ -98,11 +98,14 @@ def targets(topo: Topology) -> list[Target]:
             continue
         source = ("workloads", i, "metrics")
         path, scheme = w.metrics.path, w.metrics.scheme
+        exporter = w.metrics.exporter
         if w.namespace is not None:
-            result.append(Target(w.name, found.port, path, scheme, source, w.namespace, w.name, found.name))
+            result.append(
+                Target(w.name, found.port, path, scheme, source, w.namespace, w.name, found.name, exporter=exporter)
+            )
         elif w.vm is not None and (published := published_address(topo, w.vm, found)) is not None:
             address, port = published
-            result.append(Target(w.name, port, path, scheme, source, address=address))
+            result.append(Target(w.name, port, path, scheme, source, address=address, exporter=exporter))
     return result
 
 

@@ -69,7 +69,8 @@ def kafka_services(topo: Topology) -> dict[str, Envelope]:
     services = {b.name: Envelope("2", f"{kafka.heap_mb * 2}m", 4096) for b in kafka.brokers}
     services["kafka-init"] = Envelope("0.5", "512m", 256, one_shot=True)
     if kafka.connect:
-        services["kafka-connect"] = Envelope("2", "2g", 1024)
+        # 1.5 CPUs: three brokers' 6 and this leave the Kafka VM's exporters room in its 8.
+        services["kafka-connect"] = Envelope("1.5", "2g", 1024)
         services["kafka-connect-init"] = Envelope("0.25", "64m", 64, one_shot=True)
     return services
 

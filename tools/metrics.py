@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Produce schemas/metrics/: for each exporter the output scrapes, the names of the metrics it
+serves, at the version the profiles pin. Alerts and dashboards may only name these (a test
+checks), so a query can never ask for a metric no declared target exposes.
+
+Each list comes from the exporter's own Go module, fetched with `go mod download` (the module
+proxy, checked against the Go checksum database) at the pinned version and held to the pinned
+go.sum `h1:` hash:
+
+- kube-state-metrics: every metric is a string literal `"kube_..."` in internal/store/*.go.
+- node-exporter: most names are built at run time (from /proc/meminfo's keys, the network
+  devices' fields), so the script builds the exporter from its module, runs it on this Linux
+  machine with its default collectors, and lists the `# TYPE` names it serves. A collector
+  that finds nothing on the machine lists nothing: the list is what a Linux host serves.
+
+    python tools/metrics.py              rewrite schemas/metrics/<exporter>.json
+    python tools/metrics.py --out DIR    write them into DIR instead
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "schemas" / "metrics"
+
+
+@dataclass(frozen=True)
+class Source:
+    exporter: str
+    module: str
+    version: str
+    sum: str  # the go.sum h1: hash of the module zip
+    license: str
+    how: str
+
+
+SOURCES = (
+    Source(
+        "kube-state-metrics",
+        "k8s.io/kube-state-metrics/v2",
+        "v2.13.0",
+        "h1:g5OV0cwrDKvyrQApYxI7Ny+vFUgU3X6MYrnIzdCAdNU=",
+        "Apache-2.0",
+        'the string literals "kube_..." in internal/store/*.go (tests excluded)',
+    ),
+    Source(
+        "node-exporter",
+        "github.com/prometheus/node_exporter",
+        "v1.8.2",
+        "h1:G8NryhgftPSXTnD+DuaNZTHDqmHF3zLWgPeG5RUtcHg=",
+        "Apache-2.0",
+        "built from the module and run on Linux with its default collectors: the # TYPE names it served",
+    ),
+)
+
+
+def download(source: Source, workdir: Path) -> Path:
+    """The module's extracted directory, after checking its h1: sum against the pin."""
+    proc = subprocess.run(
+        ["go", "mod", "download", "-json", f"{source.module}@{source.version}"],
+        cwd=workdir,
+        env={**os.environ, "GOFLAGS": "-mod=mod"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    info = json.loads(proc.stdout or "{}")
+    if proc.returncode != 0 or "Error" in info:
+        sys.exit(
+            f"metrics: go mod download {source.module}@{source.version} failed: {info.get('Error') or proc.stderr}"
+        )
+    if info.get("Sum") != source.sum:
+        sys.exit(f"metrics: {source.module}@{source.version} has sum {info.get('Sum')}, expected {source.sum}")
+    return Path(info["Dir"])
+
+
+def kube_state_metrics(module: Path, _workdir: Path) -> set[str]:
+    names: set[str] = set()
+    for path in sorted((module / "internal" / "store").glob("*.go")):
+        if not path.name.endswith("_test.go"):
+            names |= set(re.findall(r'"(kube_[a-z0-9_]+)"', path.read_text()))
+    return names
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def node_exporter(module: Path, workdir: Path) -> set[str]:
+    binary = workdir / "node_exporter"
+    env = {**os.environ, "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
+    subprocess.run(["go", "build", "-o", str(binary), "."], cwd=module, env=env, check=True)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(binary), f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        for _ in range(50):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                    text = response.read().decode()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            sys.exit("metrics: node_exporter did not answer")
+    finally:
+        proc.terminate()
+        proc.wait()
+    return {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+
+
+LISTERS = {"kube-state-metrics": kube_state_metrics, "node-exporter": node_exporter}
+
+
+def produce(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        (workdir / "go.mod").write_text("module metrics\n\ngo 1.22\n")
+        for source in SOURCES:
+            names = LISTERS[source.exporter](download(source, workdir), workdir)
+            document = {
+                "exporter": source.exporter,
+                "module": source.module,
+                "version": source.version,
+                "sum": source.sum,
+                "license": source.license,
+                "how": source.how,
+                "names": sorted(names),
+            }
+            (out / f"{source.exporter}.json").write_text(json.dumps(document, indent=2) + "\n")
+            print(f"{source.exporter} {source.version}: {len(names)} metrics")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    produce(parser.parse_args().out)
+
+
+if __name__ == "__main__":
+    main()
