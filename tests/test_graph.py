@@ -331,6 +331,8 @@ def _required_all(topo: Any) -> set[tuple[str, str, int]]:
         ksm = prom.kube_state_metrics
         if reads_agent or ksm is not None or any(w.metrics and w.namespace for w in topo.workloads):
             required |= {(me, f"ip:{n.ip}", 6443) for n in topo.cluster.master_nodes}
+        if topo.storage.minio.metrics_token is not None:  # MinIO's metrics, on its API port
+            required.add((me, minio, topo.storage.minio.port))
         if ksm is not None:  # scraped beside Prometheus; it reads the API server; telemetry as every pod
             state = f"{prom.namespace}/{ksm.name}"
             required.add((me, state, ksm.port))

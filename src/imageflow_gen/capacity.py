@@ -28,8 +28,8 @@ from .model import Topology
 from .model.quantity import parse
 from .plan import Plan
 from .plan.vms import stacks as vm_stacks
+from .shared import WARN_PERCENT
 
-WARN_PERCENT = 80
 GPU = "nvidia.com/gpu"
 _RESOURCES = ("cpu", "memory", "gpu")
 

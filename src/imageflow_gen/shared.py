@@ -12,6 +12,9 @@ from typing import Any
 PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 AWS_ACCESS_KEY = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")
 
+# Use above this share of a capacity (a node's CPU, a VM's, a MinIO drive) is worth a warning.
+WARN_PERCENT = 80
+
 # The profile file and key an object comes from: `prod.yaml#storage.minio`.
 SOURCE_ANNOTATION = "imageflow.io/source"
 

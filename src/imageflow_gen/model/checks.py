@@ -310,6 +310,7 @@ _SECRET_KEYS = {
     "tls": ("cert", "key"),
     "ca": ("ca",),
     "postgresql": ("password",),
+    "token": ("token",),
 }
 
 
@@ -665,11 +666,17 @@ def secret_refs(topo: Topology) -> list[tuple[str, str, Any, Path]]:
     for client in clients:  # where it runs, and MinIO's namespace for the bucket job
         namespaces = dict.fromkeys(n for n in (client.namespace, minio.namespace) if n)
         refs += [(namespace, "opaque", client.ref, client.path) for namespace in namespaces]
+    trusting: dict[str, None] = {}
     if minio.tls is not None:
         tls = ("storage", "minio", "tls")
         refs.append((minio.namespace, "tls", minio.tls.certificate, tls + ("certificate",)))
         trusting = dict.fromkeys([minio.namespace] + [c.namespace for c in clients if c.namespace])
         refs += [(namespace, "ca", minio.tls.ca, tls + ("ca",)) for namespace in trusting]
+    prom = topo.observability.prometheus
+    if prom is not None and minio.metrics_token is not None:  # Prometheus scrapes MinIO with it
+        refs.append((prom.namespace, "token", minio.metrics_token, ("storage", "minio", "metrics_token")))
+        if minio.tls is not None and prom.namespace not in trusting:
+            refs.append((prom.namespace, "ca", minio.tls.ca, ("storage", "minio", "tls", "ca")))
     protocol = kafka.protocol_on("private")
     if client_keys(protocol):
         refs += [(u.namespace, "kafka", u.ref(protocol), u.path) for u in kafka_clients(topo) if u.namespace]

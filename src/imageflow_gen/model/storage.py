@@ -137,6 +137,10 @@ class Minio(Strict):
     """Buckets created at start."""
     credentials: SecretRef
     """Secret with the root user and password (keys: access-key, secret-key)."""
+    metrics_token: SecretRef | None = None
+    """Secret with the bearer token Prometheus scrapes MinIO's metrics with (key: token), made
+    with `mc admin prometheus generate`; supplied in Prometheus's namespace. Unset: MinIO is not
+    scraped."""
 
     @property
     def drives(self) -> int:

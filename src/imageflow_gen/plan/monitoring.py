@@ -18,9 +18,11 @@ from ..errors import Path
 from ..model import Topology
 from ..model.observability import KubeStateMetrics, Prometheus
 from ..model.workloads import Workload
-from .common import Spec, labels, spec, tunable
+from ..shared import WARN_PERCENT
+from .common import Spec, labels, service_dns, spec, tunable
 from .endpoints import published_address
 from .observability import config_text
+from .storage import API_PORT, APP
 from .workloads import Rendering, Variant, render
 
 COMPONENT = "monitoring"
@@ -33,7 +35,8 @@ KSM_RESOURCES = {
     "apps": ("daemonsets", "deployments", "statefulsets"),
     "autoscaling": ("horizontalpodautoscalers",),
 }
-CONFIG_DIR = "/etc/prometheus"
+CONFIG_DIR = "/etc/prometheus/config"  # the ConfigMap; relative paths in it are relative to it
+SECRETS_DIR = "/etc/prometheus/secrets"  # beside it: each Secret a target needs, in a folder of its name
 DATA_DIR = "/prometheus"
 
 
@@ -51,6 +54,9 @@ class Target:
     port_name: str = ""
     address: str | None = None  # on a VM: the address its port is published on
     exporter: str | None = None  # the exporter whose metric names it serves (plan/catalogue.py)
+    token: tuple[str, str] | None = None  # (Secret, key) of the bearer token it is scraped with
+    ca: tuple[str, str] | None = None  # (Secret, key) of the CA its https certificate is checked by
+    server_name: str | None = None  # the name that certificate is checked for (not the pod's IP)
 
 
 def targets(topo: Topology) -> list[Target]:
@@ -90,6 +96,7 @@ def targets(topo: Topology) -> list[Target]:
                 exporter="kube-state-metrics",
             )
         )
+    result += _minio_targets(topo)
     for i, w in enumerate(topo.workloads):
         if w.metrics is None:
             continue
@@ -107,6 +114,53 @@ def targets(topo: Topology) -> list[Target]:
             address, port = published
             result.append(Target(w.name, port, path, scheme, source, address=address, exporter=exporter))
     return result
+
+
+# MinIO's metrics (v2): the cluster's capacity and requests from any server, each server's
+# drives, each bucket's usage; each its own path.
+MINIO_PATHS = {
+    "cluster": "/minio/v2/metrics/cluster",
+    "node": "/minio/v2/metrics/node",
+    "bucket": "/minio/v2/metrics/bucket",
+}
+
+
+def _minio_targets(topo: Topology) -> list[Target]:
+    """MinIO's three metrics paths on its servers' API port, with the bearer token from its
+    Secret (and, over TLS, its CA, checked for the Service's name)."""
+    minio = topo.storage.minio
+    if minio.metrics_token is None:
+        return []
+    token = (minio.metrics_token.name, minio.metrics_token.keys["token"])
+    tls = minio.tls
+    return [
+        Target(
+            f"minio-{part}",
+            minio.port,
+            path,
+            "https" if tls else "http",
+            ("storage", "minio", "metrics_token"),
+            minio.namespace,
+            APP,
+            API_PORT,
+            exporter="minio",
+            token=token,
+            ca=(tls.ca.name, tls.ca.keys["ca"]) if tls else None,
+            server_name=service_dns(APP, minio.namespace) if tls else None,
+        )
+        for part, path in MINIO_PATHS.items()
+    ]
+
+
+def secret_file(secret: tuple[str, str]) -> str:
+    """A Secret's key as the configuration names it: relative to the configuration's folder, so
+    that promtool checks the same layout wherever the files are."""
+    return f"../{SECRETS_DIR.rsplit('/', 1)[1]}/{secret[0]}/{secret[1]}"
+
+
+def _secrets(topo: Topology) -> list[str]:
+    """The Secrets Prometheus mounts for its targets, by name."""
+    return sorted({s[0] for t in targets(topo) for s in (t.token, t.ca) if s is not None})
 
 
 def scraped_namespaces(topo: Topology) -> list[str]:
@@ -137,6 +191,10 @@ def config(topo: Topology) -> str:
             ]
         else:
             job["static_configs"] = [{"targets": [f"{target.address}:{target.port}"]}]
+        if target.token is not None:
+            job["authorization"] = {"type": "Bearer", "credentials_file": secret_file(target.token)}
+        if target.ca is not None:
+            job["tls_config"] = {"ca_file": secret_file(target.ca), "server_name": target.server_name}
         jobs.append(job)
     interval = prom.scrape_interval
     return config_text(
@@ -183,10 +241,34 @@ def alert_rules(topo: Topology) -> str:
             },
         ]
     groups = [{"name": "imageflow-scrapes", "rules": rules}]
-    state = workload_rules(topo)
-    if state:
-        groups.append({"name": "imageflow-workloads", "rules": state})
+    for name, more in (("imageflow-workloads", workload_rules(topo)), ("imageflow-storage", storage_rules(topo))):
+        if more:
+            groups.append({"name": name, "rules": more})
     return config_text({"groups": groups})
+
+
+DRIVE_FULL_FOR = "15m"
+
+
+def storage_rules(topo: Topology) -> list[dict[str, Any]]:
+    """With MinIO scraped: a drive fuller than the capacity check's threshold."""
+    if not any(t.job == "minio-node" for t in targets(topo)):
+        return []
+    job = 'job="minio-node"'
+    return [
+        {
+            "alert": "MinioDriveFull",
+            "expr": f"100 * minio_node_drive_used_bytes{{{job}}} / minio_node_drive_total_bytes{{{job}}}"
+            f" > {WARN_PERCENT}",
+            "for": DRIVE_FULL_FOR,
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": f"A MinIO drive is over {WARN_PERCENT}% full",
+                "description": f"Drive {{{{ $labels.drive }}}} of MinIO server {{{{ $labels.server }}}} has been over "
+                f"{WARN_PERCENT}% full for {DRIVE_FULL_FOR} (the capacity check's threshold).",
+            },
+        }
+    ]
 
 
 CRASH_LOOP_FOR = "15m"  # restarting this long: not a hiccup
@@ -318,8 +400,17 @@ def prometheus_workload(topo: Topology) -> tuple[Workload, Rendering]:
         variants=[Variant(prom.name, {}, tunable(SOURCE + ("image",), prom.image, Prometheus, "image"), 1, False)],
         selector={"app": prom.name},
         headless=False,
-        volumes=[{"name": "config", "configMap": {"name": f"{prom.name}-config"}}],
-        mounts=[{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
+        volumes=[
+            {"name": "config", "configMap": {"name": f"{prom.name}-config"}},
+            *[{"name": f"secret-{name}", "secret": {"secretName": name}} for name in _secrets(topo)],
+        ],
+        mounts=[
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            *[
+                {"name": f"secret-{name}", "mountPath": f"{SECRETS_DIR}/{name}", "readOnly": True}
+                for name in _secrets(topo)
+            ],
+        ],
         service_part=(),
         pod={"serviceAccountName": prom.name, "automountServiceAccountToken": True},
     )

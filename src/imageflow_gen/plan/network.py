@@ -426,12 +426,16 @@ def _prometheus_flows(topo: Topology, masters: tuple[str, ...]) -> list[Flow]:
         return []
     me = {"app": prom.name}
     result = []
+    seen = set()
     for t in targets(topo):
         if t.source[:2] == ("observability", "otel_agent"):  # the agent's metrics readers' flows
             continue
+        if (t.namespace, t.app, t.address, t.port) in seen:  # another path on the same port
+            continue
+        seen.add((t.namespace, t.app, t.address, t.port))
         if t.namespace is not None:
             flow = Flow(
-                f"{prom.name}-to-{t.job}", prom.namespace, me, t.namespace, {"app": t.app}, (t.port,), source=t.source
+                f"{prom.name}-to-{t.app}", prom.namespace, me, t.namespace, {"app": t.app}, (t.port,), source=t.source
             )
         else:
             flow = Flow(

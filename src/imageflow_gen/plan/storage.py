@@ -28,6 +28,8 @@ from .common import (
 )
 
 _SOURCE = ("storage", "minio")
+APP = "minio"  # the servers' `app` label and their Service's name
+API_PORT = "api"  # the name of the S3 API's port, where the metrics are served too
 MINIO_UID = NON_ROOT_UID
 HEADLESS = "minio-hl"
 VM_SERVICE = "minio-vm"
@@ -144,7 +146,7 @@ def vm_endpoint(minio: Minio) -> str:
 def tls_names(minio: Minio) -> list[str]:
     """The names MinIO's certificate must hold: what the cluster's clients, the servers among
     themselves (distributed) and the VMs use; `*.<domain>` too for virtual-host-style requests."""
-    names = [service_dns("minio", minio.namespace), f"minio.{minio.namespace}.svc"]
+    names = [service_dns(APP, minio.namespace), f"{APP}.{minio.namespace}.svc"]
     if minio.mode == "distributed":
         names.append(f"*.{service_dns(HEADLESS, minio.namespace)}")
     return names + [minio.domain, f"*.{minio.domain}"]
@@ -279,7 +281,7 @@ def _services(minio: Minio) -> list[Spec]:
             name=HEADLESS,
             namespace=minio.namespace,
             labels=labels("minio", "storage"),
-            selector={"app": "minio"},
+            selector={"app": APP},
             ports=ports,
             headless=True,
             publish_not_ready=True,
@@ -291,7 +293,7 @@ def _services(minio: Minio) -> list[Spec]:
             name="minio",
             namespace=minio.namespace,
             labels=labels("minio", "storage"),
-            selector={"app": "minio"},
+            selector={"app": APP},
             ports=ports,
             headless=False,
         ),
@@ -307,7 +309,7 @@ def _vm_service(minio: Minio) -> Spec:
         name=VM_SERVICE,
         namespace=minio.namespace,
         labels=labels("minio", "storage"),
-        selector={"app": "minio"},
+        selector={"app": APP},
         ports=[
             {
                 "name": "api",
@@ -379,7 +381,7 @@ def _statefulset(minio: Minio) -> Spec:
         "image": tunable(_SOURCE + ("image",), minio.image, Minio, "image"),
         "args": _server_args(minio),
         "ports": [
-            {"name": "api", "containerPort": minio.port, "protocol": "TCP"},
+            {"name": API_PORT, "containerPort": minio.port, "protocol": "TCP"},
             {"name": "console", "containerPort": minio.console_port, "protocol": "TCP"},
         ],
         # Credentials as files from the Secret (MinIO reads *_FILE), never as environment values.
@@ -413,7 +415,7 @@ def _statefulset(minio: Minio) -> Spec:
         name="minio",
         namespace=minio.namespace,
         labels=labels("minio", "storage"),
-        selector={"app": "minio"},
+        selector={"app": APP},
         pod_labels=labels("minio", "storage"),
         service_name=HEADLESS,
         replicas=minio.nodes,

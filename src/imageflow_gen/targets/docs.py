@@ -12,7 +12,7 @@ from ..errors import dotted
 from ..graph import build_graph, mermaid
 from ..plan.clients import dependents, topic_uses
 from ..plan.messaging import kafka_security
-from ..plan.monitoring import DOWN_AFTER, MISSING_AFTER, targets, workload_rules
+from ..plan.monitoring import DOWN_AFTER, MISSING_AFTER, storage_rules, targets, workload_rules
 from ..plan.network import cluster_prerequisites, flows, meshed_namespaces
 from ..plan.processing import callers
 from ..plan.slots import load_balancing
@@ -130,7 +130,7 @@ def render_docs(ctx: Context) -> Rendered:
                 "after": r["for"],
                 "summary": r["annotations"]["summary"],
             }
-            for r in workload_rules(topo)
+            for r in [*workload_rules(topo), *storage_rules(topo)]
         ],
         alert_down=DOWN_AFTER,
         alert_missing=MISSING_AFTER,

@@ -277,6 +277,19 @@ def _compose_errors(name: str, proc: subprocess.CompletedProcess[str]) -> list[P
     ] or [Problem(Location(name), "compose", "failed")]
 
 
+_FILE_KEYS = ("credentials_file", "ca_file", "cert_file", "key_file", "password_file", "bearer_token_file")
+
+
+def _named_files(node: Any) -> list[str]:
+    """The files a Prometheus configuration names (tokens, certificates), wherever they are."""
+    if isinstance(node, dict):
+        own = [str(v) for k, v in node.items() if k in _FILE_KEYS and isinstance(v, str)]
+        return own + [f for v in node.values() for f in _named_files(v)]
+    if isinstance(node, list):
+        return [f for v in node for f in _named_files(v)]
+    return []
+
+
 def promtool(built: str, by_object: dict[str, str]) -> ToolResult | None:
     """promtool check config on each Prometheus configuration among the built objects (a
     ConfigMap with `prometheus.yml`, and the rule files beside it), its lint findings fatal;
@@ -295,11 +308,19 @@ def promtool(built: str, by_object: dict[str, str]) -> ToolResult | None:
         return ToolResult("promtool", skipped="promtool not found")
     problems = []
     for name, data in configs:
-        # The ConfigMap's files side by side, as mounted: the config and the rule files it names.
-        with tempfile.TemporaryDirectory(prefix="imageflow-promtool-") as folder:
+        # The ConfigMap's files side by side, as mounted: the config and the rule files it names;
+        # the files it names beside its folder (mounted Secrets) as empty stand-ins.
+        with tempfile.TemporaryDirectory(prefix="imageflow-promtool-") as top:
+            folder = Path(top) / "config"
+            folder.mkdir()
             for key, text in data.items():
-                (Path(folder) / key).write_text(text)
-            proc = _run([checker, "check", "config", "--lint-fatal", "prometheus.yml"], cwd=Path(folder))
+                (folder / key).write_text(text)
+            for path in _named_files(yaml.safe_load(data["prometheus.yml"])):
+                stand_in = (folder / path).resolve()
+                if not Path(path).is_absolute() and stand_in.is_relative_to(Path(top).resolve()):
+                    stand_in.parent.mkdir(parents=True, exist_ok=True)
+                    stand_in.touch()
+            proc = _run([checker, "check", "config", "--lint-fatal", "prometheus.yml"], cwd=folder)
             if proc.returncode != 0:
                 where = Location(by_object.get(name, name))
                 problems += [Problem(where, "prometheus.yml", line) for line in _lines(proc.stdout + proc.stderr)]
