@@ -133,7 +133,7 @@ def test_every_service_is_hardened(profile: str) -> None:
 
 def test_prod_matches_the_seed_roles() -> None:
     files = files_of("prod")
-    assert set(stack(files, "prod", "vm0")["services"]) == {"api-gateway", "backend-api", "web-ui"}
+    assert set(stack(files, "prod", "vm0")["services"]) == {"api-gateway", "backend-api", "web-ui", "vm0-node-exporter"}
     vm1 = stack(files, "prod", "vm1")["services"]
     assert {"kafka-1", "kafka-2", "kafka-3", "kafka-connect"} <= set(vm1)
     brokers = [vm1[f"kafka-{i}"]["environment"] for i in (1, 2, 3)]

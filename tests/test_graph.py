@@ -147,6 +147,9 @@ def _graph_flows(profile: str) -> tuple[set[tuple[str, str, int]], Any]:
         f"vm_{kafka_vm.name}_kafka": [f"ip:{kafka_vm.address}"],
         "k3s_api_server": [f"ip:{n.ip}" for n in topo.cluster.master_nodes],
     }
+    # A service on a VM (a node in the VM's group) is reached at its VM's address.
+    addresses = {f"vm_{vm.name}": f"ip:{vm.address}" for vm in topo.vms}
+    externals |= {n.id: [addresses[n.group]] for n in graph.nodes if n.id not in externals and n.group in addresses}
     result = set()
     for edge in (e for e in graph.edges if e.kind == "flow"):
         source = graph.node(edge.source)
@@ -331,6 +334,11 @@ def _required_all(topo: Any) -> set[tuple[str, str, int]]:
         ksm = prom.kube_state_metrics
         if reads_agent or ksm is not None or any(w.metrics and w.namespace for w in topo.workloads):
             required |= {(me, f"ip:{n.ip}", 6443) for n in topo.cluster.master_nodes}
+        ne = prom.node_exporter
+        if ne is not None:  # on every node (a DaemonSet beside the agent) and on the stack VMs
+            required.add((me, f"{ne.namespace}/{ne.name}", ne.port))
+            vms = ne.vms if ne.vms is not None else {topo.edge.vm, topo.messaging.kafka.vm}
+            required |= {(me, f"ip:{vm.address}", ne.port) for vm in topo.vms if vm.name in vms}
         if topo.storage.minio.metrics_token is not None:  # MinIO's metrics, on its API port
             required.add((me, minio, topo.storage.minio.port))
         if ksm is not None:  # scraped beside Prometheus; it reads the API server; telemetry as every pod

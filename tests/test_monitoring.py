@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from conftest import PROFILES, feature_profiles
+from conftest import CRDS, PROFILES, feature_profiles
 from imageflow_gen.errors import ImageflowError
-from imageflow_gen.pipeline import validated
+from imageflow_gen.pipeline import build, validated
 from imageflow_gen.plan.catalogue import SYNTHETIC, catalogue, selected
 from imageflow_gen.plan.monitoring import alert_rules, targets
 from imageflow_gen.targets.kubernetes import objects
@@ -50,11 +51,9 @@ def test_it_scrapes_what_the_topology_declares(features: Path) -> None:
         "minio-cluster",
         "minio-node",
         "minio-bucket",
-        "node-exporter",
-        "vm0-node-exporter",
-        "vm1-node-exporter",
         "triton",
         "vm1-exporter",
+        "node-exporter",
     ]
     # In the cluster: the workload's pods, by its app label and the port's name, in its namespace.
     triton = jobs["triton"]
@@ -66,7 +65,6 @@ def test_it_scrapes_what_the_topology_declares(features: Path) -> None:
     ]
     # On a VM: the address the port is published on.
     assert jobs["vm1-exporter"]["static_configs"] == [{"targets": ["10.0.2.10:9308"]}]
-    assert jobs["vm0-node-exporter"]["static_configs"] == [{"targets": ["10.0.0.10:9100"]}]
     # The workloads without `metrics` are not scraped, whatever their ports are called.
     assert "camera-streams" not in jobs and "evaluator" not in jobs
 
@@ -106,9 +104,7 @@ def test_the_policies_admit_exactly_the_scrapes(features: Path) -> None:
         "allow-prometheus-to-node-exporter-ingress",
         "allow-prometheus-to-triton-egress",
         "allow-prometheus-to-triton-ingress",
-        "allow-prometheus-to-vm0-node-exporter-egress",
         "allow-prometheus-to-vm1-exporter-egress",
-        "allow-prometheus-to-vm1-node-exporter-egress",
     ]
     ingress = policies["allow-prometheus-to-triton-ingress"]["spec"]
     assert ingress["podSelector"] == {"matchLabels": {"app": "triton"}}
@@ -163,8 +159,6 @@ def test_the_alert_rules_fire_as_promtool_evaluates_them(features: Path, tmp_pat
         "triton",
         "vm1-exporter",
         "node-exporter",
-        "vm0-node-exporter",
-        "vm1-node-exporter",
         "minio-cluster",
         "minio-node",
         "minio-bucket",
@@ -206,8 +200,6 @@ def test_the_alert_rules_fire_as_promtool_evaluates_them(features: Path, tmp_pat
                                 "minio-bucket",
                                 "otel-agent-metrics",
                                 "otel-agent-prometheus",
-                                "vm0-node-exporter",
-                                "vm1-node-exporter",
                                 "vm1-exporter",
                             )
                         ],
@@ -415,11 +407,80 @@ def test_kube_state_metrics_reads_the_kinds_it_reports_and_nothing_else(features
 
 
 def test_monitoring_can_be_off(tmp_path: Path) -> None:
+    """One line turns it off: Prometheus and everything there only for it (kube-state-metrics,
+    the node exporters on the nodes and the VMs, the Secrets it reads) are gone."""
     profiles = tmp_path / "profiles"
     shutil.copytree(PROFILES, profiles)
-    (profiles / "quiet.yaml").write_text("purpose: no metrics\nextends: dev\nobservability:\n  prometheus: null\n")
+    (profiles / "quiet.yaml").write_text("purpose: no metrics\nextends: prod\nobservability:\n  prometheus: null\n")
     objs = _objects(profiles, "quiet")
-    assert not [key for key in objs if "prometheus" in key[2]]
+    assert not [key for key in objs if "prometheus" in key[2] or "exporter" in key[2] or "kube-state" in key[2]]
+    assert not [key for key in objs if key[1] == "imageflow-monitoring" and key[0] != "NetworkPolicy"]
+    files = build(profiles, "quiet", CRDS).files
+    assert not [p for p, text in files.items() if p.startswith("compose/") and "node-exporter" in text]
+
+
+def test_the_node_exporter_runs_on_every_node_and_both_vms() -> None:
+    objs = _objects(PROFILES, "prod")
+    daemon = objs["DaemonSet", "imageflow-observability", "node-exporter"]
+    assert daemon["metadata"]["annotations"]["imageflow.io/pod-security-exemption"] == (
+        "hostPath /proc: the node's kernel statistics; hostPath /sys: the node's hardware statistics; "
+        "hostPath /: the node's file system usage"
+    )
+    pod = daemon["spec"]["template"]["spec"]
+    assert [v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v] == ["/proc", "/sys", "/"]
+    assert all(m["readOnly"] for m in pod["containers"][0]["volumeMounts"] if m["mountPath"].startswith("/host/"))
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    jobs = {j["job_name"]: j for j in _config(objs)["scrape_configs"]}
+    assert jobs["node-exporter"]["kubernetes_sd_configs"][0]["namespaces"] == {"names": ["imageflow-observability"]}
+    files = build(PROFILES, "prod", CRDS).files
+    for vm, address in (("vm0", "10.0.0.10"), ("vm1", "10.0.2.10")):
+        assert jobs[f"{vm}-node-exporter"]["static_configs"] == [{"targets": [f"{address}:9100"]}]
+        service = yaml.safe_load(files[f"compose/prod/{vm}/docker-compose.yaml"])["services"][f"{vm}-node-exporter"]
+        assert service["ports"] == [f"{address}:9100:9100/tcp"]
+        assert [(v["source"], v["target"], v["read_only"]) for v in service["volumes"]] == [
+            ("/proc", "/host/proc", True),
+            ("/sys", "/host/sys", True),
+            ("/", "/host/root", True),
+        ]
+        assert service["healthcheck"]["test"][:2] == ["CMD", "wget"] and service["read_only"] is True
+        egress = objs["NetworkPolicy", "imageflow-monitoring", f"allow-prometheus-to-{vm}-node-exporter-egress"]
+        assert egress["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": f"{address}/32"}}]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        (
+            "      namespace: imageflow-web\n",
+            "observability.prometheus.node_exporter.namespace",
+            "namespace imageflow-web is restricted: the node exporter mounts the node's /proc, /sys and /, which "
+            "only the privileged level admits",
+        ),
+        (
+            "      vms: [vm0, vm2]\n",
+            "observability.prometheus.node_exporter.vms[1]",
+            "VM 'vm2' has no compose stack (defined: vm0, vm1)",
+        ),
+        (
+            "      port: 9092\n",
+            "observability.prometheus.node_exporter.port",
+            "port 9092 is published on vm1 by messaging.kafka.brokers[0].ports.VPN too",
+        ),
+    ],
+)
+def test_a_node_exporter_setting_is_checked_where_it_is_written(
+    tmp_path: Path, text: str, key: str, message: str
+) -> None:
+    profiles = tmp_path / "profiles"
+    shutil.copytree(PROFILES, profiles)
+    (profiles / "n.yaml").write_text(
+        "purpose: x\nextends: dev\nobservability:\n  prometheus:\n    node_exporter:\n" + text
+    )
+    with pytest.raises(ImageflowError) as caught:
+        validated(profiles, "n")
+    found = [p for p in caught.value.problems if p.key == key]
+    assert [p.message for p in found] == [message], [(p.key, p.message) for p in caught.value.problems]
+    assert found[0].location.file.endswith("n.yaml") and found[0].location.line == 6
 
 
 @pytest.mark.parametrize(
@@ -427,19 +488,19 @@ def test_monitoring_can_be_off(tmp_path: Path) -> None:
     [
         (
             "    metrics: {port: nope}\n",
-            "workloads[3].metrics.port",  # after base's three node exporters
+            "workloads[0].metrics.port",
             "no port named 'nope' (defined: metrics)",
         ),
         (
             "    vm: vm1\n    metrics: {port: metrics}\n",
-            "workloads[3].metrics.port",
+            "workloads[0].metrics.port",
             "x runs on VM vm1: publish port 'metrics' on the VM's address (publish.address) for Prometheus "
             "to scrape it",
         ),
         (
             "    vm: vm1\n    metrics: {port: metrics}\n    ports: [{name: metrics, port: 9101, publish: {port: 9101, "
             "address: 10.8.0.11}}]\n",
-            "workloads[3].ports[0].publish.address",
+            "workloads[0].ports[0].publish.address",
             "10.8.0.11 is not an address of vm1: 127.0.0.1, its address 10.0.2.10, or 0.0.0.0",
         ),
     ],

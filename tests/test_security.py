@@ -11,6 +11,7 @@ import yaml
 
 from conftest import CRDS, PROFILES, REPO
 from imageflow_gen.pipeline import build, validated
+from imageflow_gen.plan.exporters import cluster_node_exporter
 from imageflow_gen.plan.postgresql import server_workload
 from imageflow_gen.targets.kubernetes import objects
 from imageflow_gen.validate import tools as gates
@@ -47,6 +48,9 @@ def test_every_workload_meets_restricted(profile: str) -> None:
     if topo.storage.postgresql is not None:  # the store's server: the image's own user, stated by the generator
         server = server_workload(topo)[0]
         stated[server.name] = server
+    node_exporter = cluster_node_exporter(topo)  # the generator's, stating its host paths
+    if node_exporter is not None:
+        stated[node_exporter.name] = node_exporter
     for obj, pod in pods(profile):
         name = f"{obj['kind']}/{obj['metadata']['name']}"
         w = stated.get(obj["metadata"]["name"])

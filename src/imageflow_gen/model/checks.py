@@ -173,6 +173,9 @@ def _namespace_uses(topo: Topology) -> Iterator[tuple[str, Path]]:
     yield obs.tempo.namespace, ("observability", "tempo", "namespace")
     if obs.prometheus is not None:
         yield obs.prometheus.namespace, ("observability", "prometheus", "namespace")
+        if obs.prometheus.node_exporter is not None:
+            ne = obs.prometheus.node_exporter
+            yield ne.namespace, ("observability", "prometheus", "node_exporter", "namespace")
     for i, reader in enumerate(obs.otel_agent.metrics_readers):
         yield reader.namespace, ("observability", "otel_agent", "metrics_readers", i, "namespace")
     for i, client in enumerate(obs.tempo.query_clients):
@@ -1128,6 +1131,52 @@ def _provisioning(topo: Topology, name: str, owner: Path, what: str) -> Iterator
         yield path, f"storage class {name!r} is neither defined nor provided by the cluster ({_choices(known)})"
 
 
+def stack_vms(topo: Topology) -> list[str]:
+    """The VMs with a compose stack: the edge VM and the Kafka VM."""
+    return list(dict.fromkeys([topo.edge.vm, topo.messaging.kafka.vm]))
+
+
+def node_exporter_vms(topo: Topology) -> list[str]:
+    """The VMs Prometheus's node exporter runs on (none without it)."""
+    prom = topo.observability.prometheus
+    if prom is None or prom.node_exporter is None:
+        return []
+    ne = prom.node_exporter
+    return list(dict.fromkeys(ne.vms)) if ne.vms is not None else stack_vms(topo)
+
+
+def node_exporter_service(topo: Topology, vm: str) -> str:
+    prom = topo.observability.prometheus
+    assert prom is not None and prom.node_exporter is not None
+    return f"{vm}-{prom.node_exporter.name}"
+
+
+def _node_exporter(topo: Topology) -> Iterator[Finding]:
+    """Its namespace admits host paths; it runs on VMs with a stack; no workload there has its name."""
+    prom = topo.observability.prometheus
+    if prom is None or prom.node_exporter is None:
+        return
+    ne, base = prom.node_exporter, ("observability", "prometheus", "node_exporter")
+    levels = {n.name: n.pod_security for n in topo.namespaces}
+    if levels.get(ne.namespace, "privileged") != "privileged":
+        yield (
+            base + ("namespace",),
+            f"namespace {ne.namespace} is {levels[ne.namespace]}: the node exporter mounts the node's /proc, /sys "
+            "and /, which only the privileged level admits",
+        )
+    for j, vm in enumerate(ne.vms or []):
+        if vm not in stack_vms(topo):
+            yield base + ("vms", j), f"VM {vm!r} has no compose stack ({_choices(stack_vms(topo))})"
+    names = {(w.vm, w.name): i for i, w in enumerate(topo.workloads) if w.vm is not None}
+    for vm in node_exporter_vms(topo):
+        for (port, udp), path in _vm_ports(topo, vm):  # the seed's services' (workloads': their own check)
+            if port == ne.port and not udp and path[:1] != ("observability",):
+                yield base + ("port",), f"port {ne.port} is published on {vm} by {dotted(path)} too"
+        service = node_exporter_service(topo, vm)
+        if (vm, service) in names:
+            yield ("workloads", names[vm, service], "name"), f"{service} is the node exporter's service on {vm}"
+
+
 def _metrics(topo: Topology) -> Iterator[Finding]:
     """A workload's metrics name one of its ports; on a VM one published where Prometheus
     reaches it (not 127.0.0.1). Prometheus's claim names a class that provisions volumes."""
@@ -1145,6 +1194,7 @@ def _metrics(topo: Topology) -> Iterator[Finding]:
                 f"{w.name} runs on VM {w.vm}: publish port {port.name!r} on the VM's address (publish.address) "
                 "for Prometheus to scrape it",
             )
+    yield from _node_exporter(topo)
     if prom is not None:
         if prom.node_type is not None and prom.node_type not in _node_types(topo):
             yield (
@@ -1432,6 +1482,9 @@ def _vm_ports(topo: Topology, vm: str) -> Iterator[tuple[Any, Path]]:
         for i, broker in enumerate(topo.messaging.kafka.brokers):
             for name, port in sorted(broker.ports.items()):
                 yield (port, False), ("messaging", "kafka", "brokers", i, "ports", name)
+    prom = topo.observability.prometheus
+    if vm in node_exporter_vms(topo) and prom is not None and prom.node_exporter is not None:
+        yield (prom.node_exporter.port, False), ("observability", "prometheus", "node_exporter", "port")
 
 
 def _workload_env(

@@ -118,6 +118,28 @@ class KubeStateMetrics(Strict):
     """Requests and limits."""
 
 
+class NodeExporter(Strict):
+    """node_exporter on every cluster node (a DaemonSet) and on the VMs (a compose service
+    published on the VM's address, where the cluster reaches it): each machine's CPU, memory,
+    load and file systems, read from the host's /proc, /sys and / (read-only). Without the
+    host's network namespace its network counters are the container's own."""
+
+    name: ServiceName = "node-exporter"
+    """DaemonSet and Service name, its pods' `app` label; on a VM the service is `<vm>-<name>`."""
+    namespace: Name
+    """The DaemonSet's namespace: its pods mount host paths, so its Pod Security level must be
+    privileged (e.g. imageflow-observability, the OTel agent's)."""
+    image: Image
+    """Its image, pinned (e.g. quay.io/prometheus/node-exporter:v1.8.2)."""
+    port: Port = 9100
+    """The port it serves on (on a VM: published on the VM's address)."""
+    resources: Resources
+    """Requests and limits, per node and per VM."""
+    vms: list[Name] | None = None
+    """The VMs it runs on (those with a compose stack: the edge VM and the Kafka VM); unset:
+    both."""
+
+
 class Prometheus(Strict):
     """Prometheus (seed 8.1.2: imageflow-monitoring holds "Prometheus, Grafana"): one server
     that scrapes what the topology declares: the OTel agent's metrics, and each workload's
@@ -144,6 +166,8 @@ class Prometheus(Strict):
     """How often every target is scraped (and rules evaluated)."""
     node_type: LabelValue | None = None
     """The nodes' `node-type` label to place it on."""
+    node_exporter: NodeExporter | None = None
+    """node_exporter on the cluster's nodes and the VMs; unset: no machine metrics."""
     kube_state_metrics: KubeStateMetrics | None = None
     """kube-state-metrics in Prometheus's namespace, watching the topology's namespaces and the
     nodes; unset: no alerts on the workloads' state."""

@@ -11,7 +11,7 @@ label and the port's name), its published port on a VM.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import Path
@@ -21,9 +21,11 @@ from ..model.workloads import Workload
 from ..shared import WARN_PERCENT
 from .common import Spec, labels, service_dns, spec, tunable
 from .endpoints import published_address
+from .exporters import SOURCE as NODE_SOURCE
+from .exporters import cluster_node_exporter, vm_node_exporters
 from .observability import config_text
 from .storage import API_PORT, APP
-from .workloads import Rendering, Variant, render
+from .workloads import Rendering, Variant, render, typed
 
 COMPONENT = "monitoring"
 SOURCE = ("observability", "prometheus")
@@ -97,13 +99,14 @@ def targets(topo: Topology) -> list[Target]:
             )
         )
     result += _minio_targets(topo)
-    for i, w in enumerate(topo.workloads):
+    node_exporters = [cluster_node_exporter(topo), *vm_node_exporters(topo)]
+    declared = [(("workloads", i, "metrics"), w) for i, w in enumerate(topo.workloads)]
+    for source, w in [*((NODE_SOURCE, w) for w in node_exporters if w is not None), *declared]:
         if w.metrics is None:
             continue
         found = w.port(w.metrics.port)
         if found is None:  # refused by the model's checks
             continue
-        source = ("workloads", i, "metrics")
         path, scheme = w.metrics.path, w.metrics.scheme
         exporter = w.metrics.exporter
         if w.namespace is not None:
@@ -530,4 +533,7 @@ def specs(topo: Topology) -> list[Spec]:
                 subjects=[{"kind": "ServiceAccount", "name": prom.name, "namespace": prom.namespace}],
             ),
         ]
+    node_exporter = cluster_node_exporter(topo)
+    if node_exporter is not None:
+        result += render(topo, node_exporter, NODE_SOURCE, replace(typed(node_exporter), component=COMPONENT))
     return result + render(topo, workload, SOURCE, how) + _ksm_specs(topo)

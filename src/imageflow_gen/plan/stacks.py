@@ -42,6 +42,7 @@ from .messaging import (
     vm_client_paths,
 )
 from .common import workload_secret
+from .exporters import vm_node_exporters
 from .endpoints import endpoint_target, postgres_address
 from .postgresql import (
     POSTGRES_UID,
@@ -701,13 +702,13 @@ def _add_secret_values(
 
 def _with_workloads(topo: Topology, stack: Stack, network: str) -> Stack:
     """`stack` with the typed workloads of its VM added: services, volumes, secrets, files."""
-    workloads = vm_workloads(topo, stack.vm)
+    workloads = [*(w for _, w in vm_workloads(topo, stack.vm)), *vm_node_exporters(topo, stack.vm)]
     if not workloads:
         return stack
     envelopes = workload_services(topo, stack.vm)
     services, volumes = dict(stack.services), dict(stack.volumes)
     secrets, variables, files = dict(stack.secrets), dict(stack.variables), dict(stack.files)
-    for _, w in workloads:
+    for w in workloads:
         wiring = vm_store_wiring(topo, w.name, stack.vm, w.uses)
         service = _workload(topo, w, envelopes[w.name], network, _with_store_secrets(wiring))
         _add_store_secrets(wiring, secrets, variables)

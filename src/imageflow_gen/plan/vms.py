@@ -14,6 +14,7 @@ from decimal import Decimal
 from ..model import Topology
 from ..model.common import Resources
 from ..model.quantity import parse
+from .exporters import vm_node_exporters
 from .postgresql import backup_job, bootstrap_job, dump_service
 
 
@@ -76,8 +77,9 @@ def kafka_services(topo: Topology) -> dict[str, Envelope]:
 
 
 def workload_services(topo: Topology, vm: str) -> dict[str, Envelope]:
-    """The typed workloads in `vm`'s compose stack, by name."""
-    return {w.name: envelope(w.resources, 1024, w.replicas) for w in topo.workloads if w.vm == vm}
+    """The typed workloads in `vm`'s compose stack (the node exporter's among them), by name."""
+    placed = [*(w for w in topo.workloads if w.vm == vm), *vm_node_exporters(topo, vm)]
+    return {w.name: envelope(w.resources, 1024, w.replicas) for w in placed}
 
 
 def postgres_services(topo: Topology, vm: str) -> dict[str, Envelope]:
