@@ -334,6 +334,16 @@ def _required_all(topo: Any) -> set[tuple[str, str, int]]:
         ksm = prom.kube_state_metrics
         if reads_agent or ksm is not None or any(w.metrics and w.namespace for w in topo.workloads):
             required |= {(me, f"ip:{n.ip}", 6443) for n in topo.cluster.master_nodes}
+        g = prom.grafana
+        if g is not None:  # its datasources (Tempo when Tempo admits it), its telemetry, its route
+            graf = f"{prom.namespace}/{g.name}"
+            required.add((graf, me, prom.port))
+            tempo = obs.tempo
+            if any(c.namespace == prom.namespace and c.pods == {"app": g.name} for c in tempo.query_clients):
+                required.add((graf, f"{tempo.namespace}/{tempo.name}", tempo.ports.http))
+            required |= {(graf, agent, port) for port in (ports.otlp_grpc, ports.otlp_http)}
+            if g.host is not None:
+                required.add(("istio-system/istio-ingressgateway", graf, g.port))
         ne = prom.node_exporter
         if ne is not None:  # on every node (a DaemonSet beside the agent) and on the stack VMs
             required.add((me, f"{ne.namespace}/{ne.name}", ne.port))
@@ -531,7 +541,9 @@ def test_observability_paths_are_open_to_exactly_their_readers(profile: str) -> 
     prom = topo.observability.prometheus
     deployed = [f"{prom.namespace}/{prom.name}"] if prom is not None else []
     assert {src for src, _ in readers_of} == {f"{ns}/{name}" for ns, name, _ in readers} | set(deployed)
-    assert {src for src, dst, _ in allowed if dst == tempo_pod} == {agent_pod} | {f"{n}/{m}" for n, m, _ in clients}
+    grafana = [f"{prom.namespace}/{prom.grafana.name}"] if prom is not None and prom.grafana is not None else []
+    tempo_clients = {f"{n}/{m}" for n, m, _ in clients} | set(grafana)  # the stand-ins, and the deployed Grafana
+    assert {src for src, dst, _ in allowed if dst == tempo_pod} == {agent_pod} | tempo_clients
     services = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objs if o["kind"] == "Service"}
     metrics = services[(agent.namespace, f"{agent.name}-metrics")]["spec"]
     assert metrics["clusterIP"] == "None" and {p["port"] for p in metrics["ports"]} == {8888, 8889}

@@ -17,6 +17,7 @@ from conftest import CRDS, PROFILES, feature_profiles
 from imageflow_gen.errors import ImageflowError
 from imageflow_gen.pipeline import build, validated
 from imageflow_gen.plan.catalogue import SYNTHETIC, catalogue, selected
+from imageflow_gen.plan.dashboards import dashboards
 from imageflow_gen.plan.monitoring import alert_rules, targets
 from imageflow_gen.targets.kubernetes import objects
 from imageflow_gen.validate.tools import _named_files, find
@@ -93,7 +94,11 @@ def test_discovery_reads_only_the_scraped_namespaces_pods(features: Path) -> Non
 
 def test_the_policies_admit_exactly_the_scrapes(features: Path) -> None:
     objs = _objects(features, "workloads")
-    policies = {name: o for (kind, _, name), o in objs.items() if kind == "NetworkPolicy" and "prometheus" in name}
+    policies = {
+        name: o
+        for (kind, _, name), o in objs.items()
+        if kind == "NetworkPolicy" and name.startswith("allow-prometheus")
+    }
     assert sorted(policies) == [
         "allow-prometheus-to-api-server-egress",
         "allow-prometheus-to-kube-state-metrics-egress",
@@ -610,3 +615,92 @@ def test_the_metric_lists_say_where_they_come_from() -> None:
             assert data["sum"].startswith("h1:") and len(data["names"]) > 100
         else:  # listed by hand: says so, and why
             assert "by hand" in data["how"] and "not served" in data["how"]
+
+
+def _grafana_files(objs: dict[tuple[str, str, str], dict[str, Any]]) -> dict[str, str]:
+    return objs["ConfigMap", "imageflow-monitoring", "grafana-files"]["data"]
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_grafana_provisions_both_datasources_and_the_generated_dashboards(profile: str) -> None:
+    objs = _objects(PROFILES, profile)
+    files = _grafana_files(objs)
+    sources = yaml.safe_load(files["datasources.yaml"])["datasources"]
+    assert [(s["name"], s["type"], s["uid"]) for s in sources] == [
+        ("Prometheus", "prometheus", "prometheus"),
+        ("Tempo", "tempo", "tempo"),
+    ]
+    assert sources[0]["url"] == "http://prometheus.imageflow-monitoring.svc.cluster.local:9090"
+    assert sources[1]["url"] == "http://tempo.imageflow-observability.svc.cluster.local:3200"
+    assert sources[0]["jsonData"]["exemplarTraceIdDestinations"] == [{"name": "trace_id", "datasourceUid": "tempo"}]
+    (provider,) = yaml.safe_load(files["providers.yaml"])["providers"]
+    dashboards = sorted(name for name in files if name.endswith(".json"))
+    assert dashboards == ["imageflow-minio.json", "imageflow-nodes.json", "imageflow-pipeline.json"]
+    pod = objs["Deployment", "imageflow-monitoring", "grafana"]["spec"]["template"]["spec"]
+    mounts = {m["mountPath"]: m.get("subPath") for m in pod["containers"][0]["volumeMounts"]}
+    for name in dashboards:  # each where the provider reads them
+        assert mounts[f"{provider['options']['path']}/{name}"] == name
+    assert mounts["/etc/grafana/provisioning/datasources/imageflow.yaml"] == "datasources.yaml"
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false" and env["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/etc/grafana/admin/password"
+    assert ("ExternalSecret", "imageflow-monitoring", "grafana-admin") in objs
+
+
+@pytest.mark.parametrize("profile", [*PROFILE_NAMES, "workloads"])
+def test_every_panel_names_a_metric_a_scraped_exporter_serves(features: Path, profile: str) -> None:
+    """The dashboards are valid JSON; every panel's every query selects only metrics that some
+    scrape target's exporter serves (its list in schemas/metrics/)."""
+    topo = validated(features, profile)[1]
+    served = set(SYNTHETIC)
+    for t in targets(topo):
+        if t.exporter is not None:
+            served |= catalogue(t.exporter).names
+    boards = {name: json.loads(text) for name, text in dashboards(topo).items()}
+    assert boards
+    for name, board in boards.items():
+        assert board["uid"] == name and board["panels"]
+        for panel in board["panels"]:
+            assert panel["targets"], (name, panel["title"])
+            for target in panel["targets"]:
+                assert target["datasource"]["uid"] == "prometheus"
+                assert selected(target["expr"]) and selected(target["expr"]) <= served, (name, target["expr"])
+
+
+def test_grafana_is_reached_through_its_gateway_host_only() -> None:
+    objs = _objects(PROFILES, "prod")
+    service = objs["VirtualService", "imageflow-monitoring", "grafana"]
+    assert service["spec"]["hosts"] == ["grafana.imageflow.com"]
+    ingress = objs["NetworkPolicy", "imageflow-monitoring", "allow-gateway-to-grafana-ingress"]["spec"]
+    assert ingress["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 3000}]
+    assert "NodePort" not in json.dumps(objs["Service", "imageflow-monitoring", "grafana"])
+    egress = objs["NetworkPolicy", "imageflow-monitoring", "allow-grafana-to-prometheus-egress"]["spec"]
+    assert egress["egress"][0]["ports"] == [{"protocol": "TCP", "port": 9090}]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        (
+            "      host: dashboards.example.com\n",
+            "observability.prometheus.grafana.host",
+            "'dashboards.example.com' is not one of the gateway's hosts (defined: api.imageflow.com, "
+            "app.imageflow.com)",
+        ),
+        (
+            "      host: api.imageflow.com\n",
+            "observability.prometheus.grafana.host",
+            "'api.imageflow.com' is network.routes[0]'s host too; two routes on one host and gateway are merged in "
+            "no defined order: give Grafana its own host",
+        ),
+    ],
+)
+def test_a_grafana_setting_is_checked_where_it_is_written(tmp_path: Path, text: str, key: str, message: str) -> None:
+    profiles = tmp_path / "profiles"
+    shutil.copytree(PROFILES, profiles)
+    (profiles / "g.yaml").write_text("purpose: x\nextends: dev\nobservability:\n  prometheus:\n    grafana:\n" + text)
+    with pytest.raises(ImageflowError) as caught:
+        validated(profiles, "g")
+    found = [p for p in caught.value.problems if p.key == key]
+    assert [p.message for p in found] == [message], [(p.key, p.message) for p in caught.value.problems]
+    assert found[0].location.file.endswith("g.yaml") and found[0].location.line == 6

@@ -314,6 +314,7 @@ _SECRET_KEYS = {
     "ca": ("ca",),
     "postgresql": ("password",),
     "token": ("token",),
+    "grafana": ("user", "password"),
 }
 
 
@@ -676,6 +677,10 @@ def secret_refs(topo: Topology) -> list[tuple[str, str, Any, Path]]:
         trusting = dict.fromkeys([minio.namespace] + [c.namespace for c in clients if c.namespace])
         refs += [(namespace, "ca", minio.tls.ca, tls + ("ca",)) for namespace in trusting]
     prom = topo.observability.prometheus
+    if prom is not None and prom.grafana is not None:  # its admin signs in with it
+        refs.append(
+            (prom.namespace, "grafana", prom.grafana.admin, ("observability", "prometheus", "grafana", "admin"))
+        )
     if prom is not None and minio.metrics_token is not None:  # Prometheus scrapes MinIO with it
         refs.append((prom.namespace, "token", minio.metrics_token, ("storage", "minio", "metrics_token")))
         if minio.tls is not None and prom.namespace not in trusting:
@@ -995,6 +1000,9 @@ def _gateway_hosts(topo: Topology) -> Iterator[Finding]:
         for i, w in enumerate(topo.workloads)
         if w.namespace is not None and w.route is not None
     ]
+    prom = topo.observability.prometheus
+    if prom is not None and prom.grafana is not None and prom.grafana.host is not None:
+        claims.append((prom.grafana.host, ("observability", "prometheus", "grafana", "host"), "Grafana"))
     for host, path, owner in claims:
         if host not in gateway.hosts:
             yield path, f"{host!r} is not one of the gateway's hosts ({_choices(gateway.hosts)})"

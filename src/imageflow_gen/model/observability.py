@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .common import Pods, Resources
+from .common import Pods, Resources, SecretRef
 from .types import (
     AbsolutePath,
     Duration,
+    Hostname,
     Image,
     LabelValue,
     Name,
@@ -140,6 +141,28 @@ class NodeExporter(Strict):
     both."""
 
 
+class Grafana(Strict):
+    """Grafana beside Prometheus (seed 8.1.2): datasources Prometheus and (when Tempo admits
+    its pods among its `query_clients`) Tempo, and dashboards generated from the topology.
+    Anonymous access and sign-up are off; the admin signs in with the Secret's user and
+    password."""
+
+    name: ServiceName = "grafana"
+    """Deployment and Service name; its pods' `app` label."""
+    image: Image
+    """Its image, pinned (e.g. docker.io/grafana/grafana:11.2.2)."""
+    port: Port = 3000
+    """Its HTTP port."""
+    resources: Resources
+    """Requests and limits."""
+    admin: SecretRef
+    """Secret with the admin's user name and password (keys: user, password), supplied in
+    Prometheus's namespace."""
+    host: Hostname | None = None
+    """The gateway host it is exposed on (one of network.gateway.hosts, routed to nothing
+    else); unset: reached by port-forward only."""
+
+
 class Prometheus(Strict):
     """Prometheus (seed 8.1.2: imageflow-monitoring holds "Prometheus, Grafana"): one server
     that scrapes what the topology declares: the OTel agent's metrics, and each workload's
@@ -166,6 +189,8 @@ class Prometheus(Strict):
     """How often every target is scraped (and rules evaluated)."""
     node_type: LabelValue | None = None
     """The nodes' `node-type` label to place it on."""
+    grafana: Grafana | None = None
+    """Grafana reading this Prometheus; unset: no dashboards."""
     node_exporter: NodeExporter | None = None
     """node_exporter on the cluster's nodes and the VMs; unset: no machine metrics."""
     kube_state_metrics: KubeStateMetrics | None = None

@@ -19,6 +19,7 @@ from .common import Spec, common_labels
 from . import (
     edge,
     messaging,
+    grafana,
     monitoring,
     namespaces,
     network,
@@ -61,6 +62,7 @@ _AREAS = (
     messaging,
     observability,
     monitoring,
+    grafana,
     network,
 )
 

@@ -379,6 +379,8 @@ def prometheus_workload(topo: Topology) -> tuple[Workload, Rendering]:
                 f"--storage.tsdb.path={DATA_DIR}",
                 f"--storage.tsdb.retention.time={prom.retention}",
                 f"--web.listen-address=:{prom.port}",
+                # The exemplars (a sample's trace ID) Grafana links to Tempo's traces.
+                *(["--enable-feature=exemplar-storage"] if prom.grafana is not None else []),
             ],
             "ports": [{"name": "http", "port": prom.port, "protocol": "http"}],
             "volumes": [

@@ -21,6 +21,7 @@ from ..model.network import NetworkPolicy as PolicyModel
 from ..model.network import Route
 from .common import Spec, common_labels, needs_gpu_runtime, spec
 from .messaging import broker_ports, kafka_vm_address
+from .grafana import SOURCE as GRAFANA_SOURCE
 from .monitoring import KSM_SOURCE, scraped_namespaces, targets
 from .postgresql import bootstrap_job
 from .storage import BUCKET_JOB, vm_clients
@@ -77,6 +78,7 @@ def specs(topo: Topology) -> list[Spec]:
     result += [_route(topo, route, i) for i, route in enumerate(topo.network.routes)]
     result += _web_ui_route(topo)
     result += _workload_routes(topo)
+    result += _grafana_route(topo)
     result += [_policy(policy, i) for i, policy in enumerate(topo.network.policies)]
     result += _generated_policies(topo)
     return result
@@ -165,6 +167,15 @@ def _workload_routes(topo: Topology) -> list[Spec]:
             _gateway_route(topo, source, w.name, w.namespace, [route.host], route.path_prefix, port.port, route.timeout)
         )
     return result
+
+
+def _grafana_route(topo: Topology) -> list[Spec]:
+    """Grafana on its own gateway host, when the profile names one."""
+    prom = topo.observability.prometheus
+    g = prom.grafana if prom is not None else None
+    if prom is None or g is None or g.host is None:
+        return []
+    return [_gateway_route(topo, GRAFANA_SOURCE + ("host",), g.name, prom.namespace, [g.host], "/", g.port)]
 
 
 def _route(topo: Topology, route: Route, index: int) -> Spec:
@@ -454,6 +465,31 @@ def _prometheus_flows(topo: Topology, masters: tuple[str, ...]) -> list[Flow]:
         result.append(
             Flow(f"{prom.name}-to-api-server", prom.namespace, me, None, {}, (API_SERVER_PORT,), masters, source)
         )
+    g = prom.grafana
+    if g is not None:  # its datasource; the gateway's route to it (Tempo's clients are Tempo's flows)
+        result.append(
+            Flow(
+                f"{g.name}-to-{prom.name}",
+                prom.namespace,
+                {"app": g.name},
+                prom.namespace,
+                me,
+                (prom.port,),
+                source=GRAFANA_SOURCE,
+            )
+        )
+        if g.host is not None:
+            result.append(
+                Flow(
+                    f"gateway-to-{g.name}",
+                    ISTIO_NAMESPACE,
+                    INGRESS_GATEWAY,
+                    prom.namespace,
+                    {"app": g.name},
+                    (g.port,),
+                    source=GRAFANA_SOURCE + ("host",),
+                )
+            )
     ksm = prom.kube_state_metrics
     if ksm is not None:
         result.append(

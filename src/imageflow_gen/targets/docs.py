@@ -6,12 +6,16 @@ the diagram is the Mermaid of `imageflow-gen graph`, which Git hosts render.
 
 from __future__ import annotations
 
+import json
+
 from typing import Any
 
 from ..errors import dotted
 from ..graph import build_graph, mermaid
 from ..plan.clients import dependents, topic_uses
 from ..plan.messaging import kafka_security
+from ..plan.dashboards import dashboards
+from ..plan.grafana import grafana, reads_tempo
 from ..plan.monitoring import DOWN_AFTER, MISSING_AFTER, storage_rules, targets, workload_rules
 from ..plan.network import cluster_prerequisites, flows, meshed_namespaces
 from ..plan.processing import callers
@@ -131,6 +135,14 @@ def render_docs(ctx: Context) -> Rendered:
                 "summary": r["annotations"]["summary"],
             }
             for r in [*workload_rules(topo), *storage_rules(topo)]
+        ],
+        grafana_sources=[
+            "Prometheus",
+            *(["Tempo (traces, linked from the metrics' exemplars)"] if reads_tempo(topo) else []),
+        ],
+        grafana_dashboards=[
+            f"{json.loads(text)['title']} (`{name}`)"
+            for name, text in (dashboards(topo) if grafana(topo) else {}).items()
         ],
         alert_down=DOWN_AFTER,
         alert_missing=MISSING_AFTER,
