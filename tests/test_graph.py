@@ -349,6 +349,10 @@ def _required_all(topo: Any) -> set[tuple[str, str, int]]:
             required.add((me, f"{ne.namespace}/{ne.name}", ne.port))
             vms = ne.vms if ne.vms is not None else {topo.edge.vm, topo.messaging.kafka.vm}
             required |= {(me, f"ip:{vm.address}", ne.port) for vm in topo.vms if vm.name in vms}
+        ke = prom.kafka_exporter
+        if ke is not None:  # beside the brokers, published on the Kafka VM's address
+            kafka_vm = next(vm for vm in topo.vms if vm.name == topo.messaging.kafka.vm)
+            required.add((me, f"ip:{kafka_vm.address}", ke.port))
         if topo.storage.minio.metrics_token is not None:  # MinIO's metrics, on its API port
             required.add((me, minio, topo.storage.minio.port))
         if ksm is not None:  # scraped beside Prometheus; it reads the API server; telemetry as every pod

@@ -601,7 +601,12 @@ def test_the_profiles_exporters_are_the_versions_their_metric_lists_are_of(featu
         ksm = topo.observability.prometheus.kube_state_metrics
         images = [(w.metrics.exporter, w.image) for w in topo.workloads if w.metrics and w.metrics.exporter]
         minio = ("minio", topo.storage.minio.image)
-        for exporter, image in [("kube-state-metrics", ksm.image), minio, *images]:
+        own = [("kube-state-metrics", ksm.image), minio]
+        if topo.observability.prometheus.kafka_exporter is not None:
+            own.append(("kafka-exporter", topo.observability.prometheus.kafka_exporter.image))
+        if topo.observability.prometheus.node_exporter is not None:
+            own.append(("node-exporter", topo.observability.prometheus.node_exporter.image))
+        for exporter, image in [*own, *images]:
             assert image.rsplit(":", 1)[1] == catalogue(exporter).version, (profile, image)
 
 
@@ -635,7 +640,12 @@ def test_grafana_provisions_both_datasources_and_the_generated_dashboards(profil
     assert sources[0]["jsonData"]["exemplarTraceIdDestinations"] == [{"name": "trace_id", "datasourceUid": "tempo"}]
     (provider,) = yaml.safe_load(files["providers.yaml"])["providers"]
     dashboards = sorted(name for name in files if name.endswith(".json"))
-    assert dashboards == ["imageflow-minio.json", "imageflow-nodes.json", "imageflow-pipeline.json"]
+    assert dashboards == [
+        "imageflow-kafka.json",
+        "imageflow-minio.json",
+        "imageflow-nodes.json",
+        "imageflow-pipeline.json",
+    ]
     pod = objs["Deployment", "imageflow-monitoring", "grafana"]["spec"]["template"]["spec"]
     mounts = {m["mountPath"]: m.get("subPath") for m in pod["containers"][0]["volumeMounts"]}
     for name in dashboards:  # each where the provider reads them
@@ -704,3 +714,113 @@ def test_a_grafana_setting_is_checked_where_it_is_written(tmp_path: Path, text: 
     found = [p for p in caught.value.problems if p.key == key]
     assert [p.message for p in found] == [message], [(p.key, p.message) for p in caught.value.problems]
     assert found[0].location.file.endswith("g.yaml") and found[0].location.line == 6
+
+
+def test_the_kafka_exporter_reads_the_brokers_beside_them_and_is_scraped_on_the_vm() -> None:
+    objs = _objects(PROFILES, "prod")
+    jobs = {j["job_name"]: j for j in _config(objs)["scrape_configs"]}
+    assert jobs["kafka-exporter"]["static_configs"] == [{"targets": ["10.0.2.10:9308"]}]
+    files = build(PROFILES, "prod", CRDS).files
+    service = yaml.safe_load(files["compose/prod/vm1/docker-compose.yaml"])["services"]["kafka-exporter"]
+    assert service["command"] == [
+        "--kafka.server=kafka-1:39092",
+        "--kafka.server=kafka-2:39092",
+        "--kafka.server=kafka-3:39092",
+        "--kafka.version=3.7.0",
+        "--web.listen-address=:9308",
+    ]
+    assert service["ports"] == ["10.0.2.10:9308:9308/tcp"] and service["networks"] == ["kafka"]
+    assert "environment" not in service and "secrets" not in service  # no credentials: the INTERNAL listener
+    egress = objs["NetworkPolicy", "imageflow-monitoring", "allow-prometheus-to-kafka-exporter-egress"]["spec"]
+    assert egress["egress"][0]["to"] == [{"ipBlock": {"cidr": "10.0.2.10/32"}}]
+
+
+def test_kafka_alerts_fire_for_a_lagging_declared_group_and_under_replicated_topics(tmp_path: Path) -> None:
+    """promtool test rules on prod: the evaluator (which consumes image-results) 1500 behind
+    for 15 minutes raises KafkaConsumerLag; 500 behind, or a group no workload declares, or a
+    topic the evaluator does not read, does not; an under-replicated partition for 10 minutes
+    raises KafkaUnderReplicatedPartitions."""
+    folder, data = _prometheus_files(PROFILES, "prod", tmp_path)
+    groups = {g["name"]: g["rules"] for g in json.loads(data["alerts.yml"])["groups"]}
+    lag = {r["labels"]["consumergroup"]: r for r in groups["imageflow-kafka"] if r["alert"] == "KafkaConsumerLag"}
+    assert "evaluator" in lag and "backend-api" in lag
+
+    def series(name: str, values: str, **labels: str) -> dict[str, str]:
+        inner = ", ".join(f'{k}="{v}"' for k, v in {"job": "kafka-exporter", **labels}.items())
+        return {"series": f"{name}{{{inner}}}", "values": values}
+
+    evaluator = {"consumergroup": "evaluator", "topic": "image-results"}
+    tests = {
+        "rule_files": ["alerts.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    series("kafka_consumergroup_lag", "1000x30", partition="0", **evaluator),
+                    series("kafka_consumergroup_lag", "500x30", partition="1", **evaluator),
+                    series(
+                        "kafka_consumergroup_lag",
+                        "900x30",
+                        partition="0",
+                        consumergroup="backend-api",
+                        topic="image-results",
+                    ),
+                    series(
+                        "kafka_consumergroup_lag",
+                        "9000x30",
+                        partition="0",
+                        consumergroup="stranger",
+                        topic="image-results",
+                    ),
+                    series(
+                        "kafka_consumergroup_lag",
+                        "9000x30",
+                        partition="0",
+                        consumergroup="evaluator",
+                        topic="image-jobs",
+                    ),
+                    series(
+                        "kafka_topic_partition_under_replicated_partition", "1x30", topic="image-jobs", partition="3"
+                    ),
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "14m", "alertname": "KafkaConsumerLag", "exp_alerts": []},
+                    {
+                        "eval_time": "16m",
+                        "alertname": "KafkaConsumerLag",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {"severity": "warning", **evaluator},
+                                "exp_annotations": {
+                                    "summary": "evaluator falls behind on Kafka",
+                                    "description": "Consumer group evaluator has been more than 1000 messages "
+                                    "behind on image-results for 15m.",
+                                },
+                            }
+                        ],
+                    },
+                    {"eval_time": "9m", "alertname": "KafkaUnderReplicatedPartitions", "exp_alerts": []},
+                    {
+                        "eval_time": "11m",
+                        "alertname": "KafkaUnderReplicatedPartitions",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {"severity": "warning", "topic": "image-jobs"},
+                                "exp_annotations": {
+                                    "summary": "A Kafka topic has under-replicated partitions",
+                                    "description": "Topic image-jobs has had 1 under-replicated partitions for 10m: "
+                                    "a broker is down or behind.",
+                                },
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    (folder / "kafka.test.yml").write_text(json.dumps(tests))
+    result = subprocess.run(
+        [_promtool(), "test", "rules", "kafka.test.yml"], capture_output=True, text=True, cwd=folder
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

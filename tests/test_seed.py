@@ -263,8 +263,8 @@ def test_prod_network_policies_make_the_real_flows_work(prod_objects: dict) -> N
 def test_gateway_the_seed_route_names_exists_with_tls_by_reference(prod_objects: dict) -> None:
     gateway = prod_objects[("networking.istio.io", "Gateway", "imageflow-backend", "imageflow-gateway")]
     https = gateway["spec"]["servers"][0]
-    # The seed's host, the web UI's and the camera streams' own hosts (docs/seed-deviations.md).
-    hosts = ["api.imageflow.com", "app.imageflow.com", "streams.imageflow.com"]
+    # The seed's host, the web UI's, the camera streams' and Grafana's own hosts (docs/seed-deviations.md).
+    hosts = ["api.imageflow.com", "app.imageflow.com", "streams.imageflow.com", "grafana.imageflow.com"]
     assert https["hosts"] == hosts and https["tls"] == {
         "mode": "SIMPLE",
         "credentialName": "imageflow-api-tls",

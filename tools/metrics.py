@@ -8,6 +8,8 @@ proxy, checked against the Go checksum database) at the pinned version and held 
 go.sum `h1:` hash:
 
 - kube-state-metrics: every metric is a string literal `"kube_..."` in internal/store/*.go.
+- kafka-exporter: not on the Go module proxy either; its names are listed below, by hand, from
+  its README.
 - minio: the server's module is not on the Go module proxy; the names this project reads are
   listed below, by hand, from MinIO's own metrics reference.
 - node-exporter: most names are built at run time (from /proc/meminfo's keys, the network
@@ -56,6 +58,15 @@ SOURCES = (
         "h1:g5OV0cwrDKvyrQApYxI7Ny+vFUgU3X6MYrnIzdCAdNU=",
         "Apache-2.0",
         'the string literals "kube_..." in internal/store/*.go (tests excluded)',
+    ),
+    Source(
+        "kafka-exporter",
+        "github.com/danielqsj/kafka_exporter",
+        "v1.8.0",
+        "",
+        "Apache-2.0",
+        "listed here by hand from the exporter's README (its metrics tables): the module is not served by the "
+        "Go module proxy, so these names are not checked against it",
     ),
     Source(
         "minio",
@@ -162,11 +173,40 @@ MINIO_NAMES = (
 )
 
 
+# kafka_exporter's names: the brokers, each topic partition's offsets and replicas, each
+# consumer group's offsets and lag.
+KAFKA_EXPORTER_NAMES = (
+    "kafka_brokers",
+    "kafka_consumergroup_current_offset",
+    "kafka_consumergroup_current_offset_sum",
+    "kafka_consumergroup_lag",
+    "kafka_consumergroup_lag_sum",
+    "kafka_consumergroup_members",
+    "kafka_topic_partition_current_offset",
+    "kafka_topic_partition_in_sync_replica",
+    "kafka_topic_partition_leader",
+    "kafka_topic_partition_leader_is_preferred",
+    "kafka_topic_partition_oldest_offset",
+    "kafka_topic_partition_replicas",
+    "kafka_topic_partition_under_replicated_partition",
+    "kafka_topic_partitions",
+)
+
+
+def kafka_exporter(_module: Path, _workdir: Path) -> set[str]:
+    return set(KAFKA_EXPORTER_NAMES)
+
+
 def minio(_module: Path, _workdir: Path) -> set[str]:
     return set(MINIO_NAMES)
 
 
-LISTERS = {"kube-state-metrics": kube_state_metrics, "minio": minio, "node-exporter": node_exporter}
+LISTERS = {
+    "kafka-exporter": kafka_exporter,
+    "kube-state-metrics": kube_state_metrics,
+    "minio": minio,
+    "node-exporter": node_exporter,
+}
 
 
 def produce(out: Path) -> None:

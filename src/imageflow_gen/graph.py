@@ -29,7 +29,7 @@ from .plan import Plan
 from .plan.messaging import VPN_NETWORK, kafka_vm_address
 from .model.checks import CONNECT_USER, endpoint_targets, kafka_network, kafka_users, postgres_users
 from .plan.endpoints import published_address
-from .plan.exporters import vm_node_exporters
+from .plan.exporters import vm_exporters
 from .plan.network import INGRESS_GATEWAY, ISTIO_NAMESPACE, Flow, flows
 from .plan.storage import vm_clients
 
@@ -124,7 +124,7 @@ def build_graph(plan: Plan, closed: Sequence[PathProblem] = ()) -> Graph:
         Node(_id("vm", kafka_vm, "kafka"), f"Kafka (KRaft)<br/>{brokers}", _id("vm", kafka_vm), shape="cylinder")
     )
     # The typed workloads on the VMs (the node exporter's among them), and PostgreSQL when a VM runs it.
-    for w in [*topo.workloads, *vm_node_exporters(topo)]:
+    for w in [*topo.workloads, *vm_exporters(topo)]:
         if w.vm is not None:
             ports = ", ".join(f":{p.port}" for p in w.ports)
             graph.nodes.append(
@@ -251,7 +251,7 @@ def _published(topo: Topology) -> dict[tuple[str, int], str]:
             published = published_address(topo, vm, port)
             if published is not None:
                 result[published] = _id("vm", vm, target.name)
-    for w in vm_node_exporters(topo):
+    for w in vm_exporters(topo):
         for port in w.ports:
             if (published := published_address(topo, str(w.vm), port)) is not None:
                 result[published] = _id("vm", str(w.vm), w.name)

@@ -1175,14 +1175,28 @@ def _node_exporter(topo: Topology) -> Iterator[Finding]:
     for j, vm in enumerate(ne.vms or []):
         if vm not in stack_vms(topo):
             yield base + ("vms", j), f"VM {vm!r} has no compose stack ({_choices(stack_vms(topo))})"
-    names = {(w.vm, w.name): i for i, w in enumerate(topo.workloads) if w.vm is not None}
     for vm in node_exporter_vms(topo):
-        for (port, udp), path in _vm_ports(topo, vm):  # the seed's services' (workloads': their own check)
-            if port == ne.port and not udp and path[:1] != ("observability",):
-                yield base + ("port",), f"port {ne.port} is published on {vm} by {dotted(path)} too"
-        service = node_exporter_service(topo, vm)
-        if (vm, service) in names:
-            yield ("workloads", names[vm, service], "name"), f"{service} is the node exporter's service on {vm}"
+        yield from _exporter_on_vm(topo, vm, node_exporter_service(topo, vm), ne.port, base, "the node exporter")
+
+
+def _exporter_on_vm(topo: Topology, vm: str, service: str, port: int, base: Path, what: str) -> Iterator[Finding]:
+    """An exporter's compose service on `vm`: its port published by no seed service there (a
+    workload's is its own check), its name no workload's there."""
+    for (other, udp), path in _vm_ports(topo, vm):
+        if other == port and not udp and path[: len(base)] != base:
+            yield base + ("port",), f"port {port} is published on {vm} by {dotted(path)} too"
+    names = {(w.vm, w.name): i for i, w in enumerate(topo.workloads) if w.vm is not None}
+    if (vm, service) in names:
+        yield ("workloads", names[vm, service], "name"), f"{service} is {what}'s service on {vm}"
+
+
+def _kafka_exporter(topo: Topology) -> Iterator[Finding]:
+    prom = topo.observability.prometheus
+    if prom is None or prom.kafka_exporter is None:
+        return
+    ke = prom.kafka_exporter
+    base = ("observability", "prometheus", "kafka_exporter")
+    yield from _exporter_on_vm(topo, topo.messaging.kafka.vm, ke.name, ke.port, base, "the Kafka exporter")
 
 
 def _metrics(topo: Topology) -> Iterator[Finding]:
@@ -1203,6 +1217,7 @@ def _metrics(topo: Topology) -> Iterator[Finding]:
                 "for Prometheus to scrape it",
             )
     yield from _node_exporter(topo)
+    yield from _kafka_exporter(topo)
     if prom is not None:
         if prom.node_type is not None and prom.node_type not in _node_types(topo):
             yield (
@@ -1493,6 +1508,8 @@ def _vm_ports(topo: Topology, vm: str) -> Iterator[tuple[Any, Path]]:
     prom = topo.observability.prometheus
     if vm in node_exporter_vms(topo) and prom is not None and prom.node_exporter is not None:
         yield (prom.node_exporter.port, False), ("observability", "prometheus", "node_exporter", "port")
+    if prom is not None and prom.kafka_exporter is not None and vm == topo.messaging.kafka.vm:
+        yield (prom.kafka_exporter.port, False), ("observability", "prometheus", "kafka_exporter", "port")
 
 
 def _workload_env(

@@ -163,6 +163,25 @@ class Grafana(Strict):
     else); unset: reached by port-forward only."""
 
 
+class KafkaExporter(Strict):
+    """kafka_exporter on the Kafka VM (a compose service beside the brokers, published on the
+    VM's address): each topic's offsets and replicas, each consumer group's lag. It reads the
+    brokers over their INTERNAL listener on the stack's network, as kafka-init does: it takes a
+    SASL password only on its command line, where any process on the VM could read it."""
+
+    name: ServiceName = "kafka-exporter"
+    """The compose service's name."""
+    image: Image
+    """Its image, pinned (e.g. docker.io/danielqsj/kafka-exporter:v1.8.0)."""
+    port: Port = 9308
+    """The port it serves on, published on the Kafka VM's address."""
+    resources: Resources
+    """Requests and limits."""
+    max_lag: Positive = 1000
+    """A consumer group (a workload that consumes) this many messages behind on a topic it reads,
+    for 15 minutes, alerts."""
+
+
 class Prometheus(Strict):
     """Prometheus (seed 8.1.2: imageflow-monitoring holds "Prometheus, Grafana"): one server
     that scrapes what the topology declares: the OTel agent's metrics, and each workload's
@@ -191,6 +210,8 @@ class Prometheus(Strict):
     """The nodes' `node-type` label to place it on."""
     grafana: Grafana | None = None
     """Grafana reading this Prometheus; unset: no dashboards."""
+    kafka_exporter: KafkaExporter | None = None
+    """kafka_exporter on the Kafka VM; unset: no Kafka lag nor replication alerts."""
     node_exporter: NodeExporter | None = None
     """node_exporter on the cluster's nodes and the VMs; unset: no machine metrics."""
     kube_state_metrics: KubeStateMetrics | None = None

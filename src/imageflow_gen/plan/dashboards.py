@@ -1,6 +1,7 @@
-"""Grafana's dashboards, generated from the topology: the pipeline (each processing service's
-replicas, restarts, autoscaler and GPUs, from kube-state-metrics), the nodes and VMs (from the
-node exporters), MinIO (capacity per drive and bucket, requests). A dashboard is there only when
+"""Grafana's dashboards, generated from the topology: the pipeline (the processing services'
+replicas, restarts, autoscalers and GPUs, a series each, from kube-state-metrics), the nodes and VMs (from the
+node exporters), MinIO (capacity per drive and bucket, requests), Kafka (messages per topic, lag per consumer group,
+under-replicated partitions, from the Kafka exporter). A dashboard is there only when
 the exporters its panels read are scraped, and each query selects only metrics those exporters
 serve (plan/catalogue.py; a test checks every panel).
 
@@ -54,38 +55,52 @@ def _dashboard(uid: str, title: str, panels: list[tuple[str, list[tuple[str, str
 
 
 def _pipeline(topo: Topology) -> list[tuple[str, list[tuple[str, str]], str]]:
-    ns = topo.processing.namespace
-    panels = []
-    for s in topo.processing.services:
-        pods = f'namespace="{ns}", pod=~"{s.name}-.+"'
-        deployments = f'namespace="{ns}", deployment=~"{s.name}|{s.name}-.+"'
+    """The processing namespace, one series per Deployment or pod: as many panels for 500
+    services as for 5 (a service's release variants are its Deployments)."""
+    ns = f'namespace="{topo.processing.namespace}"'
+    panels = [
+        (
+            "Available replicas per Deployment",
+            [(f"sum by (deployment) (kube_deployment_status_replicas_available{{{ns}}})", "{{deployment}}")],
+            "short",
+        ),
+        (
+            "Restarts in the last hour per pod",
+            [(f"sum by (pod) (increase(kube_pod_container_status_restarts_total{{{ns}}}[1h])) > 0", "{{pod}}")],
+            "short",
+        ),
+    ]
+    if any(s.autoscaling for s in topo.processing.services):
         panels.append(
             (
-                f"{s.name}: available replicas",
+                "Autoscalers: replicas and maximum",
                 [
                     (
-                        f"sum by (deployment) (kube_deployment_status_replicas_available{{{deployments}}})",
-                        "{{deployment}}",
+                        "sum by (horizontalpodautoscaler) "
+                        f"(kube_horizontalpodautoscaler_status_current_replicas{{{ns}}})",
+                        "{{horizontalpodautoscaler}}",
+                    ),
+                    (
+                        f"sum by (horizontalpodautoscaler) (kube_horizontalpodautoscaler_spec_max_replicas{{{ns}}})",
+                        "{{horizontalpodautoscaler}} maximum",
+                    ),
+                ],
+                "short",
+            )
+        )
+    if any(s.gpu for s in topo.processing.services):
+        panels.append(
+            (
+                "GPUs held per pod",
+                [
+                    (
+                        f'sum by (pod) (kube_pod_container_resource_requests{{{ns}, resource="nvidia_com_gpu"}})',
+                        "{{pod}}",
                     )
                 ],
                 "short",
             )
         )
-        restarts = [(f"sum(increase(kube_pod_container_status_restarts_total{{{pods}}}[1h]))", "restarts in 1h")]
-        if s.autoscaling is not None:
-            hpa = f'namespace="{ns}", horizontalpodautoscaler=~"{s.name}|{s.name}-.+"'
-            restarts += [
-                (f"sum(kube_horizontalpodautoscaler_status_current_replicas{{{hpa}}})", "autoscaled replicas"),
-                (f"sum(kube_horizontalpodautoscaler_spec_max_replicas{{{hpa}}})", "autoscaler maximum"),
-            ]
-        if s.gpu:
-            restarts.append(
-                (
-                    f'sum(kube_pod_container_resource_requests{{{pods}, resource="nvidia_com_gpu"}})',
-                    "GPUs held",
-                )
-            )
-        panels.append((f"{s.name}: restarts, scaling, GPUs", restarts, "short"))
     return panels
 
 
@@ -155,6 +170,28 @@ def _minio() -> list[tuple[str, list[tuple[str, str]], str]]:
     ]
 
 
+def _kafka(jobs: list[str]) -> list[tuple[str, list[tuple[str, str]], str]]:
+    selector = f'job=~"{"|".join(jobs)}"'
+    return [
+        (
+            "Messages in per topic",
+            [(f"sum by (topic) (rate(kafka_topic_partition_current_offset{{{selector}}}[5m]))", "{{topic}}")],
+            "short",
+        ),
+        (
+            "Lag per consumer group and topic",
+            [(f"sum by (consumergroup, topic) (kafka_consumergroup_lag{{{selector}}})", "{{consumergroup}} {{topic}}")],
+            "short",
+        ),
+        (
+            "Under-replicated partitions",
+            [(f"sum by (topic) (kafka_topic_partition_under_replicated_partition{{{selector}}})", "{{topic}}")],
+            "short",
+        ),
+        ("Brokers", [(f"kafka_brokers{{{selector}}}", "brokers")], "short"),
+    ]
+
+
 def dashboards(topo: Topology) -> dict[str, str]:
     """Each dashboard's JSON by its file name (its uid)."""
     scraped = targets(topo)
@@ -165,6 +202,9 @@ def dashboards(topo: Topology) -> dict[str, str]:
     node_jobs = sorted(t.job for t in scraped if t.exporter == "node-exporter")
     if node_jobs:
         result["imageflow-nodes"] = _dashboard("imageflow-nodes", "ImageFlow nodes and VMs", _nodes(node_jobs))
+    kafka_jobs = sorted(t.job for t in scraped if t.exporter == "kafka-exporter")
+    if kafka_jobs:
+        result["imageflow-kafka"] = _dashboard("imageflow-kafka", "ImageFlow Kafka", _kafka(kafka_jobs))
     if "minio" in exporters:
         result["imageflow-minio"] = _dashboard("imageflow-minio", "ImageFlow MinIO", _minio())
     return result

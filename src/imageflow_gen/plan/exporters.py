@@ -1,9 +1,12 @@
-"""The node exporter as workloads: a per-node workload in its namespace (a DaemonSet on every
-cluster node), and one on each of its VMs, published on the VM's address. Prometheus's
-configuration (plan/monitoring.py), the compose stacks (plan/stacks.py) and their capacity
-(plan/vms.py) take them from here, the one place they are derived."""
+"""Prometheus's exporters as workloads: the node exporter's per-node workload in its namespace
+(a DaemonSet on every cluster node) and one on each of its VMs, and the Kafka exporter on the
+Kafka VM, each published on its VM's address. Prometheus's configuration (plan/monitoring.py),
+the compose stacks (plan/stacks.py), their capacity (plan/vms.py) and the diagram take them
+from here, the one place they are derived."""
 
 from __future__ import annotations
+
+import re
 
 from ..errors import Path
 from ..model import Topology
@@ -11,6 +14,7 @@ from ..model.checks import node_exporter_service, node_exporter_vms
 from ..model.workloads import Workload
 
 SOURCE: Path = ("observability", "prometheus", "node_exporter")
+KAFKA_SOURCE: Path = ("observability", "prometheus", "kafka_exporter")
 PORT_NAME = "metrics"
 HOST = "/host"  # where the host's /proc, /sys and / are mounted, read-only
 
@@ -98,3 +102,47 @@ def vm_node_exporters(topo: Topology, vm: str | None = None) -> list[Workload]:
             )
         )
     return result
+
+
+def kafka_exporter(topo: Topology) -> Workload | None:
+    """kafka_exporter beside the brokers: it reads every broker's INTERNAL listener (PLAINTEXT,
+    the stack's network only); compose checks it with the image's busybox wget."""
+    prom = topo.observability.prometheus
+    if prom is None or prom.kafka_exporter is None:
+        return None
+    ke, kafka = prom.kafka_exporter, topo.messaging.kafka
+    tag = kafka.image.rsplit(":", 1)[-1]
+    address = next(str(v.address) for v in topo.vms if v.name == kafka.vm)
+    return Workload.model_validate(
+        {
+            "name": ke.name,
+            "description": "Kafka's topics, partitions and consumer groups' lag",
+            "vm": kafka.vm,
+            "image": ke.image,
+            "args": [
+                *[f"--kafka.server={b.name}:{kafka.internal_port}" for b in kafka.brokers],
+                # The brokers' version, when their image's tag says it: the protocol it speaks.
+                *([f"--kafka.version={tag}"] if re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", tag) else []),
+                f"--web.listen-address=:{ke.port}",
+            ],
+            "ports": [
+                {
+                    "name": PORT_NAME,
+                    "port": ke.port,
+                    "protocol": "http",
+                    "publish": {"port": ke.port, "address": address},
+                }
+            ],
+            "metrics": {"port": PORT_NAME, "exporter": "kafka-exporter"},
+            "probes": {
+                "readiness": {"exec": ["wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{ke.port}/metrics"]},
+            },
+            "resources": ke.resources,
+        }
+    )
+
+
+def vm_exporters(topo: Topology, vm: str | None = None) -> list[Workload]:
+    """Prometheus's exporters on the VMs (or on `vm` only): the node exporters, the Kafka exporter."""
+    kafka = kafka_exporter(topo)
+    return [*vm_node_exporters(topo, vm), *([kafka] if kafka is not None and vm in (None, kafka.vm) else [])]

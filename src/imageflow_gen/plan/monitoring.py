@@ -16,13 +16,14 @@ from typing import Any
 
 from ..errors import Path
 from ..model import Topology
+from ..model.checks import kafka_clients
 from ..model.observability import KubeStateMetrics, Prometheus
 from ..model.workloads import Workload
 from ..shared import WARN_PERCENT
 from .common import Spec, labels, service_dns, spec, tunable
 from .endpoints import published_address
+from .exporters import KAFKA_SOURCE, cluster_node_exporter, kafka_exporter, vm_node_exporters
 from .exporters import SOURCE as NODE_SOURCE
-from .exporters import cluster_node_exporter, vm_node_exporters
 from .observability import config_text
 from .storage import API_PORT, APP
 from .workloads import Rendering, Variant, render, typed
@@ -100,8 +101,11 @@ def targets(topo: Topology) -> list[Target]:
         )
     result += _minio_targets(topo)
     node_exporters = [cluster_node_exporter(topo), *vm_node_exporters(topo)]
+    own = [(NODE_SOURCE, w) for w in node_exporters if w is not None]
+    if (kafka := kafka_exporter(topo)) is not None:
+        own.append((KAFKA_SOURCE, kafka))
     declared = [(("workloads", i, "metrics"), w) for i, w in enumerate(topo.workloads)]
-    for source, w in [*((NODE_SOURCE, w) for w in node_exporters if w is not None), *declared]:
+    for source, w in [*own, *declared]:
         if w.metrics is None:
             continue
         found = w.port(w.metrics.port)
@@ -244,10 +248,66 @@ def alert_rules(topo: Topology) -> str:
             },
         ]
     groups = [{"name": "imageflow-scrapes", "rules": rules}]
-    for name, more in (("imageflow-workloads", workload_rules(topo)), ("imageflow-storage", storage_rules(topo))):
+    for name, more in (
+        ("imageflow-workloads", workload_rules(topo)),
+        ("imageflow-storage", storage_rules(topo)),
+        ("imageflow-kafka", kafka_rules(topo)),
+    ):
         if more:
             groups.append({"name": name, "rules": more})
     return config_text({"groups": groups})
+
+
+UNDER_REPLICATED_FOR = "10m"
+DEFAULT_MAX_LAG = 1000  # a declared kafka-exporter's (the typed one says its own)
+LAG_FOR = "15m"
+
+
+def kafka_rules(topo: Topology) -> list[dict[str, Any]]:
+    """With the Kafka exporter: a topic with under-replicated partitions; each declared consumer
+    group (a workload that consumes: its name) more than `max_lag` behind on a topic it reads."""
+    prom = topo.observability.prometheus
+    jobs = [t.job for t in targets(topo) if t.exporter == "kafka-exporter"]
+    if prom is None or not jobs:
+        return []
+    max_lag = prom.kafka_exporter.max_lag if prom.kafka_exporter is not None else DEFAULT_MAX_LAG
+    job = f'job=~"{"|".join(jobs)}"'
+    rules: list[dict[str, Any]] = [
+        {
+            "alert": "KafkaUnderReplicatedPartitions",
+            "expr": f"sum by (topic) (kafka_topic_partition_under_replicated_partition{{{job}}}) > 0",
+            "for": UNDER_REPLICATED_FOR,
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "A Kafka topic has under-replicated partitions",
+                "description": "Topic {{ $labels.topic }} has had {{ $value }} under-replicated partitions for "
+                f"{UNDER_REPLICATED_FOR}: a broker is down or behind.",
+            },
+        }
+    ]
+    consumed: dict[str, list[str]] = {}  # a group's topics, wherever its workload runs (cluster, VM)
+    for user in kafka_clients(topo):
+        consumed.setdefault(user.name, [])
+        consumed[user.name] += [t for t in user.consume if t not in consumed[user.name]]
+    for name, topics_read in consumed.items():
+        if not topics_read:
+            continue
+        topics = "|".join(topics_read)
+        rules.append(
+            {
+                "alert": "KafkaConsumerLag",
+                "expr": f'sum by (consumergroup, topic) (kafka_consumergroup_lag{{{job}, consumergroup="{name}", '
+                f'topic=~"{topics}"}}) > {max_lag}',
+                "for": LAG_FOR,
+                "labels": {"severity": "warning", "consumergroup": name},
+                "annotations": {
+                    "summary": f"{name} falls behind on Kafka",
+                    "description": f"Consumer group {name} has been more than {max_lag} messages behind on "
+                    f"{{{{ $labels.topic }}}} for {LAG_FOR}.",
+                },
+            }
+        )
+    return rules
 
 
 DRIVE_FULL_FOR = "15m"

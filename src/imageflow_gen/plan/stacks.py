@@ -42,7 +42,7 @@ from .messaging import (
     vm_client_paths,
 )
 from .common import workload_secret
-from .exporters import vm_node_exporters
+from .exporters import vm_exporters
 from .endpoints import endpoint_target, postgres_address
 from .postgresql import (
     POSTGRES_UID,
@@ -702,7 +702,7 @@ def _add_secret_values(
 
 def _with_workloads(topo: Topology, stack: Stack, network: str) -> Stack:
     """`stack` with the typed workloads of its VM added: services, volumes, secrets, files."""
-    workloads = [*(w for _, w in vm_workloads(topo, stack.vm)), *vm_node_exporters(topo, stack.vm)]
+    workloads = [*(w for _, w in vm_workloads(topo, stack.vm)), *vm_exporters(topo, stack.vm)]
     if not workloads:
         return stack
     envelopes = workload_services(topo, stack.vm)

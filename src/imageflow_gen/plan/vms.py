@@ -14,7 +14,7 @@ from decimal import Decimal
 from ..model import Topology
 from ..model.common import Resources
 from ..model.quantity import parse
-from .exporters import vm_node_exporters
+from .exporters import vm_exporters
 from .postgresql import backup_job, bootstrap_job, dump_service
 
 
@@ -78,7 +78,7 @@ def kafka_services(topo: Topology) -> dict[str, Envelope]:
 
 def workload_services(topo: Topology, vm: str) -> dict[str, Envelope]:
     """The typed workloads in `vm`'s compose stack (the node exporter's among them), by name."""
-    placed = [*(w for w in topo.workloads if w.vm == vm), *vm_node_exporters(topo, vm)]
+    placed = [*(w for w in topo.workloads if w.vm == vm), *vm_exporters(topo, vm)]
     return {w.name: envelope(w.resources, 1024, w.replicas) for w in placed}
 
 

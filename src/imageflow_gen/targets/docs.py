@@ -16,7 +16,7 @@ from ..plan.clients import dependents, topic_uses
 from ..plan.messaging import kafka_security
 from ..plan.dashboards import dashboards
 from ..plan.grafana import grafana, reads_tempo
-from ..plan.monitoring import DOWN_AFTER, MISSING_AFTER, storage_rules, targets, workload_rules
+from ..plan.monitoring import DOWN_AFTER, MISSING_AFTER, kafka_rules, storage_rules, targets, workload_rules
 from ..plan.network import cluster_prerequisites, flows, meshed_namespaces
 from ..plan.processing import callers
 from ..plan.slots import load_balancing
@@ -134,7 +134,7 @@ def render_docs(ctx: Context) -> Rendered:
                 "after": r["for"],
                 "summary": r["annotations"]["summary"],
             }
-            for r in [*workload_rules(topo), *storage_rules(topo)]
+            for r in [*workload_rules(topo), *storage_rules(topo), *kafka_rules(topo)]
         ],
         grafana_sources=[
             "Prometheus",
