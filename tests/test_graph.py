@@ -146,6 +146,7 @@ def _graph_flows(profile: str) -> tuple[set[tuple[str, str, int]], Any]:
     externals = {
         f"vm_{kafka_vm.name}_kafka": [f"ip:{kafka_vm.address}"],
         "k3s_api_server": [f"ip:{n.ip}" for n in topo.cluster.master_nodes],
+        "k3s_kubelets": [f"ip:{n.ip}" for n in topo.cluster.nodes],
     }
     # A service on a VM (a node in the VM's group) is reached at its VM's address.
     addresses = {f"vm_{vm.name}": f"ip:{vm.address}" for vm in topo.vms}
@@ -332,7 +333,9 @@ def _required_all(topo: Any) -> set[tuple[str, str, int]]:
             required |= {(me, agent, port) for port in (ports.metrics, ports.prometheus)}
         # Its discovery asks the API server when it scrapes any pod.
         ksm = prom.kube_state_metrics
-        if reads_agent or ksm is not None or any(w.metrics and w.namespace for w in topo.workloads):
+        if prom.kubelets:  # each node's kubelet, found by node discovery
+            required |= {(me, f"ip:{n.ip}", 10250) for n in topo.cluster.nodes}
+        if reads_agent or ksm is not None or prom.kubelets or any(w.metrics and w.namespace for w in topo.workloads):
             required |= {(me, f"ip:{n.ip}", 6443) for n in topo.cluster.master_nodes}
         g = prom.grafana
         if g is not None:  # its datasources (Tempo when Tempo admits it), its telemetry, its route

@@ -7,6 +7,8 @@ Each list comes from the exporter's own Go module, fetched with `go mod download
 proxy, checked against the Go checksum database) at the pinned version and held to the pinned
 go.sum `h1:` hash:
 
+- cadvisor: the kubelet's container metrics; each a `name: "container_..."` (or machine_)
+  literal in metrics/prometheus*.go of the cAdvisor module Kubernetes 1.28 builds in.
 - kube-state-metrics: every metric is a string literal `"kube_..."` in internal/store/*.go.
 - kafka-exporter: not on the Go module proxy either; its names are listed below, by hand, from
   its README.
@@ -58,6 +60,15 @@ SOURCES = (
         "h1:g5OV0cwrDKvyrQApYxI7Ny+vFUgU3X6MYrnIzdCAdNU=",
         "Apache-2.0",
         'the string literals "kube_..." in internal/store/*.go (tests excluded)',
+    ),
+    Source(
+        "cadvisor",
+        "github.com/google/cadvisor",
+        "v0.47.3",
+        "h1:5XKTHBduWlBjmgw07uwEiC+Xa/FRd0MZI37oqlTagO0=",
+        "Apache-2.0",
+        'the names "container_..." and "machine_..." in metrics/prometheus*.go (tests excluded): the '
+        "cAdvisor Kubernetes 1.28's kubelet builds in (its go.mod), served at /metrics/cadvisor",
     ),
     Source(
         "kafka-exporter",
@@ -113,6 +124,14 @@ def kube_state_metrics(module: Path, _workdir: Path) -> set[str]:
     for path in sorted((module / "internal" / "store").glob("*.go")):
         if not path.name.endswith("_test.go"):
             names |= set(re.findall(r'"(kube_[a-z0-9_]+)"', path.read_text()))
+    return names
+
+
+def cadvisor(module: Path, _workdir: Path) -> set[str]:
+    names: set[str] = set()
+    for path in sorted((module / "metrics").glob("prometheus*.go")):
+        if not path.name.endswith("_test.go"):
+            names |= set(re.findall(r'name:\s+"((?:container|machine)_[a-z0-9_]+)"', path.read_text()))
     return names
 
 
@@ -202,6 +221,7 @@ def minio(_module: Path, _workdir: Path) -> set[str]:
 
 
 LISTERS = {
+    "cadvisor": cadvisor,
     "kafka-exporter": kafka_exporter,
     "kube-state-metrics": kube_state_metrics,
     "minio": minio,

@@ -30,6 +30,7 @@ from .plan.messaging import VPN_NETWORK, kafka_vm_address
 from .model.checks import CONNECT_USER, endpoint_targets, kafka_network, kafka_users, postgres_users
 from .plan.endpoints import published_address
 from .plan.exporters import vm_exporters
+from .plan.monitoring import KUBELET_PORT
 from .plan.network import INGRESS_GATEWAY, ISTIO_NAMESPACE, Flow, flows
 from .plan.storage import vm_clients
 
@@ -172,13 +173,15 @@ def build_graph(plan: Plan, closed: Sequence[PathProblem] = ()) -> Graph:
     masters = {n.ip: n.name for n in topo.cluster.master_nodes}
     api_server = _id("k3s", "api-server")
     graph.nodes.append(Node(api_server, f"K3s API server<br/>{', '.join(sorted(masters.values()))}", cluster_group))
+    graph.nodes.append(Node(_id("k3s", "kubelets"), f"kubelets<br/>every node :{KUBELET_PORT}", cluster_group))
 
     for flow in flows(topo):
         _add_flow(graph, topo, flow, kafka_vm, masters, api_server)
     _outside_edges(graph, topo, on_vm, edge_vm, kafka_vm, vms)
     _broken_paths(graph, closed)
     used = {e.source for e in graph.edges} | {e.target for e in graph.edges}
-    graph.nodes = [n for n in graph.nodes if n.shape != "anchor" or n.id in used]
+    optional = {_id("k3s", "kubelets")}  # drawn when scraped
+    graph.nodes = [n for n in graph.nodes if (n.shape != "anchor" and n.id not in optional) or n.id in used]
     return graph
 
 
@@ -230,7 +233,10 @@ def _add_flow(
                 elif cidr == kafka_address:
                     by_node.setdefault(_id("vm", kafka_vm, "kafka"), []).append(port)
             targets += [(node, tuple(ports)) for node, ports in by_node.items()]
-            if address in masters:
+            nodes = {str(n.ip) for n in topo.cluster.nodes}
+            if address in nodes and KUBELET_PORT in flow.ports:  # a kubelet: each node's
+                targets.append((_id("k3s", "kubelets"), (KUBELET_PORT,)))
+            elif address in masters:
                 targets.append((api_server, flow.ports))
     else:
         targets = [(t, flow.ports) for t in _endpoints(graph, flow.dest_ns, flow.dest_pods)]

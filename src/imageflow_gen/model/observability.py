@@ -210,6 +210,10 @@ class Prometheus(Strict):
     """The nodes' `node-type` label to place it on."""
     grafana: Grafana | None = None
     """Grafana reading this Prometheus; unset: no dashboards."""
+    kubelets: bool = True
+    """Scrape each node's kubelet for its containers' CPU, memory, file system and network
+    (cAdvisor, /metrics/cadvisor on port 10250) with a token of Prometheus's service account,
+    which may then list nodes and read their metrics (not the kubelet's other endpoints)."""
     kafka_exporter: KafkaExporter | None = None
     """kafka_exporter on the Kafka VM; unset: no Kafka lag nor replication alerts."""
     node_exporter: NodeExporter | None = None

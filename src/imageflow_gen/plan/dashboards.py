@@ -1,5 +1,6 @@
 """Grafana's dashboards, generated from the topology: the pipeline (the processing services'
-replicas, restarts, autoscalers and GPUs, a series each, from kube-state-metrics), the nodes and VMs (from the
+CPU and memory from the kubelets, replicas, restarts, autoscalers and GPUs from
+kube-state-metrics, a series per pod or Deployment), the nodes and VMs (from the
 node exporters), MinIO (capacity per drive and bucket, requests), Kafka (messages per topic, lag per consumer group,
 under-replicated partitions, from the Kafka exporter). A dashboard is there only when
 the exporters its panels read are scraped, and each query selects only metrics those exporters
@@ -54,11 +55,29 @@ def _dashboard(uid: str, title: str, panels: list[tuple[str, list[tuple[str, str
     )
 
 
-def _pipeline(topo: Topology) -> list[tuple[str, list[tuple[str, str]], str]]:
+def _pipeline(topo: Topology, exporters: set[str | None]) -> list[tuple[str, list[tuple[str, str]], str]]:
     """The processing namespace, one series per Deployment or pod: as many panels for 500
-    services as for 5 (a service's release variants are its Deployments)."""
+    services as for 5 (a service's release variants are its Deployments). CPU and memory from
+    the kubelets' cAdvisor; the rest from kube-state-metrics."""
     ns = f'namespace="{topo.processing.namespace}"'
-    panels = [
+    panels = []
+    if "cadvisor" in exporters:
+        containers = f'{ns}, container!="", container!="POD"'
+        panels += [
+            (
+                "CPU per pod",
+                [(f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{containers}}}[5m]))", "{{pod}}")],
+                "short",
+            ),
+            (
+                "Memory (working set) per pod",
+                [(f"sum by (pod) (container_memory_working_set_bytes{{{containers}}})", "{{pod}}")],
+                "bytes",
+            ),
+        ]
+    if "kube-state-metrics" not in exporters:
+        return panels
+    panels += [
         (
             "Available replicas per Deployment",
             [(f"sum by (deployment) (kube_deployment_status_replicas_available{{{ns}}})", "{{deployment}}")],
@@ -197,8 +216,9 @@ def dashboards(topo: Topology) -> dict[str, str]:
     scraped = targets(topo)
     exporters = {t.exporter for t in scraped}
     result = {}
-    if "kube-state-metrics" in exporters and topo.processing.services:
-        result["imageflow-pipeline"] = _dashboard("imageflow-pipeline", "ImageFlow pipeline", _pipeline(topo))
+    if exporters & {"kube-state-metrics", "cadvisor"} and topo.processing.services:
+        pipeline = _pipeline(topo, exporters)
+        result["imageflow-pipeline"] = _dashboard("imageflow-pipeline", "ImageFlow pipeline", pipeline)
     node_jobs = sorted(t.job for t in scraped if t.exporter == "node-exporter")
     if node_jobs:
         result["imageflow-nodes"] = _dashboard("imageflow-nodes", "ImageFlow nodes and VMs", _nodes(node_jobs))

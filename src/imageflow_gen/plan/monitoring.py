@@ -40,6 +40,11 @@ KSM_RESOURCES = {
 }
 CONFIG_DIR = "/etc/prometheus/config"  # the ConfigMap; relative paths in it are relative to it
 SECRETS_DIR = "/etc/prometheus/secrets"  # beside it: each Secret a target needs, in a folder of its name
+KUBELET_JOB = "kubelet-cadvisor"
+KUBELET_PORT = 10250  # the kubelet's API, K3s's too
+# A service-account token and the cluster's CA, projected beside the Secrets: what the kubelets
+# check Prometheus and Prometheus the kubelets by (no Secret to supply).
+KUBELET_TOKEN = "kubelet"
 DATA_DIR = "/prometheus"
 
 
@@ -60,6 +65,7 @@ class Target:
     token: tuple[str, str] | None = None  # (Secret, key) of the bearer token it is scraped with
     ca: tuple[str, str] | None = None  # (Secret, key) of the CA its https certificate is checked by
     server_name: str | None = None  # the name that certificate is checked for (not the pod's IP)
+    nodes: tuple[str, ...] = ()  # the kubelets: every node, found by node discovery, at these IPs
 
 
 def targets(topo: Topology) -> list[Target]:
@@ -97,6 +103,20 @@ def targets(topo: Topology) -> list[Target]:
                 ksm.name,
                 KSM_PORT,
                 exporter="kube-state-metrics",
+            )
+        )
+    if prom.kubelets:
+        result.append(
+            Target(
+                KUBELET_JOB,
+                KUBELET_PORT,
+                "/metrics/cadvisor",
+                "https",
+                (*SOURCE, "kubelets"),
+                exporter="cadvisor",
+                token=(KUBELET_TOKEN, "token"),
+                ca=(KUBELET_TOKEN, "ca.crt"),
+                nodes=tuple(str(n.ip) for n in topo.cluster.nodes),
             )
         )
     result += _minio_targets(topo)
@@ -166,8 +186,28 @@ def secret_file(secret: tuple[str, str]) -> str:
 
 
 def _secrets(topo: Topology) -> list[str]:
-    """The Secrets Prometheus mounts for its targets, by name."""
-    return sorted({s[0] for t in targets(topo) for s in (t.token, t.ca) if s is not None})
+    """The Secrets Prometheus mounts for its targets, by name (the kubelets' token is projected)."""
+    return sorted({s[0] for t in targets(topo) for s in (t.token, t.ca) if s is not None} - {KUBELET_TOKEN})
+
+
+def _projected(topo: Topology) -> list[dict[str, Any]]:
+    """The kubelets' token and CA: a bound token of Prometheus's account, the cluster's CA."""
+    if not any(t.job == KUBELET_JOB for t in targets(topo)):
+        return []
+    sources = [
+        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+    ]
+    return [{"name": f"secret-{KUBELET_TOKEN}", "projected": {"sources": sources}}]
+
+
+def target_text(t: Target, code: str = "") -> str:
+    """Where a job's targets are, in words (`code`: the quote marks a Markdown reader gets)."""
+    if t.namespace is not None:
+        return f"the pods {code}app={t.app}{code} in {code}{t.namespace}{code}, port {code}{t.port_name}{code}"
+    if t.nodes:
+        return f"each node's kubelet ({', '.join(f'{code}{ip}:{t.port}{code}' for ip in t.nodes)})"
+    return f"{code}{t.address}:{t.port}{code}"
 
 
 def scraped_namespaces(topo: Topology) -> list[str]:
@@ -196,12 +236,17 @@ def config(topo: Topology) -> str:
                 {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
                 {"source_labels": ["__meta_kubernetes_pod_node_name"], "target_label": "node"},
             ]
+        elif target.nodes:  # each node's kubelet, at the address node discovery gives
+            job["kubernetes_sd_configs"] = [{"role": "node"}]
+            job["relabel_configs"] = [{"source_labels": ["__meta_kubernetes_node_name"], "target_label": "node"}]
         else:
             job["static_configs"] = [{"targets": [f"{target.address}:{target.port}"]}]
         if target.token is not None:
             job["authorization"] = {"type": "Bearer", "credentials_file": secret_file(target.token)}
         if target.ca is not None:
-            job["tls_config"] = {"ca_file": secret_file(target.ca), "server_name": target.server_name}
+            job["tls_config"] = {"ca_file": secret_file(target.ca)}
+            if target.server_name is not None:  # not the address's IP, which the certificate lacks
+                job["tls_config"]["server_name"] = target.server_name
         jobs.append(job)
     interval = prom.scrape_interval
     return config_text(
@@ -224,7 +269,7 @@ def alert_rules(topo: Topology) -> str:
     targets at all (in the cluster: that discovery finds the workload's pods)."""
     rules: list[dict[str, Any]] = []
     for t in targets(topo):
-        where = f"the pods app={t.app} in {t.namespace}, port {t.port_name}" if t.namespace else f"{t.address}:{t.port}"
+        where = target_text(t)
         rules += [
             {
                 "alert": "ScrapeTargetDown",
@@ -468,12 +513,13 @@ def prometheus_workload(topo: Topology) -> tuple[Workload, Rendering]:
         volumes=[
             {"name": "config", "configMap": {"name": f"{prom.name}-config"}},
             *[{"name": f"secret-{name}", "secret": {"secretName": name}} for name in _secrets(topo)],
+            *_projected(topo),
         ],
         mounts=[
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             *[
                 {"name": f"secret-{name}", "mountPath": f"{SECRETS_DIR}/{name}", "readOnly": True}
-                for name in _secrets(topo)
+                for name in [*_secrets(topo), *([KUBELET_TOKEN] if _projected(topo) else [])]
             ],
         ],
         service_part=(),
@@ -572,6 +618,29 @@ def specs(topo: Topology) -> list[Spec]:
         ),
         spec("ServiceAccount", "serviceaccount", SOURCE, name=prom.name, namespace=prom.namespace, labels=own),
     ]
+    if prom.kubelets:  # node discovery, and the kubelets' metrics (not nodes/proxy: all of the kubelet's API)
+        result += [
+            spec(
+                "ClusterRole",
+                "clusterrole",
+                (*SOURCE, "kubelets"),
+                name=f"{prom.name}-kubelets",
+                labels=own,
+                rules=[
+                    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
+                    {"apiGroups": [""], "resources": ["nodes/metrics"], "verbs": ["get"]},
+                ],
+            ),
+            spec(
+                "ClusterRoleBinding",
+                "clusterrolebinding",
+                (*SOURCE, "kubelets"),
+                name=f"{prom.name}-kubelets",
+                labels=own,
+                role=f"{prom.name}-kubelets",
+                subjects=[{"kind": "ServiceAccount", "name": prom.name, "namespace": prom.namespace}],
+            ),
+        ]
     # Service discovery reads the pods of the namespaces it scrapes, and nothing else.
     for namespace in scraped_namespaces(topo):
         result += [

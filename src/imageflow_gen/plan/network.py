@@ -448,6 +448,17 @@ def _prometheus_flows(topo: Topology, masters: tuple[str, ...]) -> list[Flow]:
             flow = Flow(
                 f"{prom.name}-to-{t.app}", prom.namespace, me, t.namespace, {"app": t.app}, (t.port,), source=t.source
             )
+        elif t.nodes:  # the kubelets, on every node's address
+            flow = Flow(
+                f"{prom.name}-to-{t.job}",
+                prom.namespace,
+                me,
+                None,
+                {},
+                (t.port,),
+                tuple(f"{ip}/32" for ip in t.nodes),
+                source=t.source,
+            )
         else:
             flow = Flow(
                 f"{prom.name}-to-{t.job}",
@@ -460,7 +471,7 @@ def _prometheus_flows(topo: Topology, masters: tuple[str, ...]) -> list[Flow]:
                 source=t.source,
             )
         result.append(flow)
-    if scraped_namespaces(topo):
+    if scraped_namespaces(topo) or prom.kubelets:  # pod and node discovery
         source = ("observability", "prometheus")
         result.append(
             Flow(f"{prom.name}-to-api-server", prom.namespace, me, None, {}, (API_SERVER_PORT,), masters, source)

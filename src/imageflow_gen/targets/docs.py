@@ -16,7 +16,15 @@ from ..plan.clients import dependents, topic_uses
 from ..plan.messaging import kafka_security
 from ..plan.dashboards import dashboards
 from ..plan.grafana import grafana, reads_tempo
-from ..plan.monitoring import DOWN_AFTER, MISSING_AFTER, kafka_rules, storage_rules, targets, workload_rules
+from ..plan.monitoring import (
+    DOWN_AFTER,
+    MISSING_AFTER,
+    kafka_rules,
+    storage_rules,
+    target_text,
+    targets,
+    workload_rules,
+)
 from ..plan.network import cluster_prerequisites, flows, meshed_namespaces
 from ..plan.processing import callers
 from ..plan.slots import load_balancing
@@ -118,9 +126,7 @@ def render_docs(ctx: Context) -> Rendered:
         scrapes=[
             {
                 "job": t.job,
-                "what": f"the pods `app={t.app}` in `{t.namespace}`, port `{t.port_name}`"
-                if t.namespace
-                else f"`{t.address}:{t.port}`",
+                "what": target_text(t, "`"),
                 "path": f"{t.scheme}, `{t.path}`",
                 "source": f"`{dotted(t.source)}`",
             }
