@@ -56,13 +56,14 @@ def test_each_prod_nodes_impact() -> None:
     plan = validated(PROFILES, "prod")[2]
     found = {i.node: ({d.name for d in i.loss}, {b[2] for b in i.blocks}, bool(i.server)) for i in impacts(plan)}
     cpu = {"grpc-gateway", "resize-blue", "resize-green", "filter", "filter-canary", "camera-streams", "evaluator"}
-    cpu |= {"prometheus", "kube-state-metrics", "grafana"}  # prod places them on the cpu-intensive node
+    monitoring = {"prometheus", "kube-state-metrics", "grafana", "blackbox-exporter"}
+    cpu |= monitoring  # prod places them on the cpu-intensive node
     assert found == {
         "k3s-master-01": (set(), set(), True),
         # the canary's, the camera server's and the monitoring's one pods have no budget
         "k3s-worker-01": (
             cpu,
-            cpu - {"filter-canary", "camera-streams", "prometheus", "kube-state-metrics", "grafana"},
+            cpu - {"filter-canary", "camera-streams"} - monitoring,
             False,
         ),
         "k3s-worker-02": ({"ai-detection", "triton"}, set(), False),
@@ -135,12 +136,13 @@ def test_the_capacity_table_has_the_n_1_rows_of_what_must_survive() -> None:
     what may only run on the lost node (the CPU services, camera-streams and the evaluator on
     k3s-worker-01, MinIO and PostgreSQL on k3s-worker-03) stops instead. The application's
     workloads add 1 CPU on k3s-worker-01 (camera-streams 500m, evaluator 2 x 250m) and 500m on
-    k3s-worker-03 (PostgreSQL) to the seed's 4.5, 2.55 and 3.5; Prometheus 500m, Grafana 100m and
-    kube-state-metrics 50m on k3s-worker-01; the node exporters 20m on each of the two nodes."""
+    k3s-worker-03 (PostgreSQL) to the seed's 4.5, 2.55 and 3.5; Prometheus 500m, Grafana 100m,
+    kube-state-metrics 50m and the blackbox prober 20m on k3s-worker-01; the node exporters 20m
+    on each of the two nodes."""
     report = capacity_report(PROFILES, "prod")[1]
     rows = {r.name: (r.requested["cpu"], r.capacity["cpu"]) for r in report.rows if r.scope == "n-1"}
     assert rows == {
-        "k3s-worker-01, k3s-worker-03 (without k3s-master-01)": (Decimal("6.69"), 12),
+        "k3s-worker-01, k3s-worker-03 (without k3s-master-01)": (Decimal("6.71"), 12),
         "k3s-master-01, k3s-worker-03 (without k3s-worker-01)": (Decimal("3.09"), 8),
-        "k3s-master-01, k3s-worker-01 (without k3s-worker-03)": (Decimal("5.19"), 12),
+        "k3s-master-01, k3s-worker-01 (without k3s-worker-03)": (Decimal("5.21"), 12),
     }

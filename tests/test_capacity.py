@@ -42,10 +42,10 @@ def test_prod_passes_with_the_documented_warnings_only() -> None:
     # 2 x 250m each, ai-detection 500m, filter stable 2 x 250m and canary 1 x 250m, backend-api
     # 3 x 250m, web-ui 2 x 50m, the OTel agent 100m on each of 4 nodes, Tempo 500m; the
     # application's workloads: PostgreSQL 500m, Triton 2, camera-streams 500m, evaluator 2 x 250m;
-    # monitoring: Prometheus 500m, Grafana 100m, kube-state-metrics 50m, the node exporter 20m on
-    # each of 4 nodes.
+    # monitoring: Prometheus 500m, Grafana 100m, kube-state-metrics 50m, the blackbox prober 20m,
+    # the node exporter 20m on each of 4 nodes.
     cluster = next(r for r in report.rows if r.scope == "cluster")
-    assert cluster.requested["cpu"] == Decimal("9.43") and cluster.capacity["cpu"] == 24
+    assert cluster.requested["cpu"] == Decimal("9.45") and cluster.capacity["cpu"] == 24
     # MinIO's four 400Gi drives and PostgreSQL's 20Gi local-path claim, on the one node each may use
     storage = next(r for r in report.rows if r.name == "k3s-worker-03")
     assert storage.requested["storage"] == (4 * 400 + 20) * 2**30 and storage.capacity["storage"] == 2 * 2**40
@@ -71,7 +71,7 @@ def test_a_node_group_over_capacity_fails_naming_the_group_and_the_workloads(tmp
     assert (
         "prod.yaml:" in message
         and "cluster.worker_nodes[0].resources: over capacity: "
-        "node-type=cpu-intensive (k3s-worker-01): 12.72 CPU requested by "
+        "node-type=cpu-intensive (k3s-worker-01): 12.74 CPU requested by "
         in message
     )
     assert "Deployment resize-blue, Deployment resize-green" in message and "of 8" in message
@@ -169,7 +169,7 @@ def test_capacity_command_prints_the_table_and_the_costs() -> None:
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["scope", "name", "CPU", "memory", "GPU", "storage"]
     assert any(line.startswith("node     k3s-worker-03") and "1.58Ti/2Ti (79%)" in line for line in lines)
-    assert any(line.startswith("cluster  cluster (4 nodes)") and "9.43/24 (39%)" in line for line in lines)
+    assert any(line.startswith("cluster  cluster (4 nodes)") and "9.45/24 (39%)" in line for line in lines)
     assert "  vm2           800 - 1500" in lines and "  total        1100 - 2100" in lines
     assert all(line.startswith("warning: ") for line in result.stderr.splitlines())
 

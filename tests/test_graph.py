@@ -352,6 +352,13 @@ def _required_all(topo: Any) -> set[tuple[str, str, int]]:
             required.add((me, f"{ne.namespace}/{ne.name}", ne.port))
             vms = ne.vms if ne.vms is not None else {topo.edge.vm, topo.messaging.kafka.vm}
             required |= {(me, f"ip:{vm.address}", ne.port) for vm in topo.vms if vm.name in vms}
+        bb = prom.blackbox_exporter
+        if bb is not None and "vm" in topo.edge.api_gateway.runs_on:  # it probes the edge gateway's TLS
+            prober = f"{prom.namespace}/{bb.name}"
+            edge_vm = next(vm for vm in topo.vms if vm.name == topo.edge.vm)
+            required.add((me, prober, bb.port))
+            required.add((prober, f"ip:{edge_vm.address}", topo.edge.api_gateway.https_port))
+            required |= {(prober, agent, port) for port in (ports.otlp_grpc, ports.otlp_http)}
         ke = prom.kafka_exporter
         if ke is not None:  # beside the brokers, published on the Kafka VM's address
             kafka_vm = next(vm for vm in topo.vms if vm.name == topo.messaging.kafka.vm)

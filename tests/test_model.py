@@ -234,7 +234,7 @@ def test_removing_what_another_item_references_is_blamed_on_the_removal(tmp_path
         "processing.services[0].calls[0] (base.yaml:86:15)",
         "child.yaml:6:31 namespaces: removes 'imageflow-storage', still referenced by "
         "storage.minio.namespace (base.yaml:122:16), storage.postgresql.namespace (base.yaml:162:16), "
-        "network.policies[0].egress[0].to_namespaces[0] (base.yaml:294:27)",
+        "network.policies[0].egress[0].to_namespaces[0] (base.yaml:299:27)",
     ]
 
 

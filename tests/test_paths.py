@@ -168,7 +168,7 @@ def test_the_cli_reports_the_broken_leg_and_writes_nothing(tmp_path: Path) -> No
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
     assert (
-        "profiles/base.yaml:277:7 network.routes[0]: gateway imageflow-gateway -> backend-api:8000 (VirtualService "
+        "profiles/base.yaml:282:7 network.routes[0]: gateway imageflow-gateway -> backend-api:8000 (VirtualService "
         "imageflow-backend/imageflow-api): NetworkPolicy: imageflow-backend/backend-api's ingress denies "
         "istio-system/istio-ingressgateway on 8000"
     ) in proc.stderr and "nothing written" in proc.stderr

@@ -7,6 +7,7 @@ Each list comes from the exporter's own Go module, fetched with `go mod download
 proxy, checked against the Go checksum database) at the pinned version and held to the pinned
 go.sum `h1:` hash:
 
+- blackbox-exporter: each probe's gauges, a `Name: "probe_..."` literal in prober/*.go.
 - cadvisor: the kubelet's container metrics; each a `name: "container_..."` (or machine_)
   literal in metrics/prometheus*.go of the cAdvisor module Kubernetes 1.28 builds in.
 - kube-state-metrics: every metric is a string literal `"kube_..."` in internal/store/*.go.
@@ -60,6 +61,14 @@ SOURCES = (
         "h1:g5OV0cwrDKvyrQApYxI7Ny+vFUgU3X6MYrnIzdCAdNU=",
         "Apache-2.0",
         'the string literals "kube_..." in internal/store/*.go (tests excluded)',
+    ),
+    Source(
+        "blackbox-exporter",
+        "github.com/prometheus/blackbox_exporter",
+        "v0.25.0",
+        "h1:cInPsiPsILpwYbir9A9cwJ8pjcf4/cGOuGR0BstQtuc=",
+        "Apache-2.0",
+        'the names "probe_..." of the gauges in prober/*.go (tests excluded)',
     ),
     Source(
         "cadvisor",
@@ -124,6 +133,14 @@ def kube_state_metrics(module: Path, _workdir: Path) -> set[str]:
     for path in sorted((module / "internal" / "store").glob("*.go")):
         if not path.name.endswith("_test.go"):
             names |= set(re.findall(r'"(kube_[a-z0-9_]+)"', path.read_text()))
+    return names
+
+
+def blackbox_exporter(module: Path, _workdir: Path) -> set[str]:
+    names: set[str] = set()
+    for path in sorted((module / "prober").glob("*.go")):
+        if not path.name.endswith("_test.go"):
+            names |= set(re.findall(r'Name:\s+"(probe_[a-z0-9_]+)"', path.read_text()))
     return names
 
 
@@ -221,6 +238,7 @@ def minio(_module: Path, _workdir: Path) -> set[str]:
 
 
 LISTERS = {
+    "blackbox-exporter": blackbox_exporter,
     "cadvisor": cadvisor,
     "kafka-exporter": kafka_exporter,
     "kube-state-metrics": kube_state_metrics,

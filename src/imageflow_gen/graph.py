@@ -257,6 +257,10 @@ def _published(topo: Topology) -> dict[tuple[str, int], str]:
             published = published_address(topo, vm, port)
             if published is not None:
                 result[published] = _id("vm", vm, target.name)
+    gw = topo.edge.api_gateway
+    if "vm" in gw.runs_on:  # the edge gateway's HTTPS, on every address of its VM
+        address = next(str(v.address) for v in topo.vms if v.name == topo.edge.vm)
+        result[(address, gw.https_port)] = _id("vm", topo.edge.vm, gw.name)
     for w in vm_exporters(topo):
         for port in w.ports:
             if (published := published_address(topo, str(w.vm), port)) is not None:

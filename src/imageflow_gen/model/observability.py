@@ -182,6 +182,25 @@ class KafkaExporter(Strict):
     for 15 minutes, alerts."""
 
 
+class BlackboxExporter(Strict):
+    """blackbox_exporter beside Prometheus: it opens a TLS connection to the edge gateway (the
+    API gateway on the edge VM, at the VM's address, with the gateway's server name) and reports
+    its certificate's expiry, which the certificate alerts read."""
+
+    name: ServiceName = "blackbox-exporter"
+    """Deployment and Service name; its pods' `app` label."""
+    image: Image
+    """Its image, pinned (e.g. quay.io/prometheus/blackbox-exporter:v0.25.0)."""
+    port: Port = 9115
+    """Its HTTP port (Prometheus asks /probe there)."""
+    resources: Resources
+    """Requests and limits."""
+    warning_days: Positive = 14
+    """A certificate that expires within this many days raises a warning."""
+    critical_days: Positive = 3
+    """Within this many, a critical alert."""
+
+
 class Prometheus(Strict):
     """Prometheus (seed 8.1.2: imageflow-monitoring holds "Prometheus, Grafana"): one server
     that scrapes what the topology declares: the OTel agent's metrics, and each workload's
@@ -214,6 +233,8 @@ class Prometheus(Strict):
     """Scrape each node's kubelet for its containers' CPU, memory, file system and network
     (cAdvisor, /metrics/cadvisor on port 10250) with a token of Prometheus's service account,
     which may then list nodes and read their metrics (not the kubelet's other endpoints)."""
+    blackbox_exporter: BlackboxExporter | None = None
+    """blackbox_exporter, probing the edge gateway's certificate; unset: no expiry alerts."""
     kafka_exporter: KafkaExporter | None = None
     """kafka_exporter on the Kafka VM; unset: no Kafka lag nor replication alerts."""
     node_exporter: NodeExporter | None = None

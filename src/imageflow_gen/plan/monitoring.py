@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import Path
 from ..model import Topology
 from ..model.checks import kafka_clients
-from ..model.observability import KubeStateMetrics, Prometheus
+from ..model.observability import BlackboxExporter, KubeStateMetrics, Prometheus
 from ..model.workloads import Workload
 from ..shared import WARN_PERCENT
 from .common import Spec, labels, service_dns, spec, tunable
@@ -66,6 +66,7 @@ class Target:
     ca: tuple[str, str] | None = None  # (Secret, key) of the CA its https certificate is checked by
     server_name: str | None = None  # the name that certificate is checked for (not the pod's IP)
     nodes: tuple[str, ...] = ()  # the kubelets: every node, found by node discovery, at these IPs
+    probe: tuple[str, str] | None = None  # (module, address): what a blackbox exporter's pods probe
 
 
 def targets(topo: Topology) -> list[Target]:
@@ -117,6 +118,22 @@ def targets(topo: Topology) -> list[Target]:
                 token=(KUBELET_TOKEN, "token"),
                 ca=(KUBELET_TOKEN, "ca.crt"),
                 nodes=tuple(str(n.ip) for n in topo.cluster.nodes),
+            )
+        )
+    bb = prom.blackbox_exporter
+    if bb is not None and (edge := edge_gateway_address(topo)) is not None:
+        result.append(
+            Target(
+                GATEWAY_CERT_JOB,
+                bb.port,
+                "/probe",
+                "http",
+                (*SOURCE, "blackbox_exporter"),
+                prom.namespace,
+                bb.name,
+                "http",
+                exporter="blackbox-exporter",
+                probe=(GATEWAY_TLS_MODULE, edge),
             )
         )
     result += _minio_targets(topo)
@@ -201,10 +218,69 @@ def _projected(topo: Topology) -> list[dict[str, Any]]:
     return [{"name": f"secret-{KUBELET_TOKEN}", "projected": {"sources": sources}}]
 
 
+GATEWAY_CERT_JOB = "gateway-certificate"
+GATEWAY_TLS_MODULE = "gateway_tls"
+
+
+def edge_gateway_address(topo: Topology) -> str | None:
+    """host:port of the edge gateway's HTTPS on the edge VM's address (None when it runs only in
+    the cluster)."""
+    gw = topo.edge.api_gateway
+    if "vm" not in gw.runs_on:
+        return None
+    address = next(str(v.address) for v in topo.vms if v.name == topo.edge.vm)
+    return f"{address}:{gw.https_port}"
+
+
+def blackbox_config(topo: Topology) -> str:
+    """blackbox.yml: a TLS connection with the gateway's server name. It reads the certificate's
+    expiry, not its trust: a gateway with a private CA is probed too (nothing is sent)."""
+    gw = topo.edge.api_gateway
+    module = {
+        "prober": "tcp",
+        "timeout": "5s",
+        "tcp": {"tls": True, "tls_config": {"server_name": gw.server_name, "insecure_skip_verify": True}},
+    }
+    return config_text({"modules": {GATEWAY_TLS_MODULE: module}})
+
+
+def blackbox_workload(topo: Topology) -> tuple[Workload, Rendering]:
+    prom = topo.observability.prometheus
+    assert prom is not None and prom.blackbox_exporter is not None
+    bb = prom.blackbox_exporter
+    workload = Workload.model_validate(
+        {
+            "name": bb.name,
+            "namespace": prom.namespace,
+            "image": bb.image,
+            "args": ["--config.file=/etc/blackbox/blackbox.yml", f"--web.listen-address=:{bb.port}"],
+            "ports": [{"name": "http", "port": bb.port, "protocol": "http"}],
+            "files": [{"name": "blackbox.yml", "path": "/etc/blackbox/blackbox.yml", "content": blackbox_config(topo)}],
+            "probes": {
+                "readiness": {"http": {"path": "/-/healthy", "port": "http"}},
+                "liveness": {"http": {"path": "/-/healthy", "port": "http"}, "period": 30},
+            },
+            "resources": bb.resources,
+            "node_type": prom.node_type,
+            "availability": {"survives": "nothing", "reason": "one prober; its alerts wait for it"},
+        }
+    )
+    key = (*SOURCE, "blackbox_exporter")
+    rendering = Rendering(
+        component=COMPONENT,
+        key=key,
+        variants=[Variant(bb.name, {}, tunable(key + ("image",), bb.image, BlackboxExporter, "image"), 1, False)],
+        selector={"app": bb.name},
+        headless=False,
+    )
+    return workload, rendering
+
+
 def target_text(t: Target, code: str = "") -> str:
     """Where a job's targets are, in words (`code`: the quote marks a Markdown reader gets)."""
     if t.namespace is not None:
-        return f"the pods {code}app={t.app}{code} in {code}{t.namespace}{code}, port {code}{t.port_name}{code}"
+        probing = f", probing {code}{t.probe[1]}{code}" if t.probe else ""
+        return f"the pods {code}app={t.app}{code} in {code}{t.namespace}{code}, port {code}{t.port_name}{code}{probing}"
     if t.nodes:
         return f"each node's kubelet ({', '.join(f'{code}{ip}:{t.port}{code}' for ip in t.nodes)})"
     return f"{code}{t.address}:{t.port}{code}"
@@ -224,6 +300,8 @@ def config(topo: Topology) -> str:
     ]
     for target in targets(topo):
         job: dict[str, Any] = {"job_name": target.job, "metrics_path": target.path, "scheme": target.scheme}
+        if target.probe is not None:  # the prober's pods, asked to probe one address with one module
+            job["params"] = {"module": [target.probe[0]]}
         if target.namespace is not None:
             job["kubernetes_sd_configs"] = [{"role": "pod", "namespaces": {"names": [target.namespace]}}]
             job["relabel_configs"] = [
@@ -236,6 +314,11 @@ def config(topo: Topology) -> str:
                 {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
                 {"source_labels": ["__meta_kubernetes_pod_node_name"], "target_label": "node"},
             ]
+            if target.probe is not None:
+                job["relabel_configs"] += [
+                    {"target_label": "__param_target", "replacement": target.probe[1]},
+                    {"target_label": "instance", "replacement": target.probe[1]},
+                ]
         elif target.nodes:  # each node's kubelet, at the address node discovery gives
             job["kubernetes_sd_configs"] = [{"role": "node"}]
             job["relabel_configs"] = [{"source_labels": ["__meta_kubernetes_node_name"], "target_label": "node"}]
@@ -297,10 +380,53 @@ def alert_rules(topo: Topology) -> str:
         ("imageflow-workloads", workload_rules(topo)),
         ("imageflow-storage", storage_rules(topo)),
         ("imageflow-kafka", kafka_rules(topo)),
+        ("imageflow-certificates", certificate_rules(topo)),
     ):
         if more:
             groups.append({"name": name, "rules": more})
     return config_text({"groups": groups})
+
+
+PROBE_FAILING_FOR = "10m"
+
+
+def certificate_rules(topo: Topology) -> list[dict[str, Any]]:
+    """With the blackbox exporter: the edge gateway's certificate expiring within the warning
+    and the critical days, and the probe failing (no TLS handshake: nothing to read)."""
+    prom = topo.observability.prometheus
+    probes = [t for t in targets(topo) if t.job == GATEWAY_CERT_JOB]
+    if prom is None or prom.blackbox_exporter is None or not probes:
+        return []
+    bb, job = prom.blackbox_exporter, f'job="{GATEWAY_CERT_JOB}"'
+    gw = topo.edge.api_gateway
+    rules: list[dict[str, Any]] = [
+        {
+            "alert": "GatewayCertificateExpiring",
+            "expr": f"probe_ssl_earliest_cert_expiry{{{job}}} - time() < {days} * 86400",
+            "for": "1h",
+            "labels": {"severity": severity},
+            "annotations": {
+                "summary": f"The edge gateway's certificate expires within {days} days",
+                "description": f"The certificate {gw.server_name} serves at {{{{ $labels.instance }}}} expires "
+                "in {{ $value | humanizeDuration }}: renew it.",
+            },
+        }
+        for days, severity in ((bb.warning_days, "warning"), (bb.critical_days, "critical"))
+    ]
+    rules.append(
+        {
+            "alert": "GatewayProbeFailing",
+            "expr": f"probe_success{{{job}}} == 0",
+            "for": PROBE_FAILING_FOR,
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "The edge gateway's TLS cannot be probed",
+                "description": f"No TLS handshake with {gw.server_name} at {{{{ $labels.instance }}}} for "
+                f"{PROBE_FAILING_FOR}: the gateway is down or unreachable, and its certificate unread.",
+            },
+        }
+    )
+    return rules
 
 
 UNDER_REPLICATED_FOR = "10m"
@@ -664,6 +790,9 @@ def specs(topo: Topology) -> list[Spec]:
                 subjects=[{"kind": "ServiceAccount", "name": prom.name, "namespace": prom.namespace}],
             ),
         ]
+    if prom.blackbox_exporter is not None:
+        bb_workload, bb_how = blackbox_workload(topo)
+        result += render(topo, bb_workload, (*SOURCE, "blackbox_exporter"), bb_how)
     node_exporter = cluster_node_exporter(topo)
     if node_exporter is not None:
         result += render(topo, node_exporter, NODE_SOURCE, replace(typed(node_exporter), component=COMPONENT))

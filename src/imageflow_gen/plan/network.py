@@ -22,7 +22,7 @@ from ..model.network import Route
 from .common import Spec, common_labels, needs_gpu_runtime, spec
 from .messaging import broker_ports, kafka_vm_address
 from .grafana import SOURCE as GRAFANA_SOURCE
-from .monitoring import KSM_SOURCE, scraped_namespaces, targets
+from .monitoring import KSM_SOURCE, edge_gateway_address, scraped_namespaces, targets
 from .postgresql import bootstrap_job
 from .storage import BUCKET_JOB, vm_clients
 from .endpoints import endpoint_target
@@ -475,6 +475,21 @@ def _prometheus_flows(topo: Topology, masters: tuple[str, ...]) -> list[Flow]:
         source = ("observability", "prometheus")
         result.append(
             Flow(f"{prom.name}-to-api-server", prom.namespace, me, None, {}, (API_SERVER_PORT,), masters, source)
+        )
+    bb = prom.blackbox_exporter
+    if bb is not None and (edge := edge_gateway_address(topo)) is not None:  # the gateway's TLS, probed
+        address, port = edge.rsplit(":", 1)
+        result.append(
+            Flow(
+                f"{bb.name}-to-edge-gateway",
+                prom.namespace,
+                {"app": bb.name},
+                None,
+                {},
+                (int(port),),
+                (f"{address}/32",),
+                source=("observability", "prometheus", "blackbox_exporter"),
+            )
         )
     g = prom.grafana
     if g is not None:  # its datasource; the gateway's route to it (Tempo's clients are Tempo's flows)

@@ -18,6 +18,7 @@ from ..plan.dashboards import dashboards
 from ..plan.grafana import grafana, reads_tempo
 from ..plan.monitoring import (
     DOWN_AFTER,
+    certificate_rules,
     MISSING_AFTER,
     kafka_rules,
     storage_rules,
@@ -140,7 +141,7 @@ def render_docs(ctx: Context) -> Rendered:
                 "after": r["for"],
                 "summary": r["annotations"]["summary"],
             }
-            for r in [*workload_rules(topo), *storage_rules(topo), *kafka_rules(topo)]
+            for r in [*workload_rules(topo), *storage_rules(topo), *kafka_rules(topo), *certificate_rules(topo)]
         ],
         grafana_sources=[
             "Prometheus",
