@@ -164,6 +164,21 @@ def test_promtool_accepts_the_configuration_and_rules(features: Path, profile: s
     assert "SUCCESS: 1 rule files found" in result.stdout
 
 
+def _test_rules(folder: Path, input_series: list[Any], alert_rule_test: list[Any]) -> str:
+    """promtool test rules on the rule file in `folder`: one test, minutes apart; its output."""
+    tests = {
+        "rule_files": ["alerts.yml"],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": input_series, "alert_rule_test": alert_rule_test}],
+    }
+    (folder / "rules.test.yml").write_text(json.dumps(tests))
+    result = subprocess.run(
+        [_promtool(), "test", "rules", "rules.test.yml"], capture_output=True, text=True, cwd=folder
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
 def test_the_alert_rules_fire_as_promtool_evaluates_them(features: Path, tmp_path: Path) -> None:
     """promtool test rules: a pod of Triton that stops answering raises ScrapeTargetDown after
     five minutes (not before); a VM exporter with no series at all raises ScrapeTargetMissing
@@ -190,52 +205,41 @@ def test_the_alert_rules_fire_as_promtool_evaluates_them(features: Path, tmp_pat
 
     triton = {"job": "triton", "instance": "10.42.0.7:8002", "pod": "triton-7d9f"}
     series = ",".join(f'{k}="{v}"' for k, v in triton.items())
-    tests = {
-        "rule_files": ["alerts.yml"],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [
-                    {"series": f"up{{{series}}}", "values": "0x15"},
-                    {"series": 'up{job="node-exporter", instance="10.42.0.9:9100"}', "values": "1x15"},
-                ],
-                "alert_rule_test": [
-                    {"eval_time": "4m", "alertname": "ScrapeTargetDown", "exp_alerts": []},
-                    {
-                        "eval_time": "6m",
-                        "alertname": "ScrapeTargetDown",
-                        "exp_alerts": [expected("ScrapeTargetDown", "triton", triton)],
-                    },
-                    {"eval_time": "9m", "alertname": "ScrapeTargetMissing", "exp_alerts": []},
-                    {
-                        "eval_time": "11m",
-                        "alertname": "ScrapeTargetMissing",
-                        "exp_alerts": [
-                            expected("ScrapeTargetMissing", job)
-                            for job in (
-                                "kube-state-metrics",
-                                "kubelet-cadvisor",
-                                "gateway-certificate",
-                                "minio-cluster",
-                                "minio-node",
-                                "minio-bucket",
-                                "otel-agent-metrics",
-                                "otel-agent-prometheus",
-                                "vm1-exporter",
-                            )
-                        ],
-                    },
-                ],
-            }
+    stdout = _test_rules(
+        folder,
+        input_series=[
+            {"series": f"up{{{series}}}", "values": "0x15"},
+            {"series": 'up{job="node-exporter", instance="10.42.0.9:9100"}', "values": "1x15"},
         ],
-    }
-    (folder / "alerts.test.yml").write_text(json.dumps(tests))
-    result = subprocess.run(
-        [_promtool(), "test", "rules", "alerts.test.yml"], capture_output=True, text=True, cwd=folder
+        alert_rule_test=[
+            {"eval_time": "4m", "alertname": "ScrapeTargetDown", "exp_alerts": []},
+            {
+                "eval_time": "6m",
+                "alertname": "ScrapeTargetDown",
+                "exp_alerts": [expected("ScrapeTargetDown", "triton", triton)],
+            },
+            {"eval_time": "9m", "alertname": "ScrapeTargetMissing", "exp_alerts": []},
+            {
+                "eval_time": "11m",
+                "alertname": "ScrapeTargetMissing",
+                "exp_alerts": [
+                    expected("ScrapeTargetMissing", job)
+                    for job in (
+                        "kube-state-metrics",
+                        "kubelet-cadvisor",
+                        "gateway-certificate",
+                        "minio-cluster",
+                        "minio-node",
+                        "minio-bucket",
+                        "otel-agent-metrics",
+                        "otel-agent-prometheus",
+                        "vm1-exporter",
+                    )
+                ],
+            },
+        ],
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS" in result.stdout
+    assert "SUCCESS" in stdout
 
 
 def test_the_workload_alerts_fire_on_kube_state_metrics_series(features: Path, tmp_path: Path) -> None:
@@ -272,65 +276,52 @@ def test_the_workload_alerts_fire_on_kube_state_metrics_series(features: Path, t
     evaluator = {"namespace": "imageflow-processing", "deployment": "evaluator"}
     hpa = {"namespace": "imageflow-processing", "horizontalpodautoscaler": "evaluator"}
     gpu = {"node": "k3s-worker-02", "condition": "Ready", "status": "true"}
-    tests = {
-        "rule_files": ["alerts.yml"],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [
-                    series("kube_pod_container_status_waiting_reason", "1x30", reason="CrashLoopBackOff", **crash),
-                    series(
-                        "kube_pod_container_status_waiting_reason",
-                        "1x30",
-                        reason="CrashLoopBackOff",
-                        namespace="kube-system",
-                        pod="coredns-1",
-                        container="coredns",
-                    ),
-                    series("kube_deployment_status_replicas_available", "1x30", **evaluator),
-                    series("kube_deployment_spec_replicas", "2x30", **evaluator),
-                    series("kube_horizontalpodautoscaler_status_current_replicas", "4x30", **hpa),
-                    series("kube_horizontalpodautoscaler_spec_max_replicas", "4x30", **hpa),
-                    series("kube_node_status_condition", "0x30", **gpu),
-                    series("kube_node_status_condition", "0x30", **{**gpu, "node": "k3s-worker-01"}),
-                ],
-                "alert_rule_test": [
-                    {"eval_time": "4m", "alertname": "GpuNodeNotReady", "exp_alerts": []},
-                    {
-                        "eval_time": "6m",
-                        "alertname": "GpuNodeNotReady",
-                        "exp_alerts": [alert("GpuNodeNotReady", {**gpu, **ksm})],
-                    },
-                    *[{"eval_time": "14m", "alertname": a, "exp_alerts": []} for a in ("ContainerCrashLooping",)],
-                    {
-                        "eval_time": "16m",
-                        "alertname": "ContainerCrashLooping",
-                        "exp_alerts": [alert("ContainerCrashLooping", {**crash, "reason": "CrashLoopBackOff", **ksm})],
-                    },
-                    {
-                        "eval_time": "16m",
-                        "alertname": "WorkloadReplicasUnavailable",
-                        "exp_alerts": [
-                            alert(
-                                "WorkloadReplicasUnavailable", {**evaluator, **ksm}, "A Deployment is short of replicas"
-                            )
-                        ],
-                    },
-                    {
-                        "eval_time": "16m",
-                        "alertname": "AutoscalerAtMaximum",
-                        "exp_alerts": [alert("AutoscalerAtMaximum", {**hpa, **ksm})],
-                    },
-                ],
-            }
+    _test_rules(
+        folder,
+        input_series=[
+            series("kube_pod_container_status_waiting_reason", "1x30", reason="CrashLoopBackOff", **crash),
+            series(
+                "kube_pod_container_status_waiting_reason",
+                "1x30",
+                reason="CrashLoopBackOff",
+                namespace="kube-system",
+                pod="coredns-1",
+                container="coredns",
+            ),
+            series("kube_deployment_status_replicas_available", "1x30", **evaluator),
+            series("kube_deployment_spec_replicas", "2x30", **evaluator),
+            series("kube_horizontalpodautoscaler_status_current_replicas", "4x30", **hpa),
+            series("kube_horizontalpodautoscaler_spec_max_replicas", "4x30", **hpa),
+            series("kube_node_status_condition", "0x30", **gpu),
+            series("kube_node_status_condition", "0x30", **{**gpu, "node": "k3s-worker-01"}),
         ],
-    }
-    (folder / "workloads.test.yml").write_text(json.dumps(tests))
-    result = subprocess.run(
-        [_promtool(), "test", "rules", "workloads.test.yml"], capture_output=True, text=True, cwd=folder
+        alert_rule_test=[
+            {"eval_time": "4m", "alertname": "GpuNodeNotReady", "exp_alerts": []},
+            {
+                "eval_time": "6m",
+                "alertname": "GpuNodeNotReady",
+                "exp_alerts": [alert("GpuNodeNotReady", {**gpu, **ksm})],
+            },
+            *[{"eval_time": "14m", "alertname": a, "exp_alerts": []} for a in ("ContainerCrashLooping",)],
+            {
+                "eval_time": "16m",
+                "alertname": "ContainerCrashLooping",
+                "exp_alerts": [alert("ContainerCrashLooping", {**crash, "reason": "CrashLoopBackOff", **ksm})],
+            },
+            {
+                "eval_time": "16m",
+                "alertname": "WorkloadReplicasUnavailable",
+                "exp_alerts": [
+                    alert("WorkloadReplicasUnavailable", {**evaluator, **ksm}, "A Deployment is short of replicas")
+                ],
+            },
+            {
+                "eval_time": "16m",
+                "alertname": "AutoscalerAtMaximum",
+                "exp_alerts": [alert("AutoscalerAtMaximum", {**hpa, **ksm})],
+            },
+        ],
     )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_a_minio_drive_over_the_capacity_threshold_raises_an_alert(features: Path, tmp_path: Path) -> None:
@@ -346,45 +337,34 @@ def test_a_minio_drive_over_the_capacity_threshold_raises_an_alert(features: Pat
         inner = ", ".join(f'{k}="{v}"' for k, v in labels.items())
         return {"series": f"{name}{{{inner}}}", "values": values}
 
-    tests = {
-        "rule_files": ["alerts.yml"],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [
-                    series("minio_node_drive_total_bytes", "100x30", full),
-                    series("minio_node_drive_used_bytes", "85x30", full),
-                    series("minio_node_drive_total_bytes", "100x30", calm),
-                    series("minio_node_drive_used_bytes", "79x30", calm),
-                    series("minio_node_drive_total_bytes", "100x30", {**full, "job": "elsewhere"}),
-                    series("minio_node_drive_used_bytes", "99x30", {**full, "job": "elsewhere"}),
-                ],
-                "alert_rule_test": [
-                    {"eval_time": "14m", "alertname": "MinioDriveFull", "exp_alerts": []},
-                    {
-                        "eval_time": "16m",
-                        "alertname": "MinioDriveFull",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {**rule["labels"], **full},
-                                "exp_annotations": {
-                                    "summary": "A MinIO drive is over 80% full",
-                                    "description": "Drive /data1 of MinIO server minio-0:9000 has been over 80% full "
-                                    "for 15m (the capacity check's threshold).",
-                                },
-                            }
-                        ],
-                    },
-                ],
-            }
+    _test_rules(
+        folder,
+        input_series=[
+            series("minio_node_drive_total_bytes", "100x30", full),
+            series("minio_node_drive_used_bytes", "85x30", full),
+            series("minio_node_drive_total_bytes", "100x30", calm),
+            series("minio_node_drive_used_bytes", "79x30", calm),
+            series("minio_node_drive_total_bytes", "100x30", {**full, "job": "elsewhere"}),
+            series("minio_node_drive_used_bytes", "99x30", {**full, "job": "elsewhere"}),
         ],
-    }
-    (folder / "storage.test.yml").write_text(json.dumps(tests))
-    result = subprocess.run(
-        [_promtool(), "test", "rules", "storage.test.yml"], capture_output=True, text=True, cwd=folder
+        alert_rule_test=[
+            {"eval_time": "14m", "alertname": "MinioDriveFull", "exp_alerts": []},
+            {
+                "eval_time": "16m",
+                "alertname": "MinioDriveFull",
+                "exp_alerts": [
+                    {
+                        "exp_labels": {**rule["labels"], **full},
+                        "exp_annotations": {
+                            "summary": "A MinIO drive is over 80% full",
+                            "description": "Drive /data1 of MinIO server minio-0:9000 has been over 80% full "
+                            "for 15m (the capacity check's threshold).",
+                        },
+                    }
+                ],
+            },
+        ],
     )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_minio_is_scraped_with_its_token_and_checked_by_its_ca() -> None:
@@ -769,80 +749,67 @@ def test_kafka_alerts_fire_for_a_lagging_declared_group_and_under_replicated_top
         return {"series": f"{name}{{{inner}}}", "values": values}
 
     evaluator = {"consumergroup": "evaluator", "topic": "image-results"}
-    tests = {
-        "rule_files": ["alerts.yml"],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [
-                    series("kafka_consumergroup_lag", "1000x30", partition="0", **evaluator),
-                    series("kafka_consumergroup_lag", "500x30", partition="1", **evaluator),
-                    series(
-                        "kafka_consumergroup_lag",
-                        "900x30",
-                        partition="0",
-                        consumergroup="backend-api",
-                        topic="image-results",
-                    ),
-                    series(
-                        "kafka_consumergroup_lag",
-                        "9000x30",
-                        partition="0",
-                        consumergroup="stranger",
-                        topic="image-results",
-                    ),
-                    series(
-                        "kafka_consumergroup_lag",
-                        "9000x30",
-                        partition="0",
-                        consumergroup="evaluator",
-                        topic="image-jobs",
-                    ),
-                    series(
-                        "kafka_topic_partition_under_replicated_partition", "1x30", topic="image-jobs", partition="3"
-                    ),
-                ],
-                "alert_rule_test": [
-                    {"eval_time": "14m", "alertname": "KafkaConsumerLag", "exp_alerts": []},
-                    {
-                        "eval_time": "16m",
-                        "alertname": "KafkaConsumerLag",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {"severity": "warning", **evaluator},
-                                "exp_annotations": {
-                                    "summary": "evaluator falls behind on Kafka",
-                                    "description": "Consumer group evaluator has been more than 1000 messages "
-                                    "behind on image-results for 15m.",
-                                },
-                            }
-                        ],
-                    },
-                    {"eval_time": "9m", "alertname": "KafkaUnderReplicatedPartitions", "exp_alerts": []},
-                    {
-                        "eval_time": "11m",
-                        "alertname": "KafkaUnderReplicatedPartitions",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {"severity": "warning", "topic": "image-jobs"},
-                                "exp_annotations": {
-                                    "summary": "A Kafka topic has under-replicated partitions",
-                                    "description": "Topic image-jobs has had 1 under-replicated partitions for 10m: "
-                                    "a broker is down or behind.",
-                                },
-                            }
-                        ],
-                    },
-                ],
-            }
+    _test_rules(
+        folder,
+        input_series=[
+            series("kafka_consumergroup_lag", "1000x30", partition="0", **evaluator),
+            series("kafka_consumergroup_lag", "500x30", partition="1", **evaluator),
+            series(
+                "kafka_consumergroup_lag",
+                "900x30",
+                partition="0",
+                consumergroup="backend-api",
+                topic="image-results",
+            ),
+            series(
+                "kafka_consumergroup_lag",
+                "9000x30",
+                partition="0",
+                consumergroup="stranger",
+                topic="image-results",
+            ),
+            series(
+                "kafka_consumergroup_lag",
+                "9000x30",
+                partition="0",
+                consumergroup="evaluator",
+                topic="image-jobs",
+            ),
+            series("kafka_topic_partition_under_replicated_partition", "1x30", topic="image-jobs", partition="3"),
         ],
-    }
-    (folder / "kafka.test.yml").write_text(json.dumps(tests))
-    result = subprocess.run(
-        [_promtool(), "test", "rules", "kafka.test.yml"], capture_output=True, text=True, cwd=folder
+        alert_rule_test=[
+            {"eval_time": "14m", "alertname": "KafkaConsumerLag", "exp_alerts": []},
+            {
+                "eval_time": "16m",
+                "alertname": "KafkaConsumerLag",
+                "exp_alerts": [
+                    {
+                        "exp_labels": {"severity": "warning", **evaluator},
+                        "exp_annotations": {
+                            "summary": "evaluator falls behind on Kafka",
+                            "description": "Consumer group evaluator has been more than 1000 messages "
+                            "behind on image-results for 15m.",
+                        },
+                    }
+                ],
+            },
+            {"eval_time": "9m", "alertname": "KafkaUnderReplicatedPartitions", "exp_alerts": []},
+            {
+                "eval_time": "11m",
+                "alertname": "KafkaUnderReplicatedPartitions",
+                "exp_alerts": [
+                    {
+                        "exp_labels": {"severity": "warning", "topic": "image-jobs"},
+                        "exp_annotations": {
+                            "summary": "A Kafka topic has under-replicated partitions",
+                            "description": "Topic image-jobs has had 1 under-replicated partitions for 10m: "
+                            "a broker is down or behind.",
+                        },
+                    }
+                ],
+            },
+        ],
     )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_kubelets_are_scraped_with_a_projected_token_on_every_node() -> None:
@@ -921,48 +888,37 @@ def test_the_gateway_certificate_alerts_fire_before_it_expires(tmp_path: Path) -
             },
         }
 
-    tests = {
-        "rule_files": ["alerts.yml"],
-        "evaluation_interval": "1m",
-        "tests": [
+    _test_rules(
+        folder,
+        input_series=series,
+        alert_rule_test=[
+            {"eval_time": "50m", "alertname": "GatewayCertificateExpiring", "exp_alerts": []},
             {
-                "interval": "1m",
-                "input_series": series,
-                "alert_rule_test": [
-                    {"eval_time": "50m", "alertname": "GatewayCertificateExpiring", "exp_alerts": []},
-                    {
-                        "eval_time": "61m",
-                        "alertname": "GatewayCertificateExpiring",
-                        "exp_alerts": [
-                            expiring("a:443", "warning", 14, "9d 22h 59m 0s"),
-                            expiring("b:443", "warning", 14, "1d 22h 59m 0s"),
-                            expiring("b:443", "critical", 3, "1d 22h 59m 0s"),
-                        ],
-                    },
-                    {"eval_time": "9m", "alertname": "GatewayProbeFailing", "exp_alerts": []},
-                    {
-                        "eval_time": "11m",
-                        "alertname": "GatewayProbeFailing",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {"severity": "warning", **soon},
-                                "exp_annotations": {
-                                    "summary": "The edge gateway's TLS cannot be probed",
-                                    "description": "No TLS handshake with api.imageflow.com at 10.0.0.10:443 for "
-                                    "10m: the gateway is down or unreachable, and its certificate unread.",
-                                },
-                            }
-                        ],
-                    },
+                "eval_time": "61m",
+                "alertname": "GatewayCertificateExpiring",
+                "exp_alerts": [
+                    expiring("a:443", "warning", 14, "9d 22h 59m 0s"),
+                    expiring("b:443", "warning", 14, "1d 22h 59m 0s"),
+                    expiring("b:443", "critical", 3, "1d 22h 59m 0s"),
                 ],
-            }
+            },
+            {"eval_time": "9m", "alertname": "GatewayProbeFailing", "exp_alerts": []},
+            {
+                "eval_time": "11m",
+                "alertname": "GatewayProbeFailing",
+                "exp_alerts": [
+                    {
+                        "exp_labels": {"severity": "warning", **soon},
+                        "exp_annotations": {
+                            "summary": "The edge gateway's TLS cannot be probed",
+                            "description": "No TLS handshake with api.imageflow.com at 10.0.0.10:443 for "
+                            "10m: the gateway is down or unreachable, and its certificate unread.",
+                        },
+                    }
+                ],
+            },
         ],
-    }
-    (folder / "certificates.test.yml").write_text(json.dumps(tests))
-    result = subprocess.run(
-        [_promtool(), "test", "rules", "certificates.test.yml"], capture_output=True, text=True, cwd=folder
     )
-    assert result.returncode == 0, result.stdout + result.stderr
     objs = _objects(PROFILES, "prod")
     egress = objs["NetworkPolicy", "imageflow-monitoring", "allow-blackbox-exporter-to-edge-gateway-egress"]["spec"]
     assert egress["egress"] == [

@@ -11,9 +11,9 @@ from typing import Any
 
 from ..model import Topology
 from ..model.observability import Grafana
-from .common import Spec, service_dns, tunable
+from .common import Spec, service_dns
 from .observability import config_text
-from .workloads import Rendering, Variant, render
+from .workloads import Rendering, render, single
 
 COMPONENT = "monitoring"
 SOURCE = ("observability", "prometheus", "grafana")
@@ -150,12 +150,12 @@ def grafana_workload(topo: Topology) -> tuple[Any, Rendering]:
             "availability": {"survives": "nothing", "reason": "one Grafana; its dashboards are provisioned"},
         }
     )
-    rendering = Rendering(
-        component=COMPONENT,
-        key=SOURCE,
-        variants=[Variant(g.name, {}, tunable(SOURCE + ("image",), g.image, Grafana, "image"), 1, False)],
-        selector={"app": g.name},
-        headless=False,
+    rendering = single(
+        COMPONENT,
+        SOURCE,
+        g.name,
+        g.image,
+        Grafana,
         volumes=[{"name": "admin", "secret": {"secretName": admin.name}}],
         mounts=[{"name": "admin", "mountPath": ADMIN_DIR, "readOnly": True}],
     )

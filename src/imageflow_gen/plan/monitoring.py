@@ -20,13 +20,13 @@ from ..model.checks import kafka_clients
 from ..model.observability import BlackboxExporter, KubeStateMetrics, Prometheus
 from ..model.workloads import Workload
 from ..shared import WARN_PERCENT
-from .common import Spec, labels, service_dns, spec, tunable
+from .common import Spec, labels, service_dns, spec
 from .endpoints import published_address
 from .exporters import KAFKA_SOURCE, cluster_node_exporter, kafka_exporter, vm_node_exporters
 from .exporters import SOURCE as NODE_SOURCE
 from .observability import config_text
 from .storage import API_PORT, APP
-from .workloads import Rendering, Variant, render, typed
+from .workloads import Rendering, render, single, typed
 
 COMPONENT = "monitoring"
 SOURCE = ("observability", "prometheus")
@@ -266,14 +266,7 @@ def blackbox_workload(topo: Topology) -> tuple[Workload, Rendering]:
         }
     )
     key = (*SOURCE, "blackbox_exporter")
-    rendering = Rendering(
-        component=COMPONENT,
-        key=key,
-        variants=[Variant(bb.name, {}, tunable(key + ("image",), bb.image, BlackboxExporter, "image"), 1, False)],
-        selector={"app": bb.name},
-        headless=False,
-    )
-    return workload, rendering
+    return workload, single(COMPONENT, key, bb.name, bb.image, BlackboxExporter)
 
 
 def target_text(t: Target, code: str = "") -> str:
@@ -630,12 +623,12 @@ def prometheus_workload(topo: Topology) -> tuple[Workload, Rendering]:
             "availability": {"survives": "nothing", "reason": "Prometheus runs one server, its data on its node"},
         }
     )
-    rendering = Rendering(
-        component=COMPONENT,
-        key=SOURCE,
-        variants=[Variant(prom.name, {}, tunable(SOURCE + ("image",), prom.image, Prometheus, "image"), 1, False)],
-        selector={"app": prom.name},
-        headless=False,
+    rendering = single(
+        COMPONENT,
+        SOURCE,
+        prom.name,
+        prom.image,
+        Prometheus,
         volumes=[
             {"name": "config", "configMap": {"name": f"{prom.name}-config"}},
             *[{"name": f"secret-{name}", "secret": {"secretName": name}} for name in _secrets(topo)],
@@ -683,17 +676,8 @@ def ksm_workload(topo: Topology) -> tuple[Workload, Rendering]:
             "availability": {"survives": "nothing", "reason": "one kube-state-metrics serves the alerts"},
         }
     )
-    rendering = Rendering(
-        component=COMPONENT,
-        key=KSM_SOURCE,
-        variants=[
-            Variant(ksm.name, {}, tunable(KSM_SOURCE + ("image",), ksm.image, KubeStateMetrics, "image"), 1, False)
-        ],
-        selector={"app": ksm.name},
-        headless=False,
-        pod={"serviceAccountName": ksm.name, "automountServiceAccountToken": True},
-    )
-    return workload, rendering
+    pod = {"serviceAccountName": ksm.name, "automountServiceAccountToken": True}
+    return workload, single(COMPONENT, KSM_SOURCE, ksm.name, ksm.image, KubeStateMetrics, pod=pod)
 
 
 def _ksm_specs(topo: Topology) -> list[Spec]:

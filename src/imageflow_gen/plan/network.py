@@ -448,28 +448,9 @@ def _prometheus_flows(topo: Topology, masters: tuple[str, ...]) -> list[Flow]:
             flow = Flow(
                 f"{prom.name}-to-{t.app}", prom.namespace, me, t.namespace, {"app": t.app}, (t.port,), source=t.source
             )
-        elif t.nodes:  # the kubelets, on every node's address
-            flow = Flow(
-                f"{prom.name}-to-{t.job}",
-                prom.namespace,
-                me,
-                None,
-                {},
-                (t.port,),
-                tuple(f"{ip}/32" for ip in t.nodes),
-                source=t.source,
-            )
-        else:
-            flow = Flow(
-                f"{prom.name}-to-{t.job}",
-                prom.namespace,
-                me,
-                None,
-                {},
-                (t.port,),
-                (f"{t.address}/32",),
-                source=t.source,
-            )
+        else:  # on a VM's address; the kubelets on every node's
+            cidrs = tuple(f"{ip}/32" for ip in (t.nodes or (str(t.address),)))
+            flow = Flow(f"{prom.name}-to-{t.job}", prom.namespace, me, None, {}, (t.port,), cidrs, source=t.source)
         result.append(flow)
     if scraped_namespaces(topo) or prom.kubelets:  # pod and node discovery
         source = ("observability", "prometheus")

@@ -350,6 +350,20 @@ class Rendering:
     service_ports: tuple[str, ...] | None = None
 
 
+def single(component: str, key: tuple[str, ...], name: str, image: str, model: Any, **more: Any) -> Rendering:
+    """A component of the generator's own with one pod of one image (the monitoring stack's):
+    its image tunable at `key`, its Service selecting its `app` label; `more`: further fields."""
+    image_tunable = tunable(key + ("image",), image, model, "image")
+    return Rendering(
+        component=component,
+        key=key,
+        variants=[Variant(name, {}, image_tunable, 1, False)],
+        selector={"app": name},
+        headless=False,
+        **more,
+    )
+
+
 def typed(workload: Workload) -> Rendering:
     """A typed workload: its release's variants, its Service selecting the active or stable pods
     (headless when stateful)."""
