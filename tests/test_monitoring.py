@@ -449,6 +449,19 @@ def test_the_node_exporter_runs_on_every_node_and_both_vms() -> None:
         assert egress["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": f"{address}/32"}}]
 
 
+def _refused(tmp_path: Path, child: str, key: str) -> tuple[list[str], Any]:
+    """The messages at `key` when a child of dev with the text `child` (profile c.yaml) is
+    validated, and the first one's location."""
+    profiles = tmp_path / "profiles"
+    shutil.copytree(PROFILES, profiles)
+    (profiles / "c.yaml").write_text("purpose: x\nextends: dev\n" + child)
+    with pytest.raises(ImageflowError) as caught:
+        validated(profiles, "c")
+    found = [p for p in caught.value.problems if p.key == key]
+    assert found, [(p.key, p.message) for p in caught.value.problems]
+    return [p.message for p in found], found[0].location
+
+
 @pytest.mark.parametrize(
     ("text", "key", "message"),
     [
@@ -473,16 +486,9 @@ def test_the_node_exporter_runs_on_every_node_and_both_vms() -> None:
 def test_a_node_exporter_setting_is_checked_where_it_is_written(
     tmp_path: Path, text: str, key: str, message: str
 ) -> None:
-    profiles = tmp_path / "profiles"
-    shutil.copytree(PROFILES, profiles)
-    (profiles / "n.yaml").write_text(
-        "purpose: x\nextends: dev\nobservability:\n  prometheus:\n    node_exporter:\n" + text
-    )
-    with pytest.raises(ImageflowError) as caught:
-        validated(profiles, "n")
-    found = [p for p in caught.value.problems if p.key == key]
-    assert [p.message for p in found] == [message], [(p.key, p.message) for p in caught.value.problems]
-    assert found[0].location.file.endswith("n.yaml") and found[0].location.line == 6
+    messages, where = _refused(tmp_path, "observability:\n  prometheus:\n    node_exporter:\n" + text, key)
+    assert messages == [message]
+    assert where.file.endswith("c.yaml") and where.line == 6
 
 
 @pytest.mark.parametrize(
@@ -510,22 +516,18 @@ def test_a_node_exporter_setting_is_checked_where_it_is_written(
 def test_a_metrics_declaration_is_checked_where_it_is_written(
     tmp_path: Path, text: str, key: str, message: str
 ) -> None:
-    profiles = tmp_path / "profiles"
-    shutil.copytree(PROFILES, profiles)
     place = "" if "vm:" in text else "    namespace: imageflow-backend\n"
-    (profiles / "m.yaml").write_text(
-        "purpose: x\nextends: dev\nworkloads:\n  - name: x\n"
+    child = (
+        "workloads:\n  - name: x\n"
         + place
         + "    image: ghcr.io/imageflowcanvas/x:1.0.0\n"
         + ("" if "ports:" in text else "    ports: [{name: metrics, port: 9100, protocol: http}]\n")
         + text
         + "    resources: {requests: {cpu: 10m, memory: 16Mi}, limits: {cpu: 100m, memory: 64Mi}}\n"
     )
-    with pytest.raises(ImageflowError) as caught:
-        validated(profiles, "m")
-    found = [p for p in caught.value.problems if p.key == key]
-    assert [p.message for p in found] == [message], [(p.key, p.message) for p in caught.value.problems]
-    assert found[0].location.file.endswith("m.yaml") and found[0].location.line > 0
+    messages, where = _refused(tmp_path, child, key)
+    assert messages == [message]
+    assert where.file.endswith("c.yaml") and where.line > 0
 
 
 def test_the_graphs_evaluator_finds_exactly_the_required_flows_with_the_scrapes(features: Path) -> None:
@@ -705,14 +707,9 @@ def test_grafana_is_reached_through_its_gateway_host_only() -> None:
     ],
 )
 def test_a_grafana_setting_is_checked_where_it_is_written(tmp_path: Path, text: str, key: str, message: str) -> None:
-    profiles = tmp_path / "profiles"
-    shutil.copytree(PROFILES, profiles)
-    (profiles / "g.yaml").write_text("purpose: x\nextends: dev\nobservability:\n  prometheus:\n    grafana:\n" + text)
-    with pytest.raises(ImageflowError) as caught:
-        validated(profiles, "g")
-    found = [p for p in caught.value.problems if p.key == key]
-    assert [p.message for p in found] == [message], [(p.key, p.message) for p in caught.value.problems]
-    assert found[0].location.file.endswith("g.yaml") and found[0].location.line == 6
+    messages, where = _refused(tmp_path, "observability:\n  prometheus:\n    grafana:\n" + text, key)
+    assert messages == [message]
+    assert where.file.endswith("c.yaml") and where.line == 6
 
 
 def test_the_kafka_exporter_reads_the_brokers_beside_them_and_is_scraped_on_the_vm() -> None:

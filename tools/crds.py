@@ -112,8 +112,9 @@ _SCHEMA_MAPS = {"properties"}
 _DROPPED = {"description"}
 
 
-def download(source: Source, workdir: Path) -> Path:
-    """The module's extracted directory, after checking its h1: sum against the pin."""
+def download(source: Any, workdir: Path, tool: str = "crds") -> Path:
+    """The module's extracted directory (`source`: its module, version and sum), after checking
+    its h1: sum against the pin; `tool` names the script in its errors."""
     env = {**os.environ, "GOFLAGS": "-mod=mod"}
     proc = subprocess.run(
         ["go", "mod", "download", "-json", f"{source.module}@{source.version}"],
@@ -126,10 +127,11 @@ def download(source: Source, workdir: Path) -> Path:
     info = json.loads(proc.stdout or "{}")
     if proc.returncode != 0 or "Error" in info:
         sys.exit(
-            f"crds: go mod download {source.module}@{source.version} failed: {info.get('Error') or proc.stderr.strip()}"
+            f"{tool}: go mod download {source.module}@{source.version} failed: "
+            f"{info.get('Error') or proc.stderr.strip()}"
         )
     if info.get("Sum") != source.sum:
-        sys.exit(f"crds: {source.module}@{source.version} has sum {info.get('Sum')}, expected {source.sum}")
+        sys.exit(f"{tool}: {source.module}@{source.version} has sum {info.get('Sum')}, expected {source.sum}")
     return Path(info["Dir"])
 
 

@@ -39,6 +39,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from crds import download  # the same pinned, sum-checked fetch (tools/ is on the path)
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "schemas" / "metrics"
 
@@ -106,26 +108,6 @@ SOURCES = (
         "built from the module and run on Linux with its default collectors: the # TYPE names it served",
     ),
 )
-
-
-def download(source: Source, workdir: Path) -> Path:
-    """The module's extracted directory, after checking its h1: sum against the pin."""
-    proc = subprocess.run(
-        ["go", "mod", "download", "-json", f"{source.module}@{source.version}"],
-        cwd=workdir,
-        env={**os.environ, "GOFLAGS": "-mod=mod"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    info = json.loads(proc.stdout or "{}")
-    if proc.returncode != 0 or "Error" in info:
-        sys.exit(
-            f"metrics: go mod download {source.module}@{source.version} failed: {info.get('Error') or proc.stderr}"
-        )
-    if info.get("Sum") != source.sum:
-        sys.exit(f"metrics: {source.module}@{source.version} has sum {info.get('Sum')}, expected {source.sum}")
-    return Path(info["Dir"])
 
 
 def kube_state_metrics(module: Path, _workdir: Path) -> set[str]:
@@ -253,7 +235,7 @@ def produce(out: Path) -> None:
         workdir = Path(tmp)
         (workdir / "go.mod").write_text("module metrics\n\ngo 1.22\n")
         for source in SOURCES:
-            module = download(source, workdir) if source.sum else workdir
+            module = download(source, workdir, "metrics") if source.sum else workdir
             names = LISTERS[source.exporter](module, workdir)
             document = {
                 "exporter": source.exporter,
