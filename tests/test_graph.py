@@ -152,14 +152,17 @@ def _graph_flows(profile: str) -> tuple[set[tuple[str, str, int]], Any]:
     addresses = {f"vm_{vm.name}": f"ip:{vm.address}" for vm in topo.vms}
     externals |= {n.id: [addresses[n.group]] for n in graph.nodes if n.id not in externals and n.group in addresses}
     result = set()
+
+    def expanded(node_id: str) -> list[str]:
+        """A workload's pods; a namespace's anchor: every pod in it."""
+        node = graph.node(node_id)
+        if node.shape == "anchor":
+            return [pod for other, pod in workloads.items() if graph.node(other).namespace == node.namespace]
+        return [workloads[node_id]]
+
     for edge in (e for e in graph.edges if e.kind == "flow"):
-        source = graph.node(edge.source)
-        sources = (
-            [pod for node_id, pod in workloads.items() if graph.node(node_id).namespace == source.namespace]
-            if source.shape == "anchor"
-            else [workloads[edge.source]]
-        )
-        targets = externals.get(edge.target) or [workloads[edge.target]]
+        sources = expanded(edge.source)
+        targets = externals.get(edge.target) or expanded(edge.target)
         ports = [int(p) for p in re.findall(r"\d+", edge.label)]
         result |= {(s, t, p) for s in sources for t in targets for p in ports}
     return result, graph
@@ -335,7 +338,11 @@ def _required_all(topo: Any) -> set[tuple[str, str, int]]:
         ksm = prom.kube_state_metrics
         if prom.kubelets:  # each node's kubelet, found by node discovery
             required |= {(me, f"ip:{n.ip}", 10250) for n in topo.cluster.nodes}
-        if reads_agent or ksm is not None or prom.kubelets or any(w.metrics and w.namespace for w in topo.workloads):
+        meshed = {n.name for n in topo.namespaces if n.mesh} if prom.sidecars else set()
+        if meshed:  # every pod of a meshed namespace: its sidecar's statistics
+            typed = [f"{w.namespace}/{d}" for w in topo.workloads if w.namespace for d, _, _ in _variants(w)]
+            required |= {(me, pod, 15090) for pod in [*pods, *typed] if pod.split("/")[0] in meshed}
+        if reads_agent or ksm or prom.kubelets or meshed or any(w.metrics and w.namespace for w in topo.workloads):
             required |= {(me, f"ip:{n.ip}", 6443) for n in topo.cluster.master_nodes}
         g = prom.grafana
         if g is not None:  # its datasources (Tempo when Tempo admits it), its telemetry, its route

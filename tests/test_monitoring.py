@@ -164,13 +164,15 @@ def test_promtool_accepts_the_configuration_and_rules(features: Path, profile: s
     assert "SUCCESS: 1 rule files found" in result.stdout
 
 
-def _test_rules(folder: Path, input_series: list[Any], alert_rule_test: list[Any]) -> str:
-    """promtool test rules on the rule file in `folder`: one test, minutes apart; its output."""
-    tests = {
-        "rule_files": ["alerts.yml"],
-        "evaluation_interval": "1m",
-        "tests": [{"interval": "1m", "input_series": input_series, "alert_rule_test": alert_rule_test}],
-    }
+def _test_rules(
+    folder: Path, input_series: list[Any], alert_rule_test: list[Any], promql_expr_test: list[Any] | None = None
+) -> str:
+    """promtool test rules on the rule file in `folder`: one test, minutes apart (alerts, and
+    expressions evaluated on the same series); its output."""
+    test = {"interval": "1m", "input_series": input_series, "alert_rule_test": alert_rule_test}
+    if promql_expr_test:
+        test["promql_expr_test"] = promql_expr_test
+    tests = {"rule_files": ["alerts.yml"], "evaluation_interval": "1m", "tests": [test]}
     (folder / "rules.test.yml").write_text(json.dumps(tests))
     result = subprocess.run(
         [_promtool(), "test", "rules", "rules.test.yml"], capture_output=True, text=True, cwd=folder
@@ -921,3 +923,103 @@ def test_the_gateway_certificate_alerts_fire_before_it_expires(tmp_path: Path) -
     assert egress["egress"] == [
         {"to": [{"ipBlock": {"cidr": "10.0.0.10/32"}}], "ports": [{"protocol": "TCP", "port": 443}]}
     ]
+
+
+def test_the_meshed_namespaces_sidecars_are_scraped_on_their_statistics_port() -> None:
+    """prod meshes imageflow-backend and imageflow-processing: a job per namespace finds every
+    pod's sidecar by its port's name (whatever the pod's app), the policies open 15090 from
+    Prometheus to those namespaces and nothing else, and its discovery may read their pods."""
+    objs = _objects(PROFILES, "prod")
+    jobs = {j["job_name"]: j for j in _config(objs)["scrape_configs"]}
+    meshed = ["imageflow-backend", "imageflow-processing"]
+    assert sorted(name for name in jobs if name.startswith("sidecars-")) == [f"sidecars-{ns}" for ns in meshed]
+    for ns in meshed:
+        job = jobs[f"sidecars-{ns}"]
+        assert job["metrics_path"] == "/stats/prometheus" and job["scheme"] == "http"
+        assert job["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": [ns]}}]
+        keep = [r for r in job["relabel_configs"] if r.get("action") == "keep"]
+        assert keep == [
+            {
+                "source_labels": ["__meta_kubernetes_pod_container_port_name"],
+                "regex": "http-envoy-prom",
+                "action": "keep",
+            }
+        ]
+        ingress = objs["NetworkPolicy", ns, f"allow-prometheus-to-sidecars-{ns}-ingress"]["spec"]
+        assert ingress["podSelector"] == {} and ingress["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 15090}]
+        assert ("Role", ns, "prometheus-discovery") in objs
+    opened = {
+        (key[1], p["port"])
+        for key, o in objs.items()
+        if key[0] == "NetworkPolicy"
+        for rule in o["spec"].get("ingress", [])
+        for p in rule.get("ports", [])
+        if p["port"] == 15090
+    }
+    assert opened == {(ns, 15090) for ns in meshed}
+
+
+def test_the_pipeline_dashboard_counts_requests_failures_and_latency_as_promtool_evaluates_them(
+    tmp_path: Path,
+) -> None:
+    """The request panels' queries, evaluated by promtool on sidecar series: per Deployment, as
+    its server's sidecar reports them (the callers' reports and other namespaces' are not
+    counted); a request failed by HTTP 5xx or a gRPC status other than OK counts once, even
+    when it is both; latency from the duration histogram."""
+    folder, _ = _prometheus_files(PROFILES, "prod", tmp_path)
+    board = json.loads(dashboards(validated(PROFILES, "prod")[1])["imageflow-pipeline"])
+    panels = {p["title"]: [t["expr"] for t in p["targets"]] for p in board["panels"]}
+    (requests,) = panels["Requests per Deployment"]
+    (failed,) = panels["Failed requests per Deployment (HTTP 5xx, gRPC not OK)"]
+    p50, p95 = panels["Latency per Deployment"]
+
+    def series(labels: dict[str, str], per_minute: int, name: str = "istio_requests_total") -> dict[str, str]:
+        text = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        return {"series": f"{name}{{{text}}}", "values": f"0+{per_minute}x20"}
+
+    server = {"reporter": "destination", "destination_workload_namespace": "imageflow-processing"}
+    resize = {**server, "destination_workload": "resize-blue"}
+    input_series = [
+        series({**resize, "response_code": "200", "grpc_response_status": "0"}, 60),  # 1/s, OK
+        series({**resize, "response_code": "200", "grpc_response_status": "14"}, 6),  # gRPC UNAVAILABLE
+        series({**resize, "response_code": "503", "grpc_response_status": "14"}, 3),  # both: once
+        series({**resize, "response_code": "503"}, 3),  # plain HTTP 5xx
+        series({**resize, "response_code": "404"}, 60),  # a client's error: not a failure
+        series({**resize, "reporter": "source", "response_code": "503"}, 600),  # the caller's report
+        series({**resize, "destination_workload_namespace": "imageflow-backend", "response_code": "503"}, 600),
+    ]
+    # Durations: half within 50 ms, all within 100 ms.
+    for le, per_minute in (("50", 30), ("100", 60), ("+Inf", 60)):
+        input_series.append(series({**resize, "le": le}, per_minute, "istio_request_duration_milliseconds_bucket"))
+    at = {"destination_workload": "resize-blue"}
+
+    def expect(expr: str, value: float) -> dict[str, Any]:
+        labels = ",".join(f'{k}="{v}"' for k, v in at.items())
+        return {"expr": expr, "eval_time": "10m", "exp_samples": [{"labels": f"{{{labels}}}", "value": value}]}
+
+    _test_rules(
+        folder,
+        input_series,
+        [],
+        [expect(requests, 2.2), expect(failed, 0.2), expect(p50, 50), expect(p95, 95)],
+    )
+
+
+def test_the_sidecars_can_be_left_alone(tmp_path: Path) -> None:
+    """`sidecars: false`: no sidecar job, nothing open on 15090, no request panels."""
+    profiles = tmp_path / "profiles"
+    shutil.copytree(PROFILES, profiles)
+    (profiles / "s.yaml").write_text("purpose: x\nextends: prod\nobservability:\n  prometheus:\n    sidecars: false\n")
+    _, topo, plan = validated(profiles, "s")
+    assert not [t for t in targets(topo) if t.exporter == "istio-proxy"]
+    assert "15090" not in json.dumps(objects(plan))
+    board = json.loads(dashboards(topo)["imageflow-pipeline"])
+    assert not [p for p in board["panels"] if "istio_" in json.dumps(p)]
+    assert board["panels"][0]["title"] == "CPU per pod"
+
+
+def test_the_sidecar_metrics_are_of_the_istio_the_gates_check_against() -> None:
+    """The Istio metric list is of the Istio whose CRDs the output is checked against."""
+    sources = json.loads((Path(__file__).parent.parent / "schemas" / "crds" / "sources.json").read_text())
+    (istio,) = [m for m in sources["modules"] if m["project"] == "istio"]
+    assert istio["version"] == f"v{catalogue('istio-proxy').version}"

@@ -13,6 +13,9 @@ go.sum `h1:` hash:
 - kube-state-metrics: every metric is a string literal `"kube_..."` in internal/store/*.go.
 - kafka-exporter: not on the Go module proxy either; its names are listed below, by hand, from
   its README.
+- istio-proxy: the standard metrics of Istio's sidecars (the proxy is C++, no Go module); listed
+  below, by hand, from Istio's metrics reference, for the Istio whose CRDs the gates hold the
+  output to (schemas/crds/sources.json).
 - minio: the server's module is not on the Go module proxy; the names this project reads are
   listed below, by hand, from MinIO's own metrics reference.
 - node-exporter: most names are built at run time (from /proc/meminfo's keys, the network
@@ -89,6 +92,16 @@ SOURCES = (
         "Apache-2.0",
         "listed here by hand from the exporter's README (its metrics tables): the module is not served by the "
         "Go module proxy, so these names are not checked against it",
+    ),
+    Source(
+        "istio-proxy",
+        "github.com/istio/proxy",
+        "1.24.2",
+        "",
+        "Apache-2.0",
+        "listed here by hand from Istio's standard metrics reference (istio.io/latest/docs/reference/config/"
+        "metrics), each distribution as its histogram's series: the proxy is C++, not served by the Go module "
+        "proxy, so these names are not checked against it",
     ),
     Source(
         "minio",
@@ -215,6 +228,25 @@ def kafka_exporter(_module: Path, _workdir: Path) -> set[str]:
     return set(KAFKA_EXPORTER_NAMES)
 
 
+# Istio's standard metrics, served by every sidecar's Envoy at /stats/prometheus: requests
+# (HTTP, HTTP/2, gRPC) and their duration and sizes (histograms), gRPC messages, TCP traffic.
+ISTIO_COUNTERS = (
+    "istio_requests_total",
+    "istio_request_messages_total",
+    "istio_response_messages_total",
+    "istio_tcp_connections_closed_total",
+    "istio_tcp_connections_opened_total",
+    "istio_tcp_received_bytes_total",
+    "istio_tcp_sent_bytes_total",
+)
+ISTIO_DISTRIBUTIONS = ("istio_request_bytes", "istio_request_duration_milliseconds", "istio_response_bytes")
+
+
+def istio_proxy(_module: Path, _workdir: Path) -> set[str]:
+    series = {f"{name}_{part}" for name in ISTIO_DISTRIBUTIONS for part in ("bucket", "count", "sum")}
+    return set(ISTIO_COUNTERS) | series
+
+
 def minio(_module: Path, _workdir: Path) -> set[str]:
     return set(MINIO_NAMES)
 
@@ -222,6 +254,7 @@ def minio(_module: Path, _workdir: Path) -> set[str]:
 LISTERS = {
     "blackbox-exporter": blackbox_exporter,
     "cadvisor": cadvisor,
+    "istio-proxy": istio_proxy,
     "kafka-exporter": kafka_exporter,
     "kube-state-metrics": kube_state_metrics,
     "minio": minio,

@@ -233,6 +233,10 @@ class Prometheus(Strict):
     """Scrape each node's kubelet for its containers' CPU, memory, file system and network
     (cAdvisor, /metrics/cadvisor on port 10250) with a token of Prometheus's service account,
     which may then list nodes and read their metrics (not the kubelet's other endpoints)."""
+    sidecars: bool = True
+    """Scrape the Istio sidecar of every pod in each namespace with `mesh: true` (Envoy's
+    /stats/prometheus on port 15090, `http-envoy-prom`): requests, errors and latency per
+    workload, as the server's sidecar sees them (what the pipeline dashboard shows)."""
     blackbox_exporter: BlackboxExporter | None = None
     """blackbox_exporter, probing the edge gateway's certificate; unset: no expiry alerts."""
     kafka_exporter: KafkaExporter | None = None

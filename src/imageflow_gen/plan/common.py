@@ -12,6 +12,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from ..errors import Path
 from ..model.cluster import NODE_TYPE_LABEL
+from ..model import Topology
 from ..model.common import Resources
 from ..model.workloads import TMP_PATH, TMP_VOLUME
 
@@ -368,3 +369,8 @@ def workload_secret(secret: str, key: str) -> tuple[str, str]:
         return name.replace("-", "_").upper()
 
     return f"{secret}__{key}", f"SECRET_{upper(secret)}__{upper(key)}_FILE"
+
+
+def meshed_namespaces(topo: Topology) -> list[str]:
+    """The namespaces whose pods get Istio sidecars (`mesh: true`)."""
+    return [ns.name for ns in topo.namespaces if ns.mesh]

@@ -1,13 +1,15 @@
 """Grafana's dashboards, generated from the topology: the pipeline (the processing services'
-CPU and memory from the kubelets, replicas, restarts, autoscalers and GPUs from
-kube-state-metrics, a series per pod or Deployment), the nodes and VMs (from the
+requests, errors and latency from their Istio sidecars, CPU and memory from the kubelets,
+replicas, restarts, autoscalers and GPUs from kube-state-metrics, a series per pod or
+Deployment), the nodes and VMs (from the
 node exporters), MinIO (capacity per drive and bucket, requests), Kafka (messages per topic, lag per consumer group,
 under-replicated partitions, from the Kafka exporter). A dashboard is there only when
 the exporters its panels read are scraped, and each query selects only metrics those exporters
 serve (plan/catalogue.py; a test checks every panel).
 
-Not here: request rate, latency and errors per processing service. The seed's services expose
-no metrics the profile declares; a service whose `metrics` name an exporter can be added."""
+Requests are counted by the server's sidecar (`reporter="destination"`): every call reaches it,
+from callers with or without a sidecar. Without a mesh in the processing namespace there are
+none: the seed's services declare no metrics of their own."""
 
 from __future__ import annotations
 
@@ -55,12 +57,51 @@ def _dashboard(uid: str, title: str, panels: list[tuple[str, list[tuple[str, str
     )
 
 
-def _pipeline(topo: Topology, exporters: set[str | None]) -> list[tuple[str, list[tuple[str, str]], str]]:
+HTTP_FAILED = ', response_code=~"5.."'
+GRPC_FAILED = ', grpc_response_status!~"0|"'  # a gRPC status, not OK ("" on plain HTTP)
+
+
+def _requests(namespace: str) -> list[tuple[str, list[tuple[str, str]], str]]:
+    """Per Deployment, from the sidecars: requests, failures (an HTTP 5xx or a gRPC status
+    other than OK, each request once) and latency."""
+    server = f'reporter="destination", destination_workload_namespace="{namespace}"'
+
+    def rate(more: str = "") -> str:
+        return f"rate(istio_requests_total{{{server}{more}}}[5m])"
+
+    failed = f"{rate(HTTP_FAILED)} or {rate(GRPC_FAILED)}"
+    buckets = f"sum by (destination_workload, le) (rate(istio_request_duration_milliseconds_bucket{{{server}}}[5m]))"
+    return [
+        (
+            "Requests per Deployment",
+            [(f"sum by (destination_workload) ({rate()})", "{{destination_workload}}")],
+            "reqps",
+        ),
+        (
+            "Failed requests per Deployment (HTTP 5xx, gRPC not OK)",
+            [(f"sum by (destination_workload) ({failed})", "{{destination_workload}}")],
+            "reqps",
+        ),
+        (
+            "Latency per Deployment",
+            [
+                (f"histogram_quantile({q}, {buckets})", f"{{{{destination_workload}}}} p{int(q * 100)}")
+                for q in (0.5, 0.95)
+            ],
+            "ms",
+        ),
+    ]
+
+
+def _pipeline(
+    topo: Topology, exporters: set[str | None], sidecars: bool
+) -> list[tuple[str, list[tuple[str, str]], str]]:
     """The processing namespace, one series per Deployment or pod: as many panels for 500
-    services as for 5 (a service's release variants are its Deployments). CPU and memory from
-    the kubelets' cAdvisor; the rest from kube-state-metrics."""
+    services as for 5 (a service's release variants are its Deployments). Requests from the
+    sidecars (`sidecars`: they are scraped there), CPU and memory from the kubelets' cAdvisor,
+    the rest from kube-state-metrics."""
     ns = f'namespace="{topo.processing.namespace}"'
-    panels = []
+    panels = _requests(topo.processing.namespace) if sidecars else []
     if "cadvisor" in exporters:
         containers = f'{ns}, container!="", container!="POD"'
         panels += [
@@ -216,8 +257,9 @@ def dashboards(topo: Topology) -> dict[str, str]:
     scraped = targets(topo)
     exporters = {t.exporter for t in scraped}
     result = {}
-    if exporters & {"kube-state-metrics", "cadvisor"} and topo.processing.services:
-        pipeline = _pipeline(topo, exporters)
+    sidecars = any(t.exporter == "istio-proxy" and t.namespace == topo.processing.namespace for t in scraped)
+    if (sidecars or exporters & {"kube-state-metrics", "cadvisor"}) and topo.processing.services:
+        pipeline = _pipeline(topo, exporters, sidecars)
         result["imageflow-pipeline"] = _dashboard("imageflow-pipeline", "ImageFlow pipeline", pipeline)
     node_jobs = sorted(t.job for t in scraped if t.exporter == "node-exporter")
     if node_jobs:

@@ -20,7 +20,7 @@ from ..model.checks import kafka_clients
 from ..model.observability import BlackboxExporter, KubeStateMetrics, Prometheus
 from ..model.workloads import Workload
 from ..shared import WARN_PERCENT
-from .common import Spec, labels, service_dns, spec
+from .common import Spec, labels, meshed_namespaces, service_dns, spec
 from .endpoints import published_address
 from .exporters import KAFKA_SOURCE, cluster_node_exporter, kafka_exporter, vm_node_exporters
 from .exporters import SOURCE as NODE_SOURCE
@@ -46,6 +46,9 @@ KUBELET_PORT = 10250  # the kubelet's API, K3s's too
 # check Prometheus and Prometheus the kubelets by (no Secret to supply).
 KUBELET_TOKEN = "kubelet"
 DATA_DIR = "/prometheus"
+# The port Istio's injection gives each sidecar's Envoy statistics (not redirected to Envoy's
+# inbound listener: reached without mTLS, whatever the PeerAuthentication).
+SIDECAR_PORT, SIDECAR_PORT_NAME = 15090, "http-envoy-prom"
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class Target:
     scheme: str
     source: Path  # the profile key that declares it
     namespace: str | None = None  # in the cluster: its pods
-    app: str = ""
+    app: str = ""  # empty: every pod of the namespace with the port
     port_name: str = ""
     address: str | None = None  # on a VM: the address its port is published on
     exporter: str | None = None  # the exporter whose metric names it serves (plan/catalogue.py)
@@ -120,6 +123,20 @@ def targets(topo: Topology) -> list[Target]:
                 nodes=tuple(str(n.ip) for n in topo.cluster.nodes),
             )
         )
+    if prom.sidecars:  # every pod of a meshed namespace: its sidecar's Envoy statistics
+        for namespace in meshed_namespaces(topo):
+            result.append(
+                Target(
+                    f"sidecars-{namespace}",
+                    SIDECAR_PORT,
+                    "/stats/prometheus",
+                    "http",
+                    (*SOURCE, "sidecars"),
+                    namespace,
+                    port_name=SIDECAR_PORT_NAME,
+                    exporter="istio-proxy",
+                )
+            )
     bb = prom.blackbox_exporter
     if bb is not None and (edge := edge_gateway_address(topo)) is not None:
         result.append(
@@ -273,7 +290,8 @@ def target_text(t: Target, code: str = "") -> str:
     """Where a job's targets are, in words (`code`: the quote marks a Markdown reader gets)."""
     if t.namespace is not None:
         probing = f", probing {code}{t.probe[1]}{code}" if t.probe else ""
-        return f"the pods {code}app={t.app}{code} in {code}{t.namespace}{code}, port {code}{t.port_name}{code}{probing}"
+        pods = f"the pods {code}app={t.app}{code}" if t.app else "every pod"
+        return f"{pods} in {code}{t.namespace}{code}, port {code}{t.port_name}{code}{probing}"
     if t.nodes:
         return f"each node's kubelet ({', '.join(f'{code}{ip}:{t.port}{code}' for ip in t.nodes)})"
     return f"{code}{t.address}:{t.port}{code}"
@@ -298,7 +316,11 @@ def config(topo: Topology) -> str:
         if target.namespace is not None:
             job["kubernetes_sd_configs"] = [{"role": "pod", "namespaces": {"names": [target.namespace]}}]
             job["relabel_configs"] = [
-                {"source_labels": ["__meta_kubernetes_pod_label_app"], "regex": target.app, "action": "keep"},
+                *(
+                    [{"source_labels": ["__meta_kubernetes_pod_label_app"], "regex": target.app, "action": "keep"}]
+                    if target.app
+                    else []
+                ),
                 {
                     "source_labels": ["__meta_kubernetes_pod_container_port_name"],
                     "regex": target.port_name,

@@ -19,7 +19,7 @@ from ..model.checks import (
 )
 from ..model.network import NetworkPolicy as PolicyModel
 from ..model.network import Route
-from .common import Spec, common_labels, needs_gpu_runtime, spec
+from .common import Spec, common_labels, meshed_namespaces, needs_gpu_runtime, spec
 from .messaging import broker_ports, kafka_vm_address
 from .grafana import SOURCE as GRAFANA_SOURCE
 from .monitoring import KSM_SOURCE, edge_gateway_address, scraped_namespaces, targets
@@ -49,11 +49,6 @@ class Flow:
     source: Path = ("network", "policies")  # the profile key the flow comes from
     source_cidrs: tuple[str, ...] = ()  # a flow from outside the cluster: source_ns is None
     protocol: str = "TCP"
-
-
-def meshed_namespaces(topo: Topology) -> list[str]:
-    """The namespaces whose pods get Istio sidecars (`mesh: true`)."""
-    return [ns.name for ns in topo.namespaces if ns.mesh]
 
 
 def cluster_prerequisites(topo: Topology) -> list[str]:
@@ -445,8 +440,9 @@ def _prometheus_flows(topo: Topology, masters: tuple[str, ...]) -> list[Flow]:
             continue
         seen.add((t.namespace, t.app, t.address, t.port))
         if t.namespace is not None:
+            pods = {"app": t.app} if t.app else {}
             flow = Flow(
-                f"{prom.name}-to-{t.app}", prom.namespace, me, t.namespace, {"app": t.app}, (t.port,), source=t.source
+                f"{prom.name}-to-{t.app or t.job}", prom.namespace, me, t.namespace, pods, (t.port,), source=t.source
             )
         else:  # on a VM's address; the kubelets on every node's
             cidrs = tuple(f"{ip}/32" for ip in (t.nodes or (str(t.address),)))

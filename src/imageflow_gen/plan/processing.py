@@ -20,7 +20,7 @@ from .common import (
     service_dns,
     spec,
 )
-from .network import meshed_namespaces
+from .common import meshed_namespaces
 from .slots import processing_workload
 from .workloads import render
 

@@ -26,7 +26,8 @@ from ..plan.monitoring import (
     targets,
     workload_rules,
 )
-from ..plan.network import cluster_prerequisites, flows, meshed_namespaces
+from ..plan.common import meshed_namespaces
+from ..plan.network import cluster_prerequisites, flows
 from ..plan.processing import callers
 from ..plan.slots import load_balancing
 from ..availability import floating, impacts, survivors
