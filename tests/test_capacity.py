@@ -43,9 +43,9 @@ def test_prod_passes_with_the_documented_warnings_only() -> None:
     # 3 x 250m, web-ui 2 x 50m, the OTel agent 100m on each of 4 nodes, Tempo 500m; the
     # application's workloads: PostgreSQL 500m, Triton 2, camera-streams 500m, evaluator 2 x 250m;
     # monitoring: Prometheus 500m, Grafana 100m, kube-state-metrics 50m, the blackbox prober 20m,
-    # the node exporter 20m on each of 4 nodes.
+    # the node exporter 20m on each of 4 nodes, the GPU exporter 50m on the GPU node.
     cluster = next(r for r in report.rows if r.scope == "cluster")
-    assert cluster.requested["cpu"] == Decimal("9.45") and cluster.capacity["cpu"] == 24
+    assert cluster.requested["cpu"] == Decimal("9.50") and cluster.capacity["cpu"] == 24
     # MinIO's four 400Gi drives and PostgreSQL's 20Gi local-path claim, on the one node each may use
     storage = next(r for r in report.rows if r.name == "k3s-worker-03")
     assert storage.requested["storage"] == (4 * 400 + 20) * 2**30 and storage.capacity["storage"] == 2 * 2**40
@@ -107,8 +107,9 @@ def test_one_pod_larger_than_any_node_it_may_run_on(tmp_path: Path) -> None:
 def test_daemonsets_count_once_per_node_and_gpus_are_counted(tmp_path: Path) -> None:
     report = report_of(PROFILES, "prod")
     gpu = next(r for r in report.rows if r.name.startswith("node-type=gpu-enabled"))
-    # Triton (2 CPU, the GPU), ai-detection beside it (500m), one agent (100m), one node exporter (20m)
-    assert gpu.requested["gpu"] == 1 and gpu.requested["cpu"] == Decimal("2.62")
+    # Triton (2 CPU, the GPU), ai-detection beside it (500m), one agent (100m), one node exporter
+    # (20m), the GPU exporter (50m, no GPU: it reads them through the runtime)
+    assert gpu.requested["gpu"] == 1 and gpu.requested["cpu"] == Decimal("2.67")
     profiles = child(tmp_path, "gpus", {"workloads": [{"name": "triton", "replicas": 2}]})
     message = failure(profiles, "gpus")
     assert (
@@ -169,7 +170,7 @@ def test_capacity_command_prints_the_table_and_the_costs() -> None:
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["scope", "name", "CPU", "memory", "GPU", "storage"]
     assert any(line.startswith("node     k3s-worker-03") and "1.58Ti/2Ti (79%)" in line for line in lines)
-    assert any(line.startswith("cluster  cluster (4 nodes)") and "9.45/24 (39%)" in line for line in lines)
+    assert any(line.startswith("cluster  cluster (4 nodes)") and "9.5/24 (40%)" in line for line in lines)
     assert "  vm2           800 - 1500" in lines and "  total        1100 - 2100" in lines
     assert all(line.startswith("warning: ") for line in result.stderr.splitlines())
 

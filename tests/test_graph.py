@@ -359,6 +359,9 @@ def _required_all(topo: Any) -> set[tuple[str, str, int]]:
             required.add((me, f"{ne.namespace}/{ne.name}", ne.port))
             vms = ne.vms if ne.vms is not None else {topo.edge.vm, topo.messaging.kafka.vm}
             required |= {(me, f"ip:{vm.address}", ne.port) for vm in topo.vms if vm.name in vms}
+        ge = prom.gpu_exporter
+        if ge is not None:  # on the GPU nodes
+            required.add((me, f"{ge.namespace}/{ge.name}", ge.port))
         bb = prom.blackbox_exporter
         if bb is not None and "vm" in topo.edge.api_gateway.runs_on:  # it probes the edge gateway's TLS
             prober = f"{prom.namespace}/{bb.name}"

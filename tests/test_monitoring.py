@@ -451,12 +451,12 @@ def test_the_node_exporter_runs_on_every_node_and_both_vms() -> None:
         assert egress["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": f"{address}/32"}}]
 
 
-def _refused(tmp_path: Path, child: str, key: str) -> tuple[list[str], Any]:
-    """The messages at `key` when a child of dev with the text `child` (profile c.yaml) is
+def _refused(tmp_path: Path, child: str, key: str, parent: str = "dev") -> tuple[list[str], Any]:
+    """The messages at `key` when a child of `parent` with the text `child` (profile c.yaml) is
     validated, and the first one's location."""
     profiles = tmp_path / "profiles"
     shutil.copytree(PROFILES, profiles)
-    (profiles / "c.yaml").write_text("purpose: x\nextends: dev\n" + child)
+    (profiles / "c.yaml").write_text(f"purpose: x\nextends: {parent}\n" + child)
     with pytest.raises(ImageflowError) as caught:
         validated(profiles, "c")
     found = [p for p in caught.value.problems if p.key == key]
@@ -609,6 +609,8 @@ def test_the_profiles_exporters_are_the_versions_their_metric_lists_are_of(featu
             own.append(("kafka-exporter", topo.observability.prometheus.kafka_exporter.image))
         if topo.observability.prometheus.node_exporter is not None:
             own.append(("node-exporter", topo.observability.prometheus.node_exporter.image))
+        if topo.observability.prometheus.gpu_exporter is not None:
+            own.append(("dcgm-exporter", topo.observability.prometheus.gpu_exporter.image))
         for exporter, image in [*own, *images]:
             assert image.rsplit(":", 1)[1] == catalogue(exporter).version, (profile, image)
 
@@ -621,8 +623,8 @@ def test_the_metric_lists_say_where_they_come_from() -> None:
         assert data["names"] == sorted(set(data["names"]))
         if data["sum"]:  # derived from the module the sum pins
             assert data["sum"].startswith("h1:") and len(data["names"]) > 20
-        else:  # listed by hand: says so, and why
-            assert "by hand" in data["how"] and "not served" in data["how"]
+        else:  # listed by hand, or what the output configures: says so, and why
+            assert ("by hand" in data["how"] or "configures" in data["how"]) and "not served" in data["how"]
 
 
 def _grafana_files(objs: dict[tuple[str, str, str], dict[str, Any]]) -> dict[str, str]:
@@ -1023,3 +1025,90 @@ def test_the_sidecar_metrics_are_of_the_istio_the_gates_check_against() -> None:
     sources = json.loads((Path(__file__).parent.parent / "schemas" / "crds" / "sources.json").read_text())
     (istio,) = [m for m in sources["modules"] if m["project"] == "istio"]
     assert istio["version"] == f"v{catalogue('istio-proxy').version}"
+
+
+def test_the_gpu_exporter_reads_every_gpu_node_in_the_nvidia_runtime_holding_no_gpu() -> None:
+    """prod: a DaemonSet on the GPU nodes (their node type, tolerating their taint) in the NVIDIA
+    runtime, asking for no GPU (the GPU stays the processing services'); root, with the
+    kubelet's pod-resources folder read-only, both stated; it serves exactly its counters file's
+    fields, the metric list's names; Prometheus scrapes it, and only it, on its port."""
+    objs = _objects(PROFILES, "prod")
+    ds = objs["DaemonSet", "imageflow-observability", "dcgm-exporter"]
+    pod = ds["spec"]["template"]["spec"]
+    assert pod["runtimeClassName"] == "nvidia" and ("RuntimeClass", "", "nvidia") in objs
+    assert pod["nodeSelector"] == {"node-type": "gpu-enabled"}
+    assert [t["key"] for t in pod["tolerations"]] == ["nvidia.com/gpu"]
+    (container,) = pod["containers"]
+    assert "nvidia.com/gpu" not in json.dumps(container["resources"])
+    assert {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"} in container["env"]
+    assert pod["securityContext"]["runAsUser"] == 0 and container["securityContext"]["capabilities"] == {
+        "drop": ["ALL"]
+    }
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "pod-resources"]
+    assert mount == {"name": "pod-resources", "mountPath": "/var/lib/kubelet/pod-resources", "readOnly": True}
+    exemption = ds["metadata"]["annotations"]["imageflow.io/pod-security-exemption"]
+    assert "hostPath /var/lib/kubelet/pod-resources" in exemption and "runs as root" in exemption
+    assert "--kubernetes" in container["args"] and "--collectors=/etc/dcgm-exporter/counters.csv" in container["args"]
+    counters = objs["ConfigMap", "imageflow-observability", "dcgm-exporter-files"]["data"]["counters.csv"]
+    fields = {line.split(",")[0] for line in counters.splitlines() if not line.startswith("#")}
+    assert fields == catalogue("dcgm-exporter").names
+    job = {j["job_name"]: j for j in _config(objs)["scrape_configs"]}["dcgm-exporter"]
+    assert job["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["imageflow-observability"]}}]
+    # Discovery's `pod` label is the exporter's: the holder's, on its series, is kept as exported_pod.
+    assert {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"} in job["relabel_configs"]
+    assert "honor_labels" not in job
+    ingress = objs["NetworkPolicy", "imageflow-observability", "allow-prometheus-to-dcgm-exporter-ingress"]["spec"]
+    assert ingress["podSelector"] == {"matchLabels": {"app": "dcgm-exporter"}}
+    assert ingress["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 9400}]
+    board = json.loads(dashboards(validated(PROFILES, "prod")[1])["imageflow-pipeline"])
+    gpu_panels = [p for p in board["panels"] if "DCGM_" in json.dumps(p)]
+    assert [p["title"] for p in gpu_panels] == ["GPU utilisation per pod", "GPU memory used per pod"]
+    assert all('namespace=~"imageflow-inference"' in p["targets"][0]["expr"] for p in gpu_panels)  # Triton's
+
+
+def test_without_the_gpu_exporter_gpus_are_counted_as_held() -> None:
+    """dev has no GPU node and no GPU exporter: no DaemonSet, no GPU panels but what
+    kube-state-metrics says."""
+    topo = validated(PROFILES, "dev")[1]
+    assert topo.observability.prometheus.gpu_exporter is None
+    assert not [t for t in targets(topo) if t.exporter == "dcgm-exporter"]
+
+
+@pytest.mark.parametrize(
+    ("parent", "text", "key", "message"),
+    [
+        (
+            "staging",
+            "      namespace: imageflow-web\n",
+            "observability.prometheus.gpu_exporter.namespace",
+            "namespace imageflow-web is restricted: the GPU exporter runs as root and mounts the kubelet's "
+            "pod-resources folder, which only the privileged level admits",
+        ),
+        (
+            "dev",
+            "      namespace: imageflow-observability\n      image: nvcr.io/nvidia/k8s/dcgm-exporter:3.3.7-3.4.2-ubuntu22.04\n"
+            "      resources: {requests: {cpu: 50m, memory: 128Mi}, limits: {cpu: 250m, memory: 512Mi}}\n",
+            "observability.prometheus.gpu_exporter",
+            "no cluster node has GPUs: the GPU exporter would have nothing to read (set it to null)",
+        ),
+    ],
+)
+def test_a_gpu_exporter_setting_is_checked_where_it_is_written(
+    tmp_path: Path, parent: str, text: str, key: str, message: str
+) -> None:
+    messages, where = _refused(tmp_path, "observability:\n  prometheus:\n    gpu_exporter:\n" + text, key, parent)
+    assert messages == [message]
+    assert where.file.endswith("c.yaml") and where.line in (5, 6)
+
+
+def test_the_gpu_nodes_must_share_a_node_type(tmp_path: Path) -> None:
+    child = (
+        "cluster:\n  worker_nodes:\n    - name: k3s-worker-03\n      ip: 10.0.1.13\n"
+        "      resources: {cpu: 8, memory: 32Gi, gpu: 1, storage: 1Ti}\n      labels: {node-type: gpu-big}\n"
+        "      taints: [{key: nvidia.com/gpu, value: 'true', effect: NoSchedule}]\n"
+    )
+    messages, _ = _refused(tmp_path, child, "observability.prometheus.gpu_exporter", "staging")
+    assert messages == [
+        "the GPU nodes are not of one node type (k3s-worker-02 (gpu-enabled), k3s-worker-03 (gpu-big)): the GPU "
+        "exporter runs on the nodes of one node-type"
+    ]

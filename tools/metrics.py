@@ -13,6 +13,8 @@ go.sum `h1:` hash:
 - kube-state-metrics: every metric is a string literal `"kube_..."` in internal/store/*.go.
 - kafka-exporter: not on the Go module proxy either; its names are listed below, by hand, from
   its README.
+- dcgm-exporter: NVIDIA's DCGM exporter serves the fields of the counters file the output gives
+  it, exactly (imageflow_gen's plan/exporters.py GPU_COUNTERS); its module is not on the proxy.
 - istio-proxy: the standard metrics of Istio's sidecars (the proxy is C++, no Go module); listed
   below, by hand, from Istio's metrics reference, for the Istio whose CRDs the gates hold the
   output to (schemas/crds/sources.json).
@@ -92,6 +94,15 @@ SOURCES = (
         "Apache-2.0",
         "listed here by hand from the exporter's README (its metrics tables): the module is not served by the "
         "Go module proxy, so these names are not checked against it",
+    ),
+    Source(
+        "dcgm-exporter",
+        "github.com/NVIDIA/dcgm-exporter",
+        "3.3.7-3.4.2-ubuntu22.04",
+        "",
+        "Apache-2.0",
+        "the fields of the counters file the output configures (imageflow_gen.plan.exporters.GPU_COUNTERS), which "
+        "the exporter serves and nothing else; its module is not served by the Go module proxy",
     ),
     Source(
         "istio-proxy",
@@ -247,6 +258,12 @@ def istio_proxy(_module: Path, _workdir: Path) -> set[str]:
     return set(ISTIO_COUNTERS) | series
 
 
+def dcgm_exporter(_module: Path, _workdir: Path) -> set[str]:
+    from imageflow_gen.plan.exporters import GPU_COUNTERS  # the counters file the output writes
+
+    return {field for field, _, _ in GPU_COUNTERS}
+
+
 def minio(_module: Path, _workdir: Path) -> set[str]:
     return set(MINIO_NAMES)
 
@@ -254,6 +271,7 @@ def minio(_module: Path, _workdir: Path) -> set[str]:
 LISTERS = {
     "blackbox-exporter": blackbox_exporter,
     "cadvisor": cadvisor,
+    "dcgm-exporter": dcgm_exporter,
     "istio-proxy": istio_proxy,
     "kafka-exporter": kafka_exporter,
     "kube-state-metrics": kube_state_metrics,

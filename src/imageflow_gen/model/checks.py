@@ -176,6 +176,9 @@ def _namespace_uses(topo: Topology) -> Iterator[tuple[str, Path]]:
         if obs.prometheus.node_exporter is not None:
             ne = obs.prometheus.node_exporter
             yield ne.namespace, ("observability", "prometheus", "node_exporter", "namespace")
+        if obs.prometheus.gpu_exporter is not None:
+            ge = obs.prometheus.gpu_exporter
+            yield ge.namespace, ("observability", "prometheus", "gpu_exporter", "namespace")
     for i, reader in enumerate(obs.otel_agent.metrics_readers):
         yield reader.namespace, ("observability", "otel_agent", "metrics_readers", i, "namespace")
     for i, client in enumerate(obs.tempo.query_clients):
@@ -1179,6 +1182,38 @@ def _node_exporter(topo: Topology) -> Iterator[Finding]:
         yield from _exporter_on_vm(topo, vm, node_exporter_service(topo, vm), ne.port, base, "the node exporter")
 
 
+def gpu_node_type(topo: Topology) -> str | None:
+    """The node type of the nodes with GPUs, where the GPU exporter runs (None: none, or not
+    one type; refused below)."""
+    types = {n.node_type for n in topo.cluster.nodes if n.resources.gpu}
+    return types.pop() if len(types) == 1 else None
+
+
+def _gpu_exporter(topo: Topology) -> Iterator[Finding]:
+    """Its namespace admits root and host paths; the cluster's GPU nodes are of one node type."""
+    prom = topo.observability.prometheus
+    if prom is None or prom.gpu_exporter is None:
+        return
+    ge, base = prom.gpu_exporter, ("observability", "prometheus", "gpu_exporter")
+    levels = {n.name: n.pod_security for n in topo.namespaces}
+    if levels.get(ge.namespace, "privileged") != "privileged":
+        yield (
+            base + ("namespace",),
+            f"namespace {ge.namespace} is {levels[ge.namespace]}: the GPU exporter runs as root and mounts the "
+            "kubelet's pod-resources folder, which only the privileged level admits",
+        )
+    gpus = [n for n in topo.cluster.nodes if n.resources.gpu]
+    if not gpus:
+        yield base, "no cluster node has GPUs: the GPU exporter would have nothing to read (set it to null)"
+    elif gpu_node_type(topo) is None:
+        found = ", ".join(f"{n.name} ({n.node_type or 'no node-type label'})" for n in gpus)
+        yield (
+            base,
+            f"the GPU nodes are not of one node type ({found}): the GPU exporter runs on the nodes of one "
+            f"{NODE_TYPE_LABEL}",
+        )
+
+
 def _exporter_on_vm(topo: Topology, vm: str, service: str, port: int, base: Path, what: str) -> Iterator[Finding]:
     """An exporter's compose service on `vm`: its port published by no seed service there (a
     workload's is its own check), its name no workload's there."""
@@ -1217,6 +1252,7 @@ def _metrics(topo: Topology) -> Iterator[Finding]:
                 "for Prometheus to scrape it",
             )
     yield from _node_exporter(topo)
+    yield from _gpu_exporter(topo)
     yield from _kafka_exporter(topo)
     if prom is not None:
         if prom.node_type is not None and prom.node_type not in _node_types(topo):

@@ -141,6 +141,25 @@ class NodeExporter(Strict):
     both."""
 
 
+class GpuExporter(Strict):
+    """NVIDIA's DCGM exporter on every node with GPUs (a DaemonSet on their node type): each
+    GPU's utilisation, memory, temperature and power, labelled with the pod that holds it (the
+    kubelet's pod-resources socket says which). It sees the GPUs through the NVIDIA runtime
+    without holding one, so it takes none from the processing services."""
+
+    name: ServiceName = "dcgm-exporter"
+    """DaemonSet and Service name; its pods' `app` label."""
+    namespace: Name
+    """The DaemonSet's namespace: its pods run as root and mount the kubelet's pod-resources
+    folder, so its Pod Security level must be privileged (e.g. imageflow-observability)."""
+    image: Image
+    """Its image, pinned (e.g. nvcr.io/nvidia/k8s/dcgm-exporter:3.3.7-3.4.2-ubuntu22.04)."""
+    port: Port = 9400
+    """The port it serves on."""
+    resources: Resources
+    """Requests and limits, per GPU node."""
+
+
 class Grafana(Strict):
     """Grafana beside Prometheus (seed 8.1.2): datasources Prometheus and (when Tempo admits
     its pods among its `query_clients`) Tempo, and dashboards generated from the topology.
@@ -243,6 +262,8 @@ class Prometheus(Strict):
     """kafka_exporter on the Kafka VM; unset: no Kafka lag nor replication alerts."""
     node_exporter: NodeExporter | None = None
     """node_exporter on the cluster's nodes and the VMs; unset: no machine metrics."""
+    gpu_exporter: GpuExporter | None = None
+    """NVIDIA's DCGM exporter on the GPU nodes; unset: GPUs are counted as held, not as used."""
     kube_state_metrics: KubeStateMetrics | None = None
     """kube-state-metrics in Prometheus's namespace, watching the topology's namespaces and the
     nodes; unset: no alerts on the workloads' state."""

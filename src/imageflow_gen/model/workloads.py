@@ -85,7 +85,7 @@ class Metrics(Strict):
     """HTTP path."""
     scheme: Literal["http", "https"] = "http"
     """http, or https (Prometheus then verifies the certificate against the cluster's CAs)."""
-    exporter: Literal["node-exporter", "kube-state-metrics", "kafka-exporter"] | None = None
+    exporter: Literal["node-exporter", "kube-state-metrics", "kafka-exporter", "dcgm-exporter"] | None = None
     """The well-known exporter it is, whose metric names (schemas/metrics/) the generated alerts
     and dashboards may then read; unset: its own metrics, scraped and checked for being up."""
 

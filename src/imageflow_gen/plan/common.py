@@ -106,8 +106,14 @@ def placement(topo: Any, workload: Any, selector: dict[str, str]) -> dict[str, A
 
 
 def needs_gpu_runtime(topo: Any) -> bool:
-    """Whether a cluster pod asks for GPUs: a processing service's or a workload's."""
-    return any(s.gpu for s in topo.processing.services) or any(w.gpu for w in topo.workloads if w.namespace)
+    """Whether a cluster pod runs in the NVIDIA runtime: one that asks for GPUs (a processing
+    service's or a workload's), or the GPU exporter's."""
+    prom = topo.observability.prometheus
+    return (
+        any(s.gpu for s in topo.processing.services)
+        or any(w.gpu for w in topo.workloads if w.namespace)
+        or (prom is not None and prom.gpu_exporter is not None)
+    )
 
 
 NON_ROOT_UID = 10001

@@ -1,9 +1,10 @@
 """Grafana's dashboards, generated from the topology: the pipeline (the processing services'
 requests, errors and latency from their Istio sidecars, CPU and memory from the kubelets,
-replicas, restarts, autoscalers and GPUs from kube-state-metrics, a series per pod or
-Deployment), the nodes and VMs (from the
-node exporters), MinIO (capacity per drive and bucket, requests), Kafka (messages per topic, lag per consumer group,
-under-replicated partitions, from the Kafka exporter). A dashboard is there only when
+the GPUs' use from the GPU exporter, replicas, restarts, autoscalers and GPUs held from
+kube-state-metrics, a series per pod or Deployment), the nodes and VMs (from the node
+exporters, and each GPU from the GPU exporter), MinIO (capacity per drive and bucket,
+requests), Kafka (messages per topic, lag per consumer group, under-replicated partitions,
+from the Kafka exporter). A dashboard is there only when
 the exporters its panels read are scraped, and each query selects only metrics those exporters
 serve (plan/catalogue.py; a test checks every panel).
 
@@ -117,7 +118,7 @@ def _pipeline(
             ),
         ]
     if "kube-state-metrics" not in exporters:
-        return panels
+        return panels + _gpus_per_pod(topo, exporters)
     panels += [
         (
             "Available replicas per Deployment",
@@ -148,20 +149,77 @@ def _pipeline(
                 "short",
             )
         )
-    if any(s.gpu for s in topo.processing.services):
+    return panels + _gpus_per_pod(topo, exporters)
+
+
+def _gpus_per_pod(topo: Topology, exporters: set[str | None]) -> list[tuple[str, list[tuple[str, str]], str]]:
+    """The GPUs' holders (the processing services' and the workloads' pods that ask for GPUs,
+    e.g. the inference server's): what the GPU exporter says of the GPUs they hold, and what
+    they hold (kube-state-metrics). The exporter's series carry the holder's `namespace` and
+    `pod`, which Prometheus keeps as `exported_pod` (`pod` is the exporter's own, from
+    discovery)."""
+    holders = {topo.processing.namespace} if any(s.gpu for s in topo.processing.services) else set()
+    holders |= {w.namespace for w in topo.workloads if w.gpu and w.namespace}
+    if not holders:
+        return []
+    held = f'namespace=~"{"|".join(sorted(holders))}"'
+    panels = []
+    if "dcgm-exporter" in exporters:
+        panels += [
+            (
+                "GPU utilisation per pod",
+                [(f"max by (namespace, exported_pod) (DCGM_FI_DEV_GPU_UTIL{{{held}}})", "{{exported_pod}}")],
+                "percent",
+            ),
+            (
+                "GPU memory used per pod",
+                [(f"sum by (namespace, exported_pod) (DCGM_FI_DEV_FB_USED{{{held}}})", "{{exported_pod}}")],
+                "mbytes",
+            ),
+        ]
+    if "kube-state-metrics" in exporters:
+        gpu = 'resource="nvidia_com_gpu"'
         panels.append(
             (
                 "GPUs held per pod",
-                [
-                    (
-                        f'sum by (pod) (kube_pod_container_resource_requests{{{ns}, resource="nvidia_com_gpu"}})',
-                        "{{pod}}",
-                    )
-                ],
+                [(f"sum by (namespace, pod) (kube_pod_container_resource_requests{{{held}, {gpu}}})", "{{pod}}")],
                 "short",
             )
         )
     return panels
+
+
+def _gpus(jobs: list[str]) -> list[tuple[str, list[tuple[str, str]], str]]:
+    """Each GPU of each node, held or not."""
+    job = f'job=~"{"|".join(jobs)}"'
+    return [
+        (
+            "GPU utilisation per GPU",
+            [(f"avg by (node, gpu) (DCGM_FI_DEV_GPU_UTIL{{{job}}})", "{{node}} GPU {{gpu}}")],
+            "percent",
+        ),
+        (
+            "GPU memory used per GPU",
+            [
+                (
+                    f"avg by (node, gpu) (DCGM_FI_DEV_FB_USED{{{job}}} / "
+                    f"(DCGM_FI_DEV_FB_USED{{{job}}} + DCGM_FI_DEV_FB_FREE{{{job}}}))",
+                    "{{node}} GPU {{gpu}}",
+                )
+            ],
+            "percentunit",
+        ),
+        (
+            "GPU temperature",
+            [(f"max by (node, gpu) (DCGM_FI_DEV_GPU_TEMP{{{job}}})", "{{node}} GPU {{gpu}}")],
+            "celsius",
+        ),
+        (
+            "GPU power draw",
+            [(f"sum by (node, gpu) (DCGM_FI_DEV_POWER_USAGE{{{job}}})", "{{node}} GPU {{gpu}}")],
+            "watt",
+        ),
+    ]
 
 
 def _nodes(jobs: list[str]) -> list[tuple[str, list[tuple[str, str]], str]]:
@@ -262,8 +320,10 @@ def dashboards(topo: Topology) -> dict[str, str]:
         pipeline = _pipeline(topo, exporters, sidecars)
         result["imageflow-pipeline"] = _dashboard("imageflow-pipeline", "ImageFlow pipeline", pipeline)
     node_jobs = sorted(t.job for t in scraped if t.exporter == "node-exporter")
-    if node_jobs:
-        result["imageflow-nodes"] = _dashboard("imageflow-nodes", "ImageFlow nodes and VMs", _nodes(node_jobs))
+    gpu_jobs = sorted(t.job for t in scraped if t.exporter == "dcgm-exporter")
+    if node_jobs or gpu_jobs:
+        panels = (_nodes(node_jobs) if node_jobs else []) + (_gpus(gpu_jobs) if gpu_jobs else [])
+        result["imageflow-nodes"] = _dashboard("imageflow-nodes", "ImageFlow nodes and VMs", panels)
     kafka_jobs = sorted(t.job for t in scraped if t.exporter == "kafka-exporter")
     if kafka_jobs:
         result["imageflow-kafka"] = _dashboard("imageflow-kafka", "ImageFlow Kafka", _kafka(kafka_jobs))

@@ -1,5 +1,6 @@
 """Prometheus's exporters as workloads: the node exporter's per-node workload in its namespace
-(a DaemonSet on every cluster node) and one on each of its VMs, and the Kafka exporter on the
+(a DaemonSet on every cluster node) and one on each of its VMs, the GPU exporter on the GPU
+nodes, and the Kafka exporter on the
 Kafka VM, each published on its VM's address. Prometheus's configuration (plan/monitoring.py),
 the compose stacks (plan/stacks.py), their capacity (plan/vms.py) and the diagram take them
 from here, the one place they are derived."""
@@ -10,7 +11,7 @@ import re
 
 from ..errors import Path
 from ..model import Topology
-from ..model.checks import node_exporter_service, node_exporter_vms
+from ..model.checks import gpu_node_type, node_exporter_service, node_exporter_vms
 from ..model.workloads import Workload
 
 SOURCE: Path = ("observability", "prometheus", "node_exporter")
@@ -62,6 +63,76 @@ def cluster_node_exporter(topo: Topology) -> Workload | None:
                 "liveness": {"http": {"path": "/metrics", "port": PORT_NAME}, "period": 30},
             },
             **_common(topo, "node"),
+        }
+    )
+
+
+GPU_SOURCE: Path = ("observability", "prometheus", "gpu_exporter")
+GPU_COUNTERS_FILE = "/etc/dcgm-exporter/counters.csv"
+POD_RESOURCES = "/var/lib/kubelet/pod-resources"  # the kubelet's socket: which pod holds each GPU
+# The DCGM fields the exporter serves (its counters file, field, type, help), nothing else: what
+# the dashboards read, all from NVML, none a profiling field (those need CAP_SYS_ADMIN).
+# tools/metrics.py lists these names in schemas/metrics/dcgm-exporter.json.
+GPU_COUNTERS = (
+    ("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilisation (in %)."),
+    ("DCGM_FI_DEV_MEM_COPY_UTIL", "gauge", "Memory utilisation (in %)."),
+    ("DCGM_FI_DEV_FB_USED", "gauge", "Frame buffer memory used (in MiB)."),
+    ("DCGM_FI_DEV_FB_FREE", "gauge", "Frame buffer memory free (in MiB)."),
+    ("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C)."),
+    ("DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W)."),
+    ("DCGM_FI_DEV_XID_ERRORS", "gauge", "Value of the last XID error encountered."),
+)
+
+
+def gpu_counters() -> str:
+    """The exporter's counters file (CSV: field, Prometheus type, help)."""
+    lines = ["# DCGM field, Prometheus metric type, help message"]
+    lines += [f"{field}, {kind}, {text}" for field, kind, text in GPU_COUNTERS]
+    return "\n".join(lines) + "\n"
+
+
+def gpu_exporter(topo: Topology) -> Workload | None:
+    """The DaemonSet's workload on the GPU nodes: root (the kubelet's pod-resources socket is
+    root's), the NVIDIA runtime showing it every GPU (plan/monitoring.py sets the runtime class;
+    it asks for no GPU, so holds none), its series labelled with the pod that holds the GPU."""
+    prom = topo.observability.prometheus
+    if prom is None or prom.gpu_exporter is None:
+        return None
+    ge = prom.gpu_exporter
+    return Workload.model_validate(
+        {
+            "name": ge.name,
+            "description": "each GPU's utilisation, memory, temperature and power, and the pod holding it",
+            "namespace": ge.namespace,
+            "kind": "per-node",
+            "node_type": gpu_node_type(topo),
+            "image": ge.image,
+            "args": [f"--collectors={GPU_COUNTERS_FILE}", f"--address=:{ge.port}", "--kubernetes"],
+            "env": [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"}],
+            "ports": [{"name": PORT_NAME, "port": ge.port, "protocol": "http"}],
+            "files": [{"name": "counters.csv", "path": GPU_COUNTERS_FILE, "content": gpu_counters()}],
+            "volumes": [
+                {
+                    "name": "pod-resources",
+                    "path": POD_RESOURCES,
+                    "read_only": True,
+                    "host_path": {
+                        "path": POD_RESOURCES,
+                        "reason": "the kubelet's socket saying which pod holds each GPU",
+                    },
+                }
+            ],
+            "probes": {
+                "readiness": {"http": {"path": "/health", "port": PORT_NAME}},
+                "liveness": {"http": {"path": "/health", "port": PORT_NAME}, "period": 30},
+            },
+            "metrics": {"port": PORT_NAME, "exporter": "dcgm-exporter"},
+            "resources": ge.resources,
+            "security": {
+                "run_as": {"uid": 0, "reason": "the kubelet's pod-resources socket and the GPUs' devices are root's"},
+                "writable_root_filesystem": "DCGM's embedded host engine writes its log and state where the image "
+                "puts them, not under /tmp",
+            },
         }
     )
 

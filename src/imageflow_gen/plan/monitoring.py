@@ -20,9 +20,9 @@ from ..model.checks import kafka_clients
 from ..model.observability import BlackboxExporter, KubeStateMetrics, Prometheus
 from ..model.workloads import Workload
 from ..shared import WARN_PERCENT
-from .common import Spec, labels, meshed_namespaces, service_dns, spec
+from .common import GPU_RUNTIME_CLASS, Spec, labels, meshed_namespaces, service_dns, spec
 from .endpoints import published_address
-from .exporters import KAFKA_SOURCE, cluster_node_exporter, kafka_exporter, vm_node_exporters
+from .exporters import GPU_SOURCE, KAFKA_SOURCE, cluster_node_exporter, gpu_exporter, kafka_exporter, vm_node_exporters
 from .exporters import SOURCE as NODE_SOURCE
 from .observability import config_text
 from .storage import API_PORT, APP
@@ -156,6 +156,8 @@ def targets(topo: Topology) -> list[Target]:
     result += _minio_targets(topo)
     node_exporters = [cluster_node_exporter(topo), *vm_node_exporters(topo)]
     own = [(NODE_SOURCE, w) for w in node_exporters if w is not None]
+    if (gpus := gpu_exporter(topo)) is not None:
+        own.append((GPU_SOURCE, gpus))
     if (kafka := kafka_exporter(topo)) is not None:
         own.append((KAFKA_SOURCE, kafka))
     declared = [(("workloads", i, "metrics"), w) for i, w in enumerate(topo.workloads)]
@@ -802,4 +804,8 @@ def specs(topo: Topology) -> list[Spec]:
     node_exporter = cluster_node_exporter(topo)
     if node_exporter is not None:
         result += render(topo, node_exporter, NODE_SOURCE, replace(typed(node_exporter), component=COMPONENT))
+    gpus = gpu_exporter(topo)
+    if gpus is not None:  # in the NVIDIA runtime, without asking for a GPU: it sees them all, holds none
+        gpu_how = replace(typed(gpus), component=COMPONENT, pod={"runtimeClassName": GPU_RUNTIME_CLASS})
+        result += render(topo, gpus, GPU_SOURCE, gpu_how)
     return result + render(topo, workload, SOURCE, how) + _ksm_specs(topo)
