@@ -1086,7 +1086,8 @@ def test_without_the_gpu_exporter_gpus_are_counted_as_held() -> None:
         ),
         (
             "dev",
-            "      namespace: imageflow-observability\n      image: nvcr.io/nvidia/k8s/dcgm-exporter:3.3.7-3.4.2-ubuntu22.04\n"
+            "      namespace: imageflow-observability\n"
+            "      image: nvcr.io/nvidia/k8s/dcgm-exporter:3.3.7-3.4.2-ubuntu22.04\n"
             "      resources: {requests: {cpu: 50m, memory: 128Mi}, limits: {cpu: 250m, memory: 512Mi}}\n",
             "observability.prometheus.gpu_exporter",
             "no cluster node has GPUs: the GPU exporter would have nothing to read (set it to null)",
