@@ -11,7 +11,7 @@ import yaml
 
 from conftest import CRDS, PROFILES, REPO
 from imageflow_gen.pipeline import build, validated
-from imageflow_gen.plan.exporters import cluster_node_exporter
+from imageflow_gen.plan.exporters import cluster_node_exporter, gpu_exporter
 from imageflow_gen.plan.postgresql import server_workload
 from imageflow_gen.targets.kubernetes import objects
 from imageflow_gen.validate import tools as gates
@@ -51,12 +51,15 @@ def test_every_workload_meets_restricted(profile: str) -> None:
     node_exporter = cluster_node_exporter(topo)  # the generator's, stating its host paths
     if node_exporter is not None:
         stated[node_exporter.name] = node_exporter
+    gpus = gpu_exporter(topo)  # the generator's, stating root, its host path and a writable root
+    if gpus is not None:
+        stated[gpus.name] = gpus
     for obj, pod in pods(profile):
         name = f"{obj['kind']}/{obj['metadata']['name']}"
         w = stated.get(obj["metadata"]["name"])
         run_as = w.security.run_as if w else None
         security = pod["securityContext"]
-        assert security["runAsNonRoot"] is True, name
+        assert security["runAsNonRoot"] is not (run_as is not None and run_as.uid == 0), name
         assert security["runAsUser"] == run_as.uid if run_as else security["runAsUser"] >= 10000, name
         assert security["seccompProfile"] == {"type": "RuntimeDefault"}, name
         for container in [*pod.get("initContainers", []), *pod["containers"]]:

@@ -303,6 +303,8 @@ def _annotations(workload: Workload, how: Rendering) -> dict[str, str]:
         skips.append(f"CKV_K8S_22={workload.security.writable_root_filesystem}")
     if workload.security.run_as and workload.security.run_as.uid < 10000:
         skips.append(f"CKV_K8S_40={workload.security.run_as.reason}")
+    if workload.security.run_as and workload.security.run_as.uid == 0:  # root, stated
+        skips.append(f"CKV_K8S_23={workload.security.run_as.reason}")
     reads = ""
     if secret_env := [v.name for v in workload.env if v.secret is not None]:
         reads = f"the image reads {', '.join(secret_env)} from its environment ({'.'.join(how.key)}.env)"
