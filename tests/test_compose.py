@@ -35,9 +35,17 @@ def test_compose_files_pass_the_compose_spec(profile: str, tmp_path: Path) -> No
     assert result.skipped is None and result.problems == []
 
 
-def nginx_test(conf: str, tmp_path: Path, hosts: list[str]) -> subprocess.CompletedProcess[str]:
-    """nginx -t on a generated config, with throwaway certificates and the stack's host names."""
-    (tmp_path / "tls").mkdir(exist_ok=True)
+DEBIAN_CRS = "/usr/share/modsecurity-crs"  # Debian's modsecurity-crs: rules/ as in the CRS's release
+
+
+def stage_nginx(conf: str, tmp_path: Path, hosts: dict[str, str], modsecurity: str | None = None) -> tuple[Path, str]:
+    """The rendered files in a folder that becomes /etc/nginx (throwaway certificates, Debian's
+    mime.types beside them), and the shell commands that make a private mount namespace look
+    like the gateway's container: /etc/nginx, the upstreams' names in /etc/hosts (`hosts`:
+    name to loopback address), Debian's CRS where the configuration includes the image's,
+    an empty /var/log with the audit log's folder. The rendered files are not changed."""
+    folder = tmp_path / "etc-nginx"
+    (folder / "tls").mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [
             "openssl",
@@ -51,20 +59,40 @@ def nginx_test(conf: str, tmp_path: Path, hosts: list[str]) -> subprocess.Comple
             "-subj",
             "/CN=test",
             "-keyout",
-            str(tmp_path / "tls/tls.key"),
+            str(folder / "tls/tls.key"),
             "-out",
-            str(tmp_path / "tls/tls.crt"),
+            str(folder / "tls/tls.crt"),
         ],
         check=True,
         capture_output=True,
     )
-    shutil.copy("/etc/nginx/mime.types", tmp_path / "mime.types")
-    (tmp_path / "nginx.conf").write_text(conf)
-    (tmp_path / "hosts").write_text("127.0.0.1 localhost " + " ".join(hosts) + "\n")
-    nginx = gates.find("nginx")
-    # The upstream names resolve only on the compose network: give them an address in a
-    # private mount namespace, so nginx -t checks the real file unchanged.
-    script = f"mount --bind {tmp_path}/hosts /etc/hosts && {nginx} -t -p {tmp_path} -c {tmp_path}/nginx.conf"
+    shutil.copy("/etc/nginx/mime.types", folder / "mime.types")
+    (folder / "nginx.conf").write_text(conf)
+    (tmp_path / "hosts").write_text(
+        "127.0.0.1 localhost\n" + "".join(f"{address} {name}\n" for name, address in sorted(hosts.items()))
+    )
+    mounts = [f"mount --bind {tmp_path}/hosts /etc/hosts", f"mount --bind {folder} /etc/nginx"]
+    if modsecurity is not None:
+        (folder / "modsecurity.conf").write_text(modsecurity)
+        crs = re.search(r"^Include (/opt/\S+)/rules/\*\.conf$", modsecurity, re.M)
+        assert crs is not None, "the CRS is included from /opt/<folder>/rules"
+        mounts += [
+            "mount -t tmpfs tmpfs /opt",
+            f"mkdir -p {crs.group(1)}",
+            f"mount --bind {DEBIAN_CRS} {crs.group(1)}",
+            "mount -t tmpfs tmpfs /var/log",
+            "mkdir -m 0777 /var/log/modsecurity",
+        ]
+    return folder, " && ".join(mounts)
+
+
+def nginx_test(
+    conf: str, tmp_path: Path, hosts: list[str], modsecurity: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """nginx -t on a generated config, with throwaway certificates and the stack's host names,
+    in a private mount namespace, so nginx -t checks the real files unchanged."""
+    _, mounts = stage_nginx(conf, tmp_path, {name: "127.0.0.1" for name in hosts}, modsecurity)
+    script = f"{mounts} && {gates.find('nginx')} -t -p /etc/nginx/ -c /etc/nginx/nginx.conf"
     return subprocess.run(["unshare", "--mount", "sh", "-c", script], capture_output=True, text=True)
 
 
@@ -74,26 +102,11 @@ def test_generated_nginx_configs_pass_nginx_t(profile: str, tmp_path: Path) -> N
     for name in ("api-gateway", "web-ui"):
         work = tmp_path / name
         work.mkdir()
-        result = nginx_test(files[f"compose/{profile}/vm0/nginx/{name}.conf"], work, ["backend-api", "web-ui"])
+        modsecurity = files[f"compose/{profile}/vm0/nginx/modsecurity.conf"] if name == "api-gateway" else None
+        conf = files[f"compose/{profile}/vm0/nginx/{name}.conf"]
+        result = nginx_test(conf, work, ["backend-api", "web-ui"], modsecurity)
         assert result.returncode == 0, result.stderr
         assert "test is successful" in result.stderr
-
-
-def test_auth_subrequest_hook(tmp_path: Path) -> None:
-    profiles = tmp_path / "profiles"
-    shutil.copytree(PROFILES, profiles)
-    (profiles / "authed.yaml").write_text(
-        "purpose: auth hook\nextends: prod\nedge:\n  api_gateway:\n    auth:\n"
-        "      mode: subrequest\n      url: http://auth.internal:9000/verify\n"
-    )
-    conf = files_of("authed", profiles)["compose/authed/vm0/nginx/api-gateway.conf"]
-    assert "auth_request /_auth;" in conf and "proxy_pass http://auth.internal:9000/verify;" in conf
-    work = tmp_path / "nginx"
-    work.mkdir()
-    result = nginx_test(conf, work, ["backend-api", "web-ui", "auth.internal"])
-    assert result.returncode == 0, result.stderr
-    plain = files_of("prod")["compose/prod/vm0/nginx/api-gateway.conf"]
-    assert "auth_request" not in plain
 
 
 def test_gateway_duties_are_in_the_config() -> None:
@@ -133,7 +146,13 @@ def test_every_service_is_hardened(profile: str) -> None:
 
 def test_prod_matches_the_seed_roles() -> None:
     files = files_of("prod")
-    assert set(stack(files, "prod", "vm0")["services"]) == {"api-gateway", "backend-api", "web-ui", "vm0-node-exporter"}
+    assert set(stack(files, "prod", "vm0")["services"]) == {
+        "api-gateway",
+        "api-gateway-audit-init",
+        "backend-api",
+        "web-ui",
+        "vm0-node-exporter",
+    }
     vm1 = stack(files, "prod", "vm1")["services"]
     assert {"kafka-1", "kafka-2", "kafka-3", "kafka-connect"} <= set(vm1)
     brokers = [vm1[f"kafka-{i}"]["environment"] for i in (1, 2, 3)]

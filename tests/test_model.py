@@ -134,13 +134,9 @@ def test_dev_is_single_node_one_drive_one_broker() -> None:
         ),
         (lambda d: d["edge"].update(vm="vm1"), "edge.vm", "has the role 'messaging', not 'edge'"),
         (
-            lambda d: (
-                d["edge"]["api_gateway"]["auth"].update(mode="subrequest")
-                if "auth" in d["edge"]["api_gateway"]
-                else d["edge"]["api_gateway"].update(auth={"mode": "subrequest"})
-            ),
-            "edge.api_gateway.auth.url",
-            "needs the url",
+            lambda d: d["edge"]["api_gateway"]["auth"]["verifier"].update(service="web-ui"),
+            "edge.api_gateway.auth.verifier.service",
+            "'web-ui' can be no verifier: the backend or a workload on vm0 (defined: backend-api)",
         ),
         (lambda d: d["vms"][2].update(role="edge"), "vms[2].role", "more than one VM has the role 'edge'"),
         (

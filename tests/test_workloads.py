@@ -387,7 +387,8 @@ def test_the_edge_gateway_routes_to_the_vm_workload_and_passes_nginx_t(built: An
     assert "proxy_read_timeout 1500ms;" in conf  # the route's 1.5s, in a unit nginx reads
     vm0 = parse_all(built.files["compose/workloads/vm0/docker-compose.yaml"])[0]["services"]
     assert vm0["api-gateway"]["depends_on"]["notifier"] == {"condition": "service_started"}
-    result = nginx_test(conf, tmp_path, ["backend-api", "web-ui", "notifier"])
+    modsecurity = built.files["compose/workloads/vm0/nginx/modsecurity.conf"]
+    result = nginx_test(conf, tmp_path, ["backend-api", "web-ui", "notifier"], modsecurity)
     assert result.returncode == 0, result.stderr
 
 
@@ -512,7 +513,7 @@ def _workload(name: str, body: str) -> str:
         (  # one host, two routes: both ends are told
             _workload("camera-streams", "route: {host: app.imageflow.com}"),
             [
-                "base.yaml:341:13 edge.web_ui.hosts[0]: 'app.imageflow.com' is workload camera-streams's host too; "
+                "base.yaml:348:13 edge.web_ui.hosts[0]: 'app.imageflow.com' is workload camera-streams's host too; "
                 "two routes on one host and gateway are merged in no defined order: give the web UI its own host",
                 "child.yaml:4:19 workloads[2].route.host: 'app.imageflow.com' is the web UI's host too; two routes on "
                 "one host and gateway are merged in no defined order: give workload camera-streams its own host",
@@ -816,7 +817,7 @@ def _workload(name: str, body: str) -> str:
             "storage:\n  postgresql:\n    databases:\n      - {name: imageflow, owner: postgres}\n"
             "    backup: {bucket: system-logs}\n",
             [
-                "base.yaml:328:50 edge.backend_api.uses[3].postgresql.role: database 'imageflow' grants no role "
+                "base.yaml:335:50 edge.backend_api.uses[3].postgresql.role: database 'imageflow' grants no role "
                 "'imageflow' (defined: postgres): add it to the database's grants",
                 "child.yaml:5:34 storage.postgresql.databases[0].owner: 'postgres' is PostgreSQL's own (or the "
                 "backup job's) role: name the application's role",
@@ -839,7 +840,7 @@ def _workload(name: str, body: str) -> str:
         (  # a VM reaches Kafka over its network's listener: the edge VM over the VPN
             "messaging:\n  kafka:\n    listeners:\n      - {name: VPN, network: private, purpose: moved}\n",
             [
-                "base.yaml:327:17 edge.backend_api.uses[2].kafka: backend-api on VM vm0 reaches Kafka over the vpn "
+                "base.yaml:334:17 edge.backend_api.uses[2].kafka: backend-api on VM vm0 reaches Kafka over the vpn "
                 "network: declare a listener with network vpn in messaging.kafka.listeners",
                 "workloads.yaml:230:17 workloads[5].uses[1].kafka: notifier on VM vm0 reaches Kafka over the vpn "
                 "network: declare a listener with network vpn in messaging.kafka.listeners",

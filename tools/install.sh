@@ -8,7 +8,9 @@
 #                   checksum database and the h1: sum pinned here
 #   k8s schemas     kubeconform layout, from the PyPI package kubernetes-validate (in .venv)
 #   check-jsonschema, checkov   a separate venv, .tools/py, from tools/requirements.lock
-#   nginx, graphviz Debian's packages, for `nginx -t` and `dot`
+#   nginx, graphviz Debian's packages, for `nginx -t` and `dot`; nginx's ModSecurity module
+#                   and the OWASP CRS (libnginx-mod-http-modsecurity, modsecurity-crs), which
+#                   the edge gateway's configuration loads (tests/test_gateway.py runs it)
 #   kafka           Apache Kafka's broker and tools as jars from Maven Central (mvn, pinned by
 #                   tools/kafka/pom.xml, each jar checked against tools/kafka/jars.sha256), run by
 #                   Debian's Java: the tests run a real broker with the generated settings
@@ -107,6 +109,8 @@ pg_bin() {
 install_debian() {
     local missing=()
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+    [ -f /usr/lib/nginx/modules/ngx_http_modsecurity_module.so ] || missing+=(libnginx-mod-http-modsecurity)
+    [ -d /usr/share/modsecurity-crs/rules ] || missing+=(modsecurity-crs)
     command -v dot >/dev/null 2>&1 || missing+=(graphviz)
     pg_bin >/dev/null || missing+=(postgresql)
     command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
@@ -167,6 +171,7 @@ echo "k8s schemas      $(ls "$TOOLS/kubernetes-schemas" | grep -c strict) versio
 echo "check-jsonschema $("$BIN/check-jsonschema" --version | awk '{print $NF}')"
 echo "checkov          $("$BIN/checkov" --version)"
 echo "nginx            $("$BIN/nginx" -v 2>&1 | sed 's/.*nginx\///')"
+echo "modsecurity      $(dpkg-query -W -f '${Version}' libnginx-mod-http-modsecurity) (CRS $(dpkg-query -W -f '${Version}' modsecurity-crs))"
 echo "graphviz         $("$BIN/dot" -V 2>&1 | awk '{print $5}')"
 echo "kafka            $(ls "$TOOLS/kafka/lib" | sed -n 's/^kafka_2.13-\(.*\)\.jar$/\1/p') (java $(java -version 2>&1 | awk -F'"' 'NR==1{print $2}'))"
 echo "kube-apiserver   $("$BIN/kube-apiserver" --version 2>&1 | awk '{print $2}')"

@@ -39,6 +39,14 @@ def nginx_value(value: Any) -> str:
     return text
 
 
+def nginx_comment(value: Any) -> str:
+    """Text for an nginx (or ModSecurity) comment line: nothing that could end the line."""
+    text = str(value)
+    if set(text) & set("\n\r\u2028\u2029\x00"):
+        raise ValueError(f"{text!r} cannot be written into a comment line")
+    return text
+
+
 _MARKDOWN_INLINE = set("\\`*_[]|!~")
 _MARKDOWN_LINE_START = re.compile(r"[#>+=-]|[0-9]+[.)]")
 
@@ -105,6 +113,7 @@ def environment() -> jinja2.Environment:
     env.filters["q"] = q
     env.filters["shq"] = lambda value: shlex.quote(str(value))
     env.filters["nginx"] = nginx_value
+    env.filters["nginx_comment"] = nginx_comment
     env.filters["md"] = markdown_text
     env.filters["go"] = go_text
     return env

@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import Path, dotted
 from . import Topology
 from .cluster import NODE_TYPE_LABEL
+from .edge import API_PREFIX
 from .common import Resources, SecretRef
 from .messaging import CLIENT_SECRET_KEYS, client_keys
 from .workloads import FILES_VOLUME, TMP_PATH, TMP_VOLUME, Published, WorkloadPort, env_entries
@@ -1092,12 +1093,75 @@ def _vms(topo: Topology) -> Iterator[Finding]:
         yield ("edge", "vm"), f"VM {topo.edge.vm!r} is not defined in vms ({_choices(v.name for v in topo.vms)})"
     elif edge_vm.role != "edge":
         yield ("edge", "vm"), f"VM {edge_vm.name!r} has the role {edge_vm.role!r}, not 'edge'"
-    auth = topo.edge.api_gateway.auth
-    if auth.mode == "subrequest" and auth.url is None:
-        yield ("edge", "api_gateway", "auth", "url"), "mode subrequest needs the url of the authentication service"
+    yield from _gateway_settings(topo)
     kafka_vm = _vm(topo, topo.messaging.kafka.vm)
     if kafka_vm is not None and kafka_vm.role != "messaging":
         yield ("messaging", "kafka", "vm"), f"VM {kafka_vm.name!r} has the role {kafka_vm.role!r}, not 'messaging'"
+
+
+GATEWAY_OWN_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "Host",
+        "Connection",
+        "Upgrade",
+        "Content-Length",
+        "Transfer-Encoding",
+        "Authorization",
+        "Cookie",
+        "X-Real-IP",
+        "X-Forwarded-For",
+        "X-Forwarded-Proto",
+        "X-Original-URI",
+        "X-Original-Method",
+    )
+)
+
+
+def _gateway_settings(topo: Topology) -> Iterator[Finding]:
+    """The edge gateway's verifier is a port of a service on the edge VM; its identity headers
+    are its own; its routes are the API's, each once, each rule excluded once."""
+    gw, base = topo.edge.api_gateway, ("edge", "api_gateway")
+    if "vm" not in gw.runs_on:
+        return
+    verifier = gw.auth.verifier
+    where = base + ("auth", "verifier")
+    backend = topo.edge.backend_api
+    on_vm = {w.name: w for w in topo.workloads if w.vm == topo.edge.vm}
+    if verifier.service == backend.name and "vm" in backend.runs_on:
+        names = ["http", *(p.name for p in backend.ports)]
+    elif verifier.service in on_vm:
+        names = [p.name for p in on_vm[verifier.service].ports]
+    else:
+        services = [backend.name] if "vm" in backend.runs_on else []
+        yield (
+            where + ("service",),
+            f"{verifier.service!r} can be no verifier: the backend or a workload on {topo.edge.vm} "
+            f"({_choices([*services, *on_vm])})",
+        )
+        names = None
+    if names is not None and verifier.port not in names:
+        yield where + ("port",), f"{verifier.service} has no port named {verifier.port!r} ({_choices(names)})"
+    seen: set[str] = set()
+    for i, header in enumerate(gw.auth.identity_headers):
+        at = base + ("auth", "identity_headers", i)
+        if header.lower() in GATEWAY_OWN_HEADERS:
+            yield at, f"{header} is a header the gateway sets or passes itself; name the identity otherwise"
+        elif header.lower() in seen:
+            yield at, f"{header} is listed twice"
+        seen.add(header.lower())
+    paths: set[tuple[str, bool]] = set()
+    for i, route in enumerate(gw.routes):
+        key = base + ("routes", i)
+        if not route.path.startswith(API_PREFIX):
+            yield key + ("path",), f"{route.path} is not under the API's {API_PREFIX}, which these routes divide"
+        if (route.path, route.exact) in paths:
+            yield key + ("path",), f"{route.path} is routed twice"
+        paths.add((route.path, route.exact))
+        rules = [e.rule for e in route.waf.exclusions]
+        for j, rule in enumerate(rules):
+            if rule in rules[:j]:
+                yield key + ("waf", "exclusions", j, "rule"), f"rule {rule} is excluded twice"
 
 
 LOG_DIR = "/var/log"  # the kubelet keeps every container's log under /var/log/pods

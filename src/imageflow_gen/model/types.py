@@ -234,6 +234,22 @@ Url = _pattern_type(
     {"description": "An http or https URL: host, optional port, optional path."},
 )
 
+# An nginx size: bytes, or kilobytes and megabytes (k, m), as client_max_body_size takes it.
+NginxSize = _pattern_type(
+    r"[1-9][0-9]{0,8}[km]?",
+    "an nginx size such as 512k or 64m (a whole number of bytes, k or m)",
+    10,
+    {"description": "A size in bytes, or with k (KiB) or m (MiB)."},
+)
+# An HTTP header name: letters, digits and '-' (what nginx's $http_ and $upstream_http_
+# variables can name).
+HeaderName = _pattern_type(
+    r"[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*",
+    "an HTTP header name such as X-Auth-User (letters, digits and single '-')",
+    64,
+    {"description": "An HTTP header name."},
+)
+
 # A cron schedule of five fields (minute hour day month weekday), as a CronJob takes it.
 CronSchedule = _pattern_type(
     r"[0-9*/,-]+( [0-9*/,-]+){4}",

@@ -1,8 +1,8 @@
 """What the VMs outside the cluster run under Docker Compose (seed 8.0.1 and 8.0.2), derived once.
 
-VM0: the nginx API gateway (TLS, auth hook, rate limiting, load balancing, WebSockets,
-security headers), the FastAPI backend (a Kafka producer to VM1 over the VPN) and the web UI
-(static files with history fallback). VM1: Kafka in KRaft mode, one broker per topology
+VM0: the nginx API gateway (TLS, the WAF, authentication, abuse limits, load balancing,
+WebSockets, security headers: plan/gateway.py), the FastAPI backend (a Kafka producer to VM1
+over the VPN) and the web UI (static files with history fallback). VM1: Kafka in KRaft mode, one broker per topology
 broker, topic creation (and SCRAM users), and Kafka Connect with an S3 sink to MinIO.
 Secrets are files named by variables in `.env` (compose secrets); no value is ever written.
 Each stack is data: the compose target only formats it, and the services' limits are the
@@ -41,6 +41,7 @@ from .messaging import (
     vm_bootstrap_servers,
     vm_client_paths,
 )
+from . import gateway
 from .common import workload_secret
 from .exporters import vm_exporters
 from .endpoints import endpoint_target, postgres_address
@@ -148,22 +149,19 @@ def _vm0(topo: Topology) -> Stack:
     if _on_vm(web):
         services[web.name] = _web(topo, web, stack[web.name])
         files["nginx/web-ui.conf"] = ConfigFile(template="compose/web-ui.conf.j2", context={"web": web})
+    volumes: dict[str, Any] = {}
     if _on_vm(gw):
+        init = gateway.audit_init(gw)
+        services[init] = _audit_init(gw, stack[init])
+        volumes[f"{gw.name}-audit"] = {}
         routes = vm_routes(topo)
         services[gw.name] = _gateway(
             topo, gw, stack[gw.name], backend if _on_vm(backend) else None, web if _on_vm(web) else None, routes
         )
         files["nginx/api-gateway.conf"] = ConfigFile(
-            template="compose/api-gateway.conf.j2",
-            context={
-                "gw": gw,
-                "backend": backend,
-                "web": web if _on_vm(web) else None,
-                "vm": edge.vm,
-                "http_listen": 8080,
-                "routes": routes,
-            },
+            template="compose/api-gateway.conf.j2", context=gateway.template_context(topo)
         )
+        files["nginx/modsecurity.conf"] = ConfigFile(text=gateway.modsecurity_config(topo))
     secrets: dict[str, Any] = {}
     for component in (backend, web, gw):
         if _on_vm(component):
@@ -174,6 +172,7 @@ def _vm0(topo: Topology) -> Stack:
         project=f"imageflow-{edge.vm}",
         services=services,
         networks={"edge": {}},
+        volumes=volumes,
         secrets=secrets,
         variables=env_vars,
         files=files,
@@ -347,6 +346,21 @@ def _web(topo: Topology, web: EdgeComponent, env: Envelope) -> dict[str, Any]:
     return _workload(topo, _edge_workload(topo, web, probe), env, "edge", how)
 
 
+def _audit_init(gw: Any, env: Envelope) -> dict[str, Any]:
+    """Root, with only the capability to change an owner, once: the named volume Docker makes
+    root's becomes the gateway's user's, for ModSecurity's audit log."""
+    return {
+        "image": gw.image,
+        **_hardened(env),
+        "user": "0:0",
+        "cap_add": ["CHOWN"],
+        "entrypoint": ["chown", f"{gateway.GATEWAY_USER}:{gateway.GATEWAY_USER}", gateway.AUDIT_DIR],
+        "volumes": [f"{gw.name}-audit:{gateway.AUDIT_DIR}"],
+        "network_mode": "none",
+        "healthcheck": {"disable": True},
+    }
+
+
 def _gateway(
     topo: Topology,
     gw: Any,
@@ -356,16 +370,22 @@ def _gateway(
     routes: list[VmRoute],
 ) -> dict[str, Any]:
     depends = {c.name: {"condition": "service_healthy"} for c in (backend, web) if c is not None}
+    depends[gateway.audit_init(gw)] = {"condition": "service_completed_successfully"}
     # nginx resolves its upstreams when it starts: the routed workloads must be up by then.
     depends.update({r.workload: {"condition": "service_started"} for r in routes})
-    probe = _healthcheck(["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/healthz"], retries=3)
-    workload = _edge_workload(topo, gw, probe, replicas=1)
+    health = f"http://127.0.0.1:{gateway.HTTP_LISTEN}/healthz"
+    probe = _healthcheck(["wget", "-q", "-O", "/dev/null", health], retries=3)
+    # nginx itself, not the image's entrypoint, whose scripts write configuration from templates
+    # (the files here are the whole configuration, and the root file system is read-only).
+    workload = _edge_workload(topo, gw, probe, replicas=1, command=["nginx", "-g", "daemon off;"])
     how = VmRendering(
         own_user=True,
         replicated=False,
-        ports=[f"{gw.https_port}:{gw.port}", f"{gw.http_port}:8080"],
+        ports=[f"{gw.https_port}:{gw.port}", f"{gw.http_port}:{gateway.HTTP_LISTEN}"],
         volumes=[
             "./nginx/api-gateway.conf:/etc/nginx/nginx.conf:ro",
+            f"./nginx/modsecurity.conf:{gateway.MODSECURITY_FILE}:ro",
+            f"{gw.name}-audit:{gateway.AUDIT_DIR}",
             Interpolated(
                 "${IMAGEFLOW_TLS_CERTIFICATE:?set IMAGEFLOW_TLS_CERTIFICATE in .env}:/etc/nginx/tls/tls.crt:ro"
             ),

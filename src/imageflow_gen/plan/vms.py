@@ -15,6 +15,7 @@ from ..model import Topology
 from ..model.common import Resources
 from ..model.quantity import parse
 from .exporters import vm_exporters
+from .gateway import audit_init
 from .postgresql import backup_job, bootstrap_job, dump_service
 
 
@@ -54,14 +55,18 @@ def envelope(resources: Resources, pids: int, replicas: int = 1) -> Envelope:
 
 
 def edge_services(topo: Topology) -> dict[str, Envelope]:
-    """The edge components that run on the edge VM, by name."""
+    """The edge components that run on the edge VM, by name (and the gateway's audit volume's
+    set-up)."""
     edge = topo.edge
     wanted = ((edge.backend_api, 512), (edge.web_ui, 128), (edge.api_gateway, 256))
-    return {
+    result = {
         c.name: envelope(c.resources, pids, c.replicas if c is edge.backend_api else 1)
         for c, pids in wanted
         if "vm" in c.runs_on
     }
+    if "vm" in edge.api_gateway.runs_on:  # gives the WAF's audit volume to the gateway's user
+        result[audit_init(edge.api_gateway)] = Envelope("0.1", "32m", 16, one_shot=True)
+    return result
 
 
 def kafka_services(topo: Topology) -> dict[str, Envelope]:

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from ..errors import dotted
+from ..model import Topology
 from ..graph import build_graph, mermaid
 from ..plan.clients import dependents, topic_uses
 from ..plan.messaging import kafka_security
@@ -26,6 +27,7 @@ from ..plan.monitoring import (
     targets,
     workload_rules,
 )
+from ..plan import gateway
 from ..plan.common import meshed_namespaces
 from ..plan.network import cluster_prerequisites, flows
 from ..plan.processing import callers
@@ -168,8 +170,45 @@ def render_docs(ctx: Context) -> Rendered:
         nodes=[n.name for n in topo.cluster.master_nodes + topo.cluster.worker_nodes],
         meshed=meshed_namespaces(topo),
         prerequisites=cluster_prerequisites(topo),
+        gateway=_gateway_doc(topo),
     )
     return Rendered(files={f"docs/{profile}/README.md": text})
+
+
+def _gateway_doc(topo: Topology) -> dict[str, Any] | None:
+    """The edge gateway's chain, as plan/gateway.py builds it (None: not on the edge VM)."""
+    gw = topo.edge.api_gateway
+    if "vm" not in gw.runs_on:
+        return None
+    routes = {(r.path, r.exact): r for r in gw.routes}
+    rows = []
+    for loc in gateway.locations(topo):
+        rate = getattr(gw.limits, loc.zone)
+        route = routes.get((loc.path, loc.modifier == "="))
+        waf = []
+        if route is not None:
+            waf += [f"without rule {e.rule} ({e.reason})" for e in route.waf.exclusions]
+            if not route.waf.inspect_body:
+                waf.append("body not inspected")
+        rows.append(
+            {
+                "path": loc.path,
+                "exact": loc.modifier == "=",
+                "what": "declared in `edge.api_gateway.routes`" if route is not None else loc.comment,
+                "zone": loc.zone,
+                "rate": f"{rate.requests_per_second}/s (burst {rate.burst})",
+                "body": loc.body_limit,
+                "auth": "verified" if loc.auth else "public",
+                "waf": "; ".join(waf) or "all rules",
+            }
+        )
+    return {
+        "gw": gw,
+        "controls": [claim for claim, _ in gateway.controls(topo)],
+        "rows": rows,
+        "audit_volume": f"{gw.name}-audit",
+        "backups": [f"{b.address}:{b.port}" for b in gw.load_balancing.backups],
+    }
 
 
 def _workload_row(topo: Any, w: Any) -> dict[str, str]:
