@@ -48,7 +48,13 @@ class Backend(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        seen.append({"path": self.path, "identity": self.headers.get_all("X-Auth-User") or []})
+        seen.append(
+            {
+                "path": self.path,
+                "identity": self.headers.get_all("X-Auth-User") or [],
+                "upgrade": self.headers.get("Upgrade"),
+            }
+        )
         body = b'{"ok": true}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

@@ -47,6 +47,12 @@ REQUESTS = [
         "body": 1024,
         "headers": {**GOOD, "Content-Type": "image/jpeg"},
     },
+    {"name": "websocket, anonymous", "path": "/v1/ws", "headers": {"Upgrade": "websocket", "Connection": "Upgrade"}},
+    {
+        "name": "websocket",
+        "path": "/v1/ws",
+        "headers": {**GOOD, "Upgrade": "websocket", "Connection": "Upgrade", "X-Auth-User": "mallory"},
+    },
     {"name": "burst", "path": "/v1/images", "headers": GOOD, "repeat": 80},
 ]
 
@@ -82,7 +88,7 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_an_authenticated_request_reaches_the_backend_with_the_verified_identity_only(prod: dict[str, Any]) -> None:
     got = prod["by_name"]["authenticated"]
     assert got["statuses"] == [200]
-    assert got["reached"] == [{"path": "/v1/images", "identity": ["alice"]}]  # not the client's "mallory"
+    assert got["reached"] == [{"path": "/v1/images", "identity": ["alice"], "upgrade": None}]  # not "mallory"
 
 
 def test_without_valid_credentials_the_gateway_answers_401_and_the_backend_sees_nothing(prod: dict[str, Any]) -> None:
@@ -94,7 +100,16 @@ def test_without_valid_credentials_the_gateway_answers_401_and_the_backend_sees_
 def test_a_public_route_passes_without_credentials_and_without_the_clients_identity(prod: dict[str, Any]) -> None:
     got = prod["by_name"]["public, forged identity"]
     assert got["statuses"] == [200]
-    assert got["reached"] == [{"path": "/v1/auth/login", "identity": []}]
+    assert got["reached"] == [{"path": "/v1/auth/login", "identity": [], "upgrade": None}]
+
+
+def test_a_websocket_is_authenticated_as_it_opens(prod: dict[str, Any]) -> None:
+    """The upgrade request goes through the verifier like any other: refused without a token;
+    with one, passed on as an upgrade with the verified identity only."""
+    anonymous = prod["by_name"]["websocket, anonymous"]
+    assert anonymous["statuses"] == [401] and anonymous["reached"] == []
+    got = prod["by_name"]["websocket"]
+    assert got["reached"] == [{"path": "/v1/ws", "identity": ["alice"], "upgrade": "websocket"}]
 
 
 def test_the_waf_blocks_attacks_in_blocking_mode(prod: dict[str, Any]) -> None:
@@ -114,7 +129,9 @@ def test_a_routes_exclusion_holds_on_that_route_only(prod: dict[str, Any]) -> No
     """The upload route takes a 2 MiB image/jpeg (its class's body limit, its exclusion of
     920420, its body not read); the same content type anywhere else is blocked."""
     assert prod["by_name"]["image upload"]["statuses"] == [200]
-    assert prod["by_name"]["image upload"]["reached"] == [{"path": "/v1/images/upload", "identity": ["alice"]}]
+    assert prod["by_name"]["image upload"]["reached"] == [
+        {"path": "/v1/images/upload", "identity": ["alice"], "upgrade": None}
+    ]
     assert prod["by_name"]["image elsewhere"]["statuses"] == [403]
     matched = [line for line in prod["audit"].splitlines() if '[id "920420"]' in line]
     assert matched and all('[uri "/v1/images"]' in line for line in matched)

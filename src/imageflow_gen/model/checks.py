@@ -1226,19 +1226,24 @@ def node_exporter_service(topo: Topology, vm: str) -> str:
     return f"{vm}-{prom.node_exporter.name}"
 
 
+def _privileged(topo: Topology, namespace: str, base: Path, what: str) -> Iterator[Finding]:
+    """A generator's pod that needs the privileged Pod Security level (`what` it does) in a
+    namespace of another level (an undefined namespace is refused elsewhere)."""
+    levels = {n.name: n.pod_security for n in topo.namespaces}
+    if levels.get(namespace, "privileged") != "privileged":
+        yield (
+            base + ("namespace",),
+            f"namespace {namespace} is {levels[namespace]}: {what}, which only the privileged level admits",
+        )
+
+
 def _node_exporter(topo: Topology) -> Iterator[Finding]:
     """Its namespace admits host paths; it runs on VMs with a stack; no workload there has its name."""
     prom = topo.observability.prometheus
     if prom is None or prom.node_exporter is None:
         return
     ne, base = prom.node_exporter, ("observability", "prometheus", "node_exporter")
-    levels = {n.name: n.pod_security for n in topo.namespaces}
-    if levels.get(ne.namespace, "privileged") != "privileged":
-        yield (
-            base + ("namespace",),
-            f"namespace {ne.namespace} is {levels[ne.namespace]}: the node exporter mounts the node's /proc, /sys "
-            "and /, which only the privileged level admits",
-        )
+    yield from _privileged(topo, ne.namespace, base, "the node exporter mounts the node's /proc, /sys and /")
     for j, vm in enumerate(ne.vms or []):
         if vm not in stack_vms(topo):
             yield base + ("vms", j), f"VM {vm!r} has no compose stack ({_choices(stack_vms(topo))})"
@@ -1259,13 +1264,8 @@ def _gpu_exporter(topo: Topology) -> Iterator[Finding]:
     if prom is None or prom.gpu_exporter is None:
         return
     ge, base = prom.gpu_exporter, ("observability", "prometheus", "gpu_exporter")
-    levels = {n.name: n.pod_security for n in topo.namespaces}
-    if levels.get(ge.namespace, "privileged") != "privileged":
-        yield (
-            base + ("namespace",),
-            f"namespace {ge.namespace} is {levels[ge.namespace]}: the GPU exporter runs as root and mounts the "
-            "kubelet's pod-resources folder, which only the privileged level admits",
-        )
+    what = "the GPU exporter runs as root and mounts the kubelet's pod-resources folder"
+    yield from _privileged(topo, ge.namespace, base, what)
     gpus = [n for n in topo.cluster.nodes if n.resources.gpu]
     if not gpus:
         yield base, "no cluster node has GPUs: the GPU exporter would have nothing to read (set it to null)"
