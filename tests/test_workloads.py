@@ -513,7 +513,7 @@ def _workload(name: str, body: str) -> str:
         (  # one host, two routes: both ends are told
             _workload("camera-streams", "route: {host: app.imageflow.com}"),
             [
-                "base.yaml:348:13 edge.web_ui.hosts[0]: 'app.imageflow.com' is workload camera-streams's host too; "
+                "base.yaml:349:13 edge.web_ui.hosts[0]: 'app.imageflow.com' is workload camera-streams's host too; "
                 "two routes on one host and gateway are merged in no defined order: give the web UI its own host",
                 "child.yaml:4:19 workloads[2].route.host: 'app.imageflow.com' is the web UI's host too; two routes on "
                 "one host and gateway are merged in no defined order: give workload camera-streams its own host",
@@ -817,7 +817,7 @@ def _workload(name: str, body: str) -> str:
             "storage:\n  postgresql:\n    databases:\n      - {name: imageflow, owner: postgres}\n"
             "    backup: {bucket: system-logs}\n",
             [
-                "base.yaml:335:50 edge.backend_api.uses[3].postgresql.role: database 'imageflow' grants no role "
+                "base.yaml:336:50 edge.backend_api.uses[3].postgresql.role: database 'imageflow' grants no role "
                 "'imageflow' (defined: postgres): add it to the database's grants",
                 "child.yaml:5:34 storage.postgresql.databases[0].owner: 'postgres' is PostgreSQL's own (or the "
                 "backup job's) role: name the application's role",
@@ -840,7 +840,7 @@ def _workload(name: str, body: str) -> str:
         (  # a VM reaches Kafka over its network's listener: the edge VM over the VPN
             "messaging:\n  kafka:\n    listeners:\n      - {name: VPN, network: private, purpose: moved}\n",
             [
-                "base.yaml:334:17 edge.backend_api.uses[2].kafka: backend-api on VM vm0 reaches Kafka over the vpn "
+                "base.yaml:335:17 edge.backend_api.uses[2].kafka: backend-api on VM vm0 reaches Kafka over the vpn "
                 "network: declare a listener with network vpn in messaging.kafka.listeners",
                 "workloads.yaml:230:17 workloads[5].uses[1].kafka: notifier on VM vm0 reaches Kafka over the vpn "
                 "network: declare a listener with network vpn in messaging.kafka.listeners",

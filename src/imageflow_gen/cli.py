@@ -6,6 +6,8 @@ input; 70 an internal error (a bug: please report it).
 
 from __future__ import annotations
 
+import enum
+import json
 import os
 import sys
 import traceback
@@ -145,20 +147,32 @@ def render(
     profiles_dir: ProfilesDirOpt = Path("profiles"),
     crd_schemas: CrdOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
+    allow_data_loss: Annotated[
+        bool,
+        typer.Option(
+            "--allow-data-loss", help="Write a render that deletes or recreates what holds data (see `plan`)."
+        ),
+    ] = False,
 ) -> None:
     """Validate a profile and write its output; only files whose bytes changed are written.
 
     Files the profile's previous render wrote and this one no longer produces are removed;
     files imageflow-gen did not generate are never touched. On any failure nothing is written.
+    A render that would delete or recreate what holds persistent data, compared with the
+    output's state (`plan` shows it), is refused (exit 4) unless --allow-data-loss is given.
 
     Example: imageflow-gen render --profile prod --out out
     """
+    from .changes import changes_of, refuse_data_loss
     from .pipeline import build
     from .writing import write
 
     crds, out = _crds(crd_schemas), _out(out, profiles_dir)
     result = _run(lambda: build(profiles_dir, profile, crds), f"in profile {profile!r}; nothing written")
     _warn(result.warnings)
+    if not allow_data_loss:
+        changes = _run(lambda: changes_of(out, profile, result.files), f"reading {out}; nothing written")
+        _run(lambda: refuse_data_loss(out, profile, changes), "nothing written")
     changes = _run(lambda: write(out, profile, result.owned()), f"writing {out}")
     counts = {
         s: sum(1 for c in changes if c.status == s) for s in ("created", "changed", "unchanged", "removed", "kept")
@@ -225,6 +239,57 @@ def diff(
     """
     text, _ = _stale(profile, out, profiles_dir, crd_schemas)
     typer.echo(text, nl=False)
+
+
+class PlanFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+
+
+@app.command("plan")
+def plan_command(
+    profile: ProfileOpt,
+    out: OutOpt = Path("out"),
+    profiles_dir: ProfilesDirOpt = Path("profiles"),
+    crd_schemas: CrdOpt = None,
+    output_format: Annotated[
+        PlanFormat, typer.Option("--format", help="table (for people) or json (for programs).")
+    ] = PlanFormat.table,
+) -> None:
+    """Show what applying a new render would do to the running cluster; write nothing.
+
+    Compares the output's state (state/<profile>.json, which `render` writes) with a fresh
+    render and classifies each changed object: added, removed, in-place, rollout (its pods are
+    replaced), recreate (a field Kubernetes refuses to change: delete it, then sync), or
+    data-at-risk (what holds persistent data is deleted or recreated, or a volume shrinks).
+    Exit 0 when nothing must be recreated, 3 when something must, 4 when data is at risk.
+
+    Example: imageflow-gen plan --profile prod --out out
+    """
+    from .changes import EXIT_DATA_AT_RISK, EXIT_RECREATE, changes_of, worst
+    from .pipeline import build
+
+    crds, out = _crds(crd_schemas), _out(out, profiles_dir)
+    result = _run(lambda: build(profiles_dir, profile, crds), f"in profile {profile!r}")
+    _warn(result.warnings)
+    changes = _run(lambda: changes_of(out, profile, result.files), f"reading {out}")
+    severest = worst(changes)
+    if output_format is PlanFormat.json:
+        rows = [{"object": c.key, "change": c.category, "detail": c.detail, "fields": list(c.fields)} for c in changes]
+        typer.echo(json.dumps({"profile": profile, "worst": severest, "changes": rows}, indent=2))
+    else:
+        width = max((len(c.category) for c in changes), default=0)
+        for c in changes:
+            typer.echo(f"{c.category:<{width}}  {c.key}" + (f"  ({c.detail})" if c.detail else ""))
+        counts: dict[str, int] = {}
+        for c in changes:
+            counts[c.category] = counts.get(c.category, 0) + 1
+        summary = ", ".join(f"{n} {category}" for category, n in sorted(counts.items())) or "no change"
+        typer.echo(f"profile {profile}: {summary} against {out}")
+    if severest == "data-at-risk":
+        raise typer.Exit(EXIT_DATA_AT_RISK)
+    if severest == "recreate":
+        raise typer.Exit(EXIT_RECREATE)
 
 
 @app.command()

@@ -38,7 +38,7 @@ Target = Callable[[Context], Rendered]
 
 def registry() -> dict[str, Target]:
     """Every target by name."""
-    from . import argocd, ci, compose, docs, helm, k3s, kustomize
+    from . import argocd, ci, compose, docs, helm, k3s, kustomize, state
 
     return {
         "argocd": argocd.render_argocd,
@@ -48,4 +48,5 @@ def registry() -> dict[str, Target]:
         "helm": helm.render_helm,
         "k3s": k3s.render_k3s,
         "kustomize": kustomize.render,
+        "state": state.render_state,
     }

@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 from ..errors import dotted
-from ..model import Topology
 from ..graph import build_graph, mermaid
 from ..plan.clients import dependents, topic_uses
 from ..plan.messaging import kafka_security
@@ -27,6 +26,7 @@ from ..plan.monitoring import (
     targets,
     workload_rules,
 )
+from ..changes import state
 from ..plan import gateway
 from ..plan.common import meshed_namespaces
 from ..plan.network import cluster_prerequisites, flows
@@ -37,6 +37,7 @@ from ..plan.storage import tls_names, vm_endpoints
 from ..plan.workloads import exceptions, transport
 from ..rendering import render
 from . import Context, Rendered
+from .kubernetes import objects
 
 # Output paths and what they hold; "{p}" is the profile.
 _FOLDERS = [
@@ -171,11 +172,12 @@ def render_docs(ctx: Context) -> Rendered:
         meshed=meshed_namespaces(topo),
         prerequisites=cluster_prerequisites(topo),
         gateway=_gateway_doc(topo),
+        data_holders=[k for k, e in state(objects(plan))["objects"].items() if e.get("data")],
     )
     return Rendered(files={f"docs/{profile}/README.md": text})
 
 
-def _gateway_doc(topo: Topology) -> dict[str, Any] | None:
+def _gateway_doc(topo: Any) -> dict[str, Any] | None:
     """The edge gateway's chain, as plan/gateway.py builds it (None: not on the edge VM)."""
     gw = topo.edge.api_gateway
     if "vm" not in gw.runs_on:
