@@ -46,6 +46,14 @@ def test_every_rule_quotes_the_kubernetes_source_that_enforces_it() -> None:
             assert {"fields", "all_but", "grow_only"} & set(rule), kind
 
 
+def test_the_custom_resources_have_no_immutable_fields_to_add() -> None:
+    """The rules cover the built-in kinds; a CRD's transition rules (`oldSelf` in its
+    x-kubernetes-validations) would add its own. The CRDs the output uses have none."""
+    upstream = sorted((REPO / "schemas" / "crds" / "upstream").glob("*.yaml"))
+    assert upstream
+    assert [p.name for p in upstream if "oldSelf" in p.read_text()] == []
+
+
 def _profiles(tmp_path: Path, edit: Callable[[str], str] | None = None) -> Path:
     folder = tmp_path / "profiles"
     shutil.copytree(PROFILES, folder, dirs_exist_ok=True)
