@@ -108,6 +108,9 @@ def test_a_headless_service_that_stops_being_headless_is_recreated(tmp_path: Pat
 
 def test_plan_exits_3_on_recreate_and_prints_json(tmp_path: Path) -> None:
     profiles = _profiles(tmp_path, MESH)
+    fresh = _cli("plan", "--profile", "prod", "--out", "out", cwd=profiles.parent)
+    assert fresh.returncode == 0 and "out/state/prod.json does not exist" in fresh.stderr
+    assert "apps/v1 Deployment imageflow-processing/grpc-gateway" in fresh.stdout
     assert _cli("render", "--profile", "prod", "--out", "out", "-q", cwd=profiles.parent).returncode == 0
     same = _cli("plan", "--profile", "prod", "--out", "out", cwd=profiles.parent)
     assert same.returncode == 0 and "profile prod: no change against out" in same.stdout

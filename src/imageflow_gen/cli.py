@@ -266,13 +266,18 @@ def plan_command(
 
     Example: imageflow-gen plan --profile prod --out out
     """
-    from .changes import EXIT_DATA_AT_RISK, EXIT_RECREATE, changes_of, worst
+    from .changes import EXIT_DATA_AT_RISK, EXIT_RECREATE, changes_of, state_path, worst
     from .pipeline import build
 
     crds, out = _crds(crd_schemas), _out(out, profiles_dir)
     result = _run(lambda: build(profiles_dir, profile, crds), f"in profile {profile!r}")
     _warn(result.warnings)
     changes = _run(lambda: changes_of(out, profile, result.files), f"reading {out}")
+    if not (out / state_path(profile)).exists():
+        _echo_err(
+            f"imageflow-gen: {out / state_path(profile)} does not exist (no render of {profile!r} there, or one by "
+            "an earlier imageflow-gen): every object is shown as added"
+        )
     severest = worst(changes)
     if output_format is PlanFormat.json:
         rows = [{"object": c.key, "change": c.category, "detail": c.detail, "fields": list(c.fields)} for c in changes]
