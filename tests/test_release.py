@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 import yaml
 
 from conftest import CRDS, PROFILES, run_cli
+from imageflow_gen.changes import classify
 from imageflow_gen.errors import ImageflowError
 from imageflow_gen.pipeline import build, validated
 from imageflow_gen.targets.kubernetes import objects
@@ -75,7 +77,11 @@ def test_switching_colour_changes_only_the_selector_line(tmp_path: Path) -> None
         ".imageflow-gen/bg.lock.json",
         "helm/bg/values.yaml",
         "kustomize/overlays/bg/patches/imageflow-processing/service-resize.yaml",
+        "state/bg.json",
     ]
+    # What `plan` says of it: the Service's selector, in place; no pod restarts.
+    changes = classify(json.loads(before["state/bg.json"]), json.loads(after["state/bg.json"]))
+    assert [(c.key, c.category) for c in changes] == [("v1 Service imageflow-processing/resize", "in-place")]
     for path, expected in (
         ("helm/bg/values.yaml", "active: blue"),
         ("kustomize/overlays/bg/patches/imageflow-processing/service-resize.yaml", "blue"),
