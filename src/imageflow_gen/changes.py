@@ -147,27 +147,17 @@ class Change:
     detail: str = ""
     fields: tuple[str, ...] = field(default=())
 
-    @property
-    def kind(self) -> str:
-        return self.key.split(" ")[1]
 
-
-def _shrunk(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    result = []
+def _resized(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(the claims that would shrink, those that grow), each as `claim before -> after`."""
+    shrunk: list[str] = []
+    grown: list[str] = []
     for claim, size in new.get("storage", {}).items():
         before = old.get("storage", {}).get(claim)
-        if before not in (None, "None") and size not in ("None",) and parse(size) < parse(before):
-            result.append(f"{claim} {before} -> {size}")
-    return result
-
-
-def _grown(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    result = []
-    for claim, size in new.get("storage", {}).items():
-        before = old.get("storage", {}).get(claim)
-        if before not in (None, "None") and size not in ("None",) and parse(size) > parse(before):
-            result.append(f"{claim} {before} -> {size}")
-    return result
+        if before in (None, "None") or size == "None" or parse(size) == parse(before):
+            continue
+        (shrunk if parse(size) < parse(before) else grown).append(f"{claim} {before} -> {size}")
+    return shrunk, grown
 
 
 def classify(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
@@ -197,7 +187,7 @@ def _changed(k: str, o: dict[str, Any], n: dict[str, Any]) -> Change:
             if o.get("immutable", {}).get(p) != n.get("immutable", {}).get(p)
         )
     )
-    shrunk = _shrunk(o, n)
+    shrunk, grown = _resized(o, n)
     if shrunk:
         return Change(k, "data-at-risk", "volume would shrink: " + ", ".join(shrunk), immutable)
     if immutable:
@@ -205,7 +195,6 @@ def _changed(k: str, o: dict[str, Any], n: dict[str, Any]) -> Change:
         return Change(k, category, "immutable: " + ", ".join(immutable), immutable)
     if o.get("template") is not None and o.get("template") != n.get("template"):
         return Change(k, "rollout", n.get("rollout", ""))
-    grown = _grown(o, n)
     return Change(k, "in-place", ("volume grows: " + ", ".join(grown)) if grown else "")
 
 
