@@ -86,15 +86,17 @@ def _storage(obj: dict[str, Any]) -> dict[str, str]:
         size = _get(obj, "spec.resources.requests.storage")
         return {obj["metadata"]["name"]: str(size)} if size is not None else {}
     if obj["kind"] == "StatefulSet":
-        return {
-            t["metadata"]["name"]: str(_get(t, "spec.resources.requests.storage"))
-            for t in _get(obj, "spec.volumeClaimTemplates") or []
-        }
+        sizes = {t["metadata"]["name"]: _get(t, "spec.resources.requests.storage") for t in _volume_claims(obj)}
+        return {claim: str(size) for claim, size in sizes.items() if size is not None}
     return {}
 
 
+def _volume_claims(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(_get(obj, "spec.volumeClaimTemplates") or [])
+
+
 def _holds_data(obj: dict[str, Any]) -> bool:
-    return obj["kind"] in DATA_KINDS or bool(obj["kind"] == "StatefulSet" and _get(obj, "spec.volumeClaimTemplates"))
+    return obj["kind"] in DATA_KINDS or bool(obj["kind"] == "StatefulSet" and _volume_claims(obj))
 
 
 def _rollout(obj: dict[str, Any]) -> str:
@@ -129,10 +131,10 @@ def state(objects: list[dict[str, Any]]) -> dict[str, Any]:
         if _holds_data(obj):
             entry["data"] = True
         result[key(obj)] = entry
-    namespaces = {k.rsplit(" ", 1)[1].split("/")[0] for k, e in result.items() if e.get("data") and "/" in k}
-    for k, entry in result.items():
-        if k.startswith("v1 Namespace ") and k.rsplit(" ", 1)[1] in namespaces:
-            entry["data"] = True  # deleting it deletes what holds the data
+    holding = {obj["metadata"].get("namespace") for obj in objects if _holds_data(obj)}
+    for obj in objects:
+        if obj["kind"] == "Namespace" and obj["metadata"]["name"] in holding:
+            result[key(obj)]["data"] = True  # deleting it deletes what holds the data
     return {"format": STATE_FORMAT, "objects": dict(sorted(result.items()))}
 
 
@@ -154,7 +156,7 @@ def _resized(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], list[
     grown: list[str] = []
     for claim, size in new.get("storage", {}).items():
         before = old.get("storage", {}).get(claim)
-        if before in (None, "None") or size == "None" or parse(size) == parse(before):
+        if before is None or parse(size) == parse(before):
             continue
         (shrunk if parse(size) < parse(before) else grown).append(f"{claim} {before} -> {size}")
     return shrunk, grown

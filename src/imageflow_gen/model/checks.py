@@ -1126,21 +1126,16 @@ def _gateway_settings(topo: Topology) -> Iterator[Finding]:
         return
     verifier = gw.auth.verifier
     where = base + ("auth", "verifier")
-    backend = topo.edge.backend_api
-    on_vm = {w.name: w for w in topo.workloads if w.vm == topo.edge.vm}
-    if verifier.service == backend.name and "vm" in backend.runs_on:
-        names = ["http", *(p.name for p in backend.ports)]
-    elif verifier.service in on_vm:
-        names = [p.name for p in on_vm[verifier.service].ports]
-    else:
-        services = [backend.name] if "vm" in backend.runs_on else []
+    candidates = verifiers(topo)
+    target = candidates.get(verifier.service)
+    if target is None:
         yield (
             where + ("service",),
             f"{verifier.service!r} can be no verifier: the backend or a workload on {topo.edge.vm} "
-            f"({_choices([*services, *on_vm])})",
+            f"({_choices(candidates)})",
         )
-        names = None
-    if names is not None and verifier.port not in names:
+    elif target.port(verifier.port) is None:
+        names = [p.name for p in target.ports]
         yield where + ("port",), f"{verifier.service} has no port named {verifier.port!r} ({_choices(names)})"
     seen: set[str] = set()
     for i, header in enumerate(gw.auth.identity_headers):
@@ -1431,6 +1426,16 @@ def endpoint_targets(topo: Topology) -> dict[str, Target]:
         exec_ready = w.probes.readiness is not None and w.probes.readiness.exec is not None
         result.setdefault(w.name, Target(w.name, w.namespace, w.vm, tuple(w.ports), exec_ready, w.node_type))
     return result
+
+
+def verifiers(topo: Topology) -> dict[str, Target]:
+    """What may verify the edge gateway's requests, by name: the backend where it runs on the
+    edge VM, and the workloads there (the web UI serves files, PostgreSQL no HTTP)."""
+    targets = endpoint_targets(topo)
+    backend = topo.edge.backend_api
+    names = [backend.name] if "vm" in backend.runs_on else []
+    names += [w.name for w in topo.workloads if w.vm == topo.edge.vm]
+    return {name: targets[name] for name in names}
 
 
 def placed_env(w: Any) -> list[tuple[Path, Any]]:

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from ..model import Topology
+from ..model.checks import verifiers
 from ..model.edge import API_PREFIX, ApiGateway, GatewayRoute
 from ..model.quantity import parse
 from .workloads import vm_routes
@@ -51,6 +52,7 @@ class Location:
     kind: str  # backend, http, grpc or web
     upstream: str  # what proxy_pass / grpc_pass names
     timeout: str = "3600s"
+    route: GatewayRoute | None = None  # the profile's route it is, if any
 
 
 @dataclass(frozen=True)
@@ -71,13 +73,18 @@ def upstream_variable(header: str) -> str:
     return "$upstream_http_" + header.lower().replace("-", "_")
 
 
+def declared_routes(gw: ApiGateway) -> list[GatewayRoute]:
+    """The profile's API routes in the order their locations and WAF rules are written."""
+    return sorted(gw.routes, key=lambda r: (r.path, r.exact))
+
+
 def locations(topo: Topology) -> list[Location]:
     """The HTTPS server's locations: the declared API routes, the API, the edge VM's workload
     routes, the web UI."""
     gw = topo.edge.api_gateway
     limits = gw.limits
     result = []
-    for route in sorted(gw.routes, key=lambda r: (r.path, r.exact)):
+    for route in declared_routes(gw):
         rate = getattr(limits, route.limits)
         what = "public" if route.public else "authenticated"
         result.append(
@@ -91,6 +98,7 @@ def locations(topo: Topology) -> list[Location]:
                 not route.public,
                 "backend",
                 "http://backend_api",
+                route=route,
             )
         )
     result.append(
@@ -142,17 +150,9 @@ def verifier_address(topo: Topology) -> tuple[str, int] | None:
     """The verifier's compose name and port on the edge VM (None: not there; refused by the
     model's checks)."""
     verifier = topo.edge.api_gateway.auth.verifier
-    backend = topo.edge.backend_api
-    if verifier.service == backend.name and "vm" in backend.runs_on:
-        if verifier.port == "http":
-            return backend.name, backend.port
-        port = next((p for p in backend.ports if p.name == verifier.port), None)
-        return (backend.name, port.port) if port else None
-    for w in topo.workloads:
-        if w.vm == topo.edge.vm and w.name == verifier.service:
-            found = w.port(verifier.port)
-            return (w.name, found.port) if found else None
-    return None
+    target = verifiers(topo).get(verifier.service)
+    port = target.port(verifier.port) if target is not None else None
+    return (target.name, port.port) if target is not None and port is not None else None
 
 
 def upstreams(topo: Topology) -> list[Upstream]:
@@ -248,9 +248,7 @@ def modsecurity_config(topo: Topology) -> str:
         f'setvar:tx.outbound_anomaly_score_threshold={waf.outbound_threshold}"',
         f'SecAction "id:900990,phase:1,nolog,pass,t:none,setvar:tx.crs_setup_version={CRS_SETUP_VERSION}"',
     ]
-    rules = [
-        rule for i, r in enumerate(sorted(gw.routes, key=lambda r: (r.path, r.exact))) if (rule := _route_rule(i, r))
-    ]
+    rules = [rule for i, r in enumerate(declared_routes(gw)) if (rule := _route_rule(i, r))]
     if rules:
         lines.append("# The routes' exclusions, before the CRS.")
         lines += rules

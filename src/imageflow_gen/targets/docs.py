@@ -182,11 +182,10 @@ def _gateway_doc(topo: Any) -> dict[str, Any] | None:
     gw = topo.edge.api_gateway
     if "vm" not in gw.runs_on:
         return None
-    routes = {(r.path, r.exact): r for r in gw.routes}
     rows = []
     for loc in gateway.locations(topo):
         rate = getattr(gw.limits, loc.zone)
-        route = routes.get((loc.path, loc.modifier == "="))
+        route = loc.route
         waf = []
         if route is not None:
             waf += [f"without rule {e.rule} ({e.reason})" for e in route.waf.exclusions]
