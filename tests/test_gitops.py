@@ -15,6 +15,7 @@ import yaml
 from conftest import CRDS, PROFILES, REPO, run_cli
 from imageflow_gen import __version__
 from imageflow_gen.pipeline import build
+from imageflow_gen.resources import generator_fingerprint
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
@@ -80,7 +81,8 @@ def test_lock_lists_version_input_hash_and_every_owned_file(tmp_path: Path) -> N
     render(out)
     lock = json.loads((out / ".imageflow-gen/prod.lock.json").read_text())
     assert lock["generator"] == __version__ and lock["profile"] == "prod"
-    assert lock["format"] == 1 and lock["root"] == "base"
+    assert lock["format"] == 2 and lock["root"] == "base" and lock["inputs"] == ["base.yaml", "prod.yaml"]
+    assert lock["generator_sha256"] == generator_fingerprint()
     digest = hashlib.sha256()
     for name in ("base.yaml", "prod.yaml"):
         digest.update(name.encode() + b"\0" + (PROFILES / name).read_bytes() + b"\0")

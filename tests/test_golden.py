@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import shlex
 import shutil
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PROFILES, REPO, run_cli
+from imageflow_gen.resources import generator_fingerprint
 
 CASES = REPO / "tests" / "cases"
 GOLDEN = REPO / "tests" / "golden"
@@ -36,8 +38,22 @@ def _actual(case: Path, work: Path) -> dict[str, str]:
     args = shlex.split((case / "cmd").read_text(encoding="utf-8"))
     result = run_cli(*args, cwd=work)
     files = {"exit_code": f"{result.code}\n", "stdout.txt": result.stdout, "stderr.txt": result.stderr}
-    files.update({f"out/{k}": v for k, v in _tree(work / "out").items()})
+    files.update({f"out/{k}": _fingerprint_named(k, v) for k, v in _tree(work / "out").items()})
     return files
+
+
+_FINGERPRINT = re.compile(r'"generator_sha256": "([0-9a-f]{64})"')
+
+
+def _fingerprint_named(rel: str, text: str) -> str:
+    """A lock with its generator fingerprint named, not spelled: the fingerprint hashes the
+    tool's code, so it changes with every commit (test_uptodate tests what it covers). It must
+    be this generator's."""
+    if not rel.startswith(".imageflow-gen/") or not rel.endswith(".lock.json"):
+        return text
+    found = _FINGERPRINT.findall(text)
+    assert found == [generator_fingerprint()], f"{rel}: {found}"
+    return _FINGERPRINT.sub('"generator_sha256": "(this generator\'s fingerprint)"', text)
 
 
 def _diff(expected: dict[str, str], actual: dict[str, str]) -> str:

@@ -23,6 +23,9 @@ FORBIDDEN = {
     "writing": {"model", "plan", "targets", "validate", "cli", "pipeline"},
     "availability": {"targets", "validate", "writing", "cli", "pipeline", "simulate"},
     "simulate": {"model", "targets", "writing", "cli", "pipeline", "loading", "modelling"},
+    # The proof that a render changes nothing reads the lock and hashes, never the stages.
+    "uptodate": {"model", "modelling", "loading", "plan", "targets", "validate", "rendering", "cli", "pipeline"},
+    "files": {"model", "modelling", "loading", "plan", "targets", "validate", "rendering", "cli", "pipeline"},
 }
 
 

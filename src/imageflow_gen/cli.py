@@ -163,17 +163,36 @@ def render(
 
     Example: imageflow-gen render --profile prod --out out
     """
+    crds, out = _crds(crd_schemas), _out(out, profiles_dir)
+    proof = _unchanged(out, profile, profiles_dir, crd_schemas)
+    if proof is not None:
+        _warn(proof.warnings)
+        _summarise(out, profile, proof.changes, quiet)
+        return
     from .changes import changes_of, refuse_data_loss
     from .pipeline import build
     from .writing import write
 
-    crds, out = _crds(crd_schemas), _out(out, profiles_dir)
     result = _run(lambda: build(profiles_dir, profile, crds), f"in profile {profile!r}; nothing written")
     _warn(result.warnings)
     if not allow_data_loss:
-        changes = _run(lambda: changes_of(out, profile, result.files), f"reading {out}; nothing written")
-        _run(lambda: refuse_data_loss(out, profile, changes), "nothing written")
-    changes = _run(lambda: write(out, profile, result.owned()), f"writing {out}")
+        data_changes = _run(lambda: changes_of(out, profile, result.files), f"reading {out}; nothing written")
+        _run(lambda: refuse_data_loss(out, profile, data_changes), "nothing written")
+    _summarise(out, profile, _run(lambda: write(out, profile, result.owned()), f"writing {out}"), quiet)
+
+
+def _unchanged(out: Path, profile: str, profiles_dir: Path, crd_schemas: list[Path] | None) -> Any:
+    """uptodate's proof that a render changes nothing, or None. Extra CRD schema folders are
+    not part of what a lock records, so with them nothing is proved."""
+    if crd_schemas:
+        return None
+    from .uptodate import unchanged
+
+    return unchanged(out, profile, profiles_dir)
+
+
+def _summarise(out: Path, profile: str, changes: list[Any], quiet: bool) -> None:
+    """Each file's status (unless quiet) and the summary line."""
     counts = {
         s: sum(1 for c in changes if c.status == s) for s in ("created", "changed", "unchanged", "removed", "kept")
     }
@@ -191,10 +210,12 @@ def render(
 
 def _stale(profile: str, out: Path, profiles_dir: Path, crd_schemas: list[Path] | None) -> tuple[str, int]:
     """The unified diff between `out` and a fresh render of `profile`, and how many files differ."""
+    crds, out = _crds(crd_schemas), _out(out, profiles_dir)
+    if _unchanged(out, profile, profiles_dir, crd_schemas) is not None:
+        return "", 0
     from .pipeline import build
     from .writing import compare, unified_diff
 
-    crds, out = _crds(crd_schemas), _out(out, profiles_dir)
     result = _run(lambda: build(profiles_dir, profile, crds), f"in profile {profile!r}")
     files = result.owned()
     changes = _run(lambda: compare(out, profile, files), f"in {out}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path as FsPath
 
 
 @dataclass(frozen=True, order=True)
@@ -21,6 +22,14 @@ class Location:
 
 
 Path = tuple[str | int, ...]
+
+
+def display_path(path: FsPath) -> str:
+    """How a profile file is named in messages: relative to the working folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(FsPath.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def dotted(path: Path) -> str:

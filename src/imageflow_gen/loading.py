@@ -11,9 +11,7 @@ column it came from, through the merge, so a later problem can point at it.
 from __future__ import annotations
 
 import io
-import os
 import re
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -34,13 +32,13 @@ from ruamel.yaml.events import (
 )
 from ruamel.yaml.resolver import VersionedResolver
 
-from .errors import InputError, Location, Path, Problem, ValidationFailed, dotted
+from .files import MAX_FILE_BYTES, read_capped
+from .errors import InputError, Location, Path, Problem, ValidationFailed, display_path, dotted
 
 # Limits against hostile input: above real topologies (the benchmark's largest profile, 8,000
 # processing services, is about 1.2 MB and 99,600 values) and low enough that a hostile file
 # is refused in well under two seconds: the size is checked before reading, the values while
 # parsing (a million-item list stops at the 100,000th).
-MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_VALUES = 100_000
 MAX_NUMBER_DIGITS = 40
@@ -296,7 +294,7 @@ def read_file(path: FsPath, display: str) -> LValue:
     """Read one YAML file into an LValue tree, or raise with every problem found."""
     location = Location(display)
     try:
-        data, size = _read_capped(path)
+        data, size = read_capped(path)
     except FileNotFoundError:
         raise InputError([Problem(location, "", "file not found")]) from None
     except OSError as exc:
@@ -319,21 +317,6 @@ def read_file(path: FsPath, display: str) -> LValue:
             ]
         ) from None
     return _parse(text, display)
-
-
-def _read_capped(path: FsPath) -> tuple[bytes, int]:
-    """At most MAX_FILE_BYTES + 1 bytes of a regular file, and its size; a FIFO or a device is
-    never read."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, socket or device)"
-            raise OSError(0, f"{kind}; a profile is a YAML file")
-        if info.st_size > MAX_FILE_BYTES:
-            return b"", info.st_size
-        data = handle.read(MAX_FILE_BYTES + 1)
-        return data, len(data)
 
 
 def _parse(text: str, display: str) -> LValue:
@@ -572,13 +555,6 @@ def profile_path(profiles_dir: FsPath, name: str, referrer: Location | None = No
     return profiles_dir / f"{name}.yaml"
 
 
-def _display(path: FsPath) -> str:
-    try:
-        return str(path.resolve().relative_to(FsPath.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
 def _chain(profiles_dir: FsPath, name: str) -> list[tuple[str, LValue]]:
     """The profile and its ancestors, root first."""
     chain: list[tuple[str, LValue]] = []
@@ -587,7 +563,7 @@ def _chain(profiles_dir: FsPath, name: str) -> list[tuple[str, LValue]]:
     referrer: Location | None = None
     while current is not None:
         path = profile_path(profiles_dir, current, referrer)
-        display = _display(path)
+        display = display_path(path)
         if current in seen:
             cycle = " -> ".join(seen + [current])
             raise InputError([Problem(referrer or Location(display), "extends", f"extends cycle: {cycle}")])
@@ -652,7 +628,7 @@ def missing_ancestors(profiles_dir: FsPath, name: str, shipped_dir: FsPath) -> l
         if not shipped.is_file() or shipped in missing or len(missing) >= MAX_EXTENDS:
             break
         missing.append(shipped)
-        current = _parent(read_file(shipped, _display(shipped)))[0]
+        current = _parent(read_file(shipped, display_path(shipped)))[0]
     return missing
 
 

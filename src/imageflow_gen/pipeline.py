@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any
@@ -31,30 +30,17 @@ class Build:
     topology: Topology
     files: dict[str, str]
     objects: list[tuple[str, dict[str, Any]]]
-    input_sha256: str = ""
     kubernetes_minor: str = ""
     warnings: tuple[Problem, ...] = ()
     plan: Plan | None = None
 
     def owned(self) -> dict[str, str]:
         """The files with the profile's lock: everything `render` writes for it."""
-        from . import __version__
+        from .uptodate import provenance
         from .writing import lock_path, lock_text
 
-        return {
-            **self.files,
-            lock_path(self.profile): lock_text(
-                self.profile, __version__, self.input_sha256, self.files, self.loaded.root
-            ),
-        }
-
-
-def input_hash(loaded: Loaded) -> str:
-    """sha256 over the profile files of the extends chain, by file name (not by path)."""
-    digest = hashlib.sha256()
-    for name in loaded.files:
-        digest.update(FsPath(name).name.encode() + b"\0" + FsPath(name).read_bytes() + b"\0")
-    return digest.hexdigest()
+        recorded = provenance(self.loaded.files, self.loaded.root, list(self.warnings))
+        return {**self.files, lock_path(self.profile): lock_text(self.profile, recorded, self.files)}
 
 
 def validated(profiles_dir: FsPath, profile: str) -> tuple[Loaded, Topology, Plan]:
@@ -127,7 +113,6 @@ def build(
         topology=topo,
         files=dict(sorted(rendered.files.items())),
         objects=rendered.objects,
-        input_sha256=input_hash(loaded),
         kubernetes_minor=plan.kubernetes_minor,
         warnings=warnings,
         plan=plan,

@@ -1,8 +1,9 @@
 """The only writer. Files are compared byte for byte; only changed ones are written.
 
 Each profile's lock (`.imageflow-gen/<profile>.lock.json` in the output) records the lock
-format, the generator version, a hash of the input files, the root profile of its `extends`
-chain and the sha256 of every file the profile owns. With it the writer:
+format, the generator version and the fingerprint of its code and data, the profile files of
+the `extends` chain (root first) and a hash of them, the root profile, the render's warnings
+and the sha256 of every file the profile owns. With it the writer:
 - writes only files whose bytes changed, and says for each file what happened;
 - removes a file the profile's previous lock listed and the new render no longer produces
   only while its bytes are the ones the lock recorded, and only when no other profile's lock
@@ -42,10 +43,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import Location, OutputError, Problem, ValidationFailed
+from .errors import ImageflowError, Location, OutputError, Problem, ValidationFailed
 
 LOCK_DIR = ".imageflow-gen"
-LOCK_FORMAT = 1
+LOCK_FORMAT = 2
+# Formats this version reads: 0 (no format recorded), 1 (no inputs, warnings or fingerprint).
+LOCK_FORMATS = (0, 1, LOCK_FORMAT)
 JOURNAL = "journal.json"
 STAGING = "staging"
 PID_FILE = "writer.pid"
@@ -78,15 +81,39 @@ def lock_path(profile: str) -> str:
     return f"{LOCK_DIR}/{profile}.lock.json"
 
 
-def lock_text(profile: str, generator: str, input_sha256: str, files: dict[str, str], root: str) -> str:
+@dataclass(frozen=True)
+class Provenance:
+    """What a render came from: the generator (version, fingerprint of its code and data), the
+    profile files of the `extends` chain by name (root first) with their hash, the chain's
+    root, and the warnings the render gave (each: file name, line, column, key, message)."""
+
+    generator: str
+    generator_sha256: str
+    inputs: tuple[str, ...]
+    input_sha256: str
+    root: str
+    warnings: tuple[tuple[str, int, int, str, str], ...] = ()
+
+
+def lock_text(profile: str, provenance: Provenance, files: dict[str, str]) -> str:
     """The lock of a profile: what generated it, from what, and the hash of every file it owns."""
+    return _lock_json(profile, provenance, {path: sha256(text.encode("utf-8")) for path, text in files.items()})
+
+
+def _lock_json(profile: str, provenance: Provenance, hashes: dict[str, str]) -> str:
     lock = {
         "format": LOCK_FORMAT,
         "profile": profile,
-        "root": root,
-        "generator": generator,
-        "input_sha256": input_sha256,
-        "files": {path: sha256(text.encode("utf-8")) for path, text in sorted(files.items())},
+        "root": provenance.root,
+        "generator": provenance.generator,
+        "generator_sha256": provenance.generator_sha256,
+        "inputs": list(provenance.inputs),
+        "input_sha256": provenance.input_sha256,
+        "warnings": [
+            {"file": file, "line": line, "column": column, "key": key, "message": message}
+            for file, line, column, key, message in provenance.warnings
+        ],
+        "files": dict(sorted(hashes.items())),
     }
     return json.dumps(lock, indent=2, sort_keys=True) + "\n"
 
@@ -130,8 +157,9 @@ def _parse_lock(path: Path, profile: str) -> Lock:
     if not isinstance(data, dict):
         raise bad("", "a lock must be a JSON object")
     version = data.get("format", 0)  # locks written before the format was recorded
-    if type(version) is not int or version not in (0, LOCK_FORMAT):
-        raise bad("format", f"unknown lock format {version!r} (this imageflow-gen reads 0 and {LOCK_FORMAT})")
+    if type(version) is not int or version not in LOCK_FORMATS:
+        known = ", ".join(map(str, LOCK_FORMATS[:-1])) + f" and {LOCK_FORMATS[-1]}"
+        raise bad("format", f"unknown lock format {version!r} (this imageflow-gen reads {known})")
     if data.get("profile", profile) != profile:
         raise bad("profile", f"names profile {data.get('profile')!r}, but the file is the lock of {profile!r}")
     root = data.get("root")
@@ -169,6 +197,67 @@ def _reason(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         return error.strerror.lower()
     return str(error) or type(error).__name__
+
+
+def verified_lock(out: Path, profile: str) -> tuple[Provenance, dict[str, str]] | None:
+    """The provenance and file hashes in `profile`'s lock, when the output holds exactly what
+    that lock says: the lock in this version's format, byte for byte as it would be written;
+    every file it lists a regular file with the recorded sha256, no symbolic link on the way;
+    no interrupted render; every other lock readable. Otherwise None, and a full render (which
+    reports whatever is wrong) must decide. Writes nothing."""
+    lock_dir = out / LOCK_DIR
+    try:
+        if out.is_symlink() or lock_dir.is_symlink() or not lock_dir.is_dir() or _pending(out):
+            return None
+        with shared(out):
+            if (lock_dir / PID_FILE).exists():  # a killed writer: the full path recovers first
+                return None
+            _locks(out)  # every lock must read: a full render refuses a malformed one
+            text = _read_regular(out / lock_path(profile)).decode("utf-8")
+            data = json.loads(text)
+            provenance = _provenance(data)
+            hashes = data["files"]
+            if provenance is None or _lock_json(profile, provenance, hashes) != text:
+                return None
+            return (provenance, hashes) if _holds(out, hashes) else None
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, ImageflowError):
+        return None
+
+
+def _provenance(data: dict[str, object]) -> Provenance | None:
+    """The provenance fields of a lock, when each has its type."""
+    texts = [data.get(key) for key in ("generator", "generator_sha256", "input_sha256", "root")]
+    inputs, warnings = data.get("inputs"), data.get("warnings")
+    if not all(isinstance(t, str) for t in texts) or not isinstance(inputs, list) or not isinstance(warnings, list):
+        return None
+    if not all(isinstance(name, str) for name in inputs):
+        return None
+    rows = []
+    for warning in warnings:
+        row = tuple(warning.get(key) for key in ("file", "line", "column", "key", "message"))
+        kinds = (str, int, int, str, str)
+        if not all(type(value) is kind for value, kind in zip(row, kinds, strict=True)):
+            return None
+        rows.append(row)
+    generator, generator_sha256, input_sha256, root = (str(t) for t in texts)
+    return Provenance(generator, generator_sha256, tuple(inputs), input_sha256, root, tuple(rows))
+
+
+def _holds(out: Path, hashes: dict[str, str]) -> bool:
+    """Whether every file in `hashes` is a regular file with that sha256, reached through real
+    folders only."""
+    folders: set[str] = set()
+    for rel, digest in hashes.items():
+        parts = rel.split("/")
+        for end in range(1, len(parts)):
+            folder = "/".join(parts[:end])
+            if folder not in folders:
+                if not stat.S_ISDIR(os.lstat(out / folder).st_mode):
+                    return False
+                folders.add(folder)
+        if sha256(_read_regular(out / rel)) != digest:
+            return False
+    return True
 
 
 # ---- where a generated file goes ----------------------------------------------------------
