@@ -56,31 +56,6 @@ def test_usage_errors_exit_2(cli) -> None:
     assert cli("render", "--profile", "prod", "--bogus").code == 2
 
 
-def test_template_cache_is_a_speed_up_only(cli, tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    outputs = []
-    for i, setting in enumerate([str(cache), str(cache), "off"]):
-        out = tmp_path / f"out{i}"
-        result = cli("render", "--profile", "dev", "--out", str(out), "--quiet", env={"IMAGEFLOW_CACHE_DIR": setting})
-        assert result.code == 0, result.stderr
-        outputs.append({p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()})
-    assert outputs[0] == outputs[1] == outputs[2]
-    assert list(cache.glob("jinja-*/__jinja2_*.cache")), "compiled templates were not kept"
-    # A cache folder that cannot be created is skipped, not an error.
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    result = cli(
-        "render",
-        "--profile",
-        "dev",
-        "--out",
-        str(tmp_path / "out3"),
-        "--quiet",
-        env={"IMAGEFLOW_CACHE_DIR": str(blocker / "sub")},
-    )
-    assert result.code == 0 and result.stderr == ""
-
-
 def test_init_scaffolds_a_profile_that_validates_and_never_overwrites(cli, tmp_path: Path) -> None:
     profiles = tmp_path / "profiles"
     shutil.copytree(PROFILES, profiles)

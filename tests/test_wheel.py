@@ -24,7 +24,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     """(the venv's bin folder, an environment without any imageflow-gen variable)."""
     work = tmp_path_factory.mktemp("wheel")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGEFLOW_", "VIRTUAL_ENV", "PYTHON"))}
-    env.update({"NO_COLOR": "1", "IMAGEFLOW_CACHE_DIR": "off"})
+    env.update({"NO_COLOR": "1"})
     built = run(
         [
             sys.executable,
@@ -53,6 +53,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
         "profiles/base.yaml",
     ):
         assert f"imageflow_gen/_data/{data}" in names, data
+    # The templates compiled when the wheel was built (hatch_build.py), one per template.
+    compiled = [n for n in names if n.startswith("imageflow_gen/_templates/") and n.endswith(".cache")]
+    assert len(compiled) == len(list((REPO / "templates").rglob("*.j2")))
     venv = work / "venv"
     assert run([sys.executable, "-m", "venv", str(venv)], work, env).returncode == 0
     pip = [str(venv / "bin/python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]

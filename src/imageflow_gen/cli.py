@@ -698,8 +698,7 @@ def init(
     """
     from .loading import load_profile, missing_ancestors, profile_path
     from .rendering import render as render_template
-    from .resources import data_dir
-    from .schema import PROFILE_FILE
+    from .resources import PROFILE_FILE, data_dir
     from .modelling import topology
     from .writing import put_files
 

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from .resources import data_dir
-from .schema import TOPOLOGY_FILE
+from .resources import topology_schema
 
 MAP_ENTRY = "<name>"
 
@@ -32,10 +31,8 @@ class Field:
     nullable: bool
 
 
-@cache
 def _schema() -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads((data_dir("schemas") / TOPOLOGY_FILE).read_text(encoding="utf-8"))
-    return schema
+    return topology_schema()
 
 
 def _resolve(node: dict[str, Any]) -> dict[str, Any]:

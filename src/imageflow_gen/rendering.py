@@ -7,11 +7,12 @@ parsed back and re-emitted by `yamlio`, so quoting in the output is uniform.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import re
 import shlex
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -67,43 +68,42 @@ def go_text(value: Any) -> str:
     return str(value).replace("{{", '{{ "{{" }}')
 
 
-def _bytecode_cache() -> jinja2.BytecodeCache | None:
-    """Compiled templates kept between runs, like Python's own .pyc files.
+# Where the package keeps its templates compiled (hatch_build.py fills it when the package is
+# built or installed): Jinja's bytecode, one file per template, keyed by the template's name.
+PRECOMPILED = Path(__file__).resolve().parent / "_templates"
 
-    In $IMAGEFLOW_CACHE_DIR, else $XDG_CACHE_HOME/imageflow-gen, else ~/.cache/imageflow-gen;
-    IMAGEFLOW_CACHE_DIR=off turns it off. Entries are keyed by each template's source, so a
-    changed template is compiled again; the output never depends on the cache.
+
+class _Precompiled(jinja2.BytecodeCache):
+    """The templates compiled when the package was built, read-only.
+
+    Each entry carries the sha1 of the source it was compiled from and the Jinja and Python
+    versions that compiled it (Jinja checks both): an edited template, another Jinja or
+    another Python is compiled from its source instead. Nothing is written at run time.
     """
-    configured = os.environ.get("IMAGEFLOW_CACHE_DIR", "")
-    if configured == "off":
-        return None
-    base = configured or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "imageflow-gen"
-    )
-    folder = os.path.join(base, f"jinja-{jinja2.__version__}")
-    try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-    except OSError:
-        return None
-    return _QuietCache(folder)
 
+    def __init__(self, folder: Path, *, writable: bool = False):
+        self.folder, self.writable = folder, writable
 
-class _QuietCache(jinja2.FileSystemBytecodeCache):
-    """A cache that is only ever a speed-up: a read-only or full disk is not an error."""
+    def get_cache_key(self, name: str, filename: str | None = None) -> str:
+        return hashlib.sha1(name.encode("utf-8")).hexdigest()  # by name: the same in a wheel and a checkout
 
-    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
         try:
-            super().dump_bytecode(bucket)
+            with open(self.folder / f"{bucket.key}.cache", "rb") as handle:
+                bucket.load_bytecode(handle)
         except OSError:
             pass
 
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        if self.writable:
+            with open(self.folder / f"{bucket.key}.cache", "wb") as handle:
+                bucket.write_bytecode(handle)
 
-@cache
-def environment() -> jinja2.Environment:
-    """Templates for YAML and text files: `{{ }}` and `{% %}`."""
+
+def _environment(templates: Path, cache: jinja2.BytecodeCache) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
-        bytecode_cache=_bytecode_cache(),
+        loader=jinja2.FileSystemLoader(str(templates)),
+        bytecode_cache=cache,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -117,6 +117,24 @@ def environment() -> jinja2.Environment:
     env.filters["md"] = markdown_text
     env.filters["go"] = go_text
     return env
+
+
+@cache
+def environment() -> jinja2.Environment:
+    """Templates for YAML and text files: `{{ }}` and `{% %}`."""
+    return _environment(data_dir("templates"), _Precompiled(PRECOMPILED))
+
+
+def precompile(templates: Path, folder: Path) -> int:
+    """Compile every template in `templates` into `folder` (emptied first); how many."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.cache"):
+        stale.unlink()
+    env = _environment(templates, _Precompiled(folder, writable=True))
+    names = env.list_templates(filter_func=lambda name: name.endswith(".j2"))
+    for name in names:
+        env.get_template(name)
+    return len(names)
 
 
 def render(template: str, **context: Any) -> str:

@@ -7,11 +7,18 @@ In a source checkout (and an editable install) they are the repository's top-lev
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 _PACKAGE = Path(__file__).resolve().parent
+
+
+# The schemas generated from the model (schema.py writes them; `schema --check` keeps them current).
+TOPOLOGY_FILE = "topology.schema.json"
+PROFILE_FILE = "profile.schema.json"
 
 
 @cache
@@ -21,6 +28,22 @@ def data_dir(name: str) -> Path:
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError(f"imageflow-gen is installed without its {name}/ directory")
+
+
+@cache
+def topology_schema() -> dict[str, Any]:
+    """The shipped schema of a topology: what validation enforces, with every field's description."""
+    schema: dict[str, Any] = json.loads((data_dir("schemas") / TOPOLOGY_FILE).read_text(encoding="utf-8"))
+    return schema
+
+
+def field_description(model: str, key: str) -> str | None:
+    """The description of the property `key` of the model class named `model`, from the shipped
+    schema (the model itself does not read its docstrings at run time)."""
+    schema = topology_schema()
+    node = schema if schema.get("title") == model else schema.get("$defs", {}).get(model, {})
+    description = node.get("properties", {}).get(key, {}).get("description")
+    return description if isinstance(description, str) else None
 
 
 def upstream_crds() -> list[Path]:

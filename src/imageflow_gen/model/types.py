@@ -18,9 +18,14 @@ from pydantic_core import PydanticCustomError
 
 
 class Strict(BaseModel):
-    """Base of every model class: unknown keys are errors, types are not coerced."""
+    """Base of every model class: unknown keys are errors, types are not coerced.
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True)
+    The validators are built when a class first validates (the topology's builds those of
+    every area it holds, once per process), not at import; the docstrings under the fields
+    are descriptions for the generated schema, read by schema.py, not at import.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 def _fail(code: str, message: str) -> PydanticCustomError:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, TypeAdapter
 
 from ..errors import Path
+from ..resources import field_description
 from ..model.cluster import NODE_TYPE_LABEL
 from ..model import Topology
 from ..model.common import Resources
@@ -156,7 +157,7 @@ def _field_facts(model: type[BaseModel], name: str) -> tuple[dict[str, Any], str
     if get_origin(annotation) in (Union, types.UnionType):  # `Image | None`: the tunable is never null
         annotation = next(a for a in get_args(annotation) if a is not type(None))
     schema = TypeAdapter(Annotated[(annotation, *info.metadata)] if info.metadata else annotation).json_schema()
-    description = info.description or name
+    description = info.description or field_description(model.__name__, info.alias or name) or name
     return {**schema, "description": description}, description
 
 
