@@ -5,7 +5,9 @@
 
 Prints median, min and max of several runs of:
  1. cold `imageflow-gen render --profile prod` against `helm template` + `kubectl kustomize`
-    on the output it produced;
+    on the output it produced, run by run in turn (interleaved): into its own up-to-date output
+    (what every CI job and pre-commit hook does) and into an empty folder (the full work); then
+    `imageflow-gen --help` and `validate --profile prod --no-tools` on their own;
  2. synthetic topologies (bench/gen_topology.py): render (built-in validation included)
     against helm template + kubectl kustomize + kubeconform on the result; wall time, peak
     memory, growth per doubling;
@@ -14,6 +16,10 @@ Prints median, min and max of several runs of:
  5. with --simulate (make bench): `simulate --profile prod`, plain and with a node drill, wall
     time and the peak memory of its largest process (etcd, the control plane, kwok or us).
 Tools come from IMAGEFLOW_TOOLS (make tools puts them in .tools/bin).
+
+Then each goal of bench/README.md is judged on what was measured; the exit code is 1 when a
+measured figure misses its goal (--no-goals reports without judging: the smoke test in `make
+test` runs beside the other tests on a loaded machine).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -153,26 +160,87 @@ def row(label: str, ours: list[float], theirs: list[float], extra: str = "", lim
     if math.isinf(statistics.median(theirs)) and limit:
         # The tools were stopped at the limit: the ratio is at most ours / limit.
         return (
-            f"{label:<34} {stats(ours)} | {'>' + format(limit, '.0f'):>8} {'':>8} {'':>8} | "
+            f"{label:<40} {stats(ours)} | {'>' + format(limit, '.0f'):>8} {'':>8} {'':>8} | "
             f"<{statistics.median(ours) / limit:5.2f}x {extra}"
         )
     ratio = statistics.median(ours) / statistics.median(theirs)
-    return f"{label:<34} {stats(ours)} | {stats(theirs)} | {ratio:6.2f}x {extra}"
+    return f"{label:<40} {stats(ours)} | {stats(theirs)} | {ratio:6.2f}x {extra}"
 
 
 HEADER = (
-    f"{'':<34} {'imageflow-gen (s)':^26} | {'helm+kustomize[+kubeconform] (s)':^26} | ratio\n"
-    f"{'':<34} {'median':>8} {'min':>8} {'max':>8} | {'median':>8} {'min':>8} {'max':>8} |"
+    f"{'':<40} {'imageflow-gen (s)':^26} | {'helm+kustomize[+kubeconform] (s)':^26} | ratio\n"
+    f"{'':<40} {'median':>8} {'min':>8} {'max':>8} | {'median':>8} {'min':>8} {'max':>8} |"
 )
 
 
+# What the goals are judged on: figure name -> the measured value (filled as the rows run).
+MEASURED: dict[str, float] = {}
+
+
+@dataclass(frozen=True)
+class Goal:
+    figure: str
+    label: str
+    at_most: float | None = None
+    at_least: float | None = None
+    unit: str = "x"
+
+    def verdict(self, value: float | None) -> tuple[str, bool]:
+        """(the target line, whether the goal is missed); a figure not measured misses nothing."""
+        limit = f"<= {self.at_most:g}" if self.at_most is not None else f">= {self.at_least:g}"
+        goal = f"{self.label:<44} {limit + self.unit:>14}"
+        if value is None:
+            return f"{goal}  {'':>10}  not measured", False
+        missed = (self.at_most is not None and value > self.at_most) or (
+            self.at_least is not None and value < self.at_least
+        )
+        return f"{goal}  {format(value, '.2f' if self.unit == 'x' else '.0f') + self.unit:>10}  " + (
+            "MISSED" if missed else "met"
+        ), missed
+
+
+# bench/README.md's targets.
+GOALS = (
+    Goal("prod_uptodate", "cold render prod, output up to date", at_most=1.0),
+    Goal("ratio_2000", "2000 services render+validate", at_most=0.15),
+    Goal("peak_2000", "2000 services peak memory", at_most=300, unit=" MiB"),
+    Goal("growth", "growth per doubling (largest)", at_most=2.1),
+    Goal("throughput", "validation throughput against kubeconform", at_least=1.0),
+    Goal("rerender_written", "files written by an unchanged re-render", at_most=0, unit=" files"),
+)
+
+
+def judge(measured: dict[str, float]) -> tuple[list[str], bool]:
+    """The target lines, and whether any goal was missed."""
+    lines, missed = ["targets:"], False
+    for goal in GOALS:
+        line, miss = goal.verdict(measured.get(goal.figure))
+        lines.append("  " + line)
+        missed = missed or miss
+    return lines, missed
+
+
 def bench_prod(runs: int, work: Path) -> list[str]:
-    ours, theirs = [], []
+    """Cold renders of prod against the tools on the same output, run by run in turn."""
+    uptodate, full, theirs = [], [], []
+    current = work / "prod-current"
+    run(gen(REPO / "profiles", "prod", current))  # the output every later run finds up to date
     for i in range(runs):
-        out = work / f"prod-{i}"
-        ours.append(run(gen(REPO / "profiles", "prod", out))[0])
-        theirs.append(tools_on(out, "prod", "1.28", kubeconform=False)[0])
-    return [row("1. cold render prod", ours, theirs)]
+        uptodate.append(run(gen(REPO / "profiles", "prod", current))[0])
+        theirs.append(tools_on(current, "prod", "1.28", kubeconform=False)[0])
+        full.append(run(gen(REPO / "profiles", "prod", work / f"prod-{i}"))[0])
+    MEASURED["prod_uptodate"] = statistics.median(uptodate) / statistics.median(theirs)
+    helps = [run([sys.executable, "-m", "imageflow_gen", "--help"])[0] for _ in range(runs)]
+    validate = [
+        run([sys.executable, "-m", "imageflow_gen", "validate", "--profile", "prod", "--no-tools"], cwd=REPO)[0]
+        for _ in range(runs)
+    ]
+    return [
+        row("1. cold render prod, output up to date", uptodate, theirs),
+        row("1. cold render prod, empty output", full, theirs),
+        f"{'1. imageflow-gen --help':<40} {stats(helps)}",
+        f"{'1. validate --profile prod --no-tools':<40} {stats(validate)}",
+    ]
 
 
 def bench_synthetic(sizes: list[int], runs: int, work: Path, large_runs: int, limit: float) -> list[str]:
@@ -191,6 +259,9 @@ def bench_synthetic(sizes: list[int], runs: int, work: Path, large_runs: int, li
             theirs.append(t)
             their_peak = max(their_peak, m)
         medians[size] = statistics.median(ours)
+        if size == 2000:
+            MEASURED["ratio_2000"] = statistics.median(ours) / statistics.median(theirs)
+            MEASURED["peak_2000"] = our_peak
         print(
             row(
                 f"2. {size} services render+validate ({len(ours)} run{'s' if len(ours) > 1 else ''})",
@@ -204,6 +275,7 @@ def bench_synthetic(sizes: list[int], runs: int, work: Path, large_runs: int, li
     ordered = sorted(medians)
     for a, b in itertools.pairwise(ordered):
         growth = (medians[b] / medians[a]) ** (1 / math.log2(b / a))
+        MEASURED["growth"] = growth
         lines.append(f"   growth per doubling {a} -> {b}: {growth:.2f}x")
     return lines
 
@@ -228,8 +300,9 @@ def bench_throughput(size: int, runs: int, work: Path) -> list[str]:
         t, _, _ = run(kubeconform_argv("1.28") + [str(out / "built.yaml")])
         theirs.append(len(docs) / t)
     ratio = statistics.median(ours) / statistics.median(theirs)
+    MEASURED["throughput"] = ratio
     return [
-        f"3. validation, {len(docs)} objects (obj/s)  {stats(ours)} | {stats(theirs)} | {ratio:6.2f}x "
+        f"{f'3. validation, {len(docs)} objects (obj/s)':<40} {stats(ours)} | {stats(theirs)} | {ratio:6.2f}x "
         "(higher is better)"
     ]
 
@@ -243,7 +316,8 @@ def bench_rerender(runs: int, work: Path) -> list[str]:
         summary = stdout.decode().strip().splitlines()[-1]
         counts = [int(word) for word in summary.replace(",", "").split() if word.isdigit()]
         written.append(counts[0] + counts[1] + counts[3])  # created, changed, removed
-    return [f"4. re-render prod, nothing changed     {stats(times)} | files written: {max(written)}"]
+    MEASURED["rerender_written"] = max(written)
+    return [f"{'4. re-render prod, nothing changed':<40} {stats(times)} | files written: {max(written)}"]
 
 
 def bench_simulate(runs: int) -> list[str]:
@@ -255,7 +329,7 @@ def bench_simulate(runs: int) -> list[str]:
             t, peak, _ = run(argv, cwd=REPO)
             times.append(t)
             peaks.append(peak)
-        rows.append(f"{label:<34} {stats(times)} | peak {max(peaks)} MiB (largest process)")
+        rows.append(f"{label:<40} {stats(times)} | peak {max(peaks)} MiB (largest process)")
     return rows
 
 
@@ -280,6 +354,7 @@ def main() -> None:
     parser.add_argument(
         "--simulate", action="store_true", help="also time `simulate --profile prod` (about a minute a run)"
     )
+    parser.add_argument("--no-goals", action="store_true", help="report the targets without failing on a miss")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="imageflow-bench-") as tmp:
         work = Path(tmp)
@@ -294,6 +369,10 @@ def main() -> None:
         for step in steps:
             print("\n".join(step()), flush=True)
     print(f"\nmachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, runs per cell: {args.runs}")
+    lines, missed = judge(MEASURED)
+    print("\n".join(lines))
+    if missed and not args.no_goals:
+        sys.exit("bench: a target was missed")
 
 
 if __name__ == "__main__":
