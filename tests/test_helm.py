@@ -215,3 +215,36 @@ def test_notes_name_the_release_and_quote_profile_text(rendered: Path, monkeypat
     notes = proc.stdout.split("NOTES:", 1)[1]
     assert "is installed as release myrel." in notes and "helm test myrel" in notes
     assert "Secret imageflow-api-tls in istio-system" in notes
+
+
+def test_the_values_schema_grows_by_a_reference_per_service_not_a_copy(tmp_path: Path) -> None:
+    """A service's schema is a `$ref` to a shape it shares: at thousands of services the
+    schema once passed Helm's 5 MiB limit on a chart file and `helm template` refused the chart."""
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from gen_topology import write as synthetic
+
+    sizes = {}
+    for count in (20, 60):
+        profiles = tmp_path / f"p{count}"
+        shutil.copytree(PROFILES, profiles)
+        synthetic(count, profiles)
+        files = build(profiles, f"synthetic-{count}", CRDS).files
+        text = files[f"helm/synthetic-{count}/values.schema.json"]
+        sizes[count] = len(text)
+        schema = json.loads(text)
+        assert set(schema["$defs"]) and all(
+            list(node) == ["$ref"]
+            for node in schema["properties"]["processing"]["properties"]["services"]["properties"].values()
+        )
+        values = yaml.safe_load(files[f"helm/synthetic-{count}/values.yaml"])
+        jsonschema.validate(values, schema)
+        wrong = json.loads(json.dumps(values))
+        next(iter(wrong["processing"]["services"].values()))["replicas"] = "many"
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(wrong, schema)
+    # Bytes per further service: its name, a $ref and its place in `required` (a copy was 5 KB).
+    assert (sizes[60] - sizes[20]) / 40 < 200, sizes

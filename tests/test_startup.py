@@ -118,3 +118,27 @@ def test_the_model_builds_its_validators_when_first_used_not_at_import() -> None
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "MockValSer"], result.stdout
+
+
+def test_a_derivation_per_object_is_computed_once_for_each_and_forgotten_with_it() -> None:
+    import gc
+
+    from imageflow_gen.shared import once_per_object
+
+    calls: list[int] = []
+
+    class Plan:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+    @once_per_object
+    def derived(plan: Plan) -> list[int]:
+        calls.append(plan.n)
+        return [plan.n]
+
+    first, second = Plan(1), Plan(2)
+    assert derived(first) is derived(first) and derived(second) == [2] and calls == [1, 2]
+    del first
+    gc.collect()
+    third = Plan(3)  # may reuse the first one's id: it must not get the first one's result
+    assert derived(third) == [3] and calls == [1, 2, 3]

@@ -1,12 +1,15 @@
 """Facts several stages share, kept below all of them so that no stage imports another's
 module for them: what a secret value looks like (the model refuses one in a profile, the
-output gates in a rendered file), the annotation naming an object's source, and what makes
-two Kubernetes objects the same object."""
+output gates in a rendered file), the annotation naming an object's source, what makes
+two Kubernetes objects the same object, and computing a derivation once per object."""
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Any
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 # Key material and cloud access keys, wherever they appear.
 PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
@@ -24,3 +27,27 @@ def identity(obj: dict[str, Any]) -> tuple[str, str, str, str]:
     group = obj["apiVersion"].rpartition("/")[0]
     meta = obj.get("metadata", {})
     return group, obj["kind"], meta.get("namespace", ""), meta["name"]
+
+
+_Of = TypeVar("_Of")
+_T = TypeVar("_T")
+
+
+def once_per_object(function: Callable[[_Of], _T]) -> Callable[[_Of], _T]:
+    """`function(x)` computed once per object `x` (a topology or a plan: neither changes once
+    made), for the derivations every workload asks for; asked again each time, they make a
+    render grow with the square of the workloads. Callers must not change what it returns.
+    Keyed by identity (neither is hashable), forgotten when the object is."""
+    results: dict[int, tuple[weakref.ref[Any], _T]] = {}
+
+    @functools.wraps(function)
+    def once(of: _Of) -> _T:
+        key = id(of)
+        found = results.get(key)
+        if found is not None and found[0]() is of:
+            return found[1]
+        value = function(of)
+        results[key] = (weakref.ref(of, lambda _, key=key: results.pop(key, None)), value)  # type: ignore[misc]
+        return value
+
+    return once

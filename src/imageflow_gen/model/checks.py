@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Path, dotted
+from ..shared import once_per_object
 from . import Topology
 from .cluster import NODE_TYPE_LABEL
 from .edge import API_PREFIX
@@ -391,6 +392,7 @@ def _merged(grants: dict[str, set[str]]) -> tuple[tuple[str, str], ...]:
     return tuple((bucket, "".join(sorted(letters))) for bucket, letters in grants.items())
 
 
+@once_per_object
 def minio_clients(topo: Topology) -> list[MinioClient]:
     """The workloads whose `uses` name MinIO buckets (each with the union of its uses' access,
     wherever it runs), and Kafka Connect (its sinks' buckets, write)."""

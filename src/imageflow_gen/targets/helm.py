@@ -6,7 +6,8 @@ canary weight, the active colour) the template holds a lookup of that value in `
 instead, and `values.yaml` holds the planned value. No derivation is written in Go: the
 templates contain no `if`, `range`, `define` or `include`, only `index .Values ...` lookups
 (and `sub 100` for the stable share of a canary split). `values.schema.json` closes the
-values: a key that is not a tunable, or a value of the wrong type, is refused by Helm.
+values: a key that is not a tunable, or a value of the wrong type, is refused by Helm; a
+schema that occurs more than once is written once, under `$defs`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections import Counter
 from typing import Any
 
 from .. import __version__
@@ -141,7 +143,49 @@ class _Marks:
                 node = node["properties"].setdefault(part, _closed())
             node["properties"][key[-1]] = self._tunables[key].schema
         _require_all(root)
-        return {"$schema": _SCHEMA_DIALECT, "title": "imageflow chart values: the install-time tunables", **root}
+        shared = _hoist_repeats(root)
+        return {
+            "$schema": _SCHEMA_DIALECT,
+            "title": "imageflow chart values: the install-time tunables",
+            **root,
+            **({"$defs": shared} if shared else {}),
+        }
+
+
+def _hoist_repeats(root: dict[str, Any]) -> dict[str, Any]:
+    """Each property schema that occurs more than once (a field every service has, a service
+    shape many share) is written once in `$defs`, named by the path where it first occurs,
+    and referred to everywhere: repeated in place, the schema of a topology with thousands
+    of services passed Helm's 5 MiB limit on a chart file."""
+    seen: Counter[str] = Counter()
+
+    def count(node: dict[str, Any]) -> None:
+        for child in node.get("properties", {}).values():
+            seen[_canonical(child)] += 1
+            count(child)
+
+    count(root)
+    shared: dict[str, Any] = {}
+    names: dict[str, str] = {}
+
+    def hoist(node: dict[str, Any], path: tuple[str, ...]) -> None:
+        for key, child in node.get("properties", {}).items():
+            text = _canonical(child)
+            if seen[text] < 2:
+                hoist(child, (*path, key))
+                continue
+            if text not in names:
+                names[text] = ".".join((*path, key))
+                shared[names[text]] = child
+                hoist(child, (*path, key))
+            node["properties"][key] = {"$ref": f"#/$defs/{names[text]}"}
+
+    hoist(root, ())
+    return dict(sorted(shared.items()))
+
+
+def _canonical(schema: Any) -> str:
+    return json.dumps(schema, sort_keys=True)
 
 
 def _closed() -> dict[str, Any]:

@@ -9,7 +9,7 @@ from ..errors import Location, Problem, ValidationFailed
 from ..plan import Plan
 from ..plan.common import SYNC_WAVE_ANNOTATION, SYNC_WAVES, Spec
 from ..rendering import render
-from ..shared import SOURCE_ANNOTATION, identity
+from ..shared import SOURCE_ANNOTATION, identity, once_per_object
 from ..yamlio import YamlParseError, order_object, parse_all
 
 __all__ = ["SOURCE_ANNOTATION", "file_name", "identity", "objects", "render_spec"]
@@ -17,7 +17,18 @@ __all__ = ["SOURCE_ANNOTATION", "file_name", "identity", "objects", "render_spec
 
 def objects(plan: Plan, values: Callable[[Spec], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Every object of `plan`, parsed back from its kind template, annotated with its Argo CD sync
-    wave and its source. `values` picks what each template places (default: the plain values)."""
+    wave and its source. `values` picks what each template places (default: the plain values,
+    rendered once per plan: the overlay, the state, the docs and the path check all read them;
+    none may change them)."""
+    return _placed(plan) if values is None else _objects(plan, values)
+
+
+@once_per_object
+def _placed(plan: Plan) -> list[dict[str, Any]]:
+    return _objects(plan, None)
+
+
+def _objects(plan: Plan, values: Callable[[Spec], dict[str, Any]] | None) -> list[dict[str, Any]]:
     result = []
     for spec in plan.specs:
         for obj in render_spec(spec, values(spec) if values else spec.values):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from ipaddress import ip_address, ip_network
 from typing import Any
 
@@ -107,13 +108,28 @@ class Cluster:
         return self.namespaces.get(namespace, {"kubernetes.io/metadata.name": namespace})
 
     def _policies(self, pod: Pod, direction: str) -> list[dict[str, Any]]:
-        return [
-            p
-            for p in self.policies
-            if p["metadata"]["namespace"] == pod.namespace
-            and direction in p["spec"]["policyTypes"]
-            and _matches(p["spec"]["podSelector"], pod.labels)
-        ]
+        """The policies of `direction` that select `pod`, in the order they were given."""
+        general, by_label = self._policy_index.get((pod.namespace, direction), ([], {}))
+        candidates = general + [entry for label in pod.labels.items() for entry in by_label.get(label, [])]
+        return [p for _, p in sorted(candidates, key=lambda e: e[0]) if _matches(p["spec"]["podSelector"], pod.labels)]
+
+    @cached_property
+    def _policy_index(
+        self,
+    ) -> dict[tuple[str, str], tuple[list[tuple[int, dict[str, Any]]], dict[tuple[str, str], list[Any]]]]:
+        """(namespace, direction) -> (policies selecting by no label, policies by one label of
+        their selector): a pod is matched only against policies that can select it (a policy
+        per workload made this check grow with the square of the workloads)."""
+        index: dict[tuple[str, str], tuple[list[tuple[int, dict[str, Any]]], dict[tuple[str, str], list[Any]]]] = {}
+        for number, policy in enumerate(self.policies):
+            wanted = (policy["spec"]["podSelector"] or {}).get("matchLabels") or {}
+            for direction in policy["spec"]["policyTypes"]:
+                general, by_label = index.setdefault((policy["metadata"]["namespace"], direction), ([], {}))
+                if wanted:
+                    by_label.setdefault(min(wanted.items()), []).append((number, policy))
+                else:
+                    general.append((number, policy))
+        return index
 
     def _peer(self, peer: dict[str, Any], other: Pod | str) -> bool:
         if "ipBlock" in peer:
