@@ -27,7 +27,7 @@ from ..rendering import go_text, render
 from ..resources import data_dir
 from ..yamlio import dump, order_object, parse_all
 from . import Context, Rendered
-from .kubernetes import file_name, objects, render_spec
+from .kubernetes import each_object, file_name, render_spec
 
 # Helm hooks: `helm test` runs these; they are not part of the release's objects.
 _TEST_HOOK = {"helm.sh/hook": "test", "helm.sh/hook-delete-policy": "before-hook-creation,hook-succeeded"}
@@ -39,7 +39,7 @@ def render_helm(ctx: Context) -> Rendered:
     root = chart_dir(plan.profile)
     marks = _Marks()
     files: dict[str, str] = {}
-    for obj in objects(plan, lambda spec: marks.place(spec.raw)):
+    for obj in each_object(plan, lambda spec: marks.place(spec.raw)):
         files[f"{root}/templates/{file_name(obj)}"] = marks.template(dump(obj))
     for spec in plan.test_specs:
         for obj in render_spec(spec, marks.place(spec.raw)):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import Location, Problem, ValidationFailed
@@ -15,21 +15,21 @@ from ..yamlio import YamlParseError, order_object, parse_all
 __all__ = ["SOURCE_ANNOTATION", "file_name", "identity", "objects", "render_spec"]
 
 
-def objects(plan: Plan, values: Callable[[Spec], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def objects(plan: Plan) -> list[dict[str, Any]]:
     """Every object of `plan`, parsed back from its kind template, annotated with its Argo CD sync
-    wave and its source. `values` picks what each template places (default: the plain values,
-    rendered once per plan: the overlay, the state, the docs and the path check all read them;
-    none may change them)."""
-    return _placed(plan) if values is None else _objects(plan, values)
+    wave and its source. Rendered once per plan: the overlay, the state, the docs and the path
+    check all read them; none may change them."""
+    return _placed(plan)
 
 
 @once_per_object
 def _placed(plan: Plan) -> list[dict[str, Any]]:
-    return _objects(plan, None)
+    return list(each_object(plan, None))
 
 
-def _objects(plan: Plan, values: Callable[[Spec], dict[str, Any]] | None) -> list[dict[str, Any]]:
-    result = []
+def each_object(plan: Plan, values: Callable[[Spec], dict[str, Any]] | None) -> Iterator[dict[str, Any]]:
+    """`objects`, one at a time, with `values` picking what each template places (the chart's
+    marks): the caller keeps what it needs of each, not the whole list."""
     for spec in plan.specs:
         for obj in render_spec(spec, values(spec) if values else spec.values):
             meta = obj.setdefault("metadata", {})
@@ -38,8 +38,7 @@ def _objects(plan: Plan, values: Callable[[Spec], dict[str, Any]] | None) -> lis
                 **meta.get("annotations", {}),
                 SOURCE_ANNOTATION: plan.source(spec.source),
             }
-            result.append(order_object(obj))
-    return result
+            yield order_object(obj)
 
 
 def render_spec(spec: Spec, values: dict[str, Any]) -> list[dict[str, Any]]:
