@@ -1,5 +1,6 @@
 """A cold start does only what its command needs: imports per command, templates compiled
-into the package, the model's validators and descriptions not built at import.
+into the package, the model's validators and descriptions not built at import; and a large
+topology is planned without copies: derivations once per object, shared values and strings.
 
 Speed itself is measured by `make bench` (bench/README.md); these tests hold the mechanisms.
 """
@@ -142,3 +143,24 @@ def test_a_derivation_per_object_is_computed_once_for_each_and_forgotten_with_it
     gc.collect()
     third = Plan(3)  # may reuse the first one's id: it must not get the first one's result
     assert derived(third) == [3] and calls == [1, 2, 3]
+
+
+def test_planned_values_share_what_holds_no_tunable_with_the_raw_values() -> None:
+    from imageflow_gen.plan.common import Tunable, placed
+
+    plain = {"labels": {"app": "x"}, "ports": [{"port": 80}]}
+    raw = {"spec": plain, "replicas": Tunable(("replicas",), 2, {}, "Replicas.")}
+    values = placed(raw)
+    assert values == {"spec": plain, "replicas": 2} and values is not raw
+    assert values["spec"] is plain  # shared, not copied: the plan keeps both
+    assert placed(plain) is plain
+
+
+def test_parsed_objects_share_their_repeated_short_strings() -> None:
+    from imageflow_gen.yamlio import parse_all
+
+    first, second = parse_all("kind: Service\nmetadata: {name: web}\n---\nkind: Service\nmetadata: {name: web}\n")
+    assert (
+        first == second and first["kind"] is second["kind"] and first["metadata"]["name"] is second["metadata"]["name"]
+    )
+    assert [k for k in first][0] is [k for k in second][0]

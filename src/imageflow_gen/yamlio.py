@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -71,6 +72,17 @@ class _StrictLoader(_Loader):  # type: ignore[misc,valid-type]
 
 
 _StrictLoader.add_constructor("tag:yaml.org,2002:map", _StrictLoader.construct_yaml_map)
+
+
+def _shared_string(loader: Any, node: Any) -> str:
+    """A string scalar, one object per distinct short text: tens of thousands of parsed objects
+    repeat the same keys, labels and values, and the plan keeps every object."""
+    value: str = loader.construct_scalar(node)
+    return sys.intern(value) if len(value) <= _SHARED_LENGTH else value
+
+
+_SHARED_LENGTH = 128
+_StrictLoader.add_constructor("tag:yaml.org,2002:str", _shared_string)
 
 
 def parse_all(text: str) -> list[Any]:

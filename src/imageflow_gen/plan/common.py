@@ -162,13 +162,17 @@ def _field_facts(model: type[BaseModel], name: str) -> tuple[dict[str, Any], str
 
 
 def with_tunables(value: Any, replace: Callable[[Tunable], Any]) -> Any:
-    """`value` (spec values: maps, lists, scalars) with every Tunable replaced by `replace(it)`."""
+    """`value` (spec values: maps, lists, scalars) with every Tunable replaced by `replace(it)`.
+    A map or list holding no Tunable is returned itself, not copied: a spec's `values` and `raw`
+    share it (neither is changed once planned), which halves the plan's memory."""
     if isinstance(value, Tunable):
         return replace(value)
     if isinstance(value, dict):
-        return {k: with_tunables(v, replace) for k, v in value.items()}
+        mapped = {k: with_tunables(v, replace) for k, v in value.items()}
+        return value if all(mapped[k] is v for k, v in value.items()) else mapped
     if isinstance(value, list):
-        return [with_tunables(v, replace) for v in value]
+        items = [with_tunables(v, replace) for v in value]
+        return value if all(new is old for new, old in zip(items, value, strict=True)) else items
     return value
 
 
