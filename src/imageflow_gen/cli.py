@@ -178,7 +178,9 @@ def render(
     if not allow_data_loss:
         data_changes = _run(lambda: changes_of(out, profile, result.files), f"reading {out}; nothing written")
         _run(lambda: refuse_data_loss(out, profile, data_changes), "nothing written")
-    _summarise(out, profile, _run(lambda: write(out, profile, result.owned()), f"writing {out}"), quiet)
+    files = result.owned()
+    del result  # the model, the plan and the parsed objects: the writer needs only the texts
+    _summarise(out, profile, _run(lambda: write(out, profile, files), f"writing {out}"), quiet)
 
 
 def _unchanged(out: Path, profile: str, profiles_dir: Path, crd_schemas: list[Path] | None) -> Any:
