@@ -101,6 +101,16 @@ def test_an_edited_template_is_compiled_from_its_source_and_the_others_are_not(t
     assert text.endswith("# edited\n") and compiled == ["helm/Chart.yaml.j2"]
 
 
+def test_a_damaged_compiled_template_is_compiled_from_its_source(tmp_path: Path) -> None:
+    name = "helm/Chart.yaml.j2"
+    damaged = tmp_path / "damaged"
+    shutil.copytree(PRECOMPILED, damaged)
+    entry = damaged / f"{_Precompiled(damaged).get_cache_key(name)}.cache"
+    entry.write_bytes(entry.read_bytes()[:-40])  # header and checksum intact, the code cut short
+    env = _environment(REPO / "templates", _Precompiled(damaged))
+    assert "name: imageflow" in env.get_template(name).render(version="0.1.0", kube_minor="1.28")
+
+
 def test_without_the_compiled_templates_a_render_only_takes_longer(tmp_path: Path) -> None:
     outputs = []
     for folder in (str(PRECOMPILED), str(tmp_path / "missing")):

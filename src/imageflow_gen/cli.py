@@ -169,18 +169,27 @@ def render(
         _warn(proof.warnings)
         _summarise(out, profile, proof.changes, quiet)
         return
+    from .writing import write
+
+    files = _checked_build(out, profile, profiles_dir, crds, allow_data_loss)
+    _summarise(out, profile, _run(lambda: write(out, profile, files), f"writing {out}"), quiet)
+
+
+def _checked_build(
+    out: Path, profile: str, profiles_dir: Path, crds: list[Path], allow_data_loss: bool
+) -> dict[str, str]:
+    """The files a render writes, after its warnings and the data-loss check. Only the texts
+    outlive it: the model, the plan and the parsed objects are freed before anything is written."""
     from .changes import changes_of, refuse_data_loss
     from .pipeline import build
-    from .writing import write
 
     result = _run(lambda: build(profiles_dir, profile, crds), f"in profile {profile!r}; nothing written")
     _warn(result.warnings)
     if not allow_data_loss:
         data_changes = _run(lambda: changes_of(out, profile, result.files), f"reading {out}; nothing written")
         _run(lambda: refuse_data_loss(out, profile, data_changes), "nothing written")
-    files = result.owned()
-    del result  # the model, the plan and the parsed objects: the writer needs only the texts
-    _summarise(out, profile, _run(lambda: write(out, profile, files), f"writing {out}"), quiet)
+    files: dict[str, str] = result.owned()
+    return files
 
 
 def _unchanged(out: Path, profile: str, profiles_dir: Path, crd_schemas: list[Path] | None) -> Any:
