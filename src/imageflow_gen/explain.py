@@ -31,14 +31,10 @@ class Field:
     nullable: bool
 
 
-def _schema() -> dict[str, Any]:
-    return topology_schema()
-
-
 def _resolve(node: dict[str, Any]) -> dict[str, Any]:
     """Follow `$ref`s into `$defs`; the referring node's own keys (description) win."""
     while "$ref" in node:
-        target = _schema()["$defs"][node["$ref"].rsplit("/", 1)[1]]
+        target = topology_schema()["$defs"][node["$ref"].rsplit("/", 1)[1]]
         node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
     return node
 
@@ -106,7 +102,7 @@ def fields() -> dict[str, Field]:
             if depth < 12:
                 walk(child, path, depth + 1)
 
-    walk(_schema(), "", 0)
+    walk(topology_schema(), "", 0)
     return found
 
 
@@ -222,7 +218,7 @@ def explain(field: Field) -> str:
 
 def overview() -> str:
     """`explain` without a key: the top-level keys."""
-    children, required = _children(_schema())
+    children, required = _children(topology_schema())
     lines = ["The topology's top-level keys (imageflow-gen explain KEY for any of them):", ""]
     for name, child in children.items():
         schema, _ = _without_null(child)

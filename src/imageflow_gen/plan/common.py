@@ -157,7 +157,8 @@ def _field_facts(model: type[BaseModel], name: str) -> tuple[dict[str, Any], str
     if get_origin(annotation) in (Union, types.UnionType):  # `Image | None`: the tunable is never null
         annotation = next(a for a in get_args(annotation) if a is not type(None))
     schema = TypeAdapter(Annotated[(annotation, *info.metadata)] if info.metadata else annotation).json_schema()
-    description = info.description or field_description(model.__name__, info.alias or name) or name
+    # The shipped schema holds the field's description (given in Field() or its docstring).
+    description = field_description(model.__name__, info.alias or name) or name
     return {**schema, "description": description}, description
 
 

@@ -12,7 +12,7 @@ from ..rendering import render
 from ..shared import SOURCE_ANNOTATION, identity, once_per_object
 from ..yamlio import YamlParseError, order_object, parse_all
 
-__all__ = ["SOURCE_ANNOTATION", "file_name", "identity", "objects", "render_spec"]
+__all__ = ["SOURCE_ANNOTATION", "each_object", "file_name", "identity", "objects", "render_spec"]
 
 
 def objects(plan: Plan) -> list[dict[str, Any]]:
