@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from conftest import REPO
 
@@ -45,3 +48,28 @@ def test_a_missed_goal_is_named_and_fails_the_run() -> None:
     assert not bench.judge({**measured, "ratio_2000": 0.15})[1]
     assert bench.judge({**measured, "peak_2000": 301})[1] and bench.judge({**measured, "throughput": 0.9})[1]
     assert bench.judge({**measured, "prod_uptodate": 1.01})[1] and bench.judge({**measured, "rerender_written": 1})[1]
+
+
+def test_a_side_whose_first_run_takes_minutes_is_not_repeated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """At 2,000 services kubectl kustomize takes 10 to 12 minutes a run: the tools run once
+    while imageflow-gen runs three times, each tools run on an output that was rendered."""
+    rendered, checked = [], []
+
+    def fake_render(argv: list[str], **_: object) -> tuple[float, int, bytes]:
+        rendered.append(Path(argv[argv.index("--out") + 1]))
+        rendered[-1].mkdir(parents=True)
+        return 40.0, 100, b""
+
+    def fake_tools(out: Path, *_: object, **__: object) -> tuple[float, int]:
+        assert out.is_dir(), out
+        checked.append(out)
+        return 700.0, 800
+
+    monkeypatch.setattr(bench, "run", fake_render)
+    monkeypatch.setattr(bench, "tools_on", fake_tools)
+    monkeypatch.setattr(bench, "write_topology", lambda size, profiles: profiles / f"synthetic-{size}.yaml")
+    lines = bench.bench_synthetic([2000], 3, tmp_path, 120, 900)
+    assert len(rendered) == 3 and checked == [tmp_path / "synthetic-2000-0"]
+    assert bench.MEASURED["ratio_2000"] == pytest.approx(40 / 700)
+    assert lines == []  # one size: no growth line
+    assert bench.runs_label(3, 1) == "3 runs, tools 1" and bench.runs_label(1, 1) == "1 run"
