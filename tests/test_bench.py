@@ -73,3 +73,14 @@ def test_a_side_whose_first_run_takes_minutes_is_not_repeated(monkeypatch: pytes
     assert bench.MEASURED["ratio_2000"] == pytest.approx(40 / 700)
     assert lines == []  # one size: no growth line
     assert bench.runs_label(3, 1) == "3 runs, tools 1" and bench.runs_label(1, 1) == "1 run"
+
+
+@pytest.mark.parametrize("size", bench.SIZES)
+def test_every_default_size_is_a_profile_the_loader_accepts(size: int, tmp_path: Path) -> None:
+    """The loader refuses more than 100,000 values; a size over it would fail only the full
+    `make bench`, which no other test runs."""
+    from imageflow_gen.loading import load_profile
+
+    path = bench.write_topology(size, tmp_path)
+    loaded = load_profile(tmp_path, path.stem)
+    assert len(loaded.data["processing"]["services"]) == size
