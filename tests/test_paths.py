@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import CRDS, PROFILES, REPO, cli_without
 from imageflow_gen.errors import ValidationFailed
@@ -172,3 +174,121 @@ def test_the_cli_reports_the_broken_leg_and_writes_nothing(tmp_path: Path) -> No
         "imageflow-backend/imageflow-api): NetworkPolicy: imageflow-backend/backend-api's ingress denies "
         "istio-system/istio-ingressgateway on 8000"
     ) in proc.stderr and "nothing written" in proc.stderr
+
+
+# The policy and peer lookups are indexed (a pod is compared only with the selectors that can
+# select it); this brute force, written from the NetworkPolicy semantics, is what they must equal.
+def _selector_matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in ((selector or {}).get("matchLabels") or {}).items())
+
+
+def _reference_admits(cluster: Any, pod: Any, direction: str, port: int, other: Any) -> bool:
+    from ipaddress import ip_address, ip_network
+
+    key, peers = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+    selecting = [
+        p
+        for p in cluster.policies
+        if p["metadata"]["namespace"] == pod.namespace
+        and direction in p["spec"]["policyTypes"]
+        and _selector_matches(p["spec"]["podSelector"], pod.labels)
+    ]
+
+    def peer_admits(policy: dict[str, Any], peer: dict[str, Any]) -> bool:
+        if "ipBlock" in peer:
+            return isinstance(other, str) and ip_address(other) in ip_network(peer["ipBlock"]["cidr"])
+        if isinstance(other, str):
+            return False
+        if "namespaceSelector" in peer:
+            return _selector_matches(peer["namespaceSelector"], cluster.ns_labels(other.namespace)) and (
+                _selector_matches(peer.get("podSelector"), other.labels)
+            )
+        return other.namespace == policy["metadata"]["namespace"] and _selector_matches(
+            peer.get("podSelector"), other.labels
+        )
+
+    return not selecting or any(
+        (not rule.get("ports") or any(p["port"] == port for p in rule["ports"]))
+        and (not rule.get(peers) or any(peer_admits(policy, peer) for peer in rule[peers]))
+        for policy in selecting
+        for rule in policy["spec"].get(key, [])
+    )
+
+
+_LABELS = st.dictionaries(st.sampled_from(["app", "tier", "team"]), st.sampled_from(["x", "y"]), max_size=2)
+_SELECTOR = st.one_of(st.just({}), _LABELS.map(lambda labels: {"matchLabels": labels}))
+_PEER = st.one_of(
+    _SELECTOR.map(lambda s: {"podSelector": s}),
+    st.just({}),
+    st.tuples(_LABELS, st.one_of(st.none(), _SELECTOR)).map(
+        lambda t: {"namespaceSelector": {"matchLabels": t[0]}, **({"podSelector": t[1]} if t[1] is not None else {})}
+    ),
+    st.sampled_from(["10.0.0.0/24", "10.0.1.5/32"]).map(lambda cidr: {"ipBlock": {"cidr": cidr}}),
+)
+_RULE = st.fixed_dictionaries(
+    {}, optional={"peers": st.lists(_PEER, max_size=3), "ports": st.lists(st.sampled_from([80, 90]), max_size=2)}
+)
+
+
+@given(
+    pods=st.lists(st.tuples(st.sampled_from(["a", "b"]), _LABELS), min_size=1, max_size=5),
+    policies=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b"]),
+            _SELECTOR,
+            st.sampled_from([["Ingress"], ["Egress"], ["Ingress", "Egress"]]),
+            st.lists(_RULE, max_size=2),
+        ),
+        max_size=5,
+    ),
+    namespace_labels=st.tuples(_LABELS, _LABELS),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_indexed_policy_lookup_equals_the_brute_force(
+    pods: list[tuple[str, dict[str, str]]],
+    policies: list[tuple[str, dict[str, Any], list[str], list[dict[str, Any]]]],
+    namespace_labels: tuple[dict[str, str], dict[str, str]],
+) -> None:
+    from imageflow_gen.validate.paths import Cluster
+
+    objs: list[dict[str, Any]] = [
+        {"kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+        for name, labels in zip(["a", "b"], namespace_labels, strict=True)
+    ]
+    objs += [
+        {
+            "kind": "Deployment",
+            "metadata": {"namespace": namespace, "name": f"pod-{i}"},
+            "spec": {"template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c"}]}}},
+        }
+        for i, (namespace, labels) in enumerate(pods)
+    ]
+    for i, (namespace, selector, types, rules) in enumerate(policies):
+        spec: dict[str, Any] = {"podSelector": selector, "policyTypes": types}
+        for direction in types:
+            key, peers = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+            spec[key] = [
+                {
+                    **({peers: rule["peers"]} if "peers" in rule else {}),
+                    **({"ports": [{"port": p} for p in rule["ports"]]} if "ports" in rule else {}),
+                }
+                for rule in rules
+            ]
+        objs.append({"kind": "NetworkPolicy", "metadata": {"namespace": namespace, "name": f"np-{i}"}, "spec": spec})
+    cluster = Cluster(objs)
+    for pod in cluster.pods:
+        for port in (80, 90):
+            for other in [*cluster.pods, "10.0.0.7", "10.0.1.5", "192.168.0.1"]:
+                assert cluster.egress_admits(pod, port, other) == _reference_admits(cluster, pod, "Egress", port, other)
+                if not isinstance(other, str):
+                    assert cluster.ingress_admits(pod, port, other) == _reference_admits(
+                        cluster, pod, "Ingress", port, other
+                    )
+        for namespace in ("a", "b"):
+            selector = dict(pod.labels) or {"app": "x"}
+            expected = [
+                p
+                for p in cluster.pods
+                if p.namespace == namespace and _selector_matches({"matchLabels": selector}, p.labels)
+            ]
+            assert cluster.selected(namespace, selector) == expected

@@ -268,11 +268,12 @@ def _node_placement(workload: Any, path: Path, types: dict[str, list[Any]], what
 
 def _placement(topo: Topology) -> Iterator[Finding]:
     types = _node_types(topo)
+    names = [s.name for s in topo.processing.services]
+    known = set(names)
     for i, service in enumerate(topo.processing.services):
         path = ("processing", "services", i)
-        names = [s.name for s in topo.processing.services]
         for j, callee in enumerate(service.calls):
-            if callee == service.name or callee not in names:
+            if callee == service.name or callee not in known:
                 yield Reference(
                     path + ("calls", j),
                     f"{callee!r} is not another processing service ({_choices(n for n in names if n != service.name)})",

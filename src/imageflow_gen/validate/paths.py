@@ -20,6 +20,7 @@ found before anything is written.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -53,9 +54,54 @@ class PathProblem:
     layer: str = ""  # DNS, Service or NetworkPolicy
 
 
+def _wanted(selector: dict[str, Any] | None) -> dict[str, str]:
+    return (selector or {}).get("matchLabels") or {}
+
+
 def _matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
-    wanted = (selector or {}).get("matchLabels") or {}
-    return all(labels.get(k) == v for k, v in wanted.items())
+    return all(labels.get(k) == v for k, v in _wanted(selector).items())
+
+
+class _SelectorIndex:
+    """Entries found by the labels their selector (matchLabels) needs, without scanning them
+    all: each is filed under its selector's rarest label among the pods (or with the entries
+    that select everything), so a pod is compared only with entries that can select it."""
+
+    def __init__(self, entries: list[tuple[dict[str, str], Any]], counts: Counter[tuple[str, str]]) -> None:
+        self.everything: list[tuple[dict[str, str], Any]] = []
+        self.by_label: dict[tuple[str, str], list[tuple[dict[str, str], Any]]] = {}
+        for wanted, entry in entries:
+            if wanted:
+                rarest = min(wanted.items(), key=lambda label: (counts[label], label))
+                self.by_label.setdefault(rarest, []).append((wanted, entry))
+            else:
+                self.everything.append((wanted, entry))
+
+    def select(self, labels: dict[str, str]) -> list[Any]:
+        found = self.everything + [e for label in labels.items() for e in self.by_label.get(label, ())]
+        return [entry for wanted, entry in found if all(labels.get(k) == v for k, v in wanted.items())]
+
+
+# The ports a rule admits (None: every port).
+Ports = frozenset[Any] | None
+
+
+@dataclass(frozen=True)
+class _Admission:
+    """What the policies of one direction that select a pod admit, every rule of them together,
+    indexed: with a policy per client (MinIO's ingress), checking each caller against every
+    rule grew with the square of the workloads."""
+
+    closed: bool  # some policy selects the pod: only what a rule admits passes
+    namespace: str  # the pod's (and its policies'): a podSelector alone picks pods of it
+    everyone: tuple[Ports, ...]  # rules that list no peers
+    blocks: tuple[tuple[Any, Ports], ...]  # ipBlock networks (for addresses)
+    by_namespace: tuple[tuple[dict[str, Any], Ports], ...]  # peers with a namespaceSelector
+    same_ns: _SelectorIndex  # peers with a podSelector alone (or empty): their rules' ports
+
+
+def _port_in(port: int, ports: Ports) -> bool:
+    return ports is None or port in ports
 
 
 class Cluster:
@@ -69,6 +115,8 @@ class Cluster:
         self.policies: list[dict[str, Any]] = []
         self.routes: list[dict[str, Any]] = []
         self.gateways: dict[tuple[str, str], dict[str, Any]] = {}
+        # (direction, id of the pod) -> (the pod, kept so that its id stays its own; its admission)
+        self._admissions: dict[tuple[str, int], tuple[Pod, _Admission]] = {}
         for obj in objs:
             meta, kind = obj["metadata"], obj["kind"]
             if kind == "Namespace":
@@ -104,70 +152,99 @@ class Cluster:
             elif kind == "Gateway":
                 self.gateways[(meta["namespace"], meta["name"])] = obj
 
+    @cached_property
+    def _pods_by_label(self) -> dict[tuple[str, str, str], list[Pod]]:
+        """(namespace, label key, value) -> the pods there with that label."""
+        index: dict[tuple[str, str, str], list[Pod]] = {}
+        for pod in self.pods:
+            for key, value in pod.labels.items():
+                index.setdefault((pod.namespace, key, value), []).append(pod)
+        return index
+
+    def selected(self, namespace: str, selector: dict[str, str]) -> list[Pod]:
+        """The pods of `namespace` a Service's selector (not empty) selects, in the objects' order
+        (through the selector's rarest label, not by scanning every pod for every call)."""
+        lists = [self._pods_by_label.get((namespace, key, value), []) for key, value in selector.items()]
+        fewest = min(lists, key=len)
+        return [pod for pod in fewest if all(pod.labels.get(k) == v for k, v in selector.items())]
+
     def ns_labels(self, namespace: str) -> dict[str, str]:
         return self.namespaces.get(namespace, {"kubernetes.io/metadata.name": namespace})
 
+    @cached_property
+    def _label_counts(self) -> Counter[tuple[str, str]]:
+        """How many pods carry each label: a selector is indexed under its rarest label."""
+        return Counter(label for pod in self.pods for label in pod.labels.items())
+
+    def _index(self, entries: list[tuple[dict[str, str], Any]]) -> _SelectorIndex:
+        return _SelectorIndex(entries, self._label_counts)
+
     def _policies(self, pod: Pod, direction: str) -> list[dict[str, Any]]:
-        """The policies of `direction` that select `pod`, in the order they were given."""
-        general, by_label = self._policy_index.get((pod.namespace, direction), ([], {}))
-        candidates = general + [entry for label in pod.labels.items() for entry in by_label.get(label, [])]
-        return [p for _, p in sorted(candidates, key=lambda e: e[0]) if _matches(p["spec"]["podSelector"], pod.labels)]
+        """The policies of `direction` that select `pod`."""
+        index = self._policy_index.get((pod.namespace, direction))
+        return index.select(pod.labels) if index else []
 
     @cached_property
-    def _policy_index(
-        self,
-    ) -> dict[tuple[str, str], tuple[list[tuple[int, dict[str, Any]]], dict[tuple[str, str], list[Any]]]]:
-        """(namespace, direction) -> (policies selecting by no label, policies by one label of
-        their selector): a pod is matched only against policies that can select it (a policy
-        per workload made this check grow with the square of the workloads)."""
-        index: dict[tuple[str, str], tuple[list[tuple[int, dict[str, Any]]], dict[tuple[str, str], list[Any]]]] = {}
-        for number, policy in enumerate(self.policies):
-            wanted = (policy["spec"]["podSelector"] or {}).get("matchLabels") or {}
+    def _policy_index(self) -> dict[tuple[str, str], _SelectorIndex]:
+        """(namespace, direction) -> its policies by pod selector: a pod is matched only against
+        policies that can select it (a policy per workload made this check grow with the square
+        of the workloads)."""
+        grouped: dict[tuple[str, str], list[tuple[dict[str, str], Any]]] = {}
+        for policy in self.policies:
+            wanted = _wanted(policy["spec"]["podSelector"])
             for direction in policy["spec"]["policyTypes"]:
-                general, by_label = index.setdefault((policy["metadata"]["namespace"], direction), ([], {}))
-                if wanted:
-                    by_label.setdefault(min(wanted.items()), []).append((number, policy))
-                else:
-                    general.append((number, policy))
-        return index
+                grouped.setdefault((policy["metadata"]["namespace"], direction), []).append((wanted, policy))
+        return {key: self._index(entries) for key, entries in grouped.items()}
 
-    def _peer(self, peer: dict[str, Any], other: Pod | str) -> bool:
-        if "ipBlock" in peer:
-            return isinstance(other, str) and ip_address(other) in ip_network(peer["ipBlock"]["cidr"])
-        if isinstance(other, str):
-            return False
-        if "namespaceSelector" in peer and not _matches(peer["namespaceSelector"], self.ns_labels(other.namespace)):
-            return False
-        return _matches(peer.get("podSelector"), other.labels)
+    def _admission(self, pod: Pod, direction: str) -> _Admission:
+        found = self._admissions.get((direction, id(pod)))
+        if found is None:
+            key, peers = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+            everyone, blocks, by_namespace, same_ns = [], [], [], []
+            policies = self._policies(pod, direction)
+            for policy in policies:
+                for rule in policy["spec"].get(key, []):
+                    ports = frozenset(p.get("port") for p in rule["ports"]) if rule.get("ports") else None
+                    listed = rule.get(peers) or []
+                    if not listed:
+                        everyone.append(ports)
+                    for peer in listed:
+                        if "ipBlock" in peer:
+                            blocks.append((ip_network(peer["ipBlock"]["cidr"]), ports))
+                        elif "namespaceSelector" in peer:
+                            by_namespace.append((peer, ports))
+                        else:
+                            same_ns.append((_wanted(peer.get("podSelector")), ports))
+            admission = _Admission(
+                bool(policies), pod.namespace, tuple(everyone), tuple(blocks), tuple(by_namespace), self._index(same_ns)
+            )
+            found = self._admissions[direction, id(pod)] = (pod, admission)
+        return found[1]
 
-    def _admits(self, policies: list[dict[str, Any]], key: str, peers: str, port: int, other: Pod | str) -> bool:
-        if not policies:
+    def _admits(self, pod: Pod, direction: str, port: int, other: Pod | str) -> bool:
+        admission = self._admission(pod, direction)
+        if not admission.closed or any(_port_in(port, ports) for ports in admission.everyone):
             return True
-        for policy in policies:
-            for rule in policy["spec"].get(key, []):
-                port_ok = not rule.get("ports") or any(p.get("port") == port for p in rule["ports"])
-                listed = rule.get(peers)
-                # A peer with a podSelector alone means pods of the policy's own namespace.
-                if port_ok and (
-                    not listed
-                    or any(
-                        self._peer(peer, other)
-                        and ("namespaceSelector" in peer or "ipBlock" in peer or _same_ns(policy, other))
-                        for peer in listed
-                    )
-                ):
-                    return True
-        return False
+        if isinstance(other, str):
+            address = ip_address(other)
+            return any(address in network and _port_in(port, ports) for network, ports in admission.blocks)
+        if other.namespace == admission.namespace and any(
+            _port_in(port, ports) for ports in admission.same_ns.select(other.labels)
+        ):
+            return True
+        # A namespaceSelector picks namespaces; a podSelector beside it, pods in them.
+        return any(
+            _port_in(port, ports)
+            and _matches(peer["namespaceSelector"], self.ns_labels(other.namespace))
+            and _matches(peer.get("podSelector"), other.labels)
+            for peer, ports in admission.by_namespace
+        )
 
     def egress_admits(self, pod: Pod, port: int, dest: Pod | str) -> bool:
-        return self._admits(self._policies(pod, "Egress"), "egress", "to", port, dest)
+        return self._admits(pod, "Egress", port, dest)
 
     def ingress_admits(self, pod: Pod, port: int, source: Pod) -> bool:
-        return self._admits(self._policies(pod, "Ingress"), "ingress", "from", port, source)
-
-
-def _same_ns(policy: dict[str, Any], other: Pod | str) -> bool:
-    return isinstance(other, Pod) and other.namespace == policy["metadata"]["namespace"]
+        return self._admits(pod, "Ingress", port, source)
 
 
 def _addresses(value: str) -> Iterator[tuple[str, int]]:
@@ -219,7 +296,7 @@ def _to_service(cluster: Cluster, caller: Pod, namespace: str, name: str, port: 
     selector = spec.get("selector")
     if not selector:
         return _to_addresses(cluster, caller, namespace, name, ports[0])
-    pods = [p for p in cluster.pods if p.namespace == namespace and _matches({"matchLabels": selector}, p.labels)]
+    pods = cluster.selected(namespace, selector)
     if not pods:
         return [f"Service {namespace}/{name}: its selector {selector} selects no pods"]
     problems = []
