@@ -96,7 +96,9 @@ class _Admission:
     namespace: str  # the pod's (and its policies'): a podSelector alone picks pods of it
     everyone: tuple[Ports, ...]  # rules that list no peers
     blocks: tuple[tuple[Any, Ports], ...]  # ipBlock networks (for addresses)
-    by_namespace: tuple[tuple[dict[str, Any], Ports], ...]  # peers with a namespaceSelector
+    # Peers with a namespaceSelector: by its labels, an index of their podSelectors (MinIO's
+    # clients in another namespace are a peer each).
+    by_namespace: tuple[tuple[dict[str, str], _SelectorIndex], ...]
     same_ns: _SelectorIndex  # peers with a podSelector alone (or empty): their rules' ports
 
 
@@ -200,7 +202,8 @@ class Cluster:
         found = self._admissions.get((direction, id(pod)))
         if found is None:
             key, peers = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
-            everyone, blocks, by_namespace, same_ns = [], [], [], []
+            everyone, blocks, same_ns = [], [], []
+            by_namespace: dict[frozenset[tuple[str, str]], list[tuple[dict[str, str], Ports]]] = {}
             policies = self._policies(pod, direction)
             for policy in policies:
                 for rule in policy["spec"].get(key, []):
@@ -212,11 +215,17 @@ class Cluster:
                         if "ipBlock" in peer:
                             blocks.append((ip_network(peer["ipBlock"]["cidr"]), ports))
                         elif "namespaceSelector" in peer:
-                            by_namespace.append((peer, ports))
+                            namespaces = frozenset(_wanted(peer["namespaceSelector"]).items())
+                            by_namespace.setdefault(namespaces, []).append((_wanted(peer.get("podSelector")), ports))
                         else:
                             same_ns.append((_wanted(peer.get("podSelector")), ports))
             admission = _Admission(
-                bool(policies), pod.namespace, tuple(everyone), tuple(blocks), tuple(by_namespace), self._index(same_ns)
+                bool(policies),
+                pod.namespace,
+                tuple(everyone),
+                tuple(blocks),
+                tuple((dict(namespaces), self._index(peers)) for namespaces, peers in by_namespace.items()),
+                self._index(same_ns),
             )
             found = self._admissions[direction, id(pod)] = (pod, admission)
         return found[1]
@@ -233,11 +242,11 @@ class Cluster:
         ):
             return True
         # A namespaceSelector picks namespaces; a podSelector beside it, pods in them.
+        labels = self.ns_labels(other.namespace)
         return any(
-            _port_in(port, ports)
-            and _matches(peer["namespaceSelector"], self.ns_labels(other.namespace))
-            and _matches(peer.get("podSelector"), other.labels)
-            for peer, ports in admission.by_namespace
+            all(labels.get(k) == v for k, v in namespaces.items())
+            and any(_port_in(port, ports) for ports in index.select(other.labels))
+            for namespaces, index in admission.by_namespace
         )
 
     def egress_admits(self, pod: Pod, port: int, dest: Pod | str) -> bool:
