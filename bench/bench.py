@@ -278,10 +278,10 @@ def bench_synthetic(sizes: list[int], runs: int, work: Path, once_after: float, 
             MEASURED["peak_2000"] = our_peak
         print(
             row(
-                f"2. {size} services render+validate ({runs_label(len(ours), len(theirs))})",
+                f"2. {size} services render+validate",
                 ours,
                 theirs,
-                f"peak {our_peak} MiB vs {their_peak} MiB",
+                f"peak {our_peak} MiB vs {their_peak} MiB ({runs_label(len(ours), len(theirs))})",
                 limit,
             ),
             flush=True,

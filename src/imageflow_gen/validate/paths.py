@@ -58,8 +58,9 @@ def _wanted(selector: dict[str, Any] | None) -> dict[str, str]:
     return (selector or {}).get("matchLabels") or {}
 
 
-def _matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in _wanted(selector).items())
+def _has(labels: dict[str, str], wanted: dict[str, str]) -> bool:
+    """Whether `labels` carry every label of `wanted` (a selector's matchLabels)."""
+    return all(labels.get(k) == v for k, v in wanted.items())
 
 
 class _SelectorIndex:
@@ -79,7 +80,7 @@ class _SelectorIndex:
 
     def select(self, labels: dict[str, str]) -> list[Any]:
         found = self.everything + [e for label in labels.items() for e in self.by_label.get(label, ())]
-        return [entry for wanted, entry in found if all(labels.get(k) == v for k, v in wanted.items())]
+        return [entry for wanted, entry in found if _has(labels, wanted)]
 
 
 # The ports a rule admits (None: every port).
@@ -168,7 +169,7 @@ class Cluster:
         (through the selector's rarest label, not by scanning every pod for every call)."""
         lists = [self._pods_by_label.get((namespace, key, value), []) for key, value in selector.items()]
         fewest = min(lists, key=len)
-        return [pod for pod in fewest if all(pod.labels.get(k) == v for k, v in selector.items())]
+        return [pod for pod in fewest if _has(pod.labels, selector)]
 
     def ns_labels(self, namespace: str) -> dict[str, str]:
         return self.namespaces.get(namespace, {"kubernetes.io/metadata.name": namespace})
@@ -224,7 +225,7 @@ class Cluster:
                 pod.namespace,
                 tuple(everyone),
                 tuple(blocks),
-                tuple((dict(namespaces), self._index(peers)) for namespaces, peers in by_namespace.items()),
+                tuple((dict(namespaces), self._index(entries)) for namespaces, entries in by_namespace.items()),
                 self._index(same_ns),
             )
             found = self._admissions[direction, id(pod)] = (pod, admission)
@@ -244,8 +245,7 @@ class Cluster:
         # A namespaceSelector picks namespaces; a podSelector beside it, pods in them.
         labels = self.ns_labels(other.namespace)
         return any(
-            all(labels.get(k) == v for k, v in namespaces.items())
-            and any(_port_in(port, ports) for ports in index.select(other.labels))
+            _has(labels, namespaces) and any(_port_in(port, ports) for ports in index.select(other.labels))
             for namespaces, index in admission.by_namespace
         )
 
