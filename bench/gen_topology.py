@@ -26,8 +26,8 @@ def synthetic(count: int) -> dict:
     data["purpose"] = f"Benchmark: prod with {count} processing services"
     template = next(s for s in data["processing"]["services"] if s["name"] == "resize")
     # Without resize's release and availability: its availability's reason (prod's one CPU
-    # node) is not true here, and an 8,000-service profile must stay under the loader's
-    # 100,000 values (loading.MAX_VALUES).
+    # node) is not true here, and the largest benchmark profile (bench.SIZES) must stay under
+    # the loader's 100,000 values (loading.MAX_VALUES).
     template = {k: v for k, v in template.items() if k not in ("release", "availability")}
     worker = next(n for n in data["cluster"]["worker_nodes"] if n["labels"].get("node-type") == "cpu-intensive")
     for i in range(math.ceil(count * 0.25 / (worker["resources"]["cpu"] * 0.7))):

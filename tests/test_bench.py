@@ -68,6 +68,7 @@ def test_a_side_whose_first_run_takes_minutes_is_not_repeated(monkeypatch: pytes
     monkeypatch.setattr(bench, "run", fake_render)
     monkeypatch.setattr(bench, "tools_on", fake_tools)
     monkeypatch.setattr(bench, "write_topology", lambda size, profiles: profiles / f"synthetic-{size}.yaml")
+    monkeypatch.setattr(bench, "MEASURED", {})
     lines = bench.bench_synthetic([2000], 3, tmp_path, 120, 900)
     assert len(rendered) == 3 and checked == [tmp_path / "synthetic-2000-0"]
     assert bench.MEASURED["ratio_2000"] == pytest.approx(40 / 700)

@@ -33,6 +33,7 @@ from .plan.exporters import vm_exporters
 from .plan.monitoring import KUBELET_PORT
 from .plan.network import INGRESS_GATEWAY, ISTIO_NAMESPACE, Flow, flows
 from .plan.storage import vm_clients
+from .shared import LabelIndex
 
 if TYPE_CHECKING:  # the diagram takes the gate's findings; it never runs the gate itself
     from .validate.paths import PathProblem
@@ -175,9 +176,9 @@ def build_graph(plan: Plan, closed: Sequence[PathProblem] = ()) -> Graph:
     graph.nodes.append(Node(api_server, f"K3s API server<br/>{', '.join(sorted(masters.values()))}", cluster_group))
     graph.nodes.append(Node(_id("k3s", "kubelets"), f"kubelets<br/>every node :{KUBELET_PORT}", cluster_group))
 
-    selectable = _Selectable(graph.nodes)
+    ends = _Ends(graph.nodes)
     for flow in flows(topo):
-        _add_flow(graph, selectable, topo, flow, kafka_vm, masters, api_server)
+        _add_flow(graph, ends, topo, flow, kafka_vm, masters, api_server)
     _outside_edges(graph, topo, on_vm, edge_vm, kafka_vm, vms)
     _broken_paths(graph, closed)
     used = {e.source for e in graph.edges} | {e.target for e in graph.edges}
@@ -202,49 +203,41 @@ def _broken_paths(graph: Graph, closed: Sequence[PathProblem]) -> None:
             graph.edges.append(edge)
 
 
-class _Selectable:
-    """The workload nodes by namespace and pod label, and the 'any pod' anchors drawn so far: a
-    flow's end finds what it selects without scanning every node (a flow per workload made that
-    grow with the square of the workloads)."""
+class _Ends:
+    """What a flow's end can name: the workload nodes (by namespace and pod label), and the
+    'any pod' anchors drawn so far."""
 
     def __init__(self, nodes: list[Node]) -> None:
-        self.by_label: dict[tuple[str, tuple[str, str]], list[Node]] = {}
+        self.workloads: LabelIndex[str] = LabelIndex()
         for n in nodes:
             if n.namespace is not None and n.shape != "anchor":
-                for label in n.pod_labels:
-                    self.by_label.setdefault((n.namespace, label), []).append(n)
+                self.workloads.add(n.namespace, dict(n.pod_labels), n.id)
         self.anchors: set[str] = set()
 
-    def select(self, namespace: str, pods: dict[str, str]) -> list[str]:
-        """The ids of the workload nodes of `namespace` whose pods carry all of `pods` (not empty)."""
-        wanted = set(pods.items())
-        fewest = min((self.by_label.get((namespace, label), []) for label in wanted), key=len)
-        return [n.id for n in fewest if wanted <= set(n.pod_labels)]
 
-
-def _endpoints(graph: Graph, selectable: _Selectable, namespace: str | None, pods: dict[str, str]) -> list[str]:
+def _endpoints(graph: Graph, ends: _Ends, namespace: str | None, pods: dict[str, str]) -> list[str]:
     """The nodes a flow's end selects: matching workloads, or the namespace's 'any pod' anchor."""
     if namespace is None:
         return []
     if not pods:
         anchor = _id("ns", namespace, "any")
-        if anchor not in selectable.anchors:
-            selectable.anchors.add(anchor)
+        if anchor not in ends.anchors:
+            ends.anchors.add(anchor)
             graph.nodes.append(Node(anchor, "any pod", _id("ns", namespace), shape="anchor", namespace=namespace))
         return [anchor]
-    return selectable.select(namespace, pods)
+    return ends.workloads.select(namespace, pods)
 
 
 def _add_flow(
     graph: Graph,
-    selectable: _Selectable,
+    ends: _Ends,
     topo: Topology,
     flow: Flow,
     kafka_vm: str,
     masters: dict[str, str],
     api_server: str,
 ) -> None:
-    sources = _endpoints(graph, selectable, flow.source_ns, flow.source_pods)
+    sources = _endpoints(graph, ends, flow.source_ns, flow.source_pods)
     if flow.dest_cidrs:
         kafka_address = f"{kafka_vm_address(topo)}/32"
         published = _published(topo)
@@ -264,7 +257,7 @@ def _add_flow(
             elif address in masters:
                 targets.append((api_server, flow.ports))
     else:
-        targets = [(t, flow.ports) for t in _endpoints(graph, selectable, flow.dest_ns, flow.dest_pods)]
+        targets = [(t, flow.ports) for t in _endpoints(graph, ends, flow.dest_ns, flow.dest_pods)]
     for source in sources:
         for target, ports in targets:
             graph.edges.append(Edge(source, target, _ports(ports), "flow"))

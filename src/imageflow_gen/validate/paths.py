@@ -27,7 +27,7 @@ from functools import cached_property
 from ipaddress import ip_address, ip_network
 from typing import Any
 
-from ..shared import SOURCE_ANNOTATION
+from ..shared import SOURCE_ANNOTATION, LabelIndex, has_labels
 
 # The variables through which workloads are told where to call.
 CALL_VARIABLES = ("MINIO_ENDPOINT", "KAFKA_BOOTSTRAP_SERVERS", "OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -58,11 +58,6 @@ def _wanted(selector: dict[str, Any] | None) -> dict[str, str]:
     return (selector or {}).get("matchLabels") or {}
 
 
-def _has(labels: dict[str, str], wanted: dict[str, str]) -> bool:
-    """Whether `labels` carry every label of `wanted` (a selector's matchLabels)."""
-    return all(labels.get(k) == v for k, v in wanted.items())
-
-
 class _SelectorIndex:
     """Entries found by the labels their selector (matchLabels) needs, without scanning them
     all: each is filed under its selector's rarest label among the pods (or with the entries
@@ -80,7 +75,7 @@ class _SelectorIndex:
 
     def select(self, labels: dict[str, str]) -> list[Any]:
         found = self.everything + [e for label in labels.items() for e in self.by_label.get(label, ())]
-        return [entry for wanted, entry in found if _has(labels, wanted)]
+        return [entry for wanted, entry in found if has_labels(labels, wanted)]
 
 
 # The ports a rule admits (None: every port).
@@ -156,20 +151,15 @@ class Cluster:
                 self.gateways[(meta["namespace"], meta["name"])] = obj
 
     @cached_property
-    def _pods_by_label(self) -> dict[tuple[str, str, str], list[Pod]]:
-        """(namespace, label key, value) -> the pods there with that label."""
-        index: dict[tuple[str, str, str], list[Pod]] = {}
+    def _pod_index(self) -> LabelIndex[Pod]:
+        index: LabelIndex[Pod] = LabelIndex()
         for pod in self.pods:
-            for key, value in pod.labels.items():
-                index.setdefault((pod.namespace, key, value), []).append(pod)
+            index.add(pod.namespace, pod.labels, pod)
         return index
 
     def selected(self, namespace: str, selector: dict[str, str]) -> list[Pod]:
-        """The pods of `namespace` a Service's selector (not empty) selects, in the objects' order
-        (through the selector's rarest label, not by scanning every pod for every call)."""
-        lists = [self._pods_by_label.get((namespace, key, value), []) for key, value in selector.items()]
-        fewest = min(lists, key=len)
-        return [pod for pod in fewest if _has(pod.labels, selector)]
+        """The pods of `namespace` a Service's selector (not empty) selects, in the objects' order."""
+        return self._pod_index.select(namespace, selector)
 
     def ns_labels(self, namespace: str) -> dict[str, str]:
         return self.namespaces.get(namespace, {"kubernetes.io/metadata.name": namespace})
@@ -245,7 +235,7 @@ class Cluster:
         # A namespaceSelector picks namespaces; a podSelector beside it, pods in them.
         labels = self.ns_labels(other.namespace)
         return any(
-            _has(labels, namespaces) and any(_port_in(port, ports) for ports in index.select(other.labels))
+            has_labels(labels, namespaces) and any(_port_in(port, ports) for ports in index.select(other.labels))
             for namespaces, index in admission.by_namespace
         )
 
