@@ -150,20 +150,21 @@ def survivors(plan: Plan) -> list[str]:
 
 def impacts(plan: Plan) -> list[NodeImpact]:
     """What losing and what draining each node of the cluster does, node by node."""
-    work = [d for d in demands(plan) if not d.per_node]
     budgets = _budgets(plan)
+    # Each workload's pinned nodes, found once (not once per node: the nodes grow with the workloads).
+    on_node: dict[str, list[tuple[Demand, str, int]]] = {}
+    for demand in demands(plan):
+        if not demand.per_node:
+            for node_name, (why, pods) in _pinned(plan, demand).items():
+                on_node.setdefault(node_name, []).append((demand, why, pods))
     result = []
     for node in plan.topology.cluster.nodes:
         loss, drain, blocks = [], [], []
-        for demand in work:
-            pinned = _pinned(plan, demand).get(node.name)
-            if pinned is None:
-                continue
-            why, on_node = pinned
+        for demand, why, pods in on_node.get(node.name, []):
             availability = _availability(plan, demand.source)
             accepted = availability.reason if availability is not None and availability.survives == "nothing" else ""
             loss.append(Down(demand.kind, demand.namespace, demand.name, why, accepted))
-            if (demand.namespace, demand.name) in budgets and on_node > 1:
+            if (demand.namespace, demand.name) in budgets and pods > 1:
                 blocks.append((demand.kind, demand.namespace, demand.name))
                 drain.append(
                     f"stops after evicting one pod of {demand.kind} {demand.name}: its disruption budget lets one "
@@ -176,6 +177,25 @@ def impacts(plan: Plan) -> list[NodeImpact]:
     return result
 
 
+_Loss = tuple[str, frozenset[str], dict[str, Decimal], dict[str, Decimal]]
+
+
+def _losses(work: list[Demand], nodes: dict[str, Any], group: frozenset[str]) -> list[_Loss]:
+    """(lost, the rest, their capacity, what the workloads confined to them request there) for
+    each node of `group` lost in turn (N-1: everything confined to these nodes must fit on them
+    once any one is gone)."""
+    inside = [d for d in work if d.nodes and (d.nodes <= group or d.per_node and d.nodes & group)]
+    result = []
+    for lost in sorted(group):
+        rest = group - {lost}
+        capacity = {r: sum((_node_capacity(nodes[n])[r] for n in rest), Decimal(0)) for r in _RESOURCES}
+        # What can move there: a workload that may only run on the lost node stops instead.
+        moving = [d for d in inside if d.nodes - {lost}]
+        requested = {r: sum((d.total(r, rest) for d in moving), Decimal(0)) for r in _RESOURCES}
+        result.append((lost, rest, capacity, requested))
+    return result
+
+
 def requirements(plan: Plan) -> tuple[list[Row], list[Finding]]:
     """The capacity rows of every workload that must survive a node's loss (its nodes, less each
     one in turn: scope n-1), and an error for each that cannot."""
@@ -183,6 +203,7 @@ def requirements(plan: Plan) -> tuple[list[Row], list[Finding]]:
     work = demands(plan)
     nodes = {n.name: n for n in topo.cluster.nodes}
     rows: dict[tuple[frozenset[str], str], Row] = {}
+    losses: dict[frozenset[str], list[_Loss]] = {}  # per set of nodes: workloads share them
     findings = []
     for demand in work:
         availability = _availability(plan, demand.source)
@@ -196,14 +217,9 @@ def requirements(plan: Plan) -> tuple[list[Row], list[Finding]]:
             may = f"only {', '.join(sorted(demand.nodes))} may run it" if demand.nodes else "no node may run it"
             findings.append(Finding("error", where, f"{label}, but {may} ({_group_name(topo, demand.nodes)})"))
             continue
-        # N-1: everything confined to these nodes must fit on them once any one is gone.
-        inside = [d for d in work if d.nodes and (d.nodes <= demand.nodes or d.per_node and d.nodes & demand.nodes)]
-        for lost in sorted(demand.nodes):
-            rest = demand.nodes - {lost}
-            capacity = {r: sum((_node_capacity(nodes[n])[r] for n in rest), Decimal(0)) for r in _RESOURCES}
-            # What can move there: a workload that may only run on the lost node stops instead.
-            moving = [d for d in inside if d.nodes - {lost}]
-            requested = {r: sum((d.total(r, rest) for d in moving), Decimal(0)) for r in _RESOURCES}
+        if demand.nodes not in losses:
+            losses[demand.nodes] = _losses(work, nodes, demand.nodes)
+        for lost, rest, capacity, requested in losses[demand.nodes]:
             rows.setdefault(
                 (demand.nodes, lost),
                 Row("n-1", f"{', '.join(sorted(rest))} (without {lost})", capacity, requested, [], where),

@@ -371,6 +371,7 @@ class Caller:
     uses: tuple[tuple[int, Any], ...]
 
 
+@once_per_object
 def callers(topo: Topology) -> list[Caller]:
     """Every workload once per place it runs: the edge components, the processing services, the
     typed workloads."""
@@ -491,6 +492,7 @@ class PostgresUser:
     path: Path  # its use of PostgreSQL
 
 
+@once_per_object
 def postgres_users(topo: Topology) -> list[PostgresUser]:
     result = []
     for caller in callers(topo):
@@ -502,6 +504,7 @@ def postgres_users(topo: Topology) -> list[PostgresUser]:
     return result
 
 
+@once_per_object
 def postgres_port(topo: Topology) -> WorkloadPort:
     """The PostgreSQL store's port `sql`: with `vm_node_port`, a node port admitting exactly the
     VMs whose uses name a database (when any does)."""
@@ -1353,6 +1356,7 @@ class SlotEnv:
     files: tuple[Any, ...] = ()
 
 
+@once_per_object
 def slot_envs(topo: Topology) -> list[SlotEnv]:
     """Each processing service's and edge component's own env, once per place it runs."""
     namespace = topo.processing.namespace
@@ -1406,6 +1410,7 @@ class Target:
         return next((p for p in self.ports if p.name == name), None)
 
 
+@once_per_object
 def endpoint_targets(topo: Topology) -> dict[str, Target]:
     """Everything an endpoint may name, by name."""
     namespace = topo.processing.namespace

@@ -9,6 +9,7 @@ from typing import Any
 from ..model import Topology
 from ..model.checks import MinioClient, minio_clients
 from ..model.storage import Minio
+from ..shared import once_per_object
 from .common import (
     NON_ROOT_UID,
     Spec,
@@ -180,8 +181,16 @@ def vm_endpoints(topo: Topology) -> list[dict[str, str]]:
     ]
 
 
+@once_per_object
+def _clients_by_name(topo: Topology) -> dict[str, MinioClient]:
+    by_name: dict[str, MinioClient] = {}
+    for c in minio_clients(topo):
+        by_name.setdefault(c.name, c)
+    return by_name
+
+
 def client_of(topo: Topology, workload: str) -> MinioClient:
-    return next(c for c in minio_clients(topo) if c.name == workload)
+    return _clients_by_name(topo)[workload]
 
 
 def client_env(minio: Minio) -> list[dict[str, str]]:
